@@ -1,0 +1,39 @@
+import type { Command } from "commander";
+import { loadConfig } from "@llmlb/runtime";
+import { loggerFor, startNode } from "../start-node.js";
+import { settingFlags, type GlobalFlags } from "./setting-flags.js";
+
+/** `llmlb-node serve`: runs the node until SIGINT/SIGTERM, then drains in-flight calls and exits 0. */
+export function registerServeCommand(program: Command): void {
+  program
+    .command("serve")
+    .description("serve gRPC (h2c) and HTTP (Connect, /v0, /v1, dashboard) in one process")
+    .addHelpText("after", "\nExample:\n  LLMLB_HOME=/srv/llmlb llmlb-node serve --http-port 8080 --grpc-port 50051\n")
+    .action(async (_opts, command: Command) => {
+      const config = loadConfig({ flags: settingFlags(command.optsWithGlobals<GlobalFlags>()) });
+      const logger = loggerFor(config);
+      const node = await startNode(config, logger);
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) {
+          logger.warn({ signal }, "second signal: exiting now");
+          process.exit(1);
+        }
+        stopping = true;
+        logger.info({ signal }, "draining in-flight calls");
+        node.close().then(
+          () => {
+            logger.info("stopped");
+            logger.flush?.();
+            process.exit(0);
+          },
+          (err: unknown) => {
+            logger.error({ err }, "error while stopping");
+            process.exit(1);
+          },
+        );
+      };
+      process.on("SIGINT", () => stop("SIGINT"));
+      process.on("SIGTERM", () => stop("SIGTERM"));
+    });
+}

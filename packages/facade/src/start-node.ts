@@ -1,0 +1,56 @@
+import { createLogger, NodeRuntime, type GrpcServer, type Logger, type NodeConfig } from "@llmlb/runtime";
+import { createNodeClients, type NodeClients } from "./clients.js";
+import { startHttpServer, type HttpServer } from "./http/http-server.js";
+
+export interface RunningNode {
+  runtime: NodeRuntime;
+  clients: NodeClients;
+  grpc: GrpcServer;
+  http: HttpServer;
+  logger: Logger;
+  /** Drains both listeners, then closes the runtime. */
+  close(): Promise<void>;
+}
+
+export function loggerFor(config: NodeConfig): Logger {
+  return createLogger({
+    level: config.logLevel,
+    format: config.logFormat,
+    secrets: [config.apiKey, config.hfToken, config.githubToken, config.routerApiKey],
+  });
+}
+
+/** Starts one node: the runtime in this process, gRPC (h2c) and HTTP listeners over the same services. */
+export async function startNode(config: NodeConfig, logger: Logger = loggerFor(config)): Promise<RunningNode> {
+  const runtime = await NodeRuntime.create(config, logger);
+  const clients = createNodeClients(runtime.inProcessTransport());
+  let grpc: GrpcServer | undefined;
+  try {
+    grpc = await runtime.listenGrpc();
+    const http = await startHttpServer({
+      routes: runtime.routes,
+      interceptors: runtime.interceptors(),
+      clients,
+      apiKey: config.apiKey,
+      host: config.host,
+      port: config.httpPort,
+      logger,
+    });
+    const listeners = { grpc, http };
+    return {
+      runtime,
+      clients,
+      ...listeners,
+      logger,
+      async close() {
+        runtime.health.setServing(false);
+        await Promise.all([listeners.http.close(), listeners.grpc.close()]);
+        await runtime.close();
+      },
+    };
+  } catch (err) {
+    await grpc?.close(0);
+    await runtime.close();
+    throw err;
+  }
+}

@@ -1,0 +1,205 @@
+import { spawn } from "node:child_process";
+import net from "node:net";
+import path from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { fromBinary } from "@bufbuild/protobuf";
+import { createClient, Code, ConnectError } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LlmlbError, errorInterceptor, loadConfig, silentLogger, startGrpcServer } from "@llmlb/runtime";
+import { ErrorInfoSchema } from "@llmlb/runtime/gen/google/rpc/error_details_pb";
+import { Health, HealthCheckResponse_ServingStatus } from "@llmlb/runtime/gen/grpc/health/v1/health_pb";
+import { ModelCatalogService } from "@llmlb/runtime/gen/llmlb/node/v1/catalog_pb";
+import { StatusSchema } from "@llmlb/runtime/gen/google/rpc/status_pb";
+import { startNode } from "../src/index.js";
+import { grpcJsClient, isolatedEnv, startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
+
+const root = path.resolve(import.meta.dirname, "../../..");
+
+describe("gRPC (h2c) and HTTP/1.1 listeners", () => {
+  let node: TestNode;
+  beforeAll(async () => {
+    node = await startTestNode();
+  });
+  afterAll(async () => node?.stop());
+
+  it("answers grpc.health.v1 Check with SERVING to a @grpc/grpc-js client", async () => {
+    const client = grpcJsClient(Health, node.grpcUrl);
+    try {
+      const res = await client.unary<{ status: number }>("check", { service: "" });
+      expect(res.status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+      const svc = await client.unary<{ status: number }>("check", { service: "llmlb.node.v1.InferenceService" });
+      expect(svc.status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+      await expect(client.unary("check", { service: "no.such.Service" })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+    } finally {
+      client.close();
+    }
+  });
+
+  it("routes a catalog method for a @grpc/grpc-js client", async () => {
+    const client = grpcJsClient(ModelCatalogService, node.grpcUrl);
+    try {
+      // Whatever the catalog answers, the call reached our handler: a grpc status from the server, not a transport error.
+      const outcome = await client.unary("listModels", { pageSize: 5 }).then(
+        (res) => ({ ok: true as const, res }),
+        (err: grpc.ServiceError) => ({ ok: false as const, err }),
+      );
+      if (!outcome.ok) expect([grpc.status.UNIMPLEMENTED]).toContain(outcome.err.code);
+      else expect(outcome.res).toHaveProperty("models");
+    } finally {
+      client.close();
+    }
+  });
+
+  it("serves the same services to a Connect client over HTTP/1.1", async () => {
+    const transport = createConnectTransport({ baseUrl: node.httpUrl, httpVersion: "1.1" });
+    const health = createClient(Health, transport);
+    expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    const res = await fetch(`${node.httpUrl}/v0/health`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "SERVING" });
+  });
+
+  it("streams health Watch over gRPC until the client cancels", async () => {
+    const health = createClient(Health, createGrpcTransport({ baseUrl: node.grpcUrl }));
+    const abort = new AbortController();
+    const seen: number[] = [];
+    await expect(
+      (async () => {
+        for await (const res of health.watch({ service: "" }, { signal: abort.signal })) {
+          seen.push(res.status);
+          abort.abort();
+        }
+      })(),
+    ).rejects.toMatchObject({ code: Code.Canceled });
+    expect(seen).toEqual([HealthCheckResponse_ServingStatus.SERVING]);
+  });
+});
+
+describe("API key", () => {
+  let node: TestNode;
+  beforeAll(async () => {
+    node = await startTestNode({ LLMLB_API_KEY: "s3cret-key" });
+  });
+  afterAll(async () => node?.stop());
+
+  it("rejects gRPC calls without the key, with UNAUTHENTICATED, and accepts them with it", async () => {
+    const anonymous = grpcJsClient(ModelCatalogService, node.grpcUrl);
+    const wrong = grpcJsClient(ModelCatalogService, node.grpcUrl, { authorization: "Bearer nope" });
+    const keyed = grpcJsClient(ModelCatalogService, node.grpcUrl, { authorization: "Bearer s3cret-key" });
+    try {
+      await expect(anonymous.unary("listModels", {})).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: expect.stringContaining("missing API key") });
+      await expect(wrong.unary("listModels", {})).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: expect.stringContaining("invalid API key") });
+      const outcome = await keyed.unary("listModels", {}).catch((err: grpc.ServiceError) => err);
+      expect((outcome as grpc.ServiceError).code).not.toBe(grpc.status.UNAUTHENTICATED);
+    } finally {
+      anonymous.close();
+      wrong.close();
+      keyed.close();
+    }
+  });
+
+  it("keeps gRPC health open for probes", async () => {
+    const client = grpcJsClient(Health, node.grpcUrl);
+    try {
+      expect((await client.unary<{ status: number }>("check", { service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("answers HTTP /v0 without the key with 401 and an OpenAI-shaped body", async () => {
+    const res = await fetch(`${node.httpUrl}/v0/health`);
+    expect(res.status).toBe(401);
+    const body = (await res.json()) as { error: { message: string; type: string; code: string } };
+    expect(body.error).toMatchObject({ type: "invalid_request_error", code: "invalid_api_key" });
+    expect(body.error.message).toContain("Authorization: Bearer");
+    const ok = await fetch(`${node.httpUrl}/v0/health`, { headers: { authorization: "Bearer s3cret-key" } });
+    expect(ok.status).toBe(200);
+  });
+
+  it("requires the key on the Connect protocol too", async () => {
+    const catalog = createClient(ModelCatalogService, createConnectTransport({ baseUrl: node.httpUrl, httpVersion: "1.1" }));
+    const err = await catalog.listModels({}).catch((e: unknown) => ConnectError.from(e));
+    expect((err as ConnectError).code).toBe(Code.Unauthenticated);
+  });
+});
+
+describe("errors on the wire", () => {
+  it("carries a google.rpc.ErrorInfo reason that a plain gRPC client can decode", async () => {
+    // Our real server and interceptors; only the handler is the test's, throwing the node's error type.
+    const server = await startGrpcServer({
+      routes: (router) =>
+        router.service(ModelCatalogService, {
+          getModel: () => {
+            throw new LlmlbError("MODEL_NOT_SUPPORTED", 'model "x" is not in the catalog', { model_id: "x" });
+          },
+        }),
+      interceptors: [errorInterceptor],
+      host: "127.0.0.1",
+      port: 0,
+    });
+    const client = grpcJsClient(ModelCatalogService, server.url);
+    try {
+      const err = (await client.unary("getModel", { modelId: "x" }).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError;
+      expect(err.code).toBe(grpc.status.NOT_FOUND);
+      expect(err.details).toBe('model "x" is not in the catalog');
+      const [details] = err.metadata.get("grpc-status-details-bin") as Buffer[];
+      const status = fromBinary(StatusSchema, details!);
+      expect(status.details[0]?.typeUrl).toBe("type.googleapis.com/google.rpc.ErrorInfo");
+      const info = fromBinary(ErrorInfoSchema, status.details[0]!.value);
+      expect(info).toMatchObject({ reason: "MODEL_NOT_SUPPORTED", domain: "llmlb.node", metadata: { model_id: "x" } });
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+});
+
+describe("start-up and shutdown", () => {
+  it("names the port and the variable when a port is taken", async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const { dir, cleanup } = tempDir();
+    try {
+      const config = loadConfig({ env: isolatedEnv(dir, { LLMLB_GRPC_PORT: String(port) }) });
+      await expect(startNode(config, silentLogger())).rejects.toThrow(
+        new RegExp(`^port ${port} on 127\\.0\\.0\\.1 is already in use: set LLMLB_GRPC_PORT \\(or --grpc-port\\) to a free port$`),
+      );
+    } finally {
+      blocker.close();
+      cleanup();
+    }
+  });
+
+  it("the CLI serves health, then drains and exits 0 on SIGTERM", async () => {
+    const { dir, cleanup } = tempDir();
+    const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", path.join(root, "packages/facade/src/cli.ts"), "serve"], {
+      env: { ...process.env, ...isolatedEnv(dir, { LLMLB_LOG_LEVEL: "info", LLMLB_LOG_FORMAT: "json" }) },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    try {
+      const httpUrl = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no HTTP listener within 20 s:\n${stderr}`)), 20_000);
+        child.stderr.on("data", () => {
+          const match = /"url":"(http:\/\/127\.0\.0\.1:\d+)","msg":"HTTP listening"/.exec(stderr);
+          if (match) {
+            clearTimeout(timer);
+            resolve(match[1]!);
+          }
+        });
+      });
+      expect((await fetch(`${httpUrl}/v0/health`)).status).toBe(200);
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      expect(stderr).toContain("draining in-flight calls");
+    } finally {
+      child.kill("SIGKILL");
+      cleanup();
+    }
+  });
+});

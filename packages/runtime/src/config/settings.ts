@@ -1,0 +1,95 @@
+import os from "node:os";
+import path from "node:path";
+import {
+  parseBoolean, parseEnum, parseInteger, parseList, parsePath, parsePort, parseSize, parseString, parseUrl,
+  type Parser,
+} from "./parse.js";
+import { findUp } from "./find-up.js";
+
+export const GPU_CHOICES = ["auto", "cuda", "metal", "vulkan", "cpu"] as const;
+export type GpuChoice = (typeof GPU_CHOICES)[number];
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS = ["auto", "json", "pretty"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+interface SettingDef<T> {
+  /** Environment variables, first found wins. */
+  env: readonly string[];
+  parse: Parser<T>;
+  default: T | ((partial: { home: string }) => T);
+  description: string;
+  /** Never printed in full (API keys, tokens). */
+  secret?: boolean;
+}
+
+const setting = <T>(def: SettingDef<T>): SettingDef<T> => def;
+
+/**
+ * Every setting of the node. Precedence: command-line flag (kebab-case of the key) > environment >
+ * config file (same key, camelCase) > default. The README's configuration table is this list.
+ */
+export const SETTINGS = {
+  home: setting({ env: ["LLMLB_HOME"], parse: parsePath, default: path.join(os.homedir(), ".llmlb"),
+    description: "Where models, adapters, locks, the index and config.json live." }),
+  host: setting({ env: ["LLMLB_HOST"], parse: parseString, default: "127.0.0.1",
+    description: "Address both listeners bind to (0.0.0.0 to serve the network)." }),
+  grpcPort: setting({ env: ["LLMLB_GRPC_PORT"], parse: parsePort, default: 50051,
+    description: "gRPC (h2c) port." }),
+  httpPort: setting({ env: ["LLMLB_HTTP_PORT"], parse: parsePort, default: 8080,
+    description: "HTTP/1.1 port: Connect, /v0, /v1, dashboard, /metrics." }),
+  apiKey: setting({ env: ["LLMLB_API_KEY"], parse: parseString, default: "", secret: true,
+    description: "When set, `Authorization: Bearer <key>` is required on gRPC and HTTP." }),
+  logLevel: setting<LogLevel>({ env: ["LLMLB_LOG_LEVEL"], parse: parseEnum(LOG_LEVELS), default: "info",
+    description: "trace, debug, info, warn, error, fatal or silent." }),
+  logFormat: setting<LogFormat>({ env: ["LLMLB_LOG_FORMAT"], parse: parseEnum(LOG_FORMATS), default: "auto",
+    description: "json, pretty, or auto (pretty on a terminal, JSON otherwise)." }),
+  supportedModels: setting({ env: ["LLMLB_SUPPORTED_MODELS"], parse: parsePath,
+    default: () => findUp("supported_models.json") ?? path.resolve("supported_models.json"),
+    description: "The curated model list (JSON, validated at start-up)." }),
+  gpu: setting<GpuChoice>({ env: ["LLMLB_GPU"], parse: parseEnum(GPU_CHOICES), default: "auto",
+    description: "auto, cuda, metal, vulkan or cpu." }),
+  threads: setting({ env: ["LLMLB_THREADS"], parse: parseInteger(0, 1024), default: 0,
+    description: "CPU threads per context; 0 picks one less than the number of cores." }),
+  memoryBudget: setting({ env: ["LLMLB_MEMORY_BUDGET"], parse: parseSize, default: 0,
+    description: "Memory for loaded models (e.g. 16GiB); 0 means 80% of free memory at start." }),
+  parallelism: setting({ env: ["LLMLB_PARALLELISM"], parse: parseInteger(1, 64), default: 4,
+    description: "Requests one model serves at once (context sequences)." }),
+  queueSize: setting({ env: ["LLMLB_QUEUE_SIZE"], parse: parseInteger(0, 100000), default: 64,
+    description: "Requests that may wait per model before QUEUE_FULL." }),
+  hfEndpoint: setting({ env: ["HF_ENDPOINT", "MODEL_ENDPOINT"], parse: parseUrl, default: "https://huggingface.co",
+    description: "Hugging Face endpoint (mirrors, proxies, tests)." }),
+  hfToken: setting({ env: ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"], parse: parseString, default: "", secret: true,
+    description: "Hugging Face token; sent only to the HF endpoint's host. Also read from ~/.cache/huggingface/token." }),
+  routerUrls: setting({ env: ["LLMLB_ROUTER_URL"], parse: parseList(parseUrl), default: [] as string[],
+    description: "Upstream llmlb routers or peer nodes (comma-separated) for the router-proxy source." }),
+  routerApiKey: setting({ env: ["LLMLB_ROUTER_API_KEY"], parse: parseString, default: "", secret: true,
+    description: "Bearer key sent to the routers." }),
+  prefetch: setting({ env: ["LLMLB_PREFETCH"], parse: parseBoolean, default: false,
+    description: "At start, pull the models the router lists for this node." }),
+  githubUrl: setting({ env: ["LLMLB_GITHUB_URL"], parse: parseUrl, default: "https://github.com",
+    description: "GitHub (Enterprise) base URL for github: adapter references." }),
+  githubToken: setting({ env: ["GITHUB_TOKEN"], parse: parseString, default: "", secret: true,
+    description: "GitHub token; sent only to the GitHub host." }),
+  extraModelDirs: setting({ env: ["LLMLB_EXTRA_MODEL_DIRS"], parse: parseList(parsePath, path.delimiter),
+    default: [] as string[],
+    description: `Read-only directories searched for model files (e.g. a Hugging Face cache), '${path.delimiter}'-separated.` }),
+  downloadConnections: setting({ env: ["LLMLB_DOWNLOAD_CONNECTIONS"], parse: parseInteger(1, 32), default: 4,
+    description: "Ranged connections per large file when the server supports ranges." }),
+  downloadRetries: setting({ env: ["LLMLB_DOWNLOAD_RETRIES"], parse: parseInteger(0, 100), default: 8,
+    description: "Retries per file on 408/429/5xx, resets and stalls (with backoff)." }),
+  stallTimeoutSeconds: setting({ env: ["LLMLB_STALL_TIMEOUT"], parse: parseInteger(1, 3600), default: 30,
+    description: "Seconds without a byte before a transfer is retried from where it stopped." }),
+  lockWaitTimeoutSeconds: setting({ env: ["LLMLB_LOCK_WAIT_TIMEOUT"], parse: parseInteger(1, 86400), default: 300,
+    description: "Seconds to wait for another process's download of the same model." }),
+  diskReserve: setting({ env: ["LLMLB_DISK_RESERVE"], parse: parseSize, default: 512 * 1024 * 1024,
+    description: "Free space always left on the disk (e.g. 2GiB)." }),
+  pluginTimeoutSeconds: setting({ env: ["LLMLB_PLUGIN_TIMEOUT"], parse: parseInteger(1, 3600), default: 30,
+    description: "Seconds a source provider may take to locate an artifact." }),
+  runtimeUrl: setting({ env: ["LLMLB_RUNTIME_URL"], parse: parseString, default: "",
+    description: "Serve HTTP in front of a remote runtime over gRPC (e.g. http://10.0.0.5:50051) instead of in-process." }),
+} as const;
+
+export type SettingKey = keyof typeof SETTINGS;
+type ValueOf<K extends SettingKey> = (typeof SETTINGS)[K] extends SettingDef<infer T> ? T : never;
+export type Settings = { -readonly [K in SettingKey]: ValueOf<K> };

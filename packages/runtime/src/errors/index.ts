@@ -1,0 +1,10 @@
+export { ERROR_DOMAIN, REASONS, type Reason } from "./reasons.js";
+export {
+  LlmlbError,
+  isLlmlbError,
+  isAbortError,
+  toConnectError,
+  fromConnectError,
+  errorInfoOf,
+  type ErrorMetadata,
+} from "./llmlb-error.js";

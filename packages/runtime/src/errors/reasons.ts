@@ -1,0 +1,43 @@
+import { Code } from "@connectrpc/connect";
+
+/** Domain of every google.rpc.ErrorInfo this node sends. */
+export const ERROR_DOMAIN = "llmlb.node";
+
+/**
+ * Every stable error reason with the gRPC code it travels with. Callers branch on the reason,
+ * never on message text. The proto service comments document the same list.
+ */
+export const REASONS = {
+  INVALID_ARGUMENT: Code.InvalidArgument,
+  INVALID_MODEL_ID: Code.InvalidArgument,
+  INVALID_ADAPTER_REF: Code.InvalidArgument,
+  INVALID_REPO: Code.InvalidArgument,
+  INVALID_PAGE_TOKEN: Code.InvalidArgument,
+  INVALID_CONFIG: Code.InvalidArgument,
+  MODEL_NOT_SUPPORTED: Code.NotFound,
+  FILE_NOT_FOUND: Code.NotFound,
+  ADAPTER_NOT_FOUND: Code.NotFound,
+  MODEL_ALREADY_EXISTS: Code.AlreadyExists,
+  MODEL_IN_USE: Code.FailedPrecondition,
+  NO_GGUF_FILES: Code.FailedPrecondition,
+  CAPABILITY_MISSING: Code.FailedPrecondition,
+  INVALID_MODEL_FILE: Code.FailedPrecondition,
+  ALL_SOURCES_FAILED: Code.Unavailable,
+  MODEL_NOT_READY: Code.Unavailable,
+  SOURCE_UNAVAILABLE: Code.Unavailable,
+  CHECKSUM_MISMATCH: Code.DataLoss,
+  SIZE_MISMATCH: Code.DataLoss,
+  INSUFFICIENT_DISK: Code.ResourceExhausted,
+  INSUFFICIENT_MEMORY: Code.ResourceExhausted,
+  QUEUE_FULL: Code.ResourceExhausted,
+  RATE_LIMITED: Code.ResourceExhausted,
+  LOCK_WAIT_TIMEOUT: Code.DeadlineExceeded,
+  GATED_REPO: Code.PermissionDenied,
+  ACCESS_DENIED: Code.PermissionDenied,
+  AUTH_REQUIRED: Code.Unauthenticated,
+  CANCELLED: Code.Canceled,
+  UNIMPLEMENTED: Code.Unimplemented,
+  INTERNAL: Code.Internal,
+} as const satisfies Record<string, Code>;
+
+export type Reason = keyof typeof REASONS;

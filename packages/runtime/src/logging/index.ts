@@ -1,0 +1,2 @@
+export { createLogger, silentLogger, type Logger, type LoggerOptions } from "./logger.js";
+export { createRedactor, redactDeep } from "./redact.js";

@@ -1,0 +1,76 @@
+import { createRouterTransport, type Interceptor, type Transport } from "@connectrpc/connect";
+import type { NodeConfig } from "./config/index.js";
+import type { Logger } from "./logging/index.js";
+import { errorInterceptor, authInterceptor } from "./server/interceptors.js";
+import { startGrpcServer, type GrpcServer } from "./server/grpc-server.js";
+import { HealthState, createHealthService } from "./services/health-service.js";
+import { nodeRoutes, SERVED_SERVICE_NAMES, type NodeServices } from "./services/routes.js";
+
+/**
+ * One node: its components and the service implementations over them. Listeners (gRPC here,
+ * HTTP in the facade) and the in-process transport all serve the same routes.
+ */
+export class NodeRuntime {
+  readonly health = new HealthState(SERVED_SERVICE_NAMES);
+  readonly services: NodeServices;
+  /** Aborted when the node starts shutting down; long-lived streams end on it. */
+  readonly shutdownSignal: AbortSignal;
+  private readonly shutdownController = new AbortController();
+  private readonly closers: Array<() => Promise<void> | void> = [];
+
+  private constructor(
+    readonly config: NodeConfig,
+    readonly logger: Logger,
+  ) {
+    this.shutdownSignal = this.shutdownController.signal;
+    this.services = {
+      catalog: {},
+      resolver: {},
+      inference: {},
+      health: createHealthService(this.health),
+    };
+  }
+
+  static async create(config: NodeConfig, logger: Logger): Promise<NodeRuntime> {
+    const runtime = new NodeRuntime(config, logger);
+    return runtime;
+  }
+
+  /** Interceptors every listener applies, in order: errors outermost, then auth. */
+  interceptors(): Interceptor[] {
+    return [errorInterceptor, authInterceptor(this.config.apiKey)];
+  }
+
+  get routes() {
+    return nodeRoutes(this.services);
+  }
+
+  /** A Connect transport that calls the services in this process (what the facade uses by default). */
+  inProcessTransport(): Transport {
+    return createRouterTransport(this.routes, { router: { interceptors: [errorInterceptor] } });
+  }
+
+  async listenGrpc(host = this.config.host, port = this.config.grpcPort): Promise<GrpcServer> {
+    const server = await startGrpcServer({ routes: this.routes, interceptors: this.interceptors(), host, port });
+    this.logger.info({ url: server.url }, "gRPC listening (h2c)");
+    return server;
+  }
+
+  /** Registers cleanup to run at close, last registered first. */
+  onClose(closer: () => Promise<void> | void): void {
+    this.closers.push(closer);
+  }
+
+  /** Stops serving: health NOT_SERVING, streams end, components close. */
+  async close(): Promise<void> {
+    this.health.setServing(false);
+    this.shutdownController.abort();
+    for (const closer of this.closers.reverse()) {
+      try {
+        await closer();
+      } catch (err) {
+        this.logger.warn({ err }, "error while closing");
+      }
+    }
+  }
+}

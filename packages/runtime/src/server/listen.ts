@@ -1,0 +1,27 @@
+import type { Server } from "node:net";
+import { LlmlbError } from "../errors/index.js";
+
+/** Listens, turning "address in use" into one line naming the port and the setting to change. */
+export async function listenOrExplain(server: Server, host: string, port: number, setting: { env: string; flag: string }): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      server.off("listening", onListening);
+      if (err.code === "EADDRINUSE") {
+        reject(new LlmlbError("INVALID_CONFIG", `port ${port} on ${host} is already in use: set ${setting.env} (or ${setting.flag}) to a free port`, { port: String(port) }));
+      } else if (err.code === "EACCES") {
+        reject(new LlmlbError("INVALID_CONFIG", `no permission to listen on ${host}:${port}: set ${setting.env} (or ${setting.flag}) to a port above 1023`, { port: String(port) }));
+      } else {
+        reject(err);
+      }
+    };
+    const onListening = () => {
+      server.off("error", onError);
+      resolve();
+    };
+    server.once("error", onError);
+    server.once("listening", onListening);
+    server.listen(port, host);
+  });
+  const address = server.address();
+  return typeof address === "object" && address ? address.port : port;
+}

@@ -1,0 +1,87 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { loadConfig, redactConfig } from "../src/index.js";
+
+const dirs: string[] = [];
+function home(config?: unknown): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llmlb-config-"));
+  dirs.push(dir);
+  if (config !== undefined) fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(config));
+  return dir;
+}
+afterEach(() => dirs.splice(0).forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+describe("loadConfig", () => {
+  it("takes flag over environment over config file over default, and says where each came from", () => {
+    const dir = home({ grpcPort: 7001, httpPort: 7002, parallelism: 3 });
+    const env = { LLMLB_HOME: dir, LLMLB_GRPC_PORT: "8001", LLMLB_HTTP_PORT: "8002" };
+    const config = loadConfig({ env, flags: { grpcPort: "9001" } });
+    expect(config.grpcPort).toBe(9001);
+    expect(config.httpPort).toBe(8002);
+    expect(config.parallelism).toBe(3);
+    expect(config.queueSize).toBe(64);
+    expect(config.origins.grpcPort).toEqual({ kind: "flag", name: "--grpc-port" });
+    expect(config.origins.httpPort).toEqual({ kind: "env", name: "LLMLB_HTTP_PORT" });
+    expect(config.origins.parallelism).toEqual({ kind: "file", name: path.join(dir, "config.json") });
+    expect(config.origins.queueSize).toEqual({ kind: "default" });
+  });
+
+  it("defaults home to ~/.llmlb and the ports to 50051 and 8080", () => {
+    const config = loadConfig({ env: {} });
+    expect(config.home).toBe(path.join(os.homedir(), ".llmlb"));
+    expect(config.grpcPort).toBe(50051);
+    expect(config.httpPort).toBe(8080);
+    expect(config.host).toBe("127.0.0.1");
+    expect(config.gpu).toBe("auto");
+  });
+
+  it("honours HF_ENDPOINT, then MODEL_ENDPOINT, and splits LLMLB_ROUTER_URL", () => {
+    const dir = home();
+    expect(loadConfig({ env: { LLMLB_HOME: dir, MODEL_ENDPOINT: "http://mirror.local/" } }).hfEndpoint).toBe("http://mirror.local");
+    expect(loadConfig({ env: { LLMLB_HOME: dir, HF_ENDPOINT: "http://a.local", MODEL_ENDPOINT: "http://b.local" } }).hfEndpoint).toBe("http://a.local");
+    expect(loadConfig({ env: { LLMLB_HOME: dir, LLMLB_ROUTER_URL: "http://r1:8080, http://r2:8080/" } }).routerUrls).toEqual([
+      "http://r1:8080", "http://r2:8080",
+    ]);
+  });
+
+  it("parses sizes with units", () => {
+    const config = loadConfig({ env: { LLMLB_HOME: home(), LLMLB_MEMORY_BUDGET: "8GiB", LLMLB_DISK_RESERVE: "500MB" } });
+    expect(config.memoryBudget).toBe(8 * 1024 ** 3);
+    expect(config.diskReserve).toBe(500e6);
+  });
+
+  it("names the variable, the value and what was expected when a value is bad", () => {
+    expect(() => loadConfig({ env: { LLMLB_HOME: home(), LLMLB_GRPC_PORT: "eighty" } })).toThrow(
+      'invalid environment variable LLMLB_GRPC_PORT = "eighty": expected a whole number from 0 to 65535',
+    );
+    expect(() => loadConfig({ env: { LLMLB_HOME: home(), LLMLB_GPU: "tpu" } })).toThrow(/LLMLB_GPU.*expected one of auto, cuda, metal, vulkan, cpu/);
+    expect(() => loadConfig({ env: { LLMLB_HOME: home({ grpcPort: -1 }) } })).toThrow(/"grpcPort" in .*config\.json = -1/);
+  });
+
+  it("rejects unknown fields and malformed sources in the config file, naming them", () => {
+    expect(() => loadConfig({ env: { LLMLB_HOME: home({ grpcPrt: 1 }) } })).toThrow(/unknown field "grpcPrt"/);
+    expect(() => loadConfig({ env: { LLMLB_HOME: home({ sources: [{ module: "my-s3", enabled: "yes" }] }) } })).toThrow(
+      /source "my-s3" \/sources\/0\/enabled: must be boolean/,
+    );
+    expect(() => loadConfig({ env: { LLMLB_HOME: home("not json") } })).toThrow(/config file/);
+  });
+
+  it("fails when an explicitly named config file is missing, but not when the default one is", () => {
+    expect(() => loadConfig({ env: { LLMLB_HOME: home(), LLMLB_CONFIG: "/nonexistent/llmlb.json" } })).toThrow(/cannot read config file \/nonexistent\/llmlb.json/);
+    expect(loadConfig({ env: { LLMLB_HOME: home() } }).sources).toBeUndefined();
+  });
+
+  it("reads the source chain from the file", () => {
+    const sources = [{ module: "@llmlb/plugins/local" }, { module: "./my-plugin.js", name: "nas", priority: 5, options: { root: "/mnt" } }];
+    expect(loadConfig({ env: { LLMLB_HOME: home({ sources }) } }).sources).toEqual(sources);
+  });
+
+  it("masks secrets when printed", () => {
+    const config = loadConfig({ env: { LLMLB_HOME: home(), HF_TOKEN: "hf_abcdef123456", LLMLB_API_KEY: "k" } });
+    const printed = JSON.stringify(redactConfig(config));
+    expect(printed).not.toContain("hf_abcdef123456");
+    expect(redactConfig(config).hfToken).toBe("***");
+  });
+});

@@ -1,0 +1,2 @@
+export { startTestNode, tempDir, isolatedEnv, type TestNode } from "./test-node.js";
+export { grpcJsClient } from "./grpc-js-client.js";
