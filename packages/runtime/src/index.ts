@@ -7,3 +7,5 @@ export { HealthState } from "./services/health-service.js";
 export { startGrpcServer, type GrpcServer } from "./server/grpc-server.js";
 export { listenOrExplain } from "./server/listen.js";
 export { errorInterceptor, authInterceptor, bearerMatches, AUTH_HELP } from "./server/interceptors.js";
+export * from "./plugin/index.js";
+export { staticModelDirectory, type ModelEntry, type ModelDirectory } from "./catalog/model-entry.js";
