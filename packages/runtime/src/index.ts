@@ -9,3 +9,4 @@ export { listenOrExplain } from "./server/listen.js";
 export { errorInterceptor, authInterceptor, bearerMatches, AUTH_HELP } from "./server/interceptors.js";
 export * from "./plugin/index.js";
 export { staticModelDirectory, type ModelEntry, type ModelDirectory } from "./catalog/model-entry.js";
+export { ModelEvents, type ModelEvent, type ModelEventListener, type TransferProgress } from "./events/model-events.js";

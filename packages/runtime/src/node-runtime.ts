@@ -1,6 +1,7 @@
 import { createRouterTransport, type Interceptor, type Transport } from "@connectrpc/connect";
 import type { NodeConfig } from "./config/index.js";
 import type { Logger } from "./logging/index.js";
+import { ModelEvents } from "./events/model-events.js";
 import { errorInterceptor, authInterceptor } from "./server/interceptors.js";
 import { startGrpcServer, type GrpcServer } from "./server/grpc-server.js";
 import { HealthState, createHealthService } from "./services/health-service.js";
@@ -13,6 +14,8 @@ import { nodeRoutes, SERVED_SERVICE_NAMES, type NodeServices } from "./services/
 export class NodeRuntime {
   readonly health = new HealthState(SERVED_SERVICE_NAMES);
   readonly services: NodeServices;
+  /** Model lifecycle events: resolver, store and engine publish, the catalog listens. */
+  readonly events = new ModelEvents();
   /** Aborted when the node starts shutting down; long-lived streams end on it. */
   readonly shutdownSignal: AbortSignal;
   private readonly shutdownController = new AbortController();
@@ -33,6 +36,13 @@ export class NodeRuntime {
 
   static async create(config: NodeConfig, logger: Logger): Promise<NodeRuntime> {
     const runtime = new NodeRuntime(config, logger);
+    try {
+      // Components are wired here, each by one function of its own folder:
+      // store + resolver (resolver/), catalog (catalog/), engine (engine/).
+    } catch (err) {
+      await runtime.close();
+      throw err;
+    }
     return runtime;
   }
 

@@ -1,0 +1,45 @@
+/** Progress of one transfer as the transfer engine reports it. */
+export interface TransferProgress {
+  fraction: number;
+  completedBytes: number;
+  totalBytes: number;
+  currentFile: string;
+  bytesPerSecond: number;
+}
+
+/**
+ * What happens to models on this node. The resolver, store and engine publish; the catalog derives
+ * states from it and WatchModels streams it. `external` marks a transfer run by another process
+ * (seen through its lock file).
+ */
+export type ModelEvent =
+  | { type: "transfer-started"; modelId: string; source: string; external?: boolean }
+  | { type: "transfer-progress"; modelId: string; progress: TransferProgress; external?: boolean }
+  | { type: "transfer-finished"; modelId: string; source: string; path: string }
+  | { type: "transfer-failed"; modelId: string; reason: string; code: string }
+  | { type: "deleted"; modelId: string }
+  | { type: "loaded"; modelId: string }
+  | { type: "unloaded"; modelId: string }
+  | { type: "load-failed"; modelId: string; reason: string; code: string };
+
+export type ModelEventListener = (event: ModelEvent) => void;
+
+export class ModelEvents {
+  private readonly listeners = new Set<ModelEventListener>();
+
+  /** Subscribes; returns the unsubscribe function. */
+  on(listener: ModelEventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  emit(event: ModelEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // A faulty listener must not break the publisher (a transfer, a load).
+      }
+    }
+  }
+}
