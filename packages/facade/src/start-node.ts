@@ -1,6 +1,10 @@
 import { createLogger, NodeRuntime, type GrpcServer, type Logger, type NodeConfig } from "@llmlb/runtime";
 import { createNodeClients, type NodeClients } from "./clients.js";
 import { startHttpServer, type HttpServer } from "./http/http-server.js";
+import { registerOpenAiRoutes } from "./http/v1/openai-routes.js";
+import { registerModelRoutes } from "./http/v0/model-routes.js";
+import { PullRegistry } from "./http/v0/pull-registry.js";
+import { blobSourceOf } from "./http/v0/store-blob-source.js";
 
 export interface RunningNode {
   runtime: NodeRuntime;
@@ -24,6 +28,7 @@ export function loggerFor(config: NodeConfig): Logger {
 export async function startNode(config: NodeConfig, logger: Logger = loggerFor(config)): Promise<RunningNode> {
   const runtime = await NodeRuntime.create(config, logger);
   const clients = createNodeClients(runtime.inProcessTransport());
+  const pulls = new PullRegistry(clients, logger);
   let grpc: GrpcServer | undefined;
   try {
     grpc = await runtime.listenGrpc();
@@ -35,7 +40,12 @@ export async function startNode(config: NodeConfig, logger: Logger = loggerFor(c
       host: config.host,
       port: config.httpPort,
       logger,
+      register: [
+        (app) => registerOpenAiRoutes(app, clients),
+        (app) => registerModelRoutes(app, clients, { pulls, blobs: blobSourceOf(runtime) }),
+      ],
     });
+    runtime.onClose(() => pulls.close());
     const listeners = { grpc, http };
     return {
       runtime,

@@ -5,6 +5,7 @@ import { listenOrExplain, type Logger } from "@llmlb/runtime";
 import type { NodeClients } from "../clients.js";
 import { apiKeyHook } from "./auth-hook.js";
 import { registerHealthRoutes } from "./health-routes.js";
+import { installErrorHandlers } from "./error-handler.js";
 
 export interface HttpServerOptions {
   /** Connect routes of the node (served for the Connect, gRPC-Web and gRPC protocols). */
@@ -34,7 +35,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     bodyLimit: 4 * 1024 * 1024,
     forceCloseConnections: "idle",
     return503OnClosing: true,
+    // Wrong types are errors, not something to coerce: "5" is not a max_tokens.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   });
+  installErrorHandlers(app);
   app.addHook("onRequest", apiKeyHook(options.apiKey));
   await app.register(fastifyConnectPlugin, { routes: options.routes, interceptors: options.interceptors });
   registerHealthRoutes(app, options.clients);

@@ -1,0 +1,41 @@
+import type { FastifyError, FastifyInstance } from "fastify";
+import { LlmlbError } from "@llmlb/runtime";
+import { httpErrorOf } from "./error-mapping.js";
+import { sendOpenAiError } from "./openai-error.js";
+
+/** Turns request-shape problems and service errors into OpenAI-shaped 4xx/5xx answers. */
+export function installErrorHandlers(app: FastifyInstance): void {
+  app.setErrorHandler(async (error: FastifyError, request, reply) => {
+    if (error.validation) {
+      const first = error.validation[0];
+      const field = fieldName(first?.instancePath ?? "", (first?.params as { missingProperty?: string } | undefined)?.missingProperty);
+      const message = field ? `invalid field "${field}": ${first?.message ?? "is invalid"}` : `invalid request body: ${first?.message ?? "is invalid"}`;
+      return sendOpenAiError(reply, 400, { message, type: "invalid_request_error", param: field || null, code: "invalid_request" }, { "x-should-retry": "false" });
+    }
+    if (error.code === "FST_ERR_CTP_INVALID_JSON_BODY" || error instanceof SyntaxError) {
+      return sendOpenAiError(reply, 400, { message: `malformed JSON body: ${error.message}`, type: "invalid_request_error", code: "invalid_json" });
+    }
+    if (error.code === "FST_ERR_CTP_EMPTY_JSON_BODY") {
+      return sendOpenAiError(reply, 400, { message: "the request body is empty; send a JSON object", type: "invalid_request_error", code: "invalid_json" });
+    }
+    if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+      return sendOpenAiError(reply, 413, { message: `the request body is larger than ${app.initialConfig.bodyLimit} bytes`, type: "invalid_request_error", code: "body_too_large" });
+    }
+    if (error.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
+      return sendOpenAiError(reply, 415, { message: `unsupported content type "${request.headers["content-type"] ?? ""}"; send application/json`, type: "invalid_request_error", code: "unsupported_media_type" });
+    }
+    const mapped = httpErrorOf(error instanceof LlmlbError || !error.statusCode ? error : error);
+    if (mapped.status >= 500) request.log.error({ err: error }, "request failed");
+    return sendOpenAiError(reply, mapped.status, mapped.body, mapped.headers);
+  });
+  app.setNotFoundHandler(async (request, reply) =>
+    sendOpenAiError(reply, 404, { message: `no route ${request.method} ${request.url.split("?")[0]}`, type: "not_found_error", code: "route_not_found" }),
+  );
+}
+
+/** "/messages/0/role" → "messages[0].role"; a missing property is appended. */
+export function fieldName(instancePath: string, missing?: string): string {
+  const parts = instancePath.split("/").filter(Boolean);
+  if (missing) parts.push(missing);
+  return parts.reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), "");
+}

@@ -1,0 +1,58 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+
+export interface SseStream {
+  /** Aborted when the client disconnects. */
+  signal: AbortSignal;
+  /** Sends `data: <json>` (or a raw string such as "[DONE]"); resolves when the socket accepted it. */
+  send(data: unknown, event?: string): Promise<void>;
+  end(): void;
+}
+
+/**
+ * Opens a Server-Sent Events response on a raw reply. Writes respect backpressure, a comment line
+ * keeps idle connections alive through proxies, and the signal fires when the client goes away.
+ */
+export function openSse(request: FastifyRequest, reply: FastifyReply, heartbeatMs = 15_000): SseStream {
+  const controller = new AbortController();
+  const res = reply.raw;
+  reply.hijack();
+  res.writeHead(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache, no-transform",
+    connection: "keep-alive",
+    "x-accel-buffering": "no",
+  });
+  res.flushHeaders();
+  const onClose = () => controller.abort();
+  res.once("close", onClose);
+  request.raw.once("aborted", onClose);
+  const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), heartbeatMs);
+  heartbeat.unref();
+  let ended = false;
+  return {
+    signal: controller.signal,
+    async send(data, event) {
+      if (ended || res.destroyed) return;
+      const payload = typeof data === "string" ? data : JSON.stringify(data);
+      const ok = res.write(`${event ? `event: ${event}\n` : ""}data: ${payload}\n\n`);
+      if (!ok && !res.destroyed) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            res.off("drain", done);
+            res.off("close", done);
+            resolve();
+          };
+          res.once("drain", done);
+          res.once("close", done);
+        });
+      }
+    },
+    end() {
+      if (ended) return;
+      ended = true;
+      clearInterval(heartbeat);
+      res.off("close", onClose);
+      res.end();
+    },
+  };
+}

@@ -1,0 +1,67 @@
+import { Capability, ModelOrigin, ModelState, type Model, type Progress } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+
+const enumName = (names: Record<number, string>, value: number, prefix: string) =>
+  (names[value] ?? "UNSPECIFIED").replace(prefix, "").toLowerCase().replace(/_/g, "-");
+
+const isoOf = (t: Timestamp | undefined) => (t ? new Date(Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6)).toISOString() : null);
+
+export const stateName = (state: ModelState) => enumName(ModelState, state, "MODEL_STATE_");
+
+export function progressJson(p: Progress | undefined) {
+  if (!p) return null;
+  return {
+    fraction: p.fraction,
+    completed_bytes: Number(p.completedBytes),
+    total_bytes: Number(p.totalBytes),
+    current_file: p.currentFile,
+    bytes_per_second: p.bytesPerSecond,
+  };
+}
+
+/** The REST shape of a model (snake_case, enums as lower-case words), the same fields gRPC has. */
+export function modelJson(m: Model) {
+  return {
+    id: m.id,
+    display_name: m.displayName,
+    description: m.description,
+    repo: m.repo,
+    filename: m.filename,
+    files: m.files,
+    size_bytes: Number(m.sizeBytes),
+    required_memory_bytes: Number(m.requiredMemoryBytes),
+    tags: m.tags,
+    capabilities: m.capabilities.map((c) => enumName(Capability, c, "CAPABILITY_")),
+    quantization: m.quantization,
+    parameter_count: Number(m.parameterCount),
+    format: m.format,
+    revision: m.revision,
+    origin: enumName(ModelOrigin, m.origin, "MODEL_ORIGIN_"),
+    state: stateName(m.state),
+    progress: m.state === ModelState.DOWNLOADING ? progressJson(m.progress) : null,
+    failure_reason: m.failureReason || null,
+    hub_info: m.hubInfo ? { downloads: Number(m.hubInfo.downloads), likes: Number(m.hubInfo.likes), fetched_at: isoOf(m.hubInfo.fetchedAt) } : null,
+    local: m.local
+      ? {
+          path: m.local.path,
+          size_on_disk_bytes: Number(m.local.sizeOnDiskBytes),
+          downloaded_at: isoOf(m.local.downloadedAt),
+          revision: m.local.revision,
+          source: m.local.source,
+        }
+      : null,
+  };
+}
+
+const STATE_BY_NAME: Record<string, ModelState> = {
+  available: ModelState.AVAILABLE,
+  downloading: ModelState.DOWNLOADING,
+  ready: ModelState.READY,
+  downloaded: ModelState.READY,
+  loaded: ModelState.LOADED,
+  failed: ModelState.FAILED,
+};
+
+export const STATE_NAMES = Object.keys(STATE_BY_NAME);
+
+export const stateFromName = (name: string): ModelState | undefined => STATE_BY_NAME[name.toLowerCase()];

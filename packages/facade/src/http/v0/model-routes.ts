@@ -1,0 +1,173 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import rangeParser from "range-parser";
+import { ModelState } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
+import type { NodeClients } from "../../clients.js";
+import { httpErrorOf } from "../error-mapping.js";
+import { sendOpenAiError } from "../openai-error.js";
+import { openSse } from "../sse.js";
+import type { BlobSource } from "./blob-source.js";
+import { modelJson, progressJson, stateFromName, STATE_NAMES, stateName } from "./model-json.js";
+import type { PullRegistry } from "./pull-registry.js";
+
+interface ListQuery { state?: string; q?: string; tag?: string; page_size?: string; page_token?: string }
+
+const listQuerySchema = {
+  type: "object",
+  properties: {
+    state: { type: "string", enum: [...STATE_NAMES, ...STATE_NAMES.map((s) => s.toUpperCase())] },
+    q: { type: "string", maxLength: 200 },
+    tag: { type: "string", maxLength: 100 },
+    page_size: { type: "string", pattern: "^(?:[1-9]\\d{0,2}|1000)$" },
+    page_token: { type: "string", maxLength: 1000 },
+  },
+  additionalProperties: false,
+} as const;
+
+interface RegisterBody {
+  repo: string; filename?: string; display_name?: string; id?: string; chat_template?: string;
+  description?: string; tags?: string[]; revision?: string;
+}
+
+const registerBodySchema = {
+  type: "object",
+  required: ["repo"],
+  properties: {
+    repo: { type: "string", minLength: 1, maxLength: 500 },
+    filename: { type: "string", maxLength: 500 },
+    display_name: { type: "string", maxLength: 200 },
+    id: { type: "string", maxLength: 128 },
+    chat_template: { type: "string", maxLength: 100_000 },
+    description: { type: "string", maxLength: 2000 },
+    tags: { type: "array", items: { type: "string", maxLength: 100 }, maxItems: 50 },
+    revision: { type: "string", maxLength: 200 },
+  },
+  additionalProperties: false,
+} as const;
+
+/** Splits "/v0/models/<id>/<action>" wildcards; ids may contain one "/" (namespace/name). */
+function splitAction(rest: string, actions: readonly string[]): { id: string; action: string | undefined } {
+  for (const action of actions) {
+    if (rest.endsWith(`/${action}`)) return { id: rest.slice(0, -action.length - 1), action };
+  }
+  return { id: rest, action: undefined };
+}
+
+/** /v0: model management over the catalog and resolver services. */
+export function registerModelRoutes(
+  app: FastifyInstance,
+  clients: NodeClients,
+  deps: { pulls: PullRegistry; blobs?: BlobSource | undefined },
+): void {
+  app.get<{ Querystring: ListQuery }>("/v0/models", { schema: { querystring: listQuerySchema } }, async (request) => {
+    const { state, q, tag, page_size, page_token } = request.query;
+    const res = await clients.catalog.listModels({
+      state: state ? stateFromName(state) : ModelState.UNSPECIFIED,
+      query: q ?? "",
+      tag: tag ?? "",
+      pageSize: page_size ? Number(page_size) : 0,
+      pageToken: page_token ?? "",
+    });
+    return { models: res.models.map(modelJson), next_page_token: res.nextPageToken || null, total_size: res.totalSize };
+  });
+
+  app.post<{ Body: RegisterBody }>("/v0/models/register", { schema: { body: registerBodySchema } }, async (request, reply) => {
+    const b = request.body;
+    const res = await clients.catalog.registerModel({
+      repo: b.repo, filename: b.filename ?? "", displayName: b.display_name ?? "", id: b.id ?? "",
+      chatTemplate: b.chat_template ?? "", description: b.description ?? "", tags: b.tags ?? [], revision: b.revision ?? "",
+    });
+    return reply.code(201).send({
+      model: res.model ? modelJson(res.model) : null,
+      warnings: res.warnings,
+      available_files: res.availableFiles,
+    });
+  });
+
+  app.get<{ Params: { "*": string } }>("/v0/models/blob/*", (request, reply) => serveBlob(request, reply, deps.blobs, request.params["*"]));
+
+  app.get<{ Params: { "*": string } }>("/v0/models/*", async (request, reply) => {
+    const { id, action } = splitAction(request.params["*"], ["events"]);
+    if (action === "events") return streamModelEvents(request, reply, clients, id);
+    const { model } = await clients.catalog.getModel({ modelId: id });
+    return model ? modelJson(model) : reply.callNotFound();
+  });
+
+  app.post<{ Params: { "*": string } }>("/v0/models/*", async (request, reply) => {
+    const { id, action } = splitAction(request.params["*"], ["pull"]);
+    if (action !== "pull") return reply.callNotFound();
+    const { model } = await clients.catalog.getModel({ modelId: id });
+    if (model && (model.state === ModelState.READY || model.state === ModelState.LOADED)) {
+      return reply.code(200).send({ model_id: id, status: "ready", model: modelJson(model) });
+    }
+    const { started } = deps.pulls.start(id);
+    return reply.code(202).send({ model_id: id, status: started ? "started" : "joined", events: `/v0/models/${id}/events` });
+  });
+
+  app.delete<{ Params: { "*": string }; Querystring: { remove_registration?: string } }>(
+    "/v0/models/*",
+    { schema: { querystring: { type: "object", properties: { remove_registration: { enum: ["true", "false", "1", "0"] } } } } },
+    async (request) => {
+      const res = await clients.catalog.deleteModel({ modelId: request.params["*"], removeRegistration: ["true", "1"].includes(request.query.remove_registration ?? "") });
+      return { model: res.model ? modelJson(res.model) : null, freed_bytes: Number(res.freedBytes) };
+    },
+  );
+}
+
+/** SSE: `state` on connect, `progress` while downloading, then `ready` or `failed` and the stream ends. */
+async function streamModelEvents(request: FastifyRequest, reply: FastifyReply, clients: NodeClients, id: string): Promise<void> {
+  await clients.catalog.getModel({ modelId: id }); // unknown id → 404 before the stream opens
+  const sse = openSse(request, reply);
+  try {
+    for await (const change of clients.catalog.watchModels({ modelIds: [id], includeInitial: true }, { signal: sse.signal })) {
+      const model = change.model;
+      if (!model) continue;
+      if (change.removed) {
+        await sse.send({ model_id: id, state: "removed" }, "removed");
+        break;
+      }
+      if (model.state === ModelState.DOWNLOADING) {
+        await sse.send({ model_id: id, state: "downloading", progress: progressJson(model.progress) }, "progress");
+      } else if (model.state === ModelState.READY || model.state === ModelState.LOADED) {
+        await sse.send(modelJson(model), "ready");
+        break;
+      } else if (model.state === ModelState.FAILED) {
+        await sse.send({ model_id: id, state: "failed", reason: model.failureReason }, "failed");
+        break;
+      } else {
+        await sse.send({ model_id: id, state: stateName(model.state) }, "state");
+      }
+    }
+  } catch (err) {
+    if (!sse.signal.aborted) await sse.send({ error: httpErrorOf(err).body }, "error");
+  } finally {
+    sse.end();
+  }
+}
+
+/** Streams a READY model file with Range, ETag and Content-Length (what router-proxy sources fetch). */
+async function serveBlob(request: FastifyRequest, reply: FastifyReply, blobs: BlobSource | undefined, id: string) {
+  if (!blobs) {
+    return sendOpenAiError(reply, 501, { message: "this HTTP facade serves a remote runtime and has no local model files", type: "server_error", code: "unimplemented" });
+  }
+  const stat = await blobs.stat(id);
+  if (!stat) {
+    return sendOpenAiError(reply, 404, { message: `model "${id}" is not ready on this node`, type: "not_found_error", param: "id", code: "model_not_found" });
+  }
+  const etag = `"${stat.etag}"`;
+  reply.header("accept-ranges", "bytes").header("etag", etag).header("last-modified", stat.modified.toUTCString()).type("application/octet-stream");
+  if (request.headers["if-none-match"] === etag) return reply.code(304).send();
+  const rangeHeader = request.headers.range;
+  const ifRange = request.headers["if-range"];
+  const rangeApplies = rangeHeader && (!ifRange || ifRange === etag);
+  if (rangeApplies) {
+    const ranges = rangeParser(stat.size, rangeHeader, { combine: true });
+    if (ranges === -1) return reply.code(416).header("content-range", `bytes */${stat.size}`).send();
+    if (ranges !== -2 && ranges.length === 1) {
+      const { start, end } = ranges[0]!;
+      reply.code(206).header("content-range", `bytes ${start}-${end}/${stat.size}`).header("content-length", end - start + 1);
+      return request.method === "HEAD" ? reply.send() : reply.send(await blobs.open(id, { start, end }));
+    }
+  }
+  reply.code(200).header("content-length", stat.size);
+  return request.method === "HEAD" ? reply.send() : reply.send(await blobs.open(id));
+}

@@ -1,0 +1,20 @@
+import type { SamplingBody } from "./schemas.js";
+
+/** Maps OpenAI sampling fields onto the fields ChatRequest and CompleteRequest share. */
+export function samplingFields(body: SamplingBody) {
+  const maxTokens = body.max_completion_tokens ?? body.max_tokens;
+  const seed = body.seed ?? undefined;
+  return {
+    modelId: body.model,
+    ...(maxTokens != null ? { maxTokens } : {}),
+    ...(body.temperature != null ? { temperature: body.temperature } : {}),
+    ...(body.top_p != null ? { topP: body.top_p } : {}),
+    ...(body.top_k != null ? { topK: body.top_k } : {}),
+    ...(seed !== undefined ? { seed: seed >>> 0 } : {}),
+    ...(body.presence_penalty != null ? { presencePenalty: body.presence_penalty } : {}),
+    ...(body.frequency_penalty != null ? { frequencyPenalty: body.frequency_penalty } : {}),
+    stop: body.stop == null ? [] : Array.isArray(body.stop) ? body.stop : [body.stop],
+    adapterIds: body.adapters ?? [],
+    noWait: body.wait_for_model === false,
+  };
+}
