@@ -4,6 +4,7 @@ import { startHttpServer, type HttpServer } from "./http/http-server.js";
 import { registerOpenAiRoutes } from "./http/v1/openai-routes.js";
 import { registerModelRoutes } from "./http/v0/model-routes.js";
 import { PullRegistry } from "./http/v0/pull-registry.js";
+import { registerMetricsRoute } from "./http/metrics-routes.js";
 import { blobSourceOf } from "./http/v0/store-blob-source.js";
 
 export interface RunningNode {
@@ -43,6 +44,7 @@ export async function startNode(config: NodeConfig, logger: Logger = loggerFor(c
       register: [
         (app) => registerOpenAiRoutes(app, clients),
         (app) => registerModelRoutes(app, clients, { pulls, blobs: blobSourceOf(runtime) }),
+        (app) => registerMetricsRoute(app, runtime.metrics),
       ],
     });
     runtime.onClose(() => pulls.close());

@@ -10,3 +10,4 @@ export { errorInterceptor, authInterceptor, bearerMatches, AUTH_HELP } from "./s
 export * from "./plugin/index.js";
 export { staticModelDirectory, type ModelEntry, type ModelDirectory } from "./catalog/model-entry.js";
 export { ModelEvents, type ModelEvent, type ModelEventListener, type TransferProgress } from "./events/model-events.js";
+export { NodeMetrics, type LoadedModelsProbe } from "./metrics/node-metrics.js";

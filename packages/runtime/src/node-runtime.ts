@@ -2,6 +2,9 @@ import { createRouterTransport, type Interceptor, type Transport } from "@connec
 import type { NodeConfig } from "./config/index.js";
 import type { Logger } from "./logging/index.js";
 import { ModelEvents } from "./events/model-events.js";
+import { NodeMetrics } from "./metrics/node-metrics.js";
+import { createClient, type Client } from "@connectrpc/connect";
+import { InferenceService } from "./gen/llmlb/node/v1/inference_pb.js";
 import { errorInterceptor, authInterceptor } from "./server/interceptors.js";
 import { startGrpcServer, type GrpcServer } from "./server/grpc-server.js";
 import { HealthState, createHealthService } from "./services/health-service.js";
@@ -16,6 +19,8 @@ export class NodeRuntime {
   readonly services: NodeServices;
   /** Model lifecycle events: resolver, store and engine publish, the catalog listens. */
   readonly events = new ModelEvents();
+  /** Prometheus metrics, fed by the events, the call interceptor and a scrape-time probe. */
+  readonly metrics: NodeMetrics;
   /** Aborted when the node starts shutting down; long-lived streams end on it. */
   readonly shutdownSignal: AbortSignal;
   private readonly shutdownController = new AbortController();
@@ -32,6 +37,14 @@ export class NodeRuntime {
       inference: {},
       health: createHealthService(this.health),
     };
+    // Built at the first scrape: the services are wired after construction.
+    let inference: Client<typeof InferenceService> | undefined;
+    this.metrics = new NodeMetrics(this.events, async () => {
+      if (!this.services.inference.listLoadedModels) return [];
+      inference ??= createClient(InferenceService, createRouterTransport(this.routes));
+      const { models } = await inference.listLoadedModels({});
+      return models.map((m) => ({ modelId: m.modelId, queued: m.queuedRequests, active: m.activeRequests }));
+    });
   }
 
   static async create(config: NodeConfig, logger: Logger): Promise<NodeRuntime> {
@@ -48,7 +61,7 @@ export class NodeRuntime {
 
   /** Interceptors every listener applies, in order: errors outermost, then auth. */
   interceptors(): Interceptor[] {
-    return [errorInterceptor, authInterceptor(this.config.apiKey)];
+    return [errorInterceptor, authInterceptor(this.config.apiKey), this.metrics.interceptor()];
   }
 
   get routes() {
@@ -57,7 +70,7 @@ export class NodeRuntime {
 
   /** A Connect transport that calls the services in this process (what the facade uses by default). */
   inProcessTransport(): Transport {
-    return createRouterTransport(this.routes, { router: { interceptors: [errorInterceptor] } });
+    return createRouterTransport(this.routes, { router: { interceptors: [errorInterceptor, this.metrics.interceptor()] } });
   }
 
   async listenGrpc(host = this.config.host, port = this.config.grpcPort): Promise<GrpcServer> {
