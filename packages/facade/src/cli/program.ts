@@ -1,5 +1,11 @@
 import { Command, CommanderError } from "commander";
+import { errorInfoOf } from "@llmlb/runtime";
 import { registerServeCommand } from "./serve-command.js";
+import { registerChatCommand } from "./commands/chat-command.js";
+import { registerConfigCommand } from "./commands/config-command.js";
+import { registerModelCommands } from "./commands/model-commands.js";
+import { registerPullCommand } from "./commands/pull-command.js";
+import { registerSourcesCommand } from "./commands/sources-command.js";
 import { addSettingFlags } from "./setting-flags.js";
 
 /** The llmlb-node command. Exit codes: 0 ok, 1 failure, 2 usage. */
@@ -7,9 +13,15 @@ export function createProgram(): Command {
   const program = new Command("llmlb-node")
     .description("llmlb node runtime: model store, resolver and inference over gRPC and HTTP")
     .showHelpAfterError()
+    .addHelpText("after", "\nExamples:\n  llmlb-node serve\n  llmlb-node pull qwen2.5-0.5b-instruct-q4_k_m\n  llmlb-node ls --json\n\nExit codes: 0 ok, 1 failure, 2 usage, 130 interrupted.\n")
     .exitOverride();
   addSettingFlags(program);
   registerServeCommand(program);
+  registerPullCommand(program);
+  registerModelCommands(program);
+  registerSourcesCommand(program);
+  registerChatCommand(program);
+  registerConfigCommand(program);
   return program;
 }
 
@@ -23,7 +35,8 @@ export async function runCli(argv: string[]): Promise<number> {
       if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return 0;
       return 2;
     }
-    process.stderr.write(`llmlb-node: ${(err as Error).message}\n`);
+    const info = errorInfoOf(err);
+    process.stderr.write(`llmlb-node: ${info.message || (err as Error).message}${info.reason && info.reason !== "UNKNOWN" && info.reason !== "INTERNAL" ? ` (${info.reason})` : ""}\n`);
     return 1;
   }
 }

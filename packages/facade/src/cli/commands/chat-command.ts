@@ -1,0 +1,55 @@
+import readline from "node:readline/promises";
+import type { Command } from "commander";
+import { withNode } from "../command-context.js";
+
+/** `chat <id>`: an interactive, streamed conversation (reads one message per line when piped). */
+export function registerChatCommand(program: Command): void {
+  program
+    .command("chat <id>")
+    .description("chat with a model, streamed (the model is pulled first if needed)")
+    .option("--system <text>", "system prompt")
+    .option("--max-tokens <n>", "tokens per answer", (v) => Number.parseInt(v, 10))
+    .option("--temperature <t>", "sampling temperature (0 = greedy)", Number.parseFloat)
+    .option("--seed <n>", "sampling seed", (v) => Number.parseInt(v, 10))
+    .addHelpText("after", "\nType /exit or Ctrl-D to leave.\n\nExamples:\n  llmlb-node chat qwen2.5-0.5b-instruct-q4_k_m\n  echo 'Hello' | llmlb-node chat qwen2.5-0.5b-instruct-q4_k_m --max-tokens 32\n")
+    .action(async (id: string, opts: { system?: string; maxTokens?: number; temperature?: number; seed?: number }, command: Command) => {
+      await withNode(command, async ({ clients }) => {
+        const messages: Array<{ role: string; content: string }> = opts.system ? [{ role: "system", content: opts.system }] : [];
+        const interactive = process.stdin.isTTY === true;
+        const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: interactive });
+        try {
+          if (interactive) rl.setPrompt("> ");
+          if (interactive) rl.prompt();
+          for await (const line of rl) {
+            const text = line.trim();
+            if (text === "/exit") break;
+            if (!text) {
+              if (interactive) rl.prompt();
+              continue;
+            }
+            messages.push({ role: "user", content: text });
+            const controller = new AbortController();
+            const onSigint = () => controller.abort();
+            process.once("SIGINT", onSigint);
+            let answer = "";
+            try {
+              for await (const res of clients.inference.chat(
+                { modelId: id, messages, maxTokens: opts.maxTokens, temperature: opts.temperature, seed: opts.seed },
+                { signal: controller.signal },
+              )) {
+                answer += res.delta;
+                process.stdout.write(res.delta);
+              }
+            } finally {
+              process.off("SIGINT", onSigint);
+            }
+            process.stdout.write("\n");
+            messages.push({ role: "assistant", content: answer });
+            if (interactive) rl.prompt();
+          }
+        } finally {
+          rl.close();
+        }
+      });
+    });
+}

@@ -1,0 +1,89 @@
+import type { Command } from "commander";
+import { modelJson } from "../../http/v0/model-json.js";
+import { withNode, wantsJson } from "../command-context.js";
+import { bytes, printJson, printTable } from "../output.js";
+
+/** ls, info, rm, register: the catalog from the command line. */
+export function registerModelCommands(program: Command): void {
+  program
+    .command("ls")
+    .description("list models with their state, size and path")
+    .option("--state <state>", "only models in this state (available, downloading, ready, loaded, failed)")
+    .option("--all", "include models that are not on disk (default: only downloaded or downloading)")
+    .option("--json", "print JSON")
+    .addHelpText("after", "\nExamples:\n  llmlb-node ls\n  llmlb-node ls --all --json | jq '.[].id'\n")
+    .action(async (opts: { state?: string; all?: boolean }, command: Command) => {
+      await withNode(command, async ({ clients }) => {
+        const models = [];
+        let pageToken = "";
+        do {
+          const page = await clients.catalog.listModels({ pageSize: 1000, pageToken });
+          models.push(...page.models.map(modelJson));
+          pageToken = page.nextPageToken;
+        } while (pageToken);
+        const shown = models.filter((m) => (opts.state ? m.state === opts.state.toLowerCase() : opts.all || m.state !== "available"));
+        if (wantsJson(command)) return printJson(shown);
+        printTable(
+          shown.map((m) => ({
+            id: m.id,
+            state: m.state === "downloading" && m.progress ? `downloading ${(m.progress.fraction * 100).toFixed(0)}%` : m.state,
+            size: bytes(m.local?.size_on_disk_bytes ?? m.size_bytes),
+            path: m.local?.path ?? "",
+          })),
+          ["id", "state", "size", "path"],
+        );
+      });
+    });
+
+  program
+    .command("info <id>")
+    .description("show everything known about one model")
+    .option("--json", "print JSON")
+    .addHelpText("after", "\nExample:\n  llmlb-node info qwen2.5-0.5b-instruct-q4_k_m\n")
+    .action(async (id: string, _opts: unknown, command: Command) => {
+      await withNode(command, async ({ clients }) => {
+        const { model } = await clients.catalog.getModel({ modelId: id });
+        const json = model ? modelJson(model) : undefined;
+        if (wantsJson(command) || !json) return printJson(json ?? null);
+        const rows: Array<[string, string]> = [
+          ["id", json.id], ["name", json.display_name], ["state", json.state], ["repo", json.repo],
+          ["files", json.files.join(", ")], ["size", bytes(json.size_bytes)], ["memory", bytes(json.required_memory_bytes)],
+          ["quantization", json.quantization], ["tags", json.tags.join(", ")], ["capabilities", json.capabilities.join(", ")],
+          ["origin", json.origin], ["path", json.local?.path ?? ""], ["revision", json.local?.revision ?? json.revision],
+          ["downloads", json.hub_info ? String(json.hub_info.downloads) : ""], ["failure", json.failure_reason ?? ""],
+        ];
+        for (const [k, v] of rows) if (v) process.stdout.write(`${k.padEnd(13)} ${v}\n`);
+      });
+    });
+
+  program
+    .command("rm <id>")
+    .description("delete a model's local files (and, with --unregister, a registered model)")
+    .option("--unregister", "also remove the registration of a registered model")
+    .option("--json", "print JSON")
+    .addHelpText("after", "\nExample:\n  llmlb-node rm qwen2.5-0.5b-instruct-q4_k_m\n")
+    .action(async (id: string, opts: { unregister?: boolean }, command: Command) => {
+      await withNode(command, async ({ clients }) => {
+        const res = await clients.catalog.deleteModel({ modelId: id, removeRegistration: opts.unregister === true });
+        if (wantsJson(command)) return printJson({ id, freed_bytes: Number(res.freedBytes) });
+        process.stdout.write(`deleted ${id} (${bytes(res.freedBytes)} freed)\n`);
+      });
+    });
+
+  program
+    .command("register <repo>")
+    .description("add a Hugging Face model by repo id or URL (metadata only; pull downloads it)")
+    .option("--file <name>", "GGUF file inside the repo (default: a sensible quantization)")
+    .option("--name <display name>", "display name")
+    .option("--id <id>", "id to register under")
+    .option("--json", "print JSON")
+    .addHelpText("after", "\nExamples:\n  llmlb-node register Qwen/Qwen2.5-0.5B-Instruct-GGUF\n  llmlb-node register https://huggingface.co/org/repo/blob/main/model-Q4_K_M.gguf\n")
+    .action(async (repo: string, opts: { file?: string; name?: string; id?: string }, command: Command) => {
+      await withNode(command, async ({ clients }) => {
+        const res = await clients.catalog.registerModel({ repo, filename: opts.file ?? "", displayName: opts.name ?? "", id: opts.id ?? "" });
+        if (wantsJson(command)) return printJson({ model: res.model ? modelJson(res.model) : null, warnings: res.warnings });
+        process.stdout.write(`registered ${res.model?.id ?? repo}\n`);
+        for (const warning of res.warnings) process.stderr.write(`warning: ${warning}\n`);
+      });
+    });
+}

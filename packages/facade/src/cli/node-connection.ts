@@ -1,0 +1,45 @@
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import type { Interceptor } from "@connectrpc/connect";
+import { NodeRuntime, silentLogger, type NodeConfig } from "@llmlb/runtime";
+import { createNodeClients, type NodeClients } from "../clients.js";
+
+export interface NodeConnection {
+  clients: NodeClients;
+  /** "remote" when a running node answered on the gRPC port, else "local" (this process, same store). */
+  mode: "remote" | "local";
+  close(): Promise<void>;
+}
+
+const bearer = (apiKey: string): Interceptor => (next) => async (req) => {
+  req.header.set("authorization", `Bearer ${apiKey}`);
+  return next(req);
+};
+
+/** The gRPC address of the node this configuration describes. */
+export function grpcUrlOf(config: NodeConfig): string {
+  const host = config.host === "0.0.0.0" ? "127.0.0.1" : config.host === "::" ? "::1" : config.host;
+  return `http://${host.includes(":") ? `[${host}]` : host}:${config.grpcPort}`;
+}
+
+/**
+ * Talks to the running node over gRPC when one answers; otherwise runs the services in this
+ * process on the same store (its locks keep both from downloading one model twice).
+ */
+export async function connectToNode(config: NodeConfig, options: { probeTimeoutMs?: number } = {}): Promise<NodeConnection> {
+  const transport = createGrpcTransport({
+    baseUrl: grpcUrlOf(config),
+    interceptors: config.apiKey ? [bearer(config.apiKey)] : [],
+  });
+  const remote = createNodeClients(transport);
+  try {
+    await remote.health.check({ service: "" }, { timeoutMs: options.probeTimeoutMs ?? 1500 });
+    return { clients: remote, mode: "remote", close: async () => {} };
+  } catch {
+    const runtime = await NodeRuntime.create(config, silentLogger());
+    return {
+      clients: createNodeClients(runtime.inProcessTransport()),
+      mode: "local",
+      close: () => runtime.close(),
+    };
+  }
+}
