@@ -5,6 +5,7 @@ import { registerOpenAiRoutes } from "./http/v1/openai-routes.js";
 import { registerModelRoutes } from "./http/v0/model-routes.js";
 import { PullRegistry } from "./http/v0/pull-registry.js";
 import { registerMetricsRoute } from "./http/metrics-routes.js";
+import { prefetchRouterModels } from "./router-link.js";
 import { blobSourceOf } from "./http/v0/store-blob-source.js";
 
 export interface RunningNode {
@@ -48,6 +49,9 @@ export async function startNode(config: NodeConfig, logger: Logger = loggerFor(c
       ],
     });
     runtime.onClose(() => pulls.close());
+    void prefetchRouterModels(config, clients, pulls, logger, runtime.shutdownSignal).catch((err: unknown) =>
+      logger.warn({ err }, "router prefetch failed"),
+    );
     const listeners = { grpc, http };
     return {
       runtime,
