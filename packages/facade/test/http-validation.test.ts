@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
+
+interface ErrorBody { error: { message: string; type: string; param: string | null; code: string | null } }
+
+describe("malformed HTTP requests get a 4xx that names the problem", () => {
+  let node: TestNode;
+  beforeAll(async () => {
+    node = await startTestNode();
+  });
+  afterAll(async () => node?.stop());
+
+  const post = (path: string, body: string, type = "application/json") =>
+    fetch(`${node.httpUrl}${path}`, { method: "POST", headers: { "content-type": type }, body });
+
+  it("malformed JSON → 400 invalid_json", async () => {
+    const res = await post("/v1/chat/completions", "{not json");
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as ErrorBody;
+    expect(body.error).toMatchObject({ type: "invalid_request_error", code: "invalid_json" });
+    expect(body.error.message).toMatch(/malformed JSON/);
+  });
+
+  it("a missing field is named in message and param", async () => {
+    const res = await post("/v1/chat/completions", JSON.stringify({ model: "m" }));
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as ErrorBody;
+    expect(body.error.param).toBe("messages");
+    expect(body.error.message).toContain('"messages"');
+  });
+
+  it("a wrong type is rejected, not coerced", async () => {
+    const res = await post("/v1/chat/completions", JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }], max_tokens: "5" }));
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as ErrorBody).error.param).toBe("max_tokens");
+  });
+
+  it("nested problems name the path", async () => {
+    const res = await post("/v1/chat/completions", JSON.stringify({ model: "m", messages: [{ role: "wizard", content: "hi" }] }));
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as ErrorBody).error.param).toBe("messages[0].role");
+  });
+
+  it("out-of-range sampling values are refused", async () => {
+    const res = await post("/v1/completions", JSON.stringify({ model: "m", prompt: "x", temperature: 7 }));
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as ErrorBody).error.param).toBe("temperature");
+  });
+
+  it("an embeddings request with an unknown encoding is refused", async () => {
+    const res = await post("/v1/embeddings", JSON.stringify({ model: "m", input: "x", encoding_format: "hex" }));
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as ErrorBody).error.param).toBe("encoding_format");
+  });
+
+  it("bodies over the limit → 413", async () => {
+    const res = await post("/v1/chat/completions", JSON.stringify({ model: "m", messages: [{ role: "user", content: "x".repeat(5 * 1024 * 1024) }] }));
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as ErrorBody).error.code).toBe("body_too_large");
+  });
+
+  it("a non-JSON content type → 415", async () => {
+    const res = await post("/v1/chat/completions", "model=m", "application/x-www-form-urlencoded");
+    expect(res.status).toBe(415);
+  });
+
+  it("bad list filters are refused", async () => {
+    const res = await fetch(`${node.httpUrl}/v0/models?state=sleeping`);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as ErrorBody).error.param).toBe("state");
+  });
+
+  it("unknown routes → OpenAI-shaped 404", async () => {
+    const res = await fetch(`${node.httpUrl}/v1/nothing-here`);
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as ErrorBody).error.code).toBe("route_not_found");
+  });
+});
