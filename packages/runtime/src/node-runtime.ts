@@ -2,6 +2,8 @@ import { createRouterTransport, type Interceptor, type Transport } from "@connec
 import type { NodeConfig } from "./config/index.js";
 import type { Logger } from "./logging/index.js";
 import { ModelEvents } from "./events/model-events.js";
+import { staticModelDirectory, type ModelDirectory } from "./catalog/model-entry.js";
+import { wireCatalog } from "./catalog/wire.js";
 import { NodeMetrics } from "./metrics/node-metrics.js";
 import { createClient, type Client } from "@connectrpc/connect";
 import { InferenceService } from "./gen/llmlb/node/v1/inference_pb.js";
@@ -19,6 +21,8 @@ export class NodeRuntime {
   readonly services: NodeServices;
   /** Model lifecycle events: resolver, store and engine publish, the catalog listens. */
   readonly events = new ModelEvents();
+  /** Catalog lookup by id (supported + registered models); set by wireCatalog. */
+  models: ModelDirectory = staticModelDirectory([]);
   /** Prometheus metrics, fed by the events, the call interceptor and a scrape-time probe. */
   readonly metrics: NodeMetrics;
   /** Aborted when the node starts shutting down; long-lived streams end on it. */
@@ -52,6 +56,7 @@ export class NodeRuntime {
     try {
       // Components are wired here, each by one function of its own folder:
       // store + resolver (resolver/), catalog (catalog/), engine (engine/).
+      await wireCatalog(runtime);
     } catch (err) {
       await runtime.close();
       throw err;

@@ -1,0 +1,336 @@
+import { LlmlbError } from "../errors/index.js";
+import type { ModelEvents } from "../events/model-events.js";
+import type { Model } from "../gen/llmlb/node/v1/model_pb.js";
+import type { Logger } from "../logging/index.js";
+import { validateModelId } from "../store/model-id.js";
+import { ChangeThrottle } from "./change-throttle.js";
+import type { HubClient } from "./hub-client.js";
+import type { HubInfoCache } from "./hub-info-cache.js";
+import { encodePageToken, matchesQuery, searchText, type ListQuery } from "./list-query.js";
+import type { ActiveDownload } from "./lock-poller.js";
+import { LockPoller, type ActiveDownloadsReader } from "./lock-poller.js";
+import type { ModelDirectory, ModelEntry } from "./model-entry.js";
+import { toModelProto } from "./model-proto.js";
+import { ModelStates } from "./model-states.js";
+import { planRegistration, type RegisterInput } from "./register-model.js";
+import type { RegistrationStore } from "./registration-store.js";
+import type { AdapterInfo, CatalogStorePort } from "./store-port.js";
+import { WatchHub, type WatchItem } from "./watch-hub.js";
+
+export interface CatalogOptions {
+  supported: readonly ModelEntry[];
+  registrations: RegistrationStore;
+  hub: HubClient;
+  hubInfo: HubInfoCache;
+  events: ModelEvents;
+  /** The model store, looked up at each use (it may be wired after the catalog). */
+  store: () => CatalogStorePort | undefined;
+  readActiveDownloads: ActiveDownloadsReader;
+  logger: Logger;
+  /** Progress changes per model reach watchers at most once per this interval (default 250 ms: ~4/s). */
+  progressIntervalMs?: number;
+  /** Lock polling interval (default 1000 ms). */
+  lockPollMs?: number;
+}
+
+export interface ListResult {
+  models: Model[];
+  nextPageToken: string;
+  totalSize: number;
+}
+
+export interface DeleteResult {
+  /** The model after deletion; undefined when its registration was removed. */
+  model?: Model;
+  freedBytes: number;
+  /** Something the caller asked for that did not happen, e.g. unregistering a supported model. */
+  notice?: string;
+}
+
+interface Item {
+  entry: ModelEntry;
+  haystack: string;
+  lowerTags: string[];
+  /** Cached wire form; cleared on every change. */
+  proto: Model | undefined;
+}
+
+/**
+ * What models this node offers and what state each is in: supported_models.json plus
+ * registrations, with states derived from lifecycle events, the store and other processes'
+ * locks. Every read is answered from memory; the Hub is only ever asked in the background
+ * (popularity) or by RegisterModel.
+ */
+export class Catalog {
+  private readonly items = new Map<string, Item>();
+  /** Supported models in file order, then registered ones by registration time. */
+  private readonly order: string[] = [];
+  private readonly idsByRepo = new Map<string, Set<string>>();
+  private readonly pendingIds = new Set<string>();
+  private readonly states = new ModelStates();
+  private readonly watchers = new WatchHub();
+  private readonly throttle: ChangeThrottle;
+  private readonly locks: LockPoller;
+  private readonly unsubscribe: Array<() => void> = [];
+
+  /** Lookup by id for the resolver and engine. */
+  readonly directory: ModelDirectory = { get: async (id) => this.items.get(id)?.entry };
+
+  private constructor(private readonly options: CatalogOptions) {
+    this.throttle = new ChangeThrottle(options.progressIntervalMs ?? 250, (id) => this.publish(id));
+    this.locks = new LockPoller({
+      read: options.readActiveDownloads,
+      onPoll: (downloads) => this.applyLocks(downloads),
+      intervalMs: options.lockPollMs ?? 1000,
+      lingerMs: 10_000,
+      watched: () => this.watchers.size > 0,
+      logger: options.logger,
+    });
+  }
+
+  static async open(options: CatalogOptions, registered?: Array<{ entry: ModelEntry }>): Promise<Catalog> {
+    const catalog = new Catalog(options);
+    for (const entry of options.supported) catalog.add(entry);
+    for (const { entry } of registered ?? (await options.registrations.loadAll())) {
+      if (catalog.items.has(entry.id)) {
+        options.logger.warn({ modelId: entry.id }, "a registered model has the id of a supported model; the supported one wins");
+        continue;
+      }
+      catalog.add(entry);
+    }
+    await options.hubInfo.warm(catalog.idsByRepo.keys());
+    catalog.unsubscribe.push(catalog.states.onChange((id, progressOnly) => catalog.changed(id, progressOnly)));
+    catalog.unsubscribe.push(
+      options.events.on((event) => {
+        catalog.states.apply(event);
+        // A finished transfer: fill in size, date and revision from the store, off the hot path.
+        if (event.type === "transfer-finished" && catalog.items.has(event.modelId)) void catalog.refreshLocal(event.modelId);
+      }),
+    );
+    await catalog.syncWithStore();
+    await catalog.locks.poll();
+    return catalog;
+  }
+
+  /** Marks every model that is on disk READY (start-up, or once the store is wired). */
+  async syncWithStore(): Promise<void> {
+    const store = this.options.store();
+    if (!store) return;
+    try {
+      for (const { id, local } of await store.listModels()) {
+        if (this.items.has(id)) this.states.setLocal(id, local);
+      }
+    } catch (err) {
+      this.options.logger.warn({ err }, "could not list the models on disk; they show as AVAILABLE until used");
+    }
+  }
+
+  get size(): number {
+    return this.order.length;
+  }
+
+  list(query: ListQuery): ListResult {
+    this.locks.demand();
+    const matching: string[] = [];
+    for (const id of this.order) {
+      const item = this.items.get(id)!;
+      if (matchesQuery(query, this.states.get(id).state, item.lowerTags, item.haystack)) matching.push(id);
+    }
+    const page = matching.slice(query.offset, query.offset + query.pageSize);
+    const next = query.offset + page.length;
+    return {
+      models: page.map((id) => this.protoOf(id, true)),
+      nextPageToken: next < matching.length ? encodePageToken(next, query.filterKey) : "",
+      totalSize: matching.length,
+    };
+  }
+
+  get(id: string): Model {
+    validateModelId(id);
+    this.locks.demand();
+    if (!this.items.has(id)) throw notSupported(id);
+    return this.protoOf(id, true);
+  }
+
+  async register(input: RegisterInput, signal?: AbortSignal): Promise<{ model: Model; warnings: string[]; availableFiles: string[] }> {
+    const explicit = input.id.trim();
+    if (explicit) this.assertFreeId(explicit);
+    const plan = await planRegistration(input, this.options.hub, signal);
+    const { entry } = plan;
+    this.assertFreeId(entry.id);
+    this.pendingIds.add(entry.id);
+    try {
+      await this.options.registrations.add({ entry, registeredAt: Date.now() });
+      this.add(entry);
+    } finally {
+      this.pendingIds.delete(entry.id);
+    }
+    await this.refreshLocal(entry.id);
+    this.throttle.push(entry.id, false);
+    this.options.logger.info({ modelId: entry.id, repo: entry.repo, files: entry.files }, "model registered");
+    return { model: this.protoOf(entry.id, false), warnings: plan.warnings, availableFiles: plan.availableFiles };
+  }
+
+  async delete(id: string, removeRegistration: boolean): Promise<DeleteResult> {
+    validateModelId(id);
+    const item = this.items.get(id);
+    if (!item) throw notSupported(id);
+    const status = this.states.get(id);
+    if (status.state === "downloading") {
+      const who = status.external ? "another process is downloading it" : "it is downloading";
+      throw new LlmlbError("MODEL_IN_USE", `cannot delete ${id}: ${who}; wait for the download or cancel it first`, { model_id: id });
+    }
+    if (status.state === "loaded") {
+      throw new LlmlbError("MODEL_IN_USE", `cannot delete ${id}: it is loaded; unload it first`, { model_id: id });
+    }
+    const store = this.options.store();
+    let freedBytes = 0;
+    if (store) freedBytes = (await store.deleteModel(id)).freedBytes;
+    else if (status.local) this.options.logger.warn({ modelId: id }, "no model store is wired; the files were not removed");
+    this.states.apply({ type: "deleted", modelId: id });
+    if (!removeRegistration) return { model: this.protoOf(id, false), freedBytes };
+    if (item.entry.origin === "supported") {
+      return {
+        model: this.protoOf(id, false),
+        freedBytes,
+        notice: `${id} is a supported model (supported_models.json) and cannot be unregistered; its files were removed and it stays in the catalog`,
+      };
+    }
+    await this.options.registrations.remove(id);
+    const last = this.protoOf(id, false);
+    this.remove(id);
+    this.watchers.publish({ id, model: last, removed: true, progressOnly: false });
+    this.options.logger.info({ modelId: id }, "model registration removed");
+    return { freedBytes };
+  }
+
+  /** Streams changes (and first the current state, if asked) until `signal` aborts. */
+  watch(ids: readonly string[], includeInitial: boolean, signal: AbortSignal): AsyncGenerator<WatchItem> {
+    for (const id of ids) validateModelId(id);
+    const stream = this.watchers.watch(ids, signal, () =>
+      includeInitial
+        ? (ids.length > 0 ? ids.filter((id) => this.items.has(id)) : this.order).map((id) => ({
+            id,
+            model: this.protoOf(id, false),
+            removed: false,
+            progressOnly: false,
+          }))
+        : [],
+    );
+    this.locks.ensureRunning();
+    return stream;
+  }
+
+  async listAdapters(): Promise<AdapterInfo[]> {
+    return this.requireStore("list adapters").listAdapters();
+  }
+
+  async deleteAdapter(id: string): Promise<{ freedBytes: number }> {
+    return this.requireStore("delete adapters").deleteAdapter(id);
+  }
+
+  close(): void {
+    for (const off of this.unsubscribe.splice(0)) off();
+    this.locks.close();
+    this.throttle.close();
+    this.options.hubInfo.close();
+  }
+
+  private add(entry: ModelEntry): void {
+    this.items.set(entry.id, {
+      entry,
+      haystack: searchText(entry),
+      lowerTags: entry.tags.map((t) => t.toLowerCase()),
+      proto: undefined,
+    });
+    this.order.push(entry.id);
+    const ids = this.idsByRepo.get(entry.repo) ?? new Set<string>();
+    ids.add(entry.id);
+    this.idsByRepo.set(entry.repo, ids);
+  }
+
+  private remove(id: string): void {
+    const item = this.items.get(id);
+    if (!item) return;
+    this.items.delete(id);
+    this.order.splice(this.order.indexOf(id), 1);
+    this.idsByRepo.get(item.entry.repo)?.delete(id);
+    this.states.forget(id);
+  }
+
+  private assertFreeId(id: string): void {
+    const existing = this.items.get(id);
+    if (existing || this.pendingIds.has(id)) {
+      const what = existing?.entry.origin === "supported" ? "a supported model" : `registered from ${existing?.entry.repo ?? "another request"}`;
+      throw new LlmlbError("MODEL_ALREADY_EXISTS", `model ${id} already exists (${what}); pass id to register under another name`, { model_id: id });
+    }
+  }
+
+  private protoOf(id: string, touchHub: boolean): Model {
+    const item = this.items.get(id)!;
+    if (touchHub) this.options.hubInfo.refreshIfStale(item.entry.repo);
+    item.proto ??= toModelProto(item.entry, this.states.get(id), this.options.hubInfo.peek(item.entry.repo));
+    return item.proto;
+  }
+
+  /** Hub stats of a repo changed: its models' wire forms are rebuilt on next read. */
+  hubInfoChanged(repo: string): void {
+    for (const id of this.idsByRepo.get(repo) ?? []) {
+      const item = this.items.get(id);
+      if (item) item.proto = undefined;
+    }
+  }
+
+  private changed(id: string, progressOnly: boolean): void {
+    const item = this.items.get(id);
+    if (!item) return;
+    item.proto = undefined;
+    this.throttle.push(id, progressOnly);
+  }
+
+  private publish(id: string): void {
+    if (!this.items.has(id) || this.watchers.size === 0) return;
+    const status = this.states.get(id);
+    this.watchers.publish({ id, model: this.protoOf(id, false), removed: false, progressOnly: status.state === "downloading" });
+  }
+
+  private async refreshLocal(id: string): Promise<void> {
+    const store = this.options.store();
+    if (!store) return;
+    try {
+      const local = await store.getModel(id);
+      if (this.items.has(id)) this.states.setLocal(id, local);
+    } catch (err) {
+      this.options.logger.debug({ err, modelId: id }, "could not read a model's local copy");
+    }
+  }
+
+  private async applyLocks(downloads: ActiveDownload[]): Promise<void> {
+    const active = new Set<string>();
+    for (const { modelId, progress } of downloads) {
+      if (!this.items.has(modelId) || this.states.isTransferringHere(modelId)) continue;
+      active.add(modelId);
+      this.states.setExternal(modelId, progress);
+    }
+    for (const id of this.states.externalIds()) {
+      if (active.has(id)) continue;
+      const store = this.options.store();
+      const local = store ? await store.getModel(id).catch(() => undefined) : undefined;
+      this.states.clearExternal(id, local);
+    }
+  }
+
+  private requireStore(what: string): CatalogStorePort {
+    const store = this.options.store();
+    if (!store) throw new LlmlbError("UNIMPLEMENTED", `this node has no model store wired, so it cannot ${what}`);
+    return store;
+  }
+}
+
+function notSupported(id: string): LlmlbError {
+  return new LlmlbError(
+    "MODEL_NOT_SUPPORTED",
+    `model ${id} is neither in supported_models.json nor registered; list models with ListModels or register it with RegisterModel`,
+    { model_id: id },
+  );
+}

@@ -1,0 +1,82 @@
+import { createHash } from "node:crypto";
+import { LlmlbError } from "../errors/index.js";
+import { ModelState } from "../gen/llmlb/node/v1/model_pb.js";
+import type { ModelEntry } from "./model-entry.js";
+import type { ModelStateName } from "./model-states.js";
+import { STATE_TO_PROTO } from "./model-proto.js";
+
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 1000;
+
+/** A ListModels request, checked. */
+export interface ListQuery {
+  state?: ModelStateName;
+  /** Lower-case. */
+  tag?: string;
+  /** Lower-case free text. */
+  text?: string;
+  pageSize: number;
+  offset: number;
+  /** Identifies the filters, so a page token cannot be replayed with other ones. */
+  filterKey: string;
+}
+
+export interface ListRequestFields {
+  pageSize: number;
+  pageToken: string;
+  state: ModelState;
+  tag: string;
+  query: string;
+}
+
+const PROTO_TO_STATE = new Map<ModelState, ModelStateName>(
+  (Object.entries(STATE_TO_PROTO) as Array<[ModelStateName, ModelState]>).map(([name, value]) => [value, name]),
+);
+
+export function parseListRequest(req: ListRequestFields): ListQuery {
+  if (req.pageSize < 0) throw new LlmlbError("INVALID_ARGUMENT", `page_size must not be negative (got ${req.pageSize})`);
+  let state: ModelStateName | undefined;
+  if (req.state !== ModelState.UNSPECIFIED) {
+    state = PROTO_TO_STATE.get(req.state);
+    if (!state) throw new LlmlbError("INVALID_ARGUMENT", `state ${req.state} is not a known model state`);
+  }
+  const tag = req.tag.trim().toLowerCase() || undefined;
+  const text = req.query.trim().toLowerCase() || undefined;
+  const filterKey = createHash("sha256").update(`${state ?? ""}\u0000${tag ?? ""}\u0000${text ?? ""}`).digest("base64url").slice(0, 12);
+  const pageSize = req.pageSize === 0 ? DEFAULT_PAGE_SIZE : Math.min(req.pageSize, MAX_PAGE_SIZE);
+  return {
+    ...(state ? { state } : {}),
+    ...(tag ? { tag } : {}),
+    ...(text ? { text } : {}),
+    pageSize,
+    offset: req.pageToken ? decodePageToken(req.pageToken, filterKey) : 0,
+    filterKey,
+  };
+}
+
+/** An opaque token: the offset of the next page and the filters it belongs to. */
+export function encodePageToken(offset: number, filterKey: string): string {
+  return Buffer.from(`v1:${offset}:${filterKey}`, "utf8").toString("base64url");
+}
+
+function decodePageToken(token: string, filterKey: string): number {
+  const match = /^v1:(\d{1,9}):(.+)$/.exec(Buffer.from(token, "base64url").toString("utf8"));
+  if (!match) {
+    throw new LlmlbError("INVALID_PAGE_TOKEN", "page_token was not produced by ListModels; start again without it");
+  }
+  if (match[2] !== filterKey) {
+    throw new LlmlbError("INVALID_PAGE_TOKEN", "page_token belongs to a ListModels call with other filters; use the same state, tag and query");
+  }
+  return Number(match[1]);
+}
+
+/** The lower-case text the free-text filter searches: id, name, description, repo and tags. */
+export function searchText(entry: ModelEntry): string {
+  return [entry.id, entry.displayName, entry.description, entry.repo, ...entry.tags].join("\n").toLowerCase();
+}
+
+export function matchesQuery(query: ListQuery, state: ModelStateName, lowerTags: readonly string[], haystack: string): boolean {
+  if (query.state && query.state !== state) return false;
+  if (query.tag && !lowerTags.includes(query.tag)) return false;
+  return !query.text || haystack.includes(query.text);
+}

@@ -1,0 +1,82 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  Capability,
+  HubInfoSchema,
+  LocalCopySchema,
+  ModelOrigin,
+  ModelSchema,
+  ModelState,
+  ProgressSchema,
+  type Model,
+} from "../gen/llmlb/node/v1/model_pb.js";
+import type { ModelEntry } from "./model-entry.js";
+import type { HubStats } from "./hub-info-cache.js";
+import type { ModelStateName, ModelStatus } from "./model-states.js";
+
+export const STATE_TO_PROTO: Record<ModelStateName, ModelState> = {
+  available: ModelState.AVAILABLE,
+  downloading: ModelState.DOWNLOADING,
+  ready: ModelState.READY,
+  loaded: ModelState.LOADED,
+  failed: ModelState.FAILED,
+};
+
+const CAPABILITY_TO_PROTO: Record<ModelEntry["capabilities"][number], Capability> = {
+  "text-generation": Capability.TEXT_GENERATION,
+  embeddings: Capability.EMBEDDINGS,
+};
+
+const big = (n: number | undefined): bigint => (n === undefined ? 0n : BigInt(Math.max(0, Math.round(n))));
+
+/** The wire form of a catalog entry in its current state. */
+export function toModelProto(entry: ModelEntry, status: ModelStatus, hub: HubStats | undefined): Model {
+  const progress = status.state === "downloading" ? status.progress : undefined;
+  const local = status.local && (status.state === "ready" || status.state === "loaded" || status.state === "failed") ? status.local : undefined;
+  return create(ModelSchema, {
+    id: entry.id,
+    displayName: entry.displayName,
+    description: entry.description,
+    repo: entry.repo,
+    filename: entry.files[0] ?? "",
+    files: entry.files,
+    sizeBytes: big(entry.sizeBytes),
+    requiredMemoryBytes: big(entry.requiredMemoryBytes),
+    tags: entry.tags,
+    capabilities: entry.capabilities.map((c) => CAPABILITY_TO_PROTO[c]),
+    quantization: entry.quantization ?? "",
+    parameterCount: big(entry.parameterCount),
+    origin: entry.origin === "supported" ? ModelOrigin.SUPPORTED : ModelOrigin.REGISTERED,
+    state: STATE_TO_PROTO[status.state],
+    failureReason: status.state === "failed" ? (status.failureReason ?? "") : "",
+    revision: entry.revision ?? "",
+    sha256: entry.sha256 ?? "",
+    chatTemplate: entry.chatTemplate ?? "",
+    format: entry.format,
+    ...(progress
+      ? {
+          progress: create(ProgressSchema, {
+            fraction: progress.fraction,
+            completedBytes: big(progress.completedBytes),
+            totalBytes: big(progress.totalBytes),
+            currentFile: progress.currentFile,
+            bytesPerSecond: progress.bytesPerSecond,
+          }),
+        }
+      : {}),
+    ...(hub
+      ? { hubInfo: create(HubInfoSchema, { downloads: big(hub.downloads), likes: big(hub.likes), fetchedAt: timestampFromMs(hub.fetchedAt) }) }
+      : {}),
+    ...(local
+      ? {
+          local: create(LocalCopySchema, {
+            path: local.path,
+            sizeOnDiskBytes: big(local.sizeOnDiskBytes),
+            revision: local.revision ?? "",
+            source: local.source ?? "",
+            ...(local.downloadedAt !== undefined ? { downloadedAt: timestampFromMs(local.downloadedAt) } : {}),
+          }),
+        }
+      : {}),
+  });
+}

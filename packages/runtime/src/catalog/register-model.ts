@@ -1,0 +1,149 @@
+import { LlmlbError } from "../errors/index.js";
+import { MAX_ID_LENGTH, validateModelId } from "../store/model-id.js";
+import { baseName, groupGgufFiles, groupOf, isGguf, pickDefault, quantizationOf, shardParts, shardSequenceProblem, type GgufModelFiles } from "./gguf-files.js";
+import type { HubClient, HubModelInfo } from "./hub-client.js";
+import type { ModelEntry } from "./model-entry.js";
+import { parseRepoRef } from "./repo-ref.js";
+
+/** The fields of a RegisterModel request. */
+export interface RegisterInput {
+  repo: string;
+  filename: string;
+  displayName: string;
+  id: string;
+  chatTemplate: string;
+  description: string;
+  tags: readonly string[];
+  revision: string;
+}
+
+/** What a registration will store, with what the caller should know. */
+export interface RegistrationPlan {
+  entry: ModelEntry;
+  warnings: string[];
+  /** GGUF files the repo offers (when the Hub answered). */
+  availableFiles: string[];
+}
+
+const EMBEDDING_PIPELINES = new Set(["feature-extraction", "sentence-similarity"]);
+
+/**
+ * Turns a RegisterModel request into a catalog entry. Metadata only: asks the Hub's model API
+ * (short timeout) for the repo's files, sizes and sha256; picks a default quantization when no
+ * file is named; registers with warnings when the Hub does not answer, unless no file was named.
+ */
+export async function planRegistration(input: RegisterInput, hub: HubClient, signal?: AbortSignal): Promise<RegistrationPlan> {
+  const ref = parseRepoRef(input.repo, hub.endpointUrl);
+  const fileFromUrl = ref.filename;
+  const fileGiven = input.filename.trim().replace(/^\/+/, "");
+  if (fileFromUrl && fileGiven && fileFromUrl !== fileGiven) {
+    throw new LlmlbError("INVALID_ARGUMENT", `the URL names ${fileFromUrl} but filename says ${fileGiven}; give one of them`, { repo: ref.repo });
+  }
+  const filename = fileGiven || fileFromUrl;
+  if (filename && (!isGguf(filename) || filename.split("/").includes(".."))) {
+    throw new LlmlbError("INVALID_ARGUMENT", `filename ${JSON.stringify(filename)} is not a .gguf file of the repository`, { repo: ref.repo });
+  }
+  const revision = input.revision.trim() || ref.revision || undefined;
+  const explicitId = input.id.trim();
+  if (explicitId) validateModelId(explicitId);
+
+  const lookup = await hub.modelInfo(ref.repo, { blobs: true, ...(revision ? { revision } : {}), ...(signal ? { signal } : {}) });
+  const warnings: string[] = [];
+  let chosen: GgufModelFiles;
+  let info: HubModelInfo | undefined;
+  let availableFiles: string[] = [];
+  if (lookup.ok) {
+    info = lookup.info;
+    const groups = groupGgufFiles(info.files);
+    availableFiles = info.files.map((f) => f.path).filter(isGguf);
+    if (groups.length === 0) {
+      throw new LlmlbError("NO_GGUF_FILES", `${ref.repo} has no GGUF file to register (it may hold safetensors only; look for a -GGUF repository)`, { repo: ref.repo });
+    }
+    chosen = filename ? namedGroup(groups, filename, ref.repo, availableFiles) : defaultGroup(groups, ref.repo, warnings);
+    if (info.gated) {
+      warnings.push(`${ref.repo} is gated: request access on ${hub.endpointUrl}/${ref.repo}, then set HF_TOKEN before downloading`);
+    }
+  } else {
+    if (!filename) {
+      throw new LlmlbError(
+        "NO_GGUF_FILES",
+        `Hugging Face (${hub.endpointUrl}) did not answer (${lookup.reason}), so the GGUF files of ${ref.repo} cannot be listed; give a filename to register it anyway`,
+        { repo: ref.repo, hub: "unreachable" },
+      );
+    }
+    chosen = offlineGroup(filename);
+    warnings.push(`Hugging Face (${hub.endpointUrl}) did not answer (${lookup.reason}): size and sha256 of ${filename} are unknown until it is downloaded`);
+  }
+
+  const id = explicitId || deriveModelId(chosen.files[0]!);
+  validateModelId(id);
+  const quantization = chosen.quantization ?? quantizationOf(chosen.files[0]!);
+  const parameterCount = info?.parameterCount;
+  const entry: ModelEntry = {
+    id,
+    displayName: input.displayName.trim() || baseName(chosen.files[0]!).replace(shardSuffix, "").replace(/\.gguf$/i, ""),
+    description: input.description.trim() || `Registered from ${ref.repo}`,
+    repo: ref.repo,
+    files: chosen.files,
+    ...(revision ? { revision } : {}),
+    ...(chosen.sha256 ? { sha256: chosen.sha256 } : {}),
+    ...(chosen.sizeBytes !== undefined ? { sizeBytes: chosen.sizeBytes } : {}),
+    tags: [...new Set(input.tags.map((t) => t.trim().toLowerCase()).filter((t) => t !== ""))],
+    capabilities: info?.pipelineTag && EMBEDDING_PIPELINES.has(info.pipelineTag) ? ["embeddings"] : ["text-generation"],
+    ...(quantization ? { quantization } : {}),
+    ...(parameterCount ? { parameterCount } : {}),
+    format: "gguf",
+    origin: "registered",
+    ...(input.chatTemplate.trim() ? { chatTemplate: input.chatTemplate } : {}),
+  };
+  return { entry, warnings, availableFiles };
+}
+
+const shardSuffix = /-\d{5}-of-\d{5}(?=\.gguf$)/i;
+
+/** A default id from the (first) file name: "Qwen2.5-0.5B-Instruct-Q4_K_M.gguf" → "qwen2.5-0.5b-instruct-q4_k_m". */
+export function deriveModelId(file: string): string {
+  const id = baseName(file)
+    .replace(shardSuffix, "")
+    .replace(/\.gguf$/i, "")
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, "-")
+    .replace(/\.{2,}/g, ".")
+    .replace(/^[^a-z0-9]+/, "")
+    .slice(0, MAX_ID_LENGTH)
+    .replace(/[^a-z0-9]+$/, "");
+  return id || "model";
+}
+
+function namedGroup(groups: GgufModelFiles[], filename: string, repo: string, available: string[]): GgufModelFiles {
+  const group = groupOf(groups, filename);
+  if (!group) {
+    const list = available.length > 10 ? `${available.slice(0, 10).join(", ")}, … (${available.length} in all)` : available.join(", ");
+    throw new LlmlbError("FILE_NOT_FOUND", `${repo} has no file ${filename}; its GGUF files are: ${list}`, { repo, filename });
+  }
+  if (!group.complete) {
+    throw new LlmlbError("FILE_NOT_FOUND", `${filename} is part of a sharded GGUF whose parts are not all in ${repo} (found ${group.files.join(", ")})`, { repo, filename });
+  }
+  return group;
+}
+
+function defaultGroup(groups: GgufModelFiles[], repo: string, warnings: string[]): GgufModelFiles {
+  const chosen = pickDefault(groups);
+  if (!chosen) throw new LlmlbError("NO_GGUF_FILES", `${repo} has no complete GGUF model file to register`, { repo });
+  const what = chosen.quantization ? `${chosen.quantization} (${chosen.files[0]})` : chosen.files[0];
+  const parts = chosen.files.length > 1 ? ` with its ${chosen.files.length} parts` : "";
+  warnings.push(`no filename given: chose ${what}${parts} of the ${groups.length} GGUF models in ${repo}; pass filename to pick another`);
+  return chosen;
+}
+
+/** Without the Hub: a single file, or every part when the name says it is a shard. */
+function offlineGroup(filename: string): GgufModelFiles {
+  const shard = shardParts(filename);
+  if (!shard) return { files: [filename], complete: true };
+  const dir = filename.includes("/") ? filename.slice(0, filename.lastIndexOf("/") + 1) : "";
+  const base = shard.base.slice(dir.length);
+  const width = String(shard.count).padStart(5, "0");
+  const files = Array.from({ length: shard.count }, (_, i) => `${dir}${base}-${String(i + 1).padStart(5, "0")}-of-${width}.gguf`);
+  if (shardSequenceProblem(files)) return { files: [filename], complete: true };
+  return { files, complete: true };
+}

@@ -1,0 +1,85 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { Catalog } from "../catalog/catalog.js";
+import { parseListRequest } from "../catalog/list-query.js";
+import {
+  DeleteAdapterResponseSchema,
+  DeleteModelResponseSchema,
+  GetModelResponseSchema,
+  ListAdaptersResponseSchema,
+  ListModelsResponseSchema,
+  ModelCatalogService,
+  RegisterModelResponseSchema,
+  WatchModelsResponseSchema,
+} from "../gen/llmlb/node/v1/catalog_pb.js";
+import { AdapterSchema } from "../gen/llmlb/node/v1/model_pb.js";
+
+/** Response header carrying a note about something asked for that did not happen (no proto field for it). */
+export const NOTICE_HEADER = "llmlb-notice";
+
+/** ModelCatalogService over a Catalog. Streams end when the client cancels or the node shuts down. */
+export function createCatalogService(catalog: Catalog, shutdownSignal: AbortSignal): ServiceImpl<typeof ModelCatalogService> {
+  return {
+    listModels(req) {
+      const { models, nextPageToken, totalSize } = catalog.list(parseListRequest(req));
+      return create(ListModelsResponseSchema, { models, nextPageToken, totalSize });
+    },
+
+    getModel(req) {
+      return create(GetModelResponseSchema, { model: catalog.get(req.modelId) });
+    },
+
+    async registerModel(req, ctx) {
+      const { model, warnings, availableFiles } = await catalog.register(
+        {
+          repo: req.repo,
+          filename: req.filename,
+          displayName: req.displayName,
+          id: req.id,
+          chatTemplate: req.chatTemplate,
+          description: req.description,
+          tags: req.tags,
+          revision: req.revision,
+        },
+        ctx.signal,
+      );
+      return create(RegisterModelResponseSchema, { model, warnings, availableFiles });
+    },
+
+    async deleteModel(req, ctx) {
+      const { model, freedBytes, notice } = await catalog.delete(req.modelId, req.removeRegistration);
+      if (notice) ctx.responseHeader.set(NOTICE_HEADER, notice);
+      return create(DeleteModelResponseSchema, { ...(model ? { model } : {}), freedBytes: BigInt(freedBytes) });
+    },
+
+    async *watchModels(req, ctx) {
+      const signal = AbortSignal.any([ctx.signal, shutdownSignal]);
+      for await (const item of catalog.watch(req.modelIds, req.includeInitial, signal)) {
+        yield create(WatchModelsResponseSchema, { model: item.model, removed: item.removed });
+      }
+    },
+
+    async listAdapters() {
+      const adapters = await catalog.listAdapters();
+      return create(ListAdaptersResponseSchema, {
+        adapters: adapters.map((a) =>
+          create(AdapterSchema, {
+            id: a.id,
+            ref: a.ref,
+            path: a.path,
+            sizeBytes: BigInt(a.sizeBytes),
+            sha256: a.sha256 ?? "",
+            source: a.source ?? "",
+            ...(a.downloadedAt !== undefined ? { downloadedAt: timestampFromMs(a.downloadedAt) } : {}),
+          }),
+        ),
+      });
+    },
+
+    async deleteAdapter(req) {
+      const { freedBytes } = await catalog.deleteAdapter(req.adapterId);
+      return create(DeleteAdapterResponseSchema, { freedBytes: BigInt(freedBytes) });
+    },
+  };
+}
