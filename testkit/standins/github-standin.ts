@@ -195,6 +195,8 @@ export async function startGithubStandin(options: GithubStandinOptions = {}): Pr
     } catch {
       return sendJson(req, res, 400, { message: "Bad Request" });
     }
+    // GitHub Enterprise serves the REST API under /api/v3; accept it as well as the bare form.
+    if (segs[0] === "api" && segs[1] === "v3") segs = segs.slice(2);
     // /{owner}/{repo}/releases/download/{tag}/{asset}
     if (segs.length >= 6 && segs[2] === "releases" && segs[3] === "download") {
       const repoId = `${segs[0]}/${segs[1]}`;
