@@ -156,9 +156,12 @@ function locate(error: ErrorObject, data: unknown): { where: string; field?: str
 function describe(error: ErrorObject, where: string, field: string | undefined, data: unknown): string {
   if (error.keyword === "required") return `${where}: field "${field}" is missing; expected ${EXPECTED[field ?? ""] ?? "a value"}`;
   if (error.keyword === "additionalProperties") return `${where}: unknown field "${field}"`;
-  const expected = (field && EXPECTED[field]) ?? error.message ?? "a valid value";
-  const got = valueAt(data, error.instancePath);
-  return `${where}: field "${field ?? "(root)"}" is ${shown(got)}; expected ${expected}`;
+  const got = shown(valueAt(data, error.instancePath));
+  if (!field) {
+    const what = where === "(top level)" ? '{"$schema": "./supported_models.schema.json", "models": [ … ]}' : "a model entry (an object)";
+    return `${where}: is ${got}; expected ${what}`;
+  }
+  return `${where}: field "${field}" is ${got}; expected ${EXPECTED[field] ?? error.message ?? "a valid value"}`;
 }
 
 function entryLabel(index: number, id: string | undefined): string {
