@@ -5,6 +5,7 @@ import { registerOpenAiRoutes } from "./http/v1/openai-routes.js";
 import { registerModelRoutes } from "./http/v0/model-routes.js";
 import { PullRegistry } from "./http/v0/pull-registry.js";
 import { registerMetricsRoute } from "./http/metrics-routes.js";
+import { registerDashboardRoutes } from "./http/dashboard-routes.js";
 import { prefetchRouterModels } from "./router-link.js";
 import { registerSourceRoutes } from "./http/v0/source-routes.js";
 import { blobSourceOf } from "./http/v0/store-blob-source.js";
@@ -47,6 +48,7 @@ export async function startNode(config: NodeConfig, logger: Logger = loggerFor(c
         (app) => registerOpenAiRoutes(app, clients),
         (app) => registerModelRoutes(app, clients, { pulls, blobs: blobSourceOf(runtime) }),
         (app) => registerMetricsRoute(app, runtime.metrics),
+        (app) => registerDashboardRoutes(app),
         (app) => registerSourceRoutes(app, clients),
       ],
     });

@@ -58,6 +58,12 @@ export function registerModelRoutes(
   clients: NodeClients,
   deps: { pulls: PullRegistry; blobs?: BlobSource | undefined },
 ): void {
+  // Event streams end when the server starts closing, or app.close() would wait for them forever.
+  const closing = new AbortController();
+  app.addHook("preClose", async () => closing.abort());
+
+  app.get("/v0/events", (request, reply) => streamAllModelEvents(request, reply, clients, closing.signal));
+
   app.get<{ Querystring: ListQuery }>("/v0/models", { schema: { querystring: listQuerySchema } }, async (request) => {
     const { state, q, tag, page_size, page_token } = request.query;
     const res = await clients.catalog.listModels({
@@ -87,7 +93,7 @@ export function registerModelRoutes(
 
   app.get<{ Params: { "*": string } }>("/v0/models/*", async (request, reply) => {
     const { id, action } = splitAction(request.params["*"], ["events"]);
-    if (action === "events") return streamModelEvents(request, reply, clients, id);
+    if (action === "events") return streamModelEvents(request, reply, clients, id, closing.signal);
     const { model } = await clients.catalog.getModel({ modelId: id });
     return model ? modelJson(model) : reply.callNotFound();
   });
@@ -114,11 +120,12 @@ export function registerModelRoutes(
 }
 
 /** SSE: `state` on connect, `progress` while downloading, then `ready` or `failed` and the stream ends. */
-async function streamModelEvents(request: FastifyRequest, reply: FastifyReply, clients: NodeClients, id: string): Promise<void> {
+async function streamModelEvents(request: FastifyRequest, reply: FastifyReply, clients: NodeClients, id: string, closing: AbortSignal): Promise<void> {
   await clients.catalog.getModel({ modelId: id }); // unknown id → 404 before the stream opens
   const sse = openSse(request, reply);
+  const signal = AbortSignal.any([sse.signal, closing]);
   try {
-    for await (const change of clients.catalog.watchModels({ modelIds: [id], includeInitial: true }, { signal: sse.signal })) {
+    for await (const change of clients.catalog.watchModels({ modelIds: [id], includeInitial: true }, { signal })) {
       const model = change.model;
       if (!model) continue;
       if (change.removed) {
@@ -138,7 +145,30 @@ async function streamModelEvents(request: FastifyRequest, reply: FastifyReply, c
       }
     }
   } catch (err) {
-    if (!sse.signal.aborted) await sse.send({ error: httpErrorOf(err).body }, "error");
+    if (!signal.aborted) await sse.send({ error: httpErrorOf(err).body }, "error");
+  } finally {
+    sse.end();
+  }
+}
+
+/**
+ * GET /v0/events — SSE of every model change in the catalog (the dashboard's live feed): event
+ * `model` with the model's REST shape on each state or progress change (progress is throttled by
+ * WatchModels), `removed` with `{id}` when a registration is forgotten. No initial snapshot: read
+ * GET /v0/models after the stream opens.
+ */
+async function streamAllModelEvents(request: FastifyRequest, reply: FastifyReply, clients: NodeClients, closing: AbortSignal): Promise<void> {
+  const sse = openSse(request, reply);
+  const signal = AbortSignal.any([sse.signal, closing]);
+  try {
+    for await (const change of clients.catalog.watchModels({ modelIds: [], includeInitial: false }, { signal })) {
+      const model = change.model;
+      if (!model) continue;
+      if (change.removed) await sse.send({ id: model.id }, "removed");
+      else await sse.send(modelJson(model), "model");
+    }
+  } catch (err) {
+    if (!signal.aborted) await sse.send({ error: httpErrorOf(err).body }, "error");
   } finally {
     sse.end();
   }

@@ -1,0 +1,64 @@
+import { h, icon, ICONS, replaceChildren } from "./dom.js";
+import { formatBytes, formatDate } from "./format.js";
+import { isDownloaded, type ModelJson } from "./types.js";
+
+export interface LocalActions {
+  delete(model: ModelJson): void;
+}
+
+/** The Local tab: models on this node's disk (ready or loaded), with their path and a Delete button. */
+export class LocalView {
+  constructor(
+    private readonly list: HTMLElement,
+    private readonly empty: HTMLElement,
+    private readonly actions: LocalActions,
+  ) {}
+
+  update(models: ModelJson[]): void {
+    const local = models.filter(isDownloaded);
+    this.empty.hidden = local.length > 0;
+    const focusedId = (document.activeElement as HTMLElement | null)?.closest<HTMLElement>("[data-model-id]")?.dataset.modelId;
+    const inList = this.list.contains(document.activeElement);
+    const unchanged =
+      this.list.children.length === local.length && local.every((m, i) => (this.list.children[i] as HTMLElement).dataset.key === keyOf(m));
+    if (unchanged) return;
+    replaceChildren(this.list, ...local.map((m) => this.row(m)));
+    if (inList) {
+      const again = focusedId ? this.list.querySelector<HTMLElement>(`[data-model-id="${CSS.escape(focusedId)}"] button`) : null;
+      (again ?? this.list.querySelector<HTMLElement>("button") ?? this.empty).focus();
+    }
+  }
+
+  private row(m: ModelJson): HTMLElement {
+    const name = m.display_name || m.id;
+    const titleId = `local-title-${m.id.replace(/[^a-zA-Z0-9_-]/g, "_")}`;
+    const remove = h("button", { class: "btn btn-danger", type: "button", "aria-label": `Delete ${name}` }, icon([...ICONS.trash]), "Delete");
+    remove.addEventListener("click", () => this.actions.delete(m));
+    const loaded = m.state === "loaded";
+    return h(
+      "article",
+      { class: "local-row", "data-model-id": m.id, "data-key": keyOf(m), "aria-labelledby": titleId },
+      h(
+        "div",
+        { class: "local-head" },
+        h("h3", { class: "card-title", id: titleId, text: name }),
+        h("span", { class: `badge ${loaded ? "badge-busy" : "badge-done"}`, text: loaded ? "loaded" : "not loaded" }),
+      ),
+      h("p", { class: "card-meta", text: [m.id, m.quantization].filter(Boolean).join(" · ") }),
+      h(
+        "dl",
+        { class: "facts" },
+        h("div", {}, h("dt", { text: "Size on disk" }), h("dd", { text: formatBytes(m.local?.size_on_disk_bytes ?? m.size_bytes) })),
+        h("div", {}, h("dt", { text: "Memory" }), h("dd", { text: formatBytes(m.required_memory_bytes) })),
+        h("div", {}, h("dt", { text: "Downloaded" }), h("dd", { text: formatDate(m.local?.downloaded_at ?? null) })),
+        h("div", {}, h("dt", { text: "Source" }), h("dd", { text: m.local?.source || "—" })),
+      ),
+      h("div", { class: "path" }, h("span", { class: "path-label", text: "Path" }), h("code", { class: "path-value", text: m.local?.path ?? "—" })),
+      h("div", { class: "local-action" }, remove),
+    );
+  }
+}
+
+/** What a row shows; a row is rebuilt only when this changes. */
+const keyOf = (m: ModelJson) =>
+  JSON.stringify([m.id, m.display_name, m.state, m.local?.path, m.local?.size_on_disk_bytes, m.local?.downloaded_at, m.local?.source, m.required_memory_bytes]);

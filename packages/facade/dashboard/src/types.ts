@@ -1,0 +1,86 @@
+/**
+ * The REST shapes the page reads. They mirror packages/facade/src/http/v0/model-json.ts (the server's
+ * `modelJson`); the dashboard test drives a real node, so a drift shows up there.
+ */
+export type ModelStateName = "available" | "downloading" | "ready" | "loaded" | "failed" | "unspecified";
+
+export interface ProgressJson {
+  fraction: number;
+  completed_bytes: number;
+  total_bytes: number;
+  current_file: string;
+  bytes_per_second: number;
+}
+
+export interface HubInfoJson {
+  downloads: number;
+  likes: number;
+  fetched_at: string | null;
+}
+
+export interface LocalCopyJson {
+  path: string;
+  size_on_disk_bytes: number;
+  downloaded_at: string | null;
+  revision: string;
+  source: string;
+}
+
+export interface ModelJson {
+  id: string;
+  display_name: string;
+  description: string;
+  repo: string;
+  filename: string;
+  files: string[];
+  size_bytes: number;
+  required_memory_bytes: number;
+  tags: string[];
+  capabilities: string[];
+  quantization: string;
+  parameter_count: number;
+  format: string;
+  revision: string;
+  origin: "supported" | "registered" | "unspecified";
+  state: ModelStateName;
+  progress: ProgressJson | null;
+  failure_reason: string | null;
+  hub_info: HubInfoJson | null;
+  local: LocalCopyJson | null;
+}
+
+export interface ListModelsJson {
+  models: ModelJson[];
+  next_page_token: string | null;
+  total_size: number;
+}
+
+export interface RegisterRequestJson {
+  repo: string;
+  filename?: string;
+  display_name?: string;
+}
+
+export interface RegisterResponseJson {
+  model: ModelJson | null;
+  warnings: string[];
+  available_files: string[];
+}
+
+export interface PullResponseJson {
+  model_id: string;
+  status: "started" | "joined" | "ready";
+  model?: ModelJson;
+}
+
+export interface DeleteResponseJson {
+  model: ModelJson | null;
+  freed_bytes: number;
+}
+
+/** `{"error":{message,type,param,code}}`, the body of every 4xx/5xx. */
+export interface ErrorBodyJson {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+export const isDownloaded = (m: ModelJson): boolean => m.state === "ready" || m.state === "loaded";
