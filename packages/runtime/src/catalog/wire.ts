@@ -1,4 +1,5 @@
 import { LlmlbError } from "../errors/index.js";
+import { HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import type { NodeRuntime } from "../node-runtime.js";
 import { createCatalogService } from "../services/catalog-service.js";
 import { readActiveDownloads } from "./active-downloads.js";
@@ -75,7 +76,7 @@ export async function wireCatalog(runtime: NodeRuntime, tuning: Partial<CatalogT
   late.catalog = catalog;
   runtime.onClose(() => catalog.close());
   runtime.models = catalog.directory;
-  runtime.services.catalog = createCatalogService(catalog, runtime.shutdownSignal);
+  runtime.services.catalog = createCatalogService(catalog, drainSignal(runtime));
   logger.debug({ models: catalog.size, file: config.supportedModels }, "catalog ready");
   return catalog;
 }
@@ -100,6 +101,20 @@ interface StoredModel {
 interface StoredAdapter extends StoredModel {
   ref: string;
   sha256: string;
+}
+
+/**
+ * Aborted when the node starts draining (health NOT_SERVING, before the listeners wait for open
+ * calls) or shuts down, so WatchModels streams end instead of holding the drain up.
+ */
+function drainSignal(runtime: NodeRuntime): AbortSignal {
+  const controller = new AbortController();
+  const off = runtime.health.onChange(() => {
+    if (runtime.health.statusOf("") !== HealthCheckResponse_ServingStatus.SERVING) controller.abort();
+  });
+  runtime.shutdownSignal.addEventListener("abort", () => controller.abort(), { once: true });
+  controller.signal.addEventListener("abort", off, { once: true });
+  return controller.signal;
 }
 
 const STORE_METHODS = ["listModels", "getModel", "deleteModel", "listAdapters", "getAdapter", "deleteAdapter"] as const;

@@ -18,8 +18,8 @@ import { AdapterSchema } from "../gen/llmlb/node/v1/model_pb.js";
 /** Response header carrying a note about something asked for that did not happen (no proto field for it). */
 export const NOTICE_HEADER = "llmlb-notice";
 
-/** ModelCatalogService over a Catalog. Streams end when the client cancels or the node shuts down. */
-export function createCatalogService(catalog: Catalog, shutdownSignal: AbortSignal): ServiceImpl<typeof ModelCatalogService> {
+/** ModelCatalogService over a Catalog. Streams end when the client cancels or `endStreams` aborts (the node drains). */
+export function createCatalogService(catalog: Catalog, endStreams: AbortSignal): ServiceImpl<typeof ModelCatalogService> {
   return {
     listModels(req) {
       const { models, nextPageToken, totalSize } = catalog.list(parseListRequest(req));
@@ -54,7 +54,7 @@ export function createCatalogService(catalog: Catalog, shutdownSignal: AbortSign
     },
 
     async *watchModels(req, ctx) {
-      const signal = AbortSignal.any([ctx.signal, shutdownSignal]);
+      const signal = AbortSignal.any([ctx.signal, endStreams]);
       for await (const item of catalog.watch(req.modelIds, req.includeInitial, signal)) {
         yield create(WatchModelsResponseSchema, { model: item.model, removed: item.removed });
       }
