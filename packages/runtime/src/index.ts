@@ -19,3 +19,15 @@ export { quantizationOf, shardParts, groupGgufFiles, pickDefault, type GgufModel
 export type { CatalogStorePort, AdapterInfo } from "./catalog/store-port.js";
 export type { ModelStateName, ModelStatus, LocalCopyInfo } from "./catalog/model-states.js";
 export { createCatalogService, NOTICE_HEADER } from "./services/catalog-service.js";
+export { Store, type CachedModel, type CachedAdapter, type CachedFile, type ModelFileRead, type ByteRange, type StoreOptions } from "./store/store.js";
+export { validateModelId, validateAdapterId, idToFileName, fileNameToId, MAX_ID_LENGTH } from "./store/model-id.js";
+export type { ArtifactMetadata, StoredFile } from "./store/metadata.js";
+export { readDownloadLock, listDownloadLocks, STALE_LOCK_MS, type DownloadLockInfo, type DownloadLockState, type LockProgress } from "./locks/download-lock.js";
+export { Resolver } from "./resolver/resolver.js";
+export type { ResolveTarget, ResolveEvent, ResolveOptions, ResolveResult } from "./resolver/types.js";
+export { openResolverStack, type ResolverStack, type ResolverStackOptions } from "./resolver/open-resolver.js";
+export { wireResolver } from "./resolver/wire.js";
+export { parseAdapterRef, adapterIdFromRef, type AdapterRef } from "./resolver/adapter-ref.js";
+export { fetchWithRetry, retryAfterMs, backoffMs, isRetryableStatus, type FetchRetryOptions } from "./transfer/retry.js";
+export { DEFAULT_SOURCES, loadSources, type LoadedSource } from "./plugin/loader.js";
+export { createResolverService } from "./services/resolver-service.js";

@@ -4,6 +4,10 @@ import type { Logger } from "./logging/index.js";
 import { ModelEvents } from "./events/model-events.js";
 import { staticModelDirectory, type ModelDirectory } from "./catalog/model-entry.js";
 import { wireCatalog } from "./catalog/wire.js";
+import type { Store } from "./store/store.js";
+import type { Resolver } from "./resolver/resolver.js";
+import type { SourceChain } from "./resolver/source-chain.js";
+import { wireResolver } from "./resolver/wire.js";
 import { NodeMetrics } from "./metrics/node-metrics.js";
 import { createClient, type Client } from "@connectrpc/connect";
 import { InferenceService } from "./gen/llmlb/node/v1/inference_pb.js";
@@ -23,6 +27,12 @@ export class NodeRuntime {
   readonly events = new ModelEvents();
   /** Catalog lookup by id (supported + registered models); set by wireCatalog. */
   models: ModelDirectory = staticModelDirectory([]);
+  /** The model store under config.home; set by wireResolver during create. */
+  store!: Store;
+  /** Model id or adapter reference → verified local files; set by wireResolver during create. */
+  resolver!: Resolver;
+  /** The effective source chain; set by wireResolver during create. */
+  sources!: SourceChain;
   /** Prometheus metrics, fed by the events, the call interceptor and a scrape-time probe. */
   readonly metrics: NodeMetrics;
   /** Aborted when the node starts shutting down; long-lived streams end on it. */
@@ -56,6 +66,7 @@ export class NodeRuntime {
     try {
       // Components are wired here, each by one function of its own folder:
       // store + resolver (resolver/), catalog (catalog/), engine (engine/).
+      await wireResolver(runtime);
       await wireCatalog(runtime);
     } catch (err) {
       await runtime.close();

@@ -17,6 +17,8 @@ export const REASONS = {
   MODEL_NOT_SUPPORTED: Code.NotFound,
   FILE_NOT_FOUND: Code.NotFound,
   ADAPTER_NOT_FOUND: Code.NotFound,
+  REPO_NOT_FOUND: Code.NotFound,
+  REVISION_NOT_FOUND: Code.NotFound,
   MODEL_ALREADY_EXISTS: Code.AlreadyExists,
   MODEL_IN_USE: Code.FailedPrecondition,
   NO_GGUF_FILES: Code.FailedPrecondition,

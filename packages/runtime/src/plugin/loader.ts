@@ -1,0 +1,100 @@
+import { createRequire } from "node:module";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import type { NodeConfig, SourceEntry } from "../config/index.js";
+import { LlmlbError } from "../errors/index.js";
+import type { Logger } from "../logging/index.js";
+import type { ArtifactKind, SourcePlugin, SourceProvider } from "./contract.js";
+
+/** The chain used when config.json has no "sources": the built-ins, loaded like any third-party plugin. */
+export const DEFAULT_SOURCES: readonly SourceEntry[] = [
+  { module: "@llmlb/plugins/local", priority: 10 },
+  { module: "@llmlb/plugins/huggingface", priority: 20 },
+  { module: "@llmlb/plugins/router-proxy", priority: 30 },
+];
+
+const NAME = /^[a-z0-9][a-z0-9._-]*$/;
+const KINDS: readonly ArtifactKind[] = ["model", "adapter"];
+
+/** One entry of the effective chain. Disabled entries are listed but never loaded. */
+export interface LoadedSource {
+  name: string;
+  priority: number;
+  enabled: boolean;
+  kinds: readonly ArtifactKind[];
+  /** As written in the configuration (package name or path). */
+  module: string;
+  options: Readonly<Record<string, unknown>>;
+  provider?: SourceProvider;
+}
+
+const isPath = (spec: string) => spec.startsWith(".") || path.isAbsolute(spec) || spec.startsWith("file:");
+
+async function importModule(spec: string, configFile: string): Promise<unknown> {
+  if (isPath(spec)) {
+    const url = spec.startsWith("file:") ? spec : pathToFileURL(path.resolve(path.dirname(configFile), spec)).href;
+    return import(/* @vite-ignore */ url);
+  }
+  try {
+    // A bare name resolves from this package, where the built-ins are (works from src and dist).
+    return await import(/* @vite-ignore */ spec);
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== "ERR_MODULE_NOT_FOUND") throw err;
+    // Then next to the config file, where a user installs third-party plugins.
+    const resolved = createRequire(configFile).resolve(spec);
+    return import(/* @vite-ignore */ pathToFileURL(resolved).href);
+  }
+}
+
+function describe(value: unknown): string {
+  return value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
+}
+
+function checkProvider(value: unknown, module: string): SourceProvider {
+  const p = value as Partial<SourceProvider> | undefined;
+  const bad = (what: string) =>
+    new LlmlbError("INVALID_CONFIG", `source plugin "${module}" is not a valid source provider: ${what}`, { module });
+  if (typeof p !== "object" || p === null) throw bad(`its default export is ${describe(value)}, expected a provider object or a factory`);
+  if (typeof p.name !== "string" || !NAME.test(p.name)) throw bad("name must be lower-case letters, digits, '.', '-' or '_'");
+  if (typeof p.priority !== "number" || !Number.isFinite(p.priority)) throw bad("priority must be a number");
+  if (!Array.isArray(p.kinds) || p.kinds.length === 0 || !p.kinds.every((k) => KINDS.includes(k))) throw bad('kinds must list "model" and/or "adapter"');
+  if (typeof p.locate !== "function") throw bad("locate must be a function");
+  return p as SourceProvider;
+}
+
+async function loadOne(entry: SourceEntry, config: NodeConfig, logger: Logger): Promise<SourceProvider> {
+  let mod: unknown;
+  try {
+    mod = await importModule(entry.module, config.configFile);
+  } catch (err) {
+    throw new LlmlbError("INVALID_CONFIG", `cannot load source plugin "${entry.module}": ${(err as Error).message}`, { module: entry.module }, { cause: err });
+  }
+  const exported = (mod as { default?: unknown }).default ?? mod;
+  const options = entry.options ?? {};
+  const plugin = exported as SourcePlugin;
+  const built =
+    typeof plugin === "function"
+      ? await plugin({ options, config, logger: logger.child({ source: entry.name ?? entry.module }) })
+      : plugin;
+  return checkProvider(built, entry.module);
+}
+
+/** Loads the configured source chain (or the default one), sorted by priority. */
+export async function loadSources(config: NodeConfig, logger: Logger): Promise<LoadedSource[]> {
+  const entries = config.sources ?? DEFAULT_SOURCES;
+  const loaded: LoadedSource[] = [];
+  for (const entry of entries) {
+    const options = entry.options ?? {};
+    if (entry.enabled === false) {
+      loaded.push({ name: entry.name ?? entry.module, priority: entry.priority ?? 0, enabled: false, kinds: [], module: entry.module, options });
+      continue;
+    }
+    const provider = await loadOne(entry, config, logger);
+    const name = entry.name ?? provider.name;
+    if (loaded.some((s) => s.name === name)) {
+      throw new LlmlbError("INVALID_CONFIG", `two sources are named "${name}"; give one a different "name" in config.json`, { module: entry.module });
+    }
+    loaded.push({ name, priority: entry.priority ?? provider.priority, enabled: true, kinds: [...provider.kinds], module: entry.module, options, provider });
+  }
+  return loaded.sort((a, b) => a.priority - b.priority);
+}

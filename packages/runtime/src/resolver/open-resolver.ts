@@ -1,0 +1,57 @@
+import type { ModelDirectory } from "../catalog/model-entry.js";
+import type { NodeConfig } from "../config/index.js";
+import { ModelEvents } from "../events/model-events.js";
+import type { Logger } from "../logging/index.js";
+import { loadSources } from "../plugin/loader.js";
+import { Store } from "../store/store.js";
+import { HttpClient } from "../transfer/http-client.js";
+import { TransferEngine } from "../transfer/transfer-engine.js";
+import { Resolver } from "./resolver.js";
+import { SourceChain } from "./source-chain.js";
+
+export interface ResolverStackOptions {
+  config: NodeConfig;
+  logger: Logger;
+  /** Where model ids are looked up; pass a delegating directory to follow a catalog that changes. */
+  models: ModelDirectory;
+  events?: ModelEvents;
+}
+
+/** Store, sources, transfer engine and resolver of one node, wired together. */
+export interface ResolverStack {
+  store: Store;
+  sources: SourceChain;
+  transfer: TransferEngine;
+  http: HttpClient;
+  resolver: Resolver;
+  events: ModelEvents;
+  /** Aborts running resolutions, then closes the sources, the HTTP client and the store. */
+  close(): Promise<void>;
+}
+
+export async function openResolverStack(options: ResolverStackOptions): Promise<ResolverStack> {
+  const { config, logger } = options;
+  const events = options.events ?? new ModelEvents();
+  const store = await Store.open({ home: config.home, logger, events });
+  const http = new HttpClient();
+  try {
+    const sources = new SourceChain(await loadSources(config, logger), { config, logger, http });
+    const transfer = new TransferEngine({ http, settings: config, logger });
+    const resolver = new Resolver({
+      store, sources, transfer, events, logger, models: options.models, lockWaitTimeoutSeconds: config.lockWaitTimeoutSeconds,
+    });
+    return {
+      store, sources, transfer, http, resolver, events,
+      async close() {
+        await resolver.close();
+        await sources.close();
+        await http.close();
+        await store.close();
+      },
+    };
+  } catch (err) {
+    await http.close();
+    await store.close();
+    throw err;
+  }
+}

@@ -1,0 +1,81 @@
+import { isDeepStrictEqual } from "node:util";
+import KeyvSqlite from "@keyv/sqlite";
+import { Keyv } from "keyv";
+import type { Logger } from "../logging/index.js";
+
+/**
+ * The store's index in `<home>/node.db` (keyv + SQLite): a cache of every metadata.json and of
+ * sha256 values computed for read-only files. It is rebuilt from disk whenever the store is
+ * listed, so losing or deleting it never loses a model. Failures are logged, never thrown.
+ */
+export class StoreIndex {
+  private readonly keyv: Keyv;
+  /** Background writes, in order; close() waits for them. */
+  private pending: Promise<void> = Promise.resolve();
+
+  constructor(file: string, private readonly logger: Logger) {
+    const adapter = new KeyvSqlite({ uri: `sqlite://${file}`, table: "store", busyTimeout: 10_000 });
+    this.keyv = new Keyv({ store: adapter, namespace: "store" });
+    this.keyv.on("error", (err: unknown) => this.logger.warn({ err }, "store index error"));
+  }
+
+  async get<T>(key: string): Promise<T | undefined> {
+    try {
+      return (await this.keyv.get<T>(key)) ?? undefined;
+    } catch (err) {
+      this.logger.warn({ err, key }, "store index read failed");
+      return undefined;
+    }
+  }
+
+  /** Writes only when the value changed (list operations call this for every entry). */
+  async put(key: string, value: unknown): Promise<void> {
+    try {
+      if (isDeepStrictEqual(await this.keyv.get(key), value)) return;
+      await this.keyv.set(key, value);
+    } catch (err) {
+      this.logger.warn({ err, key }, "store index write failed");
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.keyv.delete(key);
+    } catch (err) {
+      this.logger.warn({ err, key }, "store index delete failed");
+    }
+  }
+
+  async keys(prefix: string): Promise<string[]> {
+    const out: string[] = [];
+    try {
+      if (!this.keyv.iterator) return out;
+      for await (const [key] of this.keyv.iterator(undefined)) {
+        if (typeof key === "string" && key.startsWith(prefix)) out.push(key);
+      }
+    } catch (err) {
+      this.logger.warn({ err }, "store index scan failed");
+    }
+    return out;
+  }
+
+  /**
+   * Makes the entries under `prefix` equal to `entries`, in the background: reads of the store
+   * never wait for SQLite.
+   */
+  syncInBackground(prefix: string, entries: ReadonlyMap<string, unknown>): void {
+    this.pending = this.pending.then(async () => {
+      for (const [key, value] of entries) await this.put(key, value);
+      for (const key of await this.keys(prefix)) if (!entries.has(key)) await this.delete(key);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.pending;
+    try {
+      await this.keyv.disconnect();
+    } catch {
+      // already closed
+    }
+  }
+}

@@ -1,0 +1,266 @@
+import { createReadStream } from "node:fs";
+import fs from "node:fs/promises";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { LlmlbError } from "../errors/index.js";
+import type { ModelEvents } from "../events/model-events.js";
+import { silentLogger, type Logger } from "../logging/index.js";
+import { readDownloadLock, type LockKind } from "../locks/download-lock.js";
+import { ArtifactArea, type FileToInstall, type InstalledArtifact } from "./artifact-area.js";
+import type { ArtifactMetadata, StoredFile } from "./metadata.js";
+import { validateAdapterId, validateModelId } from "./model-id.js";
+import { StoreIndex } from "./store-index.js";
+
+export interface CachedFile extends StoredFile {
+  path: string;
+}
+
+/** A model installed in the store: verified at install, all files present. */
+export interface CachedModel {
+  id: string;
+  displayName: string;
+  sizeBytes: number;
+  downloadedAt: Date;
+  /** The file to load (first part of a sharded model). */
+  path: string;
+  dir: string;
+  revision?: string;
+  source: string;
+  repo?: string;
+  files: CachedFile[];
+}
+
+export interface CachedAdapter {
+  id: string;
+  ref: string;
+  path: string;
+  dir: string;
+  sizeBytes: number;
+  sha256: string;
+  source: string;
+  downloadedAt: Date;
+  revision?: string;
+  files: CachedFile[];
+}
+
+export interface ByteRange {
+  start: number;
+  /** Inclusive; defaults to the last byte. */
+  end?: number;
+}
+
+/** An open read of one file of a READY model (what `/v0/models/blob/:id` streams). */
+export interface ModelFileRead {
+  id: string;
+  name: string;
+  /** Size of the whole file. */
+  size: number;
+  sha256: string;
+  lastModified: Date;
+  start: number;
+  /** Inclusive. */
+  end: number;
+  stream: Readable;
+}
+
+export interface StoreOptions {
+  home: string;
+  logger?: Logger;
+  /** Where `deleted` events go. */
+  events?: ModelEvents;
+}
+
+export type InstallMetadata = Omit<ArtifactMetadata, "files" | "size_bytes" | "schema" | "id" | "kind">;
+
+function toFiles(a: InstalledArtifact): CachedFile[] {
+  return a.metadata.files.map((f, i) => ({ ...f, path: a.paths[i]! }));
+}
+
+function toCachedModel(a: InstalledArtifact): CachedModel {
+  const m = a.metadata;
+  return {
+    id: m.id,
+    displayName: m.display_name ?? m.id,
+    sizeBytes: m.size_bytes,
+    downloadedAt: new Date(m.downloaded_at),
+    path: a.paths[0]!,
+    dir: a.dir,
+    ...(m.revision ? { revision: m.revision } : {}),
+    source: m.source,
+    ...(m.repo ? { repo: m.repo } : {}),
+    files: toFiles(a),
+  };
+}
+
+function toCachedAdapter(a: InstalledArtifact): CachedAdapter {
+  const m = a.metadata;
+  return {
+    id: m.id,
+    ref: m.ref ?? m.id,
+    path: a.paths[0]!,
+    dir: a.dir,
+    sizeBytes: m.size_bytes,
+    sha256: m.files[0]!.sha256,
+    source: m.source,
+    downloadedAt: new Date(m.downloaded_at),
+    ...(m.revision ? { revision: m.revision } : {}),
+    files: toFiles(a),
+  };
+}
+
+/**
+ * The model store under `<home>`: `models/<id>/` and `adapters/<id>/` (files + metadata.json),
+ * `.locks/`, and the index in `node.db`. Only verified files are ever installed, so whatever is
+ * listed here is READY.
+ */
+export class Store {
+  readonly home: string;
+  readonly models: ArtifactArea;
+  readonly adapters: ArtifactArea;
+  private readonly index: StoreIndex;
+  private readonly events: ModelEvents | undefined;
+
+  private constructor(options: StoreOptions, index: StoreIndex) {
+    this.home = options.home;
+    this.index = index;
+    this.events = options.events;
+    this.models = new ArtifactArea(path.join(this.home, "models"), "model", index, validateModelId);
+    this.adapters = new ArtifactArea(path.join(this.home, "adapters"), "adapter", index, validateAdapterId);
+  }
+
+  static async open(options: StoreOptions): Promise<Store> {
+    await fs.mkdir(options.home, { recursive: true });
+    const index = new StoreIndex(path.join(options.home, "node.db"), options.logger ?? silentLogger());
+    const store = new Store(options, index);
+    // metadata.json files are the truth: bring the index in line with them at start.
+    await Promise.all([store.models.list(), store.adapters.list()]);
+    return store;
+  }
+
+  /** Directory of a model (whether or not it is installed). Validates the id. */
+  modelDir(id: string): string {
+    return this.models.dir(id);
+  }
+
+  adapterDir(id: string): string {
+    return this.adapters.dir(id);
+  }
+
+  async listModels(): Promise<CachedModel[]> {
+    return (await this.models.list()).map(toCachedModel);
+  }
+
+  async getModel(id: string): Promise<CachedModel | undefined> {
+    const installed = await this.models.get(id);
+    return installed && toCachedModel(installed);
+  }
+
+  async isCached(id: string): Promise<boolean> {
+    return (await this.models.get(id)) !== undefined;
+  }
+
+  /** Bytes of every installed model and adapter. */
+  async totalSize(): Promise<number> {
+    const [models, adapters] = await Promise.all([this.models.list(), this.adapters.list()]);
+    return [...models, ...adapters].reduce((n, a) => n + a.metadata.size_bytes, 0);
+  }
+
+  /** Removes a model's files (and any partial download). Refuses while a download of it runs. */
+  async deleteModel(id: string): Promise<boolean> {
+    await this.refuseWhileDownloading("model", id);
+    const removed = await this.models.remove(id);
+    if (removed) this.events?.emit({ type: "deleted", modelId: id });
+    return removed;
+  }
+
+  async listAdapters(): Promise<CachedAdapter[]> {
+    return (await this.adapters.list()).map(toCachedAdapter);
+  }
+
+  async getAdapter(id: string): Promise<CachedAdapter | undefined> {
+    const installed = await this.adapters.get(id);
+    return installed && toCachedAdapter(installed);
+  }
+
+  async deleteAdapter(id: string): Promise<boolean> {
+    await this.refuseWhileDownloading("adapter", id);
+    return this.adapters.remove(id);
+  }
+
+  /** Deletes every model and adapter that is not being downloaded. */
+  async clear(): Promise<{ deleted: string[]; skipped: string[] }> {
+    const deleted: string[] = [];
+    const skipped: string[] = [];
+    const jobs = [
+      ...(await this.models.list()).map((a) => ({ id: a.metadata.id, del: () => this.deleteModel(a.metadata.id) })),
+      ...(await this.adapters.list()).map((a) => ({ id: a.metadata.id, del: () => this.deleteAdapter(a.metadata.id) })),
+    ];
+    for (const job of jobs) {
+      try {
+        await job.del();
+        deleted.push(job.id);
+      } catch (err) {
+        if (err instanceof LlmlbError && err.reason === "MODEL_IN_USE") skipped.push(job.id);
+        else throw err;
+      }
+    }
+    return { deleted, skipped };
+  }
+
+  /**
+   * Opens one file of a READY model for reading. The file is looked up by name in metadata.json,
+   * so nothing a client sends is ever joined into a path.
+   */
+  async openModelFile(id: string, options: { file?: string; range?: ByteRange } = {}): Promise<ModelFileRead> {
+    const installed = await this.models.get(validateModelId(id));
+    if (!installed) throw new LlmlbError("MODEL_NOT_READY", `model ${id} is not on this node's disk`, { id });
+    const index = options.file === undefined ? 0 : installed.metadata.files.findIndex((f) => f.name === options.file);
+    const file = installed.metadata.files[index];
+    if (!file) throw new LlmlbError("FILE_NOT_FOUND", `model ${id} has no file named ${JSON.stringify(options.file)}`, { id });
+    const filePath = installed.paths[index]!;
+    const start = options.range?.start ?? 0;
+    const end = Math.min(options.range?.end ?? file.size - 1, file.size - 1);
+    if (!Number.isSafeInteger(start) || start < 0 || (file.size > 0 && start > end) || (file.size === 0 && start > 0)) {
+      throw new LlmlbError("INVALID_ARGUMENT", `range ${start}-${options.range?.end ?? ""} is outside ${file.name} (${file.size} bytes)`, {
+        id, size: String(file.size),
+      });
+    }
+    const stat = await fs.stat(filePath);
+    const stream = file.size === 0 ? Readable.from([]) : createReadStream(filePath, { start, end, highWaterMark: 1 << 20 });
+    return { id, name: file.name, size: file.size, sha256: file.sha256, lastModified: stat.mtime, start, end, stream };
+  }
+
+  /** Installs verified files as a model (the resolver calls this while holding the model's lock). */
+  async installModel(id: string, files: FileToInstall[], metadata: InstallMetadata): Promise<CachedModel> {
+    return toCachedModel(await this.models.install(id, files, metadata));
+  }
+
+  async installAdapter(id: string, files: FileToInstall[], metadata: InstallMetadata): Promise<CachedAdapter> {
+    return toCachedAdapter(await this.adapters.install(id, files, metadata));
+  }
+
+  /** sha256 cache for read-only files outside the store (keyed by path, size and mtime). */
+  async cachedSha256(file: string, size: number, mtimeMs: number): Promise<string | undefined> {
+    const hit = await this.index.get<{ size: number; mtimeMs: number; sha256: string }>(`sha:${file}`);
+    return hit && hit.size === size && hit.mtimeMs === mtimeMs ? hit.sha256 : undefined;
+  }
+
+  async rememberSha256(file: string, size: number, mtimeMs: number, sha256: string): Promise<void> {
+    await this.index.put(`sha:${file}`, { size, mtimeMs, sha256 });
+  }
+
+  async close(): Promise<void> {
+    await this.index.close();
+  }
+
+  private async refuseWhileDownloading(kind: LockKind, id: string): Promise<void> {
+    const lock = await readDownloadLock(this.home, kind === "model" ? validateModelId(id) : validateAdapterId(id), kind);
+    if (lock && !lock.stale) {
+      throw new LlmlbError(
+        "MODEL_IN_USE",
+        `${id} is being downloaded by process ${lock.pid} on ${lock.host}; cancel that download or wait for it, then delete`,
+        { id, holder_pid: String(lock.pid), holder_host: lock.host },
+      );
+    }
+  }
+}

@@ -1,0 +1,34 @@
+import fs from "node:fs/promises";
+import path from "node:path";
+import { LlmlbError } from "../errors/index.js";
+import { formatBytes } from "../config/index.js";
+
+async function existingAncestor(dir: string): Promise<string> {
+  for (let current = path.resolve(dir); ; current = path.dirname(current)) {
+    try {
+      await fs.access(current);
+      return current;
+    } catch {
+      if (path.dirname(current) === current) return current;
+    }
+  }
+}
+
+/** Free bytes for an unprivileged writer on the file system holding `dir`. */
+export async function freeBytes(dir: string): Promise<number> {
+  const stats = await fs.statfs(await existingAncestor(dir));
+  return stats.bavail * stats.bsize;
+}
+
+/** Fails with INSUFFICIENT_DISK unless `needed` bytes fit while leaving `reserve` bytes free. */
+export async function ensureDiskSpace(dir: string, needed: number, reserve: number, what: string): Promise<void> {
+  if (needed <= 0) return;
+  const free = await freeBytes(dir);
+  if (free - needed >= reserve) return;
+  throw new LlmlbError(
+    "INSUFFICIENT_DISK",
+    `not enough disk space for ${what}: it needs ${formatBytes(needed)} and ${formatBytes(reserve)} must stay free ` +
+      `(LLMLB_DISK_RESERVE), but only ${formatBytes(free)} is free on the disk of ${dir}`,
+    { needed_bytes: String(needed), free_bytes: String(free), reserve_bytes: String(reserve) },
+  );
+}

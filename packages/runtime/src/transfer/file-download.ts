@@ -1,0 +1,417 @@
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { LlmlbError, isAbortError } from "../errors/index.js";
+import type { Logger } from "../logging/index.js";
+import type { RemoteFile } from "../plugin/contract.js";
+import { exists } from "../store/fs-utils.js";
+import { createHashFollower, type HashFollower } from "./hash-follower.js";
+import { headerValue, type HttpClient, type OpenResponse } from "./http-client.js";
+import { RetryableHttpError, httpStatusError } from "./http-errors.js";
+import { Intervals } from "./intervals.js";
+import { readPartialState, samePartial, writePartialState, type PartialState } from "./partial-state.js";
+import { DiskWriteError, PositionalWriter } from "./positional-writer.js";
+import { backoffMs, isRetryableNetworkError } from "./retry.js";
+
+/** Files from this size on are fetched over several ranged connections (when allowed and supported). */
+export const MULTI_CONNECTION_MIN_BYTES = 4 * 1024 * 1024;
+const MIN_PIECE = 1 << 20;
+const MAX_PIECE = 16 << 20;
+/** Dirty bytes after which writeback is started, so the final fsync has little left to do. */
+const SYNC_EVERY_BYTES = 64 << 20;
+const STATE_SAVE_MS = 1_000;
+
+export interface FileTransferOptions {
+  http: HttpClient;
+  signal: AbortSignal;
+  connections: number;
+  /** Consecutive failures without progress before giving up. */
+  retries: number;
+  stallMs: number;
+  retryBaseMs: number;
+  /** A server asking to wait longer than this fails the transfer with RATE_LIMITED at once. */
+  maxRetryAfterMs: number;
+  logger: Logger;
+  /** Bytes newly on disk (negative when a restart discards some). */
+  onBytes: (n: number) => void;
+  /** The size became known from the server before any byte is written; may throw INSUFFICIENT_DISK. */
+  onSizeLearned: (size: number) => Promise<void>;
+}
+
+export interface DownloadedFile {
+  name: string;
+  /** The verified .part file (the store moves it into place). */
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+/** A file about to be downloaded, with what an earlier run left of it. */
+export interface PreparedFile {
+  file: RemoteFile;
+  partPath: string;
+  statePath: string;
+  state: PartialState;
+  /** Bytes already on disk from an earlier run. */
+  resumedBytes: number;
+}
+
+export async function prepareFile(file: RemoteFile, partialDir: string, revision?: string): Promise<PreparedFile> {
+  const partPath = path.join(partialDir, `${file.name}.part`);
+  const statePath = `${partPath}.json`;
+  const saved = await readPartialState(statePath);
+  const fresh: PartialState = {
+    schema: 1,
+    url: file.url,
+    done: [],
+    ...(file.size !== undefined ? { size: file.size } : {}),
+    ...(file.sha256 ? { sha256: file.sha256 } : {}),
+    ...(revision ? { revision } : {}),
+  };
+  const usable = saved && samePartial(saved, file) && (await exists(partPath));
+  const state = usable ? { ...saved, url: file.url } : fresh;
+  return { file, partPath, statePath, state, resumedBytes: new Intervals(state.done).total };
+}
+
+/** Thrown when what is on disk cannot be continued (content changed, ranges ignored): start over. */
+class RestartFromZero extends Error {
+  constructor(readonly rangesSupported: boolean | undefined, reason: string) {
+    super(reason);
+  }
+}
+
+function parseContentRange(value: string | undefined): { start: number; total: number | undefined } | undefined {
+  const m = value ? /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i.exec(value.trim()) : null;
+  if (!m) return undefined;
+  return { start: Number(m[1]), total: m[3] === "*" ? undefined : Number(m[3]) };
+}
+
+/** A strong ETag, else Last-Modified: what If-Range may carry. */
+function validatorOf(res: OpenResponse): string | undefined {
+  const etag = headerValue(res.headers, "etag");
+  if (etag && !etag.startsWith("W/")) return etag;
+  return headerValue(res.headers, "last-modified");
+}
+
+function fdatasync(fd: number): Promise<void> {
+  return new Promise((resolve) => fs.fdatasync(fd, () => resolve()));
+}
+
+/**
+ * Downloads one file into its .part file: resumes what an earlier run left (Range + If-Range),
+ * uses several ranged connections for large files, retries with backoff from where each
+ * connection stopped, hashes while downloading, and verifies size and sha256 at the end.
+ */
+export async function downloadFile(prepared: PreparedFile, options: FileTransferOptions): Promise<DownloadedFile> {
+  await fsp.mkdir(path.dirname(prepared.partPath), { recursive: true });
+  const handle = await fsp.open(prepared.partPath, prepared.state.done.length > 0 ? "r+" : "w");
+  const download = new FileDownload(prepared, options, handle);
+  try {
+    return await download.run();
+  } finally {
+    await download.dispose();
+    await handle.close();
+  }
+}
+
+class FileDownload {
+  private readonly file: RemoteFile;
+  private readonly state: PartialState;
+  private readonly done: Intervals;
+  private size: number | undefined;
+  private follower: HashFollower;
+  private resolvedUrl: string | undefined;
+  private rangesSupported: boolean | undefined;
+  private stateDirty = true;
+  private stateWrite: Promise<void> = Promise.resolve();
+  private readonly stateTimer: NodeJS.Timeout;
+  private unsynced = 0;
+  private syncing: Promise<void> | undefined;
+  private discarded = false;
+
+  constructor(
+    private readonly prepared: PreparedFile,
+    private readonly options: FileTransferOptions,
+    private readonly handle: fsp.FileHandle,
+  ) {
+    this.file = prepared.file;
+    this.state = prepared.state;
+    this.done = new Intervals(this.state.done);
+    this.size = this.file.size ?? this.state.size;
+    this.follower = createHashFollower(prepared.partPath, this.size);
+    this.follower.advance(this.done.prefixEnd);
+    this.stateTimer = setInterval(() => void this.saveState(), STATE_SAVE_MS);
+    this.stateTimer.unref();
+  }
+
+  async run(): Promise<DownloadedFile> {
+    for (let round = 0; ; round++) {
+      try {
+        await this.transfer();
+        break;
+      } catch (err) {
+        if (!(err instanceof RestartFromZero) || round >= this.options.retries) throw err;
+        this.options.logger.warn({ file: this.file.name, reason: err.message }, "restarting the download from the first byte");
+        this.rangesSupported = err.rangesSupported;
+        await this.restart();
+      }
+    }
+    await this.syncing;
+    await this.handle.sync();
+    const size = this.size ?? this.done.prefixEnd;
+    const onDisk = (await this.handle.stat()).size;
+    if (this.done.prefixEnd < size || onDisk !== size) {
+      await this.discard();
+      throw new LlmlbError("SIZE_MISMATCH", `${this.file.name}: expected ${size} bytes, got ${Math.min(onDisk, this.done.prefixEnd)}`, {
+        file: this.file.name, expected_bytes: String(size), actual_bytes: String(onDisk),
+      });
+    }
+    const sha256 = await this.follower.finish(size);
+    if (this.file.sha256 && sha256 !== this.file.sha256) {
+      await this.discard();
+      throw new LlmlbError(
+        "CHECKSUM_MISMATCH",
+        `${this.file.name}: the downloaded bytes have sha256 ${sha256}, expected ${this.file.sha256}; nothing was installed and the partial file was removed`,
+        { file: this.file.name, expected_sha256: this.file.sha256, actual_sha256: sha256 },
+      );
+    }
+    return { name: this.file.name, path: this.prepared.partPath, size, sha256 };
+  }
+
+  async dispose(): Promise<void> {
+    clearInterval(this.stateTimer);
+    this.follower.close();
+    await this.syncing;
+    if (!this.discarded) await this.saveState();
+  }
+
+  private async transfer(): Promise<void> {
+    const size = this.size;
+    if (size !== undefined && this.done.prefixEnd >= size) return;
+    const multi = this.options.connections > 1 && size !== undefined && size >= MULTI_CONNECTION_MIN_BYTES && this.rangesSupported !== false;
+    if (!multi || size === undefined) {
+      await this.fetchRange(this.done.prefixEnd, size, this.options.signal);
+      return;
+    }
+    const pieceSize = Math.min(MAX_PIECE, Math.max(MIN_PIECE, Math.ceil(size / (this.options.connections * 8))));
+    const pieces: Array<[number, number]> = [];
+    for (const [start, end] of this.done.missing(size)) {
+      for (let p = start; p < end; p += pieceSize) pieces.push([p, Math.min(end, p + pieceSize)]);
+    }
+    if (this.rangesSupported === undefined) {
+      // The first piece alone tells whether ranges work before more connections open.
+      const [start, end] = pieces.shift()!;
+      await this.fetchRange(start, end, this.options.signal);
+    }
+    const pool = new AbortController();
+    const signal = AbortSignal.any([this.options.signal, pool.signal]);
+    const worker = async () => {
+      for (let piece = pieces.shift(); piece; piece = pieces.shift()) await this.fetchRange(piece[0], piece[1], signal);
+    };
+    const results = await Promise.allSettled(
+      Array.from({ length: Math.min(this.options.connections, pieces.length) }, () =>
+        worker().catch((err: unknown) => {
+          pool.abort(err);
+          throw err;
+        }),
+      ),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw this.options.signal.aborted ? this.options.signal.reason : (pool.signal.reason ?? failed.reason);
+  }
+
+  /** Fetches [start, end) (end undefined: to the end of the file), retrying from where it stopped. */
+  private async fetchRange(start: number, end: number | undefined, signal: AbortSignal): Promise<void> {
+    const cursor = { pos: start };
+    let failures = 0;
+    for (;;) {
+      const before = cursor.pos;
+      try {
+        await this.fetchOnce(cursor, end, signal);
+        const target = end ?? this.size;
+        if (target === undefined || cursor.pos >= target) return;
+        throw Object.assign(new Error(`the connection ended at byte ${cursor.pos} of ${target}`), { code: "UND_ERR_SOCKET" });
+      } catch (err) {
+        if (signal.aborted) throw signal.reason ?? err;
+        if (err instanceof RestartFromZero || err instanceof LlmlbError || err instanceof DiskWriteError || isAbortError(err)) throw err;
+        const status = err instanceof RetryableHttpError;
+        if (!status && !isRetryableNetworkError(err) && !(err as { expiredRedirect?: boolean }).expiredRedirect) throw err;
+        if (cursor.pos > before) failures = 0;
+        failures++;
+        if (this.rangesSupported === false && cursor.pos > 0) throw new RestartFromZero(false, "the server cannot resume (no ranges)");
+        const asked = status ? err.retryAfterMs : undefined;
+        if (failures > this.options.retries || (asked !== undefined && asked > this.options.maxRetryAfterMs)) throw this.exhausted(err, failures);
+        const delay = asked ?? backoffMs(failures, { baseMs: this.options.retryBaseMs });
+        this.options.logger.warn(
+          { file: this.file.name, at: cursor.pos, attempt: failures, delayMs: delay, err: (err as Error).message },
+          "download interrupted; retrying from where it stopped",
+        );
+        await sleep(delay, undefined, { signal });
+      }
+    }
+  }
+
+  private exhausted(err: unknown, failures: number): LlmlbError {
+    const host = new URL(this.resolvedUrl ?? this.file.url).host;
+    if (err instanceof RetryableHttpError && err.status === 429) {
+      const seconds = Math.ceil((err.retryAfterMs ?? 0) / 1000);
+      return new LlmlbError("RATE_LIMITED", `${err.host} keeps answering 429 (rate limited); try again in ${seconds} s`, {
+        host: err.host, retry_after_seconds: String(seconds),
+      });
+    }
+    const code = (err as { code?: unknown }).code;
+    const what = code === "UND_ERR_BODY_TIMEOUT" || code === "UND_ERR_HEADERS_TIMEOUT"
+      ? `no data for ${this.options.stallMs / 1000} s`
+      : (err as Error).message;
+    return new LlmlbError("SOURCE_UNAVAILABLE", `downloading ${this.file.name} from ${host} failed ${failures} times in a row (${what})`, {
+      host, file: this.file.name,
+    }, { cause: err });
+  }
+
+  /** One request for [cursor.pos, end); advances cursor.pos by what reached the disk. */
+  private async fetchOnce(cursor: { pos: number }, end: number | undefined, signal: AbortSignal): Promise<void> {
+    const url = this.resolvedUrl ?? this.file.url;
+    const headers: Record<string, string> = {};
+    if (this.rangesSupported !== false) {
+      headers.range = `bytes=${cursor.pos}-${end !== undefined ? end - 1 : ""}`;
+      if (this.state.validator) headers["if-range"] = this.state.validator;
+    }
+    const sameOrigin = new URL(url).origin === new URL(this.file.url).origin;
+    const res = await this.options.http.open(url, {
+      headers,
+      ...(sameOrigin && this.file.headers ? { originHeaders: this.file.headers } : {}),
+      signal,
+      timeoutMs: this.options.stallMs,
+    });
+    try {
+      await this.accept(res, cursor, end, url !== this.file.url);
+    } catch (err) {
+      res.body.destroy();
+      throw err;
+    }
+    if (res.status === 416) {
+      res.body.destroy();
+      return;
+    }
+    const writer = new PositionalWriter(this.handle.fd, cursor.pos, (s, e) => this.written(s, e));
+    try {
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        const room = end !== undefined ? end - writer.position : Infinity;
+        if (chunk.length > room) {
+          if (room > 0) await writer.push(chunk.subarray(0, room));
+          break;
+        }
+        await writer.push(chunk);
+      }
+    } finally {
+      res.body.destroy();
+      try {
+        await writer.flush();
+      } finally {
+        cursor.pos = writer.position;
+      }
+    }
+  }
+
+  /** Checks the response headers against what was asked and what is on disk. */
+  private async accept(res: OpenResponse, cursor: { pos: number }, end: number | undefined, viaCachedRedirect: boolean): Promise<void> {
+    if (res.status === 416) {
+      if (this.size !== undefined && cursor.pos >= this.size) return;
+      throw new RestartFromZero(undefined, "the server says the partial file is longer than the file");
+    }
+    if (res.status !== 200 && res.status !== 206) {
+      if (viaCachedRedirect && [401, 403, 404, 410].includes(res.status)) {
+        // A signed CDN URL expired: ask the source's URL for a new one.
+        this.resolvedUrl = undefined;
+        throw Object.assign(new Error(`the redirect target answered ${res.status}`), { expiredRedirect: true });
+      }
+      throw httpStatusError(res.status, res.headers, res.url);
+    }
+    if (res.redirected) this.resolvedUrl = res.url;
+    const validator = validatorOf(res);
+    if (this.state.validator && validator && validator !== this.state.validator) {
+      throw new RestartFromZero(this.rangesSupported, "the file changed on the server since the partial download began");
+    }
+    let total: number | undefined;
+    if (res.status === 206) {
+      const range = parseContentRange(headerValue(res.headers, "content-range"));
+      if (!range || range.start !== cursor.pos) throw new RestartFromZero(undefined, "the server answered a different range than asked");
+      total = range.total;
+      this.rangesSupported = true;
+    } else {
+      const length = headerValue(res.headers, "content-length");
+      total = length !== undefined ? Number(length) : undefined;
+      if (cursor.pos > 0 || (end !== undefined && total !== undefined && end < total)) {
+        throw new RestartFromZero(false, "the server ignores byte ranges");
+      }
+      if (this.rangesSupported === undefined) this.rangesSupported = headerValue(res.headers, "accept-ranges") === "bytes" ? undefined : false;
+    }
+    if (validator && !this.state.validator) {
+      this.state.validator = validator;
+      this.stateDirty = true;
+    }
+    if (total !== undefined) await this.learnSize(total);
+  }
+
+  private async learnSize(total: number): Promise<void> {
+    if (this.size === total) return;
+    if (this.size !== undefined) {
+      throw new LlmlbError("SIZE_MISMATCH", `${this.file.name}: the source announced ${this.size} bytes but the server sends ${total}`, {
+        file: this.file.name, expected_bytes: String(this.size), actual_bytes: String(total),
+      });
+    }
+    await this.options.onSizeLearned(total);
+    this.size = total;
+    this.state.size = total;
+    this.stateDirty = true;
+    if (this.done.prefixEnd === 0) {
+      this.follower.close();
+      this.follower = createHashFollower(this.prepared.partPath, total);
+    }
+  }
+
+  private written(start: number, end: number): void {
+    this.done.add(start, end);
+    this.stateDirty = true;
+    this.follower.advance(this.done.prefixEnd);
+    this.options.onBytes(end - start);
+    this.unsynced += end - start;
+    if (this.unsynced >= SYNC_EVERY_BYTES && !this.syncing) {
+      this.unsynced = 0;
+      this.syncing = fdatasync(this.handle.fd).finally(() => {
+        this.syncing = undefined;
+      });
+    }
+  }
+
+  private async restart(): Promise<void> {
+    this.options.onBytes(-this.done.total);
+    this.done.clear();
+    delete this.state.validator;
+    this.stateDirty = true;
+    await this.handle.truncate(0);
+    this.follower.close();
+    this.follower = createHashFollower(this.prepared.partPath, this.size);
+  }
+
+  private saveState(): Promise<void> {
+    this.stateWrite = this.stateWrite.then(async () => {
+      if (!this.stateDirty || this.discarded) return;
+      this.stateDirty = false;
+      this.state.done = this.done.toJSON();
+      await writePartialState(this.prepared.statePath, this.state).catch(() => {
+        this.stateDirty = true;
+      });
+    });
+    return this.stateWrite;
+  }
+
+  /** Removes the .part file and its state: they can never become a valid file. */
+  private async discard(): Promise<void> {
+    this.discarded = true;
+    await this.stateWrite;
+    await fsp.rm(this.prepared.statePath, { force: true });
+    await fsp.rm(this.prepared.partPath, { force: true });
+  }
+}

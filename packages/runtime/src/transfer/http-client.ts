@@ -1,0 +1,78 @@
+import type { IncomingHttpHeaders } from "node:http";
+import { Agent, fetch as undiciFetch, request, type Dispatcher } from "undici";
+
+export interface OpenOptions {
+  method?: "GET" | "HEAD";
+  /** Sent to every hop (Range, If-Range …). */
+  headers?: Record<string, string>;
+  /**
+   * Sent only while the URL stays on the first URL's origin (credentials such as Authorization):
+   * a redirect to another host never sees them.
+   */
+  originHeaders?: Record<string, string>;
+  signal?: AbortSignal;
+  /** No response headers, or no body bytes, for this long → the request fails (a stall). */
+  timeoutMs?: number;
+}
+
+export interface OpenResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Dispatcher.ResponseData["body"];
+  /** The URL that answered, after redirects. */
+  url: string;
+  redirected: boolean;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 10;
+
+/** The node's HTTP client: one keep-alive undici Agent shared by the transfer engine and the plugins. */
+export class HttpClient {
+  readonly dispatcher: Agent;
+  /** undici's fetch bound to the shared dispatcher (handed to plugins as ctx.fetch). */
+  readonly fetch: typeof fetch;
+
+  constructor() {
+    this.dispatcher = new Agent({ keepAliveTimeout: 4_000, keepAliveMaxTimeout: 30_000, connect: { timeout: 15_000 } });
+    const dispatcher = this.dispatcher;
+    this.fetch = ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
+      undiciFetch(input as Parameters<typeof undiciFetch>[0], { ...(init as object), dispatcher } as Parameters<typeof undiciFetch>[1])) as unknown as typeof fetch;
+  }
+
+  /** GET/HEAD following redirects by hand, so credentials never cross to another host. */
+  async open(url: string, options: OpenOptions = {}): Promise<OpenResponse> {
+    const method = options.method ?? "GET";
+    const firstOrigin = new URL(url).origin;
+    let current = new URL(url);
+    for (let hop = 0; ; hop++) {
+      const headers = {
+        "accept-encoding": "identity",
+        ...(current.origin === firstOrigin ? options.originHeaders : {}),
+        ...options.headers,
+      };
+      const res = await request(current, {
+        method,
+        headers,
+        dispatcher: this.dispatcher,
+        signal: options.signal,
+        ...(options.timeoutMs ? { headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs } : {}),
+      });
+      const location = res.headers.location;
+      if (!REDIRECTS.has(res.statusCode) || typeof location !== "string" || hop >= MAX_REDIRECTS) {
+        return { status: res.statusCode, headers: res.headers, body: res.body, url: current.toString(), redirected: hop > 0 };
+      }
+      await res.body.dump().catch(() => undefined);
+      current = new URL(location, current);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.destroy().catch(() => undefined);
+  }
+}
+
+export function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}

@@ -1,0 +1,32 @@
+import type { IncomingHttpHeaders } from "node:http";
+import { LlmlbError } from "../errors/index.js";
+import { headerValue } from "./http-client.js";
+import { isRetryableStatus, retryAfterMs } from "./retry.js";
+
+/** A response worth retrying (408, 429, 5xx); the transfer decides how long to wait. */
+export class RetryableHttpError extends Error {
+  override readonly name = "RetryableHttpError";
+  constructor(
+    readonly status: number,
+    readonly host: string,
+    readonly retryAfterMs: number | undefined,
+  ) {
+    super(`${host} answered HTTP ${status}`);
+  }
+}
+
+/** What the transfer engine makes of an HTTP status that is not a success. */
+export function httpStatusError(status: number, headers: IncomingHttpHeaders, url: string): Error {
+  const host = new URL(url).host;
+  if (isRetryableStatus(status)) return new RetryableHttpError(status, host, retryAfterMs(headers));
+  const said = headerValue(headers, "x-error-message");
+  const detail = said ? `: ${said}` : "";
+  const meta = { host, http_status: String(status) };
+  if ((status === 401 || status === 403) && headerValue(headers, "x-error-code") === "GatedRepo") {
+    return new LlmlbError("GATED_REPO", `gated: request access on the model page, then set HF_TOKEN (${host} answered ${status}${detail})`, meta);
+  }
+  if (status === 401) return new LlmlbError("AUTH_REQUIRED", `${host} requires credentials (HTTP 401)${detail}`, meta);
+  if (status === 403) return new LlmlbError("ACCESS_DENIED", `${host} refused access (HTTP 403)${detail}`, meta);
+  if (status === 404 || status === 410) return new LlmlbError("FILE_NOT_FOUND", `${host} has no such file (HTTP ${status})${detail}`, meta);
+  return new LlmlbError("SOURCE_UNAVAILABLE", `${host} answered HTTP ${status}${detail}`, meta);
+}

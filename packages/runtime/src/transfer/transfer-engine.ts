@@ -1,0 +1,86 @@
+import type { NodeConfig } from "../config/index.js";
+import type { TransferProgress } from "../events/model-events.js";
+import type { Logger } from "../logging/index.js";
+import type { RemoteFile } from "../plugin/contract.js";
+import { ensureDiskSpace } from "./disk-space.js";
+import { downloadFile, prepareFile, type DownloadedFile } from "./file-download.js";
+import type { HttpClient } from "./http-client.js";
+import { ProgressTracker } from "./progress.js";
+
+export interface TransferRequest {
+  /** What is downloaded, for log lines ("model qwen2.5-0.5b"). */
+  label: string;
+  files: RemoteFile[];
+  /** Where .part files live until the store installs them. */
+  partialDir: string;
+  /** Commit the files belong to (kept with the partial files). */
+  revision?: string;
+  signal: AbortSignal;
+  onProgress: (progress: TransferProgress) => void;
+}
+
+export type TransferSettings = Pick<NodeConfig, "downloadConnections" | "downloadRetries" | "stallTimeoutSeconds" | "diskReserve">;
+
+export interface TransferEngineOptions {
+  http: HttpClient;
+  settings: TransferSettings;
+  logger: Logger;
+  /** First retry delay (ms); tests lower it. */
+  retryBaseMs?: number;
+  /** Longest Retry-After / rate-limit reset worth waiting for (ms). */
+  maxRetryAfterMs?: number;
+}
+
+/**
+ * The one transfer engine of the node. Sources only locate files; this downloads them with
+ * resume, several ranged connections, retries, stall detection, streaming verification and a
+ * disk-space check before the first byte, into partial files the store then installs atomically.
+ */
+export class TransferEngine {
+  constructor(private readonly options: TransferEngineOptions) {}
+
+  async download(request: TransferRequest): Promise<DownloadedFile[]> {
+    const { settings, logger } = this.options;
+    const prepared = await Promise.all(request.files.map((f) => prepareFile(f, request.partialDir, request.revision)));
+    const known = prepared.filter((p) => p.file.size !== undefined);
+    const needed = known.reduce((n, p) => n + p.file.size! - p.resumedBytes, 0);
+    await ensureDiskSpace(request.partialDir, needed, settings.diskReserve, request.label);
+
+    const tracker = new ProgressTracker(
+      request.label,
+      {
+        totalBytes: known.reduce((n, p) => n + p.file.size!, 0),
+        completedBytes: prepared.reduce((n, p) => n + p.resumedBytes, 0),
+      },
+      logger,
+      request.onProgress,
+    );
+    const resumed = prepared.reduce((n, p) => n + p.resumedBytes, 0);
+    logger.info({ files: request.files.length, resumedBytes: resumed }, `downloading ${request.label}${resumed > 0 ? " (resuming)" : ""}`);
+
+    const results: DownloadedFile[] = [];
+    for (const file of prepared) {
+      request.signal.throwIfAborted();
+      tracker.setFile(file.file.name);
+      results.push(
+        await downloadFile(file, {
+          http: this.options.http,
+          signal: request.signal,
+          connections: settings.downloadConnections,
+          retries: settings.downloadRetries,
+          stallMs: settings.stallTimeoutSeconds * 1000,
+          retryBaseMs: this.options.retryBaseMs ?? 300,
+          maxRetryAfterMs: this.options.maxRetryAfterMs ?? 60_000,
+          logger: logger.child({ file: file.file.name }),
+          onBytes: (n) => tracker.add(n),
+          onSizeLearned: async (size) => {
+            await ensureDiskSpace(request.partialDir, size - file.resumedBytes, settings.diskReserve, request.label);
+            tracker.addTotal(size);
+          },
+        }),
+      );
+    }
+    tracker.finish();
+    return results;
+  }
+}
