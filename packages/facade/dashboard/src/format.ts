@@ -37,7 +37,8 @@ export const formatPercent = (fraction: number): string => `${Math.floor(Math.mi
 export function formatParameters(n: number): string {
   if (n <= 0) return "";
   if (n >= 1e9) return `${(n / 1e9).toFixed(n >= 1e10 ? 0 : 1)}B params`;
-  return `${Math.round(n / 1e6)}M params`;
+  if (n >= 1e6) return `${Math.round(n / 1e6)}M params`;
+  return `${Math.max(1, Math.round(n / 1e3))}K params`;
 }
 
 export function formatDate(iso: string | null): string {

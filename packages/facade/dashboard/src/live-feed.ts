@@ -7,6 +7,7 @@ export type FeedStatus = "connecting" | "live" | "reconnecting" | "locked";
 
 const MIN_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 30_000;
+const HUB_INFO_REREAD_MS = 3000;
 
 /**
  * Keeps the store in step with the node: opens GET /v0/events (SSE of every model change), then loads
@@ -53,6 +54,7 @@ export class LiveFeed {
         }
         this.onStatus("live");
         backoff = MIN_BACKOFF_MS;
+        this.scheduleHubInfoRead(signal);
         for await (const message of readSse(body)) {
           if (message.event === "model") this.store.apply({ kind: "model", model: JSON.parse(message.data) as ModelJson });
           else if (message.event === "removed") this.store.apply({ kind: "removed", id: (JSON.parse(message.data) as { id: string }).id });
@@ -72,6 +74,24 @@ export class LiveFeed {
       await this.sleepUntilWoken(backoff);
       backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
     }
+  }
+
+  /**
+   * Hugging Face downloads/likes are fetched by the node in the background when the list is read
+   * and are not pushed as changes. If some are missing, read the list once more a little later
+   * (once per connection, never a polling loop).
+   */
+  private scheduleHubInfoRead(signal: AbortSignal): void {
+    if (this.store.all().every((m) => m.hub_info !== null)) return;
+    const timer = setTimeout(() => {
+      if (signal.aborted) return;
+      this.store.holdChanges();
+      this.api.listModels().then(
+        (models) => this.store.replaceAll(models),
+        () => this.store.releaseHeld(),
+      );
+    }, HUB_INFO_REREAD_MS);
+    signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
   }
 
   /** Waits `ms` (or until a new API key arrives or the feed stops). */
