@@ -11,6 +11,8 @@ export * from "./plugin/index.js";
 export { staticModelDirectory, type ModelEntry, type ModelDirectory } from "./catalog/model-entry.js";
 export { ModelEvents, type ModelEvent, type ModelEventListener, type TransferProgress } from "./events/model-events.js";
 export { NodeMetrics, type LoadedModelsProbe } from "./metrics/node-metrics.js";
+export * from "./engine/index.js";
+export { createInferenceService } from "./services/inference-service.js";
 export { Catalog, type CatalogOptions, type ListResult, type DeleteResult } from "./catalog/catalog.js";
 export { wireCatalog, storePort, DEFAULT_CATALOG_TUNING, type CatalogTuning } from "./catalog/wire.js";
 export { loadSupportedModels, parseSupportedModels, type SupportedModelRecord, type SupportedModelsFile } from "./catalog/supported-models.js";

@@ -4,6 +4,8 @@ import type { Logger } from "./logging/index.js";
 import { ModelEvents } from "./events/model-events.js";
 import { staticModelDirectory, type ModelDirectory } from "./catalog/model-entry.js";
 import { wireCatalog } from "./catalog/wire.js";
+import type { InferenceEngine } from "./engine/engine.js";
+import { wireEngine } from "./engine/wire.js";
 import type { Store } from "./store/store.js";
 import type { Resolver } from "./resolver/resolver.js";
 import type { SourceChain } from "./resolver/source-chain.js";
@@ -33,6 +35,8 @@ export class NodeRuntime {
   resolver!: Resolver;
   /** The effective source chain; set by wireResolver during create. */
   sources!: SourceChain;
+  /** Inference with node-llama-cpp; set by wireEngine during create. */
+  engine!: InferenceEngine;
   /** Prometheus metrics, fed by the events, the call interceptor and a scrape-time probe. */
   readonly metrics: NodeMetrics;
   /** Aborted when the node starts shutting down; long-lived streams end on it. */
@@ -68,6 +72,7 @@ export class NodeRuntime {
       // store + resolver (resolver/), catalog (catalog/), engine (engine/).
       await wireResolver(runtime);
       await wireCatalog(runtime);
+      await wireEngine(runtime);
     } catch (err) {
       await runtime.close();
       throw err;

@@ -1,0 +1,294 @@
+import { setTimeout as delay } from "node:timers/promises";
+import type { Llama } from "node-llama-cpp";
+import type { ModelEntry } from "../catalog/model-entry.js";
+import { LlmlbError } from "../errors/index.js";
+import { ModelEvents } from "../events/model-events.js";
+import { silentLogger, type Logger } from "../logging/index.js";
+import { NO_ADAPTERS, adapterSetKey, type AdapterSet } from "./adapter-set.js";
+import { deltaStream } from "./delta-stream.js";
+import {
+  countTokens,
+  generateChat,
+  generateCompletion,
+  type GenerationOutcome,
+  type GenerationSink,
+  type GenerationTarget,
+} from "./generate.js";
+import { checkGgufFile, valueAt } from "./gguf-check.js";
+import { loadLlama, resolveThreads } from "./llama-backend.js";
+import type { LoadedModel } from "./loaded-model.js";
+import { resolveMemoryBudget } from "./memory-budget.js";
+import { ModelPool, raceAbort } from "./model-pool.js";
+import {
+  validateChatInput,
+  validateCompletionInput,
+  validateEmbedInput,
+  validateTarget,
+  type UncheckedChatInput,
+} from "./request-validation.js";
+import type {
+  AdapterLocator,
+  CompletionInput,
+  EmbedInput,
+  EmbedResult,
+  EngineSettings,
+  GenerationEvent,
+  LoadedModelInfo,
+  ModelLocator,
+  ModelTarget,
+  RequestOptions,
+} from "./types.js";
+
+export interface InferenceEngineOptions {
+  settings: EngineSettings;
+  models: ModelLocator;
+  adapters: AdapterLocator;
+  events?: ModelEvents;
+  logger?: Logger;
+  /** A llama.cpp instance to use instead of loading one (shared by tests, embedders); not disposed at close. */
+  llama?: Llama;
+}
+
+type Capability = ModelEntry["capabilities"][number];
+
+const CLOSE_GRACE_MS = 5_000;
+
+/**
+ * Inference with node-llama-cpp: models located (and resolved) on demand, kept in a memory-bounded
+ * LRU pool, requests admitted per model onto context sequences, generations streamed and stopped
+ * when their caller goes away. llama.cpp itself is loaded on first use, so a node without models
+ * starts fast.
+ */
+export class InferenceEngine {
+  readonly memoryBudget: number;
+  private readonly pool: ModelPool;
+  private readonly shutdown = new AbortController();
+  private llamaPromise?: Promise<Llama>;
+  private readonly checkedAdapters = new Map<string, Promise<void>>();
+  private running = 0;
+  private drained?: () => void;
+
+  constructor(private readonly options: InferenceEngineOptions) {
+    const { settings } = options;
+    this.memoryBudget = resolveMemoryBudget(settings.memoryBudget);
+    this.pool = new ModelPool({
+      llama: () => this.llama(),
+      budget: this.memoryBudget,
+      parallelism: settings.parallelism,
+      queueSize: settings.queueSize,
+      threads: resolveThreads(settings.threads),
+      contextSize: settings.contextSize,
+      events: options.events ?? new ModelEvents(),
+      logger: this.logger,
+    });
+  }
+
+  private get logger(): Logger {
+    return this.options.logger ?? silentLogger();
+  }
+
+  /** llama.cpp for the configured GPU and threads, loaded on first call (a failure is kept). */
+  llama(): Promise<Llama> {
+    this.llamaPromise ??= this.options.llama ? Promise.resolve(this.options.llama) : loadLlama(this.options.settings.gpu, this.options.settings.threads, this.logger);
+    return this.llamaPromise;
+  }
+
+  /** Streams a chat answer: deltas, then one end event with finish reason and usage. */
+  chat(input: UncheckedChatInput, options: RequestOptions = {}): AsyncGenerator<GenerationEvent> {
+    return this.generate(
+      () => validateChatInput(input),
+      options,
+      (model, target, checked) => generateChat({ ...target, chatWrapper: model.chatWrapper }, checked),
+    );
+  }
+
+  /** Streams a raw text completion like `chat`. */
+  complete(input: CompletionInput, options: RequestOptions = {}): AsyncGenerator<GenerationEvent> {
+    return this.generate(
+      () => validateCompletionInput(input),
+      options,
+      (_model, target, checked) => generateCompletion(target, checked),
+    );
+  }
+
+  /** One embedding per input, for models whose catalog entry lists the "embeddings" capability. */
+  async embed(input: Omit<EmbedInput, "adapterIds">, options: RequestOptions = {}): Promise<EmbedResult> {
+    const checked = validateEmbedInput(input);
+    return this.track(async () => {
+      const signal = this.requestSignal(options);
+      const model = await this.leaseModel(checked, signal, "embeddings");
+      try {
+        const leave = await model.admission.enter(signal);
+        try {
+          const context = await raceAbort(model.embeddingContext(), signal);
+          const embeddings: number[][] = [];
+          for (const text of checked.inputs) {
+            signal.throwIfAborted();
+            embeddings.push([...(await context.getEmbeddingFor(text)).vector]);
+          }
+          const promptTokens = countTokens(model.model, checked.inputs);
+          return {
+            embeddings,
+            dimensions: embeddings[0]?.length ?? 0,
+            usage: { promptTokens, completionTokens: 0, totalTokens: promptTokens },
+          };
+        } finally {
+          leave();
+        }
+      } finally {
+        this.pool.release(model);
+      }
+    });
+  }
+
+  /** Loads a model (and the context for an adapter set) ahead of requests. */
+  async load(target: ModelTarget, options: RequestOptions = {}): Promise<LoadedModelInfo> {
+    validateTarget(target);
+    return this.track(async () => {
+      const signal = this.requestSignal(options);
+      const model = await this.leaseModel(target, signal);
+      try {
+        const adapters = await this.adapterSet(target.adapterIds, model, signal);
+        await raceAbort(model.sequencePool(adapters), signal);
+        return model.info();
+      } finally {
+        this.pool.release(model);
+      }
+    });
+  }
+
+  /** Unloads an idle model: false when it was not loaded, MODEL_IN_USE while it serves requests. */
+  unload(modelId: string): Promise<boolean> {
+    return this.pool.unload(modelId);
+  }
+
+  list(): LoadedModelInfo[] {
+    return this.pool.list().map((model) => model.info());
+  }
+
+  /** Stops every request, unloads every model, releases llama.cpp. */
+  async close(): Promise<void> {
+    this.shutdown.abort(new DOMException("the node is shutting down", "AbortError"));
+    if (this.running > 0) {
+      // Aborted generations stop within a token; a stream whose reader never comes back is not waited for.
+      const drained = new Promise<void>((resolve) => (this.drained = resolve));
+      await Promise.race([drained, delay(CLOSE_GRACE_MS, undefined, { ref: false })]);
+    }
+    await this.pool.close();
+    if (!this.options.llama) await (await this.llamaPromise?.catch(() => undefined))?.dispose();
+  }
+
+  /** Validation errors surface on the first `next()`, like every other failure of a stream. */
+  private async *generate<T extends ModelTarget>(
+    validate: () => T,
+    options: RequestOptions,
+    run: (model: LoadedModel, target: GenerationTarget, checked: T) => Promise<GenerationOutcome>,
+  ): AsyncGenerator<GenerationEvent> {
+    const target = validate();
+    this.running++;
+    try {
+      const signal = this.requestSignal(options);
+      const model = await this.leaseModel(target, signal, "text-generation");
+      try {
+        const adapters = await this.adapterSet(target.adapterIds, model, signal);
+        const leave = await model.admission.enter(signal);
+        try {
+          const pool = await raceAbort(model.sequencePool(adapters), signal);
+          const sequence = pool.take();
+          try {
+            yield* deltaStream((sink, generationSignal) => {
+              const counted: GenerationSink = { text: sink.text, tokens: (n) => (model.generatedTokens += n) };
+              return run(model, { sequence, sink: counted, signal: generationSignal }, target);
+            }, signal);
+          } finally {
+            pool.give(sequence);
+          }
+        } finally {
+          leave();
+        }
+      } finally {
+        this.pool.release(model);
+      }
+    } finally {
+      this.settle();
+    }
+  }
+
+  private async track<T>(task: () => Promise<T>): Promise<T> {
+    this.running++;
+    try {
+      return await task();
+    } finally {
+      this.settle();
+    }
+  }
+
+  private settle(): void {
+    this.running--;
+    if (this.running === 0) this.drained?.();
+  }
+
+  private requestSignal(options: RequestOptions): AbortSignal {
+    const signal = options.signal ? AbortSignal.any([options.signal, this.shutdown.signal]) : this.shutdown.signal;
+    signal.throwIfAborted();
+    return signal;
+  }
+
+  /** The model with a lease taken: from the pool, or located (resolved if needed) and loaded. */
+  private async leaseModel(target: ModelTarget, signal: AbortSignal, capability?: Capability): Promise<LoadedModel> {
+    const loaded = this.pool.leaseLoaded(target.modelId);
+    if (loaded) {
+      try {
+        requireCapability(loaded.entry, capability);
+      } catch (err) {
+        this.pool.release(loaded);
+        throw err;
+      }
+      return loaded;
+    }
+    const located = await this.options.models.locate(target.modelId, { signal, noWait: target.noWait ?? false });
+    requireCapability(located.entry, capability);
+    return this.pool.lease({ id: target.modelId, ...located }, signal);
+  }
+
+  private async adapterSet(ids: readonly string[] | undefined, model: LoadedModel, signal: AbortSignal): Promise<AdapterSet> {
+    if (!ids || ids.length === 0) return NO_ADAPTERS;
+    const key = adapterSetKey(ids);
+    const adapters = await Promise.all(
+      key.split(",").map(async (id) => ({ id, path: await this.options.adapters.locate(id, { signal }) })),
+    );
+    await Promise.all(adapters.map((adapter) => this.checkAdapter(adapter, model)));
+    return { key, adapters };
+  }
+
+  /** An adapter file is checked once: readable, complete, an adapter, for this architecture. */
+  private checkAdapter(adapter: { id: string; path: string }, model: LoadedModel): Promise<void> {
+    const architecture = valueAt(model.model.fileInfo.metadata, "general.architecture");
+    const cacheKey = `${adapter.path}\0${String(architecture)}`;
+    let check = this.checkedAdapters.get(cacheKey);
+    if (!check) {
+      check = checkGgufFile(adapter.path, "adapter").then((info) => {
+        const adapterArchitecture = valueAt(info.metadata, "general.architecture");
+        if (adapterArchitecture !== architecture) {
+          throw new LlmlbError(
+            "INVALID_MODEL_FILE",
+            `adapter "${adapter.id}" is for ${String(adapterArchitecture)} models; model "${model.id}" is ${String(architecture)}`,
+            { adapter_id: adapter.id, model_id: model.id },
+          );
+        }
+      });
+      check.catch(() => this.checkedAdapters.delete(cacheKey));
+      this.checkedAdapters.set(cacheKey, check);
+    }
+    return check;
+  }
+}
+
+function requireCapability(entry: ModelEntry, capability: Capability | undefined): void {
+  if (!capability || entry.capabilities.includes(capability)) return;
+  throw new LlmlbError(
+    "CAPABILITY_MISSING",
+    `model "${entry.id}" does not support ${capability} (its capabilities: ${entry.capabilities.join(", ") || "none"})`,
+    { model_id: entry.id, capability },
+  );
+}

@@ -1,0 +1,31 @@
+export { InferenceEngine, type InferenceEngineOptions } from "./engine.js";
+export type {
+  AdapterLocator,
+  ChatInput,
+  ChatRole,
+  CompletionInput,
+  EmbedInput,
+  EmbedResult,
+  EngineSettings,
+  FinishReason,
+  GenerationEvent,
+  LoadedModelInfo,
+  LocatedModel,
+  ModelLocator,
+  ModelTarget,
+  RequestOptions,
+  SamplingParams,
+  TokenUsage,
+} from "./types.js";
+export type { UncheckedChatInput } from "./request-validation.js";
+export {
+  catalogModelLocator,
+  storeAdapterLocator,
+  type InstalledAdapters,
+  type InstalledModels,
+  type ModelResolver,
+} from "./locators.js";
+export { llamaOptionsFor, loadLlama, resolveThreads, type GpuBackend } from "./llama-backend.js";
+export { checkGgufFile, type GgufKind } from "./gguf-check.js";
+export { samplingOptions, DEFAULT_TEMPERATURE } from "./sampling.js";
+export { wireEngine, engineSettingsFrom } from "./wire.js";

@@ -1,0 +1,185 @@
+import { stat } from "node:fs/promises";
+import {
+  JinjaTemplateChatWrapper,
+  resolveChatWrapper,
+  type ChatWrapper,
+  type GgufInsights,
+  type LlamaEmbeddingContext,
+  type LlamaModel,
+} from "node-llama-cpp";
+import type { ModelEntry } from "../catalog/model-entry.js";
+import { Admission } from "./admission.js";
+import type { AdapterSet } from "./adapter-set.js";
+import type { GpuBackend } from "./llama-backend.js";
+import { SequencePool } from "./sequence-pool.js";
+import type { LoadedModelInfo } from "./types.js";
+
+export interface LoadedModelOptions {
+  id: string;
+  entry: ModelEntry;
+  model: LlamaModel;
+  insights: GgufInsights;
+  weightBytes: number;
+  /** Tokens per sequence. */
+  contextSize: number;
+  parallelism: number;
+  queueSize: number;
+  threads: number;
+  backend: GpuBackend;
+  /**
+   * Makes room for `bytes` more inside the memory budget (evicting other idle models) and runs
+   * `create` while no other allocation runs; throws INSUFFICIENT_MEMORY when it cannot.
+   */
+  allocate: <T>(bytes: number, requester: LoadedModel, create: () => Promise<T>) => Promise<T>;
+}
+
+interface EmbeddingState {
+  context: LlamaEmbeddingContext;
+  memoryBytes: number;
+}
+
+/**
+ * One model in memory: its llama model, chat wrapper, admission queue, one context per adapter
+ * set (created on first use) and an embedding context (likewise). `leases` counts requests that
+ * hold it; a model with leases is never evicted.
+ */
+export class LoadedModel {
+  readonly id: string;
+  readonly entry: ModelEntry;
+  readonly model: LlamaModel;
+  readonly contextSize: number;
+  readonly chatWrapper: ChatWrapper;
+  readonly admission: Admission;
+  readonly loadedAt = new Date();
+  lastUsedAt = new Date();
+  leases = 0;
+  generatedTokens = 0;
+  private weightBytes: number;
+  private readonly contexts = new Map<string, Promise<SequencePool>>();
+  private readonly liveContexts = new Map<string, SequencePool>();
+  private embedding?: Promise<EmbeddingState>;
+  private embeddingState?: EmbeddingState;
+  private readonly loadedAdapterPaths = new Set<string>();
+
+  constructor(private readonly options: LoadedModelOptions) {
+    this.id = options.id;
+    this.entry = options.entry;
+    this.model = options.model;
+    this.contextSize = options.contextSize;
+    this.weightBytes = options.weightBytes;
+    this.admission = new Admission(options.parallelism, options.queueSize, `model "${options.id}"`);
+    this.chatWrapper = options.entry.chatTemplate
+      ? new JinjaTemplateChatWrapper({ template: options.entry.chatTemplate, tokenizer: options.model.tokenizer })
+      : resolveChatWrapper(options.model);
+  }
+
+  get memoryBytes(): number {
+    let bytes = this.weightBytes + (this.embeddingState?.memoryBytes ?? 0);
+    for (const pool of this.liveContexts.values()) bytes += pool.memoryBytes;
+    return bytes;
+  }
+
+  get idle(): boolean {
+    return this.leases === 0;
+  }
+
+  touch(): void {
+    this.lastUsedAt = new Date();
+  }
+
+  /** The context for an adapter set, created (inside the memory budget) on first use. */
+  sequencePool(adapters: AdapterSet): Promise<SequencePool> {
+    let pool = this.contexts.get(adapters.key);
+    if (!pool) {
+      pool = this.createSequencePool(adapters);
+      this.contexts.set(adapters.key, pool);
+      pool.catch(() => this.contexts.delete(adapters.key));
+    }
+    return pool;
+  }
+
+  embeddingContext(): Promise<LlamaEmbeddingContext> {
+    this.embedding ??= this.createEmbeddingContext();
+    this.embedding.catch(() => (this.embedding = undefined));
+    return this.embedding.then((state) => state.context);
+  }
+
+  /** Frees contexts no request uses, other than `keep`; returns the bytes freed. */
+  async disposeIdleContexts(keep: string): Promise<number> {
+    let freed = 0;
+    for (const [key, pool] of this.liveContexts) {
+      if (key === keep || pool.busy) continue;
+      this.liveContexts.delete(key);
+      this.contexts.delete(key);
+      freed += pool.memoryBytes;
+      await pool.dispose();
+    }
+    return freed;
+  }
+
+  info(): LoadedModelInfo {
+    return {
+      modelId: this.id,
+      memoryBytes: this.memoryBytes,
+      loadedAt: this.loadedAt,
+      lastUsedAt: this.lastUsedAt,
+      activeRequests: this.admission.active,
+      queuedRequests: this.admission.queued,
+      parallelism: this.admission.slots,
+      adapterSets: [...this.liveContexts.keys()].sort(),
+      gpu: this.options.backend,
+      generatedTokens: this.generatedTokens,
+    };
+  }
+
+  async dispose(): Promise<void> {
+    for (const pool of this.liveContexts.values()) await pool.dispose();
+    this.liveContexts.clear();
+    this.contexts.clear();
+    await this.embeddingState?.context.dispose();
+    await this.model.dispose();
+  }
+
+  private async createSequencePool(adapters: AdapterSet): Promise<SequencePool> {
+    const { insights, parallelism, threads, backend } = this.options;
+    const estimate = await insights.estimateContextResourceRequirementsV2({
+      contextSize: this.contextSize,
+      sequences: parallelism,
+      modelGpuLayers: backend === "cpu" ? 0 : this.model.gpuLayers,
+    });
+    const newAdapterPaths = adapters.adapters.map((a) => a.path).filter((p) => !this.loadedAdapterPaths.has(p));
+    // llama.cpp keeps an adapter in memory until the model is disposed, so its size joins the weights.
+    const adapterBytes = (await Promise.all(newAdapterPaths.map(async (p) => (await stat(p)).size))).reduce((a, b) => a + b, 0);
+    const bytes = estimate.cpuRam + estimate.gpuVram;
+    const pool = await this.options.allocate(bytes + adapterBytes, this, async () => {
+      const context = await this.model.createContext({
+        contextSize: this.contextSize,
+        sequences: parallelism,
+        threads,
+        ...(adapters.adapters.length > 0 ? { lora: { adapters: adapters.adapters.map((a) => ({ filePath: a.path })) } } : {}),
+      });
+      const created = new SequencePool(context, bytes);
+      for (const p of newAdapterPaths) this.loadedAdapterPaths.add(p);
+      this.weightBytes += adapterBytes;
+      this.liveContexts.set(adapters.key, created);
+      return created;
+    });
+    return pool;
+  }
+
+  private async createEmbeddingContext(): Promise<EmbeddingState> {
+    const { insights, threads, backend } = this.options;
+    const estimate = await insights.estimateContextResourceRequirementsV2({
+      contextSize: this.contextSize,
+      sequences: 1,
+      isEmbeddingContext: true,
+      modelGpuLayers: backend === "cpu" ? 0 : this.model.gpuLayers,
+    });
+    const memoryBytes = estimate.cpuRam + estimate.gpuVram;
+    return this.options.allocate(memoryBytes, this, async () => {
+      const context = await this.model.createEmbeddingContext({ contextSize: this.contextSize, threads });
+      this.embeddingState = { context, memoryBytes };
+      return this.embeddingState;
+    });
+  }
+}
