@@ -1,0 +1,198 @@
+import fs from "node:fs";
+import path from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import type * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { errorInfoOf, type ModelEvent } from "../src/index.js";
+import { InferenceService, type ChatResponse, type LoadedModel } from "../src/gen/llmlb/node/v1/inference_pb.js";
+import { grpcJsClient, startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
+import { startHfStandin, type HfStandin } from "../../../testkit/standins/index.js";
+import { tinyModelBytes, writeTinyLora } from "../../../testkit/gguf/tiny-gguf.js";
+
+const REPO = "llmlb-test/tiny-GGUF";
+const TINY = tinyModelBytes();
+
+function supportedModel(id: string, file: string, capabilities: string[]) {
+  return {
+    id,
+    name: id,
+    description: "the generated tiny llama model",
+    repo: REPO,
+    recommended_filename: file,
+    size_bytes: TINY.byteLength,
+    required_memory_bytes: 16 * 1024 * 1024,
+    tags: ["test"],
+    capabilities,
+    quantization: "F32",
+    parameter_count: 200_000,
+    format: "gguf",
+  };
+}
+
+let hf: HfStandin;
+let node: TestNode;
+let client: ReturnType<typeof grpcJsClient>;
+let files: { dir: string; cleanup: () => void };
+const events: ModelEvent[] = [];
+
+beforeAll(async () => {
+  hf = await startHfStandin();
+  await hf.addRepo(REPO, {
+    files: { "tiny.gguf": TINY, "tiny-embed.gguf": TINY, "broken.gguf": TINY.subarray(0, 300_000) },
+  });
+  files = tempDir("llmlb-inference-");
+  const supported = path.join(files.dir, "supported_models.json");
+  fs.writeFileSync(
+    supported,
+    JSON.stringify({
+      models: [
+        supportedModel("tiny-chat", "tiny.gguf", ["text-generation"]),
+        supportedModel("tiny-embed", "tiny-embed.gguf", ["embeddings"]),
+        supportedModel("tiny-broken", "broken.gguf", ["text-generation"]),
+      ],
+    }),
+  );
+  node = await startTestNode({
+    LLMLB_SUPPORTED_MODELS: supported,
+    HF_ENDPOINT: hf.url,
+    LLMLB_PARALLELISM: "1",
+    LLMLB_QUEUE_SIZE: "1",
+  });
+  node.runtime.events.on((event) => events.push(event));
+  client = grpcJsClient(InferenceService, node.grpcUrl);
+});
+afterAll(async () => {
+  client?.close();
+  await node?.stop();
+  await hf?.close();
+  files?.cleanup();
+});
+
+interface StreamResult {
+  messages: ChatResponse[];
+  text: string;
+  last: ChatResponse;
+}
+
+function readStream(call: grpc.ClientReadableStream<ChatResponse>): Promise<StreamResult> {
+  return new Promise((resolve, reject) => {
+    const messages: ChatResponse[] = [];
+    call.on("data", (message: ChatResponse) => messages.push(message));
+    call.on("error", reject);
+    call.on("end", () => resolve({ messages, text: messages.map((m) => m.delta).join(""), last: messages[messages.length - 1]! }));
+  });
+}
+
+const chat = (request: Record<string, unknown>) => readStream(client.stream<ChatResponse>("chat", request));
+const greedy = (modelId: string, content: string, maxTokens: number) => ({
+  modelId,
+  messages: [{ role: "user", content }],
+  temperature: 0,
+  maxTokens,
+});
+const generatedTokens = (id: string) => node.runtime.engine.list().find((m) => m.modelId === id)?.generatedTokens ?? 0;
+
+describe("InferenceService over gRPC", () => {
+  it("answers no_wait for a model that is not on disk with MODEL_NOT_READY", async () => {
+    const failure = await node.clients.inference.embed({ modelId: "tiny-embed", inputs: ["x"], noWait: true }).catch((e: unknown) => e);
+    expect(errorInfoOf(failure)).toMatchObject({ reason: "MODEL_NOT_READY" });
+  });
+
+  it("resolves a catalog model that is not on disk from the hub, then streams the answer", async () => {
+    const result = await chat(greedy("tiny-chat", "Hello world", 24));
+    expect(hf.requests.some((r) => r.path.includes("tiny.gguf"))).toBe(true);
+    expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(["transfer-started", "transfer-finished", "loaded"]));
+    expect(result.messages.length).toBeGreaterThan(2);
+    expect(result.last).toMatchObject({ finishReason: "length", usage: { completionTokens: 24 } });
+    expect(result.messages.slice(0, -1).every((m) => m.finishReason === "" && m.usage === undefined)).toBe(true);
+    // The same request in-process gives the same greedy text: the wire changes nothing.
+    let inProcess = "";
+    for await (const m of node.clients.inference.chat(greedy("tiny-chat", "Hello world", 24))) inProcess += m.delta;
+    expect(result.text).toBe(inProcess);
+  });
+
+  it("streams a raw completion", async () => {
+    const result = await readStream(
+      client.stream<ChatResponse>("complete", { modelId: "tiny-chat", prompt: "The capital of France is", temperature: 0, maxTokens: 8 }),
+    );
+    expect(result.last).toMatchObject({ finishReason: "length", usage: { completionTokens: 8 } });
+  });
+
+  it("embeds with an embedding model, one vector per input", async () => {
+    const response = await client.unary<{ embeddings: Array<{ values: number[] }>; dimensions: number }>("embed", {
+      modelId: "tiny-embed",
+      inputs: ["hello", "world"],
+    });
+    expect(response.dimensions).toBe(64);
+    expect(response.embeddings.map((e) => e.values.length)).toEqual([64, 64]);
+  });
+
+  it("stops generating when the client cancels the stream", async () => {
+    const call = client.stream<ChatResponse>("chat", { modelId: "tiny-chat", messages: [{ role: "user", content: "Go on" }], temperature: 0 });
+    await new Promise<void>((resolve) => call.once("data", () => resolve()));
+    call.on("error", () => undefined);
+    call.cancel();
+    await delay(150);
+    const atCancel = generatedTokens("tiny-chat");
+    await delay(300);
+    expect(generatedTokens("tiny-chat")).toBe(atCancel);
+    expect(node.runtime.engine.list().find((m) => m.modelId === "tiny-chat")?.activeRequests).toBe(0);
+  });
+
+  it("stops generating when the deadline passes", async () => {
+    const call = (client.raw as unknown as Record<string, Function>).chat!.call(
+      client.raw,
+      { modelId: "tiny-chat", messages: [{ role: "user", content: "Go on" }], temperature: 0 },
+      { deadline: Date.now() + 150 },
+    ) as grpc.ClientReadableStream<ChatResponse>;
+    const failure = await readStream(call).catch((e: { code: number }) => e);
+    expect(failure).toMatchObject({ code: 4 }); // DEADLINE_EXCEEDED
+    await delay(100);
+    const atDeadline = generatedTokens("tiny-chat");
+    await delay(300);
+    expect(generatedTokens("tiny-chat")).toBe(atDeadline);
+  });
+
+  it("answers QUEUE_FULL with retry_after_seconds when the model's slots and queue are taken", async () => {
+    const controller = new AbortController();
+    const hold = async () => {
+      for await (const _ of node.clients.inference.chat(greedy("tiny-chat", "Go on", 100_000), { signal: controller.signal }));
+    };
+    const running = hold().catch(() => undefined);
+    const queued = hold().catch(() => undefined);
+    await delay(100);
+    const refused = await node.clients.inference.chat(greedy("tiny-chat", "x", 2))[Symbol.asyncIterator]().next().catch((e: unknown) => e);
+    const info = errorInfoOf(refused);
+    expect(info).toMatchObject({ reason: "QUEUE_FULL" });
+    expect(Number(info.metadata.retry_after_seconds)).toBeGreaterThanOrEqual(1);
+    controller.abort();
+    await Promise.all([running, queued]);
+  });
+
+  it("refuses a truncated download with INVALID_MODEL_FILE and keeps serving", async () => {
+    const failure = await chat(greedy("tiny-broken", "x", 4)).catch((e: { code: number; details: string }) => e);
+    expect(failure).toMatchObject({ code: 9 }); // FAILED_PRECONDITION
+    expect((failure as { details: string }).details).toMatch(/truncated/);
+    const after = await chat(greedy("tiny-chat", "Still there?", 4));
+    expect(after.last.finishReason).toBe("length");
+  });
+
+  it("names the field of an invalid request, and NOT_FOUND for ids outside the catalog", async () => {
+    const bad = await chat({ ...greedy("tiny-chat", "x", 4), temperature: 3 }).catch((e: { code: number; details: string }) => e);
+    expect(bad).toMatchObject({ code: 3 }); // INVALID_ARGUMENT
+    expect((bad as { details: string }).details).toMatch(/^temperature/);
+    const unknown = await node.clients.inference.chat(greedy("nope", "x", 4))[Symbol.asyncIterator]().next().catch((e: unknown) => e);
+    expect(errorInfoOf(unknown)).toMatchObject({ reason: "MODEL_NOT_SUPPORTED", code: 5 });
+  });
+
+  it("loads with an adapter set, lists and unloads models", async () => {
+    writeTinyLora(path.join(node.home, "adapters", "style-a", "style-a.gguf"));
+    const loaded = await client.unary<{ model: LoadedModel }>("loadModel", { modelId: "tiny-chat", adapterIds: ["style-a"] });
+    expect(loaded.model).toMatchObject({ modelId: "tiny-chat", parallelism: 1, gpu: "cpu", adapterSets: ["", "style-a"] });
+    expect(Number(loaded.model.memoryBytes)).toBeGreaterThan(800_000);
+    const { models } = await client.unary<{ models: LoadedModel[] }>("listLoadedModels", {});
+    expect(models.map((m) => m.modelId).sort()).toEqual(["tiny-chat", "tiny-embed"]);
+    expect(await client.unary("unloadModel", { modelId: "tiny-embed" })).toMatchObject({ unloaded: true });
+    expect(await client.unary("unloadModel", { modelId: "tiny-embed" })).toMatchObject({ unloaded: false });
+  });
+});
