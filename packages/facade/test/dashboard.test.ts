@@ -129,7 +129,12 @@ describe("dashboard in Chromium against a running node", () => {
   });
 
   it("lists the downloaded model on the Local tab with size, memory and path", async () => {
-    await page.getByRole("tab", { name: /Local/ }).click();
+    // Tabs are keyboard-operable: focus the selected tab, then the arrow key moves to Local.
+    await page.getByRole("tab", { name: /Model Hub/ }).focus();
+    await page.keyboard.press("ArrowRight");
+    expect(await page.getByRole("tab", { name: /Local/ }).getAttribute("aria-selected")).toBe("true");
+    expect(await page.locator(":focus").getAttribute("id")).toBe("tab-local");
+    expect(await page.locator("#panel-hub").isVisible()).toBe(false);
     expect(page.url()).toMatch(/#local$/);
     const row = page.locator(`#local-list [data-model-id="${TINY_ID}"]`);
     await row.waitFor();
@@ -218,7 +223,7 @@ describe("dashboard in Chromium against a running node", () => {
     expect(await visibleCards(page).count()).toBe(SUPPORTED_MODELS.length + 1);
   });
 
-  it("is readable at a narrow width: one column, no horizontal scrolling", async () => {
+  it("is readable at a narrow width: one column, no horizontal scrolling (and in dark mode)", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     const boxes = await Promise.all((await visibleCards(page).all()).map((c) => c.boundingBox()));
     const lefts = boxes.map((b) => Math.round(b?.x ?? -1));
@@ -226,6 +231,9 @@ describe("dashboard in Chromium against a running node", () => {
     expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
     await screenshot(page, "hub-narrow");
     await page.setViewportSize({ width: 1280, height: 900 });
+    await page.emulateMedia({ colorScheme: "dark" });
+    await screenshot(page, "hub-dark");
+    await page.emulateMedia({ colorScheme: "light" });
   });
 
   it("loaded only from the node (works offline) and without script errors", () => {

@@ -29,8 +29,9 @@ const hub = new HubView(
       card?.setPending(true);
       try {
         const res = await api.pull(model.id);
+        // The card itself shows the download; only a pull that had nothing to do is worth a note.
         if (res.model) store.apply({ kind: "model", model: res.model });
-        toasts.note(res.status === "ready" ? `${nameOf(model)} is already downloaded.` : `Pulling ${nameOf(model)}…`);
+        if (res.status === "ready") toasts.note(`${nameOf(model)} is already downloaded.`);
       } catch (err) {
         card?.setPending(false);
         toasts.error(`Could not pull ${nameOf(model)}: ${messageOf(err)}`);
