@@ -1,9 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { errorInfoOf } from "../src/errors/index.js";
 import { ModelOrigin, ModelState } from "../src/gen/llmlb/node/v1/model_pb.js";
-import { tempDir } from "../../../testkit/node/index.js";
-import type { HfStandin } from "../../../testkit/standins/index.js";
 import {
   CHAT_REPO,
   EMBED_REPO,
@@ -12,12 +10,9 @@ import {
   SHARDED_REPO,
   shardA,
   shardB,
-  startCatalogNode,
-  startHubWithRepos,
   tinyInfo,
   tinySupported,
-  writeSupportedFile,
-  type CatalogNode,
+  useCatalogWorld,
 } from "./catalog-world.js";
 
 /** The code and reason a call failed with. */
@@ -34,30 +29,14 @@ async function failure(call: Promise<unknown>): Promise<{ code: Code; reason: st
 const register = (fields: { repo: string; filename?: string; id?: string; displayName?: string; chatTemplate?: string; tags?: string[] }) => fields;
 
 describe("RegisterModel against the Hugging Face stand-in", () => {
-  let hf: HfStandin;
-  let supported: { file: string; cleanup: () => void };
-  let home: { dir: string; cleanup: () => void };
-  let node: CatalogNode;
-
-  beforeAll(async () => {
-    hf = await startHubWithRepos();
-    supported = writeSupportedFile([tinySupported()]);
-    home = tempDir("llmlb-catalog-home-");
-    node = await startCatalogNode({ HF_ENDPOINT: hf.url, LLMLB_SUPPORTED_MODELS: supported.file, LLMLB_HOME: home.dir });
-  });
+  const world = useCatalogWorld([tinySupported()]);
   afterEach(async () => {
-    await hf.up();
-    hf.clearFaults();
-  });
-  afterAll(async () => {
-    await node?.stop();
-    await hf?.close();
-    supported?.cleanup();
-    home?.cleanup();
+    await world.hf.up();
+    world.hf.clearFaults();
   });
 
   it("registers from a repo id, picking Q4_K_M by default and saying so", async () => {
-    const res = await node.catalog.registerModel(register({ repo: CHAT_REPO, id: "by-repo-id", tags: ["Test"] }));
+    const res = await world.node.catalog.registerModel(register({ repo: CHAT_REPO, id: "by-repo-id", tags: ["Test"] }));
     expect(res.model).toMatchObject({
       id: "by-repo-id",
       repo: CHAT_REPO,
@@ -74,24 +53,24 @@ describe("RegisterModel against the Hugging Face stand-in", () => {
     expect(res.warnings.join("\n")).toMatch(/no filename given: chose Q4_K_M \(tiny-chat-Q4_K_M\.gguf\) of the 3 GGUF models/);
     expect(res.availableFiles).toEqual(["tiny-chat-F16.gguf", "tiny-chat-Q4_K_M.gguf", "tiny-chat-Q8_0.gguf"]);
     // Metadata only: no file was fetched, only the model API was asked.
-    expect(hf.requests.filter((r) => r.path.includes("/resolve/") || r.host === "cdn")).toEqual([]);
+    expect(world.hf.requests.filter((r) => r.path.includes("/resolve/") || r.host === "cdn")).toEqual([]);
   });
 
   it("registers from https://huggingface.co/org/repo, …/blob/… and …/resolve/… URLs", async () => {
-    const page = await node.catalog.registerModel(register({ repo: `https://huggingface.co/${CHAT_REPO}`, filename: "tiny-chat-F16.gguf" }));
+    const page = await world.node.catalog.registerModel(register({ repo: `https://huggingface.co/${CHAT_REPO}`, filename: "tiny-chat-F16.gguf" }));
     expect(page.model).toMatchObject({ id: "tiny-chat-f16", quantization: "F16" });
     expect(page.warnings).toEqual([]);
 
-    const blob = await node.catalog.registerModel(register({ repo: `https://huggingface.co/${CHAT_REPO}/blob/main/tiny-chat-Q8_0.gguf`, displayName: "Tiny Q8" }));
+    const blob = await world.node.catalog.registerModel(register({ repo: `https://huggingface.co/${CHAT_REPO}/blob/main/tiny-chat-Q8_0.gguf`, displayName: "Tiny Q8" }));
     expect(blob.model).toMatchObject({ id: "tiny-chat-q8_0", displayName: "Tiny Q8", filename: "tiny-chat-Q8_0.gguf", revision: "main" });
 
     // The configured endpoint's own host is accepted too (mirrors, the stand-in).
-    const resolve = await node.catalog.registerModel(register({ repo: `${hf.url}/${CHAT_REPO}/resolve/main/tiny-chat-Q8_0.gguf?download=true`, id: "via-resolve" }));
-    expect(resolve.model).toMatchObject({ id: "via-resolve", filename: "tiny-chat-Q8_0.gguf", sha256: hf.fileInfo(CHAT_REPO, "tiny-chat-Q8_0.gguf")!.sha256 });
+    const resolve = await world.node.catalog.registerModel(register({ repo: `${world.hf.url}/${CHAT_REPO}/resolve/main/tiny-chat-Q8_0.gguf?download=true`, id: "via-resolve" }));
+    expect(resolve.model).toMatchObject({ id: "via-resolve", filename: "tiny-chat-Q8_0.gguf", sha256: world.hf.fileInfo(CHAT_REPO, "tiny-chat-Q8_0.gguf")!.sha256 });
   });
 
   it("registers every part of a sharded GGUF, from any part's name", async () => {
-    const res = await node.catalog.registerModel(register({ repo: SHARDED_REPO, filename: "tiny-Q4_K_M-00002-of-00002.gguf" }));
+    const res = await world.node.catalog.registerModel(register({ repo: SHARDED_REPO, filename: "tiny-Q4_K_M-00002-of-00002.gguf" }));
     expect(res.model).toMatchObject({
       id: "tiny-q4_k_m",
       filename: "tiny-Q4_K_M-00001-of-00002.gguf",
@@ -101,33 +80,33 @@ describe("RegisterModel against the Hugging Face stand-in", () => {
   });
 
   it("marks embedding repos and warns about gated ones", async () => {
-    const embed = await node.catalog.registerModel(register({ repo: EMBED_REPO }));
+    const embed = await world.node.catalog.registerModel(register({ repo: EMBED_REPO }));
     expect(embed.model?.capabilities).toEqual([2]); // CAPABILITY_EMBEDDINGS
-    const gated = await node.catalog.registerModel(register({ repo: GATED_REPO }));
+    const gated = await world.node.catalog.registerModel(register({ repo: GATED_REPO }));
     expect(gated.model?.id).toBe("tiny-gated-q4_k_m");
     expect(gated.warnings.join("\n")).toMatch(/is gated: request access on .*, then set HF_TOKEN/);
   });
 
   it("maps a missing repo, a missing file, a repo without GGUF and a bad URL to clear errors", async () => {
-    expect(await failure(node.catalog.registerModel(register({ repo: "nobody/nothing-GGUF" })))).toMatchObject({
+    expect(await failure(world.node.catalog.registerModel(register({ repo: "nobody/nothing-GGUF" })))).toMatchObject({
       code: Code.InvalidArgument,
       reason: "INVALID_REPO",
       message: expect.stringMatching(/repository nobody\/nothing-GGUF was not found on http:\/\/127\.0\.0\.1:\d+ \(if it is private, set HF_TOKEN/),
     });
-    expect(await failure(node.catalog.registerModel(register({ repo: CHAT_REPO, filename: "nope-Q2_K.gguf" })))).toMatchObject({
+    expect(await failure(world.node.catalog.registerModel(register({ repo: CHAT_REPO, filename: "nope-Q2_K.gguf" })))).toMatchObject({
       code: Code.NotFound,
       reason: "FILE_NOT_FOUND",
       message: expect.stringContaining("tiny-chat-Q4_K_M.gguf"),
     });
-    expect(await failure(node.catalog.registerModel(register({ repo: NO_GGUF_REPO })))).toMatchObject({ code: Code.FailedPrecondition, reason: "NO_GGUF_FILES" });
-    expect(await failure(node.catalog.registerModel(register({ repo: "https://example.com/a/b" })))).toMatchObject({ code: Code.InvalidArgument, reason: "INVALID_REPO" });
-    expect(await failure(node.catalog.registerModel(register({ repo: CHAT_REPO, id: "Bad/../id" })))).toMatchObject({ reason: "INVALID_MODEL_ID" });
+    expect(await failure(world.node.catalog.registerModel(register({ repo: NO_GGUF_REPO })))).toMatchObject({ code: Code.FailedPrecondition, reason: "NO_GGUF_FILES" });
+    expect(await failure(world.node.catalog.registerModel(register({ repo: "https://example.com/a/b" })))).toMatchObject({ code: Code.InvalidArgument, reason: "INVALID_REPO" });
+    expect(await failure(world.node.catalog.registerModel(register({ repo: CHAT_REPO, id: "Bad/../id" })))).toMatchObject({ reason: "INVALID_MODEL_ID" });
   });
 
   it("refuses an id the catalog already has with ALREADY_EXISTS", async () => {
-    await node.catalog.registerModel(register({ repo: CHAT_REPO, id: "taken" }));
+    await world.node.catalog.registerModel(register({ repo: CHAT_REPO, id: "taken" }));
     for (const id of ["taken", "tiny-chat-q4_k_m"]) {
-      expect(await failure(node.catalog.registerModel(register({ repo: CHAT_REPO, id })))).toMatchObject({
+      expect(await failure(world.node.catalog.registerModel(register({ repo: CHAT_REPO, id })))).toMatchObject({
         code: Code.AlreadyExists,
         reason: "MODEL_ALREADY_EXISTS",
       });
@@ -135,12 +114,12 @@ describe("RegisterModel against the Hugging Face stand-in", () => {
   });
 
   it("registers with warnings when the Hub does not answer, but asks for a filename when it needs the listing", async () => {
-    await hf.down({ mode: "refused" });
-    const res = await node.catalog.registerModel(register({ repo: `https://huggingface.co/${CHAT_REPO}/resolve/main/tiny-chat-Q8_0.gguf`, id: "offline" }));
+    await world.hf.down({ mode: "refused" });
+    const res = await world.node.catalog.registerModel(register({ repo: `https://huggingface.co/${CHAT_REPO}/resolve/main/tiny-chat-Q8_0.gguf`, id: "offline" }));
     expect(res.model).toMatchObject({ id: "offline", filename: "tiny-chat-Q8_0.gguf", sizeBytes: 0n, sha256: "" });
     expect(res.warnings.join("\n")).toMatch(/did not answer \(ECONNREFUSED\): size and sha256 of tiny-chat-Q8_0\.gguf are unknown/);
     expect(res.availableFiles).toEqual([]);
-    expect(await failure(node.catalog.registerModel(register({ repo: CHAT_REPO, id: "no-file" })))).toMatchObject({
+    expect(await failure(world.node.catalog.registerModel(register({ repo: CHAT_REPO, id: "no-file" })))).toMatchObject({
       code: Code.FailedPrecondition,
       reason: "NO_GGUF_FILES",
       message: expect.stringContaining("give a filename to register it anyway"),
@@ -148,35 +127,34 @@ describe("RegisterModel against the Hugging Face stand-in", () => {
   });
 
   it("answers GetModel for registered and supported ids, NOT_FOUND MODEL_NOT_SUPPORTED otherwise", async () => {
-    expect((await node.catalog.getModel({ modelId: "tiny-chat-q4_k_m" })).model?.origin).toBe(ModelOrigin.SUPPORTED);
-    expect((await node.catalog.getModel({ modelId: "by-repo-id" })).model?.origin).toBe(ModelOrigin.REGISTERED);
-    expect(await failure(node.catalog.getModel({ modelId: "unknown-model" }))).toMatchObject({ code: Code.NotFound, reason: "MODEL_NOT_SUPPORTED" });
-    expect(await failure(node.catalog.getModel({ modelId: "../etc" }))).toMatchObject({ code: Code.InvalidArgument, reason: "INVALID_MODEL_ID" });
+    expect((await world.node.catalog.getModel({ modelId: "tiny-chat-q4_k_m" })).model?.origin).toBe(ModelOrigin.SUPPORTED);
+    expect((await world.node.catalog.getModel({ modelId: "by-repo-id" })).model?.origin).toBe(ModelOrigin.REGISTERED);
+    expect(await failure(world.node.catalog.getModel({ modelId: "unknown-model" }))).toMatchObject({ code: Code.NotFound, reason: "MODEL_NOT_SUPPORTED" });
+    expect(await failure(world.node.catalog.getModel({ modelId: "../etc" }))).toMatchObject({ code: Code.InvalidArgument, reason: "INVALID_MODEL_ID" });
   });
 
   it("keeps registrations across a restart on the same home", async () => {
-    const before = (await node.catalog.listModels({ pageSize: 1000 })).models.map((m) => m.id);
+    const before = (await world.node.catalog.listModels({ pageSize: 1000 })).models.map((m) => m.id);
     expect(before[0]).toBe("tiny-chat-q4_k_m"); // supported first
-    await node.stop();
-    node = await startCatalogNode({ HF_ENDPOINT: hf.url, LLMLB_SUPPORTED_MODELS: supported.file, LLMLB_HOME: home.dir });
-    const after = await node.catalog.listModels({ pageSize: 1000 });
+    await world.restart();
+    const after = await world.node.catalog.listModels({ pageSize: 1000 });
     expect(after.models.map((m) => m.id)).toEqual(before);
     expect(after.models.find((m) => m.id === "tiny-q4_k_m")?.files).toHaveLength(2);
   });
 
   it("DeleteModel with remove_registration forgets a registered model but keeps a supported one, saying so", async () => {
-    const gone = await node.catalog.deleteModel({ modelId: "taken", removeRegistration: true });
+    const gone = await world.node.catalog.deleteModel({ modelId: "taken", removeRegistration: true });
     expect(gone.model).toBeUndefined();
-    expect(await failure(node.catalog.getModel({ modelId: "taken" }))).toMatchObject({ reason: "MODEL_NOT_SUPPORTED" });
+    expect(await failure(world.node.catalog.getModel({ modelId: "taken" }))).toMatchObject({ reason: "MODEL_NOT_SUPPORTED" });
 
     let notice = "";
-    const kept = await node.catalog.deleteModel(
+    const kept = await world.node.catalog.deleteModel(
       { modelId: "tiny-chat-q4_k_m", removeRegistration: true },
       { onHeader: (headers) => (notice = headers.get("llmlb-notice") ?? "") },
     );
     expect(kept.model).toMatchObject({ id: "tiny-chat-q4_k_m", state: ModelState.AVAILABLE, origin: ModelOrigin.SUPPORTED });
     expect(notice).toMatch(/is a supported model .* cannot be unregistered/);
     // Without remove_registration a registered model stays.
-    expect((await node.catalog.deleteModel({ modelId: "by-repo-id" })).model?.id).toBe("by-repo-id");
+    expect((await world.node.catalog.deleteModel({ modelId: "by-repo-id" })).model?.id).toBe("by-repo-id");
   });
 });

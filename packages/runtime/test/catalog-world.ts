@@ -8,6 +8,7 @@ import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ModelCatalogService } from "../src/gen/llmlb/node/v1/catalog_pb.js";
 import type { SupportedModelRecord } from "../src/catalog/supported-models.js";
+import { afterAll, beforeAll } from "vitest";
 import { startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
 import { describeBytes, tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
 import { startHfStandin, type HfStandin } from "../../../testkit/standins/index.js";
@@ -76,4 +77,43 @@ export async function startCatalogNode(env: Record<string, string>): Promise<Cat
   const node = await startTestNode(env);
   const transport = createGrpcTransport({ baseUrl: node.grpcUrl });
   return { ...node, catalog: createClient(ModelCatalogService, transport) };
+}
+
+export interface CatalogWorld {
+  hf: HfStandin;
+  /** The supported-models file the node reads. */
+  supportedFile: string;
+  home: string;
+  node: CatalogNode;
+  /** Stops the node and starts another on the same home and files. */
+  restart(): Promise<void>;
+}
+
+/**
+ * Registers beforeAll/afterAll hooks that start the Hub stand-in and one node whose catalog holds
+ * `models`; the returned object is filled in once they ran.
+ */
+export function useCatalogWorld(models: SupportedModelRecord[]): CatalogWorld {
+  const world = {} as CatalogWorld;
+  const cleanups: Array<() => void> = [];
+  const start = () => startCatalogNode({ HF_ENDPOINT: world.hf.url, LLMLB_SUPPORTED_MODELS: world.supportedFile, LLMLB_HOME: world.home });
+  beforeAll(async () => {
+    world.hf = await startHubWithRepos();
+    const supported = writeSupportedFile(models);
+    const home = tempDir("llmlb-catalog-home-");
+    cleanups.push(supported.cleanup, home.cleanup);
+    world.supportedFile = supported.file;
+    world.home = home.dir;
+    world.node = await start();
+    world.restart = async () => {
+      await world.node.stop();
+      world.node = await start();
+    };
+  });
+  afterAll(async () => {
+    await world.node?.stop();
+    await world.hf?.close();
+    cleanups.forEach((cleanup) => cleanup());
+  });
+  return world;
 }

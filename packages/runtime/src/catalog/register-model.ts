@@ -1,21 +1,13 @@
 import { LlmlbError } from "../errors/index.js";
+import type { RegisterModelRequest } from "../gen/llmlb/node/v1/catalog_pb.js";
 import { MAX_ID_LENGTH, validateModelId } from "../store/model-id.js";
 import { baseName, groupGgufFiles, groupOf, isGguf, pickDefault, quantizationOf, shardParts, shardSequenceProblem, type GgufModelFiles } from "./gguf-files.js";
 import type { HubClient, HubModelInfo } from "./hub-client.js";
 import type { ModelEntry } from "./model-entry.js";
 import { parseRepoRef } from "./repo-ref.js";
 
-/** The fields of a RegisterModel request. */
-export interface RegisterInput {
-  repo: string;
-  filename: string;
-  displayName: string;
-  id: string;
-  chatTemplate: string;
-  description: string;
-  tags: readonly string[];
-  revision: string;
-}
+/** The fields of a RegisterModel request the catalog reads. */
+export type RegisterInput = Pick<RegisterModelRequest, "repo" | "filename" | "displayName" | "id" | "chatTemplate" | "description" | "tags" | "revision">;
 
 /** What a registration will store, with what the caller should know. */
 export interface RegistrationPlan {

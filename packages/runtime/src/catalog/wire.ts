@@ -1,13 +1,15 @@
 import { LlmlbError } from "../errors/index.js";
 import { HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+import { listDownloadLocks } from "../locks/download-lock.js";
 import type { NodeRuntime } from "../node-runtime.js";
+import type { CachedModel, Store } from "../store/store.js";
 import { createCatalogService } from "../services/catalog-service.js";
-import { readActiveDownloads } from "./active-downloads.js";
 import { Catalog } from "./catalog.js";
 import { openCatalogDb } from "./catalog-db.js";
 import { HubClient } from "./hub-client.js";
 import { HubInfoCache } from "./hub-info-cache.js";
 import { RegistrationStore } from "./registration-store.js";
+import type { ActiveDownload } from "./lock-poller.js";
 import type { CatalogStorePort } from "./store-port.js";
 import type { LocalCopyInfo } from "./model-states.js";
 import { loadSupportedModels } from "./supported-models.js";
@@ -63,14 +65,15 @@ export async function wireCatalog(runtime: NodeRuntime, tuning: Partial<CatalogT
     },
   });
 
+  let port: CatalogStorePort | undefined;
   const catalog = await Catalog.open({
     supported,
     registrations: new RegistrationStore(db.registrations, logger),
     hub: new HubClient({ ...hubOptions, timeoutMs: t.registerTimeoutMs }),
     hubInfo,
     events: runtime.events,
-    store: () => storeOf(runtime),
-    readActiveDownloads: () => readActiveDownloads(config.home),
+    store: () => (runtime.store ? (port ??= storePort(runtime.store)) : undefined),
+    readActiveDownloads: () => activeDownloads(config.home),
     logger,
   });
   late.catalog = catalog;
@@ -79,28 +82,6 @@ export async function wireCatalog(runtime: NodeRuntime, tuning: Partial<CatalogT
   runtime.services.catalog = createCatalogService(catalog, drainSignal(runtime));
   logger.debug({ models: catalog.size, file: config.supportedModels }, "catalog ready");
   return catalog;
-}
-
-/** The parts of the runtime's model store the catalog uses (structurally: the store's own types). */
-interface StoreLike {
-  listModels(): Promise<StoredModel[]>;
-  getModel(id: string): Promise<StoredModel | undefined>;
-  deleteModel(id: string): Promise<boolean>;
-  listAdapters(): Promise<StoredAdapter[]>;
-  getAdapter(id: string): Promise<StoredAdapter | undefined>;
-  deleteAdapter(id: string): Promise<boolean>;
-}
-interface StoredModel {
-  id: string;
-  path: string;
-  sizeBytes: number;
-  downloadedAt: Date;
-  revision?: string;
-  source: string;
-}
-interface StoredAdapter extends StoredModel {
-  ref: string;
-  sha256: string;
 }
 
 /**
@@ -117,17 +98,10 @@ function drainSignal(runtime: NodeRuntime): AbortSignal {
   return controller.signal;
 }
 
-const STORE_METHODS = ["listModels", "getModel", "deleteModel", "listAdapters", "getAdapter", "deleteAdapter"] as const;
+/** The store methods the catalog uses. */
+export type CatalogStore = Pick<Store, "listModels" | "getModel" | "deleteModel" | "listAdapters" | "getAdapter" | "deleteAdapter">;
 
-/** The runtime's model store seen through the catalog's port, when a store is wired. */
-function storeOf(runtime: NodeRuntime): CatalogStorePort | undefined {
-  const candidate: unknown = (runtime as unknown as { store?: unknown }).store;
-  if (typeof candidate !== "object" || candidate === null) return undefined;
-  const ok = STORE_METHODS.every((m) => typeof (candidate as Record<string, unknown>)[m] === "function");
-  return ok ? storePort(candidate as StoreLike) : undefined;
-}
-
-function localOf(m: StoredModel): LocalCopyInfo {
+function localOf(m: CachedModel): LocalCopyInfo {
   return {
     path: m.path,
     sizeOnDiskBytes: m.sizeBytes,
@@ -137,7 +111,8 @@ function localOf(m: StoredModel): LocalCopyInfo {
   };
 }
 
-export function storePort(store: StoreLike): CatalogStorePort {
+/** The store seen through the catalog's port (freed bytes, ADAPTER_NOT_FOUND, epoch times). */
+export function storePort(store: CatalogStore): CatalogStorePort {
   return {
     listModels: async () => (await store.listModels()).map((m) => ({ id: m.id, local: localOf(m) })),
     getModel: async (id) => {
@@ -167,4 +142,14 @@ export function storePort(store: StoreLike): CatalogStorePort {
       return { freedBytes: before?.sizeBytes ?? 0 };
     },
   };
+}
+
+/** Downloads other processes are running now: the live (not stale) model locks under <home>/.locks. */
+async function activeDownloads(home: string): Promise<ActiveDownload[]> {
+  return (await listDownloadLocks(home))
+    .filter((lock) => !lock.stale)
+    .map(({ id, progress }) => ({
+      modelId: id,
+      progress: { ...progress, fraction: progress.totalBytes > 0 ? Math.min(1, progress.completedBytes / progress.totalBytes) : 0 },
+    }));
 }

@@ -31,19 +31,7 @@ export function createCatalogService(catalog: Catalog, endStreams: AbortSignal):
     },
 
     async registerModel(req, ctx) {
-      const { model, warnings, availableFiles } = await catalog.register(
-        {
-          repo: req.repo,
-          filename: req.filename,
-          displayName: req.displayName,
-          id: req.id,
-          chatTemplate: req.chatTemplate,
-          description: req.description,
-          tags: req.tags,
-          revision: req.revision,
-        },
-        ctx.signal,
-      );
+      const { model, warnings, availableFiles } = await catalog.register(req, ctx.signal);
       return create(RegisterModelResponseSchema, { model, warnings, availableFiles });
     },
 
