@@ -223,6 +223,16 @@ describe("dashboard in Chromium against a running node", () => {
     expect(await visibleCards(page).count()).toBe(SUPPORTED_MODELS.length + 1);
   });
 
+  it("shows a failed pull with its reason and lets the user retry", async () => {
+    const qwen = card(page, "qwen2.5-7b-instruct-q4_k_m");
+    await qwen.getByRole("button", { name: /^Pull Qwen2\.5 7B/ }).click();
+    await expect.poll(() => qwen.locator(".badge").textContent(), { timeout: 10_000 }).toBe("failed");
+    expect(await qwen.locator(".failure-text").textContent()).toContain("does not exist"); // the stand-in has no such repo
+    const retry = qwen.getByRole("button", { name: /^Pull Qwen2\.5 7B/ });
+    expect(await retry.innerText()).toContain("Retry pull");
+    expect(await retry.isEnabled()).toBe(true);
+  });
+
   it("is readable at a narrow width: one column, no horizontal scrolling (and in dark mode)", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     const boxes = await Promise.all((await visibleCards(page).all()).map((c) => c.boundingBox()));

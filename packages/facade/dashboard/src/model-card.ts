@@ -15,6 +15,7 @@ export function hubBadge(model: ModelJson): { label: string; tone: string } {
 }
 
 let nextCardId = 0;
+const PENDING_MAX_MS = 15_000;
 
 /**
  * One Model Hub card. `update` patches it in place: a progress tick changes a few numbers and the bar's
@@ -34,6 +35,7 @@ export class ModelCard {
   private readonly action = h("div", { class: "card-action", tabindex: -1 });
   private renderedActionState = "";
   private pending = false;
+  private pendingTimer: ReturnType<typeof setTimeout> | undefined;
   private progress: { bar: HTMLElement; fill: HTMLElement; percent: HTMLElement; detail: HTMLElement; bytes: HTMLElement } | null = null;
 
   constructor(model: ModelJson, private readonly actions: CardActions) {
@@ -60,13 +62,21 @@ export class ModelCard {
     if (model === this.model) return;
     const stateChanged = model.state !== this.model.state;
     this.model = model;
-    if (stateChanged) this.pending = false;
+    if (stateChanged && this.pending) {
+      clearTimeout(this.pendingTimer);
+      this.pending = false;
+    }
     this.render(false);
   }
 
-  /** The Pull request is on its way: show it on the button until the first state change. */
+  /**
+   * The Pull request is on its way: show it on the button until the first state change (or, if the
+   * node reports none, for at most PENDING_MAX_MS, so the button never stays disabled).
+   */
   setPending(pending: boolean): void {
+    clearTimeout(this.pendingTimer);
     this.pending = pending;
+    if (pending) this.pendingTimer = setTimeout(() => this.setPending(false), PENDING_MAX_MS);
     this.renderAction();
   }
 
@@ -158,7 +168,8 @@ export class ModelCard {
     const pull = h("button", { class: "btn btn-primary", type: "button", "aria-label": `Pull ${name}` }, icon([...ICONS.download]), m.state === "failed" ? "Retry pull" : "Pull");
     pull.addEventListener("click", () => this.actions.pull(this.model));
     if (m.state === "failed") {
-      return [h("p", { class: "failure", role: "note" }, icon([...ICONS.alert], "icon icon-sm"), m.failure_reason ?? "The download failed."), pull];
+      const reason = m.failure_reason ?? "The download failed.";
+      return [h("p", { class: "failure", role: "note" }, icon([...ICONS.alert], "icon icon-sm"), h("span", { class: "failure-text", title: reason, text: reason })), pull];
     }
     return [pull];
   }
