@@ -89,7 +89,7 @@ export function registerModelRoutes(
     });
   });
 
-  app.get<{ Params: { "*": string } }>("/v0/models/blob/*", (request, reply) => serveBlob(request, reply, deps.blobs, request.params["*"]));
+  app.get("/v0/models/blob/*", (request, reply) => serveBlob(request, reply, deps.blobs));
 
   app.get<{ Params: { "*": string } }>("/v0/models/*", async (request, reply) => {
     const { id, action } = splitAction(request.params["*"], ["events"]);
@@ -175,14 +175,15 @@ async function streamAllModelEvents(request: FastifyRequest, reply: FastifyReply
 }
 
 /** Streams a READY model file with Range, ETag and Content-Length (what router-proxy sources fetch). */
-async function serveBlob(request: FastifyRequest, reply: FastifyReply, blobs: BlobSource | undefined, id: string) {
+async function serveBlob(request: FastifyRequest, reply: FastifyReply, blobs: BlobSource | undefined) {
   if (!blobs) {
     return sendOpenAiError(reply, 501, { message: "this HTTP facade serves a remote runtime and has no local model files", type: "server_error", code: "unimplemented" });
   }
-  const stat = await blobs.stat(id);
-  if (!stat) {
-    return sendOpenAiError(reply, 404, { message: `model "${id}" is not ready on this node`, type: "not_found_error", param: "id", code: "model_not_found" });
+  const found = await findBlob(blobs, request.url);
+  if (!found) {
+    return sendOpenAiError(reply, 404, { message: `no READY model file at ${request.url.split("?")[0]}`, type: "not_found_error", param: "id", code: "model_not_found" });
   }
+  const { id, file, stat } = found;
   const etag = `"${stat.etag}"`;
   reply.header("accept-ranges", "bytes").header("etag", etag).header("last-modified", stat.modified.toUTCString()).type("application/octet-stream");
   if (request.headers["if-none-match"] === etag) return reply.code(304).send();
@@ -195,9 +196,32 @@ async function serveBlob(request: FastifyRequest, reply: FastifyReply, blobs: Bl
     if (ranges !== -2 && ranges.length === 1) {
       const { start, end } = ranges[0]!;
       reply.code(206).header("content-range", `bytes ${start}-${end}/${stat.size}`).header("content-length", end - start + 1);
-      return request.method === "HEAD" ? reply.send() : reply.send(await blobs.open(id, { start, end }));
+      return request.method === "HEAD" ? reply.send() : reply.send(await blobs.open(id, file, { start, end }));
     }
   }
   reply.code(200).header("content-length", stat.size);
-  return request.method === "HEAD" ? reply.send() : reply.send(await blobs.open(id));
+  return request.method === "HEAD" ? reply.send() : reply.send(await blobs.open(id, file));
+}
+
+/**
+ * `/v0/models/blob/{id}[/{file}]`: the id is one encoded segment ("org%2Fname") or, unencoded,
+ * "org/name"; a further segment names a part of a sharded model.
+ */
+async function findBlob(blobs: BlobSource, url: string) {
+  const raw = url.split("?")[0]!.slice("/v0/models/blob/".length).split("/").filter(Boolean);
+  let segments: string[];
+  try {
+    segments = raw.map((s) => decodeURIComponent(s));
+  } catch {
+    return undefined;
+  }
+  const candidates: Array<{ id: string; file?: string }> = [];
+  if (segments.length === 1) candidates.push({ id: segments[0]! });
+  if (segments.length === 2) candidates.push({ id: segments[0]!, file: segments[1]! }, { id: `${segments[0]}/${segments[1]}` });
+  if (segments.length === 3) candidates.push({ id: `${segments[0]}/${segments[1]}`, file: segments[2]! });
+  for (const candidate of candidates) {
+    const stat = await blobs.stat(candidate.id, candidate.file);
+    if (stat) return { ...candidate, stat };
+  }
+  return undefined;
 }

@@ -52,8 +52,12 @@ export async function answerCompletion(
 
   if (!options.stream) {
     const controller = new AbortController();
-    const onClose = () => controller.abort();
-    request.raw.once("close", onClose);
+    // The response closing before it finished means the client went away (the request's own
+    // "close" only says its body was read).
+    const onClose = () => {
+      if (!reply.raw.writableFinished) controller.abort();
+    };
+    reply.raw.once("close", onClose);
     let text = "";
     let finishReason = "stop";
     let usage: Delta["usage"];
@@ -64,7 +68,7 @@ export async function answerCompletion(
         if (part.usage) usage = part.usage;
       }
     } finally {
-      request.raw.off("close", onClose);
+      reply.raw.off("close", onClose);
     }
     await reply.send({ id, object: shape.object, created, model, system_fingerprint: null, choices: [shape.fullChoice(text, finishReason)], usage: toOpenAiUsage(usage) });
     return;

@@ -1,0 +1,181 @@
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
+import { startTinyWorld, tinyEntry, TINY_CHAT_ID, TINY_EMBED_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+
+/** 4 MiB of bytes (only downloaded, never loaded): big enough for several progress events. */
+const BIG = new Uint8Array(4 * 1024 * 1024).map((_, i) => (i * 31) & 0xff);
+const BIG_ID = "tiny-big";
+const BIG_REPO = "llmlb-test/big-GGUF";
+const BIG_FILE = "big-F32.gguf";
+
+/** Reads an SSE response into its events. */
+async function readSse(res: Response): Promise<Array<{ event: string; data: string }>> {
+  const text = await res.text();
+  return text
+    .split("\n\n")
+    .filter((block) => block.includes("data:"))
+    .map((block) => ({
+      event: /^event: (.*)$/m.exec(block)?.[1] ?? "message",
+      data: block.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n"),
+    }));
+}
+
+describe("/v1 with the official openai SDK, /v0 pull and events", () => {
+  let world: TinyWorld;
+  let node: TestNode;
+  let openai: OpenAI;
+
+  beforeAll(async () => {
+    world = await startTinyWorld({ extraModels: [{ ...tinyEntry(BIG_ID, BIG_FILE, BIG, ["text-generation"]), repo: BIG_REPO }] });
+    await world.hf.addRepo(BIG_REPO, { files: { [BIG_FILE]: BIG } });
+    world.hf.throttle(4 * 1024 * 1024, { path: BIG_FILE });
+    node = await startTestNode({ ...world.env, LLMLB_PARALLELISM: "1", LLMLB_QUEUE_SIZE: "0" });
+    openai = new OpenAI({ apiKey: "unused", baseURL: `${node.httpUrl}/v1`, maxRetries: 0 });
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await world?.close();
+  });
+
+  it("lists only models that can answer now", async () => {
+    const list = await openai.models.list();
+    expect(list.data.map((m) => m.id)).not.toContain(TINY_CHAT_ID);
+    await expect(openai.models.retrieve(TINY_CHAT_ID)).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+  });
+
+  it("POST /pull twice downloads once, and SSE shows progress until ready", async () => {
+    const events = fetch(`${node.httpUrl}/v0/models/${BIG_ID}/events`).then(readSse);
+    const first = await fetch(`${node.httpUrl}/v0/models/${BIG_ID}/pull`, { method: "POST" });
+    const second = await fetch(`${node.httpUrl}/v0/models/${BIG_ID}/pull`, { method: "POST" });
+    expect(first.status).toBe(202);
+    expect(await first.json()).toMatchObject({ model_id: BIG_ID, status: "started" });
+    expect([200, 202]).toContain(second.status);
+    const seen = await events;
+    expect(seen.filter((e) => e.event === "progress").length).toBeGreaterThan(0);
+    const progress = seen.filter((e) => e.event === "progress").map((e) => JSON.parse(e.data) as { progress: { fraction: number } });
+    expect(progress.at(-1)!.progress.fraction).toBeGreaterThan(0);
+    expect(seen.at(-1)!.event).toBe("ready");
+    expect(JSON.parse(seen.at(-1)!.data)).toMatchObject({ id: BIG_ID, state: "ready" });
+    expect(world.hf.bytesServed(BIG_REPO, BIG_FILE)).toBe(BIG.length);
+    world.hf.throttle(null);
+  });
+
+  it("lists and retrieves a model once it is on disk", async () => {
+    await fetch(`${node.httpUrl}/v0/models/${TINY_CHAT_ID}/pull`, { method: "POST" });
+    await expect.poll(async () => (await (await fetch(`${node.httpUrl}/v0/models/${TINY_CHAT_ID}`)).json() as { state: string }).state, { timeout: 10_000 }).toBe("ready");
+    const list = await openai.models.list();
+    expect(list.object).toBe("list");
+    expect(list.data.find((m) => m.id === TINY_CHAT_ID)).toMatchObject({ object: "model", owned_by: "llmlb-test" });
+    expect((await openai.models.retrieve(TINY_CHAT_ID)).id).toBe(TINY_CHAT_ID);
+  });
+
+  it("answers a chat completion", async () => {
+    const res = await openai.chat.completions.create({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "Hello" }], max_tokens: 8, temperature: 0 });
+    expect(res.object).toBe("chat.completion");
+    expect(res.choices[0]!.message.role).toBe("assistant");
+    expect(res.choices[0]!.message.content!.length).toBeGreaterThan(0);
+    expect(res.choices[0]!.finish_reason).toBe("length");
+    expect(res.usage).toMatchObject({ completion_tokens: 8 });
+    expect(res.usage!.prompt_tokens).toBeGreaterThan(0);
+    expect(res.usage!.total_tokens).toBe(res.usage!.prompt_tokens + 8);
+  });
+
+  it("streams a chat completion with the same text, stable ids and usage last", async () => {
+    const full = await openai.chat.completions.create({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "Stream" }], max_tokens: 12, temperature: 0 });
+    const stream = await openai.chat.completions.create({
+      model: TINY_CHAT_ID, messages: [{ role: "user", content: "Stream" }], max_tokens: 12, temperature: 0,
+      stream: true, stream_options: { include_usage: true },
+    });
+    const chunks = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
+    expect(new Set(chunks.map((c) => c.created)).size).toBe(1);
+    expect(chunks[0]!.choices[0]!.delta.role).toBe("assistant");
+    const text = chunks.flatMap((c) => c.choices.map((ch) => ch.delta.content ?? "")).join("");
+    expect(text).toBe(full.choices[0]!.message.content);
+    const finish = chunks.flatMap((c) => c.choices).find((ch) => ch.finish_reason);
+    expect(finish?.finish_reason).toBe("length");
+    const last = chunks.at(-1)!;
+    expect(last.choices).toEqual([]);
+    expect(last.usage).toMatchObject({ completion_tokens: 12 });
+    expect(chunks.slice(0, -1).every((c) => c.usage === null)).toBe(true);
+  });
+
+  it("answers completions, streamed and not", async () => {
+    const res = await openai.completions.create({ model: TINY_CHAT_ID, prompt: "Once upon", max_tokens: 6, temperature: 0 });
+    expect(res.object).toBe("text_completion");
+    expect(res.choices[0]!.finish_reason).toBe("length");
+    const stream = await openai.completions.create({ model: TINY_CHAT_ID, prompt: "Once upon", max_tokens: 6, temperature: 0, stream: true });
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.text ?? "";
+    expect(text).toBe(res.choices[0]!.text);
+  });
+
+  it("returns embeddings as floats and as base64 (the SDK's default), auto-downloading the model", async () => {
+    const floats = await openai.embeddings.create({ model: TINY_EMBED_ID, input: ["hello", "world"], encoding_format: "float" });
+    expect(floats.data).toHaveLength(2);
+    expect(floats.data[0]!.embedding).toHaveLength(64);
+    const viaBase64 = await openai.embeddings.create({ model: TINY_EMBED_ID, input: "hello" });
+    expect(viaBase64.data[0]!.embedding).toHaveLength(64);
+    viaBase64.data[0]!.embedding.forEach((v, i) => expect(v).toBeCloseTo(floats.data[0]!.embedding[i]!, 5));
+  });
+
+  it("raises NotFoundError with code model_not_found for an unknown model", async () => {
+    const err = await openai.chat.completions.create({ model: "no-such-model", messages: [{ role: "user", content: "x" }] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.NotFoundError);
+    expect((err as InstanceType<typeof OpenAI.NotFoundError>).code).toBe("model_not_found");
+  });
+
+  it("raises RateLimitError with Retry-After when the model's queue is full", async () => {
+    const busy = await openai.chat.completions.create({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "long" }], max_tokens: 900, temperature: 0, stream: true });
+    const iterator = busy[Symbol.asyncIterator]();
+    await iterator.next();
+    const err = await openai.chat.completions.create({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "x" }], max_tokens: 2 }).catch((e: unknown) => e);
+    busy.controller.abort();
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    expect((err as InstanceType<typeof OpenAI.RateLimitError>).headers?.get("retry-after")).toMatch(/^\d+$/);
+  });
+
+  it("stops generating when the HTTP client disconnects", async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${node.httpUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "go on" }], max_tokens: 900, stream: true }),
+      signal: controller.signal,
+    });
+    const reader = res.body!.getReader();
+    await reader.read();
+    controller.abort();
+    const active = async () => {
+      const { models } = await node.clients.inference.listLoadedModels({});
+      return models.find((m) => m.modelId === TINY_CHAT_ID)?.activeRequests ?? 0;
+    };
+    await expect.poll(active, { timeout: 5_000, interval: 50 }).toBe(0);
+    // The slot is free again: the next request is admitted instead of QUEUE_FULL.
+    const next = await openai.chat.completions.create({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "x" }], max_tokens: 2 });
+    expect(next.choices[0]!.finish_reason).toBe("length");
+  });
+});
+
+describe("/v1 with an API key", () => {
+  let world: TinyWorld;
+  let node: TestNode;
+  beforeAll(async () => {
+    world = await startTinyWorld();
+    node = await startTestNode({ ...world.env, LLMLB_API_KEY: "sk-node-key" });
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await world?.close();
+  });
+
+  it("raises AuthenticationError without the key and works with it", async () => {
+    const anonymous = new OpenAI({ apiKey: "wrong", baseURL: `${node.httpUrl}/v1`, maxRetries: 0 });
+    await expect(anonymous.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    const keyed = new OpenAI({ apiKey: "sk-node-key", baseURL: `${node.httpUrl}/v1`, maxRetries: 0 });
+    const res = await keyed.chat.completions.create({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "hi" }], max_tokens: 3 });
+    expect(res.usage?.completion_tokens).toBe(3);
+  });
+});
