@@ -21,10 +21,20 @@ export async function* deltaStream(
   let pending: string[] = [];
   let wake: (() => void) | undefined;
   let settled: Settled | undefined;
-  const notify = () => {
+  // The reader is woken on the next turn of the event loop, not at once: by then node-llama-cpp
+  // has dispatched the next token's decode, so serializing and sending this delta overlaps with it
+  // instead of delaying it. Chunks arriving meanwhile are joined.
+  let wakeScheduled = false;
+  const wakeReader = () => {
+    wakeScheduled = false;
     const resume = wake;
     wake = undefined;
     resume?.();
+  };
+  const notify = () => {
+    if (wakeScheduled || !wake) return;
+    wakeScheduled = true;
+    setImmediate(wakeReader);
   };
   const task = (async () => {
     try {

@@ -17,7 +17,12 @@ export class SequencePool {
   }
 
   get busy(): boolean {
-    return this.free.length < this.context.totalSequences;
+    return this.active > 0;
+  }
+
+  /** Sequences serving a request now. */
+  get active(): number {
+    return this.context.totalSequences - this.free.length;
   }
 
   take(): LlamaContextSequence {
