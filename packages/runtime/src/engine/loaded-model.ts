@@ -152,17 +152,18 @@ export class LoadedModel {
     const adapterBytes = (await Promise.all(newAdapterPaths.map(async (p) => (await stat(p)).size))).reduce((a, b) => a + b, 0);
     const bytes = estimate.cpuRam + estimate.gpuVram;
     const pool = await this.options.allocate(bytes + adapterBytes, this, async () => {
-      let created: SequencePool | undefined;
+      const self: { pool?: SequencePool } = {};
       const context = await this.model.createContext({
         contextSize: this.contextSize,
         sequences: parallelism,
         threads,
         // node-llama-cpp waits a turn of the event loop before decoding so other sequences can join
         // the batch; with a single request running nobody will, and the wait costs every token.
-        batching: { dispatchSchedule: (dispatch) => ((created?.active ?? 0) > 1 ? setImmediate(dispatch) : dispatch()) },
+        batching: { dispatchSchedule: (dispatch) => ((self.pool?.active ?? 0) > 1 ? setImmediate(dispatch) : dispatch()) },
         ...(adapters.adapters.length > 0 ? { lora: { adapters: adapters.adapters.map((a) => ({ filePath: a.path })) } } : {}),
       });
-      created = new SequencePool(context, bytes);
+      const created = new SequencePool(context, bytes);
+      self.pool = created;
       for (const p of newAdapterPaths) this.loadedAdapterPaths.add(p);
       this.weightBytes += adapterBytes;
       this.liveContexts.set(adapters.key, created);
