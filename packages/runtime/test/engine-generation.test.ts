@@ -34,6 +34,7 @@ beforeAll(async () => {
       "tiny-plain": { entry: { chatTemplate: PLAIN_TEMPLATE } },
       "tiny-embed": { entry: { capabilities: ["embeddings"] } },
       "tiny-absent": { file: null },
+      "tiny-bad-template": { entry: { chatTemplate: "{% for m in messages %}{{ m['content'] }" } },
     },
   });
   await fx.engine.load({ modelId: "tiny" });
@@ -93,6 +94,13 @@ describe("chat generation", () => {
     for (const delta of streamed.deltas) expect(LONE_SURROGATE.test(delta)).toBe(false);
     // node-llama-cpp detokenizing the whole answer at once: splitting added no replacement characters.
     expect(streamed.text).toBe((await direct("Hello world", 200)).response);
+  });
+
+  it("refuses a catalog chat template that does not render, naming the setting", async () => {
+    const failure = await reasonOf(collect(fx.engine.chat({ ...greedy("x"), modelId: "tiny-bad-template" })));
+    expect(failure.reason).toBe("INVALID_CONFIG");
+    expect(failure.message).toMatch(/chat_template of model "tiny-bad-template"/);
+    expect(fx.engine.list().map((m) => m.modelId)).not.toContain("tiny-bad-template");
   });
 
   it("uses the catalog's chat template over the GGUF's own", async () => {

@@ -8,6 +8,7 @@ import {
   type LlamaModel,
 } from "node-llama-cpp";
 import type { ModelEntry } from "../catalog/model-entry.js";
+import { LlmlbError } from "../errors/index.js";
 import { Admission } from "./admission.js";
 import type { AdapterSet } from "./adapter-set.js";
 import type { GpuBackend } from "./llama-backend.js";
@@ -68,9 +69,7 @@ export class LoadedModel {
     this.contextSize = options.contextSize;
     this.weightBytes = options.weightBytes;
     this.admission = new Admission(options.parallelism, options.queueSize, `model "${options.id}"`);
-    this.chatWrapper = options.entry.chatTemplate
-      ? new JinjaTemplateChatWrapper({ template: options.entry.chatTemplate, tokenizer: options.model.tokenizer })
-      : resolveChatWrapper(options.model);
+    this.chatWrapper = chatWrapperFor(options.entry, options.model);
   }
 
   get memoryBytes(): number {
@@ -186,5 +185,20 @@ export class LoadedModel {
       this.embeddingState = { context, memoryBytes };
       return this.embeddingState;
     });
+  }
+}
+
+/** The catalog entry's chat template when it has one (checked by node-llama-cpp), else the GGUF's. */
+function chatWrapperFor(entry: ModelEntry, model: LlamaModel): ChatWrapper {
+  if (!entry.chatTemplate) return resolveChatWrapper(model);
+  try {
+    return new JinjaTemplateChatWrapper({ template: entry.chatTemplate, tokenizer: model.tokenizer });
+  } catch (err) {
+    throw new LlmlbError(
+      "INVALID_CONFIG",
+      `the chat_template of model "${entry.id}" in the catalog cannot be used (${err instanceof Error ? err.message : String(err)}); fix or remove it`,
+      { model_id: entry.id },
+      { cause: err },
+    );
   }
 }

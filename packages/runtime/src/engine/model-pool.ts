@@ -134,19 +134,25 @@ export class ModelPool {
       if (needed > this.options.budget) throw insufficientMemory(id, needed, this.options.budget, 0);
       const model = await this.allocate(plan.weightBytes, id, async () => {
         const llamaModel = await openModel(llama, path);
-        const loaded = new LoadedModel({
-          id,
-          entry: located.entry,
-          model: llamaModel,
-          insights: plan.insights,
-          weightBytes: plan.weightBytes,
-          contextSize: plan.contextSize,
-          parallelism: this.options.parallelism,
-          queueSize: this.options.queueSize,
-          threads: this.options.threads,
-          backend: backendOf(llama),
-          allocate: (bytes, requester, create) => this.allocate(bytes, requester, create),
-        });
+        let loaded: LoadedModel;
+        try {
+          loaded = new LoadedModel({
+            id,
+            entry: located.entry,
+            model: llamaModel,
+            insights: plan.insights,
+            weightBytes: plan.weightBytes,
+            contextSize: plan.contextSize,
+            parallelism: this.options.parallelism,
+            queueSize: this.options.queueSize,
+            threads: this.options.threads,
+            backend: backendOf(llama),
+            allocate: (bytes, requester, create) => this.allocate(bytes, requester, create),
+          });
+        } catch (err) {
+          await llamaModel.dispose();
+          throw err;
+        }
         // Leases granted in the same tick the model becomes visible, so no eviction sees it idle.
         const pending = this.pending.get(id);
         loaded.leases = pending?.waiters ?? 0;
