@@ -7,7 +7,7 @@ import type { Logger } from "../logging/index.js";
 import type { RemoteFile } from "../plugin/contract.js";
 import { exists } from "../store/fs-utils.js";
 import { createHashFollower, type HashFollower } from "./hash-follower.js";
-import { headerValue, type HttpClient, type OpenResponse } from "./http-client.js";
+import { discardBody, headerValue, type HttpClient, type OpenResponse } from "./http-client.js";
 import { RetryableHttpError, httpStatusError } from "./http-errors.js";
 import { Intervals } from "./intervals.js";
 import { readPartialState, samePartial, writePartialState, type PartialState } from "./partial-state.js";
@@ -287,11 +287,11 @@ class FileDownload {
     try {
       await this.accept(res, cursor, end, url !== this.file.url);
     } catch (err) {
-      res.body.destroy();
+      discardBody(res.body);
       throw err;
     }
     if (res.status === 416) {
-      res.body.destroy();
+      discardBody(res.body);
       return;
     }
     const writer = new PositionalWriter(this.handle.fd, cursor.pos, (s, e) => this.written(s, e));
@@ -305,7 +305,7 @@ class FileDownload {
         await writer.push(chunk);
       }
     } finally {
-      res.body.destroy();
+      discardBody(res.body);
       try {
         await writer.flush();
       } finally {

@@ -76,3 +76,9 @@ export function headerValue(headers: IncomingHttpHeaders, name: string): string 
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
+
+/** Drops a response body we will not read (a destroyed undici body errors; nobody needs that error). */
+export function discardBody(body: OpenResponse["body"]): void {
+  body.on("error", () => undefined);
+  body.destroy();
+}

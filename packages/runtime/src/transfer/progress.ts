@@ -17,6 +17,7 @@ export class ProgressTracker {
   private currentFile = "";
   private readonly samples: Array<[number, number]> = [];
   private lastEmit = 0;
+  private trailing: NodeJS.Timeout | undefined;
   private loggedDecile: number;
 
   constructor(
@@ -79,10 +80,26 @@ export class ProgressTracker {
     return this.total > 0 ? Math.floor((this.completed / this.total) * 10) : 0;
   }
 
+  /** Throttled, but never drops the latest state: a suppressed update goes out when the interval ends. */
   private emit(force: boolean): void {
     const now = Date.now();
-    if (!force && now - this.lastEmit < EMIT_EVERY_MS) return;
+    const wait = this.lastEmit + EMIT_EVERY_MS - now;
+    if (!force && wait > 0) {
+      this.trailing ??= setTimeout(() => {
+        this.trailing = undefined;
+        this.emit(true);
+      }, wait).unref();
+      return;
+    }
+    clearTimeout(this.trailing);
+    this.trailing = undefined;
     this.lastEmit = now;
     this.onProgress(this.snapshot());
+  }
+
+  /** Stops a pending trailing update (the transfer ended). */
+  stop(): void {
+    clearTimeout(this.trailing);
+    this.trailing = undefined;
   }
 }

@@ -59,28 +59,32 @@ export class TransferEngine {
     logger.info({ files: request.files.length, resumedBytes: resumed }, `downloading ${request.label}${resumed > 0 ? " (resuming)" : ""}`);
 
     const results: DownloadedFile[] = [];
-    for (const file of prepared) {
-      request.signal.throwIfAborted();
-      tracker.setFile(file.file.name);
-      results.push(
-        await downloadFile(file, {
-          http: this.options.http,
-          signal: request.signal,
-          connections: settings.downloadConnections,
-          retries: settings.downloadRetries,
-          stallMs: settings.stallTimeoutSeconds * 1000,
-          retryBaseMs: this.options.retryBaseMs ?? 300,
-          maxRetryAfterMs: this.options.maxRetryAfterMs ?? 60_000,
-          logger: logger.child({ file: file.file.name }),
-          onBytes: (n) => tracker.add(n),
-          onSizeLearned: async (size) => {
-            await ensureDiskSpace(request.partialDir, size - file.resumedBytes, settings.diskReserve, request.label);
-            tracker.addTotal(size);
-          },
-        }),
-      );
+    try {
+      for (const file of prepared) {
+        request.signal.throwIfAborted();
+        tracker.setFile(file.file.name);
+        results.push(
+          await downloadFile(file, {
+            http: this.options.http,
+            signal: request.signal,
+            connections: settings.downloadConnections,
+            retries: settings.downloadRetries,
+            stallMs: settings.stallTimeoutSeconds * 1000,
+            retryBaseMs: this.options.retryBaseMs ?? 300,
+            maxRetryAfterMs: this.options.maxRetryAfterMs ?? 60_000,
+            logger: logger.child({ file: file.file.name }),
+            onBytes: (n) => tracker.add(n),
+            onSizeLearned: async (size) => {
+              await ensureDiskSpace(request.partialDir, size - file.resumedBytes, settings.diskReserve, request.label);
+              tracker.addTotal(size);
+            },
+          }),
+        );
+      }
+      tracker.finish();
+    } finally {
+      tracker.stop();
     }
-    tracker.finish();
     return results;
   }
 }

@@ -1,0 +1,93 @@
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Code } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { listDownloadLocks, readDownloadLock } from "../src/index.js";
+import { startHfStandin, type HfStandin } from "../../../testkit/standins/index.js";
+import { entry, failure, openStack, payload, recorder, sha256 } from "./resolver-world.js";
+
+const FILE = "m.gguf";
+const SIZE = 2 << 20;
+const DATA = payload(SIZE, 5);
+
+function writeLock(home: string, id: string, fields: { pid: number; heartbeatAt?: string; completedBytes?: number }) {
+  const file = path.join(home, ".locks", `${id.replace("/", "%2F")}.lock`);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const now = new Date().toISOString();
+  fs.writeFileSync(file, JSON.stringify({
+    id, kind: "model", pid: fields.pid, host: os.hostname(), startedAt: now, heartbeatAt: fields.heartbeatAt ?? now, token: "someone-else",
+    progress: { completedBytes: fields.completedBytes ?? 0, totalBytes: SIZE, currentFile: FILE, bytesPerSecond: 1000 },
+  }));
+  return file;
+}
+
+/** The pid of a process that has exited. */
+function deadPid(): number {
+  const child = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" });
+  return Number(child.stdout);
+}
+
+describe("one download per model across processes", () => {
+  let hf: HfStandin;
+  let n = 0;
+  const newRepo = async () => {
+    const repo = `locks/repo-${++n}`;
+    await hf.addRepo(repo, { files: { [FILE]: DATA } });
+    return repo;
+  };
+  beforeAll(async () => {
+    hf = await startHfStandin();
+  });
+  afterAll(async () => hf?.close());
+
+  it("takes over a lock left by a dead process", async () => {
+    const repo = await newRepo();
+    const stack = await openStack({ env: { HF_ENDPOINT: hf.url }, models: [entry("org/m", repo, FILE)] });
+    try {
+      const lock = writeLock(stack.home, "org/m", { pid: deadPid() });
+      expect(await readDownloadLock(stack.home, "org/m")).toMatchObject({ stale: true });
+      const rec = recorder();
+      expect(await stack.resolver.resolve({ modelId: "org/m" }, { onEvent: rec.onEvent })).toMatchObject({ source: "huggingface", sha256: sha256(DATA) });
+      expect(rec.events.some((e) => e.type === "lock-wait")).toBe(false);
+      expect(fs.existsSync(lock)).toBe(false);
+    } finally {
+      await stack.dispose();
+    }
+  });
+
+  it("takes over a lock whose heartbeat stopped more than 30 s ago", async () => {
+    const repo = await newRepo();
+    const stack = await openStack({ env: { HF_ENDPOINT: hf.url }, models: [entry("m", repo, FILE)] });
+    try {
+      writeLock(stack.home, "m", { pid: process.pid, heartbeatAt: new Date(Date.now() - 31_000).toISOString() });
+      expect(await stack.resolver.resolve({ modelId: "m" })).toMatchObject({ source: "huggingface" });
+    } finally {
+      await stack.dispose();
+    }
+  });
+
+  it("waits for a live holder, reporting its progress, and gives up after the configured time", async () => {
+    const repo = await newRepo();
+    const stack = await openStack({ env: { HF_ENDPOINT: hf.url, LLMLB_LOCK_WAIT_TIMEOUT: "1" }, models: [entry("m", repo, FILE)] });
+    let completed = 1000;
+    const beat = setInterval(() => writeLock(stack.home, "m", { pid: process.pid, completedBytes: (completed += 1000) }), 100);
+    try {
+      writeLock(stack.home, "m", { pid: process.pid, completedBytes: completed });
+      expect(await listDownloadLocks(stack.home)).toMatchObject([{ id: "m", pid: process.pid, stale: false }]);
+      const rec = recorder();
+      const err = await failure(stack.resolver.resolve({ modelId: "m" }, { onEvent: rec.onEvent }));
+      expect(err).toMatchObject({ code: Code.DeadlineExceeded, reason: "LOCK_WAIT_TIMEOUT" });
+      expect(err.message).toMatch(new RegExp(`process ${process.pid} on ${os.hostname()}`));
+      expect(rec.events).toContainEqual({ type: "lock-wait", pid: process.pid, host: os.hostname() });
+      const seen = rec.events.flatMap((e) => (e.type === "progress" ? [e.progress.completedBytes] : []));
+      expect(seen.length).toBeGreaterThanOrEqual(2);
+      expect(seen.at(-1)).toBeGreaterThan(seen[0]!);
+      expect(hf.bytesServed(repo, FILE)).toBe(0);
+    } finally {
+      clearInterval(beat);
+      await stack.dispose();
+    }
+  });
+});
