@@ -10,6 +10,12 @@ const env = Object.fromEntries(
 );
 const node = await startTestNode(env);
 process.stdout.write(`${JSON.stringify({ grpcUrl: node.grpcUrl })}\n`);
+process.on("message", (message) => {
+  if (message === "cpu") {
+    const { user, system } = process.cpuUsage();
+    process.send?.({ cpuMicros: user + system });
+  }
+});
 process.once("SIGTERM", () => {
   void node.stop().finally(() => process.exit(0));
 });

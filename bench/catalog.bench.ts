@@ -71,13 +71,21 @@ async function seedRegistrations(home: string): Promise<void> {
 /** Starts the node in a child process (same flags as this one: tsx, source conditions) and waits until it serves. */
 async function spawnNode(env: Record<string, string>): Promise<{ child: ChildProcess; grpcUrl: string }> {
   const script = new URL("./catalog-bench-node.ts", import.meta.url).pathname;
-  const child = spawn(process.execPath, [...process.execArgv, script], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [...process.execArgv, script], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit", "ipc"] });
   const lines = createInterface({ input: child.stdout! });
   const grpcUrl = await new Promise<string>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`the benchmark node exited with ${code}`)));
     lines.once("line", (line) => resolve((JSON.parse(line) as { grpcUrl: string }).grpcUrl));
   });
   return { child, grpcUrl };
+}
+
+/** CPU time the node process has used so far, in microseconds. */
+function nodeCpuMicros(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    child.once("message", (m) => resolve((m as { cpuMicros: number }).cpuMicros));
+    child.send("cpu");
+  });
 }
 
 async function stopNode(child: ChildProcess): Promise<void> {
@@ -107,6 +115,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < WARMUP_PER_CLIENT; i++) await c.listModels({});
     }));
 
+    const cpuBefore = await nodeCpuMicros(node.child);
     const latencies: number[] = [];
     let next = 0;
     const started = performance.now();
@@ -124,13 +133,14 @@ async function main(): Promise<void> {
       }),
     );
     const wall = performance.now() - started;
+    const serverCpuPerCall = (await nodeCpuMicros(node.child)) - cpuBefore;
     latencies.sort((a, b) => a - b);
     const hung = hf.requests.filter((r) => !r.completed).length;
     console.log(`catalog_list_p50_ms=${percentile(latencies, 50).toFixed(2)} catalog_list_p99_ms=${percentile(latencies, 99).toFixed(2)}`);
     console.log(
       `catalog_list_calls=${latencies.length} catalog_list_clients=${CLIENTS} catalog_entries=${first.totalSize} ` +
         `catalog_list_max_ms=${latencies[latencies.length - 1]!.toFixed(2)} catalog_list_per_s=${Math.round((latencies.length / wall) * 1000)} ` +
-        `hub_requests_hanging=${hung}`,
+        `catalog_list_node_cpu_us_per_call=${Math.round(serverCpuPerCall / latencies.length)} hub_requests_hanging=${hung}`,
     );
   } finally {
     await stopNode(node.child);

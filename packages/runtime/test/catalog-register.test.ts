@@ -157,4 +157,12 @@ describe("RegisterModel against the Hugging Face stand-in", () => {
     // Without remove_registration a registered model stays.
     expect((await world.node.catalog.deleteModel({ modelId: "by-repo-id" })).model?.id).toBe("by-repo-id");
   });
+
+  it("lists adapters and deletes them through the store", async () => {
+    expect((await world.node.catalog.listAdapters({})).adapters).toEqual([]);
+    expect(await failure(world.node.catalog.deleteAdapter({ adapterId: "github--o--r--v1--a.gguf" }))).toMatchObject({
+      code: Code.NotFound,
+      reason: "ADAPTER_NOT_FOUND",
+    });
+  });
 });

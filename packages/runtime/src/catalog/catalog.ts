@@ -131,11 +131,13 @@ export class Catalog {
 
   list(query: ListQuery): ListResult {
     this.locks.demand();
-    const matching: string[] = [];
-    for (const id of this.order) {
-      const item = this.items.get(id)!;
-      if (matchesQuery(query, this.states.get(id).state, item.lowerTags, item.haystack)) matching.push(id);
-    }
+    const filtered = query.state !== undefined || query.tag !== undefined || query.text !== undefined;
+    const matching = filtered
+      ? this.order.filter((id) => {
+          const item = this.items.get(id)!;
+          return matchesQuery(query, this.states.get(id).state, item.lowerTags, item.haystack);
+        })
+      : this.order;
     const page = matching.slice(query.offset, query.offset + query.pageSize);
     const next = query.offset + page.length;
     return {
