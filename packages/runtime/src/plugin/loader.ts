@@ -10,6 +10,7 @@ import type { ArtifactKind, SourcePlugin, SourceProvider } from "./contract.js";
 export const DEFAULT_SOURCES: readonly SourceEntry[] = [
   { module: "@llmlb/plugins/local", priority: 10 },
   { module: "@llmlb/plugins/huggingface", priority: 20 },
+  { module: "@llmlb/plugins/github-adapter", priority: 25 },
   { module: "@llmlb/plugins/router-proxy", priority: 30 },
 ];
 
