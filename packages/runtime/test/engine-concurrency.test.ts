@@ -92,6 +92,25 @@ describe("cancellation", () => {
     expect(generated(fx.engine, "tiny")).toBe(atBreak);
   });
 
+  it("frees the slot when the caller aborts without ever reading again", async () => {
+    const controller = new AbortController();
+    const events = fx.engine.chat(chatRequest("tiny", 100_000), { signal: controller.signal });
+    await events.next();
+    controller.abort();
+    await expect.poll(() => fx.engine.list().find((m) => m.modelId === "tiny")?.activeRequests, { timeout: 2_000, interval: 20 }).toBe(0);
+    const atAbort = generated(fx.engine, "tiny");
+    await delay(200);
+    expect(generated(fx.engine, "tiny")).toBe(atAbort);
+  });
+
+  it("frees the slot when generation ends, even if the reader is slow to take the rest", async () => {
+    const events = fx.engine.chat(chatRequest("tiny", 40));
+    await events.next();
+    await expect.poll(() => fx.engine.list().find((m) => m.modelId === "tiny")?.activeRequests, { timeout: 2_000, interval: 20 }).toBe(0);
+    const rest = await collect(events);
+    expect(rest.end).toMatchObject({ finishReason: "length", usage: { completionTokens: 40 } });
+  });
+
   it("leaves the queue when a waiting caller gives up", async () => {
     const small = another({ models: { tiny: {} }, settings: { parallelism: 1, queueSize: 4 } });
     try {

@@ -178,40 +178,50 @@ export class InferenceEngine {
     if (!this.options.llama) await (await this.llamaPromise?.catch(() => undefined))?.dispose();
   }
 
-  /** Validation errors surface on the first `next()`, like every other failure of a stream. */
+  /**
+   * Validation errors surface on the first `next()`, like every other failure of a stream.
+   * The model lease, admission slot and sequence are given back the moment generation ends, even
+   * if the reader is slow, gone, or never resumes the stream after cancelling it.
+   */
   private async *generate<T extends ModelTarget>(
     validate: () => T,
     options: RequestOptions,
     run: (model: LoadedModel, target: GenerationTarget, checked: T) => Promise<GenerationOutcome>,
   ): AsyncGenerator<GenerationEvent> {
     const target = validate();
-    this.running++;
+    const held = this.holdings();
     try {
       const signal = this.requestSignal(options);
       const model = await this.leaseModel(target, signal, "text-generation");
-      try {
-        const adapters = await this.adapterSet(target.adapterIds, model, signal);
-        const leave = await model.admission.enter(signal);
-        try {
-          const pool = await raceAbort(model.sequencePool(adapters), signal);
-          const sequence = pool.take();
-          try {
-            yield* deltaStream((sink, generationSignal) => {
-              const counted: GenerationSink = { text: sink.text, tokens: (n) => (model.generatedTokens += n) };
-              return run(model, { sequence, sink: counted, signal: generationSignal }, target);
-            }, signal);
-          } finally {
-            pool.give(sequence);
-          }
-        } finally {
-          leave();
-        }
-      } finally {
-        this.pool.release(model);
-      }
+      held.add(() => this.pool.release(model));
+      const adapters = await this.adapterSet(target.adapterIds, model, signal);
+      held.add(await model.admission.enter(signal));
+      const pool = await raceAbort(model.sequencePool(adapters), signal);
+      const sequence = pool.take();
+      held.add(() => pool.give(sequence));
+      yield* deltaStream((sink, generationSignal) => {
+        const counted: GenerationSink = { text: sink.text, tokens: (n) => (model.generatedTokens += n) };
+        return run(model, { sequence, sink: counted, signal: generationSignal }, target).finally(held.release);
+      }, signal);
     } finally {
-      this.settle();
+      held.release();
     }
+  }
+
+  /** What one request holds (counted for close), given back once, last taken first. */
+  private holdings(): { add: (release: () => void) => void; release: () => void } {
+    this.running++;
+    const releases: Array<() => void> = [];
+    let released = false;
+    return {
+      add: (release) => void releases.push(release),
+      release: () => {
+        if (released) return;
+        released = true;
+        for (const release of releases.reverse()) release();
+        this.settle();
+      },
+    };
   }
 
   private async track<T>(task: () => Promise<T>): Promise<T> {
