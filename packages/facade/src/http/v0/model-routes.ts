@@ -196,11 +196,11 @@ async function serveBlob(request: FastifyRequest, reply: FastifyReply, blobs: Bl
     if (ranges !== -2 && ranges.length === 1) {
       const { start, end } = ranges[0]!;
       reply.code(206).header("content-range", `bytes ${start}-${end}/${stat.size}`).header("content-length", end - start + 1);
-      return request.method === "HEAD" ? reply.send() : reply.send(await blobs.open(id, file, { start, end }));
+      return request.method === "HEAD" ? sendHeadersOnly(reply) : reply.send(await blobs.open(id, file, { start, end }));
     }
   }
   reply.code(200).header("content-length", stat.size);
-  return request.method === "HEAD" ? reply.send() : reply.send(await blobs.open(id, file));
+  return request.method === "HEAD" ? sendHeadersOnly(reply) : reply.send(await blobs.open(id, file));
 }
 
 /**
@@ -224,4 +224,11 @@ async function findBlob(blobs: BlobSource, url: string) {
     if (stat) return { ...candidate, stat };
   }
   return undefined;
+}
+
+/** Answers a HEAD with the headers a GET would carry (fastify would rewrite Content-Length to 0). */
+function sendHeadersOnly(reply: FastifyReply): void {
+  reply.hijack();
+  reply.raw.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string | number>);
+  reply.raw.end();
 }

@@ -1,0 +1,116 @@
+import { execFile, execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { promisify } from "node:util";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ResolverService } from "@llmlb/runtime/gen/llmlb/node/v1/resolver_pb";
+import { startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
+import { startTinyWorld, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+
+const root = path.resolve(import.meta.dirname, "../../..");
+const PYTHON = "/usr/bin/python3";
+
+describe("two nodes: B pulls through A's /v0/models/blob/:id", () => {
+  let world: TinyWorld;
+  let a: TestNode;
+  let b: TestNode;
+  beforeAll(async () => {
+    world = await startTinyWorld();
+    a = await startTestNode(world.env);
+    // B cannot reach Hugging Face; its only other source is node A.
+    b = await startTestNode({ ...world.env, HF_ENDPOINT: "http://127.0.0.1:9", LLMLB_ROUTER_URL: a.httpUrl, HF_TOKEN: "hf_secret_of_b" });
+  });
+  afterAll(async () => {
+    await b?.stop();
+    await a?.stop();
+    await world?.close();
+  });
+
+  it("B resolves a model only A has, then answers a chat with it", async () => {
+    const pulled = await fetch(`${a.httpUrl}/v0/models/${TINY_CHAT_ID}/pull`, { method: "POST" });
+    expect(pulled.status).toBe(202);
+    await expect.poll(async () => ((await (await fetch(`${a.httpUrl}/v0/models/${TINY_CHAT_ID}`)).json()) as { state: string }).state, { timeout: 15_000 }).toBe("ready");
+    world.hf.clearLog();
+
+    const resolver = createClient(ResolverService, createGrpcTransport({ baseUrl: b.grpcUrl }));
+    const events = [];
+    for await (const res of resolver.resolve({ target: { case: "modelId", value: TINY_CHAT_ID } })) events.push(res.event);
+    const failed = events.filter((e) => e.case === "sourceFailed").map((e) => e.value.source);
+    expect(failed).toContain("huggingface");
+    const done = events.find((e) => e.case === "done");
+    expect(done?.value).toMatchObject({ source: "router-proxy", id: TINY_CHAT_ID });
+    expect(world.hf.requests).toHaveLength(0);
+
+    const chat = await fetch(`${b.httpUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "hi" }], max_tokens: 4, temperature: 0 }),
+    });
+    expect(chat.status).toBe(200);
+    const body = (await chat.json()) as { choices: Array<{ message: { content: string } }>; usage: { completion_tokens: number } };
+    expect(body.usage.completion_tokens).toBe(4);
+
+    // Greedy output is the same on both nodes: B really has A's bytes.
+    const onA = await fetch(`${a.httpUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "hi" }], max_tokens: 4, temperature: 0 }),
+    });
+    expect(((await onA.json()) as typeof body).choices[0]!.message.content).toBe(body.choices[0]!.message.content);
+  });
+
+  it("A's blob endpoint honours Range and ETag, and only for READY models", async () => {
+    const head = await fetch(`${a.httpUrl}/v0/models/blob/${TINY_CHAT_ID}`, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    const etag = head.headers.get("etag")!;
+    expect(etag).toMatch(/^"[0-9a-f]{64}"$/);
+    const ranged = await fetch(`${a.httpUrl}/v0/models/blob/${TINY_CHAT_ID}`, { headers: { range: "bytes=0-3" } });
+    expect(ranged.status).toBe(206);
+    expect(Buffer.from(await ranged.arrayBuffer()).toString("latin1")).toBe("GGUF");
+    const size = Number(head.headers.get("content-length"));
+    expect(ranged.headers.get("content-range")).toBe(`bytes 0-3/${size}`);
+    expect((await fetch(`${a.httpUrl}/v0/models/blob/${TINY_CHAT_ID}`, { headers: { range: `bytes=${size + 10}-` } })).status).toBe(416);
+    expect((await fetch(`${a.httpUrl}/v0/models/blob/tiny-embed`)).status).toBe(404);
+    expect((await fetch(`${a.httpUrl}/v0/models/blob/..%2F..%2Fetc%2Fpasswd`)).status).toBe(404);
+  });
+});
+
+describe("a client in another language", () => {
+  let world: TinyWorld;
+  let node: TestNode;
+  let descriptorSet: string;
+  let cleanup: () => void;
+  beforeAll(async () => {
+    world = await startTinyWorld();
+    node = await startTestNode({ ...world.env, LLMLB_API_KEY: "py-key" });
+    const tmp = tempDir("llmlb-descriptor-");
+    cleanup = tmp.cleanup;
+    descriptorSet = path.join(tmp.dir, "llmlb.binpb");
+    execFileSync(path.join(root, "node_modules/.bin/buf"), ["build", "-o", descriptorSet], { cwd: root });
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await world?.close();
+    cleanup?.();
+  });
+
+  it("Python grpcio with messages from the buf descriptor set lists models and streams a chat", async () => {
+    if (!fs.existsSync(PYTHON)) throw new Error(`${PYTHON} is missing: apt-get install python3 python3-grpcio python3-protobuf`);
+    try {
+      execFileSync(PYTHON, ["-c", "import grpc, google.protobuf"]);
+    } catch {
+      throw new Error("Debian's python3-grpcio and python3-protobuf are missing: apt-get install python3-grpcio python3-protobuf");
+    }
+    const address = node.grpcUrl.replace("http://", "");
+    const { stdout } = await promisify(execFile)(PYTHON, [path.join(import.meta.dirname, "fixtures/python_client.py"), descriptorSet, address, TINY_CHAT_ID, "py-key"], { timeout: 60_000 });
+    const result = JSON.parse(stdout) as { models: string[]; states: Record<string, string>; deltas: string[]; finish_reason: string; usage: { prompt_tokens: number; completion_tokens: number } };
+    expect(result.models).toEqual(expect.arrayContaining([TINY_CHAT_ID, "tiny-embed"]));
+    expect(result.states[TINY_CHAT_ID]).toBe("MODEL_STATE_AVAILABLE");
+    expect(result.deltas.join("").length).toBeGreaterThan(0);
+    expect(result.finish_reason).toBe("length");
+    expect(result.usage.completion_tokens).toBe(12);
+    expect(result.usage.prompt_tokens).toBeGreaterThan(0);
+  });
+});
