@@ -174,6 +174,14 @@ describe("request checks", () => {
     expect(result.message.startsWith(field)).toBe(true);
   });
 
+  it("refuses a prompt longer than the context instead of cutting it", async () => {
+    const failure = await reasonOf(collect(fx.engine.chat({ ...greedy("x ".repeat(1100)) })));
+    expect(failure).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "messages" } });
+    expect(failure.message).toMatch(/context holds 1024/);
+    const completion = await reasonOf(collect(fx.engine.complete({ modelId: "tiny", prompt: "x ".repeat(1100), maxTokens: 4 })));
+    expect(completion).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "prompt" } });
+  });
+
   it("answers NOT_FOUND for ids outside the catalog and MODEL_NOT_READY for no_wait on a missing file", async () => {
     expect(await reasonOf(collect(fx.engine.chat({ ...greedy("x"), modelId: "nope" })))).toMatchObject({ reason: "MODEL_NOT_SUPPORTED" });
     const absent = await reasonOf(collect(fx.engine.chat({ ...greedy("x"), modelId: "tiny-absent", noWait: true })));
