@@ -89,7 +89,8 @@ export class InferenceEngine {
 
   /** llama.cpp for the configured GPU and threads, loaded on first call (a failure is kept). */
   llama(): Promise<Llama> {
-    this.llamaPromise ??= this.options.llama ? Promise.resolve(this.options.llama) : loadLlama(this.options.settings.gpu, this.options.settings.threads, this.logger);
+    const { llama, settings } = this.options;
+    this.llamaPromise ??= llama ? Promise.resolve(llama) : loadLlama(settings.gpu, settings.threads, this.logger);
     return this.llamaPromise;
   }
 
@@ -114,47 +115,43 @@ export class InferenceEngine {
   /** One embedding per input, for models whose catalog entry lists the "embeddings" capability. */
   async embed(input: Omit<EmbedInput, "adapterIds">, options: RequestOptions = {}): Promise<EmbedResult> {
     const checked = validateEmbedInput(input);
-    return this.track(async () => {
+    const held = this.holdings();
+    try {
       const signal = this.requestSignal(options);
       const model = await this.leaseModel(checked, signal, "embeddings");
-      try {
-        const leave = await model.admission.enter(signal);
-        try {
-          const context = await raceAbort(model.embeddingContext(), signal);
-          const embeddings: number[][] = [];
-          for (const text of checked.inputs) {
-            signal.throwIfAborted();
-            embeddings.push([...(await context.getEmbeddingFor(text)).vector]);
-          }
-          const promptTokens = countTokens(model.model, checked.inputs);
-          return {
-            embeddings,
-            dimensions: embeddings[0]?.length ?? 0,
-            usage: { promptTokens, completionTokens: 0, totalTokens: promptTokens },
-          };
-        } finally {
-          leave();
-        }
-      } finally {
-        this.pool.release(model);
+      held.add(() => this.pool.release(model));
+      held.add(await model.admission.enter(signal));
+      const context = await raceAbort(model.embeddingContext(), signal);
+      const embeddings: number[][] = [];
+      for (const text of checked.inputs) {
+        signal.throwIfAborted();
+        embeddings.push([...(await context.getEmbeddingFor(text)).vector]);
       }
-    });
+      const promptTokens = countTokens(model.model, checked.inputs);
+      return {
+        embeddings,
+        dimensions: embeddings[0]?.length ?? 0,
+        usage: { promptTokens, completionTokens: 0, totalTokens: promptTokens },
+      };
+    } finally {
+      held.release();
+    }
   }
 
   /** Loads a model (and the context for an adapter set) ahead of requests. */
   async load(target: ModelTarget, options: RequestOptions = {}): Promise<LoadedModelInfo> {
     validateTarget(target);
-    return this.track(async () => {
+    const held = this.holdings();
+    try {
       const signal = this.requestSignal(options);
       const model = await this.leaseModel(target, signal);
-      try {
-        const adapters = await this.adapterSet(target.adapterIds, model, signal);
-        await raceAbort(model.sequencePool(adapters), signal);
-        return model.info();
-      } finally {
-        this.pool.release(model);
-      }
-    });
+      held.add(() => this.pool.release(model));
+      const adapters = await this.adapterSet(target.adapterIds, model, signal);
+      await raceAbort(model.sequencePool(adapters), signal);
+      return model.info();
+    } finally {
+      held.release();
+    }
   }
 
   /** Unloads an idle model: false when it was not loaded, MODEL_IN_USE while it serves requests. */
@@ -222,15 +219,6 @@ export class InferenceEngine {
         this.settle();
       },
     };
-  }
-
-  private async track<T>(task: () => Promise<T>): Promise<T> {
-    this.running++;
-    try {
-      return await task();
-    } finally {
-      this.settle();
-    }
   }
 
   private settle(): void {
