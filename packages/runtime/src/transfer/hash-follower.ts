@@ -24,7 +24,7 @@ const fs = require("node:fs");
 const crypto = require("node:crypto");
 const fd = fs.openSync(workerData.path, "r");
 const hash = crypto.createHash("sha256");
-const buf = Buffer.allocUnsafe(4 << 20);
+const buf = Buffer.allocUnsafe(128 << 10);
 let hashed = 0, target = 0, finishing = false, failed = false;
 parentPort.on("message", (msg) => {
   if (failed) return;
@@ -64,7 +64,7 @@ class WorkerHashFollower implements HashFollower {
   }
 
   advance(upTo: number): void {
-    // A message per MiB is plenty; the worker reads in 4 MiB blocks.
+    // A message per MiB is plenty; the worker reads in 128 KiB blocks (they stay in the CPU cache while hashed).
     if (upTo - this.lastSent < 1 << 20) return;
     this.lastSent = upTo;
     this.worker.postMessage({ type: "advance", upTo });

@@ -1,8 +1,10 @@
 import fs from "node:fs";
 import { LlmlbError } from "../errors/index.js";
 
-const BATCH_BYTES = 1 << 20;
+const BATCH_BYTES = 512 << 10;
 const MAX_IN_FLIGHT = 4;
+/** Bytes that wait longer than this for a full batch are written anyway (a stalled server). */
+const IDLE_FLUSH_MS = 100;
 
 /** A disk write failed: never worth a network retry. */
 export class DiskWriteError extends Error {
@@ -37,7 +39,7 @@ async function writevAll(fd: number, buffers: Buffer[], position: number, length
 }
 
 /**
- * Writes one response body at its file offset: chunks are gathered into ~1 MiB writev calls
+ * Writes one response body at its file offset: chunks are gathered into ~512 KiB writev calls
  * (no copying), a few run at once, and the caller awaits push() for backpressure. onWritten
  * reports each range once it is in the file.
  */
@@ -47,6 +49,7 @@ export class PositionalWriter {
   private nextPosition: number;
   private readonly inFlight = new Set<Promise<void>>();
   private failure: Error | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly fd: number,
@@ -65,7 +68,13 @@ export class PositionalWriter {
     if (this.failure) throw this.failure;
     this.batch.push(chunk);
     this.batchBytes += chunk.length;
-    if (this.batchBytes < BATCH_BYTES) return;
+    if (this.batchBytes < BATCH_BYTES) {
+      this.idleTimer ??= setTimeout(() => {
+        this.idleTimer = undefined;
+        if (this.batchBytes > 0 && !this.failure) this.startWrite();
+      }, IDLE_FLUSH_MS);
+      return;
+    }
     this.startWrite();
     while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure;
@@ -79,6 +88,8 @@ export class PositionalWriter {
   }
 
   private startWrite(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     const buffers = this.batch;
     const position = this.nextPosition;
     const length = this.batchBytes;

@@ -1,0 +1,25 @@
+/**
+ * One Resolve of the benchmark file on a fresh home, in its own process so that its peak RSS is
+ * ours alone. Prints {"ms", "sha256", "rssBeforeBytes", "maxRssBytes"}.
+ *   node --conditions=source --import tsx bench/download-child.ts '<json>'
+ */
+import { pino } from "pino";
+import { loadConfig, openResolverStack, staticModelDirectory } from "../packages/runtime/src/index.js";
+
+const job = JSON.parse(process.argv[2]!) as { home: string; endpoint: string; connections: number; sha256: string };
+const config = loadConfig({
+  env: { LLMLB_HOME: job.home, HF_ENDPOINT: job.endpoint, LLMLB_DOWNLOAD_CONNECTIONS: String(job.connections), LLMLB_DISK_RESERVE: "0", LLMLB_LOG_LEVEL: "silent" },
+});
+const models = staticModelDirectory([
+  {
+    id: "bench", displayName: "bench", description: "", repo: "bench/download-GGUF", files: ["bench.gguf"], sha256: job.sha256,
+    tags: [], capabilities: ["text-generation"], format: "gguf", origin: "supported",
+  },
+]);
+const stack = await openResolverStack({ config, logger: pino({ level: "silent" }), models });
+const rssBeforeBytes = process.memoryUsage().rss;
+const started = performance.now();
+const result = await stack.resolver.resolve({ modelId: "bench" });
+const ms = performance.now() - started;
+await stack.close();
+process.stdout.write(`${JSON.stringify({ ms, sha256: result.sha256, rssBeforeBytes, maxRssBytes: process.resourceUsage().maxRSS * 1024 })}\n`);
