@@ -3,10 +3,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { listDownloadLocks, readDownloadLock } from "../src/index.js";
-import { startHfStandin, type HfStandin } from "../../../testkit/standins/index.js";
-import { entry, failure, openStack, payload, recorder, sha256 } from "./resolver-world.js";
+import { entry, failure, openStack, payload, recorder, sha256, hfWorld } from "./resolver-world.js";
 
 const FILE = "m.gguf";
 const SIZE = 2 << 20;
@@ -30,21 +29,11 @@ function deadPid(): number {
 }
 
 describe("one download per model across processes", () => {
-  let hf: HfStandin;
-  let n = 0;
-  const newRepo = async () => {
-    const repo = `locks/repo-${++n}`;
-    await hf.addRepo(repo, { files: { [FILE]: DATA } });
-    return repo;
-  };
-  beforeAll(async () => {
-    hf = await startHfStandin();
-  });
-  afterAll(async () => hf?.close());
+  const world = hfWorld("locks", { [FILE]: DATA });
 
   it("takes over a lock left by a dead process", async () => {
-    const repo = await newRepo();
-    const stack = await openStack({ env: { HF_ENDPOINT: hf.url }, models: [entry("org/m", repo, FILE)] });
+    const repo = await world.newRepo();
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url }, models: [entry("org/m", repo, FILE)] });
     try {
       const lock = writeLock(stack.home, "org/m", { pid: deadPid() });
       expect(await readDownloadLock(stack.home, "org/m")).toMatchObject({ stale: true });
@@ -58,8 +47,8 @@ describe("one download per model across processes", () => {
   });
 
   it("takes over a lock whose heartbeat stopped more than 30 s ago", async () => {
-    const repo = await newRepo();
-    const stack = await openStack({ env: { HF_ENDPOINT: hf.url }, models: [entry("m", repo, FILE)] });
+    const repo = await world.newRepo();
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url }, models: [entry("m", repo, FILE)] });
     try {
       writeLock(stack.home, "m", { pid: process.pid, heartbeatAt: new Date(Date.now() - 31_000).toISOString() });
       expect(await stack.resolver.resolve({ modelId: "m" })).toMatchObject({ source: "huggingface" });
@@ -69,8 +58,8 @@ describe("one download per model across processes", () => {
   });
 
   it("waits for a live holder, reporting its progress, and gives up after the configured time", async () => {
-    const repo = await newRepo();
-    const stack = await openStack({ env: { HF_ENDPOINT: hf.url, LLMLB_LOCK_WAIT_TIMEOUT: "1" }, models: [entry("m", repo, FILE)] });
+    const repo = await world.newRepo();
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_LOCK_WAIT_TIMEOUT: "1" }, models: [entry("m", repo, FILE)] });
     let completed = 1000;
     const beat = setInterval(() => writeLock(stack.home, "m", { pid: process.pid, completedBytes: (completed += 1000) }), 100);
     try {
@@ -84,7 +73,7 @@ describe("one download per model across processes", () => {
       const seen = rec.events.flatMap((e) => (e.type === "progress" ? [e.progress.completedBytes] : []));
       expect(seen.length).toBeGreaterThanOrEqual(2);
       expect(seen.at(-1)).toBeGreaterThan(seen[0]!);
-      expect(hf.bytesServed(repo, FILE)).toBe(0);
+      expect(world.hf.bytesServed(repo, FILE)).toBe(0);
     } finally {
       clearInterval(beat);
       await stack.dispose();

@@ -1,31 +1,24 @@
 import fs from "node:fs";
 import { Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { readDownloadLock, type ModelEvent } from "../src/index.js";
-import { startHfStandin, type HfStandin } from "../../../testkit/standins/index.js";
-import { entry, failure, openStack, payload, recorder, sha256 } from "./resolver-world.js";
+import { entry, failure, openStack, payload, recorder, sha256, hfWorld } from "./resolver-world.js";
 
 const FILE = "m.gguf";
 const SIZE = 2 << 20;
 const DATA = payload(SIZE, 8);
 
 describe("callers of the same model in one process share one transfer", () => {
-  let hf: HfStandin;
-  let n = 0;
+  const world = hfWorld("sharing", { [FILE]: DATA });
   const newRepo = async () => {
-    const repo = `sharing/repo-${++n}`;
-    await hf.addRepo(repo, { files: { [FILE]: DATA } });
-    hf.throttle(2 << 20, { host: "cdn", repoId: repo });
+    const repo = await world.newRepo();
+    world.hf.throttle(2 << 20, { host: "cdn", repoId: repo });
     return repo;
   };
-  beforeAll(async () => {
-    hf = await startHfStandin();
-  });
-  afterAll(async () => hf?.close());
 
   it("20 concurrent callers: the file is served once, each caller sees progress, a late joiner starts from a snapshot", async () => {
     const repo = await newRepo();
-    const stack = await openStack({ env: { HF_ENDPOINT: hf.url }, models: [entry("m", repo, FILE)] });
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url }, models: [entry("m", repo, FILE)] });
     const bus: ModelEvent[] = [];
     stack.events.on((e) => bus.push(e));
     try {
@@ -37,7 +30,7 @@ describe("callers of the same model in one process share one transfer", () => {
       calls.push(stack.resolver.resolve({ modelId: "m" }, { onEvent: late.onEvent }));
       const results = await Promise.all(calls);
       expect(new Set(results.map((r) => `${r.path}|${r.sha256}|${r.source}`))).toEqual(new Set([`${results[0]!.path}|${sha256(DATA)}|huggingface`]));
-      expect(hf.bytesServed(repo, FILE)).toBe(SIZE);
+      expect(world.hf.bytesServed(repo, FILE)).toBe(SIZE);
       for (const r of recs) expect(r.events.filter((e) => e.type === "progress").length).toBeGreaterThanOrEqual(2);
       // The late joiner first hears which source is running and how far it is.
       expect(late.events[0]).toEqual({ type: "source-tried", source: "huggingface" });
@@ -55,7 +48,7 @@ describe("callers of the same model in one process share one transfer", () => {
 
   it("a caller that cancels only stops waiting; the transfer stops when nobody waits", async () => {
     const repo = await newRepo();
-    const stack = await openStack({ env: { HF_ENDPOINT: hf.url }, models: [entry("a", repo, FILE), entry("b", repo, FILE)] });
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url }, models: [entry("a", repo, FILE), entry("b", repo, FILE)] });
     const bus: ModelEvent[] = [];
     stack.events.on((e) => bus.push(e));
     try {

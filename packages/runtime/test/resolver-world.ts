@@ -7,10 +7,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { Writable } from "node:stream";
 import { pino, type Logger } from "pino";
+import { afterAll, beforeAll } from "vitest";
 import { loadConfig, openResolverStack, staticModelDirectory, type ModelEntry, type ResolveEvent, type ResolverStack } from "../src/index.js";
 import { tempDir } from "../../../testkit/node/index.js";
 import { describeBytes, tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
 import { mulberry32 } from "../../../testkit/gguf/tiny-gguf.js";
+import { startHfStandin, type HfStandin } from "../../../testkit/standins/index.js";
 
 export const TINY = tinyModelBytes();
 export const TINY_INFO = describeBytes(TINY);
@@ -121,4 +123,27 @@ export async function failure(promise: Promise<unknown>): Promise<{ reason: stri
     return { reason: e.reason, code: e.code, message: e.message, metadata: e.metadata };
   }
   throw new Error("expected a failure");
+}
+
+/**
+ * A Hugging Face stand-in for the enclosing describe block (started before its tests, closed after)
+ * that hands out a fresh repo holding `files` per call, so byte counters start at zero in each test.
+ */
+export function hfWorld(prefix: string, files: Record<string, Uint8Array>): { readonly hf: HfStandin; newRepo(): Promise<string> } {
+  let hf: HfStandin | undefined;
+  let n = 0;
+  beforeAll(async () => {
+    hf = await startHfStandin();
+  });
+  afterAll(async () => hf?.close());
+  return {
+    get hf() {
+      return hf!;
+    },
+    async newRepo() {
+      const repo = `${prefix}/repo-${++n}`;
+      await hf!.addRepo(repo, { files });
+      return repo;
+    },
+  };
 }

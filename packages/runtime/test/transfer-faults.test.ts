@@ -1,9 +1,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { Code } from "@connectrpc/connect";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startHfStandin, type HfStandin } from "../../../testkit/standins/index.js";
-import { entry, failure, listTree, openStack, payload, recorder, sha256 } from "./resolver-world.js";
+import { afterEach, describe, expect, it } from "vitest";
+import { entry, failure, listTree, openStack, payload, recorder, sha256, hfWorld } from "./resolver-world.js";
 
 const SIZE = 4 << 20;
 const DATA = payload(SIZE, 42);
@@ -11,30 +10,18 @@ const SHA = sha256(DATA);
 const FILE = "model.gguf";
 
 describe("the transfer engine against a misbehaving CDN", () => {
-  let hf: HfStandin;
-  let n = 0;
-  /** A fresh repo per test, so the stand-in's byte counters start at zero. */
-  const newRepo = async () => {
-    const repo = `faults/repo-${++n}`;
-    await hf.addRepo(repo, { files: { [FILE]: DATA } });
-    return repo;
-  };
-  const cdnGets = (repo: string) => hf.requests.filter((r) => r.host === "cdn" && r.repoId === repo && r.method === "GET");
-
-  beforeAll(async () => {
-    hf = await startHfStandin();
-  });
-  afterEach(() => hf.clearFaults());
-  afterAll(async () => hf?.close());
+  const world = hfWorld("faults", { [FILE]: DATA });
+  const cdnGets = (repo: string) => world.hf.requests.filter((r) => r.host === "cdn" && r.repoId === repo && r.method === "GET");
+  afterEach(() => world.hf.clearFaults());
 
   it.each([1, 4])("resumes when the connection drops at 60%%; less than 10%% of the file is sent twice (%i connection(s))", async (connections) => {
-    const repo = await newRepo();
-    hf.dropAt(Math.floor(SIZE * 0.6), { host: "cdn" });
-    const stack = await openStack({ env: { HF_ENDPOINT: hf.url, LLMLB_DOWNLOAD_CONNECTIONS: String(connections) }, models: [entry("m", repo, FILE)] });
+    const repo = await world.newRepo();
+    world.hf.dropAt(Math.floor(SIZE * 0.6), { host: "cdn" });
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_DOWNLOAD_CONNECTIONS: String(connections) }, models: [entry("m", repo, FILE)] });
     try {
       const result = await stack.resolver.resolve({ modelId: "m" });
       expect(result).toMatchObject({ sha256: SHA, sizeBytes: SIZE });
-      const served = hf.bytesServed(repo, FILE);
+      const served = world.hf.bytesServed(repo, FILE);
       expect(served).toBeGreaterThanOrEqual(SIZE);
       expect(served - SIZE).toBeLessThan(SIZE * 0.1);
       const gets = cdnGets(repo);
@@ -46,14 +33,14 @@ describe("the transfer engine against a misbehaving CDN", () => {
   });
 
   it("retries a stalled transfer from where it stopped", async () => {
-    const repo = await newRepo();
-    hf.stall(Math.floor(SIZE * 0.3), "forever", { host: "cdn" });
-    const stack = await openStack({ env: { HF_ENDPOINT: hf.url, LLMLB_STALL_TIMEOUT: "1", LLMLB_DOWNLOAD_CONNECTIONS: "1" }, models: [entry("m", repo, FILE)] });
+    const repo = await world.newRepo();
+    world.hf.stall(Math.floor(SIZE * 0.3), "forever", { host: "cdn" });
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_STALL_TIMEOUT: "1", LLMLB_DOWNLOAD_CONNECTIONS: "1" }, models: [entry("m", repo, FILE)] });
     try {
       const started = Date.now();
       expect(await stack.resolver.resolve({ modelId: "m" })).toMatchObject({ sha256: SHA });
       expect(Date.now() - started).toBeLessThan(5_000);
-      expect(hf.bytesServed(repo, FILE) - SIZE).toBeLessThan(SIZE * 0.1);
+      expect(world.hf.bytesServed(repo, FILE) - SIZE).toBeLessThan(SIZE * 0.1);
       expect(cdnGets(repo).map((r) => r.rangeStart)).toEqual([0, Math.floor(SIZE * 0.3)]);
     } finally {
       await stack.dispose();
@@ -61,9 +48,9 @@ describe("the transfer engine against a misbehaving CDN", () => {
   });
 
   it("fails with CHECKSUM_MISMATCH on a corrupted byte, installs nothing and removes the partial file", async () => {
-    const repo = await newRepo();
-    hf.corruptByte(123_456, { host: "cdn" });
-    const stack = await openStack({ env: { HF_ENDPOINT: hf.url }, models: [entry("m", repo, FILE)] });
+    const repo = await world.newRepo();
+    world.hf.corruptByte(123_456, { host: "cdn" });
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url }, models: [entry("m", repo, FILE)] });
     try {
       const err = await failure(stack.resolver.resolve({ modelId: "m" }));
       expect(err).toMatchObject({ code: Code.DataLoss, reason: "CHECKSUM_MISMATCH" });
@@ -77,9 +64,9 @@ describe("the transfer engine against a misbehaving CDN", () => {
   });
 
   it("retries 5xx answers with backoff", async () => {
-    const repo = await newRepo();
-    hf.failStatus(503, 2, { host: "cdn" });
-    const stack = await openStack({ env: { HF_ENDPOINT: hf.url, LLMLB_DOWNLOAD_CONNECTIONS: "1" }, models: [entry("m", repo, FILE)] });
+    const repo = await world.newRepo();
+    world.hf.failStatus(503, 2, { host: "cdn" });
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_DOWNLOAD_CONNECTIONS: "1" }, models: [entry("m", repo, FILE)] });
     try {
       expect(await stack.resolver.resolve({ modelId: "m" })).toMatchObject({ sha256: SHA });
       expect(cdnGets(repo).map((r) => r.status)).toEqual([503, 503, 206]);
@@ -89,9 +76,9 @@ describe("the transfer engine against a misbehaving CDN", () => {
   });
 
   it("gives up after the configured retries with SOURCE_UNAVAILABLE naming the host", async () => {
-    const repo = await newRepo();
-    hf.failStatus(500, "always", { host: "cdn" });
-    const stack = await openStack({ env: { HF_ENDPOINT: hf.url, LLMLB_DOWNLOAD_RETRIES: "2" }, models: [entry("m", repo, FILE)] });
+    const repo = await world.newRepo();
+    world.hf.failStatus(500, "always", { host: "cdn" });
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_DOWNLOAD_RETRIES: "2" }, models: [entry("m", repo, FILE)] });
     try {
       const err = await failure(stack.resolver.resolve({ modelId: "m" }));
       expect(err).toMatchObject({ code: Code.Unavailable, reason: "SOURCE_UNAVAILABLE" });
@@ -103,8 +90,8 @@ describe("the transfer engine against a misbehaving CDN", () => {
   });
 
   it("fails with INSUFFICIENT_DISK before writing a byte when the reserve cannot be kept", async () => {
-    const repo = await newRepo();
-    const stack = await openStack({ env: { HF_ENDPOINT: hf.url, LLMLB_DISK_RESERVE: "1000000TB" }, models: [entry("m", repo, FILE)] });
+    const repo = await world.newRepo();
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_DISK_RESERVE: "1000000TB" }, models: [entry("m", repo, FILE)] });
     try {
       const err = await failure(stack.resolver.resolve({ modelId: "m" }));
       expect(err).toMatchObject({ code: Code.ResourceExhausted, reason: "INSUFFICIENT_DISK" });
@@ -121,26 +108,26 @@ describe("the transfer engine against a misbehaving CDN", () => {
   it("uses several ranged connections for a large file and hashes it while it arrives", async () => {
     const repo = "faults/large";
     const big = payload(24 << 20, 9);
-    await hf.addRepo(repo, { files: { [FILE]: big } });
-    const stack = await openStack({ env: { HF_ENDPOINT: hf.url, LLMLB_DOWNLOAD_CONNECTIONS: "4" }, models: [entry("big", repo, FILE)] });
+    await world.hf.addRepo(repo, { files: { [FILE]: big } });
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_DOWNLOAD_CONNECTIONS: "4" }, models: [entry("big", repo, FILE)] });
     try {
       expect(await stack.resolver.resolve({ modelId: "big" })).toMatchObject({ sha256: sha256(big), sizeBytes: big.length });
       const gets = cdnGets(repo);
       expect(gets.length).toBeGreaterThanOrEqual(4);
       expect(new Set(gets.map((r) => r.rangeStart)).size).toBe(gets.length);
-      expect(hf.bytesServed(repo, FILE)).toBe(big.length);
+      expect(world.hf.bytesServed(repo, FILE)).toBe(big.length);
       // The hub was asked once per piece at most; the CDN URL is reused while it is valid.
-      expect(hf.requests.filter((r) => r.host === "hub" && r.repoId === repo && r.method === "GET").length).toBeLessThanOrEqual(2);
+      expect(world.hf.requests.filter((r) => r.host === "hub" && r.repoId === repo && r.method === "GET").length).toBeLessThanOrEqual(2);
     } finally {
       await stack.dispose();
     }
   });
 
   it("asks the hub for a fresh CDN URL when the signed one expired mid-download", async () => {
-    const repo = await newRepo();
-    hf.throttle(8 << 20, { host: "cdn" });
-    hf.dropAt(Math.floor(SIZE * 0.5), { host: "cdn" });
-    const stack = await openStack({ env: { HF_ENDPOINT: hf.url, LLMLB_DOWNLOAD_CONNECTIONS: "1" }, models: [entry("m", repo, FILE)] });
+    const repo = await world.newRepo();
+    world.hf.throttle(8 << 20, { host: "cdn" });
+    world.hf.dropAt(Math.floor(SIZE * 0.5), { host: "cdn" });
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_DOWNLOAD_CONNECTIONS: "1" }, models: [entry("m", repo, FILE)] });
     try {
       const rec = recorder();
       let expired = false;
@@ -149,22 +136,22 @@ describe("the transfer engine against a misbehaving CDN", () => {
           rec.onEvent(e);
           if (!expired && e.type === "progress" && e.progress.completedBytes > 0) {
             expired = true;
-            hf.expireCdnUrls();
+            world.hf.expireCdnUrls();
           }
         },
       });
       expect(result.sha256).toBe(SHA);
       expect(cdnGets(repo).map((r) => r.status)).toEqual([206, 403, 206]);
-      expect(hf.bytesServed(repo, FILE) - SIZE).toBeLessThan(SIZE * 0.1);
+      expect(world.hf.bytesServed(repo, FILE) - SIZE).toBeLessThan(SIZE * 0.1);
     } finally {
       await stack.dispose();
     }
   });
 
   it("keeps the partial file of a cancelled download and resumes it later", async () => {
-    const repo = await newRepo();
-    hf.throttle(4 << 20, { host: "cdn" });
-    const stack = await openStack({ env: { HF_ENDPOINT: hf.url, LLMLB_DOWNLOAD_CONNECTIONS: "1" }, models: [entry("m", repo, FILE)] });
+    const repo = await world.newRepo();
+    world.hf.throttle(4 << 20, { host: "cdn" });
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_DOWNLOAD_CONNECTIONS: "1" }, models: [entry("m", repo, FILE)] });
     try {
       const controller = new AbortController();
       const cancelled = stack.resolver.resolve({ modelId: "m" }, {
@@ -177,11 +164,11 @@ describe("the transfer engine against a misbehaving CDN", () => {
       await expect.poll(() => stack.resolver.inFlight()).toEqual([]);
       const part = path.join(stack.store.models.partialDir("m"), `${FILE}.part`);
       expect(fs.existsSync(part)).toBe(true);
-      const before = hf.bytesServed(repo, FILE);
+      const before = world.hf.bytesServed(repo, FILE);
       expect(before).toBeLessThan(SIZE);
-      hf.throttle(null);
+      world.hf.throttle(null);
       expect(await stack.resolver.resolve({ modelId: "m" })).toMatchObject({ sha256: SHA });
-      expect(hf.bytesServed(repo, FILE) - SIZE).toBeLessThan(SIZE * 0.1);
+      expect(world.hf.bytesServed(repo, FILE) - SIZE).toBeLessThan(SIZE * 0.1);
     } finally {
       await stack.dispose();
     }
