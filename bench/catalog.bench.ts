@@ -108,45 +108,64 @@ async function main(): Promise<void> {
   await seedRegistrations(home);
   const node = await spawnNode({ HF_ENDPOINT: hf.url, LLMLB_SUPPORTED_MODELS: supportedFile, LLMLB_HOME: home });
   try {
-    const clients = Array.from({ length: CLIENTS }, () => createClient(ModelCatalogService, createGrpcTransport({ baseUrl: node.grpcUrl })));
-    const first = await clients[0]!.listModels({});
-    if (first.totalSize !== SUPPORTED + REGISTERED) throw new Error(`expected ${SUPPORTED + REGISTERED} entries, the catalog has ${first.totalSize}`);
-    await Promise.all(clients.map(async (c) => {
-      for (let i = 0; i < WARMUP_PER_CLIENT; i++) await c.listModels({});
-    }));
-
-    const cpuBefore = await nodeCpuMicros(node.child);
-    const latencies: number[] = [];
-    let next = 0;
-    const started = performance.now();
-    await Promise.all(
-      clients.map(async (client, k) => {
-        while (next < CALLS) {
-          next++;
-          // Mostly the default first page (100 models); some clients filter by tag or free text.
-          const request = k % 4 === 0 ? { tag: "chat" } : k % 4 === 1 ? { query: "number 1" } : {};
-          const t0 = performance.now();
-          const res = await client.listModels(request);
-          latencies.push(performance.now() - t0);
-          if (res.models.length === 0) throw new Error("empty page");
-        }
-      }),
-    );
-    const wall = performance.now() - started;
-    const serverCpuPerCall = (await nodeCpuMicros(node.child)) - cpuBefore;
-    latencies.sort((a, b) => a - b);
-    const hung = hf.requests.filter((r) => !r.completed).length;
-    console.log(`catalog_list_p50_ms=${percentile(latencies, 50).toFixed(2)} catalog_list_p99_ms=${percentile(latencies, 99).toFixed(2)}`);
-    console.log(
-      `catalog_list_calls=${latencies.length} catalog_list_clients=${CLIENTS} catalog_entries=${first.totalSize} ` +
-        `catalog_list_max_ms=${latencies[latencies.length - 1]!.toFixed(2)} catalog_list_per_s=${Math.round((latencies.length / wall) * 1000)} ` +
-        `catalog_list_node_cpu_us_per_call=${Math.round(serverCpuPerCall / latencies.length)} hub_requests_hanging=${hung}`,
-    );
+    // Default clients accept gzip, so the server compresses every page; "identity" clients do not.
+    const gzip = await measure(node, "catalog_list", {});
+    const identity = await measure(node, "catalog_list_identity", { acceptCompression: [] });
+    console.log(gzip.headline);
+    console.log(identity.headline);
+    console.log(`${gzip.details} hub_requests_hanging=${hf.requests.filter((r) => !r.completed).length}`);
+    console.log(identity.details);
   } finally {
     await stopNode(node.child);
     await hf.close();
     cleanup();
   }
+}
+
+/** CALLS ListModels calls from CLIENTS concurrent clients, each on its own HTTP/2 connection. */
+async function measure(
+  node: { child: ChildProcess; grpcUrl: string },
+  label: string,
+  transportOptions: { acceptCompression?: [] },
+): Promise<{ headline: string; details: string }> {
+  const clients = Array.from({ length: CLIENTS }, () =>
+    createClient(ModelCatalogService, createGrpcTransport({ baseUrl: node.grpcUrl, ...transportOptions })),
+  );
+  const first = await clients[0]!.listModels({});
+  if (first.totalSize !== SUPPORTED + REGISTERED) throw new Error(`expected ${SUPPORTED + REGISTERED} entries, the catalog has ${first.totalSize}`);
+  await Promise.all(
+    clients.map(async (c) => {
+      for (let i = 0; i < WARMUP_PER_CLIENT; i++) await c.listModels({});
+    }),
+  );
+
+  const cpuBefore = await nodeCpuMicros(node.child);
+  const latencies: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    clients.map(async (client, k) => {
+      while (next < CALLS) {
+        next++;
+        // Mostly the default first page (100 models); some clients filter by tag or free text.
+        const request = k % 4 === 0 ? { tag: "chat" } : k % 4 === 1 ? { query: "number 1" } : {};
+        const t0 = performance.now();
+        const res = await client.listModels(request);
+        latencies.push(performance.now() - t0);
+        if (res.models.length === 0) throw new Error("empty page");
+      }
+    }),
+  );
+  const wall = performance.now() - started;
+  const nodeCpu = (await nodeCpuMicros(node.child)) - cpuBefore;
+  latencies.sort((a, b) => a - b);
+  return {
+    headline: `${label}_p50_ms=${percentile(latencies, 50).toFixed(2)} ${label}_p99_ms=${percentile(latencies, 99).toFixed(2)}`,
+    details:
+      `${label}_calls=${latencies.length} ${label}_clients=${CLIENTS} catalog_entries=${first.totalSize} ` +
+      `${label}_max_ms=${latencies[latencies.length - 1]!.toFixed(2)} ${label}_per_s=${Math.round((latencies.length / wall) * 1000)} ` +
+      `${label}_node_cpu_us_per_call=${Math.round(nodeCpu / latencies.length)}`,
+  };
 }
 
 await main();

@@ -4,7 +4,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { createClient, type Client } from "@connectrpc/connect";
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ModelCatalogService } from "../src/gen/llmlb/node/v1/catalog_pb.js";
 import type { SupportedModelRecord } from "../src/catalog/supported-models.js";
@@ -70,13 +70,15 @@ export function writeSupportedFile(models: SupportedModelRecord[]): { file: stri
 
 export interface CatalogNode extends TestNode {
   catalog: Client<typeof ModelCatalogService>;
+  /** The gRPC transport the catalog client uses (one HTTP/2 connection). */
+  transport: Transport;
 }
 
 /** A node on a home of the caller's choosing (so a restart can reuse it), with a gRPC catalog client. */
 export async function startCatalogNode(env: Record<string, string>): Promise<CatalogNode> {
   const node = await startTestNode(env);
   const transport = createGrpcTransport({ baseUrl: node.grpcUrl });
-  return { ...node, catalog: createClient(ModelCatalogService, transport) };
+  return { ...node, transport, catalog: createClient(ModelCatalogService, transport) };
 }
 
 export interface CatalogWorld {
