@@ -8,7 +8,7 @@ export function registerServeCommand(program: Command): void {
   program
     .command("serve")
     .description("serve gRPC (h2c) and HTTP (Connect, /v0, /v1, dashboard) in one process")
-    .addHelpText("after", "\nExample:\n  LLMLB_HOME=/srv/llmlb llmlb-node serve --http-port 8080 --grpc-port 50051\n")
+    .addHelpText("after", "\nExample:\n  llmlb-node serve --home /srv/llmlb --host 0.0.0.0 --http-port 8080 --grpc-port 50051\n")
     .action(async (_opts, command: Command) => {
       const config = loadConfig({ flags: settingFlags(command.optsWithGlobals<GlobalFlags>()) });
       const logger = loggerFor(config);

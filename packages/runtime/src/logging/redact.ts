@@ -1,5 +1,6 @@
 const SECRET_QUERY_PARAMS = /([?&](?:token|access_token|api_key|apikey|key|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token)=)[^&#\s"']+/gi;
 const BEARER = /\b(Bearer|token)\s+[A-Za-z0-9._~+/=-]{6,}/g;
+const URL_CREDENTIALS = /(\b[a-z][a-z0-9+.-]*:\/\/[^/\s:@"']+:)[^@\s/"']+@/gi;
 
 /** Masks known secret values, bearer credentials and secret-looking query parameters in text. */
 export function createRedactor(secrets: readonly string[]) {
@@ -7,7 +8,7 @@ export function createRedactor(secrets: readonly string[]) {
   return (text: string): string => {
     let out = text;
     for (const secret of known) out = out.split(secret).join("***");
-    return out.replace(SECRET_QUERY_PARAMS, "$1***").replace(BEARER, "$1 ***");
+    return out.replace(SECRET_QUERY_PARAMS, "$1***").replace(BEARER, "$1 ***").replace(URL_CREDENTIALS, "$1***@");
   };
 }
 

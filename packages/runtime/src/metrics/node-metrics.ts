@@ -87,9 +87,26 @@ export class NodeMetrics {
       const started = performance.now();
       const method = `${req.service.typeName.split(".").pop()}/${req.method.name}`;
       const observe = (code: string) => this.requestDuration.observe({ method, code }, (performance.now() - started) / 1000);
-      const modelId = (req.stream ? undefined : (req.message as { modelId?: unknown }).modelId) as string | undefined;
+      // Server-streaming calls arrive as a stream of (one) request message: read the model id as it passes.
+      let modelId: string | undefined;
+      const noteModel = (message: unknown) => {
+        const id = (message as { modelId?: unknown }).modelId;
+        if (typeof id === "string" && id) modelId ??= id;
+      };
+      if (!req.stream) noteModel(req.message);
+      const tapped = req.stream
+        ? {
+            ...req,
+            message: (async function* () {
+              for await (const message of req.message) {
+                noteModel(message);
+                yield message;
+              }
+            })(),
+          }
+        : req;
       try {
-        const res = await next(req);
+        const res = await next(tapped);
         if (!res.stream) {
           observe("ok");
           return res;

@@ -12,7 +12,7 @@ export function registerConfigCommand(program: Command): void {
     .command("config")
     .description("print the effective configuration and where each value came from (secrets masked)")
     .option("--json", "print JSON")
-    .addHelpText("after", "\nExample:\n  LLMLB_HTTP_PORT=9000 llmlb-node config --grpc-port 50052\n")
+    .addHelpText("after", "\nExample:\n  llmlb-node config --json --grpc-port 50052\n")
     .action((_opts: unknown, command: Command) => {
       const config = configOf(command);
       const values = redactConfig(config);

@@ -1,0 +1,210 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
+import { createProgram } from "../src/index.js";
+import { parsePrometheusText } from "../../../testkit/metrics/prometheus-text.js";
+import { startTinyWorld, tinyEntry, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+
+const root = path.resolve(import.meta.dirname, "../../..");
+const CLI = ["--conditions=source", "--import", "tsx", path.join(root, "packages/facade/src/cli.ts")];
+
+/** 8 MiB of bytes (downloaded, never loaded): slow enough under a throttle to interrupt. */
+const BIG = new Uint8Array(8 * 1024 * 1024).map((_, i) => (i * 7 + (i >> 12)) & 0xff);
+const BIG_ID = "tiny-big";
+const BIG_REPO = "llmlb-test/big-GGUF";
+const BIG_FILE = "big-F32.gguf";
+
+interface Run { code: number | null; stdout: string; stderr: string }
+
+function cli(args: string[], env: NodeJS.ProcessEnv, options: { onStderr?: (text: string, child: ChildProcess) => void } = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      options.onStderr?.(stderr, child);
+    });
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe("llmlb-node CLI", () => {
+  let world: TinyWorld;
+  let node: TestNode;
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    world = await startTinyWorld({ extraModels: [{ ...tinyEntry(BIG_ID, BIG_FILE, BIG, ["text-generation"]), repo: BIG_REPO }] });
+    await world.hf.addRepo(BIG_REPO, { files: { [BIG_FILE]: BIG } });
+    node = await startTestNode(world.env);
+    env = { ...world.env, LLMLB_HOME: node.home, LLMLB_HOST: "127.0.0.1", LLMLB_GRPC_PORT: String(node.grpc.port), LLMLB_LOG_LEVEL: "silent" };
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await world?.close();
+  });
+
+  it("has --help with an example for every command", async () => {
+    const program = createProgram();
+    const commands = program.commands.map((c) => c.name()).filter((name) => name !== "help");
+    expect(commands).toEqual(expect.arrayContaining(["serve", "pull", "ls", "info", "rm", "register", "sources", "chat", "config"]));
+    for (const command of commands) {
+      let out = "";
+      const fresh = createProgram();
+      fresh.configureOutput({ writeOut: (s) => (out += s) });
+      for (const sub of fresh.commands) sub.configureOutput({ writeOut: (s) => (out += s) });
+      await expect(fresh.parseAsync(["node", "llmlb-node", command, "--help"])).rejects.toMatchObject({ code: "commander.helpDisplayed" });
+      expect(out, command).toContain(`Usage: llmlb-node ${command}`);
+      expect(out, command).toMatch(/Examples?:\n {2}llmlb-node /);
+    }
+  });
+
+  it("answers an unknown command with exit 2 and the help", async () => {
+    const run = await cli(["frobnicate"], env);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("unknown command 'frobnicate'");
+    expect(run.stderr).toContain("Usage: llmlb-node");
+  });
+
+  it("takes a flag over the environment over the config file", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const file = path.join(dir, "config.json");
+      fs.writeFileSync(file, JSON.stringify({ grpcPort: 7003, httpPort: 7004, parallelism: 3 }));
+      const run = await cli(["config", "--json", "--grpc-port", "7001", "--config", file], { LLMLB_HOME: dir, LLMLB_GRPC_PORT: "7002", LLMLB_HTTP_PORT: "7005" });
+      expect(run.code).toBe(0);
+      const config = JSON.parse(run.stdout) as Record<string, { value: unknown; source: string }>;
+      expect(config.grpcPort).toEqual({ value: 7001, source: "flag --grpc-port" });
+      expect(config.httpPort).toEqual({ value: 7005, source: "env LLMLB_HTTP_PORT" });
+      expect(config.parallelism).toEqual({ value: 3, source: `file ${file}` });
+      expect(config.queueSize).toEqual({ value: 64, source: "default" });
+    } finally {
+      cleanup();
+    }
+  });
+
+  it("pull prints plain progress lines when piped, then ls --json lists the model", async () => {
+    world.hf.throttle(8 * 1024 * 1024, { path: BIG_FILE });
+    const run = await cli(["pull", BIG_ID], env);
+    world.hf.throttle(null);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(/^progress \d+% .+\/s .+ left$/m);
+    expect(run.stderr).not.toContain("\u001b[");
+    expect(run.stdout).toMatch(new RegExp(`^${BIG_ID} ready at ${node.home}/models/.+ \\(from huggingface, 8\\.0 MiB\\)$`, "m"));
+
+    const ls = await cli(["ls", "--json"], env);
+    expect(ls.code).toBe(0);
+    const models = JSON.parse(ls.stdout) as Array<{ id: string; state: string; local: { path: string } | null }>;
+    expect(models.find((m) => m.id === BIG_ID)).toMatchObject({ state: "ready" });
+    expect(models.find((m) => m.id === BIG_ID)!.local!.path.startsWith(node.home)).toBe(true);
+    expect(models.find((m) => m.id === TINY_CHAT_ID)).toBeUndefined();
+  });
+
+  it("pull draws a progress bar on a terminal", async () => {
+    await cli(["rm", BIG_ID], env);
+    world.hf.throttle(8 * 1024 * 1024, { path: BIG_FILE });
+    const command = [process.execPath, ...CLI, "pull", BIG_ID].map((a) => `'${a}'`).join(" ");
+    const run = await new Promise<Run>((resolve) => {
+      const child = spawn("script", ["-qefc", command, "/dev/null"], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      child.on("close", (code) => resolve({ code, stdout, stderr: "" }));
+    });
+    world.hf.throttle(null);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/\|[█░]+\| \d+% /);
+    expect(run.stdout).toContain("100%");
+    expect(run.stdout).toMatch(/left/);
+  });
+
+  it("Ctrl-C cancels a pull, and the next pull resumes where it stopped", async () => {
+    await cli(["rm", BIG_ID], env);
+    world.hf.clearLog();
+    world.hf.throttle(2 * 1024 * 1024, { path: BIG_FILE });
+    let signalled = false;
+    const interrupted = await cli(["pull", BIG_ID], env, {
+      onStderr: (text, child) => {
+        if (!signalled && /^progress [3-9]\d%/m.test(text)) {
+          signalled = true;
+          child.kill("SIGINT");
+        }
+      },
+    });
+    expect(signalled).toBe(true);
+    expect(interrupted.code).toBe(130);
+    expect(interrupted.stderr).toContain("cancelled; run the same pull again to resume");
+    const { model } = await node.clients.catalog.getModel({ modelId: BIG_ID });
+    expect(model?.local).toBeUndefined();
+
+    world.hf.throttle(null);
+    const resumed = await cli(["pull", BIG_ID], env);
+    expect(resumed.code).toBe(0);
+    const served = world.hf.bytesServed(BIG_REPO, BIG_FILE);
+    expect(served).toBeGreaterThanOrEqual(BIG.length);
+    expect(served).toBeLessThan(BIG.length * 1.1);
+  });
+
+  it("rm deletes the files; info and sources answer as JSON", async () => {
+    const info = await cli(["info", BIG_ID, "--json"], env);
+    expect(JSON.parse(info.stdout)).toMatchObject({ id: BIG_ID, state: "ready" });
+    const sources = await cli(["sources", "--json"], env);
+    expect((JSON.parse(sources.stdout) as Array<{ name: string }>).map((s) => s.name)).toEqual(["local", "huggingface", "github-adapter", "router-proxy"]);
+    const rm = await cli(["rm", BIG_ID], env);
+    expect(rm.code).toBe(0);
+    expect(rm.stdout).toContain(`deleted ${BIG_ID} (8.0 MiB freed)`);
+    expect(fs.existsSync(path.join(node.home, "models", BIG_ID))).toBe(false);
+  });
+
+  it("chat streams an answer to piped input", async () => {
+    const child = spawn(process.execPath, [...CLI, "chat", TINY_CHAT_ID, "--max-tokens", "6", "--temperature", "0"], { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stdin.end("Hello\n");
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    expect(code).toBe(0);
+    expect(stdout.trim().length).toBeGreaterThan(0);
+  });
+
+  it("/metrics parses as Prometheus text and counts the downloads", async () => {
+    const text = await (await fetch(`${node.httpUrl}/metrics`)).text();
+    const families = parsePrometheusText(text);
+    const sample = (family: string, name: string, labels: Record<string, string>) =>
+      families.get(family)?.samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+    expect(sample("llmlb_download_bytes_total", "llmlb_download_bytes_total", { source: "huggingface" })).toBeGreaterThanOrEqual(2 * BIG.length);
+    expect(sample("llmlb_resolutions_total", "llmlb_resolutions_total", { source: "huggingface" })).toBeGreaterThanOrEqual(2);
+    expect(families.get("llmlb_download_duration_seconds")?.type).toBe("histogram");
+    expect(sample("llmlb_download_duration_seconds", "llmlb_download_duration_seconds_count", { source: "huggingface" })).toBeGreaterThanOrEqual(2);
+    expect(sample("llmlb_inference_tokens_total", "llmlb_inference_tokens_total", { model: TINY_CHAT_ID, kind: "completion" })).toBeGreaterThanOrEqual(6);
+    expect(sample("llmlb_request_duration_seconds", "llmlb_request_duration_seconds_count", { method: "ResolverService/Resolve", code: "ok" })).toBeGreaterThanOrEqual(1);
+    expect(sample("llmlb_loaded_models", "llmlb_loaded_models", {})).toBe(1);
+  });
+});
+
+describe("serve logs", () => {
+  it("redact a token carried in a URL", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      let logs = "";
+      const child = spawn(process.execPath, [...CLI, "serve"], {
+        env: {
+          ...process.env, LLMLB_HOME: dir, LLMLB_HOST: "127.0.0.1", LLMLB_GRPC_PORT: "0", LLMLB_HTTP_PORT: "0",
+          LLMLB_LOG_FORMAT: "json", LLMLB_PREFETCH: "true", LLMLB_ROUTER_URL: "http://127.0.0.1:9/?token=rt_secret_123",
+        },
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      child.stderr.on("data", (d: Buffer) => (logs += d.toString()));
+      await expect.poll(() => logs.includes("router unreachable"), { timeout: 20_000 }).toBe(true);
+      child.kill("SIGTERM");
+      await new Promise((resolve) => child.on("close", resolve));
+      expect(logs).not.toContain("rt_secret_123");
+      const line = logs.split("\n").find((l) => l.includes("router unreachable"))!;
+      expect(JSON.parse(line).router).toBe("http://127.0.0.1:9/?token=***");
+    } finally {
+      cleanup();
+    }
+  });
+});
