@@ -111,7 +111,13 @@ export class NodeMetrics {
           observe("ok");
           return res;
         }
-        const self = this;
+        const recordUsage = (usage: UsageLike | undefined, firstToken: number | undefined) => {
+          if (!usage || !modelId) return;
+          this.tokens.inc({ model: modelId, kind: "prompt" }, usage.promptTokens);
+          this.tokens.inc({ model: modelId, kind: "completion" }, usage.completionTokens);
+          const seconds = (performance.now() - (firstToken ?? started)) / 1000;
+          if (usage.completionTokens > 0 && seconds > 0) this.tokensPerSecond.observe({ model: modelId }, usage.completionTokens / seconds);
+        };
         return {
           ...res,
           message: (async function* () {
@@ -129,12 +135,7 @@ export class NodeMetrics {
               observe(Code[ConnectError.from(err).code] ?? "unknown");
               throw err;
             } finally {
-              if (usage && modelId) {
-                self.tokens.inc({ model: modelId, kind: "prompt" }, usage.promptTokens);
-                self.tokens.inc({ model: modelId, kind: "completion" }, usage.completionTokens);
-                const seconds = (performance.now() - (firstToken ?? started)) / 1000;
-                if (usage.completionTokens > 0 && seconds > 0) self.tokensPerSecond.observe({ model: modelId }, usage.completionTokens / seconds);
-              }
+              recordUsage(usage, firstToken);
             }
           })(),
         };
