@@ -9,6 +9,8 @@ import { TINY, TINY_INFO, captureLogger, entry, failure, listTree, openStack, pa
 const REPO = "org/tiny-GGUF";
 const SHARDED = "org/sharded-GGUF";
 const GATED = "org/gated-GGUF";
+const PRIVATE = "org/private-GGUF";
+const DISABLED = "org/disabled-GGUF";
 const TOKEN = "hf_secret_token";
 const SHARDS = [TINY.subarray(0, 300_000), TINY.subarray(300_000, 600_000), TINY.subarray(600_000)];
 
@@ -21,6 +23,8 @@ describe("resolving from the Hugging Face stand-in", () => {
       files: Object.fromEntries(SHARDS.map((data, i) => [`Q4_K_M/tiny-Q4_K_M-0000${i + 1}-of-00003.gguf`, data])),
     });
     await hf.addRepo(GATED, { files: { "g.gguf": TINY }, gated: "manual" });
+    await hf.addRepo(PRIVATE, { files: { "p.gguf": TINY }, private: true });
+    await hf.addRepo(DISABLED, { files: { "d.gguf": TINY }, disabled: true });
   });
   afterAll(async () => hf?.close());
 
@@ -134,6 +138,13 @@ describe("resolving from the Hugging Face stand-in", () => {
         reason: "GATED_REPO", code: Code.PermissionDenied, message: /request access on the model page .*has not been granted access yet/,
       },
       { name: "missing repository", model: () => entry("nope", "org/does-not-exist", "x.gguf"), reason: "REPO_NOT_FOUND", code: Code.NotFound, message: /repository org\/does-not-exist does not exist .*set HF_TOKEN/ },
+      {
+        name: "missing repository, with a token", model: () => entry("nope", "org/does-not-exist", "x.gguf"), env: { HF_TOKEN: TOKEN },
+        reason: "REPO_NOT_FOUND", code: Code.NotFound, message: /does not exist on .* \(or HF_TOKEN cannot see it\)/,
+      },
+      { name: "private repository without a token", model: () => entry("private", PRIVATE, "p.gguf"), reason: "REPO_NOT_FOUND", code: Code.NotFound, message: /if it is private, set HF_TOKEN/ },
+      { name: "disabled repository", model: () => entry("disabled", DISABLED, "d.gguf"), reason: "ACCESS_DENIED", code: Code.PermissionDenied, message: /refused org\/disabled-GGUF \(HTTP 403\): Access to this resource is disabled/ },
+      { name: "rejected token", model: () => entry("tiny", REPO, "tiny-Q4_K_M.gguf"), env: { HF_TOKEN: "hf_unknown" }, reason: "AUTH_REQUIRED", code: Code.Unauthenticated, message: /rejected HF_TOKEN \(HTTP 401\)/ },
       { name: "missing file", model: () => entry("nofile", REPO, "missing.gguf"), reason: "FILE_NOT_FOUND", code: Code.NotFound, message: /org\/tiny-GGUF has no file missing\.gguf at revision "main"/ },
       { name: "bad revision", model: () => entry("badrev", REPO, "tiny-Q4_K_M.gguf", { revision: "no-such-branch" }), reason: "REVISION_NOT_FOUND", code: Code.NotFound, message: /revision "no-such-branch" does not exist in org\/tiny-GGUF/ },
       {
