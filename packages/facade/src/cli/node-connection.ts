@@ -1,7 +1,5 @@
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import type { Interceptor } from "@connectrpc/connect";
 import { NodeRuntime, silentLogger, type NodeConfig } from "@llmlb/runtime";
-import { createNodeClients, type NodeClients } from "../clients.js";
+import { createNodeClients, remoteTransport, type NodeClients } from "../clients.js";
 
 export interface NodeConnection {
   clients: NodeClients;
@@ -9,11 +7,6 @@ export interface NodeConnection {
   mode: "remote" | "local";
   close(): Promise<void>;
 }
-
-const bearer = (apiKey: string): Interceptor => (next) => async (req) => {
-  req.header.set("authorization", `Bearer ${apiKey}`);
-  return next(req);
-};
 
 /** The gRPC address of the node this configuration describes. */
 export function grpcUrlOf(config: NodeConfig): string {
@@ -26,11 +19,7 @@ export function grpcUrlOf(config: NodeConfig): string {
  * process on the same store (its locks keep both from downloading one model twice).
  */
 export async function connectToNode(config: NodeConfig, options: { probeTimeoutMs?: number } = {}): Promise<NodeConnection> {
-  const transport = createGrpcTransport({
-    baseUrl: grpcUrlOf(config),
-    interceptors: config.apiKey ? [bearer(config.apiKey)] : [],
-  });
-  const remote = createNodeClients(transport);
+  const remote = createNodeClients(remoteTransport(config.runtimeUrl || grpcUrlOf(config), config.apiKey));
   try {
     await remote.health.check({ service: "" }, { timeoutMs: options.probeTimeoutMs ?? 1500 });
     return { clients: remote, mode: "remote", close: async () => {} };

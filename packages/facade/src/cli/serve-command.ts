@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { loadConfig } from "@llmlb/runtime";
-import { loggerFor, startNode } from "../start-node.js";
+import { loggerFor, startFacade, startNode } from "../start-node.js";
 import { settingFlags, type GlobalFlags } from "./setting-flags.js";
 
 /** `llmlb-node serve`: runs the node until SIGINT/SIGTERM, then drains in-flight calls and exits 0. */
@@ -12,7 +12,7 @@ export function registerServeCommand(program: Command): void {
     .action(async (_opts, command: Command) => {
       const config = loadConfig({ flags: settingFlags(command.optsWithGlobals<GlobalFlags>()) });
       const logger = loggerFor(config);
-      const node = await startNode(config, logger);
+      const node = config.runtimeUrl ? await startFacade(config, logger) : await startNode(config, logger);
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) {

@@ -8,8 +8,8 @@ import { registerHealthRoutes } from "./health-routes.js";
 import { installErrorHandlers } from "./error-handler.js";
 
 export interface HttpServerOptions {
-  /** Connect routes of the node (served for the Connect, gRPC-Web and gRPC protocols). */
-  routes: (router: ConnectRouter) => void;
+  /** Connect routes of an in-process node (Connect, gRPC-Web and gRPC protocols); none in front of a remote runtime. */
+  routes?: (router: ConnectRouter) => void;
   interceptors: Interceptor[];
   clients: NodeClients;
   apiKey: string;
@@ -40,7 +40,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   });
   installErrorHandlers(app);
   app.addHook("onRequest", apiKeyHook(options.apiKey));
-  await app.register(fastifyConnectPlugin, { routes: options.routes, interceptors: options.interceptors });
+  if (options.routes) await app.register(fastifyConnectPlugin, { routes: options.routes, interceptors: options.interceptors });
   registerHealthRoutes(app, options.clients);
   for (const register of options.register ?? []) await register(app, options.clients);
   await app.ready();

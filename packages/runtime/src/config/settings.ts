@@ -86,7 +86,7 @@ export const SETTINGS = {
     description: "Free space always left on the disk (e.g. 2GiB)." }),
   pluginTimeoutSeconds: setting({ env: ["LLMLB_PLUGIN_TIMEOUT"], parse: parseInteger(1, 3600), default: 30,
     description: "Seconds a source provider may take to locate an artifact." }),
-  runtimeUrl: setting({ env: ["LLMLB_RUNTIME_URL"], parse: parseString, default: "",
+  runtimeUrl: setting<string>({ env: ["LLMLB_RUNTIME_URL"], parse: parseUrl, default: "",
     description: "Serve HTTP in front of a remote runtime over gRPC (e.g. http://10.0.0.5:50051) instead of in-process." }),
 } as const;
 
