@@ -113,7 +113,7 @@ async function main(): Promise<void> {
     const identity = await measure(node, "catalog_list_identity", { acceptCompression: [] });
     console.log(gzip.headline);
     console.log(identity.headline);
-    console.log(`${gzip.details} hub_requests_hanging=${hf.requests.filter((r) => !r.completed).length}`);
+    console.log(`${gzip.details} hub_requests_open=${hf.requests.filter((r) => !r.completed && !r.aborted).length}`);
     console.log(identity.details);
   } finally {
     await stopNode(node.child);

@@ -146,6 +146,19 @@ describe("model states, listing and watching", () => {
     expect((await world.node.catalog.listModels({ state: S.READY })).totalSize).toBe(0);
   });
 
+  it("answers the same over gRPC (binary) and the Connect protocol's JSON", async () => {
+    const grpc = await world.node.catalog.listModels({ pageSize: 5, tag: "chat" });
+    const res = await fetch(`${world.node.httpUrl}/llmlb.node.v1.ModelCatalogService/ListModels`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ pageSize: 5, tag: "chat" }),
+    });
+    const json = (await res.json()) as { models: Array<{ id: string; sizeBytes: string; state: string }>; totalSize: number; nextPageToken: string };
+    expect(json.models.map((m) => m.id)).toEqual(grpc.models.map((m) => m.id));
+    expect(json.models[0]).toMatchObject({ sizeBytes: String(grpc.models[0]!.sizeBytes), state: "MODEL_STATE_AVAILABLE" });
+    expect([json.totalSize, json.nextPageToken]).toEqual([grpc.totalSize, grpc.nextPageToken]);
+  });
+
   it("fills in Hub downloads and likes in the background", async () => {
     await world.node.catalog.listModels({});
     await expect

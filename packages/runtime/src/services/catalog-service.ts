@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Catalog } from "../catalog/catalog.js";
+import { isBinaryCodec, preEncodedListResponse } from "../catalog/encoded-page.js";
 import { parseListRequest } from "../catalog/list-query.js";
 import {
   DeleteAdapterResponseSchema,
@@ -21,9 +22,10 @@ export const NOTICE_HEADER = "llmlb-notice";
 /** ModelCatalogService over a Catalog. Streams end when the client cancels or `endStreams` aborts (the node drains). */
 export function createCatalogService(catalog: Catalog, endStreams: AbortSignal): ServiceImpl<typeof ModelCatalogService> {
   return {
-    listModels(req) {
-      const { models, nextPageToken, totalSize } = catalog.list(parseListRequest(req));
-      return create(ListModelsResponseSchema, { models, nextPageToken, totalSize });
+    listModels(req, ctx) {
+      const page = catalog.list(parseListRequest(req));
+      if (isBinaryCodec(ctx.requestHeader.get("content-type"))) return preEncodedListResponse(page);
+      return create(ListModelsResponseSchema, { models: page.models, nextPageToken: page.nextPageToken, totalSize: page.totalSize });
     },
 
     getModel(req) {
