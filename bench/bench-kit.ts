@@ -1,0 +1,79 @@
+/** Pieces the benchmarks share: statistics, the tiny model on a node, direct node-llama-cpp runs. */
+import { LlamaChat, type ChatHistoryItem, type LlamaContext } from "node-llama-cpp";
+import { startTestNode, type TestNode } from "../testkit/node/index.js";
+import { startTinyWorld, TINY_CHAT_ID, type TinyWorld } from "../testkit/world/tiny-world.js";
+
+export const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+export const percentile = (values: number[], p: number): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+};
+
+export interface StreamRun {
+  tokens: number;
+  ms: number;
+  firstTokenMs: number;
+}
+
+export const tokensPerSecond = (run: StreamRun) => run.tokens / (run.ms / 1000);
+
+export interface BenchNode {
+  world: TinyWorld;
+  node: TestNode;
+  modelId: string;
+  close(): Promise<void>;
+}
+
+/** A node in this process with the tiny chat model on disk (CPU, 1 thread). */
+export async function startBenchNode(env: Record<string, string> = {}): Promise<BenchNode> {
+  const world = await startTinyWorld();
+  const node = await startTestNode({ ...world.env, ...env });
+  for await (const _event of node.clients.resolver.resolve({ target: { case: "modelId", value: TINY_CHAT_ID } })) {
+    // download to disk before timing anything
+  }
+  return {
+    world,
+    node,
+    modelId: TINY_CHAT_ID,
+    async close() {
+      await node.stop();
+      await world.close();
+    },
+  };
+}
+
+/** node-llama-cpp called directly on the same file, one sequence: the baseline of every stream ratio. */
+export async function directChat(bench: BenchNode, contextSize = 1024) {
+  const { path } = (await bench.node.runtime.store.getModel(bench.modelId))!;
+  const llama = await bench.node.runtime.engine.llama();
+  const model = await llama.loadModel({ modelPath: path });
+  const context: LlamaContext = await model.createContext({ contextSize, sequences: 1, threads: 1 });
+  const chat = new LlamaChat({ contextSequence: context.getSequence() });
+  return {
+    async run(prompt: string, maxTokens: number): Promise<StreamRun> {
+      const history: ChatHistoryItem[] = [{ type: "user", text: prompt }, { type: "model", response: [] }];
+      const started = performance.now();
+      let firstTokenMs = 0;
+      let tokens = 0;
+      await chat.generateResponse(history, {
+        temperature: 0,
+        maxTokens,
+        repeatPenalty: false,
+        onTextChunk: () => {
+          if (firstTokenMs === 0) firstTokenMs = performance.now() - started;
+        },
+        onToken: (t) => (tokens += t.length),
+      });
+      return { tokens, ms: performance.now() - started, firstTokenMs };
+    },
+    async dispose() {
+      await context.dispose();
+      await model.dispose();
+    },
+  };
+}

@@ -1,0 +1,107 @@
+/**
+ * The HTTP facade's overhead, same run, same tiny model (CPU, 1 thread, greedy, 512 tokens):
+ *
+ *   sse_stream_ratio    tokens/s of /v1/chat/completions streamed over SSE / tokens/s of
+ *                       node-llama-cpp called directly (median of alternating runs); target ≥ 0.90
+ *   ttft_added_ms       time to first token over SSE minus direct (median)
+ *   v0_models_rps       GET /v0/models requests/s with 50 concurrent keep-alive clients
+ *   v0_models_p50_ms / v0_models_p99_ms   their latency
+ *
+ *   node --conditions=source --import tsx bench/http.bench.ts
+ */
+import { Agent, request } from "undici";
+import { directChat, median, percentile, startBenchNode, tokensPerSecond, type StreamRun } from "./bench-kit.js";
+
+const TOKENS = 512;
+const REPETITIONS = 9;
+const CLIENTS = 50;
+const LIST_REQUESTS = 5_000;
+const prompt = (i: number) => `Tell me a long story, number ${i}`;
+
+const bench = await startBenchNode();
+const base = bench.node.httpUrl;
+
+async function viaSse(i: number): Promise<StreamRun> {
+  const started = performance.now();
+  const res = await fetch(`${base}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model: bench.modelId, messages: [{ role: "user", content: prompt(i) }], temperature: 0, max_tokens: TOKENS,
+      stream: true, stream_options: { include_usage: true },
+    }),
+  });
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let firstTokenMs = 0;
+  let tokens = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    let end: number;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
+      const chunk = JSON.parse(event.slice(6)) as { choices: Array<{ delta: { content?: string } }>; usage?: { completion_tokens: number } | null };
+      if (firstTokenMs === 0 && chunk.choices[0]?.delta.content) firstTokenMs = performance.now() - started;
+      if (chunk.usage) tokens = chunk.usage.completion_tokens;
+    }
+  }
+  return { tokens, ms: performance.now() - started, firstTokenMs };
+}
+
+await viaSse(0);
+const direct = await directChat(bench);
+await direct.run(prompt(0), TOKENS);
+
+// Only prompts that run the full TOKENS directly (the random model sometimes ends early).
+const directRuns: StreamRun[] = [];
+const sseRuns: StreamRun[] = [];
+for (let i = 1; directRuns.length < REPETITIONS; i++) {
+  const run = await direct.run(prompt(i), TOKENS);
+  if (run.tokens !== TOKENS) continue;
+  directRuns.push(run);
+  const sse = await viaSse(i);
+  if (sse.tokens !== TOKENS) throw new Error(`an SSE run produced ${sse.tokens} tokens, not ${TOKENS}`);
+  sseRuns.push(sse);
+}
+await direct.dispose();
+
+const agent = new Agent({ connections: CLIENTS, pipelining: 1 });
+const latencies: number[] = [];
+let next = 0;
+const listStarted = performance.now();
+await Promise.all(
+  Array.from({ length: CLIENTS }, async () => {
+    while (next < LIST_REQUESTS) {
+      next++;
+      const started = performance.now();
+      const res = await request(`${base}/v0/models`, { dispatcher: agent });
+      await res.body.arrayBuffer();
+      if (res.statusCode !== 200) throw new Error(`GET /v0/models answered ${res.statusCode}`);
+      latencies.push(performance.now() - started);
+    }
+  }),
+);
+const listSeconds = (performance.now() - listStarted) / 1000;
+await agent.close();
+
+const directRate = median(directRuns.map(tokensPerSecond));
+const sseRate = median(sseRuns.map(tokensPerSecond));
+const lines = {
+  tokens_per_run: TOKENS,
+  repetitions: REPETITIONS,
+  direct_tokens_per_s: directRate.toFixed(0),
+  sse_tokens_per_s: sseRate.toFixed(0),
+  sse_stream_ratio: (sseRate / directRate).toFixed(3),
+  ttft_added_ms: (median(sseRuns.map((r) => r.firstTokenMs)) - median(directRuns.map((r) => r.firstTokenMs))).toFixed(2),
+  v0_models_clients: CLIENTS,
+  v0_models_requests: latencies.length,
+  v0_models_rps: (latencies.length / listSeconds).toFixed(0),
+  v0_models_p50_ms: percentile(latencies, 50).toFixed(2),
+  v0_models_p99_ms: percentile(latencies, 99).toFixed(2),
+};
+for (const [key, value] of Object.entries(lines)) console.log(`${key}=${value}`);
+await bench.close();
