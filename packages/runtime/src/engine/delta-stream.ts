@@ -11,9 +11,10 @@ type Settled = { ok: true; value: GenerationOutcome } | { ok: false; error: unkn
 export const MIN_DELTA_INTERVAL_MS = 2;
 
 /**
- * Turns a callback-driven generation into a stream of deltas and one end event. The reader is
- * woken on a later turn of the event loop, never inside the token callback: by then node-llama-cpp
- * has dispatched the next decode, so sending this delta overlaps with it instead of delaying it.
+ * Turns a callback-driven generation into a stream of deltas and one end event. After the first
+ * delta the reader is woken on a later turn of the event loop, not inside the token callback: by
+ * then node-llama-cpp has dispatched the next decode, so sending a delta overlaps with it instead
+ * of delaying it.
  * Text that arrives while the reader is busy or paced is joined. When the reader stops early
  * (cancel, deadline, error) the generation is aborted, and the stream only finishes once it has
  * really stopped.
@@ -49,7 +50,9 @@ export async function* deltaStream(
     }
     if (timer) clearTimeout(timer);
     timer = undefined;
-    immediate = setImmediate(wakeReader);
+    // The first delta is what the client waits on (time to first token): no detour through the loop.
+    if (lastDeltaAt === -Infinity) wakeReader();
+    else immediate = setImmediate(wakeReader);
   };
 
   const task = (async () => {
