@@ -2,7 +2,7 @@
  * Streaming overhead of our Chat over gRPC versus node-llama-cpp called directly, same model
  * (the generated tiny llama, CPU, 1 thread, context 1024, greedy, 512 tokens), same process,
  * alternating runs, medians. The node runs in this process (startTestNode, model pulled from the
- * HF stand-in); the client is connect-node's gRPC transport over h2c on loopback.
+ * HF stand-in); the client is @grpc/grpc-js over h2c on loopback, one connection.
  *
  *   grpc_stream_ratio   tokens/s over gRPC (h2c on loopback, server streaming) / tokens/s direct; target ≥ 0.95
  *   ttft_added_ms       time to first token over gRPC minus direct (median); target ≤ 5 ms
@@ -12,12 +12,10 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { LlamaChat, type ChatHistoryItem } from "node-llama-cpp";
-import { InferenceService } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
+import { InferenceService, type ChatResponse } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
 import { tinyModelBytes } from "../testkit/gguf/tiny-gguf.js";
-import { startTestNode, tempDir } from "../testkit/node/index.js";
+import { grpcJsClient, startTestNode, tempDir } from "../testkit/node/index.js";
 import { startHfStandin } from "../testkit/standins/index.js";
 
 const TOKENS = 512;
@@ -64,18 +62,22 @@ async function main(): Promise<void> {
     LLMLB_THREADS: "1",
     LLMLB_GPU: "cpu",
   });
-  const client = createClient(InferenceService, createGrpcTransport({ baseUrl: node.grpcUrl }));
+  const client = grpcJsClient(InferenceService, node.grpcUrl);
 
-  async function viaGrpc(i: number): Promise<Run> {
+  function viaGrpc(i: number): Promise<Run> {
     const started = performance.now();
     let firstTokenMs = 0;
     let tokens = 0;
     const request = { modelId: MODEL_ID, messages: [{ role: "user", content: prompt(i) }], temperature: 0, maxTokens: TOKENS };
-    for await (const message of client.chat(request)) {
-      if (message.delta && firstTokenMs === 0) firstTokenMs = performance.now() - started;
-      if (message.usage) tokens = message.usage.completionTokens;
-    }
-    return { tokens, ms: performance.now() - started, firstTokenMs };
+    return new Promise((resolve, reject) => {
+      const call = client.stream<ChatResponse>("chat", request);
+      call.on("data", (message: ChatResponse) => {
+        if (message.delta && firstTokenMs === 0) firstTokenMs = performance.now() - started;
+        if (message.usage) tokens = message.usage.completionTokens;
+      });
+      call.on("error", reject);
+      call.on("end", () => resolve({ tokens, ms: performance.now() - started, firstTokenMs }));
+    });
   }
 
   // Downloads and loads the model, then warms both paths.
@@ -148,6 +150,7 @@ async function main(): Promise<void> {
   };
   for (const [key, value] of Object.entries(lines)) console.log(`${key}=${value}`);
 
+  client.close();
   await context.dispose();
   await model.dispose();
   await node.stop();
