@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { LlmlbError } from "../errors/index.js";
 import { ModelState } from "../gen/llmlb/node/v1/model_pb.js";
 import type { ModelEntry } from "./model-entry.js";
@@ -42,7 +41,7 @@ export function parseListRequest(req: ListRequestFields): ListQuery {
   }
   const tag = req.tag.trim().toLowerCase() || undefined;
   const text = req.query.trim().toLowerCase() || undefined;
-  const filterKey = createHash("sha256").update(`${state ?? ""}\u0000${tag ?? ""}\u0000${text ?? ""}`).digest("base64url").slice(0, 12);
+  const filterKey = fnv1a(`${state ?? ""}\u0000${tag ?? ""}\u0000${text ?? ""}`);
   const pageSize = req.pageSize === 0 ? DEFAULT_PAGE_SIZE : Math.min(req.pageSize, MAX_PAGE_SIZE);
   return {
     ...(state ? { state } : {}),
@@ -79,4 +78,14 @@ export function matchesQuery(query: ListQuery, state: ModelStateName, lowerTags:
   if (query.state && query.state !== state) return false;
   if (query.tag && !lowerTags.includes(query.tag)) return false;
   return !query.text || haystack.includes(query.text);
+}
+
+/** 32-bit FNV-1a of a string, as 8 hex digits: a cheap fingerprint of the filters (not a secret). */
+function fnv1a(text: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0).toString(16).padStart(8, "0");
 }
