@@ -4,9 +4,15 @@
  *
  *   curl      curl -s -L -o <file> <resolve URL>          (transfer + write, no verification)
  *   openssl   openssl dgst -sha256 <file>                  (the fastest hasher here)
- *   ours      Resolve on a fresh home, in a child process  (transfer, sha256, fsync, atomic install)
+ *   ours      Resolve on a fresh home, in a child process  (transfer, sha256, fsync, atomic install);
+ *             on the built packages when their dist is newer than their sources (npm run build),
+ *             else on the sources through tsx (whose loader adds ~40 MB of RSS)
+ *
+ *   curl+sync the same, then `sync <file>` (fsync): what a durable download costs on this disk
  *
  *   download_ratio = median(ours) / max(median(curl), median(openssl)); target ≤ 1.10
+ *   durable_ratio  = median(ours) / max(median(curl+sync), median(openssl)): ours fsyncs before it
+ *                    installs, so on a slow disk this is the floor that applies
  *   download_peak_rss_mb = peak RSS of the Resolve process; target < 200
  *
  * BENCH_DOWNLOAD_MB (default 1024), BENCH_RUNS (3), BENCH_CONNECTIONS (4, LLMLB_DOWNLOAD_CONNECTIONS),
@@ -63,6 +69,23 @@ function run(command: string, args: string[]): Promise<{ ms: number; stdout: str
   });
 }
 
+/** Newest modification time of the files under dir (0 when it does not exist). */
+function newest(dir: string): number {
+  if (!fs.existsSync(dir)) return 0;
+  return (fs.readdirSync(dir, { recursive: true }) as string[]).reduce((t, f) => Math.max(t, fs.statSync(path.join(dir, f)).mtimeMs), 0);
+}
+
+/** How to start our Resolve: on the built packages when they are up to date, else on the sources. */
+function oursCommand(): { args: string[]; runtime: "dist" | "source" } {
+  const packages = path.join(here, "..", "packages");
+  const built = ["runtime", "plugins"].every((p) => {
+    const dist = newest(path.join(packages, p, "dist"));
+    return dist > 0 && dist >= newest(path.join(packages, p, "src"));
+  });
+  const child = path.join(here, "download-child.mjs");
+  return built ? { args: [child], runtime: "dist" } : { args: [...tsx, child], runtime: "source" };
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const seconds = (ms: number) => (ms / 1000).toFixed(2);
 
@@ -79,12 +102,16 @@ async function main(): Promise<void> {
     const resolveUrl = `${hub}/bench/download-GGUF/resolve/main/bench.gguf`;
     await run("openssl", ["dgst", "-sha256", file]); // warm the page cache for everyone
 
-    const times = { curl: [] as number[], openssl: [] as number[], ours: [] as number[] };
+    const ours = oursCommand();
+    const times = { curl: [] as number[], curlSync: [] as number[], openssl: [] as number[], ours: [] as number[] };
     const rss = { peak: [] as number[], before: [] as number[] };
     for (let r = 0; r < RUNS; r++) {
       const out = path.join(workDir, "curl.out");
       times.curl.push((await run("curl", ["-s", "-L", "-o", out, resolveUrl])).ms);
       if (fs.statSync(out).size !== SIZE_MB * MIB) throw new Error("curl got a different size");
+      fs.rmSync(out);
+      const fetched = await run("curl", ["-s", "-L", "-o", out, resolveUrl]);
+      times.curlSync.push(fetched.ms + (await run("sync", [out])).ms);
       fs.rmSync(out);
 
       const dgst = await run("openssl", ["dgst", "-sha256", file]);
@@ -94,24 +121,28 @@ async function main(): Promise<void> {
       const home = fs.mkdtempSync(path.join(workDir, "home-"));
       try {
         const job = JSON.stringify({ home, endpoint: hub, connections: CONNECTIONS, sha256 });
-        const ours = JSON.parse((await run(process.execPath, [...tsx, path.join(here, "download-child.ts"), job])).stdout.trim()) as {
+        const got = JSON.parse((await run(process.execPath, [...ours.args, job])).stdout.trim()) as {
           ms: number; sha256: string; rssBeforeBytes: number; maxRssBytes: number;
         };
-        if (ours.sha256 !== sha256) throw new Error("our download has another sha256");
-        times.ours.push(ours.ms);
-        rss.peak.push(ours.maxRssBytes / MIB);
-        rss.before.push(ours.rssBeforeBytes / MIB);
+        if (got.sha256 !== sha256) throw new Error("our download has another sha256");
+        times.ours.push(got.ms);
+        rss.peak.push(got.maxRssBytes / MIB);
+        rss.before.push(got.rssBeforeBytes / MIB);
       } finally {
         fs.rmSync(home, { recursive: true, force: true });
       }
     }
     const floor = Math.max(median(times.curl), median(times.openssl));
+    const durableFloor = Math.max(median(times.curlSync), median(times.openssl));
     console.log(
       `download_ratio=${(median(times.ours) / floor).toFixed(3)} ours_s=${seconds(median(times.ours))} curl_s=${seconds(median(times.curl))} ` +
         `openssl_s=${seconds(median(times.openssl))} size_mib=${SIZE_MB} runs=${RUNS} connections=${CONNECTIONS}`,
     );
     console.log(
-      `download_peak_rss_mb=${Math.max(...rss.peak).toFixed(1)} download_rss_before_resolve_mb=${median(rss.before).toFixed(1)} ` +
+      `durable_ratio=${(median(times.ours) / durableFloor).toFixed(3)} curl_sync_s=${seconds(median(times.curlSync))} dir=${workDir}`,
+    );
+    console.log(
+      `download_peak_rss_mb=${Math.max(...rss.peak).toFixed(1)} download_rss_before_resolve_mb=${median(rss.before).toFixed(1)} runtime=${ours.runtime} ` +
         `all_ours_s=${times.ours.map(seconds).join(",")} all_curl_s=${times.curl.map(seconds).join(",")}`,
     );
   } finally {

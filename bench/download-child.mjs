@@ -1,12 +1,14 @@
 /**
  * One Resolve of the benchmark file on a fresh home, in its own process so that its peak RSS is
- * ours alone. Prints {"ms", "sha256", "rssBeforeBytes", "maxRssBytes"}.
- *   node --conditions=source --import tsx bench/download-child.ts '<json>'
+ * ours alone. Plain JavaScript, so it runs on the built packages (node bench/download-child.mjs) as
+ * a node would, or on the sources (node --conditions=source --import tsx …).
+ * Prints {"ms", "sha256", "rssBeforeBytes", "maxRssBytes"}.
  */
-import { pino } from "pino";
-import { loadConfig, openResolverStack, staticModelDirectory } from "../packages/runtime/src/index.js";
+import { performance } from "node:perf_hooks";
+import process from "node:process";
+import { loadConfig, openResolverStack, silentLogger, staticModelDirectory } from "@llmlb/runtime";
 
-const job = JSON.parse(process.argv[2]!) as { home: string; endpoint: string; connections: number; sha256: string };
+const job = JSON.parse(process.argv[2]);
 const config = loadConfig({
   env: { LLMLB_HOME: job.home, HF_ENDPOINT: job.endpoint, LLMLB_DOWNLOAD_CONNECTIONS: String(job.connections), LLMLB_DISK_RESERVE: "0", LLMLB_LOG_LEVEL: "silent" },
 });
@@ -16,7 +18,7 @@ const models = staticModelDirectory([
     tags: [], capabilities: ["text-generation"], format: "gguf", origin: "supported",
   },
 ]);
-const stack = await openResolverStack({ config, logger: pino({ level: "silent" }), models });
+const stack = await openResolverStack({ config, logger: silentLogger(), models });
 const rssBeforeBytes = process.memoryUsage().rss;
 const started = performance.now();
 const result = await stack.resolver.resolve({ modelId: "bench" });
