@@ -169,7 +169,13 @@ describe("the source chain", () => {
     fs.writeFileSync(file, DATA);
     const stack = await openStack({ env: env() });
     try {
-      expect(await stack.resolver.resolve({ adapterRef: file })).toMatchObject({ kind: "adapter", id: "local--style.gguf", source: "local", path: file });
+      const other = path.join(dir.dir, "sub", "style.gguf");
+      fs.mkdirSync(path.dirname(other));
+      fs.writeFileSync(other, "another adapter");
+      const [first, second] = await Promise.all([stack.resolver.resolve({ adapterRef: file }), stack.resolver.resolve({ adapterRef: other })]);
+      expect(first).toMatchObject({ kind: "adapter", id: expect.stringMatching(/^local--[0-9a-f]{8}--style\.gguf$/), source: "local", path: file });
+      expect(second).toMatchObject({ source: "local", path: other });
+      expect(second.id).not.toBe(first.id);
       const missing = await failure(stack.resolver.resolve({ adapterRef: path.join(dir.dir, "missing.gguf") }));
       expect(missing).toMatchObject({ code: Code.NotFound, reason: "ADAPTER_NOT_FOUND" });
     } finally {

@@ -65,7 +65,8 @@ export function adapterIdFromRef(ref: string): string {
       ? ["github", parsed.owner, parsed.repo, parsed.tag, parsed.asset]
       : parsed.scheme === "hf"
         ? ["hf", ...parsed.repo.split("/"), ...(parsed.revision ? [parsed.revision] : []), ...parsed.path.split("/")]
-        : ["local", path.basename(parsed.path)];
+        : // Two files with one name in different folders are different adapters.
+          ["local", createHash("sha256").update(parsed.path).digest("hex").slice(0, 8), path.basename(parsed.path)];
   let id = parts.map(clean).join("--");
   if (id.length > MAX_ID_LENGTH) {
     id = `${id.slice(0, MAX_ID_LENGTH - 17)}-${createHash("sha256").update(ref).digest("hex").slice(0, 16)}`;
