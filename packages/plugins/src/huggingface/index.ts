@@ -42,7 +42,9 @@ export default definePlugin(({ config, options }) => {
     async locate(spec: ArtifactSpec, ctx: SourceContext): Promise<LocateResult> {
       const want = wanted(spec);
       if (!want) return { type: "not-here", reason: "not an hf: reference", code: "NOT_HERE" };
-      if (!want.repo) return { type: "not-here", reason: "the catalog entry names no Hugging Face repository", code: "NOT_HERE" };
+      if (!want.repo || want.files.length === 0) {
+        return { type: "not-here", reason: "the catalog entry names no Hugging Face repository and file", code: "NOT_HERE" };
+      }
       const target = (file: string, revision: string) => ({ endpoint, repo: want.repo, revision, file, hasToken: token !== "" });
       const [first, ...rest] = want.files;
       const head = await headFile(ctx, target(first!, want.revision), headers);
