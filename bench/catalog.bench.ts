@@ -2,7 +2,9 @@
  * ListModels under load while Hugging Face hangs: 500 catalog entries (250 supported + 250
  * registered), every Hub request hanging, 2,000 ListModels calls over gRPC from 20 concurrent
  * clients (each its own HTTP/2 connection). The node runs in a child process
- * (catalog-bench-node.ts). Prints p50 and p99 latency.
+ * (catalog-bench-node.ts). Prints p50 and p99 latency, the same for clients that do not accept
+ * gzip, and a baseline measured in the same run: grpc.health.v1.Health/Check, the cheapest call
+ * the node serves, over the same stack and concurrency.
  *
  *   node --conditions=source --import tsx bench/catalog.bench.ts
  *
@@ -17,6 +19,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { openCatalogDb } from "../packages/runtime/src/catalog/catalog-db.js";
 import { RegistrationStore } from "../packages/runtime/src/catalog/registration-store.js";
 import type { SupportedModelRecord } from "../packages/runtime/src/catalog/supported-models.js";
+import { Health } from "../packages/runtime/src/gen/grpc/health/v1/health_pb.js";
 import { ModelCatalogService } from "../packages/runtime/src/gen/llmlb/node/v1/catalog_pb.js";
 import { silentLogger } from "../packages/runtime/src/logging/index.js";
 import { tempDir } from "../testkit/node/index.js";
@@ -108,13 +111,26 @@ async function main(): Promise<void> {
   await seedRegistrations(home);
   const node = await spawnNode({ HF_ENDPOINT: hf.url, LLMLB_SUPPORTED_MODELS: supportedFile, LLMLB_HOME: home });
   try {
-    // Default clients accept gzip, so the server compresses every page; "identity" clients do not.
-    const gzip = await measure(node, "catalog_list", {});
-    const identity = await measure(node, "catalog_list_identity", { acceptCompression: [] });
+    const grpc = (options: { acceptCompression?: [] } = {}) => createGrpcTransport({ baseUrl: node.grpcUrl, ...options });
+    const first = await createClient(ModelCatalogService, grpc()).listModels({});
+    if (first.totalSize !== SUPPORTED + REGISTERED) throw new Error(`expected ${SUPPORTED + REGISTERED} entries, the catalog has ${first.totalSize}`);
+    // Mostly the default first page (100 models); some clients filter by tag or free text.
+    const listCall = (options: { acceptCompression?: [] }) => () => {
+      const client = createClient(ModelCatalogService, grpc(options));
+      return (k: number) => client.listModels(k % 4 === 0 ? { tag: "chat" } : k % 4 === 1 ? { query: "number 1" } : {});
+    };
+    // Default clients accept gzip, so the server compresses every page (≥ 1 KiB); "identity" clients do not.
+    const gzip = await measure(node.child, "catalog_list", listCall({}));
+    const identity = await measure(node.child, "catalog_list_identity", listCall({ acceptCompression: [] }));
+    // Baseline in the same run: the cheapest call the node serves, over the same gRPC stack.
+    const health = await measure(node.child, "grpc_health_check", () => {
+      const client = createClient(Health, grpc());
+      return () => client.check({ service: "" });
+    });
     console.log(gzip.headline);
-    console.log(identity.headline);
-    console.log(`${gzip.details} hub_requests_open=${hf.requests.filter((r) => !r.completed && !r.aborted).length}`);
-    console.log(identity.details);
+    console.log(`${identity.headline} ${health.headline}`);
+    console.log(`catalog_list_p99_over_health_p99=${(gzip.p99 / health.p99).toFixed(2)} catalog_entries=${first.totalSize} hub_requests_open=${hf.requests.filter((r) => !r.completed && !r.aborted).length}`);
+    for (const m of [gzip, identity, health]) console.log(m.details);
   } finally {
     await stopNode(node.child);
     await hf.close();
@@ -122,49 +138,47 @@ async function main(): Promise<void> {
   }
 }
 
-/** CALLS ListModels calls from CLIENTS concurrent clients, each on its own HTTP/2 connection. */
-async function measure(
-  node: { child: ChildProcess; grpcUrl: string },
-  label: string,
-  transportOptions: { acceptCompression?: [] },
-): Promise<{ headline: string; details: string }> {
-  const clients = Array.from({ length: CLIENTS }, () =>
-    createClient(ModelCatalogService, createGrpcTransport({ baseUrl: node.grpcUrl, ...transportOptions })),
-  );
-  const first = await clients[0]!.listModels({});
-  if (first.totalSize !== SUPPORTED + REGISTERED) throw new Error(`expected ${SUPPORTED + REGISTERED} entries, the catalog has ${first.totalSize}`);
+interface Measurement {
+  headline: string;
+  details: string;
+  p99: number;
+}
+
+/**
+ * CALLS calls from CLIENTS concurrent clients, each with its own HTTP/2 connection (`makeClient`
+ * returns one client's call function, given the client's index).
+ */
+async function measure(child: ChildProcess, label: string, makeClient: () => (k: number) => Promise<unknown>): Promise<Measurement> {
+  const clients = Array.from({ length: CLIENTS }, makeClient);
   await Promise.all(
-    clients.map(async (c) => {
-      for (let i = 0; i < WARMUP_PER_CLIENT; i++) await c.listModels({});
+    clients.map(async (call, k) => {
+      for (let i = 0; i < WARMUP_PER_CLIENT; i++) await call(k);
     }),
   );
-
-  const cpuBefore = await nodeCpuMicros(node.child);
+  const cpuBefore = await nodeCpuMicros(child);
   const latencies: number[] = [];
   let next = 0;
   const started = performance.now();
   await Promise.all(
-    clients.map(async (client, k) => {
+    clients.map(async (call, k) => {
       while (next < CALLS) {
         next++;
-        // Mostly the default first page (100 models); some clients filter by tag or free text.
-        const request = k % 4 === 0 ? { tag: "chat" } : k % 4 === 1 ? { query: "number 1" } : {};
         const t0 = performance.now();
-        const res = await client.listModels(request);
+        await call(k);
         latencies.push(performance.now() - t0);
-        if (res.models.length === 0) throw new Error("empty page");
       }
     }),
   );
   const wall = performance.now() - started;
-  const nodeCpu = (await nodeCpuMicros(node.child)) - cpuBefore;
+  const nodeCpu = (await nodeCpuMicros(child)) - cpuBefore;
   latencies.sort((a, b) => a - b);
+  const p99 = percentile(latencies, 99);
   return {
-    headline: `${label}_p50_ms=${percentile(latencies, 50).toFixed(2)} ${label}_p99_ms=${percentile(latencies, 99).toFixed(2)}`,
+    p99,
+    headline: `${label}_p50_ms=${percentile(latencies, 50).toFixed(2)} ${label}_p99_ms=${p99.toFixed(2)}`,
     details:
-      `${label}_calls=${latencies.length} ${label}_clients=${CLIENTS} catalog_entries=${first.totalSize} ` +
-      `${label}_max_ms=${latencies[latencies.length - 1]!.toFixed(2)} ${label}_per_s=${Math.round((latencies.length / wall) * 1000)} ` +
-      `${label}_node_cpu_us_per_call=${Math.round(nodeCpu / latencies.length)}`,
+      `${label}_calls=${latencies.length} ${label}_clients=${CLIENTS} ${label}_max_ms=${latencies[latencies.length - 1]!.toFixed(2)} ` +
+      `${label}_per_s=${Math.round((latencies.length / wall) * 1000)} ${label}_node_cpu_us_per_call=${Math.round(nodeCpu / latencies.length)}`,
   };
 }
 
