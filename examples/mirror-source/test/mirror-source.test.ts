@@ -66,7 +66,7 @@ describe("the example mirror-source plugin, loaded from config.json with no code
     expect(world.hf.requests).toHaveLength(0);
 
     let text = "";
-    for await (const res of node.clients.inference.chat({ modelId: TINY_CHAT_ID, messages: [{ role: "user", content: "hi" }], maxTokens: 4 })) text += res.delta;
+    for await (const res of node.clients.inference.chat({ modelId: TINY_CHAT_ID, messages: [{ role: "user", content: "hi" }], maxTokens: 4, temperature: 0 })) text += res.delta;
     expect(text.length).toBeGreaterThan(0);
   });
 

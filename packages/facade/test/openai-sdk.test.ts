@@ -25,6 +25,10 @@ describe("/v1 with the official openai SDK, /v0 pull and events", () => {
   let world: TinyWorld;
   let node: TestNode;
   let openai: OpenAI;
+  const activeRequests = async () => {
+    const { models } = await node.clients.inference.listLoadedModels({});
+    return models.find((m) => m.modelId === TINY_CHAT_ID)?.activeRequests ?? 0;
+  };
 
   beforeAll(async () => {
     world = await startTinyWorld({ extraModels: [{ ...tinyEntry(BIG_ID, BIG_FILE, BIG, ["text-generation"]), repo: BIG_REPO }] });
@@ -133,6 +137,8 @@ describe("/v1 with the official openai SDK, /v0 pull and events", () => {
     await iterator.next();
     const err = await openai.chat.completions.create({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "x" }], max_tokens: 2 }).catch((e: unknown) => e);
     busy.controller.abort();
+    // Leave the model idle for the next test: the aborted stream must give its slot back.
+    await expect.poll(activeRequests, { timeout: 5_000, interval: 50 }).toBe(0);
     expect(err).toBeInstanceOf(OpenAI.RateLimitError);
     expect((err as InstanceType<typeof OpenAI.RateLimitError>).headers?.get("retry-after")).toMatch(/^\d+$/);
   });
@@ -148,11 +154,7 @@ describe("/v1 with the official openai SDK, /v0 pull and events", () => {
     const reader = res.body!.getReader();
     await reader.read();
     controller.abort();
-    const active = async () => {
-      const { models } = await node.clients.inference.listLoadedModels({});
-      return models.find((m) => m.modelId === TINY_CHAT_ID)?.activeRequests ?? 0;
-    };
-    await expect.poll(active, { timeout: 5_000, interval: 50 }).toBe(0);
+    await expect.poll(activeRequests, { timeout: 5_000, interval: 50 }).toBe(0);
     // The slot is free again: the next request is admitted instead of QUEUE_FULL.
     const next = await openai.chat.completions.create({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "x" }], max_tokens: 2 });
     expect(next.choices[0]!.finish_reason).toBe("length");

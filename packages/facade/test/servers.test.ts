@@ -183,7 +183,7 @@ describe("start-up and shutdown", () => {
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     try {
       const httpUrl = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no HTTP listener within 20 s:\n${stderr}`)), 20_000);
+        const timer = setTimeout(() => reject(new Error(`no HTTP listener within 60 s:\n${stderr}`)), 60_000);
         child.stderr.on("data", () => {
           const match = /"url":"(http:\/\/127\.0\.0\.1:\d+)","msg":"HTTP listening"/.exec(stderr);
           if (match) {
