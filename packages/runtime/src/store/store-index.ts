@@ -12,6 +12,7 @@ export class StoreIndex {
   private readonly keyv: Keyv;
   /** Background writes, in order; close() waits for them. */
   private pending: Promise<void> = Promise.resolve();
+  private readonly queued = new Map<string, ReadonlyMap<string, unknown>>();
 
   constructor(file: string, private readonly logger: Logger) {
     const adapter = new KeyvSqlite({ uri: `sqlite://${file}`, table: "store", busyTimeout: 10_000 });
@@ -61,12 +62,18 @@ export class StoreIndex {
 
   /**
    * Makes the entries under `prefix` equal to `entries`, in the background: reads of the store
-   * never wait for SQLite.
+   * never wait for SQLite. Calls made while a sync waits replace its entries (only the latest
+   * listing matters), so frequent listings cannot pile up work.
    */
   syncInBackground(prefix: string, entries: ReadonlyMap<string, unknown>): void {
+    const queued = this.queued.has(prefix);
+    this.queued.set(prefix, entries);
+    if (queued) return;
     this.pending = this.pending.then(async () => {
-      for (const [key, value] of entries) await this.put(key, value);
-      for (const key of await this.keys(prefix)) if (!entries.has(key)) await this.delete(key);
+      const latest = this.queued.get(prefix)!;
+      this.queued.delete(prefix);
+      for (const [key, value] of latest) await this.put(key, value);
+      for (const key of await this.keys(prefix)) if (!latest.has(key)) await this.delete(key);
     });
   }
 
