@@ -184,6 +184,25 @@ describe("llmlb-node CLI", () => {
   });
 });
 
+describe("llmlb-node without a running node", () => {
+  it("works directly on the store", async () => {
+    const world = await startTinyWorld();
+    const { dir, cleanup } = tempDir();
+    try {
+      const env = { ...world.env, LLMLB_HOME: dir, LLMLB_HOST: "127.0.0.1", LLMLB_GRPC_PORT: "9", LLMLB_LOG_LEVEL: "silent" };
+      const pull = await cli(["pull", TINY_CHAT_ID, "--json"], env);
+      expect(pull.code).toBe(0);
+      expect(JSON.parse(pull.stdout)).toMatchObject({ id: TINY_CHAT_ID, source: "huggingface" });
+      const ls = await cli(["ls", "--json"], env);
+      expect((JSON.parse(ls.stdout) as Array<{ id: string; state: string }>).map((m) => [m.id, m.state])).toEqual([[TINY_CHAT_ID, "ready"]]);
+      expect(fs.existsSync(path.join(dir, "models", TINY_CHAT_ID))).toBe(true);
+    } finally {
+      cleanup();
+      await world.close();
+    }
+  });
+});
+
 describe("serve logs", () => {
   it("redact a token carried in a URL", async () => {
     const { dir, cleanup } = tempDir();
