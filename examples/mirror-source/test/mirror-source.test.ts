@@ -93,6 +93,6 @@ describe("the example mirror-source plugin, loaded from config.json with no code
   });
 
   it("stops start-up with a message naming the plugin when its options are wrong", async () => {
-    await expect(nodeWithSources(world, [{ module: PLUGIN, options: { root: "relative/dir" } }])).rejects.toThrow(/root.*absolute/);
+    await expect(nodeWithSources(world, [{ module: PLUGIN, options: { root: "relative/dir" } }])).rejects.toThrow(/^source plugin ".*mirror-source\/src\/index\.js" refused its options: option "root" must be an absolute directory path/);
   });
 });

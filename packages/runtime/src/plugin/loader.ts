@@ -73,10 +73,15 @@ async function loadOne(entry: SourceEntry, config: NodeConfig, logger: Logger): 
   const exported = (mod as { default?: unknown }).default ?? mod;
   const options = entry.options ?? {};
   const plugin = exported as SourcePlugin;
-  const built =
-    typeof plugin === "function"
-      ? await plugin({ options, config, logger: logger.child({ source: entry.name ?? entry.module }) })
-      : plugin;
+  let built: unknown;
+  try {
+    built =
+      typeof plugin === "function"
+        ? await plugin({ options, config, logger: logger.child({ source: entry.name ?? entry.module }) })
+        : plugin;
+  } catch (err) {
+    throw new LlmlbError("INVALID_CONFIG", `source plugin "${entry.module}" refused its options: ${(err as Error).message}`, { module: entry.module }, { cause: err });
+  }
   return checkProvider(built, entry.module);
 }
 
