@@ -78,6 +78,20 @@ describe("loadConfig", () => {
     expect(loadConfig({ env: { LLMLB_HOME: home({ sources }) } }).sources).toEqual(sources);
   });
 
+  it("reads the Hugging Face token saved by huggingface-cli when HF_TOKEN is not set", () => {
+    const hfHome = home();
+    fs.writeFileSync(path.join(hfHome, "token"), "hf_from_file\n");
+    const saved = process.env.HF_HOME;
+    process.env.HF_HOME = hfHome;
+    try {
+      expect(loadConfig({ env: { LLMLB_HOME: home() } }).hfToken).toBe("hf_from_file");
+      expect(loadConfig({ env: { LLMLB_HOME: home(), HF_TOKEN: "hf_env" } }).hfToken).toBe("hf_env");
+    } finally {
+      if (saved === undefined) delete process.env.HF_HOME;
+      else process.env.HF_HOME = saved;
+    }
+  });
+
   it("masks secrets when printed", () => {
     const config = loadConfig({ env: { LLMLB_HOME: home(), HF_TOKEN: "hf_abcdef123456", LLMLB_API_KEY: "k" } });
     const printed = JSON.stringify(redactConfig(config));

@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
@@ -24,6 +25,16 @@ interface SettingDef<T> {
 }
 
 const setting = <T>(def: SettingDef<T>): SettingDef<T> => def;
+
+/** The token `huggingface-cli login` saved ($HF_HOME/token, default ~/.cache/huggingface/token), or "". */
+function readHfTokenFile(): string {
+  const file = path.join(process.env.HF_HOME ?? path.join(os.homedir(), ".cache", "huggingface"), "token");
+  try {
+    return fs.readFileSync(file, "utf8").trim();
+  } catch {
+    return "";
+  }
+}
 
 /**
  * Every setting of the node. Precedence: command-line flag (kebab-case of the key) > environment >
@@ -59,7 +70,7 @@ export const SETTINGS = {
     description: "Requests that may wait per model before QUEUE_FULL." }),
   hfEndpoint: setting({ env: ["HF_ENDPOINT", "MODEL_ENDPOINT"], parse: parseUrl, default: "https://huggingface.co",
     description: "Hugging Face endpoint (mirrors, proxies, tests)." }),
-  hfToken: setting({ env: ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"], parse: parseString, default: "", secret: true,
+  hfToken: setting({ env: ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"], parse: parseString, default: readHfTokenFile, secret: true,
     description: "Hugging Face token; sent only to the HF endpoint's host. Also read from ~/.cache/huggingface/token." }),
   routerUrls: setting({ env: ["LLMLB_ROUTER_URL"], parse: parseList(parseUrl), default: [] as string[],
     description: "Upstream llmlb routers or peer nodes (comma-separated) for the router-proxy source." }),
