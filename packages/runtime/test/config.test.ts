@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadConfig, redactConfig } from "../src/index.js";
+import { loadConfig, redactConfig, SETTINGS } from "../src/index.js";
 
 const dirs: string[] = [];
 function home(config?: unknown): string {
@@ -97,5 +97,16 @@ describe("loadConfig", () => {
     const printed = JSON.stringify(redactConfig(config));
     expect(printed).not.toContain("hf_abcdef123456");
     expect(redactConfig(config).hfToken).toBe("***");
+  });
+});
+
+describe("the README's configuration table", () => {
+  it("documents every setting with its variables and flag", () => {
+    const readme = fs.readFileSync(path.resolve(import.meta.dirname, "../../../README.md"), "utf8");
+    for (const [key, def] of Object.entries(SETTINGS)) {
+      const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+      const row = `| ${def.env.map((e) => `\`${e}\``).join(", ")} | \`${flag}\` |`;
+      expect(readme, key).toContain(row);
+    }
   });
 });
