@@ -138,8 +138,8 @@ export const LocalCopySchema: GenMessage<LocalCopy> = /*@__PURE__*/
  */
 export type Model = Message<"llmlb.node.v1.Model"> & {
   /**
-   * Stable id, e.g. "qwen2.5-0.5b-instruct-q4_k_m". Lower-case letters, digits, '.', '-', '_'
-   * and at most one '/' (namespace/name).
+   * Stable id, e.g. "qwen2.5-0.5b-instruct-q4_k_m": letters, digits, '.', '-', '_' and at most one
+   * '/' (namespace/name), no part starting with '.', at most 128 characters.
    *
    * @generated from field: string id = 1;
    */

@@ -293,6 +293,8 @@ export const SourceSchema: GenMessage<Source> = /*@__PURE__*/
  * Errors carry a google.rpc.ErrorInfo with domain "llmlb.node" and one of these reasons:
  * - INVALID_ARGUMENT / INVALID_MODEL_ID, INVALID_ADAPTER_REF: malformed input; nothing touched.
  * - NOT_FOUND / MODEL_NOT_SUPPORTED: the id is not in the catalog.
+ * - NOT_FOUND / REPO_NOT_FOUND, REVISION_NOT_FOUND, FILE_NOT_FOUND, ADAPTER_NOT_FOUND: the only source
+ *   that really failed says the repository, revision, file or release asset does not exist.
  * - UNAVAILABLE / ALL_SOURCES_FAILED: every source failed; metadata "sources" lists each with its reason.
  * - DATA_LOSS / CHECKSUM_MISMATCH: the downloaded bytes did not match the expected sha256; nothing installed.
  * - RESOURCE_EXHAUSTED / INSUFFICIENT_DISK: not enough free space; metadata "needed_bytes", "free_bytes".
