@@ -8,7 +8,7 @@ type Settled = { ok: true; value: GenerationOutcome } | { ok: false; error: unkn
  * fast hardware, over 1,000 tokens/s) is joined into fewer, larger deltas, which keeps the cost of
  * sending a message from slowing generation; at ordinary rates every token is its own delta.
  */
-export const MIN_DELTA_INTERVAL_MS = 2;
+export const MIN_DELTA_INTERVAL_MS = 10;
 
 /**
  * Turns a callback-driven generation into a stream of deltas and one end event. After the first

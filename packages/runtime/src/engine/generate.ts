@@ -1,11 +1,10 @@
-import {
-  LlamaChat,
-  LlamaCompletion,
-  type ChatHistoryItem,
-  type ChatWrapper,
-  type LlamaContextSequence,
-  type LlamaModel,
+import type {
+  ChatHistoryItem,
+  ChatWrapper,
+  LlamaContextSequence,
+  LlamaModel,
 } from "node-llama-cpp";
+import { llamaCpp } from "./llama-cpp.js";
 import { LlmlbError } from "../errors/index.js";
 import { samplingOptions } from "./sampling.js";
 import type { ChatInput, CompletionInput, FinishReason, SamplingParams, TokenUsage } from "./types.js";
@@ -46,7 +45,7 @@ export async function generateChat(
   const promptTokens = prompt.tokenize(sequence.model.tokenizer).length;
   const maxTokens = generationBudget(sequence, promptTokens, input, "messages");
 
-  const chat = new LlamaChat({ contextSequence: sequence, chatWrapper, autoDisposeSequence: false });
+  const chat = new (llamaCpp().LlamaChat)({ contextSequence: sequence, chatWrapper, autoDisposeSequence: false });
   const before = sequence.tokenMeter.getState();
   try {
     const result = await chat.generateResponse(history, {
@@ -73,7 +72,7 @@ export async function generateCompletion(target: GenerationTarget, input: Comple
   const promptTokens = tokens.length + (withBos ? 1 : 0);
   const maxTokens = generationBudget(sequence, promptTokens, input, "prompt");
 
-  const completion = new LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
+  const completion = new (llamaCpp().LlamaCompletion)({ contextSequence: sequence, autoDisposeSequence: false });
   const before = sequence.tokenMeter.getState();
   try {
     const result = await completion.generateCompletionWithMeta(tokens, {

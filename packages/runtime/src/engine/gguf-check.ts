@@ -1,5 +1,6 @@
 import { stat } from "node:fs/promises";
-import { readGgufFileInfo, type GgufFileInfo } from "node-llama-cpp";
+import type { GgufFileInfo } from "node-llama-cpp";
+import { importLlamaCpp } from "./llama-cpp.js";
 import { LlmlbError } from "../errors/index.js";
 import { tensorByteSize } from "./ggml-type-sizes.js";
 
@@ -18,7 +19,7 @@ export type GgufKind = "model" | "adapter";
 export async function checkGgufFile(path: string, kind: GgufKind = "model"): Promise<GgufFileInfo> {
   let info: GgufFileInfo;
   try {
-    info = await readGgufFileInfo(path, { readTensorInfo: true, logWarnings: false, sourceType: "filesystem" });
+    info = await (await importLlamaCpp()).readGgufFileInfo(path, { readTensorInfo: true, logWarnings: false, sourceType: "filesystem" });
   } catch (err) {
     throw invalid(path, `its GGUF header cannot be read (${err instanceof Error ? err.message : String(err)})`, err);
   }

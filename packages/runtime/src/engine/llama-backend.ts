@@ -1,5 +1,6 @@
 import os from "node:os";
-import { getLlama, LlamaLogLevel, type Llama, type LlamaOptions } from "node-llama-cpp";
+import type { Llama, LlamaLogLevel, LlamaOptions } from "node-llama-cpp";
+import { importLlamaCpp } from "./llama-cpp.js";
 import type { GpuChoice } from "../config/index.js";
 import { LlmlbError } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
@@ -38,12 +39,12 @@ export function backendOf(llama: Llama): GpuBackend {
 export async function loadLlama(gpu: GpuChoice, threads: number, logger: Logger): Promise<Llama> {
   const options: LlamaOptions = {
     ...llamaOptionsFor(gpu, threads),
-    logLevel: LlamaLogLevel.warn,
+    logLevel: "warn" as LlamaLogLevel,
     logger: (level, message) => logLlamaCpp(logger, level, message),
   };
   let llama: Llama;
   try {
-    llama = await getLlama(options);
+    llama = await (await importLlamaCpp()).getLlama(options);
   } catch (err) {
     throw unusableGpu(gpu, err instanceof Error ? `${err.name}: ${err.message}` : String(err), err);
   }
@@ -69,7 +70,7 @@ function unusableGpu(gpu: GpuChoice, detail: string, cause?: unknown): LlmlbErro
 function logLlamaCpp(logger: Logger, level: LlamaLogLevel, message: string): void {
   const text = message.trimEnd();
   if (!text) return;
-  if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) logger.error({ component: "llama.cpp" }, text);
-  else if (level === LlamaLogLevel.warn) logger.warn({ component: "llama.cpp" }, text);
+  if (level === "error" || level === "fatal") logger.error({ component: "llama.cpp" }, text);
+  else if (level === "warn") logger.warn({ component: "llama.cpp" }, text);
   else logger.debug({ component: "llama.cpp" }, text);
 }

@@ -1,12 +1,6 @@
 import { stat } from "node:fs/promises";
-import {
-  JinjaTemplateChatWrapper,
-  resolveChatWrapper,
-  type ChatWrapper,
-  type GgufInsights,
-  type LlamaEmbeddingContext,
-  type LlamaModel,
-} from "node-llama-cpp";
+import type { ChatWrapper, GgufInsights, LlamaEmbeddingContext, LlamaModel } from "node-llama-cpp";
+import { llamaCpp } from "./llama-cpp.js";
 import type { ModelEntry } from "../catalog/model-entry.js";
 import { LlmlbError } from "../errors/index.js";
 import { Admission } from "./admission.js";
@@ -190,6 +184,7 @@ export class LoadedModel {
 
 /** The catalog entry's chat template when it has one (checked by node-llama-cpp), else the GGUF's. */
 function chatWrapperFor(entry: ModelEntry, model: LlamaModel): ChatWrapper {
+  const { JinjaTemplateChatWrapper, resolveChatWrapper } = llamaCpp();
   if (!entry.chatTemplate) return resolveChatWrapper(model);
   try {
     return new JinjaTemplateChatWrapper({ template: entry.chatTemplate, tokenizer: model.tokenizer });

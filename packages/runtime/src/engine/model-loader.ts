@@ -1,4 +1,5 @@
-import { GgufInsights, InsufficientMemoryError, type Llama, type LlamaModel } from "node-llama-cpp";
+import type { GgufInsights, Llama, LlamaModel } from "node-llama-cpp";
+import { importLlamaCpp, loadedLlamaCpp } from "./llama-cpp.js";
 import { LlmlbError, isLlmlbError } from "../errors/index.js";
 import { checkGgufFile } from "./gguf-check.js";
 
@@ -22,7 +23,7 @@ export async function planModel(
   options: { contextSize?: number; sequences: number },
 ): Promise<ModelPlan> {
   const info = await checkGgufFile(path, "model");
-  const insights = await GgufInsights.from(info, llama);
+  const insights = await (await importLlamaCpp()).GgufInsights.from(info, llama);
   const trained = insights.trainContextSize ?? DEFAULT_MAX_CONTEXT;
   const contextSize = Math.min(options.contextSize ?? DEFAULT_MAX_CONTEXT, trained);
   const gpuLayers = llama.gpu === false ? 0 : insights.totalLayers;
@@ -52,7 +53,8 @@ export async function openModel(llama: Llama, path: string, signal?: AbortSignal
 export function asEngineError(err: unknown, what: string): unknown {
   if (isLlmlbError(err) || (err instanceof Error && err.name === "AbortError")) return err;
   const detail = err instanceof Error ? err.message : String(err);
-  if (err instanceof InsufficientMemoryError) {
+  const insufficientMemory = loadedLlamaCpp()?.InsufficientMemoryError;
+  if (insufficientMemory && err instanceof insufficientMemory) {
     return new LlmlbError("INSUFFICIENT_MEMORY", `${what}: not enough memory on this machine (${detail})`, {}, { cause: err });
   }
   return new LlmlbError("INVALID_MODEL_FILE", `${what}: ${detail}`, {}, { cause: err });
