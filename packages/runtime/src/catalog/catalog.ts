@@ -275,12 +275,9 @@ export class Catalog {
     return item.proto;
   }
 
-  /** Hub stats of a repo changed: its models' wire forms are rebuilt on next read. */
+  /** Hub stats of a repo arrived or changed: its models are rebuilt and watchers told (dashboards show them live). */
   hubInfoChanged(repo: string): void {
-    for (const id of this.idsByRepo.get(repo) ?? []) {
-      const item = this.items.get(id);
-      if (item) item.proto = undefined;
-    }
+    for (const id of this.idsByRepo.get(repo) ?? []) this.changed(id, false);
   }
 
   private changed(id: string, progressOnly: boolean): void {
