@@ -77,3 +77,28 @@ export async function directChat(bench: BenchNode, contextSize = 1024) {
     },
   };
 }
+
+/**
+ * Alternating runs of the direct baseline and the path under test on the same prompts. The random
+ * tiny model reaches EOS early on some prompts, so only prompts that run the full `tokens`
+ * directly are kept; the path under test must then produce exactly as many.
+ */
+export async function pairedRuns(options: {
+  label: string;
+  tokens: number;
+  repetitions: number;
+  direct: (prompt: number) => Promise<StreamRun>;
+  measured: (prompt: number) => Promise<StreamRun>;
+}): Promise<{ prompts: number[]; direct: StreamRun[]; measured: StreamRun[] }> {
+  const result = { prompts: [] as number[], direct: [] as StreamRun[], measured: [] as StreamRun[] };
+  for (let i = 1; result.direct.length < options.repetitions; i++) {
+    const run = await options.direct(i);
+    if (run.tokens !== options.tokens) continue;
+    const measured = await options.measured(i);
+    if (measured.tokens !== options.tokens) throw new Error(`a ${options.label} run produced ${measured.tokens} tokens, not ${options.tokens}`);
+    result.prompts.push(i);
+    result.direct.push(run);
+    result.measured.push(measured);
+  }
+  return result;
+}

@@ -10,7 +10,7 @@
  *   node --conditions=source --import tsx bench/http.bench.ts
  */
 import { Agent, request } from "undici";
-import { directChat, median, percentile, startBenchNode, tokensPerSecond, type StreamRun } from "./bench-kit.js";
+import { directChat, median, pairedRuns, percentile, startBenchNode, tokensPerSecond, type StreamRun } from "./bench-kit.js";
 
 const TOKENS = 512;
 const REPETITIONS = 9;
@@ -56,17 +56,11 @@ await viaSse(0);
 const direct = await directChat(bench);
 await direct.run(prompt(0), TOKENS);
 
-// Only prompts that run the full TOKENS directly (the random model sometimes ends early).
-const directRuns: StreamRun[] = [];
-const sseRuns: StreamRun[] = [];
-for (let i = 1; directRuns.length < REPETITIONS; i++) {
-  const run = await direct.run(prompt(i), TOKENS);
-  if (run.tokens !== TOKENS) continue;
-  directRuns.push(run);
-  const sse = await viaSse(i);
-  if (sse.tokens !== TOKENS) throw new Error(`an SSE run produced ${sse.tokens} tokens, not ${TOKENS}`);
-  sseRuns.push(sse);
-}
+const { direct: directRuns, measured: sseRuns } = await pairedRuns({
+  label: "SSE", tokens: TOKENS, repetitions: REPETITIONS,
+  direct: (i) => direct.run(prompt(i), TOKENS),
+  measured: viaSse,
+});
 await direct.dispose();
 
 const agent = new Agent({ connections: CLIENTS, pipelining: 1 });

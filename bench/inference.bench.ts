@@ -12,7 +12,7 @@
  */
 import { InferenceService, type ChatResponse } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
 import { grpcJsClient } from "../testkit/node/index.js";
-import { directChat, median, startBenchNode, tokensPerSecond, type StreamRun } from "./bench-kit.js";
+import { directChat, median, pairedRuns, startBenchNode, tokensPerSecond, type StreamRun } from "./bench-kit.js";
 
 const TOKENS = 512;
 const REPETITIONS = 9;
@@ -43,19 +43,11 @@ const direct = await directChat(bench);
 await viaGrpc(0);
 await direct.run(prompt(0), TOKENS);
 
-// Greedy output of the random tiny model reaches EOS early for a few prompts; only prompts that
-// run the full TOKENS directly are used (the gRPC path then produces the same tokens).
-const prompts: number[] = [];
-const directRuns: StreamRun[] = [];
-const grpcRuns: StreamRun[] = [];
-for (let i = 1; directRuns.length < REPETITIONS; i++) {
-  const run = await direct.run(prompt(i), TOKENS);
-  if (run.tokens !== TOKENS) continue;
-  prompts.push(i);
-  directRuns.push(run);
-  grpcRuns.push(await viaGrpc(i));
-}
-for (const run of grpcRuns) if (run.tokens !== TOKENS) throw new Error(`a gRPC run produced ${run.tokens} tokens, not ${TOKENS}`);
+const { prompts, direct: directRuns, measured: grpcRuns } = await pairedRuns({
+  label: "gRPC", tokens: TOKENS, repetitions: REPETITIONS,
+  direct: (i) => direct.run(prompt(i), TOKENS),
+  measured: viaGrpc,
+});
 
 const parallelRates: number[] = [];
 const singleRates: number[] = [];
