@@ -48,6 +48,19 @@ describe("/v1 with the official openai SDK, /v0 pull and events", () => {
     await expect(openai.models.retrieve(TINY_CHAT_ID)).rejects.toBeInstanceOf(OpenAI.NotFoundError);
   });
 
+  it("answers 503 with Retry-After for a model not on disk when the client asks not to wait", async () => {
+    const res = await fetch(`${node.httpUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "hi" }], wait_for_model: false }),
+    });
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
+    const body = (await res.json()) as { error: { code: string; type: string; message: string } };
+    expect(body.error).toMatchObject({ code: "model_not_ready", type: "server_error" });
+    expect((await node.clients.catalog.getModel({ modelId: TINY_CHAT_ID })).model?.local).toBeUndefined();
+  });
+
   it("POST /pull twice downloads once, and SSE shows progress until ready", async () => {
     const events = fetch(`${node.httpUrl}/v0/models/${BIG_ID}/events`).then(readSse);
     const first = await fetch(`${node.httpUrl}/v0/models/${BIG_ID}/pull`, { method: "POST" });
