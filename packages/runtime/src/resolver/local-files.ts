@@ -1,15 +1,8 @@
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { LlmlbError } from "../errors/index.js";
 import type { Store } from "../store/store.js";
-
-async function sha256Of(file: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(file, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest("hex");
-}
+import { sha256OfFile } from "../transfer/hash-follower.js";
 
 export interface CheckedLocalFiles {
   paths: string[];
@@ -37,7 +30,7 @@ export async function checkLocalFiles(store: Store, files: readonly string[], ex
   let sha256 = claimedSha256 ?? (await store.cachedSha256(first, firstStat.size, firstStat.mtimeMs)) ?? "";
   if (expectedSha256 && sha256 !== expectedSha256) {
     if (!claimedSha256) {
-      sha256 = await sha256Of(first);
+      sha256 = await sha256OfFile(first, firstStat.size);
       await store.rememberSha256(first, firstStat.size, firstStat.mtimeMs, sha256);
     }
     if (sha256 !== expectedSha256) {

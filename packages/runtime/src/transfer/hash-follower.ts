@@ -84,26 +84,31 @@ class WorkerHashFollower implements HashFollower {
   }
 }
 
+/** sha256 of the first `size` bytes of a file; a file shorter than that is an error. */
+export async function sha256OfFile(file: string, size: number): Promise<string> {
+  const hash = createHash("sha256");
+  const handle = await fs.open(file, "r");
+  try {
+    const buf = Buffer.allocUnsafe(Math.min(Math.max(size, 1), 4 << 20));
+    for (let pos = 0; pos < size; ) {
+      const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, size - pos), pos);
+      if (bytesRead <= 0) throw new Error(`the file ended at byte ${pos} while hashing`);
+      hash.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+  } finally {
+    await handle.close();
+  }
+  return hash.digest("hex");
+}
+
 class InlineHashFollower implements HashFollower {
   constructor(private readonly file: string) {}
 
   advance(): void {}
 
-  async finish(size: number): Promise<string> {
-    const hash = createHash("sha256");
-    const handle = await fs.open(this.file, "r");
-    try {
-      const buf = Buffer.allocUnsafe(Math.min(Math.max(size, 1), 4 << 20));
-      for (let pos = 0; pos < size; ) {
-        const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, size - pos), pos);
-        if (bytesRead <= 0) throw new Error(`the file ended at byte ${pos} while hashing`);
-        hash.update(buf.subarray(0, bytesRead));
-        pos += bytesRead;
-      }
-    } finally {
-      await handle.close();
-    }
-    return hash.digest("hex");
+  finish(size: number): Promise<string> {
+    return sha256OfFile(this.file, size);
   }
 
   close(): void {}
