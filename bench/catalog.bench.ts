@@ -24,6 +24,7 @@ import { ModelCatalogService } from "../packages/runtime/src/gen/llmlb/node/v1/c
 import { silentLogger } from "../packages/runtime/src/logging/index.js";
 import { tempDir } from "../testkit/node/index.js";
 import { startHfStandin } from "../testkit/standins/index.js";
+import { percentile } from "./stats.js";
 
 const SUPPORTED = 250;
 const REGISTERED = 250;
@@ -95,10 +96,6 @@ async function stopNode(child: ChildProcess): Promise<void> {
   const exited = new Promise((resolve) => child.once("exit", resolve));
   child.kill("SIGTERM");
   await exited;
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
 async function main(): Promise<void> {

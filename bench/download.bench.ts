@@ -24,6 +24,7 @@ import { createHash, randomFillSync } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
+import { median } from "./stats.js";
 
 const MIB = 1 << 20;
 const SIZE_MB = Number(process.env.BENCH_DOWNLOAD_MB ?? 1024);
@@ -86,7 +87,6 @@ function oursCommand(): { args: string[]; runtime: "dist" | "source" } {
   return built ? { args: [child], runtime: "dist" } : { args: [...tsx, child], runtime: "source" };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const seconds = (ms: number) => (ms / 1000).toFixed(2);
 
 async function main(): Promise<void> {
