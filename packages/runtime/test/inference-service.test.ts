@@ -1,71 +1,36 @@
-import fs from "node:fs";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import type * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorInfoOf, type ModelEvent } from "../src/index.js";
 import { InferenceService, type ChatResponse, type LoadedModel } from "../src/gen/llmlb/node/v1/inference_pb.js";
-import { grpcJsClient, startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
-import { startHfStandin, type HfStandin } from "../../../testkit/standins/index.js";
-import { tinyModelBytes, writeTinyLora } from "../../../testkit/gguf/tiny-gguf.js";
+import { grpcJsClient, startTestNode, type TestNode } from "../../../testkit/node/index.js";
+import { writeTinyLora } from "../../../testkit/gguf/tiny-gguf.js";
+import { startTinyWorld, tinyChat, tinyEntry, TINY_CHAT_FILE, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
-const REPO = "llmlb-test/tiny-GGUF";
-const TINY = tinyModelBytes();
+const BROKEN_REPO = "llmlb-test/broken-GGUF";
+const BROKEN = tinyChat.subarray(0, 300_000);
 
-function supportedModel(id: string, file: string, capabilities: string[]) {
-  return {
-    id,
-    name: id,
-    description: "the generated tiny llama model",
-    repo: REPO,
-    recommended_filename: file,
-    size_bytes: TINY.byteLength,
-    required_memory_bytes: 16 * 1024 * 1024,
-    tags: ["test"],
-    capabilities,
-    quantization: "F32",
-    parameter_count: 200_000,
-    format: "gguf",
-  };
-}
-
-let hf: HfStandin;
+let world: TinyWorld;
 let node: TestNode;
 let client: ReturnType<typeof grpcJsClient>;
-let files: { dir: string; cleanup: () => void };
 const events: ModelEvent[] = [];
 
 beforeAll(async () => {
-  hf = await startHfStandin();
-  await hf.addRepo(REPO, {
-    files: { "tiny.gguf": TINY, "tiny-embed.gguf": TINY, "broken.gguf": TINY.subarray(0, 300_000) },
+  // The catalog lists the tiny chat and embedding models, plus a truncated GGUF that downloads
+  // fine but must never reach llama.cpp.
+  world = await startTinyWorld({
+    extraModels: [{ ...tinyEntry("tiny-broken", "broken.gguf", BROKEN, ["text-generation"]), repo: BROKEN_REPO }],
   });
-  files = tempDir("llmlb-inference-");
-  const supported = path.join(files.dir, "supported_models.json");
-  fs.writeFileSync(
-    supported,
-    JSON.stringify({
-      models: [
-        supportedModel("tiny-chat", "tiny.gguf", ["text-generation"]),
-        supportedModel("tiny-embed", "tiny-embed.gguf", ["embeddings"]),
-        supportedModel("tiny-broken", "broken.gguf", ["text-generation"]),
-      ],
-    }),
-  );
-  node = await startTestNode({
-    LLMLB_SUPPORTED_MODELS: supported,
-    HF_ENDPOINT: hf.url,
-    LLMLB_PARALLELISM: "1",
-    LLMLB_QUEUE_SIZE: "1",
-  });
+  await world.hf.addRepo(BROKEN_REPO, { files: { "broken.gguf": BROKEN } });
+  node = await startTestNode({ ...world.env, LLMLB_PARALLELISM: "1", LLMLB_QUEUE_SIZE: "1" });
   node.runtime.events.on((event) => events.push(event));
   client = grpcJsClient(InferenceService, node.grpcUrl);
 });
 afterAll(async () => {
   client?.close();
   await node?.stop();
-  await hf?.close();
-  files?.cleanup();
+  await world?.close();
 });
 
 interface StreamResult {
@@ -100,7 +65,7 @@ describe("InferenceService over gRPC", () => {
 
   it("resolves a catalog model that is not on disk from the hub, then streams the answer", async () => {
     const result = await chat(greedy("tiny-chat", "Hello world", 24));
-    expect(hf.requests.some((r) => r.path.includes("tiny.gguf"))).toBe(true);
+    expect(world.hf.requests.some((r) => r.path.includes(TINY_CHAT_FILE))).toBe(true);
     expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(["transfer-started", "transfer-finished", "loaded"]));
     expect(result.messages.length).toBeGreaterThan(2);
     expect(result.last).toMatchObject({ finishReason: "length", usage: { completionTokens: 24 } });
