@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyReply } from "fastify";
 
 export interface SseStream {
   /** Aborted when the client disconnects. */
@@ -12,7 +12,7 @@ export interface SseStream {
  * Opens a Server-Sent Events response on a raw reply. Writes respect backpressure, a comment line
  * keeps idle connections alive through proxies, and the signal fires when the client goes away.
  */
-export function openSse(request: FastifyRequest, reply: FastifyReply, heartbeatMs = 15_000): SseStream {
+export function openSse(reply: FastifyReply, heartbeatMs = 15_000): SseStream {
   const controller = new AbortController();
   const res = reply.raw;
   reply.hijack();
@@ -25,7 +25,6 @@ export function openSse(request: FastifyRequest, reply: FastifyReply, heartbeatM
   res.flushHeaders();
   const onClose = () => controller.abort();
   res.once("close", onClose);
-  request.raw.once("aborted", onClose);
   const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), heartbeatMs);
   heartbeat.unref();
   let ended = false;

@@ -122,7 +122,7 @@ export function registerModelRoutes(
 /** SSE: `state` on connect, `progress` while downloading, then `ready` or `failed` and the stream ends. */
 async function streamModelEvents(request: FastifyRequest, reply: FastifyReply, clients: NodeClients, id: string, closing: AbortSignal): Promise<void> {
   await clients.catalog.getModel({ modelId: id }); // unknown id → 404 before the stream opens
-  const sse = openSse(request, reply);
+  const sse = openSse(reply);
   const signal = AbortSignal.any([sse.signal, closing]);
   try {
     for await (const change of clients.catalog.watchModels({ modelIds: [id], includeInitial: true }, { signal })) {
@@ -158,7 +158,7 @@ async function streamModelEvents(request: FastifyRequest, reply: FastifyReply, c
  * GET /v0/models after the stream opens.
  */
 async function streamAllModelEvents(request: FastifyRequest, reply: FastifyReply, clients: NodeClients, closing: AbortSignal): Promise<void> {
-  const sse = openSse(request, reply);
+  const sse = openSse(reply);
   const signal = AbortSignal.any([sse.signal, closing]);
   try {
     for await (const change of clients.catalog.watchModels({ modelIds: [], includeInitial: false }, { signal })) {

@@ -6,11 +6,11 @@ export function blobSourceOf(runtime: NodeRuntime): BlobSource {
   return {
     async stat(modelId, file) {
       try {
-        const read = await runtime.store.openModelFile(modelId, { ...(file ? { file } : {}), range: { start: 0, end: 0 } });
-        read.stream.destroy();
-        return { size: read.size, etag: read.sha256, modified: read.lastModified };
+        const model = await runtime.store.getModel(modelId);
+        const stored = file === undefined ? model?.files[0] : model?.files.find((f) => f.name === file);
+        return stored && model ? { size: stored.size, etag: stored.sha256, modified: model.downloadedAt } : undefined;
       } catch (err) {
-        if (isLlmlbError(err, "MODEL_NOT_READY") || isLlmlbError(err, "FILE_NOT_FOUND") || isLlmlbError(err, "INVALID_MODEL_ID")) return undefined;
+        if (isLlmlbError(err, "INVALID_MODEL_ID")) return undefined;
         throw err;
       }
     },

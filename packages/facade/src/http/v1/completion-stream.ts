@@ -86,7 +86,7 @@ export async function answerCompletion(
     await sendOpenAiError(reply, mapped.status, mapped.body, mapped.headers);
     return;
   }
-  const sse = openSse(request, reply);
+  const sse = openSse(reply);
   sse.signal.addEventListener("abort", () => controller.abort());
   const usageField = options.includeUsage ? { usage: null } : {};
   let isFirst = true;
