@@ -11,8 +11,6 @@ import type { Resolver } from "./resolver/resolver.js";
 import type { SourceChain } from "./resolver/source-chain.js";
 import { wireResolver } from "./resolver/wire.js";
 import { NodeMetrics } from "./metrics/node-metrics.js";
-import { createClient, type Client } from "@connectrpc/connect";
-import { InferenceService } from "./gen/llmlb/node/v1/inference_pb.js";
 import { errorInterceptor, authInterceptor } from "./server/interceptors.js";
 import { startGrpcServer, type GrpcServer } from "./server/grpc-server.js";
 import { HealthState, createHealthService } from "./services/health-service.js";
@@ -55,14 +53,10 @@ export class NodeRuntime {
       inference: {},
       health: createHealthService(this.health),
     };
-    // Built at the first scrape: the services are wired after construction.
-    let inference: Client<typeof InferenceService> | undefined;
-    this.metrics = new NodeMetrics(this.events, async () => {
-      if (!this.services.inference.listLoadedModels) return [];
-      inference ??= createClient(InferenceService, createRouterTransport(this.routes));
-      const { models } = await inference.listLoadedModels({});
-      return models.map((m) => ({ modelId: m.modelId, queued: m.queuedRequests, active: m.activeRequests }));
-    });
+    // Read at scrape time: the engine is wired after construction.
+    this.metrics = new NodeMetrics(this.events, async () =>
+      (this.engine?.list() ?? []).map((m) => ({ modelId: m.modelId, queued: m.queuedRequests, active: m.activeRequests })),
+    );
   }
 
   static async create(config: NodeConfig, logger: Logger): Promise<NodeRuntime> {
