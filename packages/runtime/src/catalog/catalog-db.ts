@@ -1,7 +1,5 @@
-import fs from "node:fs";
-import path from "node:path";
-import Keyv from "keyv";
-import KeyvSqlite from "@keyv/sqlite";
+import type Keyv from "keyv";
+import { openNodeDb } from "../db/node-db.js";
 import type { HubStats } from "./hub-info-cache.js";
 import type { RegistrationRecord } from "./registration-store.js";
 
@@ -17,11 +15,8 @@ export interface CatalogDb {
 
 /** Opens the catalog's two keyv namespaces in <home>/node.db (SQLite, shared with other components). */
 export function openCatalogDb(home: string): CatalogDb {
-  fs.mkdirSync(home, { recursive: true });
-  const uri = `sqlite://${path.join(home, "node.db")}`;
   // One adapter per namespace: a keyv adapter carries a single namespace.
-  const open = <T>(namespace: string) =>
-    new Keyv<T>({ store: new KeyvSqlite({ uri, busyTimeout: 10_000 }), namespace, throwOnErrors: true });
+  const open = <T>(namespace: string) => openNodeDb<T>(home, namespace, { throwOnErrors: true });
   const registrations = open<RegistrationRecord>(REGISTRATIONS_NAMESPACE);
   const hubInfo = open<HubStats>(HUB_INFO_NAMESPACE);
   return {

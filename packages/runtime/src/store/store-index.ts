@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from "node:util";
-import KeyvSqlite from "@keyv/sqlite";
-import { Keyv } from "keyv";
+import type { Keyv } from "keyv";
+import { openNodeDb } from "../db/node-db.js";
 import type { Logger } from "../logging/index.js";
 
 /**
@@ -14,9 +14,8 @@ export class StoreIndex {
   private pending: Promise<void> = Promise.resolve();
   private readonly queued = new Map<string, ReadonlyMap<string, unknown>>();
 
-  constructor(file: string, private readonly logger: Logger) {
-    const adapter = new KeyvSqlite({ uri: `sqlite://${file}`, table: "store", busyTimeout: 10_000 });
-    this.keyv = new Keyv({ store: adapter, namespace: "store" });
+  constructor(home: string, private readonly logger: Logger) {
+    this.keyv = openNodeDb(home, "store", { table: "store" });
     this.keyv.on("error", (err: unknown) => this.logger.warn({ err }, "store index error"));
   }
 

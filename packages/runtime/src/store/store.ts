@@ -130,7 +130,7 @@ export class Store {
 
   static async open(options: StoreOptions): Promise<Store> {
     await fs.mkdir(options.home, { recursive: true });
-    const index = new StoreIndex(path.join(options.home, "node.db"), options.logger ?? silentLogger());
+    const index = new StoreIndex(options.home, options.logger ?? silentLogger());
     const store = new Store(options, index);
     // metadata.json files are the truth: bring the index in line with them at start.
     await Promise.all([store.models.list(), store.adapters.list()]);
