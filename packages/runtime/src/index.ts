@@ -14,7 +14,9 @@ export { NodeMetrics, type LoadedModelsProbe } from "./metrics/node-metrics.js";
 export * from "./engine/index.js";
 export { createInferenceService } from "./services/inference-service.js";
 export { Catalog, type CatalogOptions, type ListResult, type DeleteResult } from "./catalog/catalog.js";
-export { wireCatalog, storePort, DEFAULT_CATALOG_TUNING, type CatalogTuning } from "./catalog/wire.js";
+export { openCatalog, DEFAULT_CATALOG_TUNING, type CatalogTuning, type OpenCatalogOptions } from "./catalog/open-catalog.js";
+export { storePort, type CatalogStore } from "./catalog/store-port.js";
+export { composeNode, type NodeComponents, type ComposeOptions } from "./node/compose.js";
 export { loadSupportedModels, parseSupportedModels, type SupportedModelRecord, type SupportedModelsFile } from "./catalog/supported-models.js";
 export { parseRepoRef, type RepoRef } from "./catalog/repo-ref.js";
 export { quantizationOf, shardParts, groupGgufFiles, pickDefault, type GgufModelFiles, type RepoFile } from "./catalog/gguf-files.js";
@@ -28,7 +30,6 @@ export { readDownloadLock, listDownloadLocks, STALE_LOCK_MS, type DownloadLockIn
 export { Resolver } from "./resolver/resolver.js";
 export type { ResolveTarget, ResolveEvent, ResolveOptions, ResolveResult } from "./resolver/types.js";
 export { openResolverStack, type ResolverStack, type ResolverStackOptions } from "./resolver/open-resolver.js";
-export { wireResolver } from "./resolver/wire.js";
 export { parseAdapterRef, adapterIdFromRef, type AdapterRef } from "./resolver/adapter-ref.js";
 export { fetchWithRetry, retryAfterMs, backoffMs, isRetryableStatus, type FetchRetryOptions } from "./transfer/retry.js";
 export { DEFAULT_SOURCES, loadSources, type LoadedSource } from "./plugin/loader.js";

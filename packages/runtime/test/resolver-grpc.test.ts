@@ -1,14 +1,14 @@
 import * as grpc from "@grpc/grpc-js";
 import { fromBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { staticModelDirectory } from "../src/index.js";
 import { ErrorInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../src/gen/google/rpc/status_pb.js";
 import { ArtifactKind } from "../src/gen/llmlb/node/v1/model_pb.js";
 import { ResolverService, type ListSourcesResponse, type ResolveResponse } from "../src/gen/llmlb/node/v1/resolver_pb.js";
 import { grpcJsClient, startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { startHfStandin, type HfStandin } from "../../../testkit/standins/index.js";
-import { TINY, TINY_INFO, entry } from "./resolver-world.js";
+import { TINY, TINY_INFO } from "./resolver-world.js";
+import { tinySupported, writeSupportedFile } from "./catalog-world.js";
 
 function collect(stream: grpc.ClientReadableStream<ResolveResponse>): Promise<{ events: ResolveResponse[]; error?: grpc.ServiceError }> {
   return new Promise((resolve) => {
@@ -31,17 +31,21 @@ describe("ResolverService over gRPC (h2c, @grpc/grpc-js)", () => {
   let hf: HfStandin;
   let node: TestNode;
   let client: ReturnType<typeof grpcJsClient>;
+  let supported: { file: string; cleanup: () => void };
   beforeAll(async () => {
     hf = await startHfStandin();
     await hf.addRepo("org/tiny-GGUF", { files: { "tiny-Q4_K_M.gguf": TINY } });
-    node = await startTestNode({ HF_ENDPOINT: hf.url, LLMLB_DISK_RESERVE: "0" });
-    node.runtime.models = staticModelDirectory([entry("tiny", "org/tiny-GGUF", "tiny-Q4_K_M.gguf", { sha256: TINY_INFO.sha256 })]);
+    supported = writeSupportedFile([
+      tinySupported({ id: "tiny", repo: "org/tiny-GGUF", recommended_filename: "tiny-Q4_K_M.gguf", size_bytes: TINY_INFO.size, sha256: TINY_INFO.sha256 }),
+    ]);
+    node = await startTestNode({ HF_ENDPOINT: hf.url, LLMLB_DISK_RESERVE: "0", LLMLB_SUPPORTED_MODELS: supported.file });
     client = grpcJsClient(ResolverService, node.grpcUrl);
   });
   afterAll(async () => {
     client?.close();
     await node?.stop();
     await hf?.close();
+    supported?.cleanup();
   });
 
   it("streams sources tried, progress and done, then answers from the store", async () => {

@@ -23,8 +23,8 @@ export interface CatalogOptions {
   hub: HubClient;
   hubInfo: HubInfoCache;
   events: ModelEvents;
-  /** The model store, looked up at each use (it may be wired after the catalog). */
-  store: () => CatalogStorePort | undefined;
+  /** The model store, seen through the catalog's port. */
+  store: CatalogStorePort;
   readActiveDownloads: ActiveDownloadsReader;
   logger: Logger;
   /** Progress changes per model reach watchers at most once per this interval (default 250 ms: ~4/s). */
@@ -99,6 +99,7 @@ export class Catalog {
       catalog.add(entry);
     }
     await options.hubInfo.warm(catalog.idsByRepo.keys());
+    catalog.unsubscribe.push(options.hubInfo.onUpdate((repo) => catalog.hubInfoChanged(repo)));
     catalog.unsubscribe.push(catalog.states.onChange((id, progressOnly) => catalog.changed(id, progressOnly)));
     catalog.unsubscribe.push(
       options.events.on((event) => {
@@ -112,12 +113,10 @@ export class Catalog {
     return catalog;
   }
 
-  /** Marks every model that is on disk READY (start-up, or once the store is wired). */
-  async syncWithStore(): Promise<void> {
-    const store = this.options.store();
-    if (!store) return;
+  /** Marks every model that is on disk READY (start-up). */
+  private async syncWithStore(): Promise<void> {
     try {
-      for (const { id, local } of await store.listModels()) {
+      for (const { id, local } of await this.options.store.listModels()) {
         if (this.items.has(id)) this.states.setLocal(id, local);
       }
     } catch (err) {
@@ -185,10 +184,7 @@ export class Catalog {
     if (status.state === "loaded") {
       throw new LlmlbError("MODEL_IN_USE", `cannot delete ${id}: it is loaded; unload it first`, { model_id: id });
     }
-    const store = this.options.store();
-    let freedBytes = 0;
-    if (store) freedBytes = (await store.deleteModel(id)).freedBytes;
-    else if (status.local) this.options.logger.warn({ modelId: id }, "no model store is wired; the files were not removed");
+    const { freedBytes } = await this.options.store.deleteModel(id);
     this.states.apply({ type: "deleted", modelId: id });
     if (!removeRegistration) return { model: this.protoOf(id, false), freedBytes };
     if (item.entry.origin === "supported") {
@@ -224,11 +220,11 @@ export class Catalog {
   }
 
   async listAdapters(): Promise<AdapterInfo[]> {
-    return this.requireStore("list adapters").listAdapters();
+    return this.options.store.listAdapters();
   }
 
   async deleteAdapter(id: string): Promise<{ freedBytes: number }> {
-    return this.requireStore("delete adapters").deleteAdapter(id);
+    return this.options.store.deleteAdapter(id);
   }
 
   close(): void {
@@ -294,10 +290,8 @@ export class Catalog {
   }
 
   private async refreshLocal(id: string): Promise<void> {
-    const store = this.options.store();
-    if (!store) return;
     try {
-      const local = await store.getModel(id);
+      const local = await this.options.store.getModel(id);
       if (this.items.has(id)) this.states.setLocal(id, local);
     } catch (err) {
       this.options.logger.debug({ err, modelId: id }, "could not read a model's local copy");
@@ -313,16 +307,9 @@ export class Catalog {
     }
     for (const id of this.states.externalIds()) {
       if (active.has(id)) continue;
-      const store = this.options.store();
-      const local = store ? await store.getModel(id).catch(() => undefined) : undefined;
+      const local = await this.options.store.getModel(id).catch(() => undefined);
       this.states.clearExternal(id, local);
     }
-  }
-
-  private requireStore(what: string): CatalogStorePort {
-    const store = this.options.store();
-    if (!store) throw new LlmlbError("UNIMPLEMENTED", `this node has no model store wired, so it cannot ${what}`);
-    return store;
   }
 }
 

@@ -21,8 +21,6 @@ export interface HubInfoCacheOptions {
   /** Fetches running at once across all repos. */
   concurrency: number;
   logger: Logger;
-  /** Called when a repo's stats changed. */
-  onUpdate?: (repo: string) => void;
   now?: () => number;
 }
 
@@ -38,6 +36,7 @@ export class HubInfoCache {
   private readonly inFlight = new Set<string>();
   private readonly failedAt = new Map<string, number>();
   private readonly controller = new AbortController();
+  private readonly updateListeners = new Set<(repo: string) => void>();
   private readonly now: () => number;
   private closed = false;
 
@@ -54,6 +53,12 @@ export class HubInfoCache {
       const value = values[i];
       if (value && typeof value.downloads === "number" && typeof value.likes === "number") this.memory.set(repo, value);
     });
+  }
+
+  /** Calls `listener` whenever a repo's stats changed; returns the unsubscribe function. */
+  onUpdate(listener: (repo: string) => void): () => void {
+    this.updateListeners.add(listener);
+    return () => this.updateListeners.delete(listener);
   }
 
   /** The cached stats, fresh or stale; never does I/O. */
@@ -108,7 +113,7 @@ export class HubInfoCache {
       await this.options.kv.set(repo, value, this.options.ttlMs).catch((err: unknown) => {
         this.options.logger.debug({ err, repo }, "could not persist hub info");
       });
-      this.options.onUpdate?.(repo);
+      for (const listener of this.updateListeners) listener(repo);
     } catch (err) {
       if (!this.closed) {
         this.failedAt.set(repo, this.now());

@@ -1,3 +1,5 @@
+import { LlmlbError } from "../errors/index.js";
+import type { CachedModel, Store } from "../store/store.js";
 import type { LocalCopyInfo } from "./model-states.js";
 
 /** A LoRA adapter on disk, as the catalog lists it. */
@@ -13,7 +15,7 @@ export interface AdapterInfo {
 }
 
 /**
- * What the catalog needs from the model store. wire.ts adapts the runtime's store to it; the
+ * What the catalog needs from the model store. storePort() adapts the store to it; the
  * catalog never touches model files itself.
  */
 export interface CatalogStorePort {
@@ -26,4 +28,50 @@ export interface CatalogStorePort {
   listAdapters(): Promise<AdapterInfo[]>;
   /** ADAPTER_NOT_FOUND when there is no such adapter. */
   deleteAdapter(id: string): Promise<{ freedBytes: number }>;
+}
+
+/** The store methods the catalog uses. */
+export type CatalogStore = Pick<Store, "listModels" | "getModel" | "deleteModel" | "listAdapters" | "getAdapter" | "deleteAdapter">;
+
+function localOf(m: CachedModel): LocalCopyInfo {
+  return {
+    path: m.path,
+    sizeOnDiskBytes: m.sizeBytes,
+    downloadedAt: m.downloadedAt.getTime(),
+    source: m.source,
+    ...(m.revision ? { revision: m.revision } : {}),
+  };
+}
+
+/** The store seen through the catalog's port (freed bytes, ADAPTER_NOT_FOUND, epoch times). */
+export function storePort(store: CatalogStore): CatalogStorePort {
+  return {
+    listModels: async () => (await store.listModels()).map((m) => ({ id: m.id, local: localOf(m) })),
+    getModel: async (id) => {
+      const m = await store.getModel(id);
+      return m && localOf(m);
+    },
+    deleteModel: async (id) => {
+      const before = await store.getModel(id);
+      const removed = await store.deleteModel(id);
+      return { freedBytes: removed ? (before?.sizeBytes ?? 0) : 0 };
+    },
+    listAdapters: async () =>
+      (await store.listAdapters()).map((a) => ({
+        id: a.id,
+        ref: a.ref,
+        path: a.path,
+        sizeBytes: a.sizeBytes,
+        sha256: a.sha256,
+        source: a.source,
+        downloadedAt: a.downloadedAt.getTime(),
+      })),
+    deleteAdapter: async (id) => {
+      const before = await store.getAdapter(id);
+      if (!(await store.deleteAdapter(id))) {
+        throw new LlmlbError("ADAPTER_NOT_FOUND", `no adapter ${id} on this node; list them with ListAdapters`, { adapter_id: id });
+      }
+      return { freedBytes: before?.sizeBytes ?? 0 };
+    },
+  };
 }

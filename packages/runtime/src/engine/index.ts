@@ -28,4 +28,4 @@ export {
 export { llamaOptionsFor, loadLlama, resolveThreads, type GpuBackend } from "./llama-backend.js";
 export { checkGgufFile, type GgufKind } from "./gguf-check.js";
 export { samplingOptions, DEFAULT_TEMPERATURE } from "./sampling.js";
-export { wireEngine, engineSettingsFrom } from "./wire.js";
+export { engineSettingsFrom } from "./engine-settings.js";

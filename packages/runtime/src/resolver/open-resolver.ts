@@ -12,9 +12,11 @@ import { SourceChain } from "./source-chain.js";
 export interface ResolverStackOptions {
   config: NodeConfig;
   logger: Logger;
-  /** Where model ids are looked up; pass a delegating directory to follow a catalog that changes. */
+  /** Where model ids are looked up (the catalog's directory in a node). */
   models: ModelDirectory;
   events?: ModelEvents;
+  /** An open store to use; without it one is opened under config.home (and closed with the stack). */
+  store?: Store;
 }
 
 /** Store, sources, transfer engine and resolver of one node, wired together. */
@@ -25,14 +27,18 @@ export interface ResolverStack {
   http: HttpClient;
   resolver: Resolver;
   events: ModelEvents;
-  /** Aborts running resolutions, then closes the sources, the HTTP client and the store. */
+  /** Aborts running resolutions, then closes the sources, the HTTP client and the store it opened. */
   close(): Promise<void>;
 }
 
 export async function openResolverStack(options: ResolverStackOptions): Promise<ResolverStack> {
   const { config, logger } = options;
   const events = options.events ?? new ModelEvents();
-  const store = await Store.open({ home: config.home, logger, events });
+  const ownStore = options.store === undefined;
+  const store = options.store ?? (await Store.open({ home: config.home, logger, events }));
+  const closeStore = async () => {
+    if (ownStore) await store.close();
+  };
   const http = new HttpClient();
   try {
     const sources = new SourceChain(await loadSources(config, logger), { config, logger, http });
@@ -46,12 +52,12 @@ export async function openResolverStack(options: ResolverStackOptions): Promise<
         await resolver.close();
         await sources.close();
         await http.close();
-        await store.close();
+        await closeStore();
       },
     };
   } catch (err) {
     await http.close();
-    await store.close();
+    await closeStore();
     throw err;
   }
 }

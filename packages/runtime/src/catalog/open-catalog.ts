@@ -1,0 +1,102 @@
+import type { NodeConfig } from "../config/index.js";
+import type { ModelEvents } from "../events/model-events.js";
+import type { Logger } from "../logging/index.js";
+import { listDownloadLocks } from "../locks/download-lock.js";
+import type { Store } from "../store/store.js";
+import { Catalog } from "./catalog.js";
+import { openCatalogDb } from "./catalog-db.js";
+import { HubClient } from "./hub-client.js";
+import { HubInfoCache } from "./hub-info-cache.js";
+import { RegistrationStore } from "./registration-store.js";
+import type { ActiveDownload } from "./lock-poller.js";
+import { storePort } from "./store-port.js";
+import { loadSupportedModels } from "./supported-models.js";
+
+/** Timings of the catalog; the defaults are what a node uses. */
+export interface CatalogTuning {
+  /** RegisterModel's question to the Hub. */
+  registerTimeoutMs: number;
+  /** Background popularity requests. */
+  hubInfoTimeoutMs: number;
+  /** How long downloads/likes are cached (the seed's 10 minutes). */
+  hubInfoTtlMs: number;
+  /** A repo whose popularity could not be fetched is not asked again before this long. */
+  hubInfoRetryMs: number;
+  hubInfoConcurrency: number;
+}
+
+export const DEFAULT_CATALOG_TUNING: CatalogTuning = {
+  registerTimeoutMs: 8_000,
+  hubInfoTimeoutMs: 5_000,
+  hubInfoTtlMs: 10 * 60_000,
+  hubInfoRetryMs: 60_000,
+  hubInfoConcurrency: 4,
+};
+
+export interface OpenCatalogOptions {
+  config: NodeConfig;
+  logger: Logger;
+  events: ModelEvents;
+  store: Store;
+  tuning?: Partial<CatalogTuning>;
+}
+
+/**
+ * Opens the catalog: loads supported_models.json (an invalid file stops start-up with one
+ * message), opens registrations and the hub-info cache in <home>/node.db, and follows the store.
+ * close() closes the catalog, then its database.
+ */
+export async function openCatalog(options: OpenCatalogOptions): Promise<{ catalog: Catalog; close(): Promise<void> }> {
+  const t = { ...DEFAULT_CATALOG_TUNING, ...options.tuning };
+  const { config, logger } = options;
+  const supported = loadSupportedModels(config.supportedModels, { optional: config.origins.supportedModels.kind === "default" });
+  if (supported.length === 0) logger.warn({ file: config.supportedModels }, "no supported models file found; the catalog holds registered models only");
+
+  const db = openCatalogDb(config.home);
+  try {
+    const hubOptions = { endpoint: config.hfEndpoint, ...(config.hfToken ? { token: config.hfToken } : {}) };
+    const statsClient = new HubClient({ ...hubOptions, timeoutMs: t.hubInfoTimeoutMs });
+    const hubInfo = new HubInfoCache({
+      kv: db.hubInfo,
+      ttlMs: t.hubInfoTtlMs,
+      retryAfterMs: t.hubInfoRetryMs,
+      concurrency: t.hubInfoConcurrency,
+      logger,
+      fetchStats: async (repo, signal) => {
+        const lookup = await statsClient.modelInfo(repo, { signal });
+        return lookup.ok ? { downloads: lookup.info.downloads ?? 0, likes: lookup.info.likes ?? 0 } : undefined;
+      },
+    });
+    const catalog = await Catalog.open({
+      supported,
+      registrations: new RegistrationStore(db.registrations, logger),
+      hub: new HubClient({ ...hubOptions, timeoutMs: t.registerTimeoutMs }),
+      hubInfo,
+      events: options.events,
+      store: storePort(options.store),
+      readActiveDownloads: () => activeDownloads(config.home),
+      logger,
+    });
+    logger.debug({ models: catalog.size, file: config.supportedModels }, "catalog ready");
+    return {
+      catalog,
+      async close() {
+        catalog.close();
+        await db.close();
+      },
+    };
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+}
+
+/** Downloads other processes are running now: the live (not stale) model locks under <home>/.locks. */
+async function activeDownloads(home: string): Promise<ActiveDownload[]> {
+  return (await listDownloadLocks(home))
+    .filter((lock) => !lock.stale)
+    .map(({ id, progress }) => ({
+      modelId: id,
+      progress: { ...progress, fraction: progress.totalBytes > 0 ? Math.min(1, progress.completedBytes / progress.totalBytes) : 0 },
+    }));
+}

@@ -1,0 +1,114 @@
+import type { NodeConfig } from "../config/index.js";
+import type { Logger } from "../logging/index.js";
+import { ModelEvents } from "../events/model-events.js";
+import { HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+import type { Catalog } from "../catalog/catalog.js";
+import { openCatalog, type CatalogTuning } from "../catalog/open-catalog.js";
+import { InferenceEngine } from "../engine/engine.js";
+import { engineSettingsFrom } from "../engine/engine-settings.js";
+import { catalogModelLocator, storeAdapterLocator } from "../engine/locators.js";
+import { NodeMetrics } from "../metrics/node-metrics.js";
+import type { Resolver } from "../resolver/resolver.js";
+import type { SourceChain } from "../resolver/source-chain.js";
+import { openResolverStack } from "../resolver/open-resolver.js";
+import { createCatalogService } from "../services/catalog-service.js";
+import { createHealthService, HealthState } from "../services/health-service.js";
+import { createInferenceService } from "../services/inference-service.js";
+import { createResolverService } from "../services/resolver-service.js";
+import { SERVED_SERVICE_NAMES, type NodeServices } from "../services/routes.js";
+import { Store } from "../store/store.js";
+
+/** Every component of one node, built once, in dependency order. */
+export interface NodeComponents {
+  /** Model lifecycle events: resolver, store and engine publish, the catalog listens. */
+  events: ModelEvents;
+  health: HealthState;
+  /** The model store under config.home. */
+  store: Store;
+  /** What models this node offers (supported + registered) and their states. */
+  catalog: Catalog;
+  /** The effective source chain. */
+  sources: SourceChain;
+  /** Model id or adapter reference → verified local files. */
+  resolver: Resolver;
+  /** Inference with node-llama-cpp (llama.cpp itself loads on the first request). */
+  engine: InferenceEngine;
+  /** Prometheus metrics, fed by the events, the call interceptor and a scrape-time probe. */
+  metrics: NodeMetrics;
+  services: NodeServices;
+  /** Closes the components, the last built first. */
+  close(): Promise<void>;
+}
+
+export interface ComposeOptions {
+  config: NodeConfig;
+  logger: Logger;
+  /** Aborted when the node shuts down; long-lived streams end on it. */
+  shutdownSignal: AbortSignal;
+  catalogTuning?: Partial<CatalogTuning>;
+}
+
+/**
+ * The node's composition root: store → catalog (over the store) → sources and resolver (over the
+ * catalog's directory) → engine (over the catalog, store and resolver) → services. When a step
+ * fails, what was built is closed before the error is rethrown.
+ */
+export async function composeNode(options: ComposeOptions): Promise<NodeComponents> {
+  const { config, logger, shutdownSignal } = options;
+  const closers: Array<() => Promise<void> | void> = [];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) {
+      try {
+        await close();
+      } catch (err) {
+        logger.warn({ err }, "error while closing");
+      }
+    }
+  };
+  try {
+    const events = new ModelEvents();
+    const health = new HealthState(SERVED_SERVICE_NAMES);
+    const store = await Store.open({ home: config.home, logger, events });
+    closers.push(() => store.close());
+    const opened = await openCatalog({ config, logger, events, store, ...(options.catalogTuning ? { tuning: options.catalogTuning } : {}) });
+    closers.push(() => opened.close());
+    const { catalog } = opened;
+    const stack = await openResolverStack({ config, logger, events, store, models: catalog.directory });
+    closers.push(() => stack.close());
+    const engine = new InferenceEngine({
+      settings: engineSettingsFrom(config),
+      models: catalogModelLocator({ directory: catalog.directory, installed: store, resolver: stack.resolver }),
+      adapters: storeAdapterLocator(config.home, store),
+      events,
+      logger: logger.child({ component: "engine" }),
+    });
+    closers.push(() => engine.close());
+    const metrics = new NodeMetrics(events, async () =>
+      engine.list().map((m) => ({ modelId: m.modelId, queued: m.queuedRequests, active: m.activeRequests })),
+    );
+    const services: NodeServices = {
+      catalog: createCatalogService(catalog, drainSignal(health, shutdownSignal)),
+      resolver: createResolverService(stack.resolver, stack.sources),
+      inference: createInferenceService(engine),
+      health: createHealthService(health),
+    };
+    return { events, health, store, catalog, sources: stack.sources, resolver: stack.resolver, engine, metrics, services, close: closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+/**
+ * Aborted when the node starts draining (health NOT_SERVING, before the listeners wait for open
+ * calls) or shuts down, so WatchModels streams end instead of holding the drain up.
+ */
+function drainSignal(health: HealthState, shutdownSignal: AbortSignal): AbortSignal {
+  const controller = new AbortController();
+  const off = health.onChange(() => {
+    if (health.statusOf("") !== HealthCheckResponse_ServingStatus.SERVING) controller.abort();
+  });
+  shutdownSignal.addEventListener("abort", () => controller.abort(), { once: true });
+  controller.signal.addEventListener("abort", off, { once: true });
+  return controller.signal;
+}
