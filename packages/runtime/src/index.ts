@@ -26,7 +26,7 @@ export { createCatalogService, NOTICE_HEADER } from "./services/catalog-service.
 export { Store, type CachedModel, type CachedAdapter, type CachedFile, type ModelFileRead, type ByteRange, type StoreOptions } from "./store/store.js";
 export { validateModelId, validateAdapterId, idToFileName, fileNameToId, MAX_ID_LENGTH } from "./store/model-id.js";
 export type { ArtifactMetadata, StoredFile } from "./store/metadata.js";
-export { readDownloadLock, listDownloadLocks, STALE_LOCK_MS, type DownloadLockInfo, type DownloadLockState, type LockProgress } from "./locks/download-lock.js";
+export { readDownloadLock, listDownloadLocks, STALE_LOCK_MS, type DownloadLockInfo, type DownloadLockState, type LockProgress } from "./store/download-lock.js";
 export { Resolver } from "./resolver/resolver.js";
 export type { ResolveTarget, ResolveEvent, ResolveOptions, ResolveResult } from "./resolver/types.js";
 export { openResolverStack, type ResolverStack, type ResolverStackOptions } from "./resolver/open-resolver.js";

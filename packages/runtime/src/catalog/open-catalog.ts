@@ -1,7 +1,7 @@
 import type { NodeConfig } from "../config/index.js";
-import type { ModelEvents } from "../events/model-events.js";
+import { withFraction, type ModelEvents } from "../events/model-events.js";
 import type { Logger } from "../logging/index.js";
-import { listDownloadLocks } from "../locks/download-lock.js";
+import { listDownloadLocks } from "../store/download-lock.js";
 import type { Store } from "../store/store.js";
 import { Catalog } from "./catalog.js";
 import { openCatalogDb } from "./catalog-db.js";
@@ -97,6 +97,6 @@ async function activeDownloads(home: string): Promise<ActiveDownload[]> {
     .filter((lock) => !lock.stale)
     .map(({ id, progress }) => ({
       modelId: id,
-      progress: { ...progress, fraction: progress.totalBytes > 0 ? Math.min(1, progress.completedBytes / progress.totalBytes) : 0 },
+      progress: withFraction(progress),
     }));
 }

@@ -7,6 +7,16 @@ export interface TransferProgress {
   bytesPerSecond: number;
 }
 
+/** The share of a transfer that is done, 0..1 (0 while the total is unknown). */
+export function progressFraction(completedBytes: number, totalBytes: number): number {
+  return totalBytes > 0 ? Math.min(1, completedBytes / totalBytes) : 0;
+}
+
+/** Progress counters with their fraction filled in. */
+export function withFraction(progress: Omit<TransferProgress, "fraction">): TransferProgress {
+  return { ...progress, fraction: progressFraction(progress.completedBytes, progress.totalBytes) };
+}
+
 /**
  * What happens to models on this node. The resolver, store and engine publish; the catalog derives
  * states from it and WatchModels streams it. `external` marks a transfer run by another process

@@ -1,9 +1,7 @@
 import { LlmlbError, isAbortError } from "../errors/index.js";
 import type { ModelEntry, ModelDirectory } from "../catalog/model-entry.js";
-import type { ModelEvents, TransferProgress } from "../events/model-events.js";
+import type { ModelEvents } from "../events/model-events.js";
 import type { Logger } from "../logging/index.js";
-import { tryAcquireLock, type HeldLock, type LockProgress } from "../locks/download-lock.js";
-import { waitForLock } from "../locks/lock-wait.js";
 import type { ArtifactSpec, LocateResult, RemoteFile } from "../plugin/contract.js";
 import type { ArtifactArea, InstalledArtifact } from "../store/artifact-area.js";
 import { validateModelId } from "../store/model-id.js";
@@ -44,14 +42,10 @@ function endsTheChain(err: unknown): boolean {
   return err instanceof Error && err.name === "DiskWriteError";
 }
 
-function toProgress(p: LockProgress): TransferProgress {
-  return { ...p, fraction: p.totalBytes > 0 ? Math.min(1, p.completedBytes / p.totalBytes) : 0 };
-}
-
 /**
  * Turns a model id or an adapter reference into verified files on local disk: the store first,
  * then the source chain in priority order. One resolution per artifact in this process (callers
- * share it) and one download per artifact across processes (a lock file in `<home>/.locks`).
+ * share it); the store's install job makes it one download per artifact across processes.
  */
 export class Resolver {
   private readonly jobs = new Map<string, Job>();
@@ -174,7 +168,7 @@ export class Resolver {
           };
         }
         const files = this.expectedFiles(located.files, entry);
-        return await this.download(job, shared, area, entry, source.name, files, located.revision);
+        return await this.download(job, shared, entry, source.name, files, located.revision);
       } catch (err) {
         if (endsTheChain(err) || shared.signal.aborted) throw err;
         fail(failureOf(source.name, err));
@@ -196,75 +190,48 @@ export class Resolver {
     return [{ ...first, sha256: expected }, ...files.slice(1)];
   }
 
-  /** Downloads under the artifact's cross-process lock, or waits for the process holding it. */
+  /** Has the store fetch and install the files (under the artifact's lock), reporting as it goes. */
   private async download(
-    job: Job, shared: SharedJob<ResolveResult>, area: ArtifactArea, entry: ModelEntry | undefined,
+    job: Job, shared: SharedJob<ResolveResult>, entry: ModelEntry | undefined,
     source: string, files: RemoteFile[], revision: string | undefined,
   ): Promise<ResolveResult> {
     const { events } = this.deps;
     const model = job.kind === "model";
-    const lost = new AbortController();
-    const deadline = Date.now() + this.deps.lockWaitTimeoutSeconds * 1000;
-    let lock: HeldLock | undefined;
-    while (!lock) {
-      const attempt = await tryAcquireLock(this.deps.store.home, job.id, job.kind, () =>
-        lost.abort(new LlmlbError("INTERNAL", `another process took over the download of ${job.id}`)),
-      );
-      if ("held" in attempt) {
-        lock = attempt.held;
-        break;
-      }
-      const { holder } = attempt;
-      shared.emit({ type: "lock-wait", pid: holder.pid, host: holder.host });
-      if (model) events.emit({ type: "transfer-started", modelId: job.id, source, external: true });
-      await waitForLock(this.deps.store.home, job.id, job.kind, {
-        signal: shared.signal,
-        deadline,
-        onHolder: (h) => {
-          const progress = toProgress(h.progress);
-          shared.emit({ type: "progress", progress });
-          if (model) events.emit({ type: "transfer-progress", modelId: job.id, progress, external: true });
-        },
-      });
-      const installed = await area.get(job.id);
-      if (installed) return this.fromInstalled(job.kind, installed, installed.metadata.source);
-    }
-    try {
-      // Another process may have finished between our first look and taking the lock.
-      const installed = await area.get(job.id);
-      if (installed) return this.fromInstalled(job.kind, installed, installed.metadata.source);
-      await area.removeStaleStaging(job.id);
-      if (model) events.emit({ type: "transfer-started", modelId: job.id, source });
-      const label = `${job.kind} ${job.id}`;
-      const downloaded = await this.deps.transfer.download({
-        label,
-        files,
-        partialDir: area.partialDir(job.id),
+    const label = `${job.kind} ${job.id}`;
+    const { installed, fetched } = await this.deps.store.install(job.kind, {
+      id: job.id,
+      expected: files,
+      signal: shared.signal,
+      lockWaitTimeoutSeconds: this.deps.lockWaitTimeoutSeconds,
+      metadata: {
+        source,
+        downloaded_at: new Date().toISOString(),
+        ...(entry ? { display_name: entry.displayName, repo: entry.repo } : {}),
+        ...(job.ref ? { ref: job.ref } : {}),
         ...(revision ? { revision } : {}),
-        signal: AbortSignal.any([shared.signal, lost.signal]),
-        onProgress: (progress) => {
-          lock!.setProgress(progress);
-          shared.emit({ type: "progress", progress } satisfies ResolveEvent);
-          if (model) events.emit({ type: "transfer-progress", modelId: job.id, progress });
-        },
-      });
-      const result = await area.install(
-        job.id,
-        downloaded.map((d) => ({ name: d.name, from: d.path, size: d.size, sha256: d.sha256 })),
-        {
-          source,
-          downloaded_at: new Date().toISOString(),
-          ...(entry ? { display_name: entry.displayName, repo: entry.repo } : {}),
-          ...(job.ref ? { ref: job.ref } : {}),
-          ...(revision ? { revision } : {}),
-        },
-      );
-      this.deps.logger.info({ id: job.id, source, path: result.paths[0] }, `${label} is ready`);
-      if (model) events.emit({ type: "transfer-finished", modelId: job.id, source, path: result.paths[0]! });
-      return this.fromInstalled(job.kind, result, source);
-    } finally {
-      await lock.release();
-    }
+      },
+      fetch: (partialDir, signal, onProgress) =>
+        this.deps.transfer.download({ label, files, partialDir, ...(revision ? { revision } : {}), signal, onProgress }),
+      onLockWait: (holder) => {
+        shared.emit({ type: "lock-wait", pid: holder.pid, host: holder.host });
+        if (model) events.emit({ type: "transfer-started", modelId: job.id, source, external: true });
+      },
+      onHolderProgress: (progress) => {
+        shared.emit({ type: "progress", progress });
+        if (model) events.emit({ type: "transfer-progress", modelId: job.id, progress, external: true });
+      },
+      onFetchStart: () => {
+        if (model) events.emit({ type: "transfer-started", modelId: job.id, source });
+      },
+      onProgress: (progress) => {
+        shared.emit({ type: "progress", progress } satisfies ResolveEvent);
+        if (model) events.emit({ type: "transfer-progress", modelId: job.id, progress });
+      },
+    });
+    if (!fetched) return this.fromInstalled(job.kind, installed, installed.metadata.source);
+    this.deps.logger.info({ id: job.id, source, path: installed.paths[0] }, `${label} is ready`);
+    if (model) events.emit({ type: "transfer-finished", modelId: job.id, source, path: installed.paths[0]! });
+    return this.fromInstalled(job.kind, installed, source);
   }
 
   private fromInstalled(kind: Kind, a: InstalledArtifact, source: string): ResolveResult {

@@ -4,7 +4,7 @@ import { idToFileName, fileNameToId } from "./model-id.js";
 import { exists, fsyncDir, isErrno, randomSuffix } from "./fs-utils.js";
 import { readMetadata, writeMetadata, type ArtifactMetadata, type StoredFile } from "./metadata.js";
 import type { StoreIndex } from "./store-index.js";
-import { readPartialState } from "../transfer/partial-state.js";
+import { readPartialState } from "./partial-state.js";
 
 /** An artifact on disk whose metadata.json is valid and whose files are all present with their sizes. */
 export interface InstalledArtifact {

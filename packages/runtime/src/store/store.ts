@@ -5,11 +5,12 @@ import { Readable } from "node:stream";
 import { LlmlbError } from "../errors/index.js";
 import type { ModelEvents } from "../events/model-events.js";
 import { silentLogger, type Logger } from "../logging/index.js";
-import { readDownloadLock, type LockKind } from "../locks/download-lock.js";
+import { readDownloadLock, type LockKind } from "./download-lock.js";
 import { ArtifactArea, type FileToInstall, type InstalledArtifact } from "./artifact-area.js";
 import type { ArtifactMetadata, StoredFile } from "./metadata.js";
 import { validateAdapterId, validateModelId } from "./model-id.js";
 import { StoreIndex } from "./store-index.js";
+import { runInstallJob, type InstallJob, type InstallOutcome } from "./install-job.js";
 
 export interface CachedFile extends StoredFile {
   path: string;
@@ -230,7 +231,15 @@ export class Store {
     return { id, name: file.name, size: file.size, sha256: file.sha256, lastModified: stat.mtime, start, end, stream };
   }
 
-  /** Installs verified files as a model (the resolver calls this while holding the model's lock). */
+  /**
+   * The install transaction of a model or adapter: lock, look again, fetch, verify, install
+   * atomically (see install-job.ts). One download per artifact across processes.
+   */
+  install(kind: LockKind, job: InstallJob): Promise<InstallOutcome> {
+    return runInstallJob(this.home, kind === "model" ? this.models : this.adapters, job);
+  }
+
+  /** Installs verified files as a model (the caller holds the model's lock). */
   async installModel(id: string, files: FileToInstall[], metadata: InstallMetadata): Promise<CachedModel> {
     return toCachedModel(await this.models.install(id, files, metadata));
   }

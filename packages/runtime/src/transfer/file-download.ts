@@ -10,7 +10,7 @@ import { createHashFollower, type HashFollower } from "./hash-follower.js";
 import { discardBody, headerValue, type HttpClient, type OpenResponse } from "./http-client.js";
 import { RetryableHttpError, httpStatusError } from "./http-errors.js";
 import { Intervals } from "./intervals.js";
-import { readPartialState, samePartial, writePartialState, type PartialState } from "./partial-state.js";
+import { readPartialState, samePartial, writePartialState, type PartialState } from "../store/partial-state.js";
 import { DiskWriteError, PositionalWriter } from "./positional-writer.js";
 import { backoffMs, isRetryableNetworkError } from "./retry.js";
 

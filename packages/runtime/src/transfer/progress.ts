@@ -1,4 +1,4 @@
-import type { TransferProgress } from "../events/model-events.js";
+import { progressFraction, type TransferProgress } from "../events/model-events.js";
 import type { Logger } from "../logging/index.js";
 import { formatBytes } from "../config/index.js";
 
@@ -68,7 +68,7 @@ export class ProgressTracker {
     const [t0, b0] = this.samples[0]!;
     const rate = now - t0 > 0 ? ((this.transferred - b0) * 1000) / (now - t0) : 0;
     return {
-      fraction: this.total > 0 ? Math.min(1, this.completed / this.total) : 0,
+      fraction: progressFraction(this.completed, this.total),
       completedBytes: this.completed,
       totalBytes: this.total,
       currentFile: this.currentFile,

@@ -1,5 +1,5 @@
 import fs from "node:fs/promises";
-import { writeFileAtomic } from "../store/fs-utils.js";
+import { writeFileAtomic } from "./fs-utils.js";
 
 /**
  * Sidecar of a partial download (`<file>.part.json`): what the .part file holds, so another run —

@@ -1,8 +1,8 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileNameToId, idToFileName } from "../store/model-id.js";
-import { isErrno, randomSuffix, writeFileAtomic } from "../store/fs-utils.js";
+import { fileNameToId, idToFileName } from "./model-id.js";
+import { isErrno, randomSuffix, writeFileAtomic } from "./fs-utils.js";
 
 /** A lock whose heartbeat is older than this is abandoned and may be taken over. */
 export const STALE_LOCK_MS = 30_000;

@@ -1,0 +1,106 @@
+import { withFraction, type TransferProgress } from "../events/model-events.js";
+import { LlmlbError } from "../errors/index.js";
+import type { ArtifactArea, InstalledArtifact } from "./artifact-area.js";
+import { tryAcquireLock, type DownloadLockState, type HeldLock } from "./download-lock.js";
+import { waitForLock } from "./lock-wait.js";
+import type { InstallMetadata } from "./store.js";
+
+/** A downloaded file in the partial directory, with the sha256 of its bytes. */
+export interface FetchedFile {
+  name: string;
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+/** Fetches the files into `partialDir` (the transfer engine: resume, retries, hashing). */
+export type FetchFiles = (partialDir: string, signal: AbortSignal, onProgress: (progress: TransferProgress) => void) => Promise<FetchedFile[]>;
+
+export interface InstallJob {
+  id: string;
+  /** The files expected, in order, with the sha256 each must have when known. */
+  expected: ReadonlyArray<{ name: string; sha256?: string }>;
+  fetch: FetchFiles;
+  metadata: InstallMetadata;
+  signal: AbortSignal;
+  /** How long to wait for another process downloading the same artifact. */
+  lockWaitTimeoutSeconds: number;
+  /** Another process holds the artifact's lock; this job waits for it. */
+  onLockWait?: (holder: DownloadLockState) => void;
+  /** Progress of the other process's download, while waiting. */
+  onHolderProgress?: (progress: TransferProgress) => void;
+  /** This job holds the lock and starts fetching. */
+  onFetchStart?: () => void;
+  onProgress?: (progress: TransferProgress) => void;
+}
+
+export interface InstallOutcome {
+  installed: InstalledArtifact;
+  /** True when this job fetched and installed it; false when it was found installed under the lock. */
+  fetched: boolean;
+}
+
+/**
+ * The store's install transaction for one artifact: take its cross-process lock (or wait for the
+ * process holding it), look again whether it is installed, fetch into the partial directory,
+ * verify the fetched files against what was expected, then install them atomically.
+ */
+export async function runInstallJob(home: string, area: ArtifactArea, job: InstallJob): Promise<InstallOutcome> {
+  const lost = new AbortController();
+  const deadline = Date.now() + job.lockWaitTimeoutSeconds * 1000;
+  let lock: HeldLock | undefined;
+  while (!lock) {
+    const attempt = await tryAcquireLock(home, job.id, area.kind, () =>
+      lost.abort(new LlmlbError("INTERNAL", `another process took over the download of ${job.id}`)),
+    );
+    if ("held" in attempt) {
+      lock = attempt.held;
+      break;
+    }
+    job.onLockWait?.(attempt.holder);
+    await waitForLock(home, job.id, area.kind, {
+      signal: job.signal,
+      deadline,
+      onHolder: (holder) => job.onHolderProgress?.(withFraction(holder.progress)),
+    });
+    const installed = await area.get(job.id);
+    if (installed) return { installed, fetched: false };
+  }
+  const held = lock;
+  try {
+    // Another process may have finished between the caller's first look and taking the lock.
+    const installed = await area.get(job.id);
+    if (installed) return { installed, fetched: false };
+    await area.removeStaleStaging(job.id);
+    job.onFetchStart?.();
+    const fetched = await job.fetch(area.partialDir(job.id), AbortSignal.any([job.signal, lost.signal]), (progress) => {
+      held.setProgress(progress);
+      job.onProgress?.(progress);
+    });
+    verifyFetched(job, fetched);
+    const result = await area.install(
+      job.id,
+      fetched.map((f) => ({ name: f.name, from: f.path, size: f.size, sha256: f.sha256 })),
+      job.metadata,
+    );
+    return { installed: result, fetched: true };
+  } finally {
+    await held.release();
+  }
+}
+
+/** The fetched files are the expected ones, in order, with the expected hashes: nothing else is installed. */
+function verifyFetched(job: InstallJob, fetched: FetchedFile[]): void {
+  const names = fetched.map((f) => f.name);
+  if (names.length !== job.expected.length || job.expected.some((e, i) => e.name !== names[i])) {
+    throw new LlmlbError("INTERNAL", `the download of ${job.id} produced ${names.join(", ")}; expected ${job.expected.map((e) => e.name).join(", ")}`);
+  }
+  job.expected.forEach((e, i) => {
+    const actual = fetched[i]!.sha256;
+    if (e.sha256 && e.sha256.toLowerCase() !== actual) {
+      throw new LlmlbError("CHECKSUM_MISMATCH", `${e.name}: the downloaded bytes have sha256 ${actual}, expected ${e.sha256}; nothing was installed`, {
+        file: e.name, expected_sha256: e.sha256, actual_sha256: actual,
+      });
+    }
+  });
+}
