@@ -30,6 +30,7 @@ export { readDownloadLock, listDownloadLocks, STALE_LOCK_MS, type DownloadLockIn
 export { Resolver } from "./resolver/resolver.js";
 export type { ResolveTarget, ResolveEvent, ResolveOptions, ResolveResult } from "./resolver/types.js";
 export { openResolverStack, type ResolverStack, type ResolverStackOptions } from "./resolver/open-resolver.js";
+export { modelFile, type ModelFile, type ModelFileDeps, type ModelFileOptions, type InstalledModels } from "./resolver/model-file.js";
 export { parseAdapterRef, adapterIdFromRef, type AdapterRef } from "./resolver/adapter-ref.js";
 export { fetchWithRetry, retryAfterMs, backoffMs, isRetryableStatus, type FetchRetryOptions } from "./transfer/retry.js";
 export { DEFAULT_SOURCES, loadSources, type LoadedSource } from "./plugin/loader.js";

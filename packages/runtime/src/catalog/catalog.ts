@@ -1,4 +1,4 @@
-import { LlmlbError } from "../errors/index.js";
+import { LlmlbError, modelNotSupported } from "../errors/index.js";
 import type { ModelEvents } from "../events/model-events.js";
 import type { Model } from "../gen/llmlb/node/v1/model_pb.js";
 import type { Logger } from "../logging/index.js";
@@ -149,7 +149,7 @@ export class Catalog {
   get(id: string): Model {
     validateModelId(id);
     this.locks.demand();
-    if (!this.items.has(id)) throw notSupported(id);
+    if (!this.items.has(id)) throw modelNotSupported(id);
     return this.protoOf(id, true);
   }
 
@@ -175,7 +175,7 @@ export class Catalog {
   async delete(id: string, removeRegistration: boolean): Promise<DeleteResult> {
     validateModelId(id);
     const item = this.items.get(id);
-    if (!item) throw notSupported(id);
+    if (!item) throw modelNotSupported(id);
     const status = this.states.get(id);
     if (status.state === "downloading") {
       const who = status.external ? "another process is downloading it" : "it is downloading";
@@ -311,12 +311,4 @@ export class Catalog {
       this.states.clearExternal(id, local);
     }
   }
-}
-
-function notSupported(id: string): LlmlbError {
-  return new LlmlbError(
-    "MODEL_NOT_SUPPORTED",
-    `model ${id} is neither in supported_models.json nor registered; list models with ListModels or register it with RegisterModel`,
-    { model_id: id },
-  );
 }

@@ -1,4 +1,4 @@
-import { LlmlbError } from "../errors/index.js";
+import { adapterNotFound } from "../errors/index.js";
 import type { CachedModel, Store } from "../store/store.js";
 import type { LocalCopyInfo } from "./model-states.js";
 
@@ -69,7 +69,7 @@ export function storePort(store: CatalogStore): CatalogStorePort {
     deleteAdapter: async (id) => {
       const before = await store.getAdapter(id);
       if (!(await store.deleteAdapter(id))) {
-        throw new LlmlbError("ADAPTER_NOT_FOUND", `no adapter ${id} on this node; list them with ListAdapters`, { adapter_id: id });
+        throw adapterNotFound(id);
       }
       return { freedBytes: before?.sizeBytes ?? 0 };
     },

@@ -244,7 +244,7 @@ export class InferenceEngine {
       }
       return loaded;
     }
-    const located = await this.options.models.locate(target.modelId, { signal, noWait: target.noWait ?? false });
+    const located = await this.options.models.locate(target.modelId, { signal, localOnly: target.noWait ?? false });
     requireCapability(located.entry, capability);
     return this.pool.lease({ id: target.modelId, ...located }, signal);
   }

@@ -18,13 +18,6 @@ export type {
   TokenUsage,
 } from "./types.js";
 export type { UncheckedChatInput } from "./request-validation.js";
-export {
-  catalogModelLocator,
-  storeAdapterLocator,
-  type InstalledAdapters,
-  type InstalledModels,
-  type ModelResolver,
-} from "./locators.js";
 export { llamaOptionsFor, loadLlama, resolveThreads, type GpuBackend } from "./llama-backend.js";
 export { checkGgufFile, type GgufKind } from "./gguf-check.js";
 export { samplingOptions, DEFAULT_TEMPERATURE } from "./sampling.js";

@@ -21,9 +21,9 @@ export interface EngineSettings {
 export interface ModelLocator {
   /**
    * Throws NOT_FOUND / MODEL_NOT_SUPPORTED for an id the catalog does not know, and with
-   * `noWait` UNAVAILABLE / MODEL_NOT_READY when the file is not on disk yet.
+   * `localOnly` UNAVAILABLE / MODEL_NOT_READY when the file is not on disk yet.
    */
-  locate(modelId: string, options: { signal: AbortSignal; noWait: boolean }): Promise<LocatedModel>;
+  locate(modelId: string, options: { signal: AbortSignal; localOnly: boolean }): Promise<LocatedModel>;
 }
 
 export interface LocatedModel {

@@ -8,3 +8,4 @@ export {
   errorInfoOf,
   type ErrorMetadata,
 } from "./llmlb-error.js";
+export { modelNotSupported, modelNotReady, adapterNotFound } from "./model-errors.js";

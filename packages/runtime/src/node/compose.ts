@@ -6,7 +6,6 @@ import type { Catalog } from "../catalog/catalog.js";
 import { openCatalog, type CatalogTuning } from "../catalog/open-catalog.js";
 import { InferenceEngine } from "../engine/engine.js";
 import { engineSettingsFrom } from "../engine/engine-settings.js";
-import { catalogModelLocator, storeAdapterLocator } from "../engine/locators.js";
 import { NodeMetrics } from "../metrics/node-metrics.js";
 import type { Resolver } from "../resolver/resolver.js";
 import type { SourceChain } from "../resolver/source-chain.js";
@@ -77,8 +76,8 @@ export async function composeNode(options: ComposeOptions): Promise<NodeComponen
     closers.push(() => stack.close());
     const engine = new InferenceEngine({
       settings: engineSettingsFrom(config),
-      models: catalogModelLocator({ directory: catalog.directory, installed: store, resolver: stack.resolver }),
-      adapters: storeAdapterLocator(config.home, store),
+      models: { locate: (id, o) => stack.resolver.locateModel(id, o) },
+      adapters: { locate: (id) => store.adapterFile(id) },
       events,
       logger: logger.child({ component: "engine" }),
     });

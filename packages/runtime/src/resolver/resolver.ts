@@ -1,4 +1,4 @@
-import { LlmlbError, isAbortError } from "../errors/index.js";
+import { LlmlbError, isAbortError, modelNotSupported } from "../errors/index.js";
 import type { ModelEntry, ModelDirectory } from "../catalog/model-entry.js";
 import type { ModelEvents } from "../events/model-events.js";
 import type { Logger } from "../logging/index.js";
@@ -10,6 +10,7 @@ import type { TransferEngine } from "../transfer/transfer-engine.js";
 import { adapterIdFromRef } from "./adapter-ref.js";
 import { combineFailures } from "./failures.js";
 import { checkLocalFiles } from "./local-files.js";
+import { modelFile, type ModelFile, type ModelFileOptions } from "./model-file.js";
 import { SharedJob } from "./shared-job.js";
 import { failureOf, type SourceChain, type SourceFailure } from "./source-chain.js";
 import type { ResolveEvent, ResolveOptions, ResolveResult, ResolveTarget } from "./types.js";
@@ -32,6 +33,10 @@ interface Job {
   id: string;
   /** Adapter reference as given. */
   ref?: string;
+  /** The catalog entry, when the caller already looked it up. */
+  entry?: ModelEntry;
+  /** The caller just found it not installed; the install job looks again under the lock. */
+  storeChecked?: boolean;
   shared: SharedJob<ResolveResult>;
 }
 
@@ -54,25 +59,35 @@ export class Resolver {
 
   /** Resolves, sharing the work with every other caller of the same artifact. */
   resolve(target: ResolveTarget, options: ResolveOptions = {}): Promise<ResolveResult> {
-    let kind: Kind;
-    let id: string;
-    let ref: string | undefined;
     try {
-      if ("modelId" in target) {
-        kind = "model";
-        id = validateModelId(target.modelId);
-      } else {
-        kind = "adapter";
-        ref = target.adapterRef;
-        id = adapterIdFromRef(ref);
-      }
+      if ("modelId" in target) return this.join({ kind: "model", id: validateModelId(target.modelId) }, options);
+      return this.join({ kind: "adapter", id: adapterIdFromRef(target.adapterRef), ref: target.adapterRef }, options);
     } catch (err) {
       return Promise.reject(err);
     }
-    const key = `${kind}:${id}`;
+  }
+
+  /**
+   * The file of a catalog model for the inference engine: catalog, then the store, then (unless
+   * `localOnly`) the source chain — each asked once.
+   */
+  locateModel(modelId: string, options: ModelFileOptions = {}): Promise<ModelFile> {
+    return modelFile(
+      {
+        directory: this.deps.models,
+        installed: this.deps.store,
+        obtain: (entry, signal) => this.join({ kind: "model", id: entry.id, entry, storeChecked: true }, signal ? { signal } : {}),
+      },
+      modelId,
+      options,
+    );
+  }
+
+  private join(target: Omit<Job, "shared">, options: ResolveOptions): Promise<ResolveResult> {
+    const key = `${target.kind}:${target.id}`;
     let job = this.jobs.get(key);
     if (!job) {
-      const created: Job = { kind, id, ...(ref !== undefined ? { ref } : {}), shared: new SharedJob((shared) => this.run(created, shared)) };
+      const created: Job = { ...target, shared: new SharedJob((shared) => this.run(created, shared)) };
       job = created;
       this.jobs.set(key, created);
       created.shared.done.then(
@@ -81,11 +96,6 @@ export class Resolver {
       );
     }
     return job.shared.join(options.signal, options.onEvent);
-  }
-
-  /** The model's path once it is on disk (what the inference engine asks before loading). */
-  async modelPath(modelId: string, signal?: AbortSignal): Promise<string> {
-    return (await this.resolve({ modelId }, signal ? { signal } : {})).path;
   }
 
   /** Ids with a resolution running in this process. */
@@ -110,19 +120,15 @@ export class Resolver {
 
   private async run(job: Job, shared: SharedJob<ResolveResult>): Promise<ResolveResult> {
     const area = this.area(job.kind);
-    const installed = await area.get(job.id);
-    if (installed) return this.fromInstalled(job.kind, installed, "local");
+    if (!job.storeChecked) {
+      const installed = await area.get(job.id);
+      if (installed) return this.fromInstalled(job.kind, installed, "local");
+    }
 
-    let entry: ModelEntry | undefined;
-    if (job.kind === "model") {
+    let entry = job.entry;
+    if (job.kind === "model" && !entry) {
       entry = await this.deps.models.get(job.id);
-      if (!entry) {
-        throw new LlmlbError(
-          "MODEL_NOT_SUPPORTED",
-          `model ${job.id} is not in the catalog (supported_models.json or a registration); list the known models with ModelCatalogService.ListModels`,
-          { id: job.id },
-        );
-      }
+      if (!entry) throw modelNotSupported(job.id);
     }
     try {
       return await this.fromSources(job, shared, area, entry);

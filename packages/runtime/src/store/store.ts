@@ -2,7 +2,7 @@ import { createReadStream } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
-import { LlmlbError } from "../errors/index.js";
+import { LlmlbError, adapterNotFound } from "../errors/index.js";
 import type { ModelEvents } from "../events/model-events.js";
 import { silentLogger, type Logger } from "../logging/index.js";
 import { readDownloadLock, type LockKind } from "./download-lock.js";
@@ -181,6 +181,22 @@ export class Store {
   async getAdapter(id: string): Promise<CachedAdapter | undefined> {
     const installed = await this.adapters.get(id);
     return installed && toCachedAdapter(installed);
+  }
+
+  /**
+   * The GGUF file of an adapter the inference engine applies: the installed adapter, else the
+   * single .gguf a user copied into `<home>/adapters/<id>/` (the first by name if several).
+   */
+  async adapterFile(id: string): Promise<string> {
+    if (id.includes("/") || id.includes("\\") || id.startsWith(".")) {
+      throw new LlmlbError("INVALID_ADAPTER_REF", `adapter id "${id}" is not an id; list adapters with ListAdapters`, { adapter_id: id });
+    }
+    const installed = await this.adapters.get(id);
+    if (installed) return installed.paths[0]!;
+    const dir = this.adapters.dir(id);
+    const [first] = (await fs.readdir(dir).catch(() => [] as string[])).filter((name) => name.endsWith(".gguf")).sort();
+    if (!first) throw adapterNotFound(id);
+    return path.join(dir, first);
   }
 
   async deleteAdapter(id: string): Promise<boolean> {

@@ -1,0 +1,26 @@
+import { LlmlbError } from "./llmlb-error.js";
+
+/** An id that is neither in supported_models.json nor registered. */
+export function modelNotSupported(id: string): LlmlbError {
+  return new LlmlbError(
+    "MODEL_NOT_SUPPORTED",
+    `model ${id} is neither in supported_models.json nor registered; list models with ListModels or register it with RegisterModel`,
+    { model_id: id },
+  );
+}
+
+/** A catalog model whose files are not on this node, asked for without waiting for a download. */
+export function modelNotReady(id: string, why: "no-wait" | "no-resolver"): LlmlbError {
+  return new LlmlbError(
+    "MODEL_NOT_READY",
+    why === "no-wait"
+      ? `model "${id}" is not on this node yet and no_wait was set; pull it first or retry without no_wait`
+      : `model "${id}" is not on this node and no resolver is configured to download it`,
+    { model_id: id },
+  );
+}
+
+/** An adapter id with no adapter on this node. */
+export function adapterNotFound(id: string): LlmlbError {
+  return new LlmlbError("ADAPTER_NOT_FOUND", `no adapter "${id}" on this node; list adapters with ListAdapters`, { adapter_id: id });
+}
