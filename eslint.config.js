@@ -23,10 +23,13 @@ export default tseslint.config(
   {
     files: ["packages/plugins/src/**/*.ts"],
     rules: {
-      "no-restricted-imports": ["error", { patterns: [
-        { group: ["@llmlb/facade", "@llmlb/facade/*"], message: "plugins never import the facade" },
-        { group: ["@llmlb/runtime/*", "!@llmlb/runtime/gen/*", "../../runtime/*", "../../../runtime/*"], message: "plugins use only the public entry of @llmlb/runtime" },
-      ] }],
+      "no-restricted-imports": ["error", {
+        paths: [{ name: "@llmlb/runtime", message: "plugins use only @llmlb/runtime/plugin" }],
+        patterns: [
+          { group: ["@llmlb/facade", "@llmlb/facade/*"], message: "plugins never import the facade" },
+          { group: ["@llmlb/runtime/*", "!@llmlb/runtime/plugin", "../../runtime/*", "../../../runtime/*"], message: "plugins use only @llmlb/runtime/plugin" },
+        ],
+      }],
     },
   },
 );

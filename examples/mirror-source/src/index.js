@@ -12,7 +12,7 @@
  */
 import fs from "node:fs/promises";
 import path from "node:path";
-import { definePlugin } from "@llmlb/runtime";
+import { definePlugin } from "@llmlb/runtime/plugin";
 
 /** @param {string} file */
 async function isFile(file) {
@@ -38,7 +38,7 @@ export default definePlugin(({ options }) => {
     name: typeof options.name === "string" ? options.name : "mirror",
     priority: 15,
     kinds: ["model", "adapter"],
-    /** @type {import("@llmlb/runtime").SourceProvider["locate"]} */
+    /** @type {import("@llmlb/runtime/plugin").SourceProvider["locate"]} */
     async locate(spec) {
       const files =
         spec.kind === "model"

@@ -1,3 +1,4 @@
+import { builtinSourceDefaults } from "@llmlb/plugins";
 import { createLogger, NodeRuntime, type GrpcServer, type Logger, type NodeConfig } from "@llmlb/runtime";
 import { createNodeClients, remoteTransport, type NodeClients } from "./clients.js";
 import { startHttpServer, type HttpServer, type HttpServerOptions } from "./http/http-server.js";
@@ -77,7 +78,7 @@ export async function startFacade(config: NodeConfig, logger: Logger = loggerFor
 
 /** Starts one node: the runtime in this process, gRPC (h2c) and HTTP listeners over the same services. */
 export async function startNode(config: NodeConfig, logger: Logger = loggerFor(config)): Promise<RunningNode> {
-  const runtime = await NodeRuntime.create(config, logger);
+  const runtime = await NodeRuntime.create(config, logger, { sourceDefaults: builtinSourceDefaults(config) });
   const clients = createNodeClients(runtime.inProcessTransport());
   const pulls = new PullRegistry(clients, logger);
   let grpc: GrpcServer | undefined;

@@ -6,6 +6,7 @@ import { loadConfig, silentLogger, type ArtifactSpec, type LocateResult, type Mo
 import localPlugin from "../src/local/index.js";
 import routerPlugin, { blobUrl } from "../src/router-proxy/index.js";
 import { expandShards } from "../src/huggingface/index.js";
+import { builtinSourceDefaults } from "../src/index.js";
 import { tempDir } from "../../../testkit/node/index.js";
 import { startRouterStandin, type RouterStandin } from "../../../testkit/standins/index.js";
 
@@ -18,15 +19,21 @@ const spec = (over: Partial<ModelEntry> = {}, pinnedRevision?: string): Artifact
   kind: "model", id: over.id ?? "org/tiny", model: model(over), ...(pinnedRevision ? { pinnedRevision } : {}),
 });
 
-/** Builds a provider from a plugin module the way the runtime does, with the given environment. */
+const MODULES = new Map<unknown, string>([
+  [localPlugin, "@llmlb/plugins/local"],
+  [routerPlugin, "@llmlb/plugins/router-proxy"],
+]);
+
+/** Builds a provider from a plugin module the way a node does, with the given environment. */
 async function provider(plugin: unknown, env: Record<string, string>, options: Record<string, unknown> = {}): Promise<SourceProvider> {
   const config = loadConfig({ env: { LLMLB_HOME: "/nonexistent-llmlb-home", ...env } });
-  return typeof plugin === "function" ? plugin({ options, config, logger: silentLogger() }) : (plugin as SourceProvider);
+  const defaults = builtinSourceDefaults(config).optionsFor?.(MODULES.get(plugin)!);
+  return typeof plugin === "function" ? plugin({ options: { ...defaults, ...options }, logger: silentLogger() }) : (plugin as SourceProvider);
 }
 
 /** What the runtime hands a provider; the stand-ins are on loopback, so the global fetch does. */
 function context(dispatcher: Agent): SourceContext {
-  return { options: {}, config: loadConfig({ env: {} }), logger: silentLogger(), fetch: globalThis.fetch, dispatcher, signal: new AbortController().signal };
+  return { options: {}, logger: silentLogger(), fetch: globalThis.fetch, dispatcher, signal: new AbortController().signal };
 }
 
 describe("expandShards", () => {

@@ -33,5 +33,5 @@ export { openResolverStack, type ResolverStack, type ResolverStackOptions } from
 export { modelFile, type ModelFile, type ModelFileDeps, type ModelFileOptions, type InstalledModels } from "./resolver/model-file.js";
 export { parseAdapterRef, adapterIdFromRef, type AdapterRef } from "./resolver/adapter-ref.js";
 export { fetchWithRetry, retryAfterMs, backoffMs, isRetryableStatus, type FetchRetryOptions } from "./transfer/retry.js";
-export { DEFAULT_SOURCES, loadSources, type LoadedSource } from "./plugin/loader.js";
+export { NO_SOURCE_DEFAULTS, loadSources, type LoadedSource, type SourceDefaults } from "./plugin/loader.js";
 export { createResolverService } from "./services/resolver-service.js";

@@ -9,6 +9,7 @@ import type { Store } from "./store/store.js";
 import type { Resolver } from "./resolver/resolver.js";
 import type { SourceChain } from "./resolver/source-chain.js";
 import type { NodeMetrics } from "./metrics/node-metrics.js";
+import type { SourceDefaults } from "./plugin/loader.js";
 import { composeNode, type NodeComponents } from "./node/compose.js";
 import { errorInterceptor, authInterceptor } from "./server/interceptors.js";
 import { startGrpcServer, type GrpcServer } from "./server/grpc-server.js";
@@ -62,9 +63,13 @@ export class NodeRuntime {
     this.closers.push(() => components.close());
   }
 
-  static async create(config: NodeConfig, logger: Logger): Promise<NodeRuntime> {
+  /**
+   * Builds a node. `sourceDefaults` is the source chain used when config.json names none, with
+   * the options each built-in source gets (the facade passes @llmlb/plugins' built-ins).
+   */
+  static async create(config: NodeConfig, logger: Logger, options: { sourceDefaults?: SourceDefaults } = {}): Promise<NodeRuntime> {
     const shutdownController = new AbortController();
-    const components = await composeNode({ config, logger, shutdownSignal: shutdownController.signal });
+    const components = await composeNode({ config, logger, shutdownSignal: shutdownController.signal, ...options });
     return new NodeRuntime(config, logger, components, shutdownController);
   }
 

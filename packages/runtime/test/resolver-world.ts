@@ -9,6 +9,7 @@ import { Writable } from "node:stream";
 import { pino, type Logger } from "pino";
 import { afterAll, beforeAll } from "vitest";
 import { loadConfig, openResolverStack, staticModelDirectory, type ModelEntry, type ResolveEvent, type ResolverStack } from "../src/index.js";
+import { builtinSourceDefaults } from "@llmlb/plugins";
 import { tempDir } from "../../../testkit/node/index.js";
 import { describeBytes, tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
 import { mulberry32 } from "../../../testkit/gguf/tiny-gguf.js";
@@ -92,6 +93,7 @@ export async function openStack(options: StackOptions = {}): Promise<TestStack> 
     config,
     logger: options.logger ?? pino({ level: "silent" }),
     models: staticModelDirectory(options.models ?? []),
+    sourceDefaults: builtinSourceDefaults(config),
   });
   return {
     ...stack,

@@ -1,3 +1,4 @@
+import { builtinSourceDefaults } from "@llmlb/plugins";
 import { NodeRuntime, silentLogger, type NodeConfig } from "@llmlb/runtime";
 import { createNodeClients, remoteTransport, type NodeClients } from "../clients.js";
 
@@ -24,7 +25,7 @@ export async function connectToNode(config: NodeConfig, options: { probeTimeoutM
     await remote.health.check({ service: "" }, { timeoutMs: options.probeTimeoutMs ?? 1500 });
     return { clients: remote, mode: "remote", close: async () => {} };
   } catch {
-    const runtime = await NodeRuntime.create(config, silentLogger());
+    const runtime = await NodeRuntime.create(config, silentLogger(), { sourceDefaults: builtinSourceDefaults(config) });
     return {
       clients: createNodeClients(runtime.inProcessTransport()),
       mode: "local",

@@ -1,7 +1,11 @@
-import { definePlugin, LlmlbError, type LocateResult, type SourceContext } from "@llmlb/runtime";
+import { definePlugin, LlmlbError, type LocateResult, type SourceContext } from "@llmlb/runtime/plugin";
+import { stringOption } from "../options.js";
 import { parseGithubRef, type GithubAssetRef } from "./parse-github-ref.js";
 
 export { parseGithubRef, type GithubAssetRef } from "./parse-github-ref.js";
+
+/** GitHub's public web base, when the node passes no githubUrl. */
+const DEFAULT_GITHUB = "https://github.com";
 
 /** REST API base for a GitHub web base URL: api.github.com for github.com, /api/v3 for Enterprise. */
 export function githubApiBase(webBase: string, override?: unknown): string {
@@ -41,9 +45,12 @@ async function assetFacts(ref: GithubAssetRef, apiBase: string, headers: Record<
  * LoRA adapters from GitHub Releases: `github:owner/repo@tag/asset`. Downloads
  * `{github}/{owner}/{repo}/releases/download/{tag}/{asset}`; GitHub redirects to its asset host and
  * the runtime's transfer engine drops GITHUB_TOKEN there (it is only ever sent to GitHub's own host).
- * Options: `apiUrl` (REST API base, default api.github.com or {github}/api/v3).
+ * Options: `apiUrl` (REST API base, default api.github.com or {github}/api/v3); the node passes
+ * `githubUrl` (LLMLB_GITHUB_URL) and `githubToken`.
  */
-export default definePlugin(({ config, options }) => ({
+export default definePlugin(({ options }) => {
+  const config = { githubUrl: stringOption(options, "githubUrl", DEFAULT_GITHUB), githubToken: stringOption(options, "githubToken") };
+  return {
   name: "github-adapter",
   priority: 25,
   kinds: ["adapter"] as const,
@@ -79,4 +86,5 @@ export default definePlugin(({ config, options }) => ({
       revision: ref.tag,
     };
   },
-}));
+  };
+});

@@ -1,4 +1,4 @@
-import { LlmlbError, retryAfterMs } from "@llmlb/runtime";
+import { LlmlbError, retryAfterMs } from "@llmlb/runtime/plugin";
 
 export interface HfTarget {
   endpoint: string;

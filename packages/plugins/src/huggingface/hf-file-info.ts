@@ -1,4 +1,4 @@
-import { fetchWithRetry, type SourceContext } from "@llmlb/runtime";
+import { fetchWithRetry, type SourceContext } from "@llmlb/runtime/plugin";
 import { hfError, hfUnreachable, type HfTarget } from "./hf-errors.js";
 
 export interface HfFileInfo {

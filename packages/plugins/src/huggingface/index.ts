@@ -1,6 +1,7 @@
-import { definePlugin, parseAdapterRef, type ArtifactSpec, type LocateResult, type RemoteFile, type SourceContext } from "@llmlb/runtime";
+import { definePlugin, parseAdapterRef, type ArtifactSpec, type LocateResult, type RemoteFile, type SourceContext } from "@llmlb/runtime/plugin";
 import { headFile, resolveUrl } from "./hf-file-info.js";
 import { hfToken } from "./hf-token.js";
+import { stringOption } from "../options.js";
 import { expandShards, storeName } from "./shards.js";
 
 export { expandShards } from "./shards.js";
@@ -23,17 +24,20 @@ function wanted(spec: ArtifactSpec): Wanted | undefined {
   return ref.scheme === "hf" ? { repo: ref.repo, revision: ref.revision ?? "main", files: [ref.path] } : undefined;
 }
 
+/** The public hub, when the node passes no hubEndpoint. */
+const DEFAULT_HUB = "https://huggingface.co";
+
 /**
  * Models (and hf: adapters) from the Hugging Face Hub, or a mirror named by HF_ENDPOINT /
  * MODEL_ENDPOINT. Locates by HEAD requests: the first file fixes the commit, every other file
  * (all parts of a sharded GGUF) is taken from that same commit, and the download URLs name the
  * commit, so a repository that moves on mid-way changes nothing. HF_TOKEN goes only to the hub's
  * host (the transfer engine drops it on the redirect to the CDN).
- * Options: `endpoint` (overrides HF_ENDPOINT), `tokenFile`.
+ * Options: `endpoint` (overrides HF_ENDPOINT), `tokenFile`; the node passes `hubEndpoint` and `hubToken`.
  */
-export default definePlugin(({ config, options }) => {
-  const endpoint = (typeof options.endpoint === "string" && options.endpoint ? options.endpoint : config.hfEndpoint).replace(/\/+$/, "");
-  const token = hfToken(config.hfToken, options.tokenFile);
+export default definePlugin(({ options }) => {
+  const endpoint = stringOption(options, "endpoint", stringOption(options, "hubEndpoint", DEFAULT_HUB)).replace(/\/+$/, "");
+  const token = hfToken(stringOption(options, "hubToken"), options.tokenFile);
   const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
   return {
     name: "huggingface",

@@ -1,6 +1,6 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import { idToFileName } from "@llmlb/runtime";
+import { idToFileName } from "@llmlb/runtime/plugin";
 
 export interface LocalHit {
   files: string[];

@@ -1,20 +1,17 @@
 import fs from "node:fs/promises";
-import { definePlugin, LlmlbError, parseAdapterRef, type ArtifactSpec, type LocateResult } from "@llmlb/runtime";
+import { definePlugin, LlmlbError, parseAdapterRef, type ArtifactSpec, type LocateResult } from "@llmlb/runtime/plugin";
 import { expandShards } from "../huggingface/shards.js";
+import { stringListOption } from "../options.js";
 import { findInDir } from "./find-in-dir.js";
-
-function stringList(value: unknown): string[] {
-  return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string" && v !== "") : [];
-}
 
 /**
  * Files already on this machine, used in place and never copied: models in read-only extra
  * directories (LLMLB_EXTRA_MODEL_DIRS, e.g. a Hugging Face cache, so the same 5 GB file is not
  * stored twice) and adapters given by path. The node's own store is checked by the resolver
- * before any source. Options: `dirs` (more directories).
+ * before any source. Options: `dirs` (more directories); the node passes `extraModelDirs`.
  */
-export default definePlugin(({ config, options }) => {
-  const dirs = [...config.extraModelDirs, ...stringList(options.dirs)];
+export default definePlugin(({ options }) => {
+  const dirs = [...(stringListOption(options, "extraModelDirs") ?? []), ...(stringListOption(options, "dirs") ?? [])];
   return {
     name: "local",
     priority: 10,

@@ -1,9 +1,7 @@
-import { definePlugin, fetchWithRetry, LlmlbError, type ArtifactSpec, type LocateResult, type RemoteFile, type SourceContext } from "@llmlb/runtime";
+import { definePlugin, fetchWithRetry, LlmlbError, type ArtifactSpec, type LocateResult, type RemoteFile, type SourceContext } from "@llmlb/runtime/plugin";
 import { expandShards, storeName } from "../huggingface/shards.js";
+import { stringListOption, stringOption } from "../options.js";
 
-function stringList(value: unknown): string[] | undefined {
-  return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string" && v !== "") : undefined;
-}
 
 /** `{base}/v0/models/blob/{id}`; further parts of a sharded model as `{base}/v0/models/blob/{id}/{file}`. */
 export function blobUrl(base: string, id: string, file?: string): string {
@@ -32,11 +30,11 @@ async function probe(ctx: SourceContext, url: string, headers: Record<string, st
  * Models from upstream llmlb routers or peer nodes (LLMLB_ROUTER_URL, comma-separated):
  * `GET /v0/models/blob/:id` with ranges, `Authorization: Bearer LLMLB_ROUTER_API_KEY` when set
  * (sent only to the router's own host). The first router that has the model wins.
- * Options: `urls` (overrides LLMLB_ROUTER_URL), `apiKey`.
+ * Options: `urls` (overrides LLMLB_ROUTER_URL), `apiKey`; the node passes `routerUrls` and `routerApiKey`.
  */
-export default definePlugin(({ config, options }) => {
-  const urls = stringList(options.urls) ?? config.routerUrls;
-  const apiKey = typeof options.apiKey === "string" ? options.apiKey : config.routerApiKey;
+export default definePlugin(({ options }) => {
+  const urls = stringListOption(options, "urls") ?? stringListOption(options, "routerUrls") ?? [];
+  const apiKey = typeof options.apiKey === "string" ? options.apiKey : stringOption(options, "routerApiKey");
   const headers: Record<string, string> = apiKey ? { authorization: `Bearer ${apiKey}` } : {};
   return {
     name: "router-proxy",

@@ -7,6 +7,7 @@ import { openCatalog, type CatalogTuning } from "../catalog/open-catalog.js";
 import { InferenceEngine } from "../engine/engine.js";
 import { engineSettingsFrom } from "../engine/engine-settings.js";
 import { NodeMetrics } from "../metrics/node-metrics.js";
+import type { SourceDefaults } from "../plugin/loader.js";
 import type { Resolver } from "../resolver/resolver.js";
 import type { SourceChain } from "../resolver/source-chain.js";
 import { openResolverStack } from "../resolver/open-resolver.js";
@@ -45,6 +46,8 @@ export interface ComposeOptions {
   /** Aborted when the node shuts down; long-lived streams end on it. */
   shutdownSignal: AbortSignal;
   catalogTuning?: Partial<CatalogTuning>;
+  /** The default source chain and the built-ins' node-level options; none without it. */
+  sourceDefaults?: SourceDefaults;
 }
 
 /**
@@ -72,7 +75,9 @@ export async function composeNode(options: ComposeOptions): Promise<NodeComponen
     const opened = await openCatalog({ config, logger, events, store, ...(options.catalogTuning ? { tuning: options.catalogTuning } : {}) });
     closers.push(() => opened.close());
     const { catalog } = opened;
-    const stack = await openResolverStack({ config, logger, events, store, models: catalog.directory });
+    const stack = await openResolverStack({
+      config, logger, events, store, models: catalog.directory, ...(options.sourceDefaults ? { sourceDefaults: options.sourceDefaults } : {}),
+    });
     closers.push(() => stack.close());
     const engine = new InferenceEngine({
       settings: engineSettingsFrom(config),

@@ -1,5 +1,4 @@
 import type { Dispatcher } from "undici";
-import type { NodeConfig } from "../config/index.js";
 import type { Logger } from "../logging/index.js";
 import type { ModelEntry } from "../catalog/model-entry.js";
 
@@ -53,12 +52,14 @@ export type LocateResult =
   /** This source does not have it; reason is shown to the user, code is UPPER_SNAKE. */
   | { type: "not-here"; reason: string; code?: string };
 
-/** What a provider may use. Nothing else of the runtime is reachable from a plugin. */
+/**
+ * What a provider may use. Nothing else of the runtime is reachable from a plugin: no node
+ * configuration, no other source's secrets. The node-level settings a built-in source needs (an
+ * endpoint, a token) arrive in its options, from the defaults the embedding application passes.
+ */
 export interface SourceContext {
-  /** This source's "options" from config.json. */
+  /** This source's options: its node-level defaults, overridden by its "options" in config.json. */
   options: Readonly<Record<string, unknown>>;
-  /** The node's effective configuration (secrets included: use them only for their own host). */
-  config: Readonly<NodeConfig>;
   logger: Logger;
   /** undici's fetch bound to the node's dispatcher (proxies, keep-alive). */
   fetch: typeof fetch;
@@ -79,9 +80,14 @@ export interface SourceProvider {
 }
 
 /** A plugin module's default export: a provider, or a factory that builds one from its options. */
-export type SourcePlugin =
-  | SourceProvider
-  | ((init: { options: Readonly<Record<string, unknown>>; config: Readonly<NodeConfig>; logger: Logger }) => SourceProvider | Promise<SourceProvider>);
+export type SourcePlugin = SourceProvider | ((init: PluginInit) => SourceProvider | Promise<SourceProvider>);
+
+/** What a plugin factory is built from. */
+export interface PluginInit {
+  /** Its options (see SourceContext.options). */
+  options: Readonly<Record<string, unknown>>;
+  logger: Logger;
+}
 
 /** Identity helper that gives a plugin module full types: `export default definePlugin({ … })`. */
 export function definePlugin<T extends SourcePlugin>(plugin: T): T {

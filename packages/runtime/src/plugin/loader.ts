@@ -6,13 +6,18 @@ import { LlmlbError } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
 import type { ArtifactKind, SourcePlugin, SourceProvider } from "./contract.js";
 
-/** The chain used when config.json has no "sources": the built-ins, loaded like any third-party plugin. */
-export const DEFAULT_SOURCES: readonly SourceEntry[] = [
-  { module: "@llmlb/plugins/local", priority: 10 },
-  { module: "@llmlb/plugins/huggingface", priority: 20 },
-  { module: "@llmlb/plugins/github-adapter", priority: 25 },
-  { module: "@llmlb/plugins/router-proxy", priority: 30 },
-];
+/**
+ * What the application embedding the runtime supplies about sources (the facade passes the
+ * built-ins of @llmlb/plugins): the chain used when config.json has no "sources", and the options
+ * a module gets beneath its own config.json options (the node-level settings it needs).
+ */
+export interface SourceDefaults {
+  sources: readonly SourceEntry[];
+  optionsFor?(module: string): Readonly<Record<string, unknown>> | undefined;
+}
+
+/** No default sources: only what config.json lists. */
+export const NO_SOURCE_DEFAULTS: SourceDefaults = { sources: [] };
 
 const NAME = /^[a-z0-9][a-z0-9._-]*$/;
 const KINDS: readonly ArtifactKind[] = ["model", "adapter"];
@@ -63,7 +68,7 @@ function checkProvider(value: unknown, module: string): SourceProvider {
   return p as SourceProvider;
 }
 
-async function loadOne(entry: SourceEntry, config: NodeConfig, logger: Logger): Promise<SourceProvider> {
+async function loadOne(entry: SourceEntry, options: Readonly<Record<string, unknown>>, config: NodeConfig, logger: Logger): Promise<SourceProvider> {
   let mod: unknown;
   try {
     mod = await importModule(entry.module, config.configFile);
@@ -71,13 +76,12 @@ async function loadOne(entry: SourceEntry, config: NodeConfig, logger: Logger): 
     throw new LlmlbError("INVALID_CONFIG", `cannot load source plugin "${entry.module}": ${(err as Error).message}`, { module: entry.module }, { cause: err });
   }
   const exported = (mod as { default?: unknown }).default ?? mod;
-  const options = entry.options ?? {};
   const plugin = exported as SourcePlugin;
   let built: unknown;
   try {
     built =
       typeof plugin === "function"
-        ? await plugin({ options, config, logger: logger.child({ source: entry.name ?? entry.module }) })
+        ? await plugin({ options, logger: logger.child({ source: entry.name ?? entry.module }) })
         : plugin;
   } catch (err) {
     throw new LlmlbError("INVALID_CONFIG", `source plugin "${entry.module}" refused its options: ${(err as Error).message}`, { module: entry.module }, { cause: err });
@@ -86,16 +90,16 @@ async function loadOne(entry: SourceEntry, config: NodeConfig, logger: Logger): 
 }
 
 /** Loads the configured source chain (or the default one), sorted by priority. */
-export async function loadSources(config: NodeConfig, logger: Logger): Promise<LoadedSource[]> {
-  const entries = config.sources ?? DEFAULT_SOURCES;
+export async function loadSources(config: NodeConfig, logger: Logger, defaults: SourceDefaults = NO_SOURCE_DEFAULTS): Promise<LoadedSource[]> {
+  const entries = config.sources ?? defaults.sources;
   const loaded: LoadedSource[] = [];
   for (const entry of entries) {
-    const options = entry.options ?? {};
+    const options = { ...defaults.optionsFor?.(entry.module), ...entry.options };
     if (entry.enabled === false) {
       loaded.push({ name: entry.name ?? entry.module, priority: entry.priority ?? 0, enabled: false, kinds: [], module: entry.module, options });
       continue;
     }
-    const provider = await loadOne(entry, config, logger);
+    const provider = await loadOne(entry, options, config, logger);
     const name = entry.name ?? provider.name;
     if (loaded.some((s) => s.name === name)) {
       throw new LlmlbError("INVALID_CONFIG", `two sources are named "${name}"; give one a different "name" in config.json`, { module: entry.module });

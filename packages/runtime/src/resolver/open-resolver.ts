@@ -2,7 +2,7 @@ import type { ModelDirectory } from "../catalog/model-entry.js";
 import type { NodeConfig } from "../config/index.js";
 import { ModelEvents } from "../events/model-events.js";
 import type { Logger } from "../logging/index.js";
-import { loadSources } from "../plugin/loader.js";
+import { loadSources, type SourceDefaults } from "../plugin/loader.js";
 import { Store } from "../store/store.js";
 import { HttpClient } from "../transfer/http-client.js";
 import { TransferEngine } from "../transfer/transfer-engine.js";
@@ -17,6 +17,8 @@ export interface ResolverStackOptions {
   events?: ModelEvents;
   /** An open store to use; without it one is opened under config.home (and closed with the stack). */
   store?: Store;
+  /** The default chain and the built-ins' node-level options (the facade passes @llmlb/plugins'). */
+  sourceDefaults?: SourceDefaults;
 }
 
 /** Store, sources, transfer engine and resolver of one node, wired together. */
@@ -41,7 +43,7 @@ export async function openResolverStack(options: ResolverStackOptions): Promise<
   };
   const http = new HttpClient();
   try {
-    const sources = new SourceChain(await loadSources(config, logger), { config, logger, http });
+    const sources = new SourceChain(await loadSources(config, logger, options.sourceDefaults), { config, logger, http });
     const transfer = new TransferEngine({ http, settings: config, logger });
     const resolver = new Resolver({
       store, sources, transfer, events, logger, models: options.models, lockWaitTimeoutSeconds: config.lockWaitTimeoutSeconds,

@@ -54,7 +54,6 @@ export class SourceChain {
     const timer = setTimeout(() => deadline.abort(new PluginTimeout()), seconds * 1000);
     const ctx: SourceContext = {
       options: source.options,
-      config: this.deps.config,
       logger: this.deps.logger.child({ source: source.name }),
       fetch: this.deps.http.fetch,
       dispatcher: this.deps.http.dispatcher,
