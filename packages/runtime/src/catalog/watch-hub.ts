@@ -1,3 +1,4 @@
+import { AsyncQueue } from "../events/async-queue.js";
 import type { Model } from "../gen/llmlb/node/v1/model_pb.js";
 
 /** One change as WatchModels sends it: the model as it is now, or its removal. */
@@ -11,8 +12,7 @@ export interface WatchItem {
 
 interface Watcher {
   ids: ReadonlySet<string> | undefined;
-  queue: WatchItem[];
-  wake: (() => void) | undefined;
+  queue: AsyncQueue<WatchItem>;
 }
 
 /** A queued item beyond this many is dropped when it only carries progress (a stalled client). */
@@ -33,10 +33,10 @@ export class WatchHub {
   publish(item: WatchItem): void {
     for (const watcher of this.watchers) {
       if (watcher.ids && !watcher.ids.has(item.id)) continue;
-      const last = watcher.queue[watcher.queue.length - 1];
-      if (item.progressOnly && last?.id === item.id && last.progressOnly) watcher.queue[watcher.queue.length - 1] = item;
-      else if (!item.progressOnly || watcher.queue.length < MAX_QUEUE) watcher.queue.push(item);
-      watcher.wake?.();
+      const { queue } = watcher;
+      const last = queue.last;
+      if (item.progressOnly && last?.id === item.id && last.progressOnly) queue.replaceLast(item);
+      else if (!item.progressOnly || queue.size < MAX_QUEUE) queue.push(item);
     }
   }
 
@@ -45,29 +45,17 @@ export class WatchHub {
    * so nothing that happens while the initial state is sent is lost.
    */
   async *watch(ids: readonly string[], signal: AbortSignal, initial: () => WatchItem[]): AsyncGenerator<WatchItem> {
-    const watcher: Watcher = { ids: ids.length > 0 ? new Set(ids) : undefined, queue: [], wake: undefined };
-    const onAbort = () => watcher.wake?.();
-    signal.addEventListener("abort", onAbort);
+    const watcher: Watcher = { ids: ids.length > 0 ? new Set(ids) : undefined, queue: new AsyncQueue(signal) };
     this.watchers.add(watcher);
     try {
       for (const item of initial()) {
         if (signal.aborted) return;
         yield item;
       }
-      while (!signal.aborted) {
-        const item = watcher.queue.shift();
-        if (item) {
-          yield item;
-          continue;
-        }
-        await new Promise<void>((resolve) => {
-          watcher.wake = resolve;
-        });
-        watcher.wake = undefined;
-      }
+      yield* watcher.queue;
     } finally {
       this.watchers.delete(watcher);
-      signal.removeEventListener("abort", onAbort);
+      watcher.queue.end();
     }
   }
 }

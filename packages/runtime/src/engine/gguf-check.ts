@@ -2,12 +2,11 @@ import { stat } from "node:fs/promises";
 import type { GgufFileInfo } from "node-llama-cpp";
 import { importLlamaCpp } from "./llama-cpp.js";
 import { LlmlbError } from "../errors/index.js";
+import type { ArtifactKind } from "../store/artifact-kind.js";
 import { tensorByteSize } from "./ggml-type-sizes.js";
 
 /** Architectures without attention/feed-forward hyperparameters (state-space and RWKV models). */
 const RECURRENT_ARCHITECTURES = new Set(["mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7"]);
-
-export type GgufKind = "model" | "adapter";
 
 /**
  * Reads and checks a GGUF file before llama.cpp sees it. llama.cpp aborts the whole process on
@@ -16,7 +15,7 @@ export type GgufKind = "model" | "adapter";
  * hyperparameters are present and positive, and every tensor's data lies inside the file.
  * Throws FAILED_PRECONDITION / INVALID_MODEL_FILE saying what is wrong.
  */
-export async function checkGgufFile(path: string, kind: GgufKind = "model"): Promise<GgufFileInfo> {
+export async function checkGgufFile(path: string, kind: ArtifactKind = "model"): Promise<GgufFileInfo> {
   let info: GgufFileInfo;
   try {
     info = await (await importLlamaCpp()).readGgufFileInfo(path, { readTensorInfo: true, logWarnings: false, sourceType: "filesystem" });

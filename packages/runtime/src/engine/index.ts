@@ -19,6 +19,6 @@ export type {
 } from "./types.js";
 export type { UncheckedChatInput } from "./request-validation.js";
 export { llamaOptionsFor, loadLlama, resolveThreads, type GpuBackend } from "./llama-backend.js";
-export { checkGgufFile, type GgufKind } from "./gguf-check.js";
+export { checkGgufFile } from "./gguf-check.js";
 export { samplingOptions, DEFAULT_TEMPERATURE } from "./sampling.js";
 export { engineSettingsFrom } from "./engine-settings.js";

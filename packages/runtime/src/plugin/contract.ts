@@ -1,6 +1,7 @@
 import type { Dispatcher } from "undici";
 import type { Logger } from "../logging/index.js";
 import type { ModelEntry } from "../catalog/model-entry.js";
+import type { ArtifactKind } from "../store/artifact-kind.js";
 
 /**
  * The public contract of a source provider. A provider only *locates* an artifact: it says where
@@ -8,7 +9,7 @@ import type { ModelEntry } from "../catalog/model-entry.js";
  * have them. The runtime does every transfer, verification and install; a provider never writes
  * into the store.
  */
-export type ArtifactKind = "model" | "adapter";
+export type { ArtifactKind } from "../store/artifact-kind.js";
 
 /** What is being asked for. */
 export type ArtifactSpec =

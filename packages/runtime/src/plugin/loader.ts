@@ -4,7 +4,8 @@ import { pathToFileURL } from "node:url";
 import type { NodeConfig, SourceEntry } from "../config/index.js";
 import { LlmlbError } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
-import type { ArtifactKind, SourcePlugin, SourceProvider } from "./contract.js";
+import { ARTIFACT_KINDS, type ArtifactKind } from "../store/artifact-kind.js";
+import type { SourcePlugin, SourceProvider } from "./contract.js";
 
 /**
  * What the application embedding the runtime supplies about sources (the facade passes the
@@ -20,7 +21,6 @@ export interface SourceDefaults {
 export const NO_SOURCE_DEFAULTS: SourceDefaults = { sources: [] };
 
 const NAME = /^[a-z0-9][a-z0-9._-]*$/;
-const KINDS: readonly ArtifactKind[] = ["model", "adapter"];
 
 /** One entry of the effective chain. Disabled entries are listed but never loaded. */
 export interface LoadedSource {
@@ -63,7 +63,7 @@ function checkProvider(value: unknown, module: string): SourceProvider {
   if (typeof p !== "object" || p === null) throw bad(`its default export is ${describe(value)}, expected a provider object or a factory`);
   if (typeof p.name !== "string" || !NAME.test(p.name)) throw bad("name must be lower-case letters, digits, '.', '-' or '_'");
   if (typeof p.priority !== "number" || !Number.isFinite(p.priority)) throw bad("priority must be a number");
-  if (!Array.isArray(p.kinds) || p.kinds.length === 0 || !p.kinds.every((k) => KINDS.includes(k))) throw bad('kinds must list "model" and/or "adapter"');
+  if (!Array.isArray(p.kinds) || p.kinds.length === 0 || !p.kinds.every((k) => ARTIFACT_KINDS.includes(k))) throw bad('kinds must list "model" and/or "adapter"');
   if (typeof p.locate !== "function") throw bad("locate must be a function");
   return p as SourceProvider;
 }

@@ -2,10 +2,12 @@ import { LlmlbError, isAbortError, modelNotSupported } from "../errors/index.js"
 import type { ModelEntry, ModelDirectory } from "../catalog/model-entry.js";
 import type { ModelEvents } from "../events/model-events.js";
 import type { Logger } from "../logging/index.js";
+import type { ArtifactKind } from "../store/artifact-kind.js";
 import type { ArtifactSpec, LocateResult, RemoteFile } from "../plugin/contract.js";
 import type { ArtifactArea, InstalledArtifact } from "../store/artifact-area.js";
 import { validateModelId } from "../store/model-id.js";
 import type { Store } from "../store/store.js";
+import { DiskWriteError } from "../transfer/positional-writer.js";
 import type { TransferEngine } from "../transfer/transfer-engine.js";
 import { adapterIdFromRef } from "./adapter-ref.js";
 import { combineFailures } from "./failures.js";
@@ -26,10 +28,8 @@ export interface ResolverDeps {
   lockWaitTimeoutSeconds: number;
 }
 
-type Kind = "model" | "adapter";
-
 interface Job {
-  kind: Kind;
+  kind: ArtifactKind;
   id: string;
   /** Adapter reference as given. */
   ref?: string;
@@ -44,7 +44,7 @@ interface Job {
 function endsTheChain(err: unknown): boolean {
   if (isAbortError(err)) return true;
   if (err instanceof LlmlbError) return ["CANCELLED", "INSUFFICIENT_DISK", "LOCK_WAIT_TIMEOUT"].includes(err.reason);
-  return err instanceof Error && err.name === "DiskWriteError";
+  return err instanceof DiskWriteError;
 }
 
 /**
@@ -99,7 +99,7 @@ export class Resolver {
   }
 
   /** Ids with a resolution running in this process. */
-  inFlight(): Array<{ kind: Kind; id: string }> {
+  inFlight(): Array<{ kind: ArtifactKind; id: string }> {
     return [...this.jobs.values()].map(({ kind, id }) => ({ kind, id }));
   }
 
@@ -114,7 +114,7 @@ export class Resolver {
     if (this.jobs.get(key) === job) this.jobs.delete(key);
   }
 
-  private area(kind: Kind): ArtifactArea {
+  private area(kind: ArtifactKind): ArtifactArea {
     return kind === "model" ? this.deps.store.models : this.deps.store.adapters;
   }
 
@@ -233,14 +233,15 @@ export class Resolver {
         shared.emit({ type: "progress", progress } satisfies ResolveEvent);
         if (model) events.emit({ type: "transfer-progress", modelId: job.id, progress });
       },
+      onInstalled: (done) => {
+        this.deps.logger.info({ id: job.id, source, path: done.paths[0] }, `${label} is ready`);
+        if (model) events.emit({ type: "transfer-finished", modelId: job.id, source, path: done.paths[0]! });
+      },
     });
-    if (!fetched) return this.fromInstalled(job.kind, installed, installed.metadata.source);
-    this.deps.logger.info({ id: job.id, source, path: installed.paths[0] }, `${label} is ready`);
-    if (model) events.emit({ type: "transfer-finished", modelId: job.id, source, path: installed.paths[0]! });
-    return this.fromInstalled(job.kind, installed, source);
+    return this.fromInstalled(job.kind, installed, fetched ? source : installed.metadata.source);
   }
 
-  private fromInstalled(kind: Kind, a: InstalledArtifact, source: string): ResolveResult {
+  private fromInstalled(kind: ArtifactKind, a: InstalledArtifact, source: string): ResolveResult {
     const m = a.metadata;
     return {
       kind, id: m.id, path: a.paths[0]!, files: a.paths, source, sizeBytes: m.size_bytes, sha256: m.files[0]!.sha256,

@@ -1,3 +1,4 @@
+import type { ArtifactKind } from "../store/artifact-kind.js";
 import type { TransferProgress } from "../events/model-events.js";
 
 /** What to resolve: a catalog model id, or a LoRA adapter reference. */
@@ -19,7 +20,7 @@ export interface ResolveOptions {
 
 /** A verified artifact on local disk. */
 export interface ResolveResult {
-  kind: "model" | "adapter";
+  kind: ArtifactKind;
   id: string;
   /** The file to load (first part of a sharded model). */
   path: string;

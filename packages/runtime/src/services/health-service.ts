@@ -1,3 +1,4 @@
+import { AsyncQueue } from "../events/async-queue.js";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
@@ -44,21 +45,18 @@ export function createHealthService(state: HealthState): ServiceImpl<typeof Heal
       return { statuses: Object.fromEntries(state.services.map((s) => [s, { status: state.statusOf(s)! }])) };
     },
     async *watch(req, ctx) {
-      let wake: (() => void) | undefined;
-      const unsubscribe = state.onChange(() => wake?.());
-      const onAbort = () => wake?.();
-      ctx.signal.addEventListener("abort", onAbort);
+      const changes = new AsyncQueue<true>(ctx.signal);
+      const unsubscribe = state.onChange(() => changes.replaceLast(true));
       try {
         let last: ServingStatus | undefined;
-        while (!ctx.signal.aborted) {
+        do {
           const status = state.statusOf(req.service) ?? ServingStatus.SERVICE_UNKNOWN;
           if (status !== last) yield { status };
           last = status;
-          await new Promise<void>((resolve) => (wake = resolve));
-        }
+        } while (await changes.take());
       } finally {
         unsubscribe();
-        ctx.signal.removeEventListener("abort", onAbort);
+        changes.end();
       }
     },
   };

@@ -1,3 +1,4 @@
+import { AsyncQueue } from "../events/async-queue.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { LlmlbError } from "../errors/index.js";
@@ -53,27 +54,17 @@ export function createResolverService(resolver: Resolver, sources: SourceChain):
       else if (req.target.case === "adapterRef") target = { adapterRef: req.target.value };
       else throw new LlmlbError("INVALID_ARGUMENT", "set model_id (a catalog model) or adapter_ref (a LoRA adapter reference)");
 
-      const queue: ResolveResponseInit[] = [];
-      let wake: (() => void) | undefined;
-      let finished = false;
+      const queue = new AsyncQueue<ResolveResponseInit>();
       let failure: unknown;
       let result: ResolveResult | undefined;
       void resolver
-        .resolve(target, { signal: ctx.signal, onEvent: (e) => (queue.push(toMessage(e)), wake?.()) })
+        .resolve(target, { signal: ctx.signal, onEvent: (e) => queue.push(toMessage(e)) })
         .then(
           (r) => (result = r),
           (err: unknown) => (failure = err ?? new Error("resolve failed")),
         )
-        .finally(() => {
-          finished = true;
-          wake?.();
-        });
-      for (;;) {
-        while (queue.length > 0) yield queue.shift()!;
-        if (finished) break;
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
-      }
+        .finally(() => queue.end());
+      yield* queue;
       if (failure !== undefined) throw failure;
       yield doneMessage(result!);
     },

@@ -4,6 +4,7 @@ import { idToFileName, fileNameToId } from "./model-id.js";
 import { exists, fsyncDir, isErrno, randomSuffix } from "./fs-utils.js";
 import { readMetadata, writeMetadata, type ArtifactMetadata, type StoredFile } from "./metadata.js";
 import type { StoreIndex } from "./store-index.js";
+import type { ArtifactKind } from "./artifact-kind.js";
 import { readPartialState } from "./partial-state.js";
 
 /** An artifact on disk whose metadata.json is valid and whose files are all present with their sizes. */
@@ -28,7 +29,7 @@ export interface FileToInstall extends StoredFile {
 export class ArtifactArea {
   constructor(
     readonly root: string,
-    readonly kind: "model" | "adapter",
+    readonly kind: ArtifactKind,
     private readonly index: StoreIndex,
     private readonly validateId: (id: string) => string,
   ) {}

@@ -2,14 +2,13 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileNameToId, idToFileName } from "./model-id.js";
+import type { ArtifactKind } from "./artifact-kind.js";
 import { isErrno, randomSuffix, writeFileAtomic } from "./fs-utils.js";
 
 /** A lock whose heartbeat is older than this is abandoned and may be taken over. */
 export const STALE_LOCK_MS = 30_000;
 const HEARTBEAT_MS = 1_000;
 const TAKEOVER_MUTEX_STALE_MS = 10_000;
-
-export type LockKind = "model" | "adapter";
 
 export interface LockProgress {
   completedBytes: number;
@@ -21,7 +20,7 @@ export interface LockProgress {
 /** Content of `<home>/.locks/<id>.lock` (seed 001): who downloads what, since when, how far. */
 export interface DownloadLockInfo {
   id: string;
-  kind: LockKind;
+  kind: ArtifactKind;
   pid: number;
   host: string;
   startedAt: string;
@@ -38,11 +37,11 @@ export interface DownloadLockState extends DownloadLockInfo {
 
 const EMPTY_PROGRESS: LockProgress = { completedBytes: 0, totalBytes: 0, currentFile: "", bytesPerSecond: 0 };
 
-export function locksDir(home: string, kind: LockKind = "model"): string {
+export function locksDir(home: string, kind: ArtifactKind = "model"): string {
   return kind === "model" ? path.join(home, ".locks") : path.join(home, ".locks", "adapters");
 }
 
-export function lockFile(home: string, id: string, kind: LockKind = "model"): string {
+export function lockFile(home: string, id: string, kind: ArtifactKind = "model"): string {
   return path.join(locksDir(home, kind), `${idToFileName(id)}.lock`);
 }
 
@@ -71,7 +70,7 @@ function parseLock(text: string): DownloadLockInfo | undefined {
   }
 }
 
-async function readLockAt(file: string, id: string, kind: LockKind): Promise<DownloadLockState | undefined> {
+async function readLockAt(file: string, id: string, kind: ArtifactKind): Promise<DownloadLockState | undefined> {
   let text: string;
   let mtimeMs: number;
   try {
@@ -91,12 +90,12 @@ async function readLockAt(file: string, id: string, kind: LockKind): Promise<Dow
 }
 
 /** The lock of a model's download, if any (live or stale). */
-export function readDownloadLock(home: string, id: string, kind: LockKind = "model"): Promise<DownloadLockState | undefined> {
+export function readDownloadLock(home: string, id: string, kind: ArtifactKind = "model"): Promise<DownloadLockState | undefined> {
   return readLockAt(lockFile(home, id, kind), id, kind);
 }
 
 /** Every model download lock under `<home>/.locks` (check `stale` before showing one as running). */
-export async function listDownloadLocks(home: string, kind: LockKind = "model"): Promise<DownloadLockState[]> {
+export async function listDownloadLocks(home: string, kind: ArtifactKind = "model"): Promise<DownloadLockState[]> {
   let names: string[];
   try {
     names = await fs.readdir(locksDir(home, kind));
@@ -171,7 +170,7 @@ export type AcquireResult = { held: HeldLock } | { holder: DownloadLockState };
  * Creates the lock atomically (a complete file appears at once through link(2), which fails if
  * one exists). A stale lock is taken over; a live one is returned as the holder.
  */
-export async function tryAcquireLock(home: string, id: string, kind: LockKind, onLost: () => void): Promise<AcquireResult> {
+export async function tryAcquireLock(home: string, id: string, kind: ArtifactKind, onLost: () => void): Promise<AcquireResult> {
   const file = lockFile(home, id, kind);
   await fs.mkdir(path.dirname(file), { recursive: true });
   const now = new Date().toISOString();

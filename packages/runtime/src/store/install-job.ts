@@ -32,6 +32,8 @@ export interface InstallJob {
   /** This job holds the lock and starts fetching. */
   onFetchStart?: () => void;
   onProgress?: (progress: TransferProgress) => void;
+  /** This job installed it; called while the lock is still held. */
+  onInstalled?: (installed: InstalledArtifact) => void;
 }
 
 export interface InstallOutcome {
@@ -83,6 +85,7 @@ export async function runInstallJob(home: string, area: ArtifactArea, job: Insta
       fetched.map((f) => ({ name: f.name, from: f.path, size: f.size, sha256: f.sha256 })),
       job.metadata,
     );
+    job.onInstalled?.(result);
     return { installed: result, fetched: true };
   } finally {
     await held.release();

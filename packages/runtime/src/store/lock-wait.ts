@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { LlmlbError } from "../errors/index.js";
-import { readDownloadLock, type DownloadLockState, type LockKind } from "./download-lock.js";
+import { readDownloadLock, type DownloadLockState } from "./download-lock.js";
+import type { ArtifactKind } from "./artifact-kind.js";
 
 export interface LockWaitOptions {
   signal: AbortSignal;
@@ -12,7 +13,7 @@ export interface LockWaitOptions {
 }
 
 /** Waits until another process's lock on an artifact is gone ("released") or abandoned ("stale"). */
-export async function waitForLock(home: string, id: string, kind: LockKind, options: LockWaitOptions): Promise<"released" | "stale"> {
+export async function waitForLock(home: string, id: string, kind: ArtifactKind, options: LockWaitOptions): Promise<"released" | "stale"> {
   const pollMs = options.pollMs ?? 250;
   for (;;) {
     options.signal.throwIfAborted();

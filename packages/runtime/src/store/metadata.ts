@@ -2,6 +2,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { isSafeFileName } from "./model-id.js";
 import { writeFileAtomic } from "./fs-utils.js";
+import type { ArtifactKind } from "./artifact-kind.js";
 
 export const METADATA_FILE = "metadata.json";
 
@@ -18,7 +19,7 @@ export interface StoredFile {
 export interface ArtifactMetadata {
   schema: 1;
   id: string;
-  kind: "model" | "adapter";
+  kind: ArtifactKind;
   display_name?: string;
   /** Hugging Face repository (models, hf: adapters). */
   repo?: string;

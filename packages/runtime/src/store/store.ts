@@ -5,7 +5,8 @@ import { Readable } from "node:stream";
 import { LlmlbError, adapterNotFound } from "../errors/index.js";
 import type { ModelEvents } from "../events/model-events.js";
 import { silentLogger, type Logger } from "../logging/index.js";
-import { readDownloadLock, type LockKind } from "./download-lock.js";
+import { readDownloadLock } from "./download-lock.js";
+import type { ArtifactKind } from "./artifact-kind.js";
 import { ArtifactArea, type FileToInstall, type InstalledArtifact } from "./artifact-area.js";
 import type { ArtifactMetadata, StoredFile } from "./metadata.js";
 import { validateAdapterId, validateModelId } from "./model-id.js";
@@ -251,7 +252,7 @@ export class Store {
    * The install transaction of a model or adapter: lock, look again, fetch, verify, install
    * atomically (see install-job.ts). One download per artifact across processes.
    */
-  install(kind: LockKind, job: InstallJob): Promise<InstallOutcome> {
+  install(kind: ArtifactKind, job: InstallJob): Promise<InstallOutcome> {
     return runInstallJob(this.home, kind === "model" ? this.models : this.adapters, job);
   }
 
@@ -278,7 +279,7 @@ export class Store {
     await this.index.close();
   }
 
-  private async refuseWhileDownloading(kind: LockKind, id: string): Promise<void> {
+  private async refuseWhileDownloading(kind: ArtifactKind, id: string): Promise<void> {
     const lock = await readDownloadLock(this.home, kind === "model" ? validateModelId(id) : validateAdapterId(id), kind);
     if (lock && !lock.stale) {
       throw new LlmlbError(

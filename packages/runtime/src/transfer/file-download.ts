@@ -8,7 +8,7 @@ import type { RemoteFile } from "../plugin/contract.js";
 import { exists } from "../store/fs-utils.js";
 import { createHashFollower, type HashFollower } from "./hash-follower.js";
 import { discardBody, headerValue, type HttpClient, type OpenResponse } from "./http-client.js";
-import { RetryableHttpError, httpStatusError } from "./http-errors.js";
+import { ConnectionEndedError, ExpiredRedirectError, RetryableHttpError, httpStatusError } from "./http-errors.js";
 import { Intervals } from "./intervals.js";
 import { readPartialState, samePartial, writePartialState, type PartialState } from "../store/partial-state.js";
 import { DiskWriteError, PositionalWriter } from "./positional-writer.js";
@@ -231,12 +231,13 @@ class FileDownload {
         await this.fetchOnce(cursor, end, signal);
         const target = end ?? this.size;
         if (target === undefined || cursor.pos >= target) return;
-        throw Object.assign(new Error(`the connection ended at byte ${cursor.pos} of ${target}`), { code: "UND_ERR_SOCKET" });
+        throw new ConnectionEndedError(cursor.pos, target);
       } catch (err) {
         if (signal.aborted) throw signal.reason ?? err;
         if (err instanceof RestartFromZero || err instanceof LlmlbError || err instanceof DiskWriteError || isAbortError(err)) throw err;
         const status = err instanceof RetryableHttpError;
-        if (!status && !isRetryableNetworkError(err) && !(err as { expiredRedirect?: boolean }).expiredRedirect) throw err;
+        const resumable = err instanceof ConnectionEndedError || err instanceof ExpiredRedirectError;
+        if (!status && !resumable && !isRetryableNetworkError(err)) throw err;
         if (cursor.pos > before) failures = 0;
         failures++;
         if (this.rangesSupported === false && cursor.pos > 0) throw new RestartFromZero(false, "the server cannot resume (no ranges)");
@@ -324,7 +325,7 @@ class FileDownload {
       if (viaCachedRedirect && [401, 403, 404, 410].includes(res.status)) {
         // A signed CDN URL expired: ask the source's URL for a new one.
         this.resolvedUrl = undefined;
-        throw Object.assign(new Error(`the redirect target answered ${res.status}`), { expiredRedirect: true });
+        throw new ExpiredRedirectError(res.status);
       }
       throw httpStatusError(res.status, res.headers, res.url);
     }

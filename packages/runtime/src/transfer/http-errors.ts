@@ -15,16 +15,32 @@ export class RetryableHttpError extends Error {
   }
 }
 
-/** What the transfer engine makes of an HTTP status that is not a success. */
+/** The connection closed before the bytes asked for arrived; the download resumes where it stopped. */
+export class ConnectionEndedError extends Error {
+  override readonly name = "ConnectionEndedError";
+  constructor(
+    readonly at: number,
+    readonly expected: number,
+  ) {
+    super(`the connection ended at byte ${at} of ${expected}`);
+  }
+}
+
+/** A cached redirect target (a signed CDN URL) stopped working; the source's own URL is asked again. */
+export class ExpiredRedirectError extends Error {
+  override readonly name = "ExpiredRedirectError";
+  constructor(readonly status: number) {
+    super(`the redirect target answered ${status}`);
+  }
+}
+
+/** What the transfer engine makes of an HTTP status that is not a success (sources name their own errors at locate time). */
 export function httpStatusError(status: number, headers: IncomingHttpHeaders, url: string): Error {
   const host = new URL(url).host;
   if (isRetryableStatus(status)) return new RetryableHttpError(status, host, retryAfterMs(headers));
   const said = headerValue(headers, "x-error-message");
   const detail = said ? `: ${said}` : "";
   const meta = { host, http_status: String(status) };
-  if ((status === 401 || status === 403) && headerValue(headers, "x-error-code") === "GatedRepo") {
-    return new LlmlbError("GATED_REPO", `gated: request access on the model page, then set HF_TOKEN (${host} answered ${status}${detail})`, meta);
-  }
   if (status === 401) return new LlmlbError("AUTH_REQUIRED", `${host} requires credentials (HTTP 401)${detail}`, meta);
   if (status === 403) return new LlmlbError("ACCESS_DENIED", `${host} refused access (HTTP 403)${detail}`, meta);
   if (status === 404 || status === 410) return new LlmlbError("FILE_NOT_FOUND", `${host} has no such file (HTTP ${status})${detail}`, meta);
