@@ -5,7 +5,12 @@ import { create, fromBinary, toBinary, type DescMessage, type DescService, type 
  * A plain @grpc/grpc-js client for one of our services, with messages (de)serialized by the
  * generated protobuf-es schemas: the standard gRPC stack, no Connect involved.
  */
-export function grpcJsClient(service: DescService, address: string, metadata: Record<string, string> = {}) {
+export function grpcJsClient(
+  service: DescService,
+  address: string,
+  metadata: Record<string, string> = {},
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+) {
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const method of service.methods) {
     definition[method.localName] = {
@@ -19,7 +24,7 @@ export function grpcJsClient(service: DescService, address: string, metadata: Re
     };
   }
   const Client = grpc.makeGenericClientConstructor(definition as grpc.ServiceDefinition, service.name);
-  const client = new Client(address.replace(/^http:\/\//, ""), grpc.credentials.createInsecure());
+  const client = new Client(address.replace(/^https?:\/\//, ""), credentials);
   const meta = () => {
     const m = new grpc.Metadata();
     for (const [k, v] of Object.entries(metadata)) m.set(k, v);

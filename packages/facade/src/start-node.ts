@@ -1,5 +1,5 @@
 import { builtinSourceDefaults } from "@llmlb/plugins";
-import { createLogger, NodeRuntime, type GrpcServer, type Logger, type NodeConfig } from "@llmlb/runtime";
+import { createLogger, ListenerGuard, NodeRuntime, type GrpcServer, type Logger, type NodeConfig } from "@llmlb/runtime";
 import { createNodeClients, remoteTransport, type NodeClients } from "./clients.js";
 import { startHttpServer, type HttpServer, type HttpServerOptions } from "./http/http-server.js";
 import { registerOpenAiRoutes } from "./http/v1/openai-routes.js";
@@ -18,6 +18,8 @@ export interface RunningNode {
   grpc: GrpcServer;
   http: HttpServer;
   logger: Logger;
+  /** Re-reads the API keys file and the TLS certificate (what SIGHUP does). */
+  reload(): void;
   /** Drains both listeners, then closes the runtime. */
   close(): Promise<void>;
 }
@@ -44,6 +46,8 @@ export interface RunningFacade {
   clients: NodeClients;
   http: HttpServer;
   logger: Logger;
+  /** Re-reads the API keys file and the TLS certificate (what SIGHUP does). */
+  reload(): void;
   close(): Promise<void>;
 }
 
@@ -55,10 +59,11 @@ export interface RunningFacade {
 export async function startFacade(config: NodeConfig, logger: Logger = loggerFor(config)): Promise<RunningFacade> {
   const clients = createNodeClients(remoteTransport(config.runtimeUrl, config.apiKey));
   const pulls = new PullRegistry(clients, logger);
+  const guard = new ListenerGuard(config, logger);
   const http = await startHttpServer({
     interceptors: [],
     clients,
-    apiKey: config.apiKey,
+    guard,
     host: config.host,
     port: config.httpPort,
     logger,
@@ -69,6 +74,7 @@ export async function startFacade(config: NodeConfig, logger: Logger = loggerFor
     clients,
     http,
     logger,
+    reload: () => guard.reload(),
     async close() {
       await http.close();
       await pulls.close();
@@ -88,7 +94,7 @@ export async function startNode(config: NodeConfig, logger: Logger = loggerFor(c
       routes: runtime.routes,
       interceptors: runtime.interceptors(),
       clients,
-      apiKey: config.apiKey,
+      guard: runtime.guard,
       host: config.host,
       port: config.httpPort,
       logger,
@@ -104,6 +110,7 @@ export async function startNode(config: NodeConfig, logger: Logger = loggerFor(c
       clients,
       ...listeners,
       logger,
+      reload: () => runtime.guard.reload(),
       async close() {
         runtime.health.setServing(false);
         await Promise.all([listeners.http.close(), listeners.grpc.close()]);

@@ -6,7 +6,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { createClient, Code, ConnectError } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LlmlbError, errorInterceptor, loadConfig, silentLogger, startGrpcServer } from "@llmlb/runtime";
+import { ListenerGuard, LlmlbError, errorInterceptor, loadConfig, silentLogger, startGrpcServer } from "@llmlb/runtime";
 import { ErrorInfoSchema } from "@llmlb/runtime/gen/google/rpc/error_details_pb";
 import { Health, HealthCheckResponse_ServingStatus } from "@llmlb/runtime/gen/grpc/health/v1/health_pb";
 import { ModelCatalogService } from "@llmlb/runtime/gen/llmlb/node/v1/catalog_pb";
@@ -108,14 +108,15 @@ describe("API key", () => {
     }
   });
 
-  it("answers HTTP /v0 without the key with 401 and an OpenAI-shaped body", async () => {
-    const res = await fetch(`${node.httpUrl}/v0/health`);
+  it("answers HTTP /v0 without the key with 401 and an OpenAI-shaped body; health stays open", async () => {
+    const res = await fetch(`${node.httpUrl}/v0/models`);
     expect(res.status).toBe(401);
     const body = (await res.json()) as { error: { message: string; type: string; code: string } };
     expect(body.error).toMatchObject({ type: "invalid_request_error", code: "invalid_api_key" });
     expect(body.error.message).toContain("Authorization: Bearer");
-    const ok = await fetch(`${node.httpUrl}/v0/health`, { headers: { authorization: "Bearer s3cret-key" } });
+    const ok = await fetch(`${node.httpUrl}/v0/models`, { headers: { authorization: "Bearer s3cret-key" } });
     expect(ok.status).toBe(200);
+    expect((await fetch(`${node.httpUrl}/v0/health`)).status).toBe(200);
   });
 
   it("requires the key on the Connect protocol too", async () => {
@@ -127,6 +128,7 @@ describe("API key", () => {
 
 describe("errors on the wire", () => {
   it("carries a google.rpc.ErrorInfo reason that a plain gRPC client can decode", async () => {
+    const { dir, cleanup } = tempDir();
     // Our real server and interceptors; only the handler is the test's, throwing the node's error type.
     const server = await startGrpcServer({
       routes: (router) =>
@@ -136,6 +138,7 @@ describe("errors on the wire", () => {
           },
         }),
       interceptors: [errorInterceptor],
+      guard: new ListenerGuard(loadConfig({ env: isolatedEnv(dir) }), silentLogger()),
       host: "127.0.0.1",
       port: 0,
     });
@@ -152,6 +155,7 @@ describe("errors on the wire", () => {
     } finally {
       client.close();
       await server.close();
+      cleanup();
     }
   });
 });

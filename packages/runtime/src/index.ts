@@ -6,7 +6,8 @@ export { nodeRoutes, SERVED_SERVICE_NAMES, type NodeServices } from "./services/
 export { HealthState } from "./services/health-service.js";
 export { startGrpcServer, type GrpcServer } from "./server/grpc-server.js";
 export { listenOrExplain } from "./server/listen.js";
-export { errorInterceptor, authInterceptor, bearerMatches, AUTH_HELP } from "./server/interceptors.js";
+export { errorInterceptor } from "./server/interceptors.js";
+export * from "./security/index.js";
 export * from "./plugin/index.js";
 export { staticModelDirectory, type ModelEntry, type ModelDirectory } from "./catalog/model-entry.js";
 export { ModelEvents, type ModelEvent, type ModelEventListener, type TransferProgress } from "./events/model-events.js";

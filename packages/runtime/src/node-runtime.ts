@@ -11,7 +11,8 @@ import type { SourceChain } from "./resolver/source-chain.js";
 import type { NodeMetrics } from "./metrics/node-metrics.js";
 import type { SourceDefaults } from "./plugin/loader.js";
 import { composeNode, type NodeComponents } from "./node/compose.js";
-import { errorInterceptor, authInterceptor } from "./server/interceptors.js";
+import { errorInterceptor } from "./server/interceptors.js";
+import { ListenerGuard } from "./security/listener-guard.js";
 import { startGrpcServer, type GrpcServer } from "./server/grpc-server.js";
 import type { HealthState } from "./services/health-service.js";
 import { nodeRoutes, type NodeServices } from "./services/routes.js";
@@ -39,6 +40,7 @@ export class NodeRuntime {
   readonly engine: InferenceEngine;
   /** Prometheus metrics, fed by the events, the call interceptor and a scrape-time probe. */
   readonly metrics: NodeMetrics;
+  private listenerGuard: ListenerGuard | undefined;
   /** Aborted when the node starts shutting down; long-lived streams end on it. */
   readonly shutdownSignal: AbortSignal;
   private readonly closers: Array<() => Promise<void> | void> = [];
@@ -73,9 +75,18 @@ export class NodeRuntime {
     return new NodeRuntime(config, logger, components, shutdownController);
   }
 
-  /** Interceptors every listener applies, in order: errors outermost, then auth. */
+  /**
+   * What both listeners check before reading a request: keys, Host/Origin, limits, stream caps, TLS.
+   * Built on first use, so a CLI that runs the services in-process never reads keys or certificates.
+   */
+  get guard(): ListenerGuard {
+    this.listenerGuard ??= new ListenerGuard(this.config, this.logger, (key, outcome) => this.metrics.countAdmission(key, outcome));
+    return this.listenerGuard;
+  }
+
+  /** Interceptors every listener applies, in order: errors outermost, then metrics (auth is the guard's, before the body). */
   interceptors(): Interceptor[] {
-    return [errorInterceptor, authInterceptor(this.config.apiKey), this.metrics.interceptor()];
+    return [errorInterceptor, this.metrics.interceptor()];
   }
 
   get routes() {
@@ -88,8 +99,8 @@ export class NodeRuntime {
   }
 
   async listenGrpc(host = this.config.host, port = this.config.grpcPort): Promise<GrpcServer> {
-    const server = await startGrpcServer({ routes: this.routes, interceptors: this.interceptors(), host, port });
-    this.logger.info({ url: server.url }, "gRPC listening (h2c)");
+    const server = await startGrpcServer({ routes: this.routes, interceptors: this.interceptors(), guard: this.guard, host, port });
+    this.logger.info({ url: server.url }, this.guard.tls ? "gRPC listening (TLS)" : "gRPC listening (h2c)");
     return server;
   }
 

@@ -183,6 +183,14 @@ describe("request checks", () => {
     expect(completion).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "prompt" } });
   });
 
+  it("refuses a prompt far beyond the context before rendering or tokenizing it whole", async () => {
+    const chat = await reasonOf(collect(fx.engine.chat({ ...greedy("hello world ".repeat(80_000)) })));
+    expect(chat).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "messages" } });
+    expect(chat.message).toBe("messages: the prompt takes more than 1024 tokens and the model's context holds 1024; shorten it");
+    const completion = await reasonOf(collect(fx.engine.complete({ modelId: "tiny", prompt: "x".repeat(900_000), maxTokens: 4 })));
+    expect(completion).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "prompt" } });
+  });
+
   it("answers NOT_FOUND for ids outside the catalog and MODEL_NOT_READY for no_wait on a missing file", async () => {
     expect(await reasonOf(collect(fx.engine.chat({ ...greedy("x"), modelId: "nope" })))).toMatchObject({ reason: "MODEL_NOT_SUPPORTED" });
     const absent = await reasonOf(collect(fx.engine.chat({ ...greedy("x"), modelId: "tiny-absent", noWait: true })));

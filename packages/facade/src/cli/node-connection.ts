@@ -12,7 +12,7 @@ export interface NodeConnection {
 /** The gRPC address of the node this configuration describes. */
 export function grpcUrlOf(config: NodeConfig): string {
   const host = config.host === "0.0.0.0" ? "127.0.0.1" : config.host === "::" ? "::1" : config.host;
-  return `http://${host.includes(":") ? `[${host}]` : host}:${config.grpcPort}`;
+  return `${config.tlsCert ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${config.grpcPort}`;
 }
 
 /**

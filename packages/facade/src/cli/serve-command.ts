@@ -3,7 +3,10 @@ import { loadConfig } from "@llmlb/runtime";
 import { loggerFor, startFacade, startNode } from "../start-node.js";
 import { settingFlags, type GlobalFlags } from "./setting-flags.js";
 
-/** `llmlb-node serve`: runs the node until SIGINT/SIGTERM, then drains in-flight calls and exits 0. */
+/**
+ * `llmlb-node serve`: runs the node until SIGINT/SIGTERM, then drains in-flight calls and exits 0.
+ * SIGHUP re-reads the API keys file and the TLS certificate without dropping connections.
+ */
 export function registerServeCommand(program: Command): void {
   program
     .command("serve")
@@ -35,5 +38,6 @@ export function registerServeCommand(program: Command): void {
       };
       process.on("SIGINT", () => stop("SIGINT"));
       process.on("SIGTERM", () => stop("SIGTERM"));
+      process.on("SIGHUP", () => node.reload());
     });
 }

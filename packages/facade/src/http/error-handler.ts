@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance } from "fastify";
-import { LlmlbError } from "@llmlb/runtime";
+import { LlmlbError, requestTooLarge } from "@llmlb/runtime";
 import { httpErrorOf } from "./error-mapping.js";
 import { sendOpenAiError } from "./openai-error.js";
 
@@ -19,7 +19,9 @@ export function installErrorHandlers(app: FastifyInstance): void {
       return sendOpenAiError(reply, 400, { message: "the request body is empty; send a JSON object", type: "invalid_request_error", code: "invalid_json" });
     }
     if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
-      return sendOpenAiError(reply, 413, { message: `the request body is larger than ${app.initialConfig.bodyLimit} bytes`, type: "invalid_request_error", code: "body_too_large" });
+      const mapped = httpErrorOf(requestTooLarge(app.initialConfig.bodyLimit ?? 0, false));
+      reply.header("connection", "close");
+      return sendOpenAiError(reply, mapped.status, mapped.body, mapped.headers);
     }
     if (error.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
       return sendOpenAiError(reply, 415, { message: `unsupported content type "${request.headers["content-type"] ?? ""}"; send application/json`, type: "invalid_request_error", code: "unsupported_media_type" });

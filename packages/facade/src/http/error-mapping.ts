@@ -32,6 +32,7 @@ const STATUS_BY_REASON: Record<string, number> = {
   INSUFFICIENT_DISK: 507,
   INSUFFICIENT_MEMORY: 503,
   INVALID_MODEL_FILE: 422,
+  REQUEST_TOO_LARGE: 413,
 };
 
 /** OpenAI error codes that SDKs and users already know. */
@@ -39,7 +40,12 @@ const OPENAI_CODE_BY_REASON: Record<string, string> = {
   MODEL_NOT_SUPPORTED: "model_not_found",
   QUEUE_FULL: "rate_limit_exceeded",
   RATE_LIMITED: "rate_limit_exceeded",
+  AUTH_REQUIRED: "invalid_api_key",
+  REQUEST_TOO_LARGE: "body_too_large",
 };
+
+/** OpenAI answers a bad key with type invalid_request_error; SDKs match on it. */
+const TYPE_BY_REASON: Record<string, string> = { AUTH_REQUIRED: "invalid_request_error" };
 
 function typeFor(status: number): string {
   if (status === 401) return "authentication_error";
@@ -68,7 +74,7 @@ export function httpErrorOf(err: unknown): HttpError {
     headers,
     body: {
       message: info.message || Code[info.code],
-      type: typeFor(status),
+      type: TYPE_BY_REASON[info.reason] ?? typeFor(status),
       param: info.metadata.field ?? info.metadata.param ?? null,
       code: OPENAI_CODE_BY_REASON[info.reason] ?? info.reason.toLowerCase(),
     },

@@ -1,9 +1,11 @@
+import type { Server as TlsServer } from "node:tls";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import fastifyCors from "@fastify/cors";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
-import { listenOrExplain, type Logger } from "@llmlb/runtime";
+import { listenOrExplain, type ListenerGuard, type Logger } from "@llmlb/runtime";
 import type { NodeClients } from "../clients.js";
-import { apiKeyHook } from "./auth-hook.js";
+import { guardHook } from "./guard-hook.js";
 import { registerHealthRoutes } from "./health-routes.js";
 import { installErrorHandlers } from "./error-handler.js";
 
@@ -12,7 +14,8 @@ export interface HttpServerOptions {
   routes?: (router: ConnectRouter) => void;
   interceptors: Interceptor[];
   clients: NodeClients;
-  apiKey: string;
+  /** Keys, Host/Origin, limits, stream caps and TLS: checked before any body byte is read. */
+  guard: ListenerGuard;
   host: string;
   port: number;
   logger: Logger;
@@ -27,25 +30,59 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-/** The HTTP/1.1 listener: Connect protocol for every service plus the REST facade. */
+/** Headers a browser on an allowed origin may send and read (Connect and gRPC-Web included). */
+const CORS_REQUEST_HEADERS = ["authorization", "content-type", "connect-protocol-version", "connect-timeout-ms", "x-grpc-web", "x-user-agent", "grpc-timeout"];
+const CORS_EXPOSED_HEADERS = ["grpc-status", "grpc-message", "grpc-status-details-bin", "retry-after", "x-request-id"];
+
+/** The HTTP/1.1 listener (HTTPS with a certificate): Connect protocol for every service plus the REST facade. */
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
+  const { guard } = options;
+  const { limits, tls } = guard;
+  const headersTimeout = Math.min(limits.headersTimeoutMs, limits.bodyTimeoutMs);
+  const serverTimeouts = {
+    headersTimeout,
+    // Node checks the header and request timeouts on this interval (30 s by default).
+    connectionsCheckingInterval: Math.max(100, Math.min(5000, Math.floor(headersTimeout / 2))),
+  };
   const app = Fastify({
     loggerInstance: options.logger.child({ listener: "http" }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: 4 * 1024 * 1024,
+    bodyLimit: limits.maxRequestBytes,
+    requestTimeout: limits.bodyTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    ...(tls ? { https: { ...tls.options, ...serverTimeouts } } : { http: serverTimeouts }),
     forceCloseConnections: "idle",
     return503OnClosing: true,
     // Wrong types are errors, not something to coerce: "5" is not a max_tokens.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   });
+  if (tls) tls.track(app.server as unknown as TlsServer);
   installErrorHandlers(app);
-  app.addHook("onRequest", apiKeyHook(options.apiKey));
-  if (options.routes) await app.register(fastifyConnectPlugin, { routes: options.routes, interceptors: options.interceptors });
+  app.addHook("onRequest", guardHook(guard));
+  if (guard.hosts.corsEnabled) {
+    await app.register(fastifyCors, {
+      origin: (origin, callback) => callback(null, origin !== undefined && guard.hosts.isCorsOrigin(origin)),
+      methods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+      allowedHeaders: CORS_REQUEST_HEADERS,
+      exposedHeaders: CORS_EXPOSED_HEADERS,
+      maxAge: 600,
+      strictPreflight: true,
+    });
+  }
+  if (options.routes) {
+    await app.register(fastifyConnectPlugin, {
+      routes: options.routes,
+      interceptors: options.interceptors,
+      // Enforced while reading, on the compressed and on the decompressed size.
+      readMaxBytes: limits.maxRequestBytes,
+    });
+  }
   registerHealthRoutes(app, options.clients);
   for (const register of options.register ?? []) await register(app, options.clients);
   await app.ready();
   const port = await listenOrExplain(app.server, options.host, options.port, { env: "LLMLB_HTTP_PORT", flag: "--http-port" });
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
-  options.logger.info({ url: `http://${hostForUrl}:${port}` }, "HTTP listening");
-  return { app, port, url: `http://${hostForUrl}:${port}`, close: () => app.close() };
+  const url = `${tls ? "https" : "http"}://${hostForUrl}:${port}`;
+  options.logger.info({ url }, tls ? "HTTPS listening" : "HTTP listening");
+  return { app, port, url, close: () => app.close() };
 }

@@ -6,6 +6,7 @@ import { ModelEvents } from "../events/model-events.js";
 import { silentLogger, type Logger } from "../logging/index.js";
 import { NO_ADAPTERS, adapterSetKey, type AdapterSet } from "./adapter-set.js";
 import { deltaStream } from "./delta-stream.js";
+import { refuseBeyondContext } from "./bounded-tokens.js";
 import {
   countTokens,
   generateChat,
@@ -123,8 +124,9 @@ export class InferenceEngine {
       held.add(await model.admission.enter(signal));
       const context = await raceAbort(model.embeddingContext(), signal);
       const embeddings: number[][] = [];
-      for (const text of checked.inputs) {
+      for (const [i, text] of checked.inputs.entries()) {
         signal.throwIfAborted();
+        await refuseBeyondContext(model.model, [text], model.contextSize, `inputs[${i}]`, signal);
         embeddings.push([...(await context.getEmbeddingFor(text)).vector]);
       }
       const promptTokens = countTokens(model.model, checked.inputs);

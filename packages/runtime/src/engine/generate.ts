@@ -7,6 +7,7 @@ import type {
 import { llamaCpp } from "./llama-cpp.js";
 import { LlmlbError } from "../errors/index.js";
 import { samplingOptions } from "./sampling.js";
+import { refuseBeyondContext } from "./bounded-tokens.js";
 import type { ChatInput, CompletionInput, FinishReason, SamplingParams, TokenUsage } from "./types.js";
 
 /** Where a generation reports as it goes. */
@@ -37,6 +38,8 @@ export async function generateChat(
   input: ChatInput,
 ): Promise<GenerationOutcome> {
   const { sequence, chatWrapper, sink, signal } = target;
+  // Rendering and tokenizing the whole chat is one synchronous call: only for text that can fit.
+  await refuseBeyondContext(sequence.model, input.messages.map((m) => m.content), sequence.contextSize, "messages", signal);
   const history: ChatHistoryItem[] = input.messages.map((m) =>
     m.role === "assistant" ? { type: "model", response: [m.content] } : { type: m.role, text: m.content },
   );
@@ -65,6 +68,7 @@ export async function generateChat(
 export async function generateCompletion(target: GenerationTarget, input: CompletionInput): Promise<GenerationOutcome> {
   const { sequence, sink, signal } = target;
   const model = sequence.model;
+  await refuseBeyondContext(model, [input.prompt], sequence.contextSize, "prompt", signal);
   const withBos = model.tokens.shouldPrependBosToken && model.tokens.bos !== null;
   // Tokenized here (as LlamaCompletion would) so usage is exact and a too-long prompt is refused,
   // not silently cut; LlamaCompletion prepends the BOS token itself.
@@ -90,7 +94,7 @@ export async function generateCompletion(target: GenerationTarget, input: Comple
   }
 }
 
-/** Tokens left for the answer: max_tokens, capped by what the context holds after the prompt. */
+/** Tokens left for the answer: max_tokens, capped by what the context holds after the prompt (never beyond it). */
 function generationBudget(sequence: LlamaContextSequence, promptTokens: number, params: SamplingParams, field: string): number {
   const room = sequence.contextSize - promptTokens;
   if (room < 1) {

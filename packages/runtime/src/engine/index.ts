@@ -17,7 +17,7 @@ export type {
   SamplingParams,
   TokenUsage,
 } from "./types.js";
-export type { UncheckedChatInput } from "./request-validation.js";
+export { REQUEST_LIMITS, type UncheckedChatInput } from "./request-validation.js";
 export { llamaOptionsFor, loadLlama, resolveThreads, type GpuBackend } from "./llama-backend.js";
 export { checkGgufFile } from "./gguf-check.js";
 export { samplingOptions, DEFAULT_TEMPERATURE } from "./sampling.js";

@@ -9,3 +9,13 @@ export {
   type ErrorMetadata,
 } from "./llmlb-error.js";
 export { modelNotSupported, modelNotReady, adapterNotFound } from "./model-errors.js";
+export {
+  AUTH_HELP,
+  authRequired,
+  insufficientScope,
+  invalidRequestTarget,
+  requestTooLarge,
+  tooManyStreams,
+  hostNotAllowed,
+  originNotAllowed,
+} from "./security-errors.js";

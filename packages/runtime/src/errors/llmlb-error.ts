@@ -39,9 +39,9 @@ export function toConnectError(err: unknown): ConnectError {
   return ConnectError.from(err, Code.Internal);
 }
 
-/** Reads the reason and metadata back from a ConnectError (client side). */
+/** Reads the reason and metadata back from a ConnectError (client side) or an LlmlbError. */
 export function errorInfoOf(err: unknown): { code: Code; reason: string; metadata: ErrorMetadata; message: string } {
-  const connectError = ConnectError.from(err);
+  const connectError = err instanceof LlmlbError ? toConnectError(err) : ConnectError.from(err);
   const [info] = connectError.findDetails(ErrorInfoSchema);
   return {
     code: connectError.code,

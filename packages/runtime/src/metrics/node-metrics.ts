@@ -24,6 +24,9 @@ export class NodeMetrics {
   });
   private readonly downloadFailures = new Counter({ name: "llmlb_download_failures_total", help: "Failed resolutions by reason", labelNames: ["reason"], registers: [this.registry] });
   private readonly resolutions = new Counter({ name: "llmlb_resolutions_total", help: "Models installed by source", labelNames: ["source"], registers: [this.registry] });
+  private readonly apiRequests = new Counter({
+    name: "llmlb_api_requests_total", help: "Requests admitted or refused by the listeners, by API key label (never the key)", labelNames: ["key", "outcome"], registers: [this.registry],
+  });
   private readonly tokens = new Counter({ name: "llmlb_inference_tokens_total", help: "Tokens processed", labelNames: ["model", "kind"], registers: [this.registry] });
   private readonly tokensPerSecond = new Histogram({
     name: "llmlb_inference_tokens_per_second", help: "Generation speed of completed requests", labelNames: ["model"],
@@ -79,6 +82,11 @@ export class NodeMetrics {
           break;
       }
     });
+  }
+
+  /** Counts one listener decision; key is the key's label ("" when keys are off or the route is open). */
+  countAdmission(key: string, outcome: string): void {
+    this.apiRequests.inc({ key: key || "none", outcome });
   }
 
   /** Times every call and counts the tokens of finished Chat/Complete streams. */

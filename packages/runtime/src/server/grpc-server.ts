@@ -1,6 +1,8 @@
 import http2 from "node:http2";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { ListenerGuard } from "../security/listener-guard.js";
+import { rpcRejection } from "../security/rpc-rejection.js";
 import { listenOrExplain } from "./listen.js";
 
 export interface GrpcServer {
@@ -10,34 +12,92 @@ export interface GrpcServer {
   close(graceMs?: number): Promise<void>;
 }
 
+type Handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+
 /**
- * gRPC over h2c (HTTP/2 without TLS). The same handlers also answer the Connect and gRPC-Web
- * protocols here, so any client works on this port.
+ * Admits each call (target, Host, key and scope, declared size, stream caps) from its headers alone,
+ * then hands it to Connect; a refused call is answered in its own protocol and its body never read.
+ * Every call must have sent its whole request within the body timeout.
+ */
+function guarded(guard: ListenerGuard, next: Handler): Handler {
+  return (req, res) => {
+    let release = () => {};
+    try {
+      ({ release } = guard.admit({
+        method: req.method,
+        target: req.headers[":path"] ?? "",
+        host: req.headers[":authority"] ?? req.headers.host,
+        authorization: req.headers.authorization,
+        origin: req.headers.origin,
+        secFetchSite: req.headers["sec-fetch-site"] as string | undefined,
+        contentLength: req.headers["content-length"],
+        address: req.socket?.remoteAddress ?? "",
+      }));
+    } catch (err) {
+      const answer = rpcRejection(req.headers["content-type"], err);
+      if (!req.stream.destroyed) {
+        req.stream.respond({ ":status": answer.status, ...answer.headers }, { endStream: answer.body.length === 0 });
+        if (answer.body.length) req.stream.end(answer.body);
+        // The client may still be sending; the body is refused unread.
+        req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      }
+      return;
+    }
+    const bodyDeadline = setTimeout(() => req.stream.close(http2.constants.NGHTTP2_CANCEL), guard.limits.bodyTimeoutMs);
+    bodyDeadline.unref();
+    req.once("end", () => clearTimeout(bodyDeadline));
+    req.stream.once("close", () => {
+      clearTimeout(bodyDeadline);
+      release();
+    });
+    next(req, res);
+  };
+}
+
+/**
+ * gRPC over h2c (HTTP/2 without TLS), or over TLS with ALPN "h2" when the guard holds a certificate.
+ * The same handlers also answer the Connect and gRPC-Web protocols here, so any client works on
+ * this port.
  */
 export async function startGrpcServer(options: {
   routes: (router: ConnectRouter) => void;
   interceptors: Interceptor[];
+  guard: ListenerGuard;
   host: string;
   port: number;
 }): Promise<GrpcServer> {
+  const { guard } = options;
   const handler = connectNodeAdapter({
     routes: options.routes,
     interceptors: options.interceptors,
+    // Enforced while reading, on the compressed and on the decompressed size.
+    readMaxBytes: guard.limits.maxRequestBytes,
     // Gzip is still accepted, but only large answers are compressed: on loopback and in a rack,
     // compressing every catalog page cost more CPU (~1 ms a call) than the bytes it saved.
     compressMinBytes: 256 * 1024,
   });
-  const server = http2.createServer({}, handler);
+  const settings: http2.Settings = { maxConcurrentStreams: guard.limits.maxConcurrentStreams };
+  const serverOptions = { settings, maxSessionInvalidFrames: 100, maxSessionRejectedStreams: 100 };
+  const tls = guard.tls;
+  let server: http2.Http2Server | http2.Http2SecureServer;
+  if (tls) {
+    const secure = http2.createSecureServer({ ...serverOptions, ...tls.options, ALPNProtocols: ["h2"] }, guarded(guard, handler));
+    tls.track(secure);
+    server = secure;
+  } else {
+    server = http2.createServer(serverOptions, guarded(guard, handler));
+  }
   const sessions = new Set<http2.Http2Session>();
   server.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
+    closeWhenIdle(session, guard.limits.idleTimeoutMs);
   });
   const port = await listenOrExplain(server, options.host, options.port, { env: "LLMLB_GRPC_PORT", flag: "--grpc-port" });
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
   return {
     port,
-    url: `http://${hostForUrl}:${port}`,
+    url: `${tls ? "https" : "http"}://${hostForUrl}:${port}`,
     async close(graceMs = 10_000) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const session of sessions) session.close();
@@ -49,4 +109,23 @@ export async function startGrpcServer(options: {
       clearTimeout(timer);
     },
   };
+}
+
+/** Closes a connection that has had no open stream for idleMs; one with a call in progress stays. */
+function closeWhenIdle(session: http2.Http2Session, idleMs: number): void {
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    timer = setTimeout(() => session.close(), idleMs);
+    timer.unref();
+  };
+  session.on("stream", (stream: http2.ServerHttp2Stream) => {
+    open++;
+    clearTimeout(timer);
+    stream.once("close", () => {
+      if (--open === 0 && !session.closed) arm();
+    });
+  });
+  session.once("close", () => clearTimeout(timer));
+  arm();
 }

@@ -1,6 +1,12 @@
+import { REQUEST_LIMITS } from "@llmlb/runtime";
+
+/**
+ * Request shapes of /v1. Counts and sizes (messages, inputs, adapters, stop strings, prompt bytes)
+ * are REQUEST_LIMITS, checked by the engine's one validation for gRPC and HTTP alike.
+ */
 const samplingProperties = {
   model: { type: "string", minLength: 1, maxLength: 200 },
-  max_tokens: { type: ["integer", "null"], minimum: 1, maximum: 1_000_000 },
+  max_tokens: { type: ["integer", "null"], minimum: 1, maximum: REQUEST_LIMITS.maxTokens },
   temperature: { type: ["number", "null"], minimum: 0, maximum: 2 },
   top_p: { type: ["number", "null"], minimum: 0, maximum: 1 },
   top_k: { type: ["integer", "null"], minimum: 0 },
@@ -8,7 +14,7 @@ const samplingProperties = {
   stop: {
     anyOf: [
       { type: "string", minLength: 1 },
-      { type: "array", items: { type: "string", minLength: 1 }, maxItems: 4 },
+      { type: "array", items: { type: "string", minLength: 1 } },
       { type: "null" },
     ],
   },
@@ -22,7 +28,7 @@ const samplingProperties = {
   frequency_penalty: { type: ["number", "null"], minimum: -2, maximum: 2 },
   user: { type: "string" },
   /** Extension: LoRA adapter ids on this node. */
-  adapters: { type: "array", items: { type: "string", minLength: 1 }, maxItems: 8 },
+  adapters: { type: "array", items: { type: "string", minLength: 1 } },
   /** Extension: fail with 503 instead of downloading a model that is not on disk yet. */
   wait_for_model: { type: "boolean" },
 } as const;
@@ -38,11 +44,10 @@ export const chatCompletionBody = {
   required: ["model", "messages"],
   properties: {
     ...samplingProperties,
-    max_completion_tokens: { type: ["integer", "null"], minimum: 1, maximum: 1_000_000 },
+    max_completion_tokens: { type: ["integer", "null"], minimum: 1, maximum: REQUEST_LIMITS.maxTokens },
     messages: {
       type: "array",
       minItems: 1,
-      maxItems: 4096,
       items: {
         type: "object",
         required: ["role", "content"],
@@ -74,7 +79,7 @@ export const embeddingBody = {
     input: {
       anyOf: [
         { type: "string" },
-        { type: "array", items: { type: "string" }, minItems: 1, maxItems: 2048 },
+        { type: "array", items: { type: "string" }, minItems: 1 },
       ],
     },
     encoding_format: { enum: ["float", "base64"] },

@@ -1,0 +1,84 @@
+import http2 from "node:http2";
+import net from "node:net";
+
+/** Sends bytes exactly as given (no URL normalisation) and returns the status line's code and the body. */
+export async function rawHttp(port: number, request: string): Promise<{ status: number; headers: string; body: string }> {
+  const socket = net.connect(port, "127.0.0.1");
+  socket.setTimeout(10_000, () => socket.destroy(new Error("no answer within 10 s")));
+  let data = "";
+  socket.on("data", (chunk: Buffer) => (data += chunk.toString("latin1")));
+  socket.write(request);
+  await new Promise<void>((resolve, reject) => {
+    socket.once("close", () => resolve());
+    socket.once("error", reject);
+  });
+  const [head = "", body = ""] = data.split("\r\n\r\n", 2);
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0), headers: head, body };
+}
+
+/** A GET request line with Host and Connection: close; extra headers as given. */
+export function getRequest(target: string, port: number, headers: Record<string, string> = {}): string {
+  const lines = [`GET ${target} HTTP/1.1`, `Host: 127.0.0.1:${port}`, "Connection: close", ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+  return `${lines.join("\r\n")}\r\n\r\n`;
+}
+
+export interface GrpcAnswer {
+  status: number;
+  grpcStatus: number | undefined;
+  message: string;
+}
+
+/**
+ * One gRPC call over a raw HTTP/2 stream with any :path and :authority, as a hostile client would
+ * send it; body is the framed request (or nothing, with endStream false, to hold the body back).
+ */
+export async function rawGrpc(
+  url: string,
+  path: string,
+  options: { headers?: Record<string, string>; body?: Uint8Array; endStream?: boolean; authority?: string } = {},
+): Promise<GrpcAnswer> {
+  const session = http2.connect(url);
+  session.on("error", () => {});
+  try {
+    const stream = session.request(
+      {
+        ":method": "POST",
+        ":path": path,
+        ...(options.authority ? { ":authority": options.authority } : {}),
+        "content-type": "application/grpc+proto",
+        te: "trailers",
+        ...options.headers,
+      },
+      { endStream: false },
+    );
+    const answer = await new Promise<GrpcAnswer>((resolve, reject) => {
+      let status = 0;
+      let grpcStatus: number | undefined;
+      let message = "";
+      const take = (headers: http2.IncomingHttpHeaders) => {
+        if (headers[":status"]) status = Number(headers[":status"]);
+        if (headers["grpc-status"] !== undefined) grpcStatus = Number(headers["grpc-status"]);
+        if (headers["grpc-message"]) message = decodeURIComponent(String(headers["grpc-message"]));
+      };
+      stream.on("response", take);
+      stream.on("trailers", take);
+      stream.on("data", () => {});
+      stream.on("close", () => resolve({ status, grpcStatus, message }));
+      stream.on("error", reject);
+      if (options.body) stream.write(options.body);
+      if (options.endStream !== false) stream.end();
+    });
+    return answer;
+  } finally {
+    session.close();
+  }
+}
+
+/** A gRPC length-prefixed message frame. */
+export function grpcFrame(message: Uint8Array, compressed = false): Uint8Array {
+  const frame = new Uint8Array(5 + message.length);
+  frame[0] = compressed ? 1 : 0;
+  new DataView(frame.buffer).setUint32(1, message.length);
+  frame.set(message, 5);
+  return frame;
+}

@@ -1,0 +1,117 @@
+import { execFile } from "node:child_process";
+import fs from "node:fs";
+import tls from "node:tls";
+import { promisify } from "node:util";
+import path from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import OpenAI from "openai";
+import { Agent, fetch as undiciFetch } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Health } from "@llmlb/runtime/gen/grpc/health/v1/health_pb";
+import { ModelCatalogService } from "@llmlb/runtime/gen/llmlb/node/v1/catalog_pb";
+import { grpcJsClient, startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
+import { makeTestCerts, signLeaf, type CertFiles } from "./helpers/test-certs.js";
+
+const PYTHON = "/usr/bin/python3";
+const KEY = "tls-node-key-0123456789";
+const read = (file: string) => fs.readFileSync(file);
+
+describe("TLS and mutual TLS on both ports", () => {
+  let node: TestNode;
+  let certs: CertFiles;
+  let dir: string;
+  let cleanup: () => void;
+  beforeAll(async () => {
+    ({ dir, cleanup } = tempDir("llmlb-tls-"));
+    certs = makeTestCerts(dir);
+    node = await startTestNode({
+      LLMLB_API_KEY: KEY,
+      LLMLB_TLS_CERT: certs.serverCert,
+      LLMLB_TLS_KEY: certs.serverKey,
+      LLMLB_TLS_CLIENT_CA: certs.ca,
+    });
+  });
+  afterAll(async () => {
+    await node?.stop();
+    cleanup?.();
+  });
+
+  const mtls = () => grpc.credentials.createSsl(read(certs.ca), read(certs.clientKey), read(certs.clientCert));
+
+  it("serves gRPC over TLS to @grpc/grpc-js with a client certificate", async () => {
+    expect(node.grpcUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const health = grpcJsClient(Health, node.grpcUrl, {}, mtls());
+    const catalog = grpcJsClient(ModelCatalogService, node.grpcUrl, { authorization: `Bearer ${KEY}` }, mtls());
+    try {
+      await expect(health.unary("check", { service: "" })).resolves.toMatchObject({ status: 1 });
+      await expect(catalog.unary("listModels", {})).resolves.toHaveProperty("models");
+    } finally {
+      health.close();
+      catalog.close();
+    }
+  });
+
+  it("refuses a gRPC client without a client certificate", async () => {
+    const anonymous = grpcJsClient(Health, node.grpcUrl, {}, grpc.credentials.createSsl(read(certs.ca)));
+    try {
+      await expect(anonymous.unary("check", { service: "" })).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+    } finally {
+      anonymous.close();
+    }
+  });
+
+  it("serves Python grpcio with a client certificate, and refuses it without one", async () => {
+    const script = path.join(import.meta.dirname, "fixtures/python_tls_health.py");
+    const address = node.grpcUrl.replace("https://", "");
+    const run = async (...args: string[]) => JSON.parse((await promisify(execFile)(PYTHON, [script, address, certs.ca, KEY, ...args], { timeout: 60_000 })).stdout) as Record<string, unknown>;
+    expect(await run(certs.clientCert, certs.clientKey)).toMatchObject({ health: 1 });
+    expect(await run()).toMatchObject({ error: "UNAVAILABLE" });
+  });
+
+  it("serves the OpenAI API over HTTPS to the openai SDK with a client certificate", async () => {
+    expect(node.httpUrl).toMatch(/^https:\/\//);
+    const agent = new Agent({ connect: { ca: read(certs.ca), cert: read(certs.clientCert), key: read(certs.clientKey) } });
+    const client = new OpenAI({
+      baseURL: `${node.httpUrl}/v1`,
+      apiKey: KEY,
+      maxRetries: 0,
+      fetch: ((url: string, init: object) => undiciFetch(url, { ...init, dispatcher: agent })) as unknown as typeof fetch,
+    });
+    try {
+      const models = await client.models.list();
+      expect(models.data).toEqual([]);
+    } finally {
+      await agent.close();
+    }
+    const noCert = new Agent({ connect: { ca: read(certs.ca) } });
+    try {
+      await expect(undiciFetch(`${node.httpUrl}/v0/health`, { dispatcher: noCert })).rejects.toThrow();
+    } finally {
+      await noCert.close();
+    }
+  });
+
+  it("takes a new certificate on reload without a restart", async () => {
+    const serialSeen = () =>
+      new Promise<string>((resolve, reject) => {
+        const socket = tls.connect({ host: "127.0.0.1", port: Number(new URL(node.httpUrl).port), ca: read(certs.ca), cert: read(certs.clientCert), key: read(certs.clientKey) }, () => {
+          resolve(socket.getPeerCertificate().serialNumber);
+          socket.end();
+        });
+        socket.on("error", reject);
+      });
+    const before = await serialSeen();
+    const renewed = signLeaf(dir, "server-renewed", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
+    fs.copyFileSync(renewed.cert, certs.serverCert);
+    fs.copyFileSync(renewed.key, certs.serverKey);
+    node.reload();
+    const after = await serialSeen();
+    expect(after).not.toBe(before);
+    const health = grpcJsClient(Health, node.grpcUrl, {}, mtls());
+    try {
+      await expect(health.unary("check", { service: "" })).resolves.toMatchObject({ status: 1 });
+    } finally {
+      health.close();
+    }
+  });
+});

@@ -1,0 +1,42 @@
+import type { LlamaModel } from "node-llama-cpp";
+import { LlmlbError } from "../errors/index.js";
+
+/** Characters tokenized per synchronous call: a few ms even for small-vocabulary tokenizers. */
+const SLICE_CHARS = 4096;
+/** Tokens a slice boundary may add over tokenizing the text whole (a split word). */
+const BOUNDARY_SLACK = 2;
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Refuses texts that cannot fit in `limit` tokens without ever holding the event loop for one big
+ * tokenizer call: the texts are tokenized in slices (cut at a space where possible), yielding
+ * between slices, and counting stops as soon as the limit is clearly passed. The exact
+ * tokenization of a text that fits then costs at most a context's worth of tokens.
+ */
+export async function refuseBeyondContext(model: LlamaModel, texts: readonly string[], limit: number, field: string, signal?: AbortSignal): Promise<void> {
+  let tokens = 0;
+  let slices = 0;
+  for (const text of texts) {
+    for (let start = 0; start < text.length; slices++) {
+      let end = Math.min(text.length, start + SLICE_CHARS);
+      if (end < text.length) {
+        const space = text.lastIndexOf(" ", end);
+        if (space > start) end = space;
+      }
+      tokens += model.tokenize(text.slice(start, end)).length;
+      if (tokens > limit + slices * BOUNDARY_SLACK) {
+        throw new LlmlbError(
+          "INVALID_ARGUMENT",
+          `${field}: the prompt takes more than ${limit} tokens and the model's context holds ${limit}; shorten it`,
+          { field },
+        );
+      }
+      start = end;
+      if (end < text.length || texts.length > 1) {
+        await nextTurn();
+        signal?.throwIfAborted();
+      }
+    }
+  }
+}
