@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { originNotAllowed, rpcAccess, rpcRejection, type ListenerGuard } from "@llmlb/runtime";
+import { rpcAccess, rpcRejection, type ListenerGuard } from "@llmlb/runtime";
 import { httpErrorOf } from "./error-mapping.js";
 import { sendOpenAiError } from "./openai-error.js";
 
@@ -15,10 +15,8 @@ export function guardHook(guard: ListenerGuard) {
     const routePath = request.routeOptions.url;
     try {
       if (request.method === "OPTIONS" && request.headers["access-control-request-method"]) {
-        // A CORS preflight carries no key; @fastify/cors answers it for the allowed origins.
-        guard.admit({ method: "GET", target: request.raw.url ?? "", routePath: "/", host: request.headers.host, address: request.ip });
-        const origin = header(request.headers.origin) ?? "";
-        if (!guard.hosts.isCorsOrigin(origin)) throw originNotAllowed(origin);
+        // @fastify/cors answers the preflights it lets through.
+        guard.admitPreflight({ target: request.raw.url ?? "", host: request.headers.host, origin: header(request.headers.origin) });
         return;
       }
       const admission = guard.admit({

@@ -1,5 +1,5 @@
 import type { NodeConfig } from "../config/index.js";
-import { authRequired, insufficientScope, isLlmlbError, requestTooLarge } from "../errors/index.js";
+import { authRequired, insufficientScope, isLlmlbError, originNotAllowed, requestTooLarge } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
 import { httpAccess, isHttpSubscription, isRpcSubscription, rpcAccess, scopeAllows, type Access } from "./access-policy.js";
 import { HostPolicy } from "./host-policy.js";
@@ -103,6 +103,13 @@ export class ListenerGuard {
       this.logger[outcome === "forbidden" ? "info" : "debug"]({ key: label || undefined, method: facts.method, address: facts.address, reason }, "request refused");
       throw err;
     }
+  }
+
+  /** A CORS preflight carries no key: only the target, the Host and an allowed Origin are checked. */
+  admitPreflight(facts: Pick<RequestFacts, "target" | "host" | "origin">): void {
+    normalisedPath(facts.target);
+    this.hosts.checkHost(facts.host);
+    if (!this.hosts.isCorsOrigin(facts.origin ?? "")) throw originNotAllowed(facts.origin ?? "");
   }
 
   /** Re-reads the keys file and the TLS files (SIGHUP); a bad file is logged and the old one kept. */
