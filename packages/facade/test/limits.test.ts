@@ -160,4 +160,11 @@ describe("limits before work, timeouts, and SIGHUP reload (a node in its own pro
     expect(node.child.exitCode).toBeNull();
     expect(node.stderr()).not.toContain(LATE_KEY);
   });
+
+  it("names the key's label in the log of an admin call, never the key", async () => {
+    const res = await fetch(`${node.httpUrl}/v0/models/no-such-model`, { method: "DELETE", headers: { authorization: `Bearer ${KEY}` } });
+    expect([401, 403]).not.toContain(res.status);
+    await expect.poll(() => node.stderr(), { timeout: 10_000 }).toMatch(/"key":"ops","method":"DELETE","path":"\/v0\/models\/no-such-model","msg":"admin call"/);
+    expect(node.stderr()).not.toContain(KEY);
+  });
 });
