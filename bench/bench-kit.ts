@@ -1,5 +1,6 @@
 /** Pieces the benchmarks share: statistics, the tiny model on a node, direct node-llama-cpp runs. */
 import { LlamaChat, type ChatHistoryItem, type LlamaContext } from "node-llama-cpp";
+import { loadLlama, silentLogger } from "@llmlb/runtime";
 import { startTestNode, type TestNode } from "../testkit/node/index.js";
 import { startTinyWorld, TINY_CHAT_ID, type TinyWorld } from "../testkit/world/tiny-world.js";
 
@@ -41,7 +42,8 @@ export async function startBenchNode(env: Record<string, string> = {}): Promise<
 /** node-llama-cpp called directly on the same file, one sequence: the baseline of every stream ratio. */
 export async function directChat(bench: BenchNode, contextSize = 1024) {
   const { path } = (await bench.node.runtime.store.getModel(bench.modelId))!;
-  const llama = await bench.node.runtime.engine.llama();
+  // In this process, beside the node's runner: the baseline pays no process boundary.
+  const llama = await loadLlama(bench.node.config.gpu, 1, silentLogger());
   const model = await llama.loadModel({ modelPath: path });
   const context: LlamaContext = await model.createContext({ contextSize, sequences: 1, threads: 1 });
   const chat = new LlamaChat({ contextSequence: context.getSequence() });
@@ -65,6 +67,7 @@ export async function directChat(bench: BenchNode, contextSize = 1024) {
     async dispose() {
       await context.dispose();
       await model.dispose();
+      await llama.dispose();
     },
   };
 }

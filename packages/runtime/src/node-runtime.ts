@@ -4,7 +4,7 @@ import type { Logger } from "./logging/index.js";
 import type { ModelEvents } from "./events/model-events.js";
 import type { Catalog } from "./catalog/catalog.js";
 import type { ModelDirectory } from "./catalog/model-entry.js";
-import type { InferenceEngine } from "./engine/engine.js";
+import type { RunnerEngine } from "./engine/runner/runner-engine.js";
 import type { Store } from "./store/store.js";
 import type { Resolver } from "./resolver/resolver.js";
 import type { SourceChain } from "./resolver/source-chain.js";
@@ -36,8 +36,8 @@ export class NodeRuntime {
   readonly resolver: Resolver;
   /** The effective source chain. */
   readonly sources: SourceChain;
-  /** Inference with node-llama-cpp. */
-  readonly engine: InferenceEngine;
+  /** Inference with node-llama-cpp in a supervised runner process. */
+  readonly engine: RunnerEngine;
   /** Prometheus metrics, fed by the events, the call interceptor and a scrape-time probe. */
   readonly metrics: NodeMetrics;
   private listenerGuard: ListenerGuard | undefined;

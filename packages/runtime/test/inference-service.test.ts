@@ -55,7 +55,7 @@ const greedy = (modelId: string, content: string, maxTokens: number) => ({
   temperature: 0,
   maxTokens,
 });
-const generatedTokens = (id: string) => node.runtime.engine.list().find((m) => m.modelId === id)?.generatedTokens ?? 0;
+const generatedTokens = async (id: string) => (await node.runtime.engine.list()).find((m) => m.modelId === id)?.generatedTokens ?? 0;
 
 describe("InferenceService over gRPC", () => {
   it("answers no_wait for a model that is not on disk with MODEL_NOT_READY", async () => {
@@ -98,10 +98,10 @@ describe("InferenceService over gRPC", () => {
     call.on("error", () => undefined);
     call.cancel();
     await delay(150);
-    const atCancel = generatedTokens("tiny-chat");
+    const atCancel = await generatedTokens("tiny-chat");
     await delay(300);
-    expect(generatedTokens("tiny-chat")).toBe(atCancel);
-    expect(node.runtime.engine.list().find((m) => m.modelId === "tiny-chat")?.activeRequests).toBe(0);
+    expect(await generatedTokens("tiny-chat")).toBe(atCancel);
+    expect((await node.runtime.engine.list()).find((m) => m.modelId === "tiny-chat")?.activeRequests).toBe(0);
   });
 
   it("stops generating when the deadline passes", async () => {
@@ -113,9 +113,9 @@ describe("InferenceService over gRPC", () => {
     const failure = await readStream(call).catch((e: { code: number }) => e);
     expect(failure).toMatchObject({ code: 4 }); // DEADLINE_EXCEEDED
     await delay(100);
-    const atDeadline = generatedTokens("tiny-chat");
+    const atDeadline = await generatedTokens("tiny-chat");
     await delay(300);
-    expect(generatedTokens("tiny-chat")).toBe(atDeadline);
+    expect(await generatedTokens("tiny-chat")).toBe(atDeadline);
   });
 
   it("answers QUEUE_FULL with retry_after_seconds when the model's slots and queue are taken", async () => {

@@ -77,6 +77,8 @@ export class ModelStates {
       case "deleted":
         this.ownTransfers.delete(id);
         return this.set(id, { state: "available" });
+      case "load-started":
+        return;
       case "loaded":
         return this.set(id, { state: "loaded", ...keepLocal(current) });
       case "unloaded":

@@ -96,6 +96,8 @@ export const SETTINGS = {
     description: "Requests one model serves at once (context sequences)." }),
   queueSize: setting({ env: ["LLMLB_QUEUE_SIZE"], parse: parseInteger(0, 100000), default: 64,
     description: "Requests that may wait per model before QUEUE_FULL." }),
+  runnerCrashBackoffSeconds: setting({ env: ["LLMLB_RUNNER_CRASH_BACKOFF"], parse: parseInteger(0, 86400), default: 60,
+    description: "Seconds a model whose load crashed the inference runner is refused before one more try." }),
   hfEndpoint: setting({ env: ["HF_ENDPOINT", "MODEL_ENDPOINT"], parse: parseUrl, default: "https://huggingface.co",
     description: "Hugging Face endpoint (mirrors, proxies, tests)." }),
   hfToken: setting({ env: ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"], parse: parseString, default: readHfTokenFile, secret: true,

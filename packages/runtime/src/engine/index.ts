@@ -22,3 +22,5 @@ export { llamaOptionsFor, loadLlama, resolveThreads, type GpuBackend } from "./l
 export { checkGgufFile } from "./gguf-check.js";
 export { samplingOptions, DEFAULT_TEMPERATURE } from "./sampling.js";
 export { engineSettingsFrom } from "./engine-settings.js";
+export { createRunnerEngine, type RunnerEngine, type RunnerEngineOptions } from "./runner/runner-engine.js";
+export type { Engine } from "./runner/protocol.js";

@@ -127,6 +127,7 @@ export class ModelPool {
   private async load(located: LocatedModel & { id: string }): Promise<LoadedModel> {
     const { id, path } = located;
     const started = performance.now();
+    this.options.events.emit({ type: "load-started", modelId: id, path });
     try {
       const llama = await this.options.llama();
       const plan = await planModel(llama, path, { contextSize: this.options.contextSize, sequences: this.options.parallelism });

@@ -19,3 +19,4 @@ export {
   hostNotAllowed,
   originNotAllowed,
 } from "./security-errors.js";
+export { describeExit, engineCrashed, loadCrashBackoff, loadCrashedTwice, runnerStartFailed, type RunnerExit } from "./runner-errors.js";

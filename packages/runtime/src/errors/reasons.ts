@@ -28,6 +28,7 @@ export const REASONS = {
   ALL_SOURCES_FAILED: Code.Unavailable,
   MODEL_NOT_READY: Code.Unavailable,
   SOURCE_UNAVAILABLE: Code.Unavailable,
+  ENGINE_CRASHED: Code.Unavailable,
   CHECKSUM_MISMATCH: Code.DataLoss,
   SIZE_MISMATCH: Code.DataLoss,
   INSUFFICIENT_DISK: Code.ResourceExhausted,

@@ -28,6 +28,7 @@ export type ModelEvent =
   | { type: "transfer-finished"; modelId: string; source: string; path: string }
   | { type: "transfer-failed"; modelId: string; reason: string; code: string }
   | { type: "deleted"; modelId: string }
+  | { type: "load-started"; modelId: string; path: string }
   | { type: "loaded"; modelId: string }
   | { type: "unloaded"; modelId: string }
   | { type: "load-failed"; modelId: string; reason: string; code: string };

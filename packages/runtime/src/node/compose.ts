@@ -4,7 +4,7 @@ import { ModelEvents } from "../events/model-events.js";
 import { HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import type { Catalog } from "../catalog/catalog.js";
 import { openCatalog, type CatalogTuning } from "../catalog/open-catalog.js";
-import { InferenceEngine } from "../engine/engine.js";
+import { createRunnerEngine, type RunnerEngine } from "../engine/runner/runner-engine.js";
 import { engineSettingsFrom } from "../engine/engine-settings.js";
 import { NodeMetrics } from "../metrics/node-metrics.js";
 import type { SourceDefaults } from "../plugin/loader.js";
@@ -31,8 +31,8 @@ export interface NodeComponents {
   sources: SourceChain;
   /** Model id or adapter reference → verified local files. */
   resolver: Resolver;
-  /** Inference with node-llama-cpp (llama.cpp itself loads on the first request). */
-  engine: InferenceEngine;
+  /** Inference with node-llama-cpp in a supervised runner process (started on the first request). */
+  engine: RunnerEngine;
   /** Prometheus metrics, fed by the events, the call interceptor and a scrape-time probe. */
   metrics: NodeMetrics;
   services: NodeServices;
@@ -79,8 +79,10 @@ export async function composeNode(options: ComposeOptions): Promise<NodeComponen
       config, logger, events, store, models: catalog.directory, ...(options.sourceDefaults ? { sourceDefaults: options.sourceDefaults } : {}),
     });
     closers.push(() => stack.close());
-    const engine = new InferenceEngine({
+    const engine = createRunnerEngine({
       settings: engineSettingsFrom(config),
+      logLevel: config.logLevel,
+      crashBackoffMs: config.runnerCrashBackoffSeconds * 1000,
       models: { locate: (id, o) => stack.resolver.locateModel(id, o) },
       adapters: { locate: (id) => store.adapterFile(id) },
       events,
@@ -88,7 +90,7 @@ export async function composeNode(options: ComposeOptions): Promise<NodeComponen
     });
     closers.push(() => engine.close());
     const metrics = new NodeMetrics(events, async () =>
-      engine.list().map((m) => ({ modelId: m.modelId, queued: m.queuedRequests, active: m.activeRequests })),
+      (await engine.list()).map((m) => ({ modelId: m.modelId, queued: m.queuedRequests, active: m.activeRequests })),
     );
     const services: NodeServices = {
       catalog: createCatalogService(catalog, drainSignal(health, shutdownSignal)),

@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { InferenceEngine } from "../engine/engine.js";
+import type { Engine } from "../engine/runner/protocol.js";
 import type { FinishReason, GenerationEvent, LoadedModelInfo, SamplingParams, TokenUsage } from "../engine/types.js";
 import {
   InferenceService,
@@ -17,7 +17,7 @@ type StreamedMessage = { delta: string } | { finishReason: FinishReason; usage: 
  * the proto field) and does the work; this only maps messages. The handler's signal fires when
  * the client cancels or its deadline passes, which stops generation.
  */
-export function createInferenceService(engine: InferenceEngine): ServiceImpl<typeof InferenceService> {
+export function createInferenceService(engine: Engine): ServiceImpl<typeof InferenceService> {
   return {
     async *chat(req, ctx) {
       const events = engine.chat(
@@ -59,8 +59,8 @@ export function createInferenceService(engine: InferenceEngine): ServiceImpl<typ
       return { unloaded: await engine.unload(req.modelId) };
     },
 
-    listLoadedModels() {
-      return { models: engine.list().map(loadedModelMessage) };
+    async listLoadedModels() {
+      return { models: (await engine.list()).map(loadedModelMessage) };
     },
   };
 }

@@ -1,0 +1,184 @@
+import { describeExit, type RunnerExit } from "../../errors/index.js";
+import type { ModelEvent, ModelEvents } from "../../events/model-events.js";
+import type { Logger } from "../../logging/index.js";
+import { resolveMemoryBudget } from "../memory-budget.js";
+import { raceAbort } from "../model-pool.js";
+import type { AdapterLocator, EngineSettings, ModelLocator, RequestOptions } from "../types.js";
+import { LoadCrashGuard } from "./load-crash-guard.js";
+import {
+  ANSWERS_WITHOUT_RUNNER,
+  CALL_METHODS,
+  STREAM_METHODS,
+  modelIdOf,
+  type CallMethod,
+  type Engine,
+  type RunnerAnswer,
+  type RunnerQuestion,
+  type StreamMethod,
+} from "./protocol.js";
+import { RunnerProcess } from "./runner-process.js";
+
+export interface RunnerEngineOptions {
+  settings: EngineSettings;
+  models: ModelLocator;
+  adapters: AdapterLocator;
+  events: ModelEvents;
+  logger: Logger;
+  /** The runner's log level (its lines are relayed to `logger`). */
+  logLevel: string;
+  /** After a model's load crashed the runner, how long it is refused before one more try. */
+  crashBackoffMs: number;
+}
+
+/** The engine as the node sees it, plus the runner's process id (operators, tests). */
+export type RunnerEngine = Engine & {
+  readonly memoryBudget: number;
+  /** The live runner's pid, or undefined while none runs (it starts on the first request). */
+  runnerPid(): number | undefined;
+};
+
+/**
+ * The node's inference engine: every call goes to one runner process (started on first use,
+ * restarted on the next call after it dies) that runs the InferenceEngine. Models and adapters are
+ * located here, in the node, so downloads survive a crash. A crash fails the calls open on it with
+ * ENGINE_CRASHED; a model that was loading is marked FAILED and kept from crashing it in a loop.
+ */
+export function createRunnerEngine(options: RunnerEngineOptions): RunnerEngine {
+  const supervisor = new RunnerSupervisor(options);
+  const methods: Record<string, unknown> = {};
+  for (const method of STREAM_METHODS) {
+    methods[method] = (input: unknown, requestOptions?: RequestOptions) => supervisor.stream(method, input, requestOptions);
+  }
+  for (const method of CALL_METHODS) {
+    methods[method] = (input: unknown, requestOptions?: RequestOptions) => supervisor.call(method, input, requestOptions);
+  }
+  return Object.assign(methods as Engine, {
+    memoryBudget: supervisor.memoryBudget,
+    runnerPid: () => supervisor.pid,
+    close: () => supervisor.close(),
+  });
+}
+
+class RunnerSupervisor {
+  readonly memoryBudget: number;
+  private runner?: Promise<RunnerProcess>;
+  private live?: RunnerProcess;
+  /** Models the runner started loading and has not finished, with their file. */
+  private readonly loading = new Map<string, string>();
+  private readonly loaded = new Set<string>();
+  private readonly guard: LoadCrashGuard;
+  private closed = false;
+
+  constructor(private readonly options: RunnerEngineOptions) {
+    // Resolved once here, so a restarted runner keeps the budget the node started with.
+    this.memoryBudget = resolveMemoryBudget(options.settings.memoryBudget);
+    this.guard = new LoadCrashGuard(options.crashBackoffMs);
+    options.events.on((event) => {
+      if (event.type === "transfer-finished" || event.type === "deleted") this.guard.forget(event.modelId);
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.live?.alive ? this.live.pid : undefined;
+  }
+
+  async *stream(method: StreamMethod, input: unknown, requestOptions: RequestOptions = {}): AsyncGenerator<unknown> {
+    const { signal, ...rest } = requestOptions;
+    const runner = await this.start(signal);
+    yield* runner.stream(method, input, rest, signal);
+  }
+
+  async call(method: CallMethod, input: unknown, requestOptions: RequestOptions = {}): Promise<unknown> {
+    // An explicit load is an operator's retry of a model that crashed the runner.
+    if (method === "load") {
+      const modelId = modelIdOf(input);
+      if (modelId) this.guard.forget(modelId);
+    }
+    if (!this.runner && method in ANSWERS_WITHOUT_RUNNER) return ANSWERS_WITHOUT_RUNNER[method];
+    const { signal, ...rest } = requestOptions;
+    const runner = await this.start(signal);
+    return runner.call(method, input, rest, signal);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const runner = await this.runner?.catch(() => undefined);
+    await runner?.close();
+  }
+
+  private start(signal: AbortSignal | undefined): Promise<RunnerProcess> {
+    if (this.closed) return Promise.reject(new DOMException("the node is shutting down", "AbortError"));
+    if (!this.runner) {
+      const starting = RunnerProcess.start({
+        init: { settings: { ...this.options.settings, memoryBudget: this.memoryBudget }, logLevel: this.options.logLevel },
+        answer: (question, questionSignal) => this.answer(question, questionSignal),
+        onModelEvent: (event) => this.onModelEvent(event),
+        onExit: (exit) => this.onExit(exit),
+        logger: this.options.logger,
+      });
+      this.runner = starting;
+      starting.then(
+        (runner) => (this.live = runner),
+        () => {
+          // A runner that could not start is tried again by the next request, not in a loop.
+          if (this.runner === starting) this.runner = undefined;
+        },
+      );
+    }
+    return signal ? raceAbort(this.runner, signal) : this.runner;
+  }
+
+  private async answer(question: RunnerQuestion, signal: AbortSignal): Promise<RunnerAnswer> {
+    if (question.kind === "locate-adapter") return this.options.adapters.locate(question.adapterId, { ...question.options, signal });
+    const located = await this.options.models.locate(question.modelId, { ...question.options, signal });
+    await this.guard.check(question.modelId, located.path);
+    return located;
+  }
+
+  private onModelEvent(event: ModelEvent): void {
+    switch (event.type) {
+      case "load-started":
+        this.loading.set(event.modelId, event.path);
+        break;
+      case "loaded":
+        this.loading.delete(event.modelId);
+        this.loaded.add(event.modelId);
+        this.guard.forget(event.modelId);
+        break;
+      case "load-failed":
+        this.loading.delete(event.modelId);
+        break;
+      case "unloaded":
+        this.loaded.delete(event.modelId);
+        break;
+      default:
+        break;
+    }
+    this.options.events.emit(event);
+  }
+
+  /** Runs before the calls open on the dead runner fail, so a client that retries meets the guard. */
+  private onExit(exit: RunnerExit): void {
+    this.runner = undefined;
+    this.live = undefined;
+    if (this.closed) return;
+    const cause = describeExit(exit);
+    for (const [modelId, path] of this.loading) {
+      const count = this.guard.record(modelId, path, cause);
+      const next =
+        count >= 2
+          ? "it stays FAILED until its file changes, it is pulled again or loaded with LoadModel"
+          : `it is tried once more after ${Math.ceil(this.options.crashBackoffMs / 1000)} s`;
+      this.options.logger.error({ modelId, path, cause, crashes: count }, "loading a model crashed the inference runner");
+      this.options.events.emit({
+        type: "load-failed",
+        modelId,
+        code: "ENGINE_CRASHED",
+        reason: `loading ${path} crashed the inference runner (${cause}); ${next}`,
+      });
+    }
+    this.loading.clear();
+    for (const modelId of this.loaded) this.options.events.emit({ type: "unloaded", modelId });
+    this.loaded.clear();
+  }
+}

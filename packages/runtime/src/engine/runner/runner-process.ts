@@ -1,0 +1,278 @@
+import { fork, type ChildProcess } from "node:child_process";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { engineCrashed, runnerStartFailed, type RunnerExit } from "../../errors/index.js";
+import type { ModelEvent } from "../../events/model-events.js";
+import type { Logger } from "../../logging/index.js";
+import {
+  fromWireError,
+  modelIdOf,
+  toWireError,
+  type EngineMethod,
+  type FromRunner,
+  type RunnerAnswer,
+  type RunnerInit,
+  type RunnerQuestion,
+  type ToRunner,
+} from "./protocol.js";
+
+/** JS heap of the runner: model weights live outside it, so a hostile file's huge array fails here, not in the machine. */
+const RUNNER_HEAP_MB = 1024;
+const STDERR_TAIL_BYTES = 8 * 1024;
+const CLOSE_TIMEOUT_MS = 10_000;
+
+export interface RunnerProcessOptions {
+  init: RunnerInit;
+  /** Answers the runner's questions (locate a model or an adapter) in the node. */
+  answer: (question: RunnerQuestion, signal: AbortSignal) => Promise<RunnerAnswer>;
+  onModelEvent: (event: ModelEvent) => void;
+  /** Called when the process has ended, before the calls open on it fail. */
+  onExit: (exit: RunnerExit) => void;
+  logger: Logger;
+}
+
+interface OpenCall {
+  modelId?: string;
+  item?: (item: unknown) => void;
+  settle: (err: Error | undefined, value?: unknown) => void;
+}
+
+/**
+ * One runner process and the calls open on it. When it exits unexpectedly every open call fails
+ * with ENGINE_CRASHED naming its model; `exited` tells the owner how it ended.
+ */
+export class RunnerProcess {
+  readonly exited: Promise<RunnerExit>;
+  private readonly child: ChildProcess;
+  private readonly calls = new Map<number, OpenCall>();
+  private readonly questions = new Map<number, AbortController>();
+  private nextCall = 1;
+  private stderrTail = "";
+  private exit?: RunnerExit;
+  private closing = false;
+
+  private constructor(
+    private readonly options: RunnerProcessOptions,
+    ready: () => void,
+  ) {
+    const { file, execArgv } = runnerEntry();
+    this.child = fork(file, [JSON.stringify(options.init)], {
+      execArgv: [...execArgv, `--max-old-space-size=${RUNNER_HEAP_MB}`],
+      serialization: "advanced",
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
+    });
+    this.child.stdout!.setEncoding("utf8").on("data", (text: string) => this.logOutput(text, "stdout"));
+    this.child.stderr!.setEncoding("utf8").on("data", (text: string) => {
+      this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL_BYTES);
+      this.logOutput(text, "stderr");
+    });
+    this.child.on("message", (message: FromRunner) => (message.t === "ready" ? ready() : this.receive(message)));
+    this.exited = new Promise((resolve) => {
+      // "close", not "exit": by then stderr is read to the end, with llama.cpp's last words.
+      this.child.on("close", (code, signal) => {
+        const exit: RunnerExit = { code, signal, stderrTail: this.stderrTail };
+        this.exit = exit;
+        if (!this.closing) options.logger.error({ pid: this.child.pid, code, signal, stderr: lastLines(this.stderrTail) }, "inference runner crashed");
+        options.onExit(exit);
+        for (const controller of this.questions.values()) controller.abort(new DOMException("the runner stopped", "AbortError"));
+        this.questions.clear();
+        for (const call of this.calls.values()) call.settle(engineCrashed(call.modelId, exit));
+        this.calls.clear();
+        resolve(exit);
+      });
+    });
+  }
+
+  /** Starts a runner and waits until it takes calls; ENGINE_CRASHED when it exits first. */
+  static async start(options: RunnerProcessOptions): Promise<RunnerProcess> {
+    let ready!: () => void;
+    const isReady = new Promise<void>((resolve) => (ready = resolve));
+    const runner = new RunnerProcess(options, ready);
+    const outcome = await Promise.race([isReady.then(() => undefined), runner.exited]);
+    if (outcome) throw runnerStartFailed(outcome);
+    options.logger.info({ pid: runner.pid }, "inference runner started");
+    return runner;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get alive(): boolean {
+    return this.exit === undefined;
+  }
+
+  /** A request/response method of the engine. */
+  call(method: EngineMethod, input: unknown, options: object, signal?: AbortSignal): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.open(method, input, options, signal, {
+        modelId: modelIdOf(input),
+        settle: (err, value) => (err ? reject(err) : resolve(value)),
+      });
+    });
+  }
+
+  /**
+   * A streaming method: items as the runner sends them, each acknowledged when the reader takes
+   * it (the runner sends a few ahead). Cancelled when `signal` aborts or the reader stops early;
+   * it ends only once the runner has stopped the generation.
+   */
+  async *stream(method: EngineMethod, input: unknown, options: object, signal?: AbortSignal): AsyncGenerator<unknown> {
+    const queue: unknown[] = [];
+    let ended: { err?: Error } | undefined;
+    let wake: (() => void) | undefined;
+    const notify = () => {
+      const resume = wake;
+      wake = undefined;
+      resume?.();
+    };
+    const id = this.open(method, input, options, signal, {
+      modelId: modelIdOf(input),
+      item: (item) => (queue.push(item), notify()),
+      settle: (err) => ((ended = { err }), notify()),
+    });
+    try {
+      for (;;) {
+        if (queue.length > 0) {
+          const item = queue.shift();
+          if (id !== undefined) this.send({ t: "ack", id });
+          yield item;
+          continue;
+        }
+        if (ended) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+      const finished = ended as { err?: Error };
+      if (finished.err) throw finished.err;
+    } finally {
+      if (!ended && id !== undefined) {
+        this.send({ t: "cancel", id });
+        while (!ended) await new Promise<void>((resolve) => (wake = resolve));
+      }
+    }
+  }
+
+  /** Asks the runner to unload everything and exit; kills it if it does not within 10 s. */
+  async close(): Promise<void> {
+    if (!this.alive) return;
+    this.closing = true;
+    this.send({ t: "close" });
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), CLOSE_TIMEOUT_MS);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  private open(method: EngineMethod, input: unknown, options: object, signal: AbortSignal | undefined, call: OpenCall): number | undefined {
+    if (this.exit) {
+      call.settle(engineCrashed(call.modelId, this.exit));
+      return undefined;
+    }
+    if (signal?.aborted) {
+      call.settle(signal.reason as Error);
+      return undefined;
+    }
+    const id = this.nextCall++;
+    if (signal) {
+      const onAbort = () => this.send({ t: "cancel", id });
+      signal.addEventListener("abort", onAbort, { once: true });
+      const settle = call.settle;
+      call.settle = (err, value) => {
+        signal.removeEventListener("abort", onAbort);
+        // The caller sees its own reason for a cancel it asked for.
+        settle(err && signal.aborted && err.name === "AbortError" ? (signal.reason as Error) : err, value);
+      };
+    }
+    this.calls.set(id, call);
+    this.send({ t: "call", id, method, input, options });
+    return id;
+  }
+
+  private receive(message: FromRunner): void {
+    switch (message.t) {
+      case "item":
+        this.calls.get(message.id)?.item?.(message.item);
+        break;
+      case "done":
+      case "error": {
+        const call = this.calls.get(message.id);
+        this.calls.delete(message.id);
+        call?.settle(message.t === "error" ? fromWireError(message.error) : undefined, message.t === "done" ? message.value : undefined);
+        break;
+      }
+      case "ask":
+        void this.answer(message.id, message.question);
+        break;
+      case "ask-abort":
+        this.questions.get(message.id)?.abort(new DOMException("the runner stopped waiting", "AbortError"));
+        break;
+      case "model-event":
+        this.options.onModelEvent(message.event);
+        break;
+      case "log":
+        this.relayLog(message.line);
+        break;
+    }
+  }
+
+  private async answer(id: number, question: RunnerQuestion): Promise<void> {
+    const controller = new AbortController();
+    this.questions.set(id, controller);
+    try {
+      const value = await this.options.answer(question, controller.signal);
+      this.send({ t: "answer", id, value });
+    } catch (err) {
+      this.send({ t: "answer-error", id, error: toWireError(err) });
+    } finally {
+      this.questions.delete(id);
+    }
+  }
+
+  private send(message: ToRunner): void {
+    if (this.alive && this.child.connected) this.child.send(message);
+  }
+
+  private relayLog(line: string): void {
+    let record: Record<string, unknown>;
+    try {
+      record = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    const { level, msg, time: _time, ...fields } = record;
+    const log = this.options.logger;
+    const text = typeof msg === "string" ? msg : "";
+    switch (level) {
+      case "fatal":
+      case "error":
+        return log.error(fields, text);
+      case "warn":
+        return log.warn(fields, text);
+      case "info":
+        return log.info(fields, text);
+      default:
+        return log.debug(fields, text);
+    }
+  }
+
+  private logOutput(text: string, stream: "stdout" | "stderr"): void {
+    for (const line of text.split("\n")) {
+      if (line.trim()) this.options.logger.warn({ pid: this.child.pid, stream }, line.trim());
+    }
+  }
+}
+
+/** The runner's entry: the built .js beside this bundle, or the .ts source through tsx when running from source. */
+function runnerEntry(): { file: string; execArgv: string[] } {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith(".ts")) {
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+    return { file: path.join(path.dirname(here), "runner-main.ts"), execArgv: ["--conditions=source", "--import", tsx] };
+  }
+  // tsup puts every chunk of src/ in dist/ and this entry at dist/engine/runner/runner-main.js.
+  return { file: path.join(path.dirname(here), "engine", "runner", "runner-main.js"), execArgv: [] };
+}
+
+function lastLines(text: string): string {
+  return text.split("\n").filter((l) => l.trim()).slice(-5).join("\n");
+}
