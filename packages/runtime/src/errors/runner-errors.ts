@@ -36,7 +36,7 @@ export function loadCrashBackoff(modelId: string, path: string, cause: string, r
   return new LlmlbError(
     "ENGINE_CRASHED",
     `loading model "${modelId}" (${path}) crashed the inference runner (${cause}); it is tried once more in ${Math.ceil(retryAfterMs / 1000)} s, or now with LoadModel`,
-    { model_id: modelId, retry_after_ms: String(Math.ceil(retryAfterMs)) },
+    { model_id: modelId, retry_after_seconds: String(Math.ceil(retryAfterMs / 1000)) },
   );
 }
 

@@ -42,10 +42,14 @@ export class LoadCrashGuard {
     return count;
   }
 
-  /** Throws ENGINE_CRASHED during the backoff and INVALID_MODEL_FILE after a second crash of the same file. */
-  async check(modelId: string, path: string): Promise<void> {
+  /**
+   * Throws ENGINE_CRASHED during the backoff and INVALID_MODEL_FILE after a second crash of the
+   * same file. `path` is where the model is now (default: where it crashed); another file clears the record.
+   */
+  async check(modelId: string, path?: string): Promise<void> {
     const crash = this.crashes.get(modelId);
     if (!crash) return;
+    path ??= crash.path;
     if (crash.path !== path || !sameFile(crash.file, await identify(path))) {
       this.crashes.delete(modelId);
       return;

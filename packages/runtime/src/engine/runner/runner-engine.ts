@@ -84,6 +84,7 @@ class RunnerSupervisor {
 
   async *stream(method: StreamMethod, input: unknown, requestOptions: RequestOptions = {}): AsyncGenerator<unknown> {
     const { signal, ...rest } = requestOptions;
+    await this.refuseCrashedModel(input);
     const runner = await this.start(signal);
     yield* runner.stream(method, input, rest, signal);
   }
@@ -95,6 +96,7 @@ class RunnerSupervisor {
       if (modelId) this.guard.forget(modelId);
     }
     if (!this.runner && method in ANSWERS_WITHOUT_RUNNER) return ANSWERS_WITHOUT_RUNNER[method];
+    if (method !== "unload") await this.refuseCrashedModel(input);
     const { signal, ...rest } = requestOptions;
     const runner = await this.start(signal);
     return runner.call(method, input, rest, signal);
@@ -104,6 +106,12 @@ class RunnerSupervisor {
     this.closed = true;
     const runner = await this.runner?.catch(() => undefined);
     await runner?.close();
+  }
+
+  /** Before (re)starting a runner for it: a model in its crash backoff is refused right here. */
+  private async refuseCrashedModel(input: unknown): Promise<void> {
+    const modelId = modelIdOf(input);
+    if (modelId) await this.guard.check(modelId);
   }
 
   private start(signal: AbortSignal | undefined): Promise<RunnerProcess> {
