@@ -7,12 +7,15 @@
  *   grpc_stream_ratio   tokens/s over gRPC (server streaming) / tokens/s direct; target ≥ 0.95
  *   ttft_added_ms       time to first token over gRPC minus direct; target ≤ 5 ms
  *   parallel4_vs_1      aggregate tokens/s of 4 parallel gRPC streams / 1 stream
+ *   runner_ipc_us_per_token   the inference runner's added time per generated token: the node's
+ *                       engine (in its runner process) minus the same InferenceEngine in this
+ *                       process, both called directly (no gRPC), median of paired runs
  *
  *   node --conditions=source --import tsx bench/inference.bench.ts
  */
 import { InferenceService, type ChatResponse } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
 import { grpcJsClient } from "../testkit/node/index.js";
-import { directChat, median, pairedRuns, startBenchNode, tokensPerSecond, type StreamRun } from "./bench-kit.js";
+import { directChat, inProcessEngine, median, pairedRuns, startBenchNode, tokensPerSecond, type StreamRun } from "./bench-kit.js";
 
 const TOKENS = 512;
 const REPETITIONS = 9;
@@ -58,6 +61,27 @@ for (let round = 0; round < 5; round++) {
   singleRates.push(tokensPerSecond(await viaGrpc(prompts[round % prompts.length]!)));
 }
 
+// The runner's own cost: the same engine call through the process boundary and in this process.
+const local = await inProcessEngine(bench, { parallelism: PARALLEL });
+const viaEngine = async (engine: Pick<typeof bench.node.runtime.engine, "chat">, i: number): Promise<StreamRun> => {
+  const started = performance.now();
+  let firstTokenMs = 0;
+  let tokens = 0;
+  for await (const event of engine.chat({ modelId: bench.modelId, messages: [{ role: "user", content: prompt(i) }], temperature: 0, maxTokens: TOKENS })) {
+    if (event.type === "delta" && firstTokenMs === 0) firstTokenMs = performance.now() - started;
+    if (event.type === "end") tokens = event.usage.completionTokens;
+  }
+  return { tokens, ms: performance.now() - started, firstTokenMs };
+};
+await viaEngine(local.engine, 0);
+const { direct: localRuns, measured: runnerRuns } = await pairedRuns({
+  label: "runner", tokens: TOKENS, repetitions: REPETITIONS,
+  direct: (i) => viaEngine(local.engine, i),
+  measured: (i) => viaEngine(bench.node.runtime.engine, i),
+});
+const runnerUsPerToken = median(runnerRuns.map((run, k) => ((run.ms - localRuns[k]!.ms) * 1000) / TOKENS));
+await local.close();
+
 const directRate = median(directRuns.map(tokensPerSecond));
 const grpcRate = median(grpcRuns.map(tokensPerSecond));
 const directTtft = median(directRuns.map((r) => r.firstTokenMs));
@@ -74,6 +98,7 @@ const lines = {
   parallel1_tokens_per_s: median(singleRates).toFixed(0),
   parallel4_tokens_per_s: median(parallelRates).toFixed(0),
   parallel4_vs_1: (median(parallelRates) / median(singleRates)).toFixed(2),
+  runner_ipc_us_per_token: runnerUsPerToken.toFixed(1),
 };
 for (const [key, value] of Object.entries(lines)) console.log(`${key}=${value}`);
 
