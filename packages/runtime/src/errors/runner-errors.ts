@@ -44,7 +44,7 @@ export function loadCrashBackoff(modelId: string, path: string, cause: string, r
 export function loadCrashedTwice(modelId: string, path: string, cause: string): LlmlbError {
   return new LlmlbError(
     "INVALID_MODEL_FILE",
-    `loading model "${modelId}" (${path}) crashed the inference runner twice (${cause}); it stays FAILED until its file changes, it is pulled again or loaded with LoadModel`,
+    `loading model "${modelId}" (${path}) crashed the inference runner twice (${cause}); it stays FAILED until its file changes (e.g. deleted and pulled again) or it is loaded with LoadModel`,
     { model_id: modelId, cause: "ENGINE_CRASHED" },
   );
 }

@@ -175,7 +175,7 @@ class RunnerSupervisor {
       const count = this.guard.record(modelId, path, cause);
       const next =
         count >= 2
-          ? "it stays FAILED until its file changes, it is pulled again or loaded with LoadModel"
+          ? "it stays FAILED until its file changes (e.g. deleted and pulled again) or it is loaded with LoadModel"
           : `it is tried once more after ${Math.ceil(this.options.crashBackoffMs / 1000)} s`;
       this.options.logger.error({ modelId, path, cause, crashes: count }, "loading a model crashed the inference runner");
       this.options.events.emit({

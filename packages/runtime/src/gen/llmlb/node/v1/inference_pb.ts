@@ -538,6 +538,10 @@ export const LoadedModelSchema: GenMessage<LoadedModel> = /*@__PURE__*/
  * - FAILED_PRECONDITION / INVALID_MODEL_FILE: the GGUF is malformed or truncated; it was not loaded.
  * - UNAVAILABLE / MODEL_NOT_READY: no_wait was set and the model is not on disk yet.
  * - RESOURCE_EXHAUSTED / QUEUE_FULL: too many requests for this model; retry later.
+ * - UNAVAILABLE / ENGINE_CRASHED: the inference runner process died while serving the request (the
+ *   runner restarts; retry), or the model's load crashed it and it is in its backoff
+ *   (retry_after_seconds). After a second such crash the model is FAILED_PRECONDITION /
+ *   INVALID_MODEL_FILE (metadata cause ENGINE_CRASHED) until its file changes or LoadModel retries it.
  * - RESOURCE_EXHAUSTED / INSUFFICIENT_MEMORY: the model does not fit the memory budget.
  * - plus every reason of ResolverService when a model is resolved on demand.
  *
