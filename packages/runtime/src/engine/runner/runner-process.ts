@@ -77,7 +77,9 @@ export class RunnerProcess {
         options.onExit(exit);
         for (const controller of this.questions.values()) controller.abort(new DOMException("the runner stopped", "AbortError"));
         this.questions.clear();
-        for (const call of this.calls.values()) call.settle(engineCrashed(call.modelId, exit));
+        for (const call of this.calls.values()) {
+          call.settle(this.closing ? new DOMException("the node is shutting down", "AbortError") : engineCrashed(call.modelId, exit));
+        }
         this.calls.clear();
         resolve(exit);
       });
