@@ -21,6 +21,8 @@ import {
 const RUNNER_HEAP_MB = 1024;
 const STDERR_TAIL_BYTES = 8 * 1024;
 const CLOSE_TIMEOUT_MS = 10_000;
+/** A runner that has not said "ready" by then (it only loads our modules, not llama.cpp) is stuck. */
+const START_TIMEOUT_MS = 120_000;
 
 export interface RunnerProcessOptions {
   init: RunnerInit;
@@ -75,8 +77,7 @@ export class RunnerProcess {
         this.exit = exit;
         if (!this.closing) options.logger.error({ pid: this.child.pid, code, signal, stderr: lastLines(this.stderrTail) }, "inference runner crashed");
         options.onExit(exit);
-        for (const controller of this.questions.values()) controller.abort(new DOMException("the runner stopped", "AbortError"));
-        this.questions.clear();
+        // Questions still being answered (a download for a request) run to the end: downloads outlive a crash.
         for (const call of this.calls.values()) {
           call.settle(this.closing ? new DOMException("the node is shutting down", "AbortError") : engineCrashed(call.modelId, exit));
         }
@@ -91,7 +92,9 @@ export class RunnerProcess {
     let ready!: () => void;
     const isReady = new Promise<void>((resolve) => (ready = resolve));
     const runner = new RunnerProcess(options, ready);
+    const tooSlow = setTimeout(() => runner.child.kill("SIGKILL"), START_TIMEOUT_MS);
     const outcome = await Promise.race([isReady.then(() => undefined), runner.exited]);
+    clearTimeout(tooSlow);
     if (outcome) throw runnerStartFailed(outcome);
     options.logger.info({ pid: runner.pid }, "inference runner started");
     return runner;
