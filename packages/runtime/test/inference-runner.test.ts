@@ -9,7 +9,7 @@ import { ModelCatalogService } from "../src/gen/llmlb/node/v1/catalog_pb.js";
 import { ModelState, type Model } from "../src/gen/llmlb/node/v1/model_pb.js";
 import { InferenceService, type ChatResponse } from "../src/gen/llmlb/node/v1/inference_pb.js";
 import { grpcJsClient, startTestNode, type TestNode } from "../../../testkit/node/index.js";
-import { startTinyWorld, tinyChat, tinyEntry, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+import { startTinyWorld, tinyChat, tinyEntry, TINY_EMBED_FILE, TINY_EMBED_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
 const CRASH_REPO = "llmlb-test/crash-GGUF";
 const CRASH_ID = "tiny-crash";
@@ -88,6 +88,19 @@ describe("the supervised inference runner", () => {
     expect(((await next.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(4);
   });
 
+  it("lets a download that a request started run to the end when the runner dies under that request", async () => {
+    const throttle = world.hf.throttle(400_000, { path: TINY_EMBED_FILE });
+    const embedding = inference.unary("embed", { modelId: TINY_EMBED_ID, inputs: ["x"] }).catch((e: grpc.ServiceError) => e);
+    await waitFor(() => events.some((e) => e.type === "transfer-started" && e.modelId === TINY_EMBED_ID));
+    process.kill(node.runtime.engine.runnerPid()!, "SIGKILL");
+
+    expect(errorInfo((await embedding) as grpc.ServiceError)).toMatchObject({ reason: "ENGINE_CRASHED", metadata: { model_id: TINY_EMBED_ID } });
+    expect(events.some((e) => e.type === "transfer-finished" && e.modelId === TINY_EMBED_ID)).toBe(false);
+    await waitFor(() => events.some((e) => e.type === "transfer-finished" && e.modelId === TINY_EMBED_ID));
+    expect(await modelState(TINY_EMBED_ID)).toBe(ModelState.READY);
+    throttle?.remove();
+  });
+
   it("marks a model whose load crashes the runner FAILED, backs off, keeps it FAILED after a second crash, and keeps serving another model", async () => {
     const loadsOfCrash = () => events.filter((e) => e.type === "load-started" && e.modelId === CRASH_ID).length;
 
@@ -127,8 +140,16 @@ describe("the supervised inference runner", () => {
     expect(errorInfo(retried as grpc.ServiceError)).toMatchObject({ reason: "ENGINE_CRASHED" });
     expect(loadsOfCrash()).toBe(3);
     await expectServes("tiny-chat");
-  });
+  }, 240_000); // four runner starts: seconds each on a busy 2-core machine
 });
+
+async function waitFor(condition: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting");
+    await delay(20);
+  }
+}
 
 function chatRequest(modelId: string, maxTokens: number) {
   return { modelId, messages: [{ role: "user", content: "Go on" }], temperature: 0, maxTokens };
