@@ -13,7 +13,7 @@ export function describeExit(exit: RunnerExit): string {
   return last ? `${how}: ${last}` : how;
 }
 
-/** A request was on the runner when it died; the runner restarts on the next request. */
+/** A request was on the runner when it died; the runner restarts. */
 export function engineCrashed(modelId: string | undefined, exit: RunnerExit): LlmlbError {
   const what = modelId ? `model "${modelId}"` : "the request";
   return new LlmlbError(

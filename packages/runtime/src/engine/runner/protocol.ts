@@ -25,6 +25,8 @@ export const STREAM_WINDOW = 4;
 export interface RunnerInit {
   settings: EngineSettings;
   logLevel: string;
+  /** Load llama.cpp right away (a restart after a crash), so the next request does not wait for it. */
+  warm: boolean;
 }
 
 /** Questions the runner asks the node (the catalog, store and resolver stay in the node). */

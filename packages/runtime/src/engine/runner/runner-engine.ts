@@ -39,7 +39,7 @@ export type RunnerEngine = Engine & {
 
 /**
  * The node's inference engine: every call goes to one runner process (started on first use,
- * restarted on the next call after it dies) that runs the InferenceEngine. Models and adapters are
+ * restarted as soon as it dies) that runs the InferenceEngine. Models and adapters are
  * located here, in the node, so downloads survive a crash. A crash fails the calls open on it with
  * ENGINE_CRASHED; a model that was loading is marked FAILED and kept from crashing it in a loop.
  */
@@ -114,11 +114,11 @@ class RunnerSupervisor {
     if (modelId) await this.guard.check(modelId);
   }
 
-  private start(signal: AbortSignal | undefined): Promise<RunnerProcess> {
+  private start(signal: AbortSignal | undefined, warm = false): Promise<RunnerProcess> {
     if (this.closed) return Promise.reject(new DOMException("the node is shutting down", "AbortError"));
     if (!this.runner) {
       const starting = RunnerProcess.start({
-        init: { settings: { ...this.options.settings, memoryBudget: this.memoryBudget }, logLevel: this.options.logLevel },
+        init: { settings: { ...this.options.settings, memoryBudget: this.memoryBudget }, logLevel: this.options.logLevel, warm },
         answer: (question, questionSignal) => this.answer(question, questionSignal),
         onModelEvent: (event) => this.onModelEvent(event),
         onExit: (exit) => this.onExit(exit),
@@ -167,6 +167,7 @@ class RunnerSupervisor {
 
   /** Runs before the calls open on the dead runner fail, so a client that retries meets the guard. */
   private onExit(exit: RunnerExit): void {
+    const served = this.live?.served ?? false;
     this.runner = undefined;
     this.live = undefined;
     if (this.closed) return;
@@ -188,5 +189,8 @@ class RunnerSupervisor {
     this.loading.clear();
     for (const modelId of this.loaded) this.options.events.emit({ type: "unloaded", modelId });
     this.loaded.clear();
+    // Restarted at once, with llama.cpp loaded, so the clients retrying do not wait for it. Only a
+    // runner that had served calls is replaced this way (one that dies warming up is not, so no loop).
+    if (served) setImmediate(() => void this.start(undefined, true).catch(() => undefined));
   }
 }

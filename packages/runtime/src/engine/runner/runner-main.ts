@@ -143,3 +143,5 @@ process.on("message", (message: ToRunner) => {
 });
 process.on("disconnect", () => process.exit(0));
 send({ t: "ready" });
+// A failure here is kept by the engine and reported to the first request that needs llama.cpp.
+if (init.warm) void engine.llama().catch(() => undefined);

@@ -104,6 +104,11 @@ export class RunnerProcess {
     return this.child.pid;
   }
 
+  /** Whether any call was ever sent to this runner. */
+  get served(): boolean {
+    return this.nextCall > 1;
+  }
+
   get alive(): boolean {
     return this.exit === undefined;
   }
