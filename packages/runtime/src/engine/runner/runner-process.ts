@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from "node:child_process";
+import { setTimeout as delay } from "node:timers/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -21,6 +22,7 @@ import {
 const RUNNER_HEAP_MB = 1024;
 const STDERR_TAIL_BYTES = 8 * 1024;
 const CLOSE_TIMEOUT_MS = 10_000;
+const STDIO_DRAIN_MS = 1_000;
 /** A runner that has not said "ready" by then (it only loads our modules, not llama.cpp) is stuck. */
 const START_TIMEOUT_MS = 120_000;
 
@@ -71,8 +73,9 @@ export class RunnerProcess {
     });
     this.child.on("message", (message: FromRunner) => (message.t === "ready" ? ready() : this.receive(message)));
     this.exited = new Promise((resolve) => {
-      // "close", not "exit": by then stderr is read to the end, with llama.cpp's last words.
-      this.child.on("close", (code, signal) => {
+      // Waits for stderr to be read to the end (llama.cpp's last words), unless a grandchild holds it open.
+      this.child.on("exit", async (code, signal) => {
+        await Promise.race([new Promise((closed) => this.child.once("close", closed)), delay(STDIO_DRAIN_MS, undefined, { ref: false })]);
         const exit: RunnerExit = { code, signal, stderrTail: this.stderrTail };
         this.exit = exit;
         if (!this.closing) options.logger.error({ pid: this.child.pid, code, signal, stderr: lastLines(this.stderrTail) }, "inference runner crashed");
