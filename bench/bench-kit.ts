@@ -1,6 +1,6 @@
 /** Pieces the benchmarks share: statistics, the tiny model on a node, direct node-llama-cpp runs. */
 import { LlamaChat, type ChatHistoryItem, type LlamaContext } from "node-llama-cpp";
-import { InferenceEngine, catalogModelLocator, loadLlama, silentLogger, staticModelDirectory, storeAdapterLocator } from "@llmlb/runtime";
+import { InferenceEngine, loadLlama, silentLogger } from "@llmlb/runtime";
 import { startTestNode, type TestNode } from "../testkit/node/index.js";
 import { startTinyWorld, TINY_CHAT_ID, type TinyWorld } from "../testkit/world/tiny-world.js";
 
@@ -99,12 +99,11 @@ export async function pairedRuns(options: {
 
 /** The node's InferenceEngine run in this process on the node's copy of the model (no runner, no gRPC). */
 export async function inProcessEngine(bench: BenchNode, settings: { parallelism: number }) {
-  const { config, store } = bench.node.runtime;
-  const entry = (await bench.node.runtime.models.get(bench.modelId))!;
+  const { config, store, resolver } = bench.node.runtime;
   const engine = new InferenceEngine({
     settings: { gpu: config.gpu, threads: 1, memoryBudget: bench.node.runtime.engine.memoryBudget, parallelism: settings.parallelism, queueSize: 64 },
-    models: catalogModelLocator({ directory: staticModelDirectory([entry]), installed: store }),
-    adapters: storeAdapterLocator(config.home, store),
+    models: { locate: (id, options) => resolver.locateModel(id, options) },
+    adapters: { locate: (id) => store.adapterFile(id) },
     logger: silentLogger(),
   });
   return { engine, close: () => engine.close() };
