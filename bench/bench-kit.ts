@@ -108,3 +108,9 @@ export async function inProcessEngine(bench: BenchNode, settings: { parallelism:
   });
   return { engine, close: () => engine.close() };
 }
+
+/** CPU time (user + system, every thread) of this process, in µs. */
+export function cpuMicros(): number {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+}
