@@ -12,6 +12,18 @@ import { encodeGguf, gv, type GgufTensor, type GgufValue, type TensorDtype } fro
 export const CHATML_TEMPLATE =
   "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
+/**
+ * ChatML with Qwen3-style thinking: the answer opens with `<think>\n`; `enable_thinking=false`
+ * renders an empty thought instead, and past assistant turns keep their `reasoning_content`.
+ * node-llama-cpp reads thought segments off this template.
+ */
+export const THINKING_TEMPLATE =
+  "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n'}}" +
+  "{% if message['role'] == 'assistant' and message['reasoning_content'] %}{{'<think>\\n' + message['reasoning_content'] + '\\n</think>\\n\\n'}}{% endif %}" +
+  "{{ (message['content'] or '') + '<|im_end|>' + '\\n'}}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}" +
+  "{% if enable_thinking is defined and enable_thinking is false %}{{ '<think>\\n\\n</think>\\n\\n' }}{% else %}{{ '<think>\\n' }}{% endif %}{% endif %}";
+
 /** Token types as understood by llama.cpp (llama_token_type). */
 export const TokenType = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
@@ -170,6 +182,8 @@ export interface TinyModelOptions {
    * "...-embedding". node-llama-cpp's `createEmbeddingContext()` works without it too.
    */
   embedding?: boolean;
+  /** `tokenizer.chat_template` (default ChatML, CHATML_TEMPLATE). */
+  chatTemplate?: string;
 }
 
 /** Names and ggml dims ([ne0, ne1]) of the per-block weight matrices. */
@@ -222,7 +236,7 @@ export function tinyModelBytes(opts: TinyModelOptions = {}): Uint8Array {
     ["tokenizer.ggml.unknown_token_id", gv.u32(TINY_MODEL.unk_token_id)],
     ["tokenizer.ggml.add_bos_token", gv.bool(true)],
     ["tokenizer.ggml.add_eos_token", gv.bool(false)],
-    ["tokenizer.chat_template", gv.str(CHATML_TEMPLATE)],
+    ["tokenizer.chat_template", gv.str(opts.chatTemplate ?? CHATML_TEMPLATE)],
   ];
 
   const ones = (n: number) => new Float32Array(n).fill(1);

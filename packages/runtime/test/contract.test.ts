@@ -46,10 +46,14 @@ describe("protobuf contract", () => {
     expect(oneof?.fields.map((f) => f.name)).toEqual(["model_id", "adapter_ref"]);
     expect(fields(ChatRequestSchema)).toEqual(expect.arrayContaining([
       "model_id", "messages", "max_tokens", "temperature", "top_p", "top_k", "seed", "stop", "adapter_ids",
+      "tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning", "logprobs", "top_logprobs", "logit_bias",
     ]));
-    expect(ChatRequestSchema.fields.find((f) => f.name === "messages")?.message?.fields.map((f) => f.name)).toEqual(["role", "content"]);
+    expect(ChatRequestSchema.fields.find((f) => f.name === "messages")?.message?.fields.map((f) => f.name)).toEqual(
+      expect.arrayContaining(["role", "content", "tool_calls", "tool_call_id", "reasoning"]),
+    );
+    expect(fields(ChatResponseSchema)).toEqual(expect.arrayContaining(["delta", "finish_reason", "usage", "reasoning", "tool_calls", "logprobs"]));
+    expect(fields(CompleteResponseSchema)).toEqual(expect.arrayContaining(["delta", "finish_reason", "usage", "logprobs"]));
     for (const schema of [ChatResponseSchema, CompleteResponseSchema]) {
-      expect(fields(schema)).toEqual(["delta", "finish_reason", "usage"]);
       const usage = schema.fields.find((f) => f.name === "usage")?.message;
       expect(usage?.fields.map((f) => f.name)).toEqual(expect.arrayContaining(["prompt_tokens", "completion_tokens"]));
     }

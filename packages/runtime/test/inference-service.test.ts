@@ -157,6 +157,15 @@ describe("InferenceService over gRPC", () => {
     expect(errorInfoOf(unknown)).toMatchObject({ reason: "MODEL_NOT_SUPPORTED", code: 5 });
   });
 
+  it("names a tool's parameters_json and a schema_json that are not JSON", async () => {
+    const tool = await chat({ ...greedy("tiny-chat", "x", 4), tools: [{ name: "f", parametersJson: "{not json" }] }).catch((e: { code: number; details: string }) => e);
+    expect(tool).toMatchObject({ code: 3, details: expect.stringMatching(/^tools\[0\]\.parameters_json is not valid JSON/) });
+    const format = await chat({ ...greedy("tiny-chat", "x", 4), responseFormat: { type: "json_schema", schemaJson: "[" } }).catch((e: { code: number; details: string }) => e);
+    expect(format).toMatchObject({ code: 3, details: expect.stringMatching(/^response_format\.schema_json/) });
+    const mode = await chat({ ...greedy("tiny-chat", "x", 4), tools: [{ name: "f" }], toolChoice: { mode: "always" } }).catch((e: { code: number; details: string }) => e);
+    expect(mode).toMatchObject({ code: 3, details: expect.stringMatching(/^tool_choice\.mode/) });
+  });
+
   it("loads with an adapter set, lists and unloads models", async () => {
     writeTinyLora(path.join(node.home, "adapters", "style-a", "style-a.gguf"));
     const loaded = await client.unary<{ model: LoadedModel }>("loadModel", { modelId: "tiny-chat", adapterIds: ["style-a"] });

@@ -8,7 +8,12 @@ export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
     if (error.validation) {
       const first = error.validation[0];
-      const field = fieldName(first?.instancePath ?? "", (first?.params as { missingProperty?: string } | undefined)?.missingProperty);
+      const params = first?.params as { missingProperty?: string; additionalProperty?: string } | undefined;
+      const field = fieldName(first?.instancePath ?? "", params?.missingProperty ?? params?.additionalProperty);
+      if (params?.additionalProperty !== undefined) {
+        const message = `field "${field}" is not supported by this node; remove it (README lists the fields and extensions it implements)`;
+        return sendOpenAiError(reply, 400, { message, type: "invalid_request_error", param: field, code: "unsupported_field" }, { "x-should-retry": "false" });
+      }
       const message = field ? `invalid field "${field}": ${first?.message ?? "is invalid"}` : `invalid request body: ${first?.message ?? "is invalid"}`;
       return sendOpenAiError(reply, 400, { message, type: "invalid_request_error", param: field || null, code: "invalid_request" }, { "x-should-retry": "false" });
     }

@@ -1,5 +1,5 @@
-import type { GenerationOutcome, GenerationSink } from "./generate.js";
-import type { GenerationEvent } from "./types.js";
+import type { GenerationOutcome } from "./generate.js";
+import type { DeltaParts, GenerationEvent, ToolCallDelta } from "./types.js";
 
 type Settled = { ok: true; value: GenerationOutcome } | { ok: false; error: unknown };
 
@@ -20,7 +20,7 @@ export const MIN_DELTA_INTERVAL_MS = 10;
  * really stopped.
  */
 export async function* deltaStream(
-  run: (sink: Pick<GenerationSink, "text">, signal: AbortSignal) => Promise<GenerationOutcome>,
+  run: (emit: (parts: Partial<DeltaParts>) => void, signal: AbortSignal) => Promise<GenerationOutcome>,
   signal: AbortSignal,
   minIntervalMs = MIN_DELTA_INTERVAL_MS,
 ): AsyncGenerator<GenerationEvent> {
@@ -29,7 +29,7 @@ export async function* deltaStream(
   if (signal.aborted) forwardAbort();
   else signal.addEventListener("abort", forwardAbort, { once: true });
 
-  let pending: string[] = [];
+  let pending: Array<Partial<DeltaParts>> = [];
   let settled: Settled | undefined;
   let lastDeltaAt = -Infinity;
   let wake: (() => void) | undefined;
@@ -57,12 +57,12 @@ export async function* deltaStream(
 
   const task = (async () => {
     try {
-      const text = (chunk: string) => {
-        if (!chunk) return;
-        pending.push(chunk);
+      const emit = (parts: Partial<DeltaParts>) => {
+        if (isEmpty(parts)) return;
+        pending.push(parts);
         notify();
       };
-      settled = { ok: true, value: await run({ text }, controller.signal) };
+      settled = { ok: true, value: await run(emit, controller.signal) };
     } catch (error) {
       settled = { ok: false, error };
     }
@@ -72,10 +72,10 @@ export async function* deltaStream(
   try {
     for (;;) {
       if (pending.length > 0 && (settled || performance.now() - lastDeltaAt >= minIntervalMs)) {
-        const text = pending.length === 1 ? pending[0]! : pending.join("");
+        const parts = mergeParts(pending);
         pending = [];
         lastDeltaAt = performance.now();
-        yield { type: "delta", text };
+        yield { type: "delta", ...parts };
         continue;
       }
       if (settled && pending.length === 0) break;
@@ -94,4 +94,25 @@ export async function* deltaStream(
     await task;
     signal.removeEventListener("abort", forwardAbort);
   }
+}
+
+function isEmpty(parts: Partial<DeltaParts>): boolean {
+  return !parts.text && !parts.reasoning && !parts.toolCalls?.length && !parts.logprobs?.length;
+}
+
+/** Joins queued pieces into one delta; argument pieces of the same tool call become one piece. */
+export function mergeParts(pieces: ReadonlyArray<Partial<DeltaParts>>): DeltaParts {
+  const merged: DeltaParts = { text: "" };
+  for (const piece of pieces) {
+    if (piece.text) merged.text += piece.text;
+    if (piece.reasoning) merged.reasoning = (merged.reasoning ?? "") + piece.reasoning;
+    if (piece.logprobs?.length) (merged.logprobs ??= []).push(...piece.logprobs);
+    for (const call of piece.toolCalls ?? []) {
+      const calls = (merged.toolCalls ??= []);
+      const last: ToolCallDelta | undefined = calls.at(-1);
+      if (last && last.index === call.index && last.id === undefined && call.id === undefined) last.arguments += call.arguments;
+      else calls.push({ ...call });
+    }
+  }
+  return merged;
 }

@@ -122,6 +122,7 @@ export class InferenceEngine {
       const model = await this.leaseModel(checked, signal, "embeddings");
       held.add(() => this.pool.release(model));
       held.add(await model.admission.enter(signal));
+      if (checked.dimensions !== undefined) requireDimensions(checked.dimensions, model.model.embeddingVectorSize);
       const context = await raceAbort(model.embeddingContext(), signal);
       const embeddings: number[][] = [];
       for (const [i, text] of checked.inputs.entries()) {
@@ -130,9 +131,10 @@ export class InferenceEngine {
         embeddings.push([...(await context.getEmbeddingFor(text)).vector]);
       }
       const promptTokens = countTokens(model.model, checked.inputs);
+      const shortened = checked.dimensions === undefined ? embeddings : embeddings.map((v) => shortenEmbedding(v, checked.dimensions!));
       return {
-        embeddings,
-        dimensions: embeddings[0]?.length ?? 0,
+        embeddings: shortened,
+        dimensions: shortened[0]?.length ?? 0,
         usage: { promptTokens, completionTokens: 0, totalTokens: promptTokens },
       };
     } finally {
@@ -198,9 +200,9 @@ export class InferenceEngine {
       const pool = await raceAbort(model.sequencePool(adapters), signal);
       const sequence = pool.take();
       held.add(() => pool.give(sequence));
-      yield* deltaStream((sink, generationSignal) => {
-        const counted: GenerationSink = { text: sink.text, tokens: (n) => (model.generatedTokens += n) };
-        return run(model, { sequence, sink: counted, signal: generationSignal }, target).finally(held.release);
+      yield* deltaStream((emit, generationSignal) => {
+        const counted: GenerationSink = { emit, tokens: (n) => (model.generatedTokens += n) };
+        return run(model, { sequence, sink: counted, signal: generationSignal, modelId: model.id }, target).finally(held.release);
       }, signal);
     } finally {
       held.release();
@@ -282,6 +284,18 @@ export class InferenceEngine {
     }
     return check;
   }
+}
+
+function requireDimensions(dimensions: number, modelDimensions: number): void {
+  if (dimensions <= modelDimensions) return;
+  throw new LlmlbError("INVALID_ARGUMENT", `dimensions ${dimensions} is more than the model's ${modelDimensions}; ask for at most ${modelDimensions}`, { field: "dimensions" });
+}
+
+/** The first `dimensions` values renormalised to unit length (Matryoshka embeddings). */
+function shortenEmbedding(vector: number[], dimensions: number): number[] {
+  const head = vector.slice(0, dimensions);
+  const norm = Math.hypot(...head);
+  return norm > 0 ? head.map((x) => x / norm) : head;
 }
 
 function requireCapability(entry: ModelEntry, capability: Capability | undefined): void {

@@ -1,19 +1,31 @@
 import type {
-  ChatHistoryItem,
+  ChatModelFunctions,
   ChatWrapper,
+  LLamaChatGenerateResponseOptions,
+  LlamaChatResponseChunk,
+  LlamaChatResponseFunctionCall,
+  LlamaChatResponseFunctionCallParamsChunk,
   LlamaContextSequence,
+  LlamaGrammar,
   LlamaModel,
+  Token,
 } from "node-llama-cpp";
 import { llamaCpp } from "./llama-cpp.js";
 import { LlmlbError } from "../errors/index.js";
-import { samplingOptions } from "./sampling.js";
+import { chatHistory } from "./chat-history.js";
+import { valueAt } from "./gguf-check.js";
+import { grammarCache } from "./grammar-cache.js";
 import { refuseBeyondContext } from "./bounded-tokens.js";
-import type { ChatInput, CompletionInput, FinishReason, SamplingParams, TokenUsage } from "./types.js";
+import { promptTexts } from "./request-validation.js";
+import { samplingOptions } from "./sampling.js";
+import { TokenLogprobs } from "./token-logprobs.js";
+import { ToolCallPieces, chatFunctions, forcedCallWrapper, forcesCall, requireToolSupport } from "./tool-calls.js";
+import type { ChatInput, CompletionInput, DeltaParts, FinishReason, OutputParams, ReasoningOptions, SamplingParams, TokenUsage } from "./types.js";
 
 /** Where a generation reports as it goes. */
 export interface GenerationSink {
-  /** Text since the last call; node-llama-cpp never splits a UTF-8 character across calls. */
-  text(chunk: string): void;
+  /** What was generated since the last call; node-llama-cpp never splits a UTF-8 character across calls. */
+  emit(parts: Partial<DeltaParts>): void;
   /** Tokens produced (for counters). */
   tokens(count: number): void;
 }
@@ -27,38 +39,71 @@ export interface GenerationTarget {
   sequence: LlamaContextSequence;
   sink: GenerationSink;
   signal: AbortSignal;
+  /** The model's id (for error messages). */
+  modelId: string;
 }
 
 /**
  * A chat turn on one sequence. The history is exactly the request's messages (no default system
- * prompt), rendered by the model's chat wrapper; a new assistant turn is generated.
+ * prompt), rendered by the model's chat wrapper; a new assistant turn is generated. Tools are the
+ * wrapper's function calling; a response format and forced calls are grammars.
  */
 export async function generateChat(
   target: GenerationTarget & { chatWrapper: ChatWrapper },
   input: ChatInput,
 ): Promise<GenerationOutcome> {
-  const { sequence, chatWrapper, sink, signal } = target;
+  const { sink, signal, modelId } = target;
   // Rendering and tokenizing the whole chat is one synchronous call: only for text that can fit.
-  await refuseBeyondContext(sequence.model, input.messages.map((m) => m.content), sequence.contextSize, "messages", signal);
-  const history: ChatHistoryItem[] = input.messages.map((m) =>
-    m.role === "assistant" ? { type: "model", response: [m.content] } : { type: m.role, text: m.content },
-  );
-  history.push({ type: "model", response: [] });
-  const prompt = chatWrapper.generateContextState({ chatHistory: history }).contextText;
+  await refuseBeyondContext(target.sequence.model, promptTexts(input.messages), target.sequence.contextSize, "messages", signal);
+  const history = chatHistory(input.messages);
+  // Thinking off: the answer starts after an empty, closed thought (the budget alone would let
+  // the first thought token through before closing the segment).
+  if (input.reasoning?.enabled === false) history[history.length - 1] = { type: "model", response: [{ type: "segment", segmentType: "thought", text: "", ended: true }] };
+  const functions = chatFunctions(input.tools, input.toolChoice);
+  if (functions && input.responseFormat && input.responseFormat.type !== "text") {
+    throw new LlmlbError("INVALID_ARGUMENT", 'response_format cannot be combined with tools; send tool_choice "none" or drop one of them', { field: "response_format" });
+  }
+  if (functions) requireToolSupport(target.chatWrapper, history, functions, modelId);
+  const chatWrapper = functions && forcesCall(input.toolChoice) ? forcedCallWrapper(target.chatWrapper) : target.chatWrapper;
+  const grammar = await responseGrammar(target.sequence.model, input);
+  const logprobs = input.logprobs ? new TokenLogprobs(target.sequence, input.topLogprobs ?? 0) : undefined;
+  const sequence = logprobs?.sequence ?? target.sequence;
+
+  const prompt = chatWrapper.generateContextState({ chatHistory: history, availableFunctions: functions, documentFunctionParams: true }).contextText;
   const promptTokens = prompt.tokenize(sequence.model.tokenizer).length;
   const maxTokens = generationBudget(sequence, promptTokens, input, "messages");
+  const pieces = new ToolCallPieces((piece) => sink.emit({ toolCalls: [piece] }));
+  const options = {
+    ...samplingOptions(input, maxTokens),
+    ...outputOptions(sequence.model, input),
+    ...(input.reasoning ? { budgets: { thoughtTokens: thoughtBudget(input.reasoning, maxTokens) } } : {}),
+    signal,
+    stopOnAbortSignal: false,
+    onResponseChunk: (chunk: LlamaChatResponseChunk) => {
+      if (chunk.type === undefined) sink.emit({ text: chunk.text, ...(logprobs ? { logprobs: logprobs.take(chunk.tokens) } : {}) });
+      else if (chunk.segmentType === "thought") sink.emit({ reasoning: chunk.text });
+      sink.tokens(chunk.tokens.length);
+    },
+    ...(grammar ? { grammar } : {}),
+    ...(functions
+      ? {
+          functions,
+          documentFunctionParams: true,
+          ...(input.parallelToolCalls === false ? { maxParallelFunctionCalls: 1 } : {}),
+          onFunctionCallParamsChunk: (chunk: LlamaChatResponseFunctionCallParamsChunk) => pieces.paramsChunk(chunk),
+          onFunctionCall: (call: LlamaChatResponseFunctionCall<ChatModelFunctions>) => pieces.called(call.functionName, call.params),
+        }
+      : {}),
+  } as LLamaChatGenerateResponseOptions<ChatModelFunctions>;
 
   const chat = new (llamaCpp().LlamaChat)({ contextSequence: sequence, chatWrapper, autoDisposeSequence: false });
   const before = sequence.tokenMeter.getState();
   try {
-    const result = await chat.generateResponse(history, {
-      ...samplingOptions(input, maxTokens),
-      signal,
-      stopOnAbortSignal: false,
-      onTextChunk: (text) => sink.text(text),
-      onToken: (tokens) => sink.tokens(tokens.length),
-    });
-    return outcome(result.metadata.stopReason, promptTokens, sequence.tokenMeter.diff(before).usedOutputTokens);
+    const result = await chat.generateResponse(history, options);
+    const completionTokens = sequence.tokenMeter.diff(before).usedOutputTokens;
+    // A call cut off by max_tokens is reported as such ("length"), not as a finished call.
+    if (pieces.count > 0 && result.metadata.stopReason !== "maxTokens") return { finishReason: "tool_calls", usage: usage(promptTokens, completionTokens) };
+    return outcome(result.metadata.stopReason, promptTokens, completionTokens);
   } finally {
     chat.dispose({ disposeSequence: false });
   }
@@ -66,7 +111,9 @@ export async function generateChat(
 
 /** Raw text completion of a prompt on one sequence. */
 export async function generateCompletion(target: GenerationTarget, input: CompletionInput): Promise<GenerationOutcome> {
-  const { sequence, sink, signal } = target;
+  const { sink, signal } = target;
+  const logprobs = input.logprobs ? new TokenLogprobs(target.sequence, input.topLogprobs ?? 0) : undefined;
+  const sequence = logprobs?.sequence ?? target.sequence;
   const model = sequence.model;
   await refuseBeyondContext(model, [input.prompt], sequence.contextSize, "prompt", signal);
   const withBos = model.tokens.shouldPrependBosToken && model.tokens.bos !== null;
@@ -75,26 +122,87 @@ export async function generateCompletion(target: GenerationTarget, input: Comple
   const tokens = model.tokenize(input.prompt, false, withBos ? "trimLeadingSpace" : undefined);
   const promptTokens = tokens.length + (withBos ? 1 : 0);
   const maxTokens = generationBudget(sequence, promptTokens, input, "prompt");
+  const grammar = await responseGrammar(model, input);
 
   const completion = new (llamaCpp().LlamaCompletion)({ contextSequence: sequence, autoDisposeSequence: false });
   const before = sequence.tokenMeter.getState();
+  let pendingText = "";
   try {
     const result = await completion.generateCompletionWithMeta(tokens, {
       ...samplingOptions(input, maxTokens),
+      ...outputOptions(model, input),
+      ...(grammar ? { grammar } : {}),
       signal,
       stopOnAbortSignal: false,
       disableContextShift: true,
       contextShiftSize: 0,
-      onTextChunk: (text) => sink.text(text),
-      onToken: (generated) => sink.tokens(generated.length),
+      onTextChunk: (text) => {
+        if (logprobs) pendingText += text;
+        else sink.emit({ text });
+      },
+      onToken: (generated: Token[]) => {
+        // LlamaCompletion reports a chunk's tokens after its text: the text waits for them.
+        if (logprobs) {
+          sink.emit({ text: pendingText, logprobs: logprobs.take(generated) });
+          pendingText = "";
+        }
+        sink.tokens(generated.length);
+      },
     });
+    if (pendingText) sink.emit({ text: pendingText });
     return outcome(result.metadata.stopReason, promptTokens, sequence.tokenMeter.diff(before).usedOutputTokens);
   } finally {
     completion.dispose({ disposeSequence: false });
   }
 }
 
-/** Tokens left for the answer: max_tokens, capped by what the context holds after the prompt (never beyond it). */
+/** The grammar of a response format: any JSON object, or JSON valid against a schema. */
+async function responseGrammar(model: LlamaModel, params: OutputParams): Promise<LlamaGrammar | undefined> {
+  const format = params.responseFormat;
+  if (!format || format.type === "text") return undefined;
+  if (format.type === "json_object") return model.llama.getGrammarFor("json");
+  return grammarCache(model.llama).forSchema(format.schema, "response_format.json_schema.schema");
+}
+
+/** Token bias for logit_bias: -100 bans a token, other values shift its logit. */
+function outputOptions(model: LlamaModel, params: OutputParams): { tokenBias?: InstanceType<ReturnType<typeof llamaCpp>["TokenBias"]> } {
+  const entries = Object.entries(params.logitBias ?? {});
+  if (entries.length === 0) return {};
+  const vocabulary = vocabularySize(model);
+  const bias = new (llamaCpp().TokenBias)(model.tokenizer);
+  for (const [token, value] of entries) {
+    // llama.cpp indexes its logits with these ids: one outside the vocabulary must never reach it.
+    if (!(Number(token) < vocabulary)) {
+      throw new LlmlbError("INVALID_ARGUMENT", `logit_bias.${token} is not a token id of this model (its vocabulary has ${vocabulary} tokens)`, { field: `logit_bias.${token}` });
+    }
+    bias.set(Number(token) as Token, value <= -100 ? "never" : { logit: value });
+  }
+  return { tokenBias: bias };
+}
+
+/** Tokens in the model's vocabulary, from its GGUF metadata (0 when it does not say). */
+function vocabularySize(model: LlamaModel): number {
+  const tokens = valueAt(model.fileInfo.metadata, "tokenizer.ggml.tokens");
+  return Array.isArray(tokens) ? tokens.length : 0;
+}
+
+/** Thought tokens allowed: none when disabled, an explicit budget, or a share of the answer by effort. */
+function thoughtBudget(reasoning: ReasoningOptions, maxTokens: number): number | undefined {
+  if (reasoning.enabled === false) return 0;
+  if (reasoning.budgetTokens !== undefined) return reasoning.budgetTokens;
+  switch (reasoning.effort) {
+    case "low":
+      return Math.floor(maxTokens / 4);
+    case "medium":
+      return Math.floor(maxTokens / 2);
+    case "high":
+      return Infinity;
+    default:
+      return undefined;
+  }
+}
+
+/** Tokens left for the answer: max_tokens, capped by what the context holds after the prompt. */
 function generationBudget(sequence: LlamaContextSequence, promptTokens: number, params: SamplingParams, field: string): number {
   const room = sequence.contextSize - promptTokens;
   if (room < 1) {
@@ -108,10 +216,11 @@ function generationBudget(sequence: LlamaContextSequence, promptTokens: number, 
 }
 
 function outcome(stopReason: string, promptTokens: number, completionTokens: number): GenerationOutcome {
-  return {
-    finishReason: stopReason === "maxTokens" ? "length" : "stop",
-    usage: { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens },
-  };
+  return { finishReason: stopReason === "maxTokens" ? "length" : "stop", usage: usage(promptTokens, completionTokens) };
+}
+
+function usage(promptTokens: number, completionTokens: number): TokenUsage {
+  return { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens };
 }
 
 /** Token count of texts (embedding usage). */

@@ -1,7 +1,11 @@
 import { LlmlbError } from "../errors/index.js";
-import type { ChatInput, ChatRole, CompletionInput, EmbedInput, ModelTarget, SamplingParams } from "./types.js";
+import { MAX_TOP_LOGPROBS } from "./token-logprobs.js";
+import type { ChatInput, ChatMessage, ChatRole, CompletionInput, EmbedInput, ModelTarget, OutputParams, ReasoningOptions, SamplingParams, ToolChoice, ToolDefinition } from "./types.js";
 
-const ROLES: readonly ChatRole[] = ["system", "user", "assistant"];
+const ROLES: readonly ChatRole[] = ["system", "user", "assistant", "tool"];
+const TOOL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const MAX_TOOLS = 128;
+const EFFORTS = ["low", "medium", "high"];
 
 /**
  * The limits of every inference request, on gRPC and HTTP alike (the HTTP schemas leave these to
@@ -26,36 +30,53 @@ function invalid(field: string, problem: string): LlmlbError {
 
 /** A chat request whose roles are still plain strings (as they come off the wire). */
 export type UncheckedChatInput = Omit<ChatInput, "messages"> & {
-  messages: ReadonlyArray<{ role: string; content: string }>;
+  messages: ReadonlyArray<Omit<ChatMessage, "role"> & { role: string }>;
 };
 
 export function validateChatInput(input: UncheckedChatInput): ChatInput {
   validateTarget(input);
   validateSampling(input);
+  validateOutput(input);
   if (input.messages.length === 0) throw invalid("messages", "must hold at least one message");
   if (input.messages.length > REQUEST_LIMITS.maxMessages) {
     throw invalid("messages", `holds ${input.messages.length} messages; at most ${REQUEST_LIMITS.maxMessages}`);
   }
-  checkPromptBytes("messages", input.messages.map((m) => m.content));
-  const messages = input.messages.map((message, i) => {
+  checkPromptBytes("messages", promptTexts(input.messages));
+  const messages = input.messages.map((message, i): ChatMessage => {
     const role = message.role as ChatRole;
     if (!ROLES.includes(role)) {
-      throw invalid(`messages[${i}].role`, `must be "system", "user" or "assistant" (got ${JSON.stringify(message.role)})`);
+      throw invalid(`messages[${i}].role`, `must be "system", "user", "assistant" or "tool" (got ${JSON.stringify(message.role)})`);
     }
-    return { role, content: message.content };
+    message.toolCalls?.forEach((call, j) => {
+      if (role !== "assistant") throw invalid(`messages[${i}].tool_calls`, "is only allowed on assistant messages");
+      if (!call.id) throw invalid(`messages[${i}].tool_calls[${j}].id`, "is required");
+      if (!TOOL_NAME.test(call.name)) throw invalid(`messages[${i}].tool_calls[${j}].function.name`, "must be 1-64 letters, digits, _ or -");
+    });
+    return { ...message, role };
   });
+  validateTools(input.tools, input.toolChoice);
+  validateReasoning(input.reasoning);
   return { ...input, messages };
 }
 
 export function validateCompletionInput(input: CompletionInput): CompletionInput {
   validateTarget(input);
   validateSampling(input);
+  validateOutput(input);
   checkPromptBytes("prompt", [input.prompt]);
   return input;
 }
 
+/** Every text of a chat that reaches the prompt: contents, past thinking, tool-call arguments. */
+export function promptTexts(messages: ReadonlyArray<Pick<ChatMessage, "content" | "reasoning" | "toolCalls">>): string[] {
+  return messages.flatMap((m) => [m.content, m.reasoning ?? "", ...(m.toolCalls ?? []).map((call) => call.arguments)]);
+}
+
 export function validateEmbedInput(input: EmbedInput): EmbedInput {
   validateTarget(input);
+  if (input.dimensions !== undefined && !(Number.isInteger(input.dimensions) && input.dimensions >= 1)) {
+    throw invalid("dimensions", `must be an integer of at least 1 (got ${input.dimensions})`);
+  }
   if (input.inputs.length === 0) throw invalid("inputs", "must hold at least one text");
   if (input.inputs.length > REQUEST_LIMITS.maxEmbeddingInputs) {
     throw invalid("inputs", `holds ${input.inputs.length} texts; at most ${REQUEST_LIMITS.maxEmbeddingInputs} per request`);
@@ -100,6 +121,54 @@ function checkPromptBytes(field: string, texts: readonly string[]): void {
   for (const text of texts) bytes += Buffer.byteLength(text);
   if (bytes > REQUEST_LIMITS.maxPromptBytes) {
     throw invalid(field, `holds ${bytes} bytes of text; at most ${REQUEST_LIMITS.maxPromptBytes} (1 MiB) per request`);
+  }
+}
+
+function validateTools(tools: readonly ToolDefinition[] | undefined, choice: ToolChoice | undefined): void {
+  const names = new Set<string>();
+  if (tools && tools.length > MAX_TOOLS) throw invalid("tools", `holds ${tools.length} tools; at most ${MAX_TOOLS}`);
+  tools?.forEach((tool, i) => {
+    if (!TOOL_NAME.test(tool.name)) throw invalid(`tools[${i}].function.name`, `must be 1-64 letters, digits, _ or - (got ${JSON.stringify(tool.name)})`);
+    if (names.has(tool.name)) throw invalid(`tools[${i}].function.name`, `"${tool.name}" is defined twice`);
+    names.add(tool.name);
+    const params = tool.parameters;
+    if (params !== undefined && (typeof params !== "object" || params === null || Array.isArray(params))) {
+      throw invalid(`tools[${i}].function.parameters`, "must be a JSON Schema object");
+    }
+  });
+  if (choice === undefined || choice === "auto" || choice === "none") return;
+  if (names.size === 0) throw invalid("tool_choice", "asks for a tool call but no tools are given");
+  if (typeof choice === "object" && !names.has(choice.function)) {
+    throw invalid("tool_choice", `names the function "${choice.function}", which is not in tools`);
+  }
+}
+
+function validateReasoning(reasoning: ReasoningOptions | undefined): void {
+  if (!reasoning) return;
+  if (reasoning.effort !== undefined && !EFFORTS.includes(reasoning.effort)) {
+    throw invalid("reasoning_effort", `must be "low", "medium" or "high" (got ${JSON.stringify(reasoning.effort)})`);
+  }
+  const budget = reasoning.budgetTokens;
+  if (budget !== undefined && !(Number.isInteger(budget) && budget >= 0)) throw invalid("reasoning.budget_tokens", `must be an integer of at least 0 (got ${budget})`);
+}
+
+function validateOutput(params: OutputParams): void {
+  const { topLogprobs, logitBias, responseFormat } = params;
+  if (topLogprobs !== undefined) {
+    if (!(Number.isInteger(topLogprobs) && topLogprobs >= 0 && topLogprobs <= MAX_TOP_LOGPROBS)) {
+      throw invalid("top_logprobs", `must be an integer from 0 to ${MAX_TOP_LOGPROBS} (got ${topLogprobs})`);
+    }
+    if (!params.logprobs && topLogprobs > 0) throw invalid("top_logprobs", "needs logprobs: true");
+  }
+  for (const [token, bias] of Object.entries(logitBias ?? {})) {
+    if (!/^\d+$/.test(token)) throw invalid("logit_bias", `keys must be token ids (got ${JSON.stringify(token)})`);
+    inRange(`logit_bias.${token}`, bias, -100, 100);
+  }
+  if (responseFormat?.type === "json_schema") {
+    const schema: unknown = responseFormat.schema;
+    if (typeof schema !== "object" || schema === null || Array.isArray(schema)) {
+      throw invalid("response_format.json_schema.schema", "must be a JSON Schema object");
+    }
   }
 }
 

@@ -58,18 +58,79 @@ export interface SamplingParams {
   frequencyPenalty?: number;
 }
 
-export type ChatRole = "system" | "user" | "assistant";
+export type ChatRole = "system" | "user" | "assistant" | "tool";
 
-export interface ChatInput extends ModelTarget, SamplingParams {
-  messages: ReadonlyArray<{ role: ChatRole; content: string }>;
+/** A tool call of an assistant message (arguments as JSON text). */
+export interface ToolCall {
+  id: string;
+  name: string;
+  arguments: string;
 }
 
-export interface CompletionInput extends ModelTarget, SamplingParams {
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+  /** Assistant messages: the calls they made. */
+  toolCalls?: readonly ToolCall[];
+  /** Tool messages: the call whose result `content` is. */
+  toolCallId?: string;
+  /** Assistant messages: their thinking. */
+  reasoning?: string;
+}
+
+/** JSON Schema as plain data (it crosses process boundaries by structured clone). */
+export type JsonSchema = { readonly [keyword: string]: unknown };
+
+export interface ToolDefinition {
+  name: string;
+  description?: string;
+  /** JSON Schema of the arguments; unset means none. */
+  parameters?: JsonSchema;
+}
+
+export type ToolChoice = "auto" | "none" | "required" | { function: string };
+
+export type ResponseFormat = { type: "text" } | { type: "json_object" } | { type: "json_schema"; schema: JsonSchema; name?: string };
+
+export type ReasoningEffort = "low" | "medium" | "high";
+
+export interface ReasoningOptions {
+  effort?: ReasoningEffort;
+  /** false: no thinking; unset: as the template does. */
+  enabled?: boolean;
+  /** Upper bound of thought tokens; wins over effort. */
+  budgetTokens?: number;
+}
+
+/** Output controls shared by chat and completion. */
+export interface OutputParams {
+  responseFormat?: ResponseFormat;
+  /** Log probability of each generated token. */
+  logprobs?: boolean;
+  /** With logprobs: this many most likely alternatives per token (0-20). */
+  topLogprobs?: number;
+  /** Token id -> bias (-100..100) added to its logit; -100 bans it. */
+  logitBias?: Readonly<Record<number, number>>;
+}
+
+export interface ChatInput extends ModelTarget, SamplingParams, OutputParams {
+  messages: readonly ChatMessage[];
+  tools?: readonly ToolDefinition[];
+  /** Default "auto" when tools are given. */
+  toolChoice?: ToolChoice;
+  /** false: at most one call per answer. */
+  parallelToolCalls?: boolean;
+  reasoning?: ReasoningOptions;
+}
+
+export interface CompletionInput extends ModelTarget, SamplingParams, OutputParams {
   prompt: string;
 }
 
 export interface EmbedInput extends ModelTarget {
   inputs: readonly string[];
+  /** Truncate each vector to this many values and renormalise it. */
+  dimensions?: number;
 }
 
 export interface TokenUsage {
@@ -78,11 +139,37 @@ export interface TokenUsage {
   totalTokens: number;
 }
 
-export type FinishReason = "stop" | "length";
+export type FinishReason = "stop" | "length" | "tool_calls";
 
-/** A streamed generation: text deltas (never splitting a character), then one end. */
+/** A piece of a tool call: the first of a call has id and name, later ones more arguments text. */
+export interface ToolCallDelta {
+  index: number;
+  id?: string;
+  name?: string;
+  arguments: string;
+}
+
+export interface TopLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[];
+}
+
+export interface TokenLogprob extends TopLogprob {
+  topLogprobs: TopLogprob[];
+}
+
+/** What a generation produced since the last delta; empty parts are omitted. */
+export interface DeltaParts {
+  text: string;
+  reasoning?: string;
+  toolCalls?: ToolCallDelta[];
+  logprobs?: TokenLogprob[];
+}
+
+/** A streamed generation: deltas (text never splits a character), then one end. */
 export type GenerationEvent =
-  | { type: "delta"; text: string }
+  | ({ type: "delta" } & DeltaParts)
   | { type: "end"; finishReason: FinishReason; usage: TokenUsage };
 
 export interface EmbedResult {

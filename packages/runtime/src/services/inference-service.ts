@@ -2,15 +2,33 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Engine } from "../engine/runner/protocol.js";
-import type { FinishReason, GenerationEvent, LoadedModelInfo, SamplingParams, TokenUsage } from "../engine/types.js";
+import { LlmlbError } from "../errors/index.js";
+import type {
+  FinishReason,
+  GenerationEvent,
+  JsonSchema,
+  LoadedModelInfo,
+  OutputParams,
+  ReasoningEffort,
+  ReasoningOptions,
+  SamplingParams,
+  TokenLogprob,
+  ToolChoice,
+  TokenUsage,
+} from "../engine/types.js";
 import {
   InferenceService,
+  type ChatRequest,
   type CompleteRequest,
   type LoadedModelSchema,
+  type TokenLogprobSchema,
+  type ToolCallDeltaSchema,
 } from "../gen/llmlb/node/v1/inference_pb.js";
 
-/** A ChatResponse or CompleteResponse (same fields) as a plain init object. */
-type StreamedMessage = { delta: string } | { finishReason: FinishReason; usage: TokenUsage };
+/** A ChatResponse or CompleteResponse as a plain init object. */
+type StreamedMessage =
+  | { delta: string; reasoning?: string; toolCalls?: Array<MessageInitShape<typeof ToolCallDeltaSchema>>; logprobs?: Array<MessageInitShape<typeof TokenLogprobSchema>> }
+  | { finishReason: FinishReason; usage: TokenUsage };
 
 /**
  * InferenceService over the engine. The engine validates every request (INVALID_ARGUMENT naming
@@ -23,10 +41,19 @@ export function createInferenceService(engine: Engine): ServiceImpl<typeof Infer
       const events = engine.chat(
         {
           modelId: req.modelId,
-          messages: req.messages.map((m) => ({ role: m.role, content: m.content })),
+          messages: req.messages.map((m) => ({
+            role: m.role,
+            content: m.content,
+            ...(m.toolCalls.length > 0 ? { toolCalls: m.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.argumentsJson })) } : {}),
+            ...(m.toolCallId ? { toolCallId: m.toolCallId } : {}),
+            ...(m.reasoning ? { reasoning: m.reasoning } : {}),
+          })),
           adapterIds: req.adapterIds,
           noWait: req.noWait,
           ...sampling(req),
+          ...output(req),
+          ...tools(req),
+          ...(req.reasoning ? { reasoning: reasoning(req.reasoning) } : {}),
         },
         { signal: ctx.signal },
       );
@@ -35,14 +62,17 @@ export function createInferenceService(engine: Engine): ServiceImpl<typeof Infer
 
     async *complete(req, ctx) {
       const events = engine.complete(
-        { modelId: req.modelId, prompt: req.prompt, adapterIds: req.adapterIds, noWait: req.noWait, ...sampling(req) },
+        { modelId: req.modelId, prompt: req.prompt, adapterIds: req.adapterIds, noWait: req.noWait, ...sampling(req), ...output(req) },
         { signal: ctx.signal },
       );
       yield* toMessages(events);
     },
 
     async embed(req, ctx) {
-      const result = await engine.embed({ modelId: req.modelId, inputs: req.inputs, noWait: req.noWait }, { signal: ctx.signal });
+      const result = await engine.embed(
+        { modelId: req.modelId, inputs: req.inputs, noWait: req.noWait, ...(req.dimensions !== undefined ? { dimensions: req.dimensions } : {}) },
+        { signal: ctx.signal },
+      );
       return {
         embeddings: result.embeddings.map((values) => ({ values })),
         dimensions: result.dimensions,
@@ -79,10 +109,81 @@ function sampling(req: Pick<CompleteRequest, "maxTokens" | "temperature" | "topP
   };
 }
 
+/** ChatRequest and CompleteRequest share their output fields. */
+function output(req: Pick<CompleteRequest, "responseFormat" | "logprobs" | "topLogprobs" | "logitBias">): OutputParams {
+  const format = req.responseFormat;
+  const params: OutputParams = { logprobs: req.logprobs, logitBias: req.logitBias };
+  if (req.topLogprobs !== undefined) params.topLogprobs = req.topLogprobs;
+  if (!format || format.type === "" || format.type === "text") return params;
+  if (format.type === "json_object") return { ...params, responseFormat: { type: "json_object" } };
+  if (format.type === "json_schema") {
+    const schema = parseJson(format.schemaJson, "response_format.schema_json") as JsonSchema;
+    return { ...params, responseFormat: { type: "json_schema", schema, ...(format.name ? { name: format.name } : {}) } };
+  }
+  throw invalid("response_format.type", `must be "text", "json_object" or "json_schema" (got ${JSON.stringify(format.type)})`);
+}
+
+function tools(req: ChatRequest): { tools?: NonNullable<Parameters<Engine["chat"]>[0]["tools"]>; toolChoice?: ToolChoice; parallelToolCalls?: boolean } {
+  const out: ReturnType<typeof tools> = {};
+  if (req.tools.length > 0) {
+    out.tools = req.tools.map((t, i) => ({
+      name: t.name,
+      ...(t.description ? { description: t.description } : {}),
+      ...(t.parametersJson ? { parameters: parseJson(t.parametersJson, `tools[${i}].parameters_json`) as JsonSchema } : {}),
+    }));
+  }
+  const choice = req.toolChoice;
+  if (choice && choice.mode) {
+    if (choice.mode === "function") out.toolChoice = { function: choice.functionName };
+    else if (choice.mode === "auto" || choice.mode === "none" || choice.mode === "required") out.toolChoice = choice.mode;
+    else throw invalid("tool_choice.mode", `must be "auto", "none", "required" or "function" (got ${JSON.stringify(choice.mode)})`);
+  }
+  if (req.parallelToolCalls !== undefined) out.parallelToolCalls = req.parallelToolCalls;
+  return out;
+}
+
+function reasoning(req: NonNullable<ChatRequest["reasoning"]>): ReasoningOptions {
+  return {
+    ...(req.effort ? { effort: req.effort as ReasoningEffort } : {}),
+    ...(req.enabled !== undefined ? { enabled: req.enabled } : {}),
+    ...(req.budgetTokens !== undefined ? { budgetTokens: req.budgetTokens } : {}),
+  };
+}
+
+function parseJson(text: string, field: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw invalid(field, "is not valid JSON");
+  }
+}
+
+function invalid(field: string, problem: string): LlmlbError {
+  return new LlmlbError("INVALID_ARGUMENT", `${field} ${problem}`, { field });
+}
+
 async function* toMessages(events: AsyncIterable<GenerationEvent>): AsyncGenerator<StreamedMessage> {
   for await (const event of events) {
-    yield event.type === "delta" ? { delta: event.text } : { finishReason: event.finishReason, usage: event.usage };
+    if (event.type === "end") {
+      yield { finishReason: event.finishReason, usage: event.usage };
+      continue;
+    }
+    yield {
+      delta: event.text,
+      ...(event.reasoning ? { reasoning: event.reasoning } : {}),
+      ...(event.toolCalls ? { toolCalls: event.toolCalls.map((p) => ({ index: p.index, id: p.id ?? "", name: p.name ?? "", argumentsJson: p.arguments })) } : {}),
+      ...(event.logprobs ? { logprobs: event.logprobs.map(logprobMessage) } : {}),
+    };
   }
+}
+
+function logprobMessage(entry: TokenLogprob): MessageInitShape<typeof TokenLogprobSchema> {
+  return {
+    token: entry.token,
+    logprob: entry.logprob,
+    bytes: Uint8Array.from(entry.bytes),
+    topLogprobs: entry.topLogprobs.map((top) => ({ token: top.token, logprob: top.logprob, bytes: Uint8Array.from(top.bytes) })),
+  };
 }
 
 function loadedModelMessage(info: LoadedModelInfo): MessageInitShape<typeof LoadedModelSchema> {

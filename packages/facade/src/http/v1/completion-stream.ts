@@ -4,11 +4,31 @@ import { httpErrorOf } from "../error-mapping.js";
 import { sendOpenAiError } from "../openai-error.js";
 import { openSse } from "../sse.js";
 
-/** One message of our streamed Chat/Complete responses. */
+export interface StreamedLogprob {
+  token: string;
+  logprob: number;
+  bytes: Uint8Array;
+  topLogprobs: Array<{ token: string; logprob: number; bytes: Uint8Array }>;
+}
+
+/** One message of our streamed Chat/Complete responses (CompleteResponse has no reasoning or tool calls). */
 export interface Delta {
   delta: string;
   finishReason: string;
   usage?: { promptTokens: number; completionTokens: number; totalTokens: number } | undefined;
+  reasoning?: string;
+  toolCalls?: Array<{ index: number; id: string; name: string; argumentsJson: string }>;
+  logprobs?: StreamedLogprob[];
+}
+
+/** Everything one choice produced, for a non-streamed answer. */
+export interface ChoiceResult {
+  index: number;
+  text: string;
+  reasoning: string;
+  toolCalls: Array<{ id: string; name: string; arguments: string }>;
+  logprobs: StreamedLogprob[];
+  finishReason: string;
 }
 
 export interface OpenAiUsage {
@@ -17,38 +37,41 @@ export interface OpenAiUsage {
   total_tokens: number;
 }
 
-export const toOpenAiUsage = (usage: Delta["usage"]): OpenAiUsage => ({
-  prompt_tokens: usage?.promptTokens ?? 0,
-  completion_tokens: usage?.completionTokens ?? 0,
-  total_tokens: usage?.totalTokens ?? (usage ? usage.promptTokens + usage.completionTokens : 0),
-});
-
 export interface CompletionShape {
   /** "chatcmpl" or "cmpl". */
   idPrefix: string;
   object: string;
   chunkObject: string;
-  /** A streamed choice carrying this text (the first one may add the role). */
-  chunkChoice(text: string, first: boolean, finishReason: string | null): Record<string, unknown>;
-  /** The whole choice of a non-streamed answer. */
-  fullChoice(text: string, finishReason: string): Record<string, unknown>;
+  /** A streamed choice for this message (`first`: the choice's first chunk). */
+  chunkChoice(index: number, part: Delta, first: boolean): Record<string, unknown>;
+  /** A non-streamed choice. */
+  fullChoice(result: ChoiceResult): Record<string, unknown>;
+}
+
+/** One generation of a request: `n` of them per prompt. */
+export interface ChoiceCall {
+  /** Counted in prompt_tokens (once per prompt, not once per choice). */
+  countsPrompt: boolean;
+  run(signal: AbortSignal): AsyncIterable<Delta>;
 }
 
 /**
- * Runs a streamed Chat/Complete call and answers in OpenAI's shape: one JSON body, or SSE chunks
- * with the same id and created on each, usage on request, `[DONE]` last. The call is aborted when
- * the HTTP client goes away, so no tokens are generated for nobody.
+ * Runs the Chat/Complete calls of a request (one per choice, in turn) and answers in OpenAI's
+ * shape: one JSON body, or SSE chunks with the same id and created on each, usage on request,
+ * `[DONE]` last. The calls are aborted when the HTTP client goes away, so no tokens are generated
+ * for nobody.
  */
 export async function answerCompletion(
   request: FastifyRequest,
   reply: FastifyReply,
   options: { model: string; stream: boolean; includeUsage: boolean; shape: CompletionShape },
-  call: (signal: AbortSignal) => AsyncIterable<Delta>,
+  calls: readonly ChoiceCall[],
 ): Promise<void> {
   const { shape, model } = options;
   const id = `${shape.idPrefix}-${randomUUID().replace(/-/g, "")}`;
   const created = Math.floor(Date.now() / 1000);
   const base = { id, object: shape.chunkObject, created, model, system_fingerprint: null };
+  const usage = new UsageSum();
 
   if (!options.stream) {
     const controller = new AbortController();
@@ -58,26 +81,28 @@ export async function answerCompletion(
       if (!reply.raw.writableFinished) controller.abort();
     };
     reply.raw.once("close", onClose);
-    let text = "";
-    let finishReason = "stop";
-    let usage: Delta["usage"];
+    const choices: Array<Record<string, unknown>> = [];
     try {
-      for await (const part of call(controller.signal)) {
-        text += part.delta;
-        if (part.finishReason) finishReason = part.finishReason;
-        if (part.usage) usage = part.usage;
+      for (const [index, call] of calls.entries()) {
+        const result: ChoiceResult = { index, text: "", reasoning: "", toolCalls: [], logprobs: [], finishReason: "stop" };
+        for await (const part of call.run(controller.signal)) {
+          accumulate(result, part);
+          usage.add(part, call.countsPrompt);
+        }
+        choices.push(shape.fullChoice(result));
       }
     } finally {
       reply.raw.off("close", onClose);
     }
-    await reply.send({ id, object: shape.object, created, model, system_fingerprint: null, choices: [shape.fullChoice(text, finishReason)], usage: toOpenAiUsage(usage) });
+    await reply.send({ id, object: shape.object, created, model, system_fingerprint: null, choices, usage: usage.openAi() });
     return;
   }
 
-  // Start the call before committing to a 200, so early errors (unknown model, bad field, queue full)
-  // still get their own HTTP status.
+  // Start the first call before committing to a 200, so early errors (unknown model, bad field,
+  // queue full) still get their own HTTP status.
   const controller = new AbortController();
-  const iterator = call(controller.signal)[Symbol.asyncIterator]();
+  const iterators = calls.map((call) => () => call.run(controller.signal)[Symbol.asyncIterator]());
+  let iterator = iterators[0]!();
   let first: IteratorResult<Delta>;
   try {
     first = await iterator.next();
@@ -89,18 +114,20 @@ export async function answerCompletion(
   const sse = openSse(reply);
   sse.signal.addEventListener("abort", () => controller.abort());
   const usageField = options.includeUsage ? { usage: null } : {};
-  let isFirst = true;
-  let usage: Delta["usage"];
   try {
-    for (let step = first; !step.done; step = await iterator.next()) {
-      const part = step.value;
-      if (part.usage) usage = part.usage;
-      if (part.delta || part.finishReason || isFirst) {
-        await sse.send({ ...base, choices: [shape.chunkChoice(part.delta, isFirst, part.finishReason || null)], ...usageField });
-        isFirst = false;
+    for (const [index, call] of calls.entries()) {
+      let step = index === 0 ? first : await (iterator = iterators[index]!()).next();
+      let isFirst = true;
+      for (; !step.done; step = await iterator.next()) {
+        const part = step.value;
+        usage.add(part, call.countsPrompt);
+        if (hasContent(part) || part.finishReason || isFirst) {
+          await sse.send({ ...base, choices: [shape.chunkChoice(index, part, isFirst)], ...usageField });
+          isFirst = false;
+        }
       }
     }
-    if (options.includeUsage) await sse.send({ ...base, choices: [], usage: toOpenAiUsage(usage) });
+    if (options.includeUsage) await sse.send({ ...base, choices: [], usage: usage.openAi() });
     await sse.send("[DONE]");
   } catch (err) {
     if (!sse.signal.aborted) await sse.send({ error: httpErrorOf(err).body });
@@ -108,4 +135,44 @@ export async function answerCompletion(
     controller.abort();
     sse.end();
   }
+}
+
+const hasContent = (part: Delta) => Boolean(part.delta || part.reasoning || part.toolCalls?.length || part.logprobs?.length);
+
+function accumulate(result: ChoiceResult, part: Delta): void {
+  result.text += part.delta;
+  result.reasoning += part.reasoning ?? "";
+  result.logprobs.push(...(part.logprobs ?? []));
+  for (const piece of part.toolCalls ?? []) {
+    const call = (result.toolCalls[piece.index] ??= { id: "", name: "", arguments: "" });
+    if (piece.id) call.id = piece.id;
+    if (piece.name) call.name = piece.name;
+    call.arguments += piece.argumentsJson;
+  }
+  if (part.finishReason) result.finishReason = part.finishReason;
+}
+
+class UsageSum {
+  private prompt = 0;
+  private completion = 0;
+
+  add(part: Delta, countsPrompt: boolean): void {
+    if (!part.usage) return;
+    if (countsPrompt) this.prompt += part.usage.promptTokens;
+    this.completion += part.usage.completionTokens;
+  }
+
+  openAi(): OpenAiUsage {
+    return { prompt_tokens: this.prompt, completion_tokens: this.completion, total_tokens: this.prompt + this.completion };
+  }
+}
+
+/** OpenAI's chat logprob entry (`choices[].logprobs.content[]`). */
+export function openAiLogprob(entry: StreamedLogprob) {
+  return {
+    token: entry.token,
+    logprob: entry.logprob,
+    bytes: [...entry.bytes],
+    top_logprobs: entry.topLogprobs.map((top) => ({ token: top.token, logprob: top.logprob, bytes: [...top.bytes] })),
+  };
 }

@@ -1,38 +1,85 @@
 import type { FastifyInstance } from "fastify";
 import { ModelState, type Model } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import type { NodeClients } from "../../clients.js";
-import { answerCompletion, type CompletionShape } from "./completion-stream.js";
-import { samplingFields } from "./sampling.js";
+import { chatRequest } from "./chat-request.js";
+import { answerCompletion, openAiLogprob, type ChoiceCall, type CompletionShape, type Delta, type StreamedLogprob } from "./completion-stream.js";
+import { choiceSampling, samplingFields } from "./sampling.js";
 import {
   chatCompletionBody, completionBody, embeddingBody,
   type ChatCompletionBody, type CompletionBody, type EmbeddingBody,
 } from "./schemas.js";
 
-const chatShape: CompletionShape = {
+const streamedToolCalls = (part: Delta) =>
+  part.toolCalls!.map((piece) =>
+    piece.id
+      ? { index: piece.index, id: piece.id, type: "function", function: { name: piece.name, arguments: piece.argumentsJson } }
+      : { index: piece.index, function: { arguments: piece.argumentsJson } },
+  );
+
+const chatShape = (withLogprobs: boolean): CompletionShape => ({
   idPrefix: "chatcmpl",
   object: "chat.completion",
   chunkObject: "chat.completion.chunk",
-  chunkChoice: (text, first, finishReason) => ({
-    index: 0,
-    delta: first ? { role: "assistant", content: text } : text ? { content: text } : {},
-    finish_reason: finishReason,
-    logprobs: null,
+  chunkChoice: (index, part, first) => ({
+    index,
+    delta: {
+      ...(first ? { role: "assistant" } : {}),
+      ...(part.delta || (first && !part.toolCalls?.length) ? { content: part.delta } : {}),
+      ...(part.reasoning ? { reasoning_content: part.reasoning } : {}),
+      ...(part.toolCalls?.length ? { tool_calls: streamedToolCalls(part) } : {}),
+    },
+    finish_reason: part.finishReason || null,
+    logprobs: withLogprobs && part.logprobs?.length ? { content: part.logprobs.map(openAiLogprob), refusal: null } : null,
   }),
-  fullChoice: (text, finishReason) => ({
-    index: 0,
-    message: { role: "assistant", content: text, refusal: null },
-    finish_reason: finishReason,
-    logprobs: null,
+  fullChoice: (result) => ({
+    index: result.index,
+    message: {
+      role: "assistant",
+      content: result.toolCalls.length > 0 && result.text === "" ? null : result.text,
+      ...(result.reasoning ? { reasoning_content: result.reasoning } : {}),
+      ...(result.toolCalls.length > 0
+        ? { tool_calls: result.toolCalls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } })) }
+        : {}),
+      refusal: null,
+    },
+    finish_reason: result.finishReason,
+    logprobs: withLogprobs ? { content: result.logprobs.map(openAiLogprob), refusal: null } : null,
   }),
-};
+});
 
-const completionShape: CompletionShape = {
+/** Completions' legacy logprobs shape: parallel arrays, top alternatives as token -> logprob maps. */
+function completionLogprobs(entries: StreamedLogprob[], offset: number) {
+  let at = offset;
+  const textOffset = entries.map((e) => {
+    const start = at;
+    at += e.token.length;
+    return start;
+  });
+  return {
+    tokens: entries.map((e) => e.token),
+    token_logprobs: entries.map((e) => e.logprob),
+    top_logprobs: entries.map((e) => Object.fromEntries(e.topLogprobs.map((t) => [t.token, t.logprob]))),
+    text_offset: textOffset,
+  };
+}
+
+const completionShape = (withLogprobs: boolean, echoed: (index: number) => string): CompletionShape => ({
   idPrefix: "cmpl",
   object: "text_completion",
   chunkObject: "text_completion",
-  chunkChoice: (text, _first, finishReason) => ({ index: 0, text, finish_reason: finishReason, logprobs: null }),
-  fullChoice: (text, finishReason) => ({ index: 0, text, finish_reason: finishReason, logprobs: null }),
-};
+  chunkChoice: (index, part, first) => ({
+    index,
+    text: (first ? echoed(index) : "") + part.delta,
+    finish_reason: part.finishReason || null,
+    logprobs: withLogprobs ? completionLogprobs(part.logprobs ?? [], 0) : null,
+  }),
+  fullChoice: (result) => ({
+    index: result.index,
+    text: echoed(result.index) + result.text,
+    finish_reason: result.finishReason,
+    logprobs: withLogprobs ? completionLogprobs(result.logprobs, echoed(result.index).length) : null,
+  }),
+});
 
 /** Only models that can answer now: on disk or in memory. */
 const canAnswer = (m: Model) => m.state === ModelState.READY || m.state === ModelState.LOADED;
@@ -72,33 +119,50 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
 
   app.post<{ Body: ChatCompletionBody }>("/v1/chat/completions", { schema: { body: chatCompletionBody } }, (request, reply) => {
     const body = request.body;
-    const messages = body.messages.map((m) => ({
-      role: m.role === "developer" ? "system" : m.role,
-      content: typeof m.content === "string" ? m.content : m.content.map((p) => p.text).join(""),
+    const req = chatRequest(body);
+    const calls: ChoiceCall[] = Array.from({ length: body.n ?? 1 }, (_, i) => ({
+      countsPrompt: i === 0,
+      run: (signal) => clients.inference.chat(choiceSampling(req, i), { signal }),
     }));
     return answerCompletion(
       request,
       reply,
-      { model: body.model, stream: body.stream === true, includeUsage: body.stream_options?.include_usage === true, shape: chatShape },
-      (signal) => clients.inference.chat({ ...samplingFields(body), messages }, { signal }),
+      { model: body.model, stream: body.stream === true, includeUsage: body.stream_options?.include_usage === true, shape: chatShape(body.logprobs === true) },
+      calls,
     );
   });
 
   app.post<{ Body: CompletionBody }>("/v1/completions", { schema: { body: completionBody } }, (request, reply) => {
     const body = request.body;
-    const prompt = Array.isArray(body.prompt) ? body.prompt[0]! : body.prompt;
+    const prompts = Array.isArray(body.prompt) ? body.prompt : [body.prompt];
+    const n = body.n ?? 1;
+    const withLogprobs = body.logprobs != null;
+    const fields = { ...samplingFields(body), logprobs: withLogprobs, ...(withLogprobs ? { topLogprobs: body.logprobs! } : {}) };
+    // Choices are ordered prompt by prompt, n per prompt (as OpenAI numbers them).
+    const calls: ChoiceCall[] = prompts.flatMap((prompt) =>
+      Array.from({ length: n }, (_, i) => ({
+        countsPrompt: i === 0,
+        run: (signal: AbortSignal) => clients.inference.complete({ ...choiceSampling(fields, i), prompt }, { signal }),
+      })),
+    );
+    const echoed = (index: number) => (body.echo ? prompts[Math.floor(index / n)]! : "");
     return answerCompletion(
       request,
       reply,
-      { model: body.model, stream: body.stream === true, includeUsage: body.stream_options?.include_usage === true, shape: completionShape },
-      (signal) => clients.inference.complete({ ...samplingFields(body), prompt }, { signal }),
+      { model: body.model, stream: body.stream === true, includeUsage: body.stream_options?.include_usage === true, shape: completionShape(withLogprobs, echoed) },
+      calls,
     );
   });
 
   app.post<{ Body: EmbeddingBody }>("/v1/embeddings", { schema: { body: embeddingBody } }, async (request) => {
     const body = request.body;
     const inputs = Array.isArray(body.input) ? body.input : [body.input];
-    const res = await clients.inference.embed({ modelId: body.model, inputs, noWait: body.wait_for_model === false });
+    const res = await clients.inference.embed({
+      modelId: body.model,
+      inputs,
+      noWait: body.wait_for_model === false,
+      ...(body.dimensions !== undefined ? { dimensions: body.dimensions } : {}),
+    });
     const base64 = body.encoding_format === "base64";
     return {
       object: "list",

@@ -14,7 +14,16 @@ export function samplingFields(body: SamplingBody) {
     ...(body.presence_penalty != null ? { presencePenalty: body.presence_penalty } : {}),
     ...(body.frequency_penalty != null ? { frequencyPenalty: body.frequency_penalty } : {}),
     stop: body.stop == null ? [] : Array.isArray(body.stop) ? body.stop : [body.stop],
+    logitBias: Object.fromEntries(Object.entries(body.logit_bias ?? {}).map(([token, bias]) => [Number(token), bias])),
     adapterIds: body.adapters ?? [],
     noWait: body.wait_for_model === false,
   };
+}
+
+/**
+ * The fields of choice `index` of `n`: with a seed, each choice gets its own (seed + index), so
+ * the choices differ yet the whole answer stays reproducible.
+ */
+export function choiceSampling<T extends { seed?: number }>(fields: T, index: number): T {
+  return index === 0 || fields.seed === undefined ? fields : { ...fields, seed: (fields.seed + index) >>> 0 };
 }

@@ -1,14 +1,22 @@
 import { REQUEST_LIMITS } from "@llmlb/runtime";
 
 /**
- * Request shapes of /v1. Counts and sizes (messages, inputs, adapters, stop strings, prompt bytes)
- * are REQUEST_LIMITS, checked by the engine's one validation for gRPC and HTTP alike.
+ * Request bodies of /v1. Every object is closed (`additionalProperties: false`): a field this node
+ * does not implement is a 400 whose `param` names it, never silently dropped. Extensions beyond
+ * OpenAI's API are marked; README lists them. Counts and sizes (messages, inputs, adapters, stop
+ * strings, prompt bytes) are REQUEST_LIMITS, checked by the engine's one validation for gRPC and
+ * HTTP alike.
  */
+
+/** The most choices (`n`) one request may ask for. */
+export const MAX_CHOICES = 4;
+
 const samplingProperties = {
   model: { type: "string", minLength: 1, maxLength: 200 },
   max_tokens: { type: ["integer", "null"], minimum: 1, maximum: REQUEST_LIMITS.maxTokens },
   temperature: { type: ["number", "null"], minimum: 0, maximum: 2 },
   top_p: { type: ["number", "null"], minimum: 0, maximum: 1 },
+  /** Extension (llama-server, vLLM). */
   top_k: { type: ["integer", "null"], minimum: 0 },
   seed: { type: ["integer", "null"] },
   stop: {
@@ -18,14 +26,22 @@ const samplingProperties = {
       { type: "null" },
     ],
   },
-  n: { type: ["integer", "null"], minimum: 1, maximum: 1 },
+  n: { type: ["integer", "null"], minimum: 1, maximum: MAX_CHOICES },
   stream: { type: ["boolean", "null"] },
   stream_options: {
     type: ["object", "null"],
     properties: { include_usage: { type: "boolean" } },
+    additionalProperties: false,
   },
   presence_penalty: { type: ["number", "null"], minimum: -2, maximum: 2 },
   frequency_penalty: { type: ["number", "null"], minimum: -2, maximum: 2 },
+  /** Token id -> bias; -100 bans the token. */
+  logit_bias: {
+    type: ["object", "null"],
+    propertyNames: { pattern: "^[0-9]{1,9}$" },
+    additionalProperties: { type: "number", minimum: -100, maximum: 100 },
+    maxProperties: 1024,
+  },
   user: { type: "string" },
   /** Extension: LoRA adapter ids on this node. */
   adapters: { type: "array", items: { type: "string", minLength: 1 } },
@@ -37,6 +53,114 @@ const textPart = {
   type: "object",
   required: ["type", "text"],
   properties: { type: { const: "text" }, text: { type: "string" } },
+  additionalProperties: false,
+} as const;
+
+const content = { anyOf: [{ type: "string" }, { type: "array", items: textPart }, { type: "null" }] } as const;
+
+const toolCall = {
+  type: "object",
+  required: ["id", "type", "function"],
+  properties: {
+    id: { type: "string", minLength: 1, maxLength: 200 },
+    type: { const: "function" },
+    function: {
+      type: "object",
+      required: ["name", "arguments"],
+      properties: {
+        name: { type: "string" },
+        arguments: { type: "string" },
+        /** The openai SDK's own parse of the arguments, left on calls it sends back (ignored). */
+        parsed_arguments: {},
+      },
+      additionalProperties: false,
+    },
+    /** Left by SDKs that reassembled a streamed call (ignored). */
+    index: { type: "integer" },
+  },
+  additionalProperties: false,
+} as const;
+
+const message = {
+  type: "object",
+  required: ["role"],
+  properties: {
+    role: { enum: ["system", "developer", "user", "assistant", "tool"] },
+    content,
+    name: { type: "string" },
+    tool_calls: { anyOf: [{ type: "array", items: toolCall, maxItems: 128 }, { type: "null" }] },
+    tool_call_id: { type: "string", minLength: 1 },
+    /** Extension (llama-server, vLLM, DeepSeek): an assistant turn's thinking, sent back. */
+    reasoning_content: { type: ["string", "null"] },
+    /** What this node's own answers carry, so an answer can be sent back as it came. */
+    refusal: { type: "null" },
+    annotations: { type: "array", maxItems: 0 },
+    /** The openai SDK's own parse of a structured answer, left on messages it sends back (ignored). */
+    parsed: {},
+  },
+  additionalProperties: false,
+} as const;
+
+const tool = {
+  type: "object",
+  required: ["type", "function"],
+  properties: {
+    type: { const: "function" },
+    function: {
+      type: "object",
+      required: ["name"],
+      properties: {
+        name: { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" },
+        description: { type: "string" },
+        parameters: { type: "object" },
+        /** Always honoured: the arguments are sampled from a grammar built from `parameters`. */
+        strict: { type: ["boolean", "null"] },
+      },
+      additionalProperties: false,
+    },
+  },
+  additionalProperties: false,
+} as const;
+
+const toolChoice = {
+  anyOf: [
+    { enum: ["none", "auto", "required"] },
+    {
+      type: "object",
+      required: ["type", "function"],
+      properties: {
+        type: { const: "function" },
+        function: { type: "object", required: ["name"], properties: { name: { type: "string" } }, additionalProperties: false },
+      },
+      additionalProperties: false,
+    },
+  ],
+} as const;
+
+const responseFormat = {
+  anyOf: [
+    { type: "object", required: ["type"], properties: { type: { enum: ["text", "json_object"] } }, additionalProperties: false },
+    {
+      type: "object",
+      required: ["type", "json_schema"],
+      properties: {
+        type: { const: "json_schema" },
+        json_schema: {
+          type: "object",
+          required: ["name"],
+          properties: {
+            name: { type: "string", maxLength: 64 },
+            description: { type: "string" },
+            schema: { type: "object" },
+            /** Always honoured: the output is sampled from a grammar built from `schema`. */
+            strict: { type: ["boolean", "null"] },
+          },
+          additionalProperties: false,
+        },
+      },
+      additionalProperties: false,
+    },
+  ],
 } as const;
 
 export const chatCompletionBody = {
@@ -45,30 +169,34 @@ export const chatCompletionBody = {
   properties: {
     ...samplingProperties,
     max_completion_tokens: { type: ["integer", "null"], minimum: 1, maximum: REQUEST_LIMITS.maxTokens },
-    messages: {
-      type: "array",
-      minItems: 1,
-      items: {
-        type: "object",
-        required: ["role", "content"],
-        properties: {
-          role: { enum: ["system", "developer", "user", "assistant"] },
-          content: { anyOf: [{ type: "string" }, { type: "array", items: textPart }] },
-          name: { type: "string" },
-        },
-      },
-    },
+    messages: { type: "array", minItems: 1, items: message },
+    tools: { type: ["array", "null"], items: tool, maxItems: 128 },
+    tool_choice: toolChoice,
+    parallel_tool_calls: { type: ["boolean", "null"] },
+    response_format: responseFormat,
+    reasoning_effort: { enum: ["low", "medium", "high", null] },
+    /** Extension (vLLM, llama-server): only `enable_thinking` is understood. */
+    chat_template_kwargs: { type: "object", properties: { enable_thinking: { type: "boolean" } }, additionalProperties: false },
+    logprobs: { type: ["boolean", "null"] },
+    top_logprobs: { type: ["integer", "null"], minimum: 0, maximum: 20 },
   },
+  additionalProperties: false,
 } as const;
+
+/** The most prompts one /v1/completions request may carry. */
+export const MAX_PROMPTS = 16;
 
 export const completionBody = {
   type: "object",
   required: ["model", "prompt"],
   properties: {
     ...samplingProperties,
-    prompt: { anyOf: [{ type: "string" }, { type: "array", items: { type: "string" }, minItems: 1, maxItems: 1 }] },
-    echo: { type: "boolean", const: false },
+    prompt: { anyOf: [{ type: "string" }, { type: "array", items: { type: "string" }, minItems: 1, maxItems: MAX_PROMPTS }] },
+    echo: { type: ["boolean", "null"] },
+    /** Completions' logprobs: how many alternatives per token (0-5). */
+    logprobs: { type: ["integer", "null"], minimum: 0, maximum: 5 },
   },
+  additionalProperties: false,
 } as const;
 
 export const embeddingBody = {
@@ -87,6 +215,7 @@ export const embeddingBody = {
     user: { type: "string" },
     wait_for_model: { type: "boolean" },
   },
+  additionalProperties: false,
 } as const;
 
 type TextPart = { type: "text"; text: string };
@@ -100,20 +229,46 @@ export interface SamplingBody {
   top_k?: number | null;
   seed?: number | null;
   stop?: string | string[] | null;
+  n?: number | null;
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean } | null;
   presence_penalty?: number | null;
   frequency_penalty?: number | null;
+  logit_bias?: Record<string, number> | null;
   adapters?: string[];
   wait_for_model?: boolean;
 }
 
+export interface ToolCallBody {
+  id: string;
+  type: "function";
+  function: { name: string; arguments: string };
+}
+
+export interface ChatMessageBody {
+  role: "system" | "developer" | "user" | "assistant" | "tool";
+  content?: string | TextPart[] | null;
+  tool_calls?: ToolCallBody[] | null;
+  tool_call_id?: string;
+  reasoning_content?: string | null;
+}
+
 export interface ChatCompletionBody extends SamplingBody {
-  messages: Array<{ role: string; content: string | TextPart[] }>;
+  messages: ChatMessageBody[];
+  tools?: Array<{ type: "function"; function: { name: string; description?: string; parameters?: Record<string, unknown> } }> | null;
+  tool_choice?: "none" | "auto" | "required" | { type: "function"; function: { name: string } };
+  parallel_tool_calls?: boolean | null;
+  response_format?: { type: "text" | "json_object" } | { type: "json_schema"; json_schema: { name: string; schema?: Record<string, unknown> } };
+  reasoning_effort?: "low" | "medium" | "high" | null;
+  chat_template_kwargs?: { enable_thinking?: boolean };
+  logprobs?: boolean | null;
+  top_logprobs?: number | null;
 }
 
 export interface CompletionBody extends SamplingBody {
   prompt: string | string[];
+  echo?: boolean | null;
+  logprobs?: number | null;
 }
 
 export interface EmbeddingBody {

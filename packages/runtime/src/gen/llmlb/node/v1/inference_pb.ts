@@ -12,14 +12,14 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file llmlb/node/v1/inference.proto.
  */
 export const file_llmlb_node_v1_inference: GenFile = /*@__PURE__*/
-  fileDesc("Ch1sbG1sYi9ub2RlL3YxL2luZmVyZW5jZS5wcm90bxINbGxtbGIubm9kZS52MSIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAkilQMKC0NoYXRSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEiwKCG1lc3NhZ2VzGAIgAygLMhoubGxtbGIubm9kZS52MS5DaGF0TWVzc2FnZRIXCgptYXhfdG9rZW5zGAMgASgFSACIAQESGAoLdGVtcGVyYXR1cmUYBCABKAJIAYgBARISCgV0b3BfcBgFIAEoAkgCiAEBEhIKBXRvcF9rGAYgASgFSAOIAQESEQoEc2VlZBgHIAEoDUgEiAEBEgwKBHN0b3AYCCADKAkSEwoLYWRhcHRlcl9pZHMYCSADKAkSDwoHbm9fd2FpdBgKIAEoCBIdChBwcmVzZW5jZV9wZW5hbHR5GAsgASgCSAWIAQESHgoRZnJlcXVlbmN5X3BlbmFsdHkYDCABKAJIBogBAUINCgtfbWF4X3Rva2Vuc0IOCgxfdGVtcGVyYXR1cmVCCAoGX3RvcF9wQggKBl90b3Bfa0IHCgVfc2VlZEITChFfcHJlc2VuY2VfcGVuYWx0eUIUChJfZnJlcXVlbmN5X3BlbmFsdHkiTwoFVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoBRIZChFjb21wbGV0aW9uX3Rva2VucxgCIAEoBRIUCgx0b3RhbF90b2tlbnMYAyABKAUiWQoMQ2hhdFJlc3BvbnNlEg0KBWRlbHRhGAEgASgJEhUKDWZpbmlzaF9yZWFzb24YAiABKAkSIwoFdXNhZ2UYAyABKAsyFC5sbG1sYi5ub2RlLnYxLlVzYWdlIvsCCg9Db21wbGV0ZVJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDgoGcHJvbXB0GAIgASgJEhcKCm1heF90b2tlbnMYAyABKAVIAIgBARIYCgt0ZW1wZXJhdHVyZRgEIAEoAkgBiAEBEhIKBXRvcF9wGAUgASgCSAKIAQESEgoFdG9wX2sYBiABKAVIA4gBARIRCgRzZWVkGAcgASgNSASIAQESDAoEc3RvcBgIIAMoCRITCgthZGFwdGVyX2lkcxgJIAMoCRIPCgdub193YWl0GAogASgIEh0KEHByZXNlbmNlX3BlbmFsdHkYCyABKAJIBYgBARIeChFmcmVxdWVuY3lfcGVuYWx0eRgMIAEoAkgGiAEBQg0KC19tYXhfdG9rZW5zQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCCAoGX3RvcF9rQgcKBV9zZWVkQhMKEV9wcmVzZW5jZV9wZW5hbHR5QhQKEl9mcmVxdWVuY3lfcGVuYWx0eSJdChBDb21wbGV0ZVJlc3BvbnNlEg0KBWRlbHRhGAEgASgJEhUKDWZpbmlzaF9yZWFzb24YAiABKAkSIwoFdXNhZ2UYAyABKAsyFC5sbG1sYi5ub2RlLnYxLlVzYWdlIkEKDEVtYmVkUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIOCgZpbnB1dHMYAiADKAkSDwoHbm9fd2FpdBgDIAEoCCIbCglFbWJlZGRpbmcSDgoGdmFsdWVzGAEgAygCInYKDUVtYmVkUmVzcG9uc2USLAoKZW1iZWRkaW5ncxgBIAMoCzIYLmxsbWxiLm5vZGUudjEuRW1iZWRkaW5nEhIKCmRpbWVuc2lvbnMYAiABKAUSIwoFdXNhZ2UYAyABKAsyFC5sbG1sYi5ub2RlLnYxLlVzYWdlIjkKEExvYWRNb2RlbFJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSEwoLYWRhcHRlcl9pZHMYAiADKAkiPgoRTG9hZE1vZGVsUmVzcG9uc2USKQoFbW9kZWwYASABKAsyGi5sbG1sYi5ub2RlLnYxLkxvYWRlZE1vZGVsIiYKElVubG9hZE1vZGVsUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCSInChNVbmxvYWRNb2RlbFJlc3BvbnNlEhAKCHVubG9hZGVkGAEgASgIIhkKF0xpc3RMb2FkZWRNb2RlbHNSZXF1ZXN0IkYKGExpc3RMb2FkZWRNb2RlbHNSZXNwb25zZRIqCgZtb2RlbHMYASADKAsyGi5sbG1sYi5ub2RlLnYxLkxvYWRlZE1vZGVsIoACCgtMb2FkZWRNb2RlbBIQCghtb2RlbF9pZBgBIAEoCRIUCgxtZW1vcnlfYnl0ZXMYAiABKAMSLQoJbG9hZGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2FjdGl2ZV9yZXF1ZXN0cxgFIAEoBRIXCg9xdWV1ZWRfcmVxdWVzdHMYBiABKAUSEwoLcGFyYWxsZWxpc20YByABKAUSFAoMYWRhcHRlcl9zZXRzGAggAygJEgsKA2dwdRgJIAEoCTLzAwoQSW5mZXJlbmNlU2VydmljZRJBCgRDaGF0EhoubGxtbGIubm9kZS52MS5DaGF0UmVxdWVzdBobLmxsbWxiLm5vZGUudjEuQ2hhdFJlc3BvbnNlMAESTQoIQ29tcGxldGUSHi5sbG1sYi5ub2RlLnYxLkNvbXBsZXRlUmVxdWVzdBofLmxsbWxiLm5vZGUudjEuQ29tcGxldGVSZXNwb25zZTABEkIKBUVtYmVkEhsubGxtbGIubm9kZS52MS5FbWJlZFJlcXVlc3QaHC5sbG1sYi5ub2RlLnYxLkVtYmVkUmVzcG9uc2USTgoJTG9hZE1vZGVsEh8ubGxtbGIubm9kZS52MS5Mb2FkTW9kZWxSZXF1ZXN0GiAubGxtbGIubm9kZS52MS5Mb2FkTW9kZWxSZXNwb25zZRJUCgtVbmxvYWRNb2RlbBIhLmxsbWxiLm5vZGUudjEuVW5sb2FkTW9kZWxSZXF1ZXN0GiIubGxtbGIubm9kZS52MS5VbmxvYWRNb2RlbFJlc3BvbnNlEmMKEExpc3RMb2FkZWRNb2RlbHMSJi5sbG1sYi5ub2RlLnYxLkxpc3RMb2FkZWRNb2RlbHNSZXF1ZXN0GicubGxtbGIubm9kZS52MS5MaXN0TG9hZGVkTW9kZWxzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Ch1sbG1sYi9ub2RlL3YxL2luZmVyZW5jZS5wcm90bxINbGxtbGIubm9kZS52MSKCAQoLQ2hhdE1lc3NhZ2USDAoEcm9sZRgBIAEoCRIPCgdjb250ZW50GAIgASgJEisKCnRvb2xfY2FsbHMYMiADKAsyFy5sbG1sYi5ub2RlLnYxLlRvb2xDYWxsEhQKDHRvb2xfY2FsbF9pZBgzIAEoCRIRCglyZWFzb25pbmcYNCABKAkiTAoOVG9vbERlZmluaXRpb24SDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIXCg9wYXJhbWV0ZXJzX2pzb24YAyABKAkiMQoKVG9vbENob2ljZRIMCgRtb2RlGAEgASgJEhUKDWZ1bmN0aW9uX25hbWUYAiABKAkiPAoIVG9vbENhbGwSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIWCg5hcmd1bWVudHNfanNvbhgDIAEoCSJBCg5SZXNwb25zZUZvcm1hdBIMCgR0eXBlGAEgASgJEhMKC3NjaGVtYV9qc29uGAIgASgJEgwKBG5hbWUYAyABKAkicgoQUmVhc29uaW5nT3B0aW9ucxIOCgZlZmZvcnQYASABKAkSFAoHZW5hYmxlZBgCIAEoCEgAiAEBEhoKDWJ1ZGdldF90b2tlbnMYAyABKAVIAYgBAUIKCghfZW5hYmxlZEIQCg5fYnVkZ2V0X3Rva2VucyJuCgxUb2tlbkxvZ3Byb2ISDQoFdG9rZW4YASABKAkSDwoHbG9ncHJvYhgCIAEoAhINCgVieXRlcxgDIAEoDBIvCgx0b3BfbG9ncHJvYnMYBCADKAsyGS5sbG1sYi5ub2RlLnYxLlRvcExvZ3Byb2IiOwoKVG9wTG9ncHJvYhINCgV0b2tlbhgBIAEoCRIPCgdsb2dwcm9iGAIgASgCEg0KBWJ5dGVzGAMgASgMIlAKDVRvb2xDYWxsRGVsdGESDQoFaW5kZXgYASABKAUSCgoCaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIWCg5hcmd1bWVudHNfanNvbhgEIAEoCSLIBgoLQ2hhdFJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSLAoIbWVzc2FnZXMYAiADKAsyGi5sbG1sYi5ub2RlLnYxLkNoYXRNZXNzYWdlEhcKCm1heF90b2tlbnMYAyABKAVIAIgBARIYCgt0ZW1wZXJhdHVyZRgEIAEoAkgBiAEBEhIKBXRvcF9wGAUgASgCSAKIAQESEgoFdG9wX2sYBiABKAVIA4gBARIRCgRzZWVkGAcgASgNSASIAQESDAoEc3RvcBgIIAMoCRITCgthZGFwdGVyX2lkcxgJIAMoCRIPCgdub193YWl0GAogASgIEh0KEHByZXNlbmNlX3BlbmFsdHkYCyABKAJIBYgBARIeChFmcmVxdWVuY3lfcGVuYWx0eRgMIAEoAkgGiAEBEiwKBXRvb2xzGDIgAygLMh0ubGxtbGIubm9kZS52MS5Ub29sRGVmaW5pdGlvbhIuCgt0b29sX2Nob2ljZRgzIAEoCzIZLmxsbWxiLm5vZGUudjEuVG9vbENob2ljZRIgChNwYXJhbGxlbF90b29sX2NhbGxzGDQgASgISAeIAQESNgoPcmVzcG9uc2VfZm9ybWF0GDUgASgLMh0ubGxtbGIubm9kZS52MS5SZXNwb25zZUZvcm1hdBIyCglyZWFzb25pbmcYNiABKAsyHy5sbG1sYi5ub2RlLnYxLlJlYXNvbmluZ09wdGlvbnMSEAoIbG9ncHJvYnMYNyABKAgSGQoMdG9wX2xvZ3Byb2JzGDggASgFSAiIAQESPQoKbG9naXRfYmlhcxg5IAMoCzIpLmxsbWxiLm5vZGUudjEuQ2hhdFJlcXVlc3QuTG9naXRCaWFzRW50cnkaMAoOTG9naXRCaWFzRW50cnkSCwoDa2V5GAEgASgFEg0KBXZhbHVlGAIgASgCOgI4AUINCgtfbWF4X3Rva2Vuc0IOCgxfdGVtcGVyYXR1cmVCCAoGX3RvcF9wQggKBl90b3Bfa0IHCgVfc2VlZEITChFfcHJlc2VuY2VfcGVuYWx0eUIUChJfZnJlcXVlbmN5X3BlbmFsdHlCFgoUX3BhcmFsbGVsX3Rvb2xfY2FsbHNCDwoNX3RvcF9sb2dwcm9icyJPCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgFEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgFEhQKDHRvdGFsX3Rva2VucxgDIAEoBSLNAQoMQ2hhdFJlc3BvbnNlEg0KBWRlbHRhGAEgASgJEhUKDWZpbmlzaF9yZWFzb24YAiABKAkSIwoFdXNhZ2UYAyABKAsyFC5sbG1sYi5ub2RlLnYxLlVzYWdlEhEKCXJlYXNvbmluZxgyIAEoCRIwCgp0b29sX2NhbGxzGDMgAygLMhwubGxtbGIubm9kZS52MS5Ub29sQ2FsbERlbHRhEi0KCGxvZ3Byb2JzGDQgAygLMhsubGxtbGIubm9kZS52MS5Ub2tlbkxvZ3Byb2Ii5gQKD0NvbXBsZXRlUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIOCgZwcm9tcHQYAiABKAkSFwoKbWF4X3Rva2VucxgDIAEoBUgAiAEBEhgKC3RlbXBlcmF0dXJlGAQgASgCSAGIAQESEgoFdG9wX3AYBSABKAJIAogBARISCgV0b3BfaxgGIAEoBUgDiAEBEhEKBHNlZWQYByABKA1IBIgBARIMCgRzdG9wGAggAygJEhMKC2FkYXB0ZXJfaWRzGAkgAygJEg8KB25vX3dhaXQYCiABKAgSHQoQcHJlc2VuY2VfcGVuYWx0eRgLIAEoAkgFiAEBEh4KEWZyZXF1ZW5jeV9wZW5hbHR5GAwgASgCSAaIAQESNgoPcmVzcG9uc2VfZm9ybWF0GDUgASgLMh0ubGxtbGIubm9kZS52MS5SZXNwb25zZUZvcm1hdBIQCghsb2dwcm9icxg3IAEoCBIZCgx0b3BfbG9ncHJvYnMYOCABKAVIB4gBARJBCgpsb2dpdF9iaWFzGDkgAygLMi0ubGxtbGIubm9kZS52MS5Db21wbGV0ZVJlcXVlc3QuTG9naXRCaWFzRW50cnkaMAoOTG9naXRCaWFzRW50cnkSCwoDa2V5GAEgASgFEg0KBXZhbHVlGAIgASgCOgI4AUINCgtfbWF4X3Rva2Vuc0IOCgxfdGVtcGVyYXR1cmVCCAoGX3RvcF9wQggKBl90b3Bfa0IHCgVfc2VlZEITChFfcHJlc2VuY2VfcGVuYWx0eUIUChJfZnJlcXVlbmN5X3BlbmFsdHlCDwoNX3RvcF9sb2dwcm9icyKMAQoQQ29tcGxldGVSZXNwb25zZRINCgVkZWx0YRgBIAEoCRIVCg1maW5pc2hfcmVhc29uGAIgASgJEiMKBXVzYWdlGAMgASgLMhQubGxtbGIubm9kZS52MS5Vc2FnZRItCghsb2dwcm9icxg0IAMoCzIbLmxsbWxiLm5vZGUudjEuVG9rZW5Mb2dwcm9iImkKDEVtYmVkUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIOCgZpbnB1dHMYAiADKAkSDwoHbm9fd2FpdBgDIAEoCBIXCgpkaW1lbnNpb25zGDIgASgFSACIAQFCDQoLX2RpbWVuc2lvbnMiGwoJRW1iZWRkaW5nEg4KBnZhbHVlcxgBIAMoAiJ2Cg1FbWJlZFJlc3BvbnNlEiwKCmVtYmVkZGluZ3MYASADKAsyGC5sbG1sYi5ub2RlLnYxLkVtYmVkZGluZxISCgpkaW1lbnNpb25zGAIgASgFEiMKBXVzYWdlGAMgASgLMhQubGxtbGIubm9kZS52MS5Vc2FnZSI5ChBMb2FkTW9kZWxSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEhMKC2FkYXB0ZXJfaWRzGAIgAygJIj4KEUxvYWRNb2RlbFJlc3BvbnNlEikKBW1vZGVsGAEgASgLMhoubGxtbGIubm9kZS52MS5Mb2FkZWRNb2RlbCImChJVbmxvYWRNb2RlbFJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkiJwoTVW5sb2FkTW9kZWxSZXNwb25zZRIQCgh1bmxvYWRlZBgBIAEoCCIZChdMaXN0TG9hZGVkTW9kZWxzUmVxdWVzdCJGChhMaXN0TG9hZGVkTW9kZWxzUmVzcG9uc2USKgoGbW9kZWxzGAEgAygLMhoubGxtbGIubm9kZS52MS5Mb2FkZWRNb2RlbCKAAgoLTG9hZGVkTW9kZWwSEAoIbW9kZWxfaWQYASABKAkSFAoMbWVtb3J5X2J5dGVzGAIgASgDEi0KCWxvYWRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9hY3RpdmVfcmVxdWVzdHMYBSABKAUSFwoPcXVldWVkX3JlcXVlc3RzGAYgASgFEhMKC3BhcmFsbGVsaXNtGAcgASgFEhQKDGFkYXB0ZXJfc2V0cxgIIAMoCRILCgNncHUYCSABKAky8wMKEEluZmVyZW5jZVNlcnZpY2USQQoEQ2hhdBIaLmxsbWxiLm5vZGUudjEuQ2hhdFJlcXVlc3QaGy5sbG1sYi5ub2RlLnYxLkNoYXRSZXNwb25zZTABEk0KCENvbXBsZXRlEh4ubGxtbGIubm9kZS52MS5Db21wbGV0ZVJlcXVlc3QaHy5sbG1sYi5ub2RlLnYxLkNvbXBsZXRlUmVzcG9uc2UwARJCCgVFbWJlZBIbLmxsbWxiLm5vZGUudjEuRW1iZWRSZXF1ZXN0GhwubGxtbGIubm9kZS52MS5FbWJlZFJlc3BvbnNlEk4KCUxvYWRNb2RlbBIfLmxsbWxiLm5vZGUudjEuTG9hZE1vZGVsUmVxdWVzdBogLmxsbWxiLm5vZGUudjEuTG9hZE1vZGVsUmVzcG9uc2USVAoLVW5sb2FkTW9kZWwSIS5sbG1sYi5ub2RlLnYxLlVubG9hZE1vZGVsUmVxdWVzdBoiLmxsbWxiLm5vZGUudjEuVW5sb2FkTW9kZWxSZXNwb25zZRJjChBMaXN0TG9hZGVkTW9kZWxzEiYubGxtbGIubm9kZS52MS5MaXN0TG9hZGVkTW9kZWxzUmVxdWVzdBonLmxsbWxiLm5vZGUudjEuTGlzdExvYWRlZE1vZGVsc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message llmlb.node.v1.ChatMessage
  */
 export type ChatMessage = Message<"llmlb.node.v1.ChatMessage"> & {
   /**
-   * "system", "user" or "assistant".
+   * "system", "user", "assistant" or "tool".
    *
    * @generated from field: string role = 1;
    */
@@ -29,6 +29,27 @@ export type ChatMessage = Message<"llmlb.node.v1.ChatMessage"> & {
    * @generated from field: string content = 2;
    */
   content: string;
+
+  /**
+   * On an assistant message: the tool calls it made (sent back in the next turn).
+   *
+   * @generated from field: repeated llmlb.node.v1.ToolCall tool_calls = 50;
+   */
+  toolCalls: ToolCall[];
+
+  /**
+   * On a tool message: the id of the call whose result `content` is.
+   *
+   * @generated from field: string tool_call_id = 51;
+   */
+  toolCallId: string;
+
+  /**
+   * On an assistant message: its thinking, when the model's template keeps past thoughts.
+   *
+   * @generated from field: string reasoning = 52;
+   */
+  reasoning: string;
 };
 
 /**
@@ -37,6 +58,269 @@ export type ChatMessage = Message<"llmlb.node.v1.ChatMessage"> & {
  */
 export const ChatMessageSchema: GenMessage<ChatMessage> = /*@__PURE__*/
   messageDesc(file_llmlb_node_v1_inference, 0);
+
+/**
+ * A function the model may call.
+ *
+ * @generated from message llmlb.node.v1.ToolDefinition
+ */
+export type ToolDefinition = Message<"llmlb.node.v1.ToolDefinition"> & {
+  /**
+   * Letters, digits, "_" and "-", at most 64 characters.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string description = 2;
+   */
+  description: string;
+
+  /**
+   * JSON Schema of the arguments as JSON text; empty means no arguments. Keywords a grammar cannot
+   * enforce (e.g. "pattern", "minimum") are refused with INVALID_ARGUMENT naming them.
+   *
+   * @generated from field: string parameters_json = 3;
+   */
+  parametersJson: string;
+};
+
+/**
+ * Describes the message llmlb.node.v1.ToolDefinition.
+ * Use `create(ToolDefinitionSchema)` to create a new message.
+ */
+export const ToolDefinitionSchema: GenMessage<ToolDefinition> = /*@__PURE__*/
+  messageDesc(file_llmlb_node_v1_inference, 1);
+
+/**
+ * Which tools the model may or must call.
+ *
+ * @generated from message llmlb.node.v1.ToolChoice
+ */
+export type ToolChoice = Message<"llmlb.node.v1.ToolChoice"> & {
+  /**
+   * "auto" (the default when tools are given), "none", "required" (some call), or "function".
+   *
+   * @generated from field: string mode = 1;
+   */
+  mode: string;
+
+  /**
+   * With mode "function": the one function the model must call.
+   *
+   * @generated from field: string function_name = 2;
+   */
+  functionName: string;
+};
+
+/**
+ * Describes the message llmlb.node.v1.ToolChoice.
+ * Use `create(ToolChoiceSchema)` to create a new message.
+ */
+export const ToolChoiceSchema: GenMessage<ToolChoice> = /*@__PURE__*/
+  messageDesc(file_llmlb_node_v1_inference, 2);
+
+/**
+ * A tool call of an assistant message.
+ *
+ * @generated from message llmlb.node.v1.ToolCall
+ */
+export type ToolCall = Message<"llmlb.node.v1.ToolCall"> & {
+  /**
+   * "call_..." as returned by Chat.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Arguments as JSON text (valid against the function's schema).
+   *
+   * @generated from field: string arguments_json = 3;
+   */
+  argumentsJson: string;
+};
+
+/**
+ * Describes the message llmlb.node.v1.ToolCall.
+ * Use `create(ToolCallSchema)` to create a new message.
+ */
+export const ToolCallSchema: GenMessage<ToolCall> = /*@__PURE__*/
+  messageDesc(file_llmlb_node_v1_inference, 3);
+
+/**
+ * The output's shape, enforced by a grammar while sampling.
+ *
+ * @generated from message llmlb.node.v1.ResponseFormat
+ */
+export type ResponseFormat = Message<"llmlb.node.v1.ResponseFormat"> & {
+  /**
+   * "text" (default), "json_object" (any JSON object) or "json_schema".
+   *
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * With "json_schema": the JSON Schema as JSON text.
+   *
+   * @generated from field: string schema_json = 2;
+   */
+  schemaJson: string;
+
+  /**
+   * With "json_schema": the schema's name (informational).
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message llmlb.node.v1.ResponseFormat.
+ * Use `create(ResponseFormatSchema)` to create a new message.
+ */
+export const ResponseFormatSchema: GenMessage<ResponseFormat> = /*@__PURE__*/
+  messageDesc(file_llmlb_node_v1_inference, 4);
+
+/**
+ * Thinking of models whose chat template has thought segments (ignored by other models).
+ *
+ * @generated from message llmlb.node.v1.ReasoningOptions
+ */
+export type ReasoningOptions = Message<"llmlb.node.v1.ReasoningOptions"> & {
+  /**
+   * "low", "medium" or "high": the share of max_tokens thinking may take (1/4, 1/2, all).
+   *
+   * @generated from field: string effort = 1;
+   */
+  effort: string;
+
+  /**
+   * false disables thinking (no thought tokens); unset leaves it to the template.
+   *
+   * @generated from field: optional bool enabled = 2;
+   */
+  enabled?: boolean | undefined;
+
+  /**
+   * Upper bound of thought tokens; overrides effort.
+   *
+   * @generated from field: optional int32 budget_tokens = 3;
+   */
+  budgetTokens?: number | undefined;
+};
+
+/**
+ * Describes the message llmlb.node.v1.ReasoningOptions.
+ * Use `create(ReasoningOptionsSchema)` to create a new message.
+ */
+export const ReasoningOptionsSchema: GenMessage<ReasoningOptions> = /*@__PURE__*/
+  messageDesc(file_llmlb_node_v1_inference, 5);
+
+/**
+ * One generated token with its log probability and the most likely alternatives.
+ *
+ * @generated from message llmlb.node.v1.TokenLogprob
+ */
+export type TokenLogprob = Message<"llmlb.node.v1.TokenLogprob"> & {
+  /**
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * @generated from field: float logprob = 2;
+   */
+  logprob: number;
+
+  /**
+   * @generated from field: bytes bytes = 3;
+   */
+  bytes: Uint8Array;
+
+  /**
+   * Most likely tokens at this position, most likely first.
+   *
+   * @generated from field: repeated llmlb.node.v1.TopLogprob top_logprobs = 4;
+   */
+  topLogprobs: TopLogprob[];
+};
+
+/**
+ * Describes the message llmlb.node.v1.TokenLogprob.
+ * Use `create(TokenLogprobSchema)` to create a new message.
+ */
+export const TokenLogprobSchema: GenMessage<TokenLogprob> = /*@__PURE__*/
+  messageDesc(file_llmlb_node_v1_inference, 6);
+
+/**
+ * @generated from message llmlb.node.v1.TopLogprob
+ */
+export type TopLogprob = Message<"llmlb.node.v1.TopLogprob"> & {
+  /**
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * @generated from field: float logprob = 2;
+   */
+  logprob: number;
+
+  /**
+   * @generated from field: bytes bytes = 3;
+   */
+  bytes: Uint8Array;
+};
+
+/**
+ * Describes the message llmlb.node.v1.TopLogprob.
+ * Use `create(TopLogprobSchema)` to create a new message.
+ */
+export const TopLogprobSchema: GenMessage<TopLogprob> = /*@__PURE__*/
+  messageDesc(file_llmlb_node_v1_inference, 7);
+
+/**
+ * A piece of a streamed tool call: the first piece of a call has id and name, later pieces only
+ * more of the arguments. Pieces of one call share its index.
+ *
+ * @generated from message llmlb.node.v1.ToolCallDelta
+ */
+export type ToolCallDelta = Message<"llmlb.node.v1.ToolCallDelta"> & {
+  /**
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string arguments_json = 4;
+   */
+  argumentsJson: string;
+};
+
+/**
+ * Describes the message llmlb.node.v1.ToolCallDelta.
+ * Use `create(ToolCallDeltaSchema)` to create a new message.
+ */
+export const ToolCallDeltaSchema: GenMessage<ToolCallDelta> = /*@__PURE__*/
+  messageDesc(file_llmlb_node_v1_inference, 8);
 
 /**
  * Sampling settings shared by Chat and Complete.
@@ -115,6 +399,56 @@ export type ChatRequest = Message<"llmlb.node.v1.ChatRequest"> & {
    * @generated from field: optional float frequency_penalty = 12;
    */
   frequencyPenalty?: number | undefined;
+
+  /**
+   * Functions the model may call; see tool_choice.
+   *
+   * @generated from field: repeated llmlb.node.v1.ToolDefinition tools = 50;
+   */
+  tools: ToolDefinition[];
+
+  /**
+   * @generated from field: llmlb.node.v1.ToolChoice tool_choice = 51;
+   */
+  toolChoice?: ToolChoice | undefined;
+
+  /**
+   * false: at most one tool call per answer. Unset or true: several.
+   *
+   * @generated from field: optional bool parallel_tool_calls = 52;
+   */
+  parallelToolCalls?: boolean | undefined;
+
+  /**
+   * @generated from field: llmlb.node.v1.ResponseFormat response_format = 53;
+   */
+  responseFormat?: ResponseFormat | undefined;
+
+  /**
+   * @generated from field: llmlb.node.v1.ReasoningOptions reasoning = 54;
+   */
+  reasoning?: ReasoningOptions | undefined;
+
+  /**
+   * Return the log probability of each generated token.
+   *
+   * @generated from field: bool logprobs = 55;
+   */
+  logprobs: boolean;
+
+  /**
+   * With logprobs: also this many most likely alternatives per token (0-20).
+   *
+   * @generated from field: optional int32 top_logprobs = 56;
+   */
+  topLogprobs?: number | undefined;
+
+  /**
+   * Token id -> bias added to its logit (-100..100; -100 bans the token, 100 forces it).
+   *
+   * @generated from field: map<int32, float> logit_bias = 57;
+   */
+  logitBias: { [key: number]: number };
 };
 
 /**
@@ -122,7 +456,7 @@ export type ChatRequest = Message<"llmlb.node.v1.ChatRequest"> & {
  * Use `create(ChatRequestSchema)` to create a new message.
  */
 export const ChatRequestSchema: GenMessage<ChatRequest> = /*@__PURE__*/
-  messageDesc(file_llmlb_node_v1_inference, 1);
+  messageDesc(file_llmlb_node_v1_inference, 9);
 
 /**
  * @generated from message llmlb.node.v1.Usage
@@ -149,7 +483,7 @@ export type Usage = Message<"llmlb.node.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_llmlb_node_v1_inference, 2);
+  messageDesc(file_llmlb_node_v1_inference, 10);
 
 /**
  * @generated from message llmlb.node.v1.ChatResponse
@@ -163,7 +497,8 @@ export type ChatResponse = Message<"llmlb.node.v1.ChatResponse"> & {
   delta: string;
 
   /**
-   * On the last message: "stop" (end of generation or a stop string) or "length" (max_tokens).
+   * On the last message: "stop" (end of generation or a stop string), "length" (max_tokens) or
+   * "tool_calls" (the answer is the tool calls streamed in tool_calls).
    *
    * @generated from field: string finish_reason = 2;
    */
@@ -175,6 +510,27 @@ export type ChatResponse = Message<"llmlb.node.v1.ChatResponse"> & {
    * @generated from field: llmlb.node.v1.Usage usage = 3;
    */
   usage?: Usage | undefined;
+
+  /**
+   * Thinking text generated since the previous message (models with thought segments).
+   *
+   * @generated from field: string reasoning = 50;
+   */
+  reasoning: string;
+
+  /**
+   * Pieces of tool calls generated since the previous message.
+   *
+   * @generated from field: repeated llmlb.node.v1.ToolCallDelta tool_calls = 51;
+   */
+  toolCalls: ToolCallDelta[];
+
+  /**
+   * With logprobs: one entry per token of delta.
+   *
+   * @generated from field: repeated llmlb.node.v1.TokenLogprob logprobs = 52;
+   */
+  logprobs: TokenLogprob[];
 };
 
 /**
@@ -182,7 +538,7 @@ export type ChatResponse = Message<"llmlb.node.v1.ChatResponse"> & {
  * Use `create(ChatResponseSchema)` to create a new message.
  */
 export const ChatResponseSchema: GenMessage<ChatResponse> = /*@__PURE__*/
-  messageDesc(file_llmlb_node_v1_inference, 3);
+  messageDesc(file_llmlb_node_v1_inference, 11);
 
 /**
  * @generated from message llmlb.node.v1.CompleteRequest
@@ -247,6 +603,26 @@ export type CompleteRequest = Message<"llmlb.node.v1.CompleteRequest"> & {
    * @generated from field: optional float frequency_penalty = 12;
    */
   frequencyPenalty?: number | undefined;
+
+  /**
+   * @generated from field: llmlb.node.v1.ResponseFormat response_format = 53;
+   */
+  responseFormat?: ResponseFormat | undefined;
+
+  /**
+   * @generated from field: bool logprobs = 55;
+   */
+  logprobs: boolean;
+
+  /**
+   * @generated from field: optional int32 top_logprobs = 56;
+   */
+  topLogprobs?: number | undefined;
+
+  /**
+   * @generated from field: map<int32, float> logit_bias = 57;
+   */
+  logitBias: { [key: number]: number };
 };
 
 /**
@@ -254,7 +630,7 @@ export type CompleteRequest = Message<"llmlb.node.v1.CompleteRequest"> & {
  * Use `create(CompleteRequestSchema)` to create a new message.
  */
 export const CompleteRequestSchema: GenMessage<CompleteRequest> = /*@__PURE__*/
-  messageDesc(file_llmlb_node_v1_inference, 4);
+  messageDesc(file_llmlb_node_v1_inference, 12);
 
 /**
  * @generated from message llmlb.node.v1.CompleteResponse
@@ -274,6 +650,11 @@ export type CompleteResponse = Message<"llmlb.node.v1.CompleteResponse"> & {
    * @generated from field: llmlb.node.v1.Usage usage = 3;
    */
   usage?: Usage | undefined;
+
+  /**
+   * @generated from field: repeated llmlb.node.v1.TokenLogprob logprobs = 52;
+   */
+  logprobs: TokenLogprob[];
 };
 
 /**
@@ -281,7 +662,7 @@ export type CompleteResponse = Message<"llmlb.node.v1.CompleteResponse"> & {
  * Use `create(CompleteResponseSchema)` to create a new message.
  */
 export const CompleteResponseSchema: GenMessage<CompleteResponse> = /*@__PURE__*/
-  messageDesc(file_llmlb_node_v1_inference, 5);
+  messageDesc(file_llmlb_node_v1_inference, 13);
 
 /**
  * @generated from message llmlb.node.v1.EmbedRequest
@@ -303,6 +684,14 @@ export type EmbedRequest = Message<"llmlb.node.v1.EmbedRequest"> & {
    * @generated from field: bool no_wait = 3;
    */
   noWait: boolean;
+
+  /**
+   * Shorter vectors: the first `dimensions` values, renormalised to unit length (Matryoshka
+   * models). More than the model's dimensions is INVALID_ARGUMENT.
+   *
+   * @generated from field: optional int32 dimensions = 50;
+   */
+  dimensions?: number | undefined;
 };
 
 /**
@@ -310,7 +699,7 @@ export type EmbedRequest = Message<"llmlb.node.v1.EmbedRequest"> & {
  * Use `create(EmbedRequestSchema)` to create a new message.
  */
 export const EmbedRequestSchema: GenMessage<EmbedRequest> = /*@__PURE__*/
-  messageDesc(file_llmlb_node_v1_inference, 6);
+  messageDesc(file_llmlb_node_v1_inference, 14);
 
 /**
  * @generated from message llmlb.node.v1.Embedding
@@ -327,7 +716,7 @@ export type Embedding = Message<"llmlb.node.v1.Embedding"> & {
  * Use `create(EmbeddingSchema)` to create a new message.
  */
 export const EmbeddingSchema: GenMessage<Embedding> = /*@__PURE__*/
-  messageDesc(file_llmlb_node_v1_inference, 7);
+  messageDesc(file_llmlb_node_v1_inference, 15);
 
 /**
  * @generated from message llmlb.node.v1.EmbedResponse
@@ -354,7 +743,7 @@ export type EmbedResponse = Message<"llmlb.node.v1.EmbedResponse"> & {
  * Use `create(EmbedResponseSchema)` to create a new message.
  */
 export const EmbedResponseSchema: GenMessage<EmbedResponse> = /*@__PURE__*/
-  messageDesc(file_llmlb_node_v1_inference, 8);
+  messageDesc(file_llmlb_node_v1_inference, 16);
 
 /**
  * @generated from message llmlb.node.v1.LoadModelRequest
@@ -376,7 +765,7 @@ export type LoadModelRequest = Message<"llmlb.node.v1.LoadModelRequest"> & {
  * Use `create(LoadModelRequestSchema)` to create a new message.
  */
 export const LoadModelRequestSchema: GenMessage<LoadModelRequest> = /*@__PURE__*/
-  messageDesc(file_llmlb_node_v1_inference, 9);
+  messageDesc(file_llmlb_node_v1_inference, 17);
 
 /**
  * @generated from message llmlb.node.v1.LoadModelResponse
@@ -393,7 +782,7 @@ export type LoadModelResponse = Message<"llmlb.node.v1.LoadModelResponse"> & {
  * Use `create(LoadModelResponseSchema)` to create a new message.
  */
 export const LoadModelResponseSchema: GenMessage<LoadModelResponse> = /*@__PURE__*/
-  messageDesc(file_llmlb_node_v1_inference, 10);
+  messageDesc(file_llmlb_node_v1_inference, 18);
 
 /**
  * @generated from message llmlb.node.v1.UnloadModelRequest
@@ -410,7 +799,7 @@ export type UnloadModelRequest = Message<"llmlb.node.v1.UnloadModelRequest"> & {
  * Use `create(UnloadModelRequestSchema)` to create a new message.
  */
 export const UnloadModelRequestSchema: GenMessage<UnloadModelRequest> = /*@__PURE__*/
-  messageDesc(file_llmlb_node_v1_inference, 11);
+  messageDesc(file_llmlb_node_v1_inference, 19);
 
 /**
  * @generated from message llmlb.node.v1.UnloadModelResponse
@@ -429,7 +818,7 @@ export type UnloadModelResponse = Message<"llmlb.node.v1.UnloadModelResponse"> &
  * Use `create(UnloadModelResponseSchema)` to create a new message.
  */
 export const UnloadModelResponseSchema: GenMessage<UnloadModelResponse> = /*@__PURE__*/
-  messageDesc(file_llmlb_node_v1_inference, 12);
+  messageDesc(file_llmlb_node_v1_inference, 20);
 
 /**
  * @generated from message llmlb.node.v1.ListLoadedModelsRequest
@@ -442,7 +831,7 @@ export type ListLoadedModelsRequest = Message<"llmlb.node.v1.ListLoadedModelsReq
  * Use `create(ListLoadedModelsRequestSchema)` to create a new message.
  */
 export const ListLoadedModelsRequestSchema: GenMessage<ListLoadedModelsRequest> = /*@__PURE__*/
-  messageDesc(file_llmlb_node_v1_inference, 13);
+  messageDesc(file_llmlb_node_v1_inference, 21);
 
 /**
  * @generated from message llmlb.node.v1.ListLoadedModelsResponse
@@ -459,7 +848,7 @@ export type ListLoadedModelsResponse = Message<"llmlb.node.v1.ListLoadedModelsRe
  * Use `create(ListLoadedModelsResponseSchema)` to create a new message.
  */
 export const ListLoadedModelsResponseSchema: GenMessage<ListLoadedModelsResponse> = /*@__PURE__*/
-  messageDesc(file_llmlb_node_v1_inference, 14);
+  messageDesc(file_llmlb_node_v1_inference, 22);
 
 /**
  * @generated from message llmlb.node.v1.LoadedModel
@@ -524,7 +913,7 @@ export type LoadedModel = Message<"llmlb.node.v1.LoadedModel"> & {
  * Use `create(LoadedModelSchema)` to create a new message.
  */
 export const LoadedModelSchema: GenMessage<LoadedModel> = /*@__PURE__*/
-  messageDesc(file_llmlb_node_v1_inference, 15);
+  messageDesc(file_llmlb_node_v1_inference, 23);
 
 /**
  * Inference with node-llama-cpp. A request for a model that is in the catalog but not on disk
@@ -534,7 +923,8 @@ export const LoadedModelSchema: GenMessage<LoadedModel> = /*@__PURE__*/
  * - INVALID_ARGUMENT / INVALID_ARGUMENT: a field is out of range (the message names it).
  * - NOT_FOUND / MODEL_NOT_SUPPORTED: the id is not in the catalog.
  * - NOT_FOUND / ADAPTER_NOT_FOUND: an adapter id is not on disk.
- * - FAILED_PRECONDITION / CAPABILITY_MISSING: e.g. Embed on a model without embeddings.
+ * - FAILED_PRECONDITION / CAPABILITY_MISSING: e.g. Embed on a model without embeddings, or tools
+ *   for a model whose chat template cannot present them.
  * - FAILED_PRECONDITION / INVALID_MODEL_FILE: the GGUF is malformed or truncated; it was not loaded.
  * - UNAVAILABLE / MODEL_NOT_READY: no_wait was set and the model is not on disk yet.
  * - RESOURCE_EXHAUSTED / QUEUE_FULL: too many requests for this model; retry later.

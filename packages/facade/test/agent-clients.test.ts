@@ -1,0 +1,328 @@
+import { execFile, execFileSync } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
+import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
+import { generateObject, generateText, jsonSchema, streamText, tool, type JSONSchema7 } from "ai";
+import { Ajv } from "ajv";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { THINKING_TEMPLATE, tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
+import { startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
+import { startTinyWorld, tinyEntry, TINY_CHAT_ID, TINY_EMBED_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+
+const root = path.resolve(import.meta.dirname, "../../..");
+const PYTHON = "/usr/bin/python3";
+const THINK_ID = "tiny-think";
+const THINK_FILE = "tiny-think-F32.gguf";
+const THINK_REPO = "llmlb-test/think-GGUF";
+const tinyThink = tinyModelBytes({ chatTemplate: THINKING_TEMPLATE });
+
+const WEATHER: JSONSchema7 = {
+  type: "object",
+  properties: {
+    city: { type: "string", maxLength: 20 },
+    unit: { enum: ["celsius", "fahrenheit"] },
+    days: { type: "integer" },
+  },
+  required: ["city", "unit", "days"],
+  additionalProperties: false,
+};
+const WEATHER_TOOL = { type: "function" as const, function: { name: "get_weather", description: "Weather forecast for a city", parameters: WEATHER as Record<string, unknown> } };
+const TIME_TOOL = { type: "function" as const, function: { name: "get_time", description: "Time in a zone", parameters: { type: "object", properties: { zone: { type: "string", maxLength: 10 } }, required: ["zone"] } } };
+const PERSON: JSONSchema7 = {
+  type: "object",
+  properties: { name: { type: "string", maxLength: 16 }, age: { type: "integer" }, pets: { type: "array", items: { enum: ["cat", "dog"] }, maxItems: 2 } },
+  required: ["name", "age", "pets"],
+  additionalProperties: false,
+};
+
+const ajv = new Ajv({ strict: false });
+const validWeather = ajv.compile(WEATHER);
+const validPerson = ajv.compile(PERSON);
+
+interface ChatBody {
+  choices: Array<{
+    index: number;
+    message: { role: string; content: string | null; reasoning_content?: string; tool_calls?: Array<{ id: string; type: string; function: { name: string; arguments: string } }> };
+    finish_reason: string;
+    logprobs: { content: Array<{ token: string; logprob: number; bytes: number[]; top_logprobs: Array<{ token: string; logprob: number }> }> } | null;
+  }>;
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+}
+
+interface ErrorBody {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+let world: TinyWorld;
+let node: TestNode;
+let openai: OpenAI;
+
+async function post(route: string, body: Record<string, unknown>): Promise<{ status: number; json: unknown; text: string }> {
+  const res = await fetch(`${node.httpUrl}${route}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, text, json: res.headers.get("content-type")?.includes("json") ? JSON.parse(text) : undefined };
+}
+
+/** The `data:` payloads of an SSE body, without the final [DONE]. */
+function sseChunks(text: string): Array<Record<string, unknown>> {
+  const data = text.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6));
+  expect(data.at(-1)).toBe("[DONE]");
+  return data.slice(0, -1).map((d) => JSON.parse(d) as Record<string, unknown>);
+}
+
+const ask = { model: TINY_CHAT_ID, messages: [{ role: "user" as const, content: "What is the weather in Paris?" }], max_tokens: 120, temperature: 0 };
+
+beforeAll(async () => {
+  world = await startTinyWorld({ extraModels: [tinyEntry(THINK_ID, THINK_FILE, tinyThink, ["text-generation"], { repo: THINK_REPO })] });
+  await world.hf.addRepo(THINK_REPO, { files: { [THINK_FILE]: tinyThink } });
+  node = await startTestNode(world.env);
+  openai = new OpenAI({ apiKey: "unused", baseURL: `${node.httpUrl}/v1`, maxRetries: 0 });
+});
+afterAll(async () => {
+  await node?.stop();
+  await world?.close();
+});
+
+describe("tool calls over /v1", () => {
+  it('tool_choice "required": message.tool_calls with call_ ids and arguments valid against the schema', async () => {
+    const { status, json } = await post("/v1/chat/completions", { ...ask, tools: [WEATHER_TOOL, TIME_TOOL], tool_choice: "required" });
+    expect(status).toBe(200);
+    const choice = (json as ChatBody).choices[0]!;
+    expect(choice.finish_reason).toBe("tool_calls");
+    expect(choice.message.content).toBeNull();
+    expect(choice.message.tool_calls!.length).toBeGreaterThanOrEqual(1);
+    for (const call of choice.message.tool_calls!) {
+      expect(call).toMatchObject({ id: expect.stringMatching(/^call_/), type: "function" });
+      const args: unknown = JSON.parse(call.function.arguments);
+      if (call.function.name === "get_weather") expect(validWeather(args), call.function.arguments).toBe(true);
+      else expect(call.function.name).toBe("get_time");
+    }
+  });
+
+  it("streams a named call as the reference shows: id, type and name first, then argument pieces", async () => {
+    const { status, text } = await post("/v1/chat/completions", { ...ask, tools: [WEATHER_TOOL, TIME_TOOL], tool_choice: { type: "function", function: { name: "get_weather" } }, stream: true });
+    expect(status).toBe(200);
+    const chunks = sseChunks(text);
+    type StreamedCall = { index: number; id?: string; type?: string; function: { name?: string; arguments: string } };
+    const pieces = chunks.flatMap((c) => ((c.choices as Array<{ delta: { tool_calls?: StreamedCall[] } }>)[0]?.delta.tool_calls ?? []));
+    expect(pieces[0]).toEqual({ index: 0, id: expect.stringMatching(/^call_/), type: "function", function: { name: "get_weather", arguments: "" } });
+    expect(pieces.length).toBeGreaterThan(2);
+    for (const piece of pieces.slice(1)) expect(Object.keys(piece).sort()).toEqual(["function", "index"]);
+    expect(validWeather(JSON.parse(pieces.map((p) => p.function.arguments).join("")))).toBe(true);
+    const finishes = chunks.map((c) => (c.choices as Array<{ finish_reason: string | null }>)[0]?.finish_reason);
+    expect(finishes.at(-1)).toBe("tool_calls");
+    expect(finishes.slice(0, -1).every((f) => f === null)).toBe(true);
+  });
+
+  it("the openai SDK reassembles a streamed call, runs the tool and gets an answer to its result", async () => {
+    const seen: unknown[] = [];
+    const runner = openai.chat.completions.runTools({
+      ...ask,
+      stream: true,
+      tools: [
+        {
+          type: "function",
+          function: {
+            name: "get_weather",
+            description: "Weather forecast for a city",
+            parameters: WEATHER as Record<string, unknown>,
+            parse: (text: string) => JSON.parse(text) as unknown,
+            function: (args: unknown) => {
+              seen.push(args);
+              return { forecast: "sunny", temperature: 21 };
+            },
+          },
+        },
+      ],
+      tool_choice: { type: "function", function: { name: "get_weather" } },
+    });
+    await runner.done();
+    expect(seen).toHaveLength(1);
+    expect(validWeather(seen[0])).toBe(true);
+
+    // The conversation as the SDK recorded it (its own assistant and tool messages) goes back as is.
+    const messages = runner.messages;
+    expect(messages.map((m) => m.role)).toEqual(["user", "assistant", "tool"]);
+    const answer = await openai.chat.completions.create({ model: TINY_CHAT_ID, messages, tools: [WEATHER_TOOL], tool_choice: "none", max_tokens: 6, temperature: 0 });
+    expect(answer.choices[0]!.finish_reason).toBe("length");
+    expect(answer.choices[0]!.message.tool_calls ?? []).toEqual([]);
+    expect(answer.usage!.completion_tokens).toBe(6);
+  });
+
+  it("a tool message that answers no call is a 400 naming it", async () => {
+    const { status, json } = await post("/v1/chat/completions", { ...ask, messages: [...ask.messages, { role: "tool", tool_call_id: "call_nope", content: "1" }] });
+    expect(status).toBe(400);
+    expect((json as ErrorBody).error.param).toBe("messages[1].tool_call_id");
+  });
+});
+
+describe("structured output over /v1", () => {
+  it("json_schema output validates against the schema", async () => {
+    const { status, json } = await post("/v1/chat/completions", { ...ask, max_tokens: 200, response_format: { type: "json_schema", json_schema: { name: "person", schema: PERSON, strict: true } } });
+    expect(status).toBe(200);
+    const content = (json as ChatBody).choices[0]!.message.content!;
+    expect(validPerson(JSON.parse(content)), content).toBe(true);
+  });
+
+  it("a keyword the grammar cannot enforce is a 400 naming it", async () => {
+    const schema = { type: "object", properties: { code: { type: "string", pattern: "^[A-Z]{3}$" } } };
+    const { status, json } = await post("/v1/chat/completions", { ...ask, response_format: { type: "json_schema", json_schema: { name: "c", schema } } });
+    expect(status).toBe(400);
+    expect((json as ErrorBody).error).toMatchObject({ type: "invalid_request_error", param: "response_format.json_schema.schema" });
+    expect((json as ErrorBody).error.message).toContain('"pattern"');
+  });
+});
+
+describe("the Vercel AI SDK (a second, independent client)", () => {
+  const provider = () => createOpenAICompatible({ name: "llmlb", baseURL: `${node.httpUrl}/v1`, supportsStructuredOutputs: true });
+
+  it("gets the forced tool call, non-streamed and streamed", async () => {
+    const weather = tool({ description: "Weather forecast for a city", inputSchema: jsonSchema(WEATHER) });
+    const options = { model: provider().chatModel(TINY_CHAT_ID), prompt: "What is the weather in Paris?", tools: { get_weather: weather }, toolChoice: { type: "tool", toolName: "get_weather" }, maxOutputTokens: 120, temperature: 0 } as const;
+    const result = await generateText(options);
+    expect(result.finishReason).toBe("tool-calls");
+    expect(result.toolCalls).toHaveLength(1);
+    expect(result.toolCalls[0]!.toolName).toBe("get_weather");
+    expect(validWeather(result.toolCalls[0]!.input)).toBe(true);
+
+    const streamed = streamText(options);
+    const calls = await streamed.toolCalls;
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.input).toEqual(result.toolCalls[0]!.input);
+  });
+
+  it("gets a json_schema object", async () => {
+    const { object } = await generateObject({ model: provider().chatModel(TINY_CHAT_ID), schema: jsonSchema(PERSON), prompt: "Describe a person.", maxOutputTokens: 200, temperature: 0 });
+    expect(validPerson(object)).toBe(true);
+  });
+});
+
+describe("reasoning over /v1", () => {
+  const think = { model: THINK_ID, messages: [{ role: "user", content: "Why is the sky blue?" }], max_tokens: 24, temperature: 0 };
+
+  it("separates reasoning_content from content, streamed and not, and enable_thinking: false turns it off", async () => {
+    const full = (await post("/v1/chat/completions", think)).json as ChatBody;
+    const message = full.choices[0]!.message;
+    expect(message.reasoning_content?.length).toBeGreaterThan(0);
+    expect(`${message.reasoning_content}${message.content}`).not.toContain("<think>");
+
+    const { text } = await post("/v1/chat/completions", { ...think, stream: true });
+    const deltas = sseChunks(text).map((c) => (c.choices as Array<{ delta: { reasoning_content?: string; content?: string } }>)[0]!.delta);
+    expect(deltas.map((d) => d.reasoning_content ?? "").join("")).toBe(message.reasoning_content);
+    expect(deltas.map((d) => d.content ?? "").join("")).toBe(message.content);
+
+    // The thinking goes back on the assistant message for the next turn.
+    const next = await post("/v1/chat/completions", {
+      ...think,
+      max_tokens: 4,
+      messages: [...think.messages, { role: "assistant", content: message.content, reasoning_content: message.reasoning_content }, { role: "user", content: "And at night?" }],
+    });
+    expect(next.status).toBe(200);
+
+    const off = (await post("/v1/chat/completions", { ...think, chat_template_kwargs: { enable_thinking: false } })).json as ChatBody;
+    expect(off.choices[0]!.message.reasoning_content).toBeUndefined();
+    expect(off.usage.completion_tokens).toBeGreaterThan(0);
+  });
+});
+
+describe("logprobs, n, completions, embeddings, strict fields", () => {
+  it("logprobs: one entry per token, each <= 0, top_logprobs sorted", async () => {
+    const body = (await post("/v1/chat/completions", { ...ask, max_tokens: 8, logprobs: true, top_logprobs: 3 })).json as ChatBody;
+    const content = body.choices[0]!.logprobs!.content;
+    expect(content).toHaveLength(body.usage.completion_tokens);
+    expect(content.map((c) => c.token).join("")).toBe(body.choices[0]!.message.content);
+    for (const entry of content) {
+      expect(entry.logprob).toBeLessThanOrEqual(0);
+      expect(Buffer.from(entry.bytes).toString("utf8")).toBe(entry.token);
+      const tops = entry.top_logprobs.map((t) => t.logprob);
+      expect(tops).toHaveLength(3);
+      expect(tops).toEqual([...tops].sort((a, b) => b - a));
+    }
+  });
+
+  it("n gives that many choices, usage counting the prompt once", async () => {
+    const one = (await post("/v1/chat/completions", { ...ask, max_tokens: 4 })).json as ChatBody;
+    const two = (await post("/v1/chat/completions", { ...ask, max_tokens: 4, n: 2, temperature: 1, seed: 5 })).json as ChatBody;
+    expect(two.choices.map((c) => c.index)).toEqual([0, 1]);
+    expect(two.usage.prompt_tokens).toBe(one.usage.prompt_tokens);
+    expect(two.usage.completion_tokens).toBe(8);
+    expect((await post("/v1/chat/completions", { ...ask, n: 5 })).status).toBe(400);
+  });
+
+  it("streams n choices, each with its own index and finish", async () => {
+    const { text } = await post("/v1/chat/completions", { ...ask, max_tokens: 3, n: 2, stream: true, stream_options: { include_usage: true } });
+    const chunks = sseChunks(text);
+    const choices = chunks.flatMap((c) => c.choices as Array<{ index: number; finish_reason: string | null }>);
+    expect(choices.filter((c) => c.finish_reason === "length").map((c) => c.index)).toEqual([0, 1]);
+    expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
+    expect((chunks.at(-1)!.usage as { completion_tokens: number }).completion_tokens).toBe(6);
+  });
+
+  it("/v1/completions logprobs in the legacy shape", async () => {
+    const res = (await post("/v1/completions", { model: TINY_CHAT_ID, prompt: "Once upon a time", max_tokens: 4, temperature: 0, logprobs: 2 })).json as {
+      choices: Array<{ text: string; logprobs: { tokens: string[]; token_logprobs: number[]; top_logprobs: Array<Record<string, number>>; text_offset: number[] } }>;
+    };
+    const { text, logprobs } = res.choices[0]!;
+    expect(logprobs.tokens).toHaveLength(4);
+    expect(logprobs.tokens.join("")).toBe(text);
+    expect(logprobs.token_logprobs.every((l) => l <= 0)).toBe(true);
+    expect(logprobs.top_logprobs.every((top) => Object.keys(top).length === 2)).toBe(true);
+    expect(logprobs.text_offset[0]).toBe(0);
+  });
+
+  it("/v1/completions takes several prompts and echoes them", async () => {
+    const res = await openai.completions.create({ model: TINY_CHAT_ID, prompt: ["Once upon", "The sky"], echo: true, max_tokens: 3, temperature: 0 });
+    expect(res.choices.map((c) => c.index)).toEqual([0, 1]);
+    expect(res.choices[0]!.text.startsWith("Once upon")).toBe(true);
+    expect(res.choices[1]!.text.startsWith("The sky")).toBe(true);
+    expect(res.usage!.completion_tokens).toBe(6);
+    const plain = await openai.completions.create({ model: TINY_CHAT_ID, prompt: "The sky", max_tokens: 3, temperature: 0 });
+    expect(res.choices[1]!.text).toBe(`The sky${plain.choices[0]!.text}`);
+  });
+
+  it("embeddings dimensions halves the vector with unit norm; more than the model's is a 400", async () => {
+    const full = await openai.embeddings.create({ model: TINY_EMBED_ID, input: "hello", encoding_format: "float" });
+    const size = full.data[0]!.embedding.length;
+    const half = await openai.embeddings.create({ model: TINY_EMBED_ID, input: "hello", dimensions: size / 2, encoding_format: "float" });
+    expect(half.data[0]!.embedding).toHaveLength(size / 2);
+    expect(Math.hypot(...half.data[0]!.embedding)).toBeCloseTo(1, 5);
+    const tooMany = await post("/v1/embeddings", { model: TINY_EMBED_ID, input: "hello", dimensions: size + 1 });
+    expect(tooMany.status).toBe(400);
+    expect((tooMany.json as ErrorBody).error.param).toBe("dimensions");
+  });
+
+  it("a field the node does not implement is a 400 naming it, at any depth", async () => {
+    const top = await post("/v1/chat/completions", { ...ask, service_tier: "flex" });
+    expect(top.status).toBe(400);
+    expect((top.json as ErrorBody).error).toMatchObject({ param: "service_tier", code: "unsupported_field" });
+    const nested = await post("/v1/chat/completions", { ...ask, tools: [{ ...WEATHER_TOOL, function: { ...WEATHER_TOOL.function, examples: [] } }] });
+    expect((nested.json as ErrorBody).error.param).toBe("tools[0].function.examples");
+    const completion = await post("/v1/completions", { model: TINY_CHAT_ID, prompt: "x", suffix: "y" });
+    expect((completion.json as ErrorBody).error.param).toBe("suffix");
+  });
+});
+
+describe("gRPC from Python", () => {
+  it("grpcio gets the same forced tool call, streamed in pieces", async () => {
+    const tmp = tempDir("llmlb-descriptor-");
+    try {
+      const descriptorSet = path.join(tmp.dir, "llmlb.binpb");
+      execFileSync(path.join(root, "node_modules/.bin/buf"), ["build", "-o", descriptorSet], { cwd: root });
+      const address = node.grpcUrl.replace("http://", "");
+      const script = path.join(import.meta.dirname, "fixtures/python_tool_call.py");
+      const { stdout } = await promisify(execFile)(PYTHON, [script, descriptorSet, address, TINY_CHAT_ID, JSON.stringify(WEATHER)], { timeout: 60_000 });
+      const result = JSON.parse(stdout) as { calls: Array<{ id: string; name: string; arguments: string }>; finish_reason: string };
+      expect(result.finish_reason).toBe("tool_calls");
+      expect(result.calls).toHaveLength(1);
+      expect(result.calls[0]).toMatchObject({ id: expect.stringMatching(/^call_/), name: "get_weather" });
+      expect(validWeather(JSON.parse(result.calls[0]!.arguments))).toBe(true);
+
+      // The same request over /v1 gives the same arguments (greedy, same grammar).
+      const { json } = await post("/v1/chat/completions", { ...ask, tools: [{ type: "function", function: { name: "get_weather", description: "Weather of a city", parameters: WEATHER } }], tool_choice: { type: "function", function: { name: "get_weather" } } });
+      expect((json as ChatBody).choices[0]!.message.tool_calls![0]!.function.arguments).toBe(result.calls[0]!.arguments);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});

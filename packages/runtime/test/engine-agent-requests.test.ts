@@ -1,0 +1,258 @@
+import fs from "node:fs";
+import path from "node:path";
+import { Ajv } from "ajv";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { THINKING_TEMPLATE, writeTinyModel } from "../../../testkit/gguf/tiny-gguf.js";
+import type { ChatInput, GenerationEvent, TokenLogprob, ToolCallDelta } from "../src/index.js";
+import { engineFixture, reasonOf, user, type EngineFixture } from "./fixtures/engine-fixtures.js";
+
+/** Everything a stream produced, with tool-call pieces joined by index as OpenAI clients do. */
+interface Answer {
+  text: string;
+  reasoning: string;
+  calls: Array<{ id: string; name: string; arguments: string }>;
+  pieces: ToolCallDelta[];
+  logprobs: TokenLogprob[];
+  end: Extract<GenerationEvent, { type: "end" }>;
+}
+
+async function answer(events: AsyncIterable<GenerationEvent>): Promise<Answer> {
+  const out: Omit<Answer, "end"> = { text: "", reasoning: "", calls: [], pieces: [], logprobs: [] };
+  for await (const event of events) {
+    if (event.type === "end") return { ...out, end: event };
+    out.text += event.text;
+    out.reasoning += event.reasoning ?? "";
+    out.logprobs.push(...(event.logprobs ?? []));
+    for (const piece of event.toolCalls ?? []) {
+      out.pieces.push(piece);
+      const call = (out.calls[piece.index] ??= { id: "", name: "", arguments: "" });
+      if (piece.id) call.id = piece.id;
+      if (piece.name) call.name = piece.name;
+      call.arguments += piece.arguments;
+    }
+  }
+  throw new Error("the stream ended without an end event");
+}
+
+const WEATHER = {
+  type: "object",
+  properties: {
+    city: { type: "string", maxLength: 20 },
+    unit: { enum: ["celsius", "fahrenheit"] },
+    days: { type: "integer" },
+  },
+  required: ["city", "unit", "days"],
+  additionalProperties: false,
+} as const;
+const TOOLS = [
+  { name: "get_weather", description: "Weather forecast for a city", parameters: WEATHER },
+  { name: "get_time", description: "Current time in a timezone", parameters: { type: "object", properties: { zone: { type: "string", maxLength: 12 } }, required: ["zone"] } },
+];
+
+const ajv = new Ajv({ strict: false });
+const validWeather = ajv.compile(WEATHER);
+
+let fx: EngineFixture;
+const chat = (input: Partial<ChatInput>) =>
+  answer(fx.engine.chat({ modelId: "tiny", messages: user("What is the weather in Paris?"), maxTokens: 120, temperature: 0, ...input }));
+
+beforeAll(async () => {
+  const dir = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? "/tmp"), "llmlb-think-"));
+  const thinking = writeTinyModel(path.join(dir, "think.gguf"), { chatTemplate: THINKING_TEMPLATE }).path;
+  fx = engineFixture({
+    models: {
+      tiny: {},
+      "tiny-think": { file: thinking },
+      "tiny-embed": { entry: { capabilities: ["embeddings"] } },
+    },
+    settings: { parallelism: 2 },
+  });
+});
+afterAll(async () => {
+  await fx?.cleanup();
+});
+
+describe("tools", () => {
+  it('tool_choice "required" gives a call whose arguments validate against the schema', async () => {
+    const got = await chat({ tools: TOOLS, toolChoice: "required" });
+    expect(got.end.finishReason).toBe("tool_calls");
+    expect(got.calls.length).toBeGreaterThanOrEqual(1);
+    for (const call of got.calls) {
+      expect(call.id).toMatch(/^call_[A-Za-z0-9_-]+$/);
+      expect(["get_weather", "get_time"]).toContain(call.name);
+      const args: unknown = JSON.parse(call.arguments);
+      if (call.name === "get_weather") expect(validWeather(args), JSON.stringify(validWeather.errors)).toBe(true);
+      else expect(args).toMatchObject({ zone: expect.any(String) });
+    }
+    // Streamed as OpenAI does: the first piece of a call has id and name, later ones only arguments.
+    const first = got.pieces[0]!;
+    expect(first).toMatchObject({ index: 0, id: got.calls[0]!.id, name: got.calls[0]!.name, arguments: "" });
+    expect(got.pieces.slice(1).filter((p) => p.index === 0).every((p) => p.id === undefined && p.name === undefined)).toBe(true);
+  });
+
+  it("a named function is the one called, with arguments valid against its schema", async () => {
+    const got = await chat({ tools: TOOLS, toolChoice: { function: "get_weather" }, parallelToolCalls: false });
+    expect(got.end.finishReason).toBe("tool_calls");
+    expect(got.calls).toHaveLength(1);
+    expect(got.calls[0]!.name).toBe("get_weather");
+    expect(validWeather(JSON.parse(got.calls[0]!.arguments)), got.calls[0]!.arguments).toBe(true);
+  });
+
+  it("takes the call and its result back for the next turn", async () => {
+    const first = await chat({ tools: TOOLS, toolChoice: { function: "get_time" } });
+    const call = first.calls[0]!;
+    const got = await chat({
+      tools: TOOLS,
+      toolChoice: "none",
+      maxTokens: 8,
+      messages: [
+        { role: "user", content: "What time is it in Tokyo?" },
+        { role: "assistant", content: "", toolCalls: [{ id: call.id, name: call.name, arguments: call.arguments }] },
+        { role: "tool", toolCallId: call.id, content: '{"time":"09:00"}' },
+      ],
+    });
+    expect(got.calls).toEqual([]);
+    expect(got.end.finishReason).toBe("length");
+    expect(got.end.usage.completionTokens).toBe(8);
+  });
+
+  it("refuses a tool message that answers no call, and a call left without its result", async () => {
+    const orphan = await reasonOf(chat({ messages: [{ role: "user", content: "hi" }, { role: "tool", toolCallId: "call_x", content: "1" }] }));
+    expect(orphan).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "messages[1].tool_call_id" } });
+    const unanswered = await reasonOf(
+      chat({ messages: [{ role: "user", content: "hi" }, { role: "assistant", content: "", toolCalls: [{ id: "call_y", name: "get_time", arguments: "{}" }] }] }),
+    );
+    expect(unanswered).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "messages[1].tool_calls[0]" } });
+  });
+
+  it("refuses a schema keyword the grammar cannot enforce, naming it", async () => {
+    const refused = await reasonOf(chat({ tools: [{ name: "f", parameters: { type: "object", properties: { n: { type: "string", pattern: "^a+$" } } } }], toolChoice: "required" }));
+    expect(refused.reason).toBe("INVALID_ARGUMENT");
+    expect(refused.message).toContain('"pattern"');
+    expect(refused.metadata.field).toBe("tools[0].function.parameters");
+  });
+});
+
+describe("structured output", () => {
+  const PERSON = {
+    type: "object",
+    properties: { name: { type: "string", maxLength: 16 }, age: { type: "integer" }, tags: { type: "array", items: { enum: ["a", "b"] }, maxItems: 3 } },
+    required: ["name", "age", "tags"],
+    additionalProperties: false,
+  };
+
+  it("json_schema output parses and validates", async () => {
+    const got = await chat({ responseFormat: { type: "json_schema", schema: PERSON }, maxTokens: 200 });
+    expect(got.end.finishReason).toBe("stop");
+    const validate = ajv.compile(PERSON);
+    expect(validate(JSON.parse(got.text)), got.text).toBe(true);
+  });
+
+  it("json_object output is a JSON object", async () => {
+    const got = await chat({ responseFormat: { type: "json_object" }, maxTokens: 200, temperature: 0.8, seed: 3 });
+    if (got.end.finishReason === "stop") expect(typeof JSON.parse(got.text)).toBe("object");
+    else expect(got.text.startsWith("{")).toBe(true);
+  });
+
+  it("an inexpressible keyword is INVALID_ARGUMENT naming it", async () => {
+    const refused = await reasonOf(chat({ responseFormat: { type: "json_schema", schema: { type: "integer", minimum: 3 } } }));
+    expect(refused).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "response_format.json_schema.schema" } });
+    expect(refused.message).toContain('"minimum"');
+  });
+
+  it("refuses a recursive $ref instead of building an endless grammar; a bounded $ref works", async () => {
+    const tree = { $defs: { node: { type: "object", properties: { children: { type: "array", items: { $ref: "#/$defs/node" } } } } }, $ref: "#/$defs/node" };
+    const refused = await reasonOf(chat({ responseFormat: { type: "json_schema", schema: tree } }));
+    expect(refused).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "response_format.json_schema.schema" } });
+    expect(refused.message).toContain("recursive");
+    const bounded = { $defs: { city: { enum: ["Paris", "Tokyo", "Lima"] } }, type: "object", properties: { from: { $ref: "#/$defs/city" }, to: { $ref: "#/$defs/city" } }, required: ["from", "to"] };
+    const got = await chat({ responseFormat: { type: "json_schema", schema: bounded }, maxTokens: 200 });
+    expect(ajv.validate(bounded, JSON.parse(got.text)), got.text).toBe(true);
+  });
+});
+
+describe("reasoning", () => {
+  const think = (input: Partial<ChatInput>) => answer(fx.engine.chat({ modelId: "tiny-think", messages: user("Why is the sky blue?"), maxTokens: 24, temperature: 0, ...input }));
+
+  it("puts a thinking template's thought segment in reasoning, apart from the answer", async () => {
+    const got = await think({});
+    expect(got.reasoning.length).toBeGreaterThan(0);
+    expect(got.text).not.toContain("<think>");
+    expect(got.reasoning).not.toContain("<think>");
+  });
+
+  it("enabled: false leaves no thinking", async () => {
+    const got = await think({ reasoning: { enabled: false } });
+    expect(got.reasoning).toBe("");
+    expect(got.end.usage.completionTokens).toBeGreaterThan(0);
+  });
+
+  it("a model without thought segments answers as usual", async () => {
+    const got = await chat({ reasoning: { effort: "low" }, maxTokens: 6 });
+    expect(got.reasoning).toBe("");
+    expect(got.end.usage.completionTokens).toBe(6);
+  });
+});
+
+describe("logprobs, logit bias, embeddings dimensions", () => {
+  it("gives one entry per token, each <= 0, with top alternatives sorted", async () => {
+    const got = await chat({ logprobs: true, topLogprobs: 5, maxTokens: 10 });
+    expect(got.end.finishReason).toBe("length");
+    expect(got.logprobs).toHaveLength(got.end.usage.completionTokens);
+    expect(got.logprobs.map((l) => l.token).join("")).toBe(got.text);
+    for (const entry of got.logprobs) {
+      expect(entry.logprob).toBeLessThanOrEqual(0);
+      expect(entry.topLogprobs).toHaveLength(5);
+      const tops = entry.topLogprobs.map((t) => t.logprob);
+      expect(tops).toEqual([...tops].sort((a, b) => b - a));
+      expect(tops.every((l) => l <= 0)).toBe(true);
+      expect(tops[0]).toBeGreaterThanOrEqual(entry.logprob);
+      // Probabilities of distinct tokens sum to at most 1.
+      expect(tops.reduce((sum, l) => sum + Math.exp(l), 0)).toBeLessThanOrEqual(1 + 1e-6);
+    }
+  });
+
+  it("logprobs on a completion too", async () => {
+    const got = await answer(fx.engine.complete({ modelId: "tiny", prompt: "Once upon a time", maxTokens: 6, temperature: 0, logprobs: true, topLogprobs: 2 }));
+    expect(got.logprobs).toHaveLength(6);
+    expect(got.logprobs.map((l) => l.token).join("")).toBe(got.text);
+  });
+
+  it("logit bias -100 keeps the greedy answer's first token out of it", async () => {
+    const plain = await chat({ logprobs: true, maxTokens: 6 });
+    const banned = plain.logprobs[0]!;
+    const ids = await tokenIdsOf(banned.token);
+    const biased = await chat({ logprobs: true, maxTokens: 6, logitBias: Object.fromEntries(ids.map((id) => [id, -100])) });
+    expect(biased.logprobs.map((l) => l.token)).not.toContain(banned.token);
+  });
+
+  it("refuses top_logprobs over 20 and a logit bias out of range", async () => {
+    expect(await reasonOf(chat({ logprobs: true, topLogprobs: 21 }))).toMatchObject({ metadata: { field: "top_logprobs" } });
+    expect(await reasonOf(chat({ logitBias: { 5: -101 } }))).toMatchObject({ metadata: { field: "logit_bias.5" } });
+    const outside = await reasonOf(chat({ logitBias: { 1027: 5 } }));
+    expect(outside).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "logit_bias.1027" } });
+    expect(outside.message).toContain("1027 tokens");
+  });
+
+  it("dimensions keeps the first values, renormalised to unit length", async () => {
+    const full = await fx.engine.embed({ modelId: "tiny-embed", inputs: ["hello world"] });
+    const half = await fx.engine.embed({ modelId: "tiny-embed", inputs: ["hello world"], dimensions: full.dimensions / 2 });
+    expect(half.dimensions).toBe(full.dimensions / 2);
+    const vector = half.embeddings[0]!;
+    expect(Math.hypot(...vector)).toBeCloseTo(1, 5);
+    const head = full.embeddings[0]!.slice(0, half.dimensions);
+    const norm = Math.hypot(...head);
+    vector.forEach((x, i) => expect(x).toBeCloseTo(head[i]! / norm, 5));
+    const tooMany = await reasonOf(fx.engine.embed({ modelId: "tiny-embed", inputs: ["x"], dimensions: full.dimensions + 1 }));
+    expect(tooMany).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "dimensions" } });
+  });
+});
+
+/** Ids of the vocabulary pieces that read as `text` (with or without the ▁ space marker). */
+async function tokenIdsOf(text: string): Promise<number[]> {
+  const { tinyVocab } = await import("../../../testkit/gguf/tiny-gguf.js");
+  const bare = text.trimStart();
+  const ids = tinyVocab().tokens.flatMap((piece, id) => (piece === bare || piece === `\u2581${bare}` ? [id] : []));
+  if (ids.length === 0) throw new Error(`no vocabulary piece ${JSON.stringify(text)}`);
+  return ids;
+}
