@@ -70,7 +70,7 @@ describe("supported_models.json", () => {
     expect(problem([noRepo])).toMatch(/entry #0 \(id "tiny-q4_k_m"\): field "repo" is missing; expected a Hugging Face repository/);
     expect(problem([{ ...good(), colour: "blue" }])).toContain('entry #0 (id "tiny-q4_k_m"): unknown field "colour"');
     expect(problem([good({ id: "Bad Id" })])).toMatch(/entry #0 \(id "Bad Id"\): field "id" is "Bad Id"; expected lower-case letters/);
-    expect(problem([good({ capabilities: ["chat" as "embeddings"] })])).toMatch(/field "capabilities" .* expected a non-empty list of "text-generation"/);
+    expect(problem([good({ capabilities: ["chat"] })])).toMatch(/field "capabilities" .* expected a list of "text-generation" and\/or "embeddings" \(or the router's "TextGeneration"/);
     expect(problem([good({ recommended_filename: "model.bin" })])).toMatch(/field "recommended_filename" is "model.bin"; expected a .gguf file name/);
   });
 
@@ -100,9 +100,106 @@ describe("supported_models.json", () => {
     const { dir, cleanup } = tempDir();
     dirs.push(cleanup);
     const file = path.join(dir, "models.json");
-    fs.writeFileSync(file, JSON.stringify({ models: [good(), good({ id: "x", quantization: 4 as unknown as string })] }));
+    fs.writeFileSync(file, JSON.stringify({ models: [good(), good({ id: "x", required_memory_bytes: -4 })] }));
     await expect(startTestNode({ LLMLB_SUPPORTED_MODELS: file })).rejects.toThrow(
-      new RegExp(`invalid supported models file ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: entry #1 \\(id "x"\\): field "quantization" is 4; expected a quantization name`),
+      new RegExp(`invalid supported models file ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: entry #1 \\(id "x"\\): field "required_memory_bytes" is -4; expected a positive integer`),
     );
+  });
+});
+
+/** An entry exactly as the llmlb router writes it (PascalCase capabilities, text parameter counts). */
+function routerEntry(id: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    id,
+    name: `Router ${id}`,
+    description: `${id} as listed by an llmlb router`,
+    repo: `bartowski/${id}-GGUF`,
+    recommended_filename: `${id}-Q4_K_M.gguf`,
+    size_bytes: 4_920_000_000,
+    required_memory_bytes: 7_380_000_000,
+    tags: ["chat", "multilingual"],
+    capabilities: ["TextGeneration"],
+    quantization: "Q4_K_M",
+    parameter_count: "7B",
+    format: "gguf",
+    engine: "llama_cpp",
+    platforms: ["macos-metal", "windows-directml", "linux-cuda"],
+    ...extra,
+  };
+}
+
+describe("the llmlb router's supported_models.json", () => {
+  const dirs: Array<() => void> = [];
+  afterEach(() => dirs.splice(0).forEach((cleanup) => cleanup()));
+
+  const routerFile = (): unknown[] => [
+    ...Array.from({ length: 18 }, (_, i) => routerEntry(`router-model-${i}`, i === 3 ? { parameter_count: "30B A3B" } : {})),
+    routerEntry("granite-embed", { capabilities: ["Embedding"], parameter_count: "0.3B" }),
+    // The router's older sample file: only the required fields.
+    {
+      id: "qwen/qwen2.5-0.5b-instruct-gguf", name: "Qwen2.5 0.5B Instruct", description: "sample", repo: "Qwen/Qwen2.5-0.5B-Instruct-GGUF",
+      recommended_filename: "qwen2.5-0.5b-instruct-q4_k_m.gguf", size_bytes: 1_000_000_000, required_memory_bytes: 1_500_000_000,
+      tags: ["gguf", "chat"], capabilities: ["TextGeneration"],
+    },
+    routerEntry("gpt-oss-20b", {
+      repo: "openai/gpt-oss-20b", recommended_filename: "model.safetensors.index.json", quantization: null, parameter_count: "20B",
+      format: "safetensors", engine: "gptoss_cpp", platforms: ["macos-metal"], tags: ["chat", "safetensors"],
+    }),
+    routerEntry("gpt-oss-120b", {
+      repo: "openai/gpt-oss-120b", recommended_filename: "model.safetensors.index.json", quantization: null, parameter_count: "120B",
+      format: "safetensors", engine: "gptoss_cpp", platforms: ["macos-metal"],
+    }),
+    routerEntry("nemotron-gguf", { engine: "nemotron_cpp" }),
+    routerEntry("whisper", { capabilities: ["SpeechToText"] }),
+  ];
+
+  it("loads a bare array of 20+ router entries without edits, values shown as given", () => {
+    const { dir, cleanup } = tempDir();
+    dirs.push(cleanup);
+    const file = path.join(dir, "supported_models.json");
+    fs.writeFileSync(file, JSON.stringify(routerFile(), null, 2));
+    const models = loadSupportedModels(file);
+    expect(models).toHaveLength(24);
+    const byId = new Map(models.map((m) => [m.id, m]));
+    expect(byId.get("router-model-3")).toMatchObject({ parameterCountText: "30B A3B", quantization: "Q4_K_M", capabilities: ["text-generation"], format: "gguf", engine: "llama_cpp" });
+    expect(byId.get("router-model-3")!.parameterCount).toBeUndefined();
+    expect(byId.get("granite-embed")!.capabilities).toEqual(["embeddings"]);
+    const sample = byId.get("qwen/qwen2.5-0.5b-instruct-gguf")!;
+    expect(sample).toMatchObject({ format: "gguf", capabilities: ["text-generation"] });
+    expect(sample.quantization).toBeUndefined();
+    expect(sample.unsupportedReason).toBeUndefined();
+    expect(models.filter((m) => m.unsupportedReason === undefined)).toHaveLength(20);
+  });
+
+  it("keeps entries this node cannot run, each with the reason", () => {
+    const models = parseSupportedModels(routerFile(), "router.json");
+    const reasons = Object.fromEntries(models.filter((m) => m.unsupportedReason).map((m) => [m.id, m.unsupportedReason]));
+    expect(reasons).toEqual({
+      "gpt-oss-20b": expect.stringContaining('format "safetensors" is not supported'),
+      "gpt-oss-120b": expect.stringContaining('format "safetensors" is not supported'),
+      "nemotron-gguf": expect.stringContaining('engine "nemotron_cpp" is not supported'),
+      whisper: expect.stringContaining("capabilities SpeechToText are not served"),
+    });
+    expect(models.find((m) => m.id === "gpt-oss-20b")).toMatchObject({ files: ["model.safetensors.index.json"], parameterCountText: "20B", platforms: ["macos-metal"] });
+  });
+
+  it("accepts numbers for quantization and parameter_count, and an empty capability list as text generation", () => {
+    const [m] = parseSupportedModels([routerEntry("n", { quantization: 8, parameter_count: 7_000_000_000, capabilities: [] })], "x");
+    expect(m).toMatchObject({ quantization: "8", parameterCount: 7_000_000_000, parameterCountText: "7000000000", capabilities: ["text-generation"] });
+  });
+
+  it("names entries of a bare array by index and id, and still wants .gguf for runnable entries", () => {
+    const problemOf = (data: unknown) => {
+      try {
+        parseSupportedModels(data, "/r.json");
+      } catch (err) {
+        return (err as Error).message;
+      }
+      throw new Error("expected a rejection");
+    };
+    expect(problemOf([routerEntry("a"), routerEntry("b", { size_bytes: "4GB" })])).toContain('entry #1 (id "b"): field "size_bytes" is "4GB"; expected a positive integer');
+    expect(problemOf([routerEntry("a", { recommended_filename: "model.bin" })])).toContain('entry #0 (id "a"): field "recommended_filename" is "model.bin"; expected a .gguf file name');
+    expect(problemOf([routerEntry("a", { capabilities: ["Telepathy"] })])).toContain('entry #0 (id "a"): field "capabilities"');
+    expect(problemOf("models")).toContain("(top level): is \"models\"; expected");
   });
 });

@@ -34,8 +34,9 @@ export function formatDuration(seconds: number): string {
 
 export const formatPercent = (fraction: number): string => `${Math.floor(Math.min(Math.max(fraction, 0), 1) * 100)}%`;
 
-export function formatParameters(n: number): string {
-  if (n <= 0) return "";
+export function formatParameters(n: number | string | null): string {
+  if (typeof n === "string") return `${n} params`;
+  if (n === null || n <= 0) return "";
   if (n >= 1e9) return `${(n / 1e9).toFixed(n >= 1e10 ? 0 : 1)}B params`;
   if (n >= 1e6) return `${Math.round(n / 1e6)}M params`;
   return `${Math.max(1, Math.round(n / 1e3))}K params`;

@@ -11,6 +11,7 @@ export function hubBadge(model: ModelJson): { label: string; tone: string } {
   if (isDownloaded(model)) return { label: "downloaded", tone: "done" };
   if (model.state === "downloading") return { label: "downloading", tone: "busy" };
   if (model.state === "failed") return { label: "failed", tone: "bad" };
+  if (model.state === "unsupported") return { label: "unsupported", tone: "idle" };
   return { label: "available", tone: "idle" };
 }
 
@@ -159,6 +160,10 @@ export class ModelCard {
     const name = m.display_name || m.id;
     if (state === "pending") {
       return [h("button", { class: "btn btn-primary", type: "button", disabled: true, "aria-label": `Pull ${name}` }, "Starting…")];
+    }
+    if (m.state === "unsupported") {
+      const reason = m.unsupported_reason ?? "This node cannot run this model.";
+      return [h("p", { class: "unsupported-note", role: "note" }, icon([...ICONS.alert], "icon icon-sm"), h("span", { title: reason, text: reason }))];
     }
     if (isDownloaded(m)) {
       return [

@@ -2,7 +2,7 @@
  * The REST shapes the page reads. They mirror packages/facade/src/http/v0/model-json.ts (the server's
  * `modelJson`); the dashboard test drives a real node, so a drift shows up there.
  */
-export type ModelStateName = "available" | "downloading" | "ready" | "loaded" | "failed" | "unspecified";
+export type ModelStateName = "available" | "downloading" | "ready" | "loaded" | "failed" | "unsupported" | "unspecified";
 
 export interface ProgressJson {
   fraction: number;
@@ -37,9 +37,13 @@ export interface ModelJson {
   required_memory_bytes: number;
   tags: string[];
   capabilities: string[];
-  quantization: string;
-  parameter_count: number;
+  quantization: string | null;
+  /** As the catalog gave it: a number, or the router's text ("7B"). */
+  parameter_count: number | string | null;
   format: string;
+  engine: string | null;
+  platforms: string[];
+  unsupported_reason: string | null;
   revision: string;
   origin: "supported" | "registered" | "unspecified";
   state: ModelStateName;

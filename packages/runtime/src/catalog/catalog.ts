@@ -11,7 +11,7 @@ import type { ActiveDownload } from "./lock-poller.js";
 import { LockPoller, type ActiveDownloadsReader } from "./lock-poller.js";
 import type { ModelDirectory, ModelEntry } from "./model-entry.js";
 import { toModelProto } from "./model-proto.js";
-import { ModelStates } from "./model-states.js";
+import { ModelStates, type ModelStatus } from "./model-states.js";
 import { planRegistration, type RegisterInput } from "./register-model.js";
 import type { RegistrationStore } from "./registration-store.js";
 import type { AdapterInfo, CatalogStorePort } from "./store-port.js";
@@ -46,6 +46,8 @@ export interface DeleteResult {
   /** Something the caller asked for that did not happen, e.g. unregistering a supported model. */
   notice?: string;
 }
+
+const UNSUPPORTED: ModelStatus = Object.freeze({ state: "unsupported" });
 
 interface Item {
   entry: ModelEntry;
@@ -117,7 +119,7 @@ export class Catalog {
   private async syncWithStore(): Promise<void> {
     try {
       for (const { id, local } of await this.options.store.listModels()) {
-        if (this.items.has(id)) this.states.setLocal(id, local);
+        if (this.items.has(id) && !this.items.get(id)!.entry.unsupportedReason) this.states.setLocal(id, local);
       }
     } catch (err) {
       this.options.logger.warn({ err }, "could not list the models on disk; they show as AVAILABLE until used");
@@ -134,7 +136,7 @@ export class Catalog {
     const matching = filtered
       ? this.order.filter((id) => {
           const item = this.items.get(id)!;
-          return matchesQuery(query, this.states.get(id).state, item.lowerTags, item.haystack);
+          return matchesQuery(query, this.statusOf(id).state, item.lowerTags, item.haystack);
         })
       : this.order;
     const page = matching.slice(query.offset, query.offset + query.pageSize);
@@ -267,8 +269,13 @@ export class Catalog {
   private protoOf(id: string, touchHub: boolean): Model {
     const item = this.items.get(id)!;
     if (touchHub) this.options.hubInfo.refreshIfStale(item.entry.repo);
-    item.proto ??= toModelProto(item.entry, this.states.get(id), this.options.hubInfo.peek(item.entry.repo));
+    item.proto ??= toModelProto(item.entry, this.statusOf(id), this.options.hubInfo.peek(item.entry.repo));
     return item.proto;
+  }
+
+  /** An entry this node cannot run is UNSUPPORTED whatever the store or events say. */
+  private statusOf(id: string): ModelStatus {
+    return this.items.get(id)?.entry.unsupportedReason ? UNSUPPORTED : this.states.get(id);
   }
 
   /** Hub stats of a repo arrived or changed: its models are rebuilt and watchers told (dashboards show them live). */

@@ -18,7 +18,16 @@ export interface ModelEntry {
   capabilities: Array<"text-generation" | "embeddings">;
   quantization?: string;
   parameterCount?: number;
-  format: "gguf";
+  /** The parameter count as the catalog file gave it ("7B", "30B A3B", "490000000"). */
+  parameterCountText?: string;
+  /** File format: "gguf" runs here; anything else (e.g. "safetensors") is listed as unsupported. */
+  format: string;
+  /** Engine the entry was written for ("llama_cpp" runs here). */
+  engine?: string;
+  /** Router platforms the entry names (informational). */
+  platforms?: string[];
+  /** Why this node cannot run it; such an entry is listed (UNSUPPORTED) but never downloaded or served. */
+  unsupportedReason?: string;
   origin: "supported" | "registered";
   /** Jinja chat template overriding the GGUF's own. */
   chatTemplate?: string;

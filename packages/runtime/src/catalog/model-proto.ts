@@ -20,6 +20,7 @@ export const STATE_TO_PROTO: Record<ModelStateName, ModelState> = {
   ready: ModelState.READY,
   loaded: ModelState.LOADED,
   failed: ModelState.FAILED,
+  unsupported: ModelState.UNSUPPORTED,
 };
 
 const CAPABILITY_TO_PROTO: Record<ModelEntry["capabilities"][number], Capability> = {
@@ -53,6 +54,10 @@ export function toModelProto(entry: ModelEntry, status: ModelStatus, hub: HubSta
     sha256: entry.sha256 ?? "",
     chatTemplate: entry.chatTemplate ?? "",
     format: entry.format,
+    parameterCountText: entry.parameterCountText ?? (entry.parameterCount !== undefined ? String(entry.parameterCount) : ""),
+    engine: entry.engine ?? "",
+    unsupportedReason: entry.unsupportedReason ?? "",
+    platforms: entry.platforms ?? [],
     ...(progress
       ? {
           progress: create(ProgressSchema, {

@@ -1,6 +1,6 @@
 import type { ModelEvent, TransferProgress } from "../events/model-events.js";
 
-export type ModelStateName = "available" | "downloading" | "ready" | "loaded" | "failed";
+export type ModelStateName = "available" | "downloading" | "ready" | "loaded" | "failed" | "unsupported";
 
 /** A model's files on this node's disk. */
 export interface LocalCopyInfo {

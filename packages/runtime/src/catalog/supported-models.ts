@@ -15,21 +15,38 @@ export interface SupportedModelRecord {
   size_bytes: number;
   required_memory_bytes: number;
   tags: string[];
-  capabilities: Array<"text-generation" | "embeddings">;
-  quantization: string;
-  parameter_count: number;
-  format: "gguf";
+  /** This node's spelling or the router's ("TextGeneration", "Embedding", …); empty means text generation. */
+  capabilities: string[];
+  quantization?: string | number | null;
+  /** A number, or the router's text ("7B", "30B A3B"). */
+  parameter_count?: string | number | null;
+  format?: string;
+  engine?: string;
+  platforms?: string[];
+  artifacts?: Array<{ name: string; path?: string; url?: string; repo?: string; priority?: number; runtimes?: string[] }>;
   sha256?: string;
   revision?: string;
   chat_template?: string;
 }
 
-export interface SupportedModelsFile {
-  $schema?: string;
-  models: SupportedModelRecord[];
-}
+/** This node's form (`{"models": [...]}`) or the llmlb router's (a bare array). */
+export type SupportedModelsFile = { $schema?: string; models: SupportedModelRecord[] } | SupportedModelRecord[];
 
 const validate = new Ajv({ allErrors: true, strict: false }).compile<SupportedModelsFile>(schema);
+
+/** Capability spellings (ours, the router's PascalCase, its snake_case) this node serves. */
+const CAPABILITY_OF: Record<string, ModelEntry["capabilities"][number]> = {
+  "text-generation": "text-generation",
+  TextGeneration: "text-generation",
+  text_generation: "text-generation",
+  embeddings: "embeddings",
+  Embedding: "embeddings",
+  embedding: "embeddings",
+};
+
+function recordsOf(data: SupportedModelsFile): SupportedModelRecord[] {
+  return Array.isArray(data) ? data : data.models;
+}
 
 /** What each field must look like, in words (used instead of raw schema messages). */
 const EXPECTED: Record<string, string> = {
@@ -41,15 +58,30 @@ const EXPECTED: Record<string, string> = {
   size_bytes: "a positive integer (bytes)",
   required_memory_bytes: "a positive integer (bytes)",
   tags: "a list of distinct lower-case tags",
-  capabilities: 'a non-empty list of "text-generation" and/or "embeddings"',
-  quantization: "a quantization name such as Q4_K_M",
-  parameter_count: "a positive integer",
-  format: '"gguf"',
+  capabilities: 'a list of "text-generation" and/or "embeddings" (or the router\'s "TextGeneration", "Embedding", …)',
+  quantization: "a quantization name such as Q4_K_M, or null",
+  parameter_count: 'a positive number or a text such as "7B", or null',
+  format: 'a format name such as "gguf"',
+  engine: 'an engine name such as "llama_cpp"',
+  platforms: "a list of platform names",
+  artifacts: "a list of {name, path?, url?, repo?, priority?, runtimes?}",
   sha256: "64 lower-case hex digits",
   revision: "a non-empty branch, tag or commit",
   chat_template: "a string",
   models: "a list of model entries",
 };
+
+/** Why this node cannot run an entry, or undefined when it can. */
+function unsupportedReason(record: SupportedModelRecord, capabilities: ModelEntry["capabilities"]): string | undefined {
+  const format = record.format ?? "gguf";
+  const engine = record.engine ?? "llama_cpp";
+  if (format !== "gguf") return `format "${format}" is not supported by this node (it runs GGUF files with llama.cpp)`;
+  if (engine !== "llama_cpp") return `engine "${engine}" is not supported by this node (it runs GGUF files with llama.cpp)`;
+  if (capabilities.length === 0) {
+    return `capabilities ${record.capabilities.join(", ")} are not served by this node (it serves text generation and embeddings)`;
+  }
+  return undefined;
+}
 
 /**
  * Reads and validates a supported-models file. A missing file is an empty list when `optional`
@@ -79,11 +111,17 @@ export function parseSupportedModels(data: unknown, file: string): ModelEntry[] 
   if (problems.length > 0) {
     throw new LlmlbError("INVALID_CONFIG", `invalid supported models file ${file}: ${problems.join("; ")}`, { file });
   }
-  return (data as SupportedModelsFile).models.map(toEntry);
+  return recordsOf(data as SupportedModelsFile).map(toEntry);
 }
 
 export function toEntry(record: SupportedModelRecord): ModelEntry {
   const files = typeof record.recommended_filename === "string" ? [record.recommended_filename] : [...record.recommended_filename];
+  const capabilities =
+    record.capabilities.length === 0
+      ? (["text-generation"] as ModelEntry["capabilities"])
+      : [...new Set(record.capabilities.map((c) => CAPABILITY_OF[c]).filter((c) => c !== undefined))];
+  const reason = unsupportedReason(record, capabilities);
+  const count = record.parameter_count;
   return {
     id: record.id,
     displayName: record.name,
@@ -95,10 +133,14 @@ export function toEntry(record: SupportedModelRecord): ModelEntry {
     sizeBytes: record.size_bytes,
     requiredMemoryBytes: record.required_memory_bytes,
     tags: [...record.tags],
-    capabilities: [...record.capabilities],
-    quantization: record.quantization,
-    parameterCount: record.parameter_count,
-    format: "gguf",
+    capabilities,
+    ...(record.quantization !== undefined && record.quantization !== null ? { quantization: String(record.quantization) } : {}),
+    ...(typeof count === "number" && Number.isSafeInteger(count) ? { parameterCount: count } : {}),
+    ...(count !== undefined && count !== null ? { parameterCountText: String(count) } : {}),
+    format: record.format ?? "gguf",
+    ...(record.engine !== undefined ? { engine: record.engine } : {}),
+    ...(record.platforms !== undefined ? { platforms: [...record.platforms] } : {}),
+    ...(reason !== undefined ? { unsupportedReason: reason } : {}),
     origin: "supported",
     ...(record.chat_template !== undefined ? { chatTemplate: record.chat_template } : {}),
   };
@@ -108,10 +150,13 @@ export function toEntry(record: SupportedModelRecord): ModelEntry {
 function semanticProblems(data: SupportedModelsFile): string[] {
   const problems: string[] = [];
   const firstIndex = new Map<string, number>();
-  data.models.forEach((model, index) => {
+  recordsOf(data).forEach((model, index) => {
     const where = entryLabel(index, model.id);
     const files = model.recommended_filename;
-    if (typeof files === "string") {
+    const runnable = (model.format ?? "gguf") === "gguf" && (model.engine ?? "llama_cpp") === "llama_cpp";
+    if (runnable && typeof files === "string" && !files.endsWith(".gguf")) {
+      problems.push(`${where}: field "recommended_filename" is ${shown(files)}; expected ${EXPECTED.recommended_filename} (or a "format" other than gguf)`);
+    } else if (typeof files === "string") {
       const part = shardParts(files);
       if (part) {
         problems.push(`${where}: field "recommended_filename" names part ${part.index} of ${part.count} of a sharded GGUF; expected the list of all ${part.count} parts`);
@@ -127,7 +172,11 @@ function semanticProblems(data: SupportedModelsFile): string[] {
   return problems;
 }
 
-function schemaProblems(errors: ErrorObject[], data: unknown): string[] {
+function schemaProblems(rawErrors: ErrorObject[], rawData: unknown): string[] {
+  // The router's bare array reads as our {"models": [...]}: "/3/size_bytes" is "/models/3/size_bytes".
+  const bare = Array.isArray(rawData);
+  const data = bare ? { models: rawData } : rawData;
+  const errors = bare ? rawErrors.map((e) => ({ ...e, instancePath: `/models${e.instancePath}` })) : rawErrors;
   const byWhere = new Map<string, string>();
   for (const error of errors) {
     const { where, field } = locate(error, data);
@@ -158,7 +207,7 @@ function describe(error: ErrorObject, where: string, field: string | undefined, 
   if (error.keyword === "additionalProperties") return `${where}: unknown field "${field}"`;
   const got = shown(valueAt(data, error.instancePath));
   if (!field) {
-    const what = where === "(top level)" ? '{"$schema": "./supported_models.schema.json", "models": [ … ]}' : "a model entry (an object)";
+    const what = where === "(top level)" ? '{"$schema": "./supported_models.schema.json", "models": [ … ]} or a bare array of entries (the llmlb router\'s form)' : "a model entry (an object)";
     return `${where}: is ${got}; expected ${what}`;
   }
   return `${where}: field "${field}" is ${got}; expected ${EXPECTED[field] ?? error.message ?? "a valid value"}`;

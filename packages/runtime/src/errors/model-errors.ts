@@ -9,6 +9,11 @@ export function modelNotSupported(id: string): LlmlbError {
   );
 }
 
+/** A catalog model in a format or for an engine this node cannot run (state UNSUPPORTED). */
+export function modelUnsupported(id: string, reason: string): LlmlbError {
+  return new LlmlbError("MODEL_UNSUPPORTED", `model ${id} is listed but this node cannot run it: ${reason}`, { model_id: id });
+}
+
 /** A catalog model whose files are not on this node, asked for without waiting for a download. */
 export function modelNotReady(id: string, why: "no-wait" | "no-resolver"): LlmlbError {
   return new LlmlbError(

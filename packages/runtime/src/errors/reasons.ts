@@ -24,6 +24,7 @@ export const REASONS = {
   MODEL_IN_USE: Code.FailedPrecondition,
   NO_GGUF_FILES: Code.FailedPrecondition,
   CAPABILITY_MISSING: Code.FailedPrecondition,
+  MODEL_UNSUPPORTED: Code.FailedPrecondition,
   INVALID_MODEL_FILE: Code.FailedPrecondition,
   ALL_SOURCES_FAILED: Code.Unavailable,
   MODEL_NOT_READY: Code.Unavailable,

@@ -1,4 +1,4 @@
-import { LlmlbError, isAbortError, modelNotSupported } from "../errors/index.js";
+import { LlmlbError, isAbortError, modelNotSupported, modelUnsupported } from "../errors/index.js";
 import type { ModelEntry, ModelDirectory } from "../catalog/model-entry.js";
 import type { ModelEvents } from "../events/model-events.js";
 import type { Logger } from "../logging/index.js";
@@ -130,6 +130,7 @@ export class Resolver {
       entry = await this.deps.models.get(job.id);
       if (!entry) throw modelNotSupported(job.id);
     }
+    if (entry?.unsupportedReason) throw modelUnsupported(job.id, entry.unsupportedReason);
     try {
       return await this.fromSources(job, shared, area, entry);
     } catch (err) {

@@ -48,9 +48,10 @@ export function registerModelCommands(program: Command): void {
         const rows: Array<[string, string]> = [
           ["id", json.id], ["name", json.display_name], ["state", json.state], ["repo", json.repo],
           ["files", json.files.join(", ")], ["size", bytes(json.size_bytes)], ["memory", bytes(json.required_memory_bytes)],
-          ["quantization", json.quantization], ["tags", json.tags.join(", ")], ["capabilities", json.capabilities.join(", ")],
+          ["quantization", json.quantization ?? ""], ["parameters", json.parameter_count === null ? "" : String(json.parameter_count)], ["tags", json.tags.join(", ")], ["capabilities", json.capabilities.join(", ")],
           ["origin", json.origin], ["path", json.local?.path ?? ""], ["revision", json.local?.revision ?? json.revision],
           ["downloads", json.hub_info ? String(json.hub_info.downloads) : ""], ["failure", json.failure_reason ?? ""],
+          ["unsupported", json.unsupported_reason ?? ""],
         ];
         for (const [k, v] of rows) if (v) process.stdout.write(`${k.padEnd(13)} ${v}\n`);
       });

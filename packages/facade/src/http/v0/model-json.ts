@@ -32,9 +32,13 @@ export function modelJson(m: Model) {
     required_memory_bytes: Number(m.requiredMemoryBytes),
     tags: m.tags,
     capabilities: m.capabilities.map((c) => enumName(Capability, c, "CAPABILITY_")),
-    quantization: m.quantization,
-    parameter_count: Number(m.parameterCount),
+    quantization: m.quantization || null,
+    // As the catalog gave it: 490000000, or the router's "7B".
+    parameter_count: m.parameterCount > 0n ? Number(m.parameterCount) : m.parameterCountText || null,
     format: m.format,
+    engine: m.engine || null,
+    platforms: m.platforms,
+    unsupported_reason: m.unsupportedReason || null,
     revision: m.revision,
     origin: enumName(ModelOrigin, m.origin, "MODEL_ORIGIN_"),
     state: stateName(m.state),
@@ -60,6 +64,7 @@ const STATE_BY_NAME: Record<string, ModelState> = {
   downloaded: ModelState.READY,
   loaded: ModelState.LOADED,
   failed: ModelState.FAILED,
+  unsupported: ModelState.UNSUPPORTED,
 };
 
 export const STATE_NAMES = Object.keys(STATE_BY_NAME);

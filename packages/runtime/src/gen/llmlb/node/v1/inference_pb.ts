@@ -922,6 +922,8 @@ export const LoadedModelSchema: GenMessage<LoadedModel> = /*@__PURE__*/
  * Errors carry a google.rpc.ErrorInfo with domain "llmlb.node" and one of these reasons:
  * - INVALID_ARGUMENT / INVALID_ARGUMENT: a field is out of range (the message names it).
  * - NOT_FOUND / MODEL_NOT_SUPPORTED: the id is not in the catalog.
+ * - FAILED_PRECONDITION / MODEL_UNSUPPORTED: the catalog lists it, but in a format or for an engine
+ *   this node cannot run (state UNSUPPORTED).
  * - NOT_FOUND / ADAPTER_NOT_FOUND: an adapter id is not on disk.
  * - FAILED_PRECONDITION / CAPABILITY_MISSING: e.g. Embed on a model without embeddings, or tools
  *   for a model whose chat template cannot present them.

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file llmlb/node/v1/model.proto.
  */
 export const file_llmlb_node_v1_model: GenFile = /*@__PURE__*/
-  fileDesc("ChlsbG1sYi9ub2RlL3YxL21vZGVsLnByb3RvEg1sbG1sYi5ub2RlLnYxInoKCFByb2dyZXNzEhAKCGZyYWN0aW9uGAEgASgBEhcKD2NvbXBsZXRlZF9ieXRlcxgCIAEoAxITCgt0b3RhbF9ieXRlcxgDIAEoAxIUCgxjdXJyZW50X2ZpbGUYBCABKAkSGAoQYnl0ZXNfcGVyX3NlY29uZBgFIAEoASJbCgdIdWJJbmZvEhEKCWRvd25sb2FkcxgBIAEoAxINCgVsaWtlcxgCIAEoAxIuCgpmZXRjaGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKKAQoJTG9jYWxDb3B5EgwKBHBhdGgYASABKAkSGgoSc2l6ZV9vbl9kaXNrX2J5dGVzGAIgASgDEjEKDWRvd25sb2FkZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJldmlzaW9uGAQgASgJEg4KBnNvdXJjZRgFIAEoCSLDBAoFTW9kZWwSCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEgwKBHJlcG8YBCABKAkSEAoIZmlsZW5hbWUYBSABKAkSDQoFZmlsZXMYBiADKAkSEgoKc2l6ZV9ieXRlcxgHIAEoAxIdChVyZXF1aXJlZF9tZW1vcnlfYnl0ZXMYCCABKAMSDAoEdGFncxgJIAMoCRIvCgxjYXBhYmlsaXRpZXMYCiADKA4yGS5sbG1sYi5ub2RlLnYxLkNhcGFiaWxpdHkSFAoMcXVhbnRpemF0aW9uGAsgASgJEhcKD3BhcmFtZXRlcl9jb3VudBgMIAEoAxIqCgZvcmlnaW4YDSABKA4yGi5sbG1sYi5ub2RlLnYxLk1vZGVsT3JpZ2luEigKBXN0YXRlGA4gASgOMhkubGxtbGIubm9kZS52MS5Nb2RlbFN0YXRlEikKCHByb2dyZXNzGA8gASgLMhcubGxtbGIubm9kZS52MS5Qcm9ncmVzcxIWCg5mYWlsdXJlX3JlYXNvbhgQIAEoCRIoCghodWJfaW5mbxgRIAEoCzIWLmxsbWxiLm5vZGUudjEuSHViSW5mbxInCgVsb2NhbBgSIAEoCzIYLmxsbWxiLm5vZGUudjEuTG9jYWxDb3B5EhAKCHJldmlzaW9uGBMgASgJEg4KBnNoYTI1NhgUIAEoCRIVCg1jaGF0X3RlbXBsYXRlGBUgASgJEg4KBmZvcm1hdBgWIAEoCSKXAQoHQWRhcHRlchIKCgJpZBgBIAEoCRILCgNyZWYYAiABKAkSDAoEcGF0aBgDIAEoCRISCgpzaXplX2J5dGVzGAQgASgDEg4KBnNoYTI1NhgFIAEoCRIOCgZzb3VyY2UYBiABKAkSMQoNZG93bmxvYWRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqqAEKCk1vZGVsU3RhdGUSGwoXTU9ERUxfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVNT0RFTF9TVEFURV9BVkFJTEFCTEUQARIbChdNT0RFTF9TVEFURV9ET1dOTE9BRElORxACEhUKEU1PREVMX1NUQVRFX1JFQURZEAMSFgoSTU9ERUxfU1RBVEVfTE9BREVEEAQSFgoSTU9ERUxfU1RBVEVfRkFJTEVEEAUqZAoLTW9kZWxPcmlnaW4SHAoYTU9ERUxfT1JJR0lOX1VOU1BFQ0lGSUVEEAASGgoWTU9ERUxfT1JJR0lOX1NVUFBPUlRFRBABEhsKF01PREVMX09SSUdJTl9SRUdJU1RFUkVEEAIqYwoKQ2FwYWJpbGl0eRIaChZDQVBBQklMSVRZX1VOU1BFQ0lGSUVEEAASHgoaQ0FQQUJJTElUWV9URVhUX0dFTkVSQVRJT04QARIZChVDQVBBQklMSVRZX0VNQkVERElOR1MQAiphCgxBcnRpZmFjdEtpbmQSHQoZQVJUSUZBQ1RfS0lORF9VTlNQRUNJRklFRBAAEhcKE0FSVElGQUNUX0tJTkRfTU9ERUwQARIZChVBUlRJRkFDVF9LSU5EX0FEQVBURVIQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChlsbG1sYi9ub2RlL3YxL21vZGVsLnByb3RvEg1sbG1sYi5ub2RlLnYxInoKCFByb2dyZXNzEhAKCGZyYWN0aW9uGAEgASgBEhcKD2NvbXBsZXRlZF9ieXRlcxgCIAEoAxITCgt0b3RhbF9ieXRlcxgDIAEoAxIUCgxjdXJyZW50X2ZpbGUYBCABKAkSGAoQYnl0ZXNfcGVyX3NlY29uZBgFIAEoASJbCgdIdWJJbmZvEhEKCWRvd25sb2FkcxgBIAEoAxINCgVsaWtlcxgCIAEoAxIuCgpmZXRjaGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKKAQoJTG9jYWxDb3B5EgwKBHBhdGgYASABKAkSGgoSc2l6ZV9vbl9kaXNrX2J5dGVzGAIgASgDEjEKDWRvd25sb2FkZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJldmlzaW9uGAQgASgJEg4KBnNvdXJjZRgFIAEoCSKgBQoFTW9kZWwSCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEgwKBHJlcG8YBCABKAkSEAoIZmlsZW5hbWUYBSABKAkSDQoFZmlsZXMYBiADKAkSEgoKc2l6ZV9ieXRlcxgHIAEoAxIdChVyZXF1aXJlZF9tZW1vcnlfYnl0ZXMYCCABKAMSDAoEdGFncxgJIAMoCRIvCgxjYXBhYmlsaXRpZXMYCiADKA4yGS5sbG1sYi5ub2RlLnYxLkNhcGFiaWxpdHkSFAoMcXVhbnRpemF0aW9uGAsgASgJEhcKD3BhcmFtZXRlcl9jb3VudBgMIAEoAxIqCgZvcmlnaW4YDSABKA4yGi5sbG1sYi5ub2RlLnYxLk1vZGVsT3JpZ2luEigKBXN0YXRlGA4gASgOMhkubGxtbGIubm9kZS52MS5Nb2RlbFN0YXRlEikKCHByb2dyZXNzGA8gASgLMhcubGxtbGIubm9kZS52MS5Qcm9ncmVzcxIWCg5mYWlsdXJlX3JlYXNvbhgQIAEoCRIoCghodWJfaW5mbxgRIAEoCzIWLmxsbWxiLm5vZGUudjEuSHViSW5mbxInCgVsb2NhbBgSIAEoCzIYLmxsbWxiLm5vZGUudjEuTG9jYWxDb3B5EhAKCHJldmlzaW9uGBMgASgJEg4KBnNoYTI1NhgUIAEoCRIVCg1jaGF0X3RlbXBsYXRlGBUgASgJEg4KBmZvcm1hdBgWIAEoCRIcChRwYXJhbWV0ZXJfY291bnRfdGV4dBgeIAEoCRIOCgZlbmdpbmUYHyABKAkSGgoSdW5zdXBwb3J0ZWRfcmVhc29uGCAgASgJEhEKCXBsYXRmb3JtcxghIAMoCSKXAQoHQWRhcHRlchIKCgJpZBgBIAEoCRILCgNyZWYYAiABKAkSDAoEcGF0aBgDIAEoCRISCgpzaXplX2J5dGVzGAQgASgDEg4KBnNoYTI1NhgFIAEoCRIOCgZzb3VyY2UYBiABKAkSMQoNZG93bmxvYWRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqxQEKCk1vZGVsU3RhdGUSGwoXTU9ERUxfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVNT0RFTF9TVEFURV9BVkFJTEFCTEUQARIbChdNT0RFTF9TVEFURV9ET1dOTE9BRElORxACEhUKEU1PREVMX1NUQVRFX1JFQURZEAMSFgoSTU9ERUxfU1RBVEVfTE9BREVEEAQSFgoSTU9ERUxfU1RBVEVfRkFJTEVEEAUSGwoXTU9ERUxfU1RBVEVfVU5TVVBQT1JURUQQCipkCgtNb2RlbE9yaWdpbhIcChhNT0RFTF9PUklHSU5fVU5TUEVDSUZJRUQQABIaChZNT0RFTF9PUklHSU5fU1VQUE9SVEVEEAESGwoXTU9ERUxfT1JJR0lOX1JFR0lTVEVSRUQQAipjCgpDYXBhYmlsaXR5EhoKFkNBUEFCSUxJVFlfVU5TUEVDSUZJRUQQABIeChpDQVBBQklMSVRZX1RFWFRfR0VORVJBVElPThABEhkKFUNBUEFCSUxJVFlfRU1CRURESU5HUxACKmEKDEFydGlmYWN0S2luZBIdChlBUlRJRkFDVF9LSU5EX1VOU1BFQ0lGSUVEEAASFwoTQVJUSUZBQ1RfS0lORF9NT0RFTBABEhkKFUFSVElGQUNUX0tJTkRfQURBUFRFUhACYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * Progress of one transfer. Shared by Model.progress and ResolveResponse.progress.
@@ -266,11 +266,40 @@ export type Model = Message<"llmlb.node.v1.Model"> & {
   chatTemplate: string;
 
   /**
-   * File format; "gguf".
+   * File format; "gguf" runs on this node, others (e.g. "safetensors") are UNSUPPORTED.
    *
    * @generated from field: string format = 22;
    */
   format: string;
+
+  /**
+   * The parameter count as the catalog gave it ("7B", "30B A3B", "490000000"); parameter_count
+   * holds it only when it was a plain number.
+   *
+   * @generated from field: string parameter_count_text = 30;
+   */
+  parameterCountText: string;
+
+  /**
+   * Engine the catalog entry was written for ("llama_cpp" runs here).
+   *
+   * @generated from field: string engine = 31;
+   */
+  engine: string;
+
+  /**
+   * Set when state is UNSUPPORTED: why this node cannot run it.
+   *
+   * @generated from field: string unsupported_reason = 32;
+   */
+  unsupportedReason: string;
+
+  /**
+   * Platforms a router catalog names for it (macos-metal, linux-cuda, cpu, …); informational.
+   *
+   * @generated from field: repeated string platforms = 33;
+   */
+  platforms: string[];
 };
 
 /**
@@ -378,6 +407,14 @@ export enum ModelState {
    * @generated from enum value: MODEL_STATE_FAILED = 5;
    */
   FAILED = 5,
+
+  /**
+   * Listed in the catalog but not runnable here (another format or engine); see
+   * Model.unsupported_reason. Never downloaded, never offered for inference.
+   *
+   * @generated from enum value: MODEL_STATE_UNSUPPORTED = 10;
+   */
+  UNSUPPORTED = 10,
 }
 
 /**

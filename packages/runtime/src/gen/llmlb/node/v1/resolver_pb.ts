@@ -293,6 +293,8 @@ export const SourceSchema: GenMessage<Source> = /*@__PURE__*/
  * Errors carry a google.rpc.ErrorInfo with domain "llmlb.node" and one of these reasons:
  * - INVALID_ARGUMENT / INVALID_MODEL_ID, INVALID_ADAPTER_REF: malformed input; nothing touched.
  * - NOT_FOUND / MODEL_NOT_SUPPORTED: the id is not in the catalog.
+ * - FAILED_PRECONDITION / MODEL_UNSUPPORTED: the catalog lists it, but in a format or for an engine
+ *   this node cannot run (state UNSUPPORTED).
  * - NOT_FOUND / REPO_NOT_FOUND, REVISION_NOT_FOUND, FILE_NOT_FOUND, ADAPTER_NOT_FOUND: the only source
  *   that really failed says the repository, revision, file or release asset does not exist.
  * - UNAVAILABLE / ALL_SOURCES_FAILED: every source failed; metadata "sources" lists each with its reason.
