@@ -1,5 +1,5 @@
 import { builtinSourceDefaults } from "@llmlb/plugins";
-import { createLogger, ListenerGuard, NodeRuntime, type GrpcServer, type Logger, type NodeConfig } from "@llmlb/runtime";
+import { createLogger, ListenerGuard, LogRing, NodeRuntime, type GrpcServer, type Logger, type NodeConfig } from "@llmlb/runtime";
 import { createNodeClients, remoteTransport, type NodeClients } from "./clients.js";
 import { startHttpServer, type HttpServer, type HttpServerOptions } from "./http/http-server.js";
 import { registerOpenAiRoutes } from "./http/v1/openai-routes.js";
@@ -7,7 +7,7 @@ import { registerModelRoutes } from "./http/v0/model-routes.js";
 import { PullRegistry } from "./http/v0/pull-registry.js";
 import { registerMetricsRoute } from "./http/metrics-routes.js";
 import { registerDashboardRoutes } from "./http/dashboard-routes.js";
-import { prefetchRouterModels } from "./router-link.js";
+import { RouterLink } from "./router/router-link.js";
 import { registerSourceRoutes } from "./http/v0/source-routes.js";
 import { blobSourceOf } from "./http/v0/store-blob-source.js";
 import type { BlobSource } from "./http/v0/blob-source.js";
@@ -20,25 +20,36 @@ export interface RunningNode {
   logger: Logger;
   /** Re-reads the API keys file and the TLS certificate (what SIGHUP does). */
   reload(): void;
+  /** Registration, heartbeats and sync with an llmlb router (LLMLB_ROUTER_URL). */
+  router: RouterLink;
   /** Drains both listeners, then closes the runtime. */
   close(): Promise<void>;
 }
 
-export function loggerFor(config: NodeConfig): Logger {
-  return createLogger({
+/** The last log lines of loggers made by loggerFor, served to routers at /v0/logs and /api/logs. */
+const loggerRings = new WeakMap<Logger, LogRing>();
+
+export function loggerFor(config: NodeConfig, options: { destination?: NodeJS.WritableStream } = {}): Logger {
+  const ring = new LogRing();
+  const logger = createLogger({
     level: config.logLevel,
     format: config.logFormat,
     secrets: [config.apiKey, config.hfToken, config.githubToken, config.routerApiKey],
+    ring,
+    ...options,
   });
+  loggerRings.set(logger, ring);
+  return logger;
 }
 
 /** The REST facade's routes, the same in front of an in-process or a remote runtime. */
-function facadeRoutes(clients: NodeClients, pulls: PullRegistry, blobs: BlobSource | undefined): NonNullable<HttpServerOptions["register"]> {
+function facadeRoutes(clients: NodeClients, pulls: PullRegistry, blobs: BlobSource | undefined, router: RouterLink): NonNullable<HttpServerOptions["register"]> {
   return [
     (app) => registerOpenAiRoutes(app, clients),
     (app) => registerModelRoutes(app, clients, { pulls, blobs }),
     (app) => registerDashboardRoutes(app),
     (app) => registerSourceRoutes(app, clients),
+    (app) => router.routes(app),
   ];
 }
 
@@ -60,6 +71,7 @@ export async function startFacade(config: NodeConfig, logger: Logger = loggerFor
   const clients = createNodeClients(remoteTransport(config.runtimeUrl, config.apiKey));
   const pulls = new PullRegistry(clients, logger);
   const guard = new ListenerGuard(config, logger);
+  const router = new RouterLink(config, clients, pulls, logger, loggerRings.get(logger));
   const http = await startHttpServer({
     interceptors: [],
     clients,
@@ -67,15 +79,17 @@ export async function startFacade(config: NodeConfig, logger: Logger = loggerFor
     host: config.host,
     port: config.httpPort,
     logger,
-    register: facadeRoutes(clients, pulls, undefined),
+    register: facadeRoutes(clients, pulls, undefined, router),
   });
   logger.info({ runtime: config.runtimeUrl }, "serving HTTP in front of a remote runtime");
+  router.start(http.port);
   return {
     clients,
     http,
     logger,
     reload: () => guard.reload(),
     async close() {
+      await router.close();
       await http.close();
       await pulls.close();
     },
@@ -87,6 +101,7 @@ export async function startNode(config: NodeConfig, logger: Logger = loggerFor(c
   const runtime = await NodeRuntime.create(config, logger, { sourceDefaults: builtinSourceDefaults(config) });
   const clients = createNodeClients(runtime.inProcessTransport());
   const pulls = new PullRegistry(clients, logger);
+  const router = new RouterLink(config, clients, pulls, logger, loggerRings.get(logger));
   let grpc: GrpcServer | undefined;
   try {
     grpc = await runtime.listenGrpc();
@@ -98,12 +113,10 @@ export async function startNode(config: NodeConfig, logger: Logger = loggerFor(c
       host: config.host,
       port: config.httpPort,
       logger,
-      register: [...facadeRoutes(clients, pulls, blobSourceOf(runtime)), (app) => registerMetricsRoute(app, runtime.metrics)],
+      register: [...facadeRoutes(clients, pulls, blobSourceOf(runtime), router), (app) => registerMetricsRoute(app, runtime.metrics)],
     });
     runtime.onClose(() => pulls.close());
-    void prefetchRouterModels(config, clients, pulls, logger, runtime.shutdownSignal).catch((err: unknown) =>
-      logger.warn({ err }, "router prefetch failed"),
-    );
+    router.start(http.port);
     const listeners = { grpc, http };
     return {
       runtime,
@@ -111,8 +124,10 @@ export async function startNode(config: NodeConfig, logger: Logger = loggerFor(c
       ...listeners,
       logger,
       reload: () => runtime.guard.reload(),
+      router,
       async close() {
         runtime.health.setServing(false);
+        await router.close();
         await Promise.all([listeners.http.close(), listeners.grpc.close()]);
         await runtime.close();
       },

@@ -9,6 +9,8 @@ import { findUp } from "./find-up.js";
 
 export const GPU_CHOICES = ["auto", "cuda", "metal", "vulkan", "cpu"] as const;
 export type GpuChoice = (typeof GPU_CHOICES)[number];
+export const ROUTER_MODES = ["auto", "push", "poll"] as const;
+export type RouterMode = (typeof ROUTER_MODES)[number];
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ["auto", "json", "pretty"] as const;
@@ -107,7 +109,13 @@ export const SETTINGS = {
   routerApiKey: setting({ env: ["LLMLB_ROUTER_API_KEY"], parse: parseString, default: "", secret: true,
     description: "Bearer key sent to the routers." }),
   prefetch: setting({ env: ["LLMLB_PREFETCH"], parse: parseBoolean, default: false,
-    description: "At start, pull the models the router lists for this node." }),
+    description: "Sync with the router: at start and on each push, pull the models it lists (never deletes any)." }),
+  routerMode: setting<RouterMode>({ env: ["LLMLB_ROUTER_MODE"], parse: parseEnum(ROUTER_MODES), default: "auto",
+    description: "push: register with LLMLB_ROUTER_URL and heartbeat (llmlb ≤ 2.x); poll: only answer a router that polls (≥ 3.0); auto: try push, fall back to being polled." }),
+  heartbeatIntervalSeconds: setting({ env: ["LLMLB_HEARTBEAT_INTERVAL"], parse: parseInteger(1, 3600), default: 10,
+    description: "Seconds between heartbeats to a push-era router." }),
+  advertiseHost: setting({ env: ["LLMLB_ADVERTISE_HOST"], parse: parseString, default: "",
+    description: "Address the router should reach this node at; empty means LLMLB_HOST, or the first non-loopback IPv4 when that is 0.0.0.0." }),
   githubUrl: setting({ env: ["LLMLB_GITHUB_URL"], parse: parseUrl, default: "https://github.com",
     description: "GitHub (Enterprise) base URL for github: adapter references." }),
   githubToken: setting({ env: ["GITHUB_TOKEN"], parse: parseString, default: "", secret: true,

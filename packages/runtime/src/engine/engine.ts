@@ -16,7 +16,7 @@ import {
   type GenerationTarget,
 } from "./generate.js";
 import { checkGgufFile, valueAt } from "./gguf-check.js";
-import { loadLlama, resolveThreads } from "./llama-backend.js";
+import { backendOf, loadLlama, resolveThreads, type GpuBackend } from "./llama-backend.js";
 import type { LoadedModel } from "./loaded-model.js";
 import { resolveMemoryBudget } from "./memory-budget.js";
 import { ModelPool, raceAbort } from "./model-pool.js";
@@ -39,6 +39,13 @@ import type {
   ModelTarget,
   RequestOptions,
 } from "./types.js";
+
+export interface AcceleratorInfo {
+  backend: GpuBackend;
+  devices: Array<{ name: string; totalBytes: number; usedBytes: number }>;
+  totalBytes: number;
+  usedBytes: number;
+}
 
 export interface InferenceEngineOptions {
   settings: EngineSettings;
@@ -93,6 +100,27 @@ export class InferenceEngine {
     const { llama, settings } = this.options;
     this.llamaPromise ??= llama ? Promise.resolve(llama) : loadLlama(settings.gpu, settings.threads, this.logger);
     return this.llamaPromise;
+  }
+
+  /** Requests in flight (answering or waiting): chats, completions, embeddings, loads. */
+  activeRequestCount(): number {
+    return this.running;
+  }
+
+  /** The GPU devices llama.cpp computes on (none on the CPU backend) and their memory. */
+  async accelerator(): Promise<AcceleratorInfo> {
+    const llama = await this.llama();
+    const backend = backendOf(llama);
+    if (backend === "cpu") return { backend, devices: [], totalBytes: 0, usedBytes: 0 };
+    const [names, vram] = await Promise.all([llama.getGpuDeviceNames(), llama.getVramState()]);
+    // llama.cpp reports memory over all devices; each device gets its share.
+    const share = (n: number) => Math.round(n / Math.max(1, names.length));
+    return {
+      backend,
+      devices: names.map((name) => ({ name, totalBytes: share(vram.total), usedBytes: share(vram.used) })),
+      totalBytes: vram.total,
+      usedBytes: vram.used,
+    };
   }
 
   /** Streams a chat answer: deltas, then one end event with finish reason and usage. */

@@ -1,4 +1,5 @@
 import { pino, type Logger, type LevelWithSilent } from "pino";
+import type { LogRing } from "./log-ring.js";
 import { createRedactor, redactDeep } from "./redact.js";
 
 export type { Logger } from "pino";
@@ -10,6 +11,8 @@ export interface LoggerOptions {
   secrets?: readonly string[];
   /** Where lines go; defaults to stderr so stdout stays free for command output. */
   destination?: NodeJS.WritableStream;
+  /** Also keeps the latest lines in memory (served to routers at /v0/logs and /api/logs). */
+  ring?: LogRing;
 }
 
 /** Structured logs: JSON when not on a terminal, readable on one; secrets redacted everywhere. */
@@ -38,9 +41,18 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       target: "pino-pretty",
       options: { destination: (destination as { fd?: number }).fd ?? 2, colorize: true, translateTime: "HH:MM:ss.l", ignore: "pid,hostname" },
     });
-    return pino(base, transport);
+    return pino(base, withRing(transport, options));
   }
-  return pino(base, destination as pino.DestinationStream);
+  return pino(base, withRing(destination as pino.DestinationStream, options));
+}
+
+function withRing(stream: pino.DestinationStream, options: LoggerOptions): pino.DestinationStream {
+  if (!options.ring) return stream;
+  const level = options.level === "silent" ? "fatal" : (options.level ?? "info");
+  return pino.multistream([
+    { stream, level },
+    { stream: options.ring.stream, level },
+  ]);
 }
 
 /** A logger that writes nothing (tests, embedded use). */

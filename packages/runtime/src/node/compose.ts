@@ -13,6 +13,7 @@ import type { SourceChain } from "../resolver/source-chain.js";
 import { openResolverStack } from "../resolver/open-resolver.js";
 import { createCatalogService } from "../services/catalog-service.js";
 import { createHealthService, HealthState } from "../services/health-service.js";
+import { HostLoad } from "../host/host-load.js";
 import { createInferenceService } from "../services/inference-service.js";
 import { createResolverService } from "../services/resolver-service.js";
 import { SERVED_SERVICE_NAMES, type NodeServices } from "../services/routes.js";
@@ -95,7 +96,7 @@ export async function composeNode(options: ComposeOptions): Promise<NodeComponen
     const services: NodeServices = {
       catalog: createCatalogService(catalog, drainSignal(health, shutdownSignal)),
       resolver: createResolverService(stack.resolver, stack.sources),
-      inference: createInferenceService(engine),
+      inference: createInferenceService(engine, new HostLoad(), logger.child({ component: "engine" })),
       health: createHealthService(health),
     };
     return { events, health, store, catalog, sources: stack.sources, resolver: stack.resolver, engine, metrics, services, close: closeAll };

@@ -2,6 +2,8 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Engine } from "../engine/runner/protocol.js";
+import { HostLoad } from "../host/host-load.js";
+import { silentLogger, type Logger } from "../logging/index.js";
 import { LlmlbError } from "../errors/index.js";
 import type {
   FinishReason,
@@ -35,7 +37,8 @@ type StreamedMessage =
  * the proto field) and does the work; this only maps messages. The handler's signal fires when
  * the client cancels or its deadline passes, which stops generation.
  */
-export function createInferenceService(engine: Engine): ServiceImpl<typeof InferenceService> {
+export function createInferenceService(engine: Engine, host = new HostLoad(), logger: Logger = silentLogger()): ServiceImpl<typeof InferenceService> {
+  let acceleratorWarned = false;
   return {
     async *chat(req, ctx) {
       const events = engine.chat(
@@ -91,6 +94,26 @@ export function createInferenceService(engine: Engine): ServiceImpl<typeof Infer
 
     async listLoadedModels() {
       return { models: (await engine.list()).map(loadedModelMessage) };
+    },
+
+    async getHostStatus() {
+      const accelerator = await engine.accelerator().catch((err: unknown) => {
+        // A node whose llama.cpp cannot load still reports its host load; the GPU part stays empty.
+        if (!acceleratorWarned) logger.warn({ err }, "cannot read GPU devices: llama.cpp did not load");
+        acceleratorWarned = true;
+        return undefined;
+      });
+      const memory = host.memory();
+      return {
+        gpuBackend: accelerator?.backend ?? "",
+        gpuDevices: (accelerator?.devices ?? []).map((d) => ({ name: d.name, totalMemoryBytes: BigInt(d.totalBytes), usedMemoryBytes: BigInt(d.usedBytes) })),
+        gpuMemoryTotalBytes: BigInt(accelerator?.totalBytes ?? 0),
+        gpuMemoryUsedBytes: BigInt(accelerator?.usedBytes ?? 0),
+        cpuUsagePercent: host.cpuUsagePercent(),
+        memoryUsagePercent: memory.usagePercent,
+        memoryTotalBytes: BigInt(memory.totalBytes),
+        activeRequests: await engine.activeRequestCount(),
+      };
     },
   };
 }

@@ -6,7 +6,7 @@ import type { NodeClients } from "../../clients.js";
  * of the same model joins the first; the resolver itself also shares one transfer between callers.
  */
 export class PullRegistry {
-  private readonly running = new Map<string, Promise<void>>();
+  private readonly running = new Map<string, Promise<boolean>>();
   private readonly controller = new AbortController();
 
   constructor(
@@ -14,23 +14,26 @@ export class PullRegistry {
     private readonly logger: Logger,
   ) {}
 
-  /** Starts (or joins) a pull; returns whether this call started it. */
-  start(modelId: string): { started: boolean } {
-    if (this.running.has(modelId)) return { started: false };
+  /** Starts (or joins) a pull; returns whether this call started it, and its outcome (true: on disk). */
+  start(modelId: string): { started: boolean; done: Promise<boolean> } {
+    const running = this.running.get(modelId);
+    if (running) return { started: false, done: running };
     const run = (async () => {
       try {
         for await (const _event of this.clients.resolver.resolve({ target: { case: "modelId", value: modelId } }, { signal: this.controller.signal })) {
           // Progress reaches watchers through WatchModels; nothing to do per event here.
         }
         this.logger.info({ modelId }, "pull finished");
+        return true;
       } catch (err) {
         if (!this.controller.signal.aborted) this.logger.warn({ modelId, err }, "pull failed");
+        return false;
       } finally {
         this.running.delete(modelId);
       }
     })();
     this.running.set(modelId, run);
-    return { started: true };
+    return { started: true, done: run };
   }
 
   isRunning(modelId: string): boolean {

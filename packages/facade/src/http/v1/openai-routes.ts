@@ -4,6 +4,7 @@ import type { NodeClients } from "../../clients.js";
 import { chatRequest } from "./chat-request.js";
 import { answerCompletion, openAiLogprob, type ChoiceCall, type CompletionShape, type Delta, type StreamedLogprob } from "./completion-stream.js";
 import { choiceSampling, samplingFields } from "./sampling.js";
+import { modelFacts } from "../../router/node-facts.js";
 import {
   chatCompletionBody, completionBody, embeddingBody,
   type ChatCompletionBody, type CompletionBody, type EmbeddingBody,
@@ -103,7 +104,9 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
         pageToken = page.nextPageToken;
       } while (pageToken);
     }
-    return { object: "list", data: models.filter(canAnswer).map(openAiModel) };
+    // llmlb routers read these two next to data[].id: [ready, total] and whether models are still coming.
+    const facts = await modelFacts(clients);
+    return { object: "list", data: models.filter(canAnswer).map(openAiModel), ready_models: facts.readyModels, initializing: facts.initializing };
   });
 
   app.get<{ Params: { "*": string } }>("/v1/models/*", async (request, reply) => {

@@ -1,0 +1,208 @@
+import os from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "@llmlb/runtime";
+import type { GetHostStatusResponse } from "@llmlb/runtime/gen/llmlb/node/v1/inference_pb";
+import type { NodeClients } from "../clients.js";
+import { gpuSummary, hostStatus, modelFacts } from "./node-facts.js";
+import { RouterClient, routerReason } from "./router-client.js";
+import type { RouterSync } from "./router-sync.js";
+
+export interface PushLinkOptions {
+  router: RouterClient;
+  clients: NodeClients;
+  sync: RouterSync;
+  logger: Logger;
+  /** The HTTP port this node serves on; the router is told port − 1 (it adds one). */
+  httpPort: number;
+  /** Address the router reaches this node at. */
+  address: string;
+  version: string;
+  intervalMs: number;
+  /** push: keep trying to register; auto: a router without /v0/nodes (pull era) ends the link. */
+  mode: "push" | "auto";
+  /** Longest wait between failed attempts (default 60 s). */
+  maxBackoffMs?: number;
+}
+
+export type PushLinkStatus = "starting" | "registered" | "refused" | "polled" | "retrying" | "stopped";
+
+const SUPPORTED_RUNTIMES = ["llama_cpp"];
+
+/**
+ * The push-era router link (llmlb ≤ 2.x): register (`POST /v0/nodes`), keep the node token,
+ * heartbeat (`POST /v0/health`) every interval; a 401 or 404 heartbeat registers again; failures
+ * back off exponentially. It only ever talks to the router: serving never waits on it.
+ */
+export class PushLink {
+  private readonly controller = new AbortController();
+  private nodeId: string | undefined;
+  private nodeToken: string | undefined;
+  private failures = 0;
+  private refusedLogged = false;
+  private current: PushLinkStatus = "starting";
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly options: PushLinkOptions) {}
+
+  get status(): PushLinkStatus {
+    return this.current;
+  }
+
+  get registeredAs(): string | undefined {
+    return this.nodeId;
+  }
+
+  start(): void {
+    this.loop ??= this.run().catch((err: unknown) => {
+      if (!this.controller.signal.aborted) this.options.logger.error({ err }, "router link stopped");
+    });
+  }
+
+  async close(): Promise<void> {
+    this.controller.abort();
+    await this.loop;
+    this.current = "stopped";
+  }
+
+  private async run(): Promise<void> {
+    const { signal } = this.controller;
+    while (!signal.aborted) {
+      let wait: number;
+      try {
+        wait = this.nodeToken === undefined ? await this.register() : await this.heartbeat();
+      } catch (err) {
+        if (signal.aborted) return;
+        this.options.logger.warn({ router: this.options.router.base, err }, "router unreachable");
+        wait = this.backoff();
+      }
+      if (wait < 0) return;
+      try {
+        await sleep(wait, undefined, { signal });
+      } catch {
+        return;
+      }
+    }
+  }
+
+  /** Registers; returns how long to wait before the next step (−1: stop). */
+  private async register(): Promise<number> {
+    const { router, logger } = this.options;
+    const host = await hostStatus(this.options.clients);
+    const answer = await router.post("/v0/nodes", this.registration(host), {}, this.controller.signal);
+    const body = answer.body as { node_id?: unknown; node_token?: unknown; status?: unknown } | undefined;
+    if ((answer.status === 200 || answer.status === 201) && typeof body?.node_id === "string" && typeof body.node_token === "string") {
+      this.nodeId = body.node_id;
+      this.nodeToken = body.node_token;
+      this.failures = 0;
+      this.refusedLogged = false;
+      this.current = "registered";
+      logger.info({ router: router.base, nodeId: this.nodeId, status: body.status }, "registered with the router");
+      // The first heartbeat goes out right away so the router sees the node's load at once.
+      return 0;
+    }
+    if (answer.status === 403) {
+      if (!this.refusedLogged) logger.warn({ router: router.base, reason: routerReason(answer) }, "the router refused to register this node");
+      this.refusedLogged = true;
+      this.current = "refused";
+      return this.backoff();
+    }
+    if ((answer.status === 404 || answer.status === 405) && this.options.mode === "auto") {
+      this.current = "polled";
+      logger.info({ router: router.base }, "the router takes no registrations (llmlb ≥ 3.0); waiting to be polled at /api/system and /api/health");
+      return -1;
+    }
+    this.current = "retrying";
+    logger.warn({ router: router.base, status: answer.status, reason: routerReason(answer) }, "registration with the router failed");
+    return this.backoff();
+  }
+
+  private async heartbeat(): Promise<number> {
+    const { router, logger, clients, sync } = this.options;
+    const [host, facts] = await Promise.all([hostStatus(clients), modelFacts(clients)]);
+    const gpu = gpuSummary(host);
+    const hasGpu = gpu.deviceCount > 0;
+    const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
+    const answer = await router.post(
+      "/v0/health",
+      {
+        node_id: this.nodeId,
+        cpu_usage: round1(host.cpuUsagePercent),
+        memory_usage: round1(host.memoryUsagePercent),
+        active_requests: host.activeRequests,
+        // llama.cpp reports memory, not utilisation or temperature.
+        gpu_usage: null,
+        gpu_memory_usage: hasGpu && gpu.totalBytes > 0 ? round1((gpu.usedBytes / gpu.totalBytes) * 100) : null,
+        gpu_memory_total_mb: hasGpu ? mb(gpu.totalBytes) : null,
+        gpu_memory_used_mb: hasGpu ? mb(gpu.usedBytes) : null,
+        gpu_temperature: null,
+        gpu_model_name: host.gpuDevices[0]?.name ?? null,
+        gpu_compute_capability: null,
+        gpu_capability_score: hasGpu ? gpu.capabilityScore : null,
+        average_response_time_ms: null,
+        loaded_models: facts.loadedChat,
+        loaded_embedding_models: facts.loadedEmbedding,
+        supported_runtimes: SUPPORTED_RUNTIMES,
+        initializing: facts.initializing,
+        ready_models: facts.readyModels,
+        sync_state: sync.state,
+        sync_progress: sync.progress(facts),
+      },
+      { "x-node-token": this.nodeToken! },
+      this.controller.signal,
+    );
+    if (answer.status >= 200 && answer.status < 300) {
+      this.failures = 0;
+      return this.options.intervalMs;
+    }
+    if (answer.status === 401 || answer.status === 404) {
+      logger.info({ router: router.base, status: answer.status, reason: routerReason(answer) }, "the router no longer knows this node; registering again");
+      this.nodeToken = undefined;
+      this.current = "retrying";
+      return 0;
+    }
+    logger.warn({ router: router.base, status: answer.status, reason: routerReason(answer) }, "heartbeat failed");
+    return this.backoff();
+  }
+
+  private registration(host: GetHostStatusResponse) {
+    const byName = new Map<string, { model: string; count: number; memory: number }>();
+    for (const device of host.gpuDevices) {
+      const entry = byName.get(device.name) ?? { model: device.name, count: 0, memory: Number(device.totalMemoryBytes) };
+      entry.count += 1;
+      byName.set(device.name, entry);
+    }
+    const devices = [...byName.values()];
+    return {
+      machine_name: os.hostname(),
+      ip_address: this.options.address,
+      runtime_version: this.options.version,
+      runtime_port: this.options.httpPort - 1,
+      gpu_available: devices.length > 0,
+      gpu_devices: devices,
+      gpu_count: host.gpuDevices.length,
+      gpu_model: devices[0]?.model ?? null,
+      supported_runtimes: SUPPORTED_RUNTIMES,
+    };
+  }
+
+  /** 1 s, 2 s, 4 s … up to the maximum, growing with consecutive failures. */
+  private backoff(): number {
+    this.failures += 1;
+    return Math.min(this.options.maxBackoffMs ?? 60_000, 1000 * 2 ** (this.failures - 1));
+  }
+}
+
+function round1(n: number): number {
+  return Math.round(n * 10) / 10;
+}
+
+/** The address to advertise: the configured one, the bind host, or the first non-loopback IPv4 for a wildcard bind. */
+export function advertisedAddress(configured: string, bindHost: string): string {
+  if (configured) return configured;
+  if (bindHost !== "0.0.0.0" && bindHost !== "::" && bindHost !== "") return bindHost;
+  for (const addresses of Object.values(os.networkInterfaces())) {
+    const v4 = addresses?.find((a) => a.family === "IPv4" && !a.internal);
+    if (v4) return v4.address;
+  }
+  return "127.0.0.1";
+}
