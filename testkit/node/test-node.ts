@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { loadConfig, silentLogger, type NodeConfig } from "@llmlb/runtime";
-import { startNode, type RunningNode } from "@llmlb/facade";
+import { loggerFor, startNode, type RunningNode } from "@llmlb/facade";
 
 /** A fresh temporary directory, removed by the returned cleanup. */
 export function tempDir(prefix = "llmlb-test-"): { dir: string; cleanup: () => void } {
@@ -34,11 +34,14 @@ export interface TestNode extends RunningNode {
   stop(): Promise<void>;
 }
 
-/** Starts a whole node in this process on random loopback ports with a temporary home. */
-export async function startTestNode(env: Record<string, string> = {}, flags: Record<string, unknown> = {}): Promise<TestNode> {
+/**
+ * Starts a whole node in this process on random loopback ports with a temporary home. With
+ * `logTo`, the node's real logger (level and format from env) writes there instead of nowhere.
+ */
+export async function startTestNode(env: Record<string, string> = {}, flags: Record<string, unknown> = {}, options: { logTo?: NodeJS.WritableStream } = {}): Promise<TestNode> {
   const { dir, cleanup } = tempDir("llmlb-home-");
   const config = loadConfig({ env: isolatedEnv(dir, env), flags });
-  const node = await startNode(config, silentLogger());
+  const node = await startNode(config, options.logTo ? loggerFor(config, { destination: options.logTo }) : silentLogger());
   return {
     ...node,
     home: dir,

@@ -89,8 +89,10 @@ export async function toBlob(src: Uint8Array | DiskFile, allHashes = true): Prom
 }
 
 export interface SendBlobOptions {
-  /** Quoted entity tag; If-Range is evaluated against it. */
-  etag: string;
+  /** Quoted entity tag; If-Range is evaluated against it. Omitted (with ranges: false) like an llmlb router's blob route. */
+  etag?: string;
+  /** false: always the whole file with 200, Range ignored, no Accept-Ranges (an llmlb router's blob route). */
+  ranges?: boolean;
   lastModified?: Date;
   contentType?: string;
   headers?: OutgoingHttpHeaders;
@@ -100,19 +102,17 @@ export interface SendBlobOptions {
 
 /** Serves a blob for GET/HEAD with 200 / 206 / 416, Accept-Ranges, Content-Length, ETag. */
 export function sendBlob(req: IncomingMessage, res: ServerResponse, blob: FileBody, opts: SendBlobOptions): Promise<void> {
+  const ranges = opts.ranges !== false;
   const headers: OutgoingHttpHeaders = {
     "Content-Type": opts.contentType ?? "application/octet-stream",
-    "Accept-Ranges": "bytes",
-    ETag: opts.etag,
+    ...(ranges ? { "Accept-Ranges": "bytes" } : {}),
+    ...(opts.etag ? { ETag: opts.etag } : {}),
     ...(opts.lastModified ? { "Last-Modified": opts.lastModified.toUTCString() } : {}),
     ...opts.headers,
   };
-  const decision = decideRange(
-    { range: req.headers.range, "if-range": req.headers["if-range"] as string | undefined },
-    blob.size,
-    opts.etag,
-    opts.lastModified,
-  );
+  const decision = ranges
+    ? decideRange({ range: req.headers.range, "if-range": req.headers["if-range"] as string | undefined }, blob.size, opts.etag ?? "", opts.lastModified)
+    : ({ kind: "full" } as const);
   if (decision.kind === "unsatisfiable") {
     res.writeHead(416, { ...headers, "Content-Range": `bytes */${blob.size}`, "Content-Length": 0 });
     res.end();

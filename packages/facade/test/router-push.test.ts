@@ -1,0 +1,185 @@
+import { Writable } from "node:stream";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
+import { startRouterStandin, type RouterStandin } from "../../../testkit/standins/index.js";
+import { startTinyWorld, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+
+const ROUTER_KEY = "rk_router_secret_77";
+
+/** A stream collecting the node's JSON log lines. */
+function logSink() {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split("\n")) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { lines, stream };
+}
+
+const pushEnv = (world: TinyWorld, router: RouterStandin, extra: Record<string, string> = {}) => ({
+  ...world.env,
+  LLMLB_ROUTER_URL: router.url,
+  LLMLB_ROUTER_API_KEY: ROUTER_KEY,
+  LLMLB_ROUTER_MODE: "push",
+  LLMLB_HEARTBEAT_INTERVAL: "1",
+  LLMLB_LOG_LEVEL: "info",
+  LLMLB_LOG_FORMAT: "json",
+  ...extra,
+});
+
+describe("a push-era router without CPU nodes (the real router's rule)", () => {
+  let world: TinyWorld;
+  let router: RouterStandin;
+  let node: TestNode;
+  const logs = logSink();
+  beforeAll(async () => {
+    world = await startTinyWorld();
+    router = await startRouterStandin({ apiKey: ROUTER_KEY });
+    node = await startTestNode(pushEnv(world, router), {}, { logTo: logs.stream });
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await router?.close();
+    await world?.close();
+  });
+
+  it("registers with the reference payload, gets 403, logs the router's reason once and keeps serving", async () => {
+    await expect.poll(() => router.registrations.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+    for (const r of router.registrations) {
+      expect(r.problems).toEqual([]);
+      expect(r.status).toBe(403);
+    }
+    const payload = router.registrations[0]!.payload;
+    expect(payload).toMatchObject({
+      ip_address: "127.0.0.1",
+      runtime_port: node.http.port - 1,
+      gpu_available: false,
+      gpu_devices: [],
+      gpu_count: 0,
+      supported_runtimes: ["llama_cpp"],
+    });
+    const refusals = logs.lines.filter((l) => l.msg === "the router refused to register this node");
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]!.reason).toContain("GPU is required");
+    expect(router.heartbeats).toHaveLength(0);
+    expect((await fetch(`${node.httpUrl}/v1/models`)).status).toBe(200);
+    expect(JSON.stringify(logs.lines)).not.toContain(ROUTER_KEY);
+  });
+});
+
+describe("a push-era router that accepts this CPU node", () => {
+  let world: TinyWorld;
+  let router: RouterStandin;
+  let node: TestNode;
+  const logs = logSink();
+  beforeAll(async () => {
+    world = await startTinyWorld();
+    router = await startRouterStandin({ apiKey: ROUTER_KEY, acceptCpuNodes: true, realRouter: true });
+    await router.addModel(TINY_CHAT_ID, new Uint8Array(8));
+    node = await startTestNode(pushEnv(world, router), {}, { logTo: logs.stream });
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await router?.close();
+    await world?.close();
+  });
+  afterEach(() => router.clearLog());
+
+  const okBeats = () => router.heartbeats.filter((h) => h.status === 200);
+
+  it("registers (201, the router read its /v1/models) and heartbeats every interval with every field", async () => {
+    await expect.poll(() => okBeats().length, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+    expect(router.registrations[0]).toMatchObject({ status: 201, problems: [] });
+    const [registered] = [...router.nodes.values()];
+    expect(registered!.modelIds).toEqual([]);
+    expect(registered!.readyModels).toEqual([0, 2]);
+    expect(router.heartbeats.every((h) => h.problems.length === 0)).toBe(true);
+    const beat = okBeats().at(-1)!.payload;
+    expect(beat).toMatchObject({
+      node_id: registered!.nodeId,
+      active_requests: 0,
+      gpu_usage: null,
+      gpu_memory_total_mb: null,
+      loaded_models: [],
+      loaded_embedding_models: [],
+      supported_runtimes: ["llama_cpp"],
+      initializing: false,
+      ready_models: [0, 2],
+      sync_state: "idle",
+      sync_progress: null,
+    });
+    expect(beat.cpu_usage).toBeGreaterThanOrEqual(0);
+    expect(beat.memory_usage).toBeGreaterThan(0);
+  });
+
+  it("registers again when the router forgets the node (404), and takes the new token after a 401", async () => {
+    const first = [...router.nodes.values()][0]!;
+    router.forgetNode(first.nodeId);
+    await expect.poll(() => router.nodes.size, { timeout: 10_000 }).toBe(1);
+    const second = [...router.nodes.values()][0]!;
+    expect(second.nodeId).not.toBe(first.nodeId);
+    expect(router.heartbeats.some((h) => h.status === 404)).toBe(true);
+    expect(router.registrations.at(-1)!.status).toBe(201);
+
+    // A router restarted with the same node but new tokens: the old token gets 401, the node re-registers (200 "updated").
+    const registrationsBefore = router.registrations.length;
+    (second as { token: string }).token = "nt_revoked";
+    await expect.poll(() => router.registrations.length, { timeout: 10_000 }).toBeGreaterThan(registrationsBefore);
+    expect(router.heartbeats.some((h) => h.status === 401)).toBe(true);
+    expect(router.registrations.at(-1)).toMatchObject({ status: 200, body: { status: "updated", node_id: second.nodeId } });
+    const beatsBefore = okBeats().length;
+    await expect.poll(() => okBeats().length, { timeout: 10_000 }).toBeGreaterThan(beatsBefore);
+  });
+
+  it("takes a pushed pull ({status: ok}; 404 for a model it does not know) and reports the model ready", async () => {
+    const unknown = await fetch(`${node.httpUrl}/api/models/pull`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "no-such-model" }) });
+    expect(unknown.status).toBe(404);
+    const pushed = await fetch(`${node.httpUrl}/api/models/pull`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: TINY_CHAT_ID }) });
+    expect(pushed.status).toBe(200);
+    expect(await pushed.json()).toEqual({ status: "ok" });
+    await expect.poll(async () => ((await (await fetch(`${node.httpUrl}/v0/models/${TINY_CHAT_ID}`)).json()) as { state: string }).state, { timeout: 15_000 }).toBe("ready");
+    await expect.poll(() => okBeats().at(-1)?.payload.ready_models, { timeout: 10_000 }).toEqual([1, 2]);
+    const models = (await (await fetch(`${node.httpUrl}/v1/models`)).json()) as { data: Array<{ id: string }>; ready_models: number[]; initializing: boolean };
+    expect(models.data.map((m) => m.id)).toEqual([TINY_CHAT_ID]);
+    expect(models).toMatchObject({ ready_models: [1, 2], initializing: false });
+  });
+
+  it("answers OpenAI requests the router passes through unchanged, streaming included", async () => {
+    const body = { model: TINY_CHAT_ID, messages: [{ role: "user", content: "hi" }], max_tokens: 6, temperature: 0 };
+    const post = (base: string, b: unknown) => fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(b) });
+    const direct = (await (await post(node.httpUrl, body)).json()) as { choices: Array<{ message: { content: string } }> };
+    const routed = await post(router.url, body);
+    expect(routed.status).toBe(200);
+    const routedBody = (await routed.json()) as typeof direct;
+    expect(routedBody.choices[0]!.message.content).toBe(direct.choices[0]!.message.content);
+
+    const stream = await post(router.url, { ...body, stream: true });
+    expect(stream.headers.get("content-type")).toContain("text/event-stream");
+    const text = await stream.text();
+    const events = text.split("\n\n").filter(Boolean);
+    expect(events.at(-1)).toBe("data: [DONE]");
+    const deltas = events.slice(0, -1).map((e) => (JSON.parse(e.replace(/^data: /, "")) as { choices: Array<{ delta: { content?: string } }> }).choices[0]?.delta.content ?? "");
+    expect(deltas.join("")).toBe(direct.choices[0]!.message.content);
+    // The loaded model reaches the router in the next heartbeat.
+    await expect.poll(() => okBeats().at(-1)?.payload.loaded_models, { timeout: 10_000 }).toEqual([TINY_CHAT_ID]);
+  });
+
+  it("serves its last log lines at /v0/logs and /api/logs, redacted", async () => {
+    for (const path of ["/v0/logs?tail=3", "/api/logs?tail=3"]) {
+      const res = await fetch(`${node.httpUrl}${path}`);
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { entries: Array<Record<string, unknown>>; path: unknown };
+      expect(body.entries).toHaveLength(3);
+      for (const e of body.entries) {
+        expect(Object.keys(e).sort()).toEqual(["fields", "level", "message", "target", "timestamp"]);
+        expect(typeof e.message).toBe("string");
+      }
+    }
+    const all = (await (await fetch(`${node.httpUrl}/v0/logs?tail=1000`)).json()) as { entries: Array<{ message: string; target: string }> };
+    expect(all.entries.some((e) => e.message === "registered with the router" && e.target === "router-link")).toBe(true);
+    expect(JSON.stringify(all)).not.toContain(ROUTER_KEY);
+    expect((await fetch(`${node.httpUrl}/v0/logs?tail=lots`)).status).toBe(400);
+  });
+});
