@@ -1,5 +1,5 @@
 import { Code } from "@connectrpc/connect";
-import { errorInfoOf } from "@llmlb/runtime";
+import { errorInfoOf, toConnectError } from "@llmlb/runtime";
 import type { OpenAiErrorBody } from "./openai-error.js";
 
 export interface HttpError {
@@ -61,7 +61,8 @@ function typeFor(status: number): string {
  * and an OpenAI-shaped body. /v0, /v1 and mid-stream SSE errors all go through it.
  */
 export function httpErrorOf(err: unknown): HttpError {
-  const info = errorInfoOf(err);
+  // An LlmlbError thrown by a facade handler maps exactly like one that came over the wire.
+  const info = errorInfoOf(toConnectError(err));
   const status = STATUS_BY_REASON[info.reason] ?? STATUS_BY_CODE[info.code] ?? 500;
   const headers: Record<string, string> = {};
   const retryAfter = info.metadata.retry_after_seconds;

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { LlmlbError } from "@llmlb/runtime";
 import { ModelState, type Model } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import type { NodeClients } from "../clients.js";
-import type { PullRegistry } from "../http/v0/pull-registry.js";
+import { assertPullable, type PullRegistry } from "../http/v0/pull-registry.js";
 import { allModels } from "./node-facts.js";
 
 interface Task {
@@ -28,9 +28,7 @@ export class DownloadTasks {
 
   async start(repo: string, filename: string | undefined): Promise<{ taskId: string; model: string }> {
     const model = (await this.known(repo, filename)) ?? (await this.register(repo, filename));
-    if (model.state === ModelState.UNSUPPORTED) {
-      throw new LlmlbError("MODEL_UNSUPPORTED", `model ${model.id} is listed but this node cannot run it: ${model.unsupportedReason}`, { model_id: model.id });
-    }
+    assertPullable(model);
     const taskId = randomUUID();
     const task: Task = { model: model.id, outcome: undefined };
     this.tasks.set(taskId, task);

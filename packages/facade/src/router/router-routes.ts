@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from "fastify";
 import type { LogRing } from "@llmlb/runtime";
 import { ModelState } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import type { NodeClients } from "../clients.js";
-import type { PullRegistry } from "../http/v0/pull-registry.js";
+import { assertPullable, type PullRegistry } from "../http/v0/pull-registry.js";
 import { sendOpenAiError } from "../http/openai-error.js";
 import { DownloadTasks } from "./download-tasks.js";
 import { gpuSummary, hostStatus, isServing } from "./node-facts.js";
@@ -96,9 +96,7 @@ export function registerRouterRoutes(app: FastifyInstance, clients: NodeClients,
       const id = request.body.model;
       const { model } = await clients.catalog.getModel({ modelId: id }).catch(() => ({ model: undefined }));
       if (!model) return notFound(reply, `model "${id}" is not in this node's catalog`);
-      if (model.state === ModelState.UNSUPPORTED) {
-        return sendOpenAiError(reply, 400, { message: `model "${id}" cannot run on this node: ${model.unsupportedReason}`, type: "invalid_request_error", param: "model", code: "model_unsupported" });
-      }
+      assertPullable(model);
       deps.pulls.start(id);
       deps.onPush?.(id);
       return { status: "ok" };

@@ -7,7 +7,7 @@ import { sendOpenAiError } from "../openai-error.js";
 import { openSse } from "../sse.js";
 import type { BlobSource } from "./blob-source.js";
 import { modelJson, progressJson, stateFromName, STATE_NAMES, stateName } from "./model-json.js";
-import type { PullRegistry } from "./pull-registry.js";
+import { assertPullable, type PullRegistry } from "./pull-registry.js";
 
 interface ListQuery { state?: string; q?: string; tag?: string; page_size?: string; page_token?: string }
 
@@ -105,6 +105,7 @@ export function registerModelRoutes(
     if (model && (model.state === ModelState.READY || model.state === ModelState.LOADED)) {
       return reply.code(200).send({ model_id: id, status: "ready", model: modelJson(model) });
     }
+    if (model) assertPullable(model);
     const { started } = deps.pulls.start(id);
     return reply.code(202).send({ model_id: id, status: started ? "started" : "joined", events: `/v0/models/${id}/events` });
   });

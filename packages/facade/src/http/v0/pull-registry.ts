@@ -1,4 +1,5 @@
-import type { Logger } from "@llmlb/runtime";
+import { LlmlbError, type Logger } from "@llmlb/runtime";
+import { ModelState, type Model } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import type { NodeClients } from "../../clients.js";
 
 /**
@@ -43,5 +44,12 @@ export class PullRegistry {
   async close(): Promise<void> {
     this.controller.abort();
     await Promise.allSettled(this.running.values());
+  }
+}
+
+/** A pull of a model this node cannot run is refused up front (MODEL_UNSUPPORTED), not started and failed. */
+export function assertPullable(model: Model): void {
+  if (model.state === ModelState.UNSUPPORTED) {
+    throw new LlmlbError("MODEL_UNSUPPORTED", `model ${model.id} is listed but this node cannot run it: ${model.unsupportedReason}`, { model_id: model.id });
   }
 }
