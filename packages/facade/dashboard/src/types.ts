@@ -10,6 +10,8 @@ export interface ProgressJson {
   total_bytes: number;
   current_file: string;
   bytes_per_second: number;
+  restarts: number;
+  restart_reason: string | null;
 }
 
 export interface HubInfoJson {

@@ -66,6 +66,8 @@ export function toModelProto(entry: ModelEntry, status: ModelStatus, hub: HubSta
             totalBytes: big(progress.totalBytes),
             currentFile: progress.currentFile,
             bytesPerSecond: progress.bytesPerSecond,
+            restarts: progress.restarts ?? 0,
+            restartReason: progress.restartReason ?? "",
           }),
         }
       : {}),

@@ -5,6 +5,10 @@ export interface TransferProgress {
   totalBytes: number;
   currentFile: string;
   bytesPerSecond: number;
+  /** Times the transfer started over from the first byte (a server without ranges, a changed file). */
+  restarts?: number;
+  /** Why it last started over. */
+  restartReason?: string;
 }
 
 /** The share of a transfer that is done, 0..1 (0 while the total is unknown). */

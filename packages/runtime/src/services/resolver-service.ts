@@ -29,6 +29,8 @@ function toMessage(event: ResolveEvent): ResolveResponseInit {
             totalBytes: BigInt(Math.round(p.totalBytes)),
             currentFile: p.currentFile,
             bytesPerSecond: p.bytesPerSecond,
+            restarts: p.restarts ?? 0,
+            restartReason: p.restartReason ?? "",
           },
         },
       };

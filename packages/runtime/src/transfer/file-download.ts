@@ -35,6 +35,8 @@ export interface FileTransferOptions {
   logger: Logger;
   /** Bytes newly on disk (negative when a restart discards some). */
   onBytes: (n: number) => void;
+  /** The file starts over from its first byte, and why. */
+  onRestart?: (reason: string) => void;
   /** The size became known from the server before any byte is written; may throw INSUFFICIENT_DISK. */
   onSizeLearned: (size: number) => Promise<void>;
 }
@@ -155,6 +157,7 @@ class FileDownload {
         this.options.logger.warn({ file: this.file.name, reason: err.message }, "restarting the download from the first byte");
         this.rangesSupported = err.rangesSupported;
         await this.restart();
+        this.options.onRestart?.(err.message);
       }
     }
     await this.syncing;

@@ -19,6 +19,8 @@ export class ProgressTracker {
   private lastEmit = 0;
   private trailing: NodeJS.Timeout | undefined;
   private loggedDecile: number;
+  private restarts = 0;
+  private restartReason = "";
 
   constructor(
     private readonly label: string,
@@ -55,6 +57,13 @@ export class ProgressTracker {
     this.emit(false);
   }
 
+  /** A file started over from its first byte; progress says so (its bytes went back already). */
+  restarted(reason: string): void {
+    this.restarts += 1;
+    this.restartReason = reason;
+    this.emit(true);
+  }
+
   finish(): void {
     if (this.total < this.completed) this.total = this.completed;
     this.logger.info({ completedBytes: this.completed }, `downloading ${this.label}: 100% (${formatBytes(this.completed)})`);
@@ -73,6 +82,7 @@ export class ProgressTracker {
       totalBytes: this.total,
       currentFile: this.currentFile,
       bytesPerSecond: rate,
+      ...(this.restarts > 0 ? { restarts: this.restarts, restartReason: this.restartReason } : {}),
     };
   }
 

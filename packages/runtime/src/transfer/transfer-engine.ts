@@ -74,6 +74,7 @@ export class TransferEngine {
             maxRetryAfterMs: this.options.maxRetryAfterMs ?? 60_000,
             logger: logger.child({ file: file.file.name }),
             onBytes: (n) => tracker.add(n),
+            onRestart: (reason) => tracker.restarted(`${file.file.name}: ${reason}`),
             onSizeLearned: async (size) => {
               await ensureDiskSpace(request.partialDir, size - file.resumedBytes, settings.diskReserve, request.label);
               tracker.addTotal(size);

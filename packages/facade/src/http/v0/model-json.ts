@@ -16,6 +16,9 @@ export function progressJson(p: Progress | undefined) {
     total_bytes: Number(p.totalBytes),
     current_file: p.currentFile,
     bytes_per_second: p.bytesPerSecond,
+    // Started over from the first byte (a server that cannot resume); completed_bytes went back.
+    restarts: p.restarts,
+    restart_reason: p.restartReason || null,
   };
 }
 
