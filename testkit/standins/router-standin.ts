@@ -35,6 +35,8 @@ export interface RouterStandinOptions {
   apiKey?: string;
   /** Model routes as a real llmlb router answers them (bare-array list, whole-file blobs). */
   realRouter?: boolean;
+  /** Serve models only under /api/models (newer routers): /v0/models… answers 404. */
+  apiOnly?: boolean;
   /** Register nodes without a GPU (a real router answers 403), so heartbeats can be tested on CPU machines. */
   acceptCpuNodes?: boolean;
 }
@@ -310,6 +312,7 @@ export async function startRouterStandin(options: RouterStandinOptions = {}): Pr
       return err(req, res, 400, "malformed URL", "invalid_request_error", null);
     }
     const isApi = segs[0] === "api";
+    if (options.apiOnly && segs[0] === "v0" && segs[1] === "models") return err(req, res, 404, "not found", "not_found_error", null);
     const isModels = (segs[0] === "v0" || isApi) && segs[1] === "models";
     const isBlob = isModels && segs[2] === "blob" && segs.length >= 4;
     const id = isBlob ? segs.slice(3).join("/") : undefined;

@@ -128,6 +128,34 @@ describe("router-proxy source", () => {
     expect((found as Extract<LocateResult, { type: "remote" }>).files[0]!.sha256).toMatch(/^[0-9a-f]{64}$/);
   });
 
+  it("reads the manifest and blobs under /api/models, with the key, from a router that serves only those", async () => {
+    const apiOnly = await startRouterStandin({ apiKey: "k", realRouter: true, apiOnly: true });
+    try {
+      await apiOnly.addModel("org/tiny", new Uint8Array(1000).fill(7));
+      const p = await provider(routerPlugin, { LLMLB_ROUTER_URL: apiOnly.url, LLMLB_ROUTER_API_KEY: "k" });
+      expect(await p.locate(spec(), ctx)).toMatchObject({
+        type: "remote",
+        files: [{ name: "tiny-Q4_K_M.gguf", url: `${apiOnly.url}/api/models/blob/org%2Ftiny`, size: 1000, headers: { authorization: "Bearer k" } }],
+      });
+      apiOnly.setManifest("org/tiny", {
+        format: "gguf",
+        files: [
+          { name: "tiny.safetensors", runtimes: ["gptoss_cpp"], url: "http://127.0.0.1:9/x.safetensors" },
+          { name: "tiny.gguf", runtimes: ["llama_cpp"], url: "http://127.0.0.1:9/tiny.gguf" },
+        ],
+      });
+      const viaManifest = await p.locate(spec(), ctx);
+      // The manifest's URL is unreachable: the one llama_cpp file comes through the router, under the catalog's name.
+      expect(viaManifest).toMatchObject({ type: "remote", files: [{ name: "tiny-Q4_K_M.gguf", url: `${apiOnly.url}/api/models/blob/org%2Ftiny` }] });
+      expect((viaManifest as Extract<LocateResult, { type: "remote" }>).files).toHaveLength(1);
+      expect(apiOnly.requests.some((r) => r.path === "/api/models/registry/org%2Ftiny/manifest.json")).toBe(true);
+      apiOnly.setManifest("org/tiny", { format: "gguf", files: [{ name: "tiny.safetensors", runtimes: ["gptoss_cpp"] }] });
+      await expect(p.locate(spec(), ctx)).rejects.toMatchObject({ reason: "SOURCE_UNAVAILABLE", message: expect.stringContaining("no file for llama_cpp") });
+    } finally {
+      await apiOnly.close();
+    }
+  });
+
   it("asks for the key when the router refuses", async () => {
     const keyless = await provider(routerPlugin, { LLMLB_ROUTER_URL: router.url });
     await expect(keyless.locate(spec(), ctx)).rejects.toMatchObject({ reason: "AUTH_REQUIRED" });

@@ -2,22 +2,34 @@ import { definePlugin, fetchWithRetry, LlmlbError, type ArtifactSpec, type Locat
 import { expandShards, storeName } from "../huggingface/shards.js";
 import { stringListOption, stringOption } from "../options.js";
 
+/** Where a router serves models: `/v0/models` (llmlb ≤ 2.x and peer nodes), `/api/models` (newer routers, key needed). */
+const PREFIXES = ["/v0/models", "/api/models"] as const;
+type Prefix = (typeof PREFIXES)[number];
 
 /** `{base}/v0/models/blob/{id}`; further parts of a sharded model as `{base}/v0/models/blob/{id}/{file}`. */
-export function blobUrl(base: string, id: string, file?: string): string {
-  return `${base.replace(/\/+$/, "")}/v0/models/blob/${encodeURIComponent(id)}${file ? `/${encodeURIComponent(file)}` : ""}`;
+export function blobUrl(base: string, id: string, file?: string, prefix: Prefix = "/v0/models"): string {
+  return `${base.replace(/\/+$/, "")}${prefix}/blob/${encodeURIComponent(id)}${file ? `/${encodeURIComponent(file)}` : ""}`;
+}
+
+/** `{base}/v0/models/registry/{id}/manifest.json` (or under /api/models). */
+export function manifestUrl(base: string, id: string, prefix: Prefix = "/v0/models"): string {
+  return `${base.replace(/\/+$/, "")}${prefix}/registry/${encodeURIComponent(id)}/manifest.json`;
 }
 
 type Probe = { ok: true; size?: number; sha256?: string } | { ok: false; missing: boolean; why: string; status?: number };
 
-async function probe(ctx: SourceContext, url: string, headers: Record<string, string>): Promise<Probe> {
+function unreachable(err: unknown): string {
+  const cause = (err as { cause?: { code?: unknown } }).cause;
+  return `unreachable (${typeof cause?.code === "string" ? cause.code : (err as Error).message})`;
+}
+
+async function probe(ctx: SourceContext, url: string, headers: Record<string, string>, retries = 2): Promise<Probe> {
   let res: Response;
   try {
-    res = await fetchWithRetry(ctx.fetch, url, { method: "HEAD", headers, signal: ctx.signal }, { retries: 2 });
+    res = await fetchWithRetry(ctx.fetch, url, { method: "HEAD", headers, signal: ctx.signal }, { retries });
   } catch (err) {
     if (ctx.signal.aborted) throw err;
-    const cause = (err as { cause?: { code?: unknown } }).cause;
-    return { ok: false, missing: false, why: `unreachable (${typeof cause?.code === "string" ? cause.code : (err as Error).message})` };
+    return { ok: false, missing: false, why: unreachable(err) };
   }
   if (res.status === 404) return { ok: false, missing: true, why: "does not have it", status: 404 };
   if (!res.ok) return { ok: false, missing: false, why: `answered HTTP ${res.status}`, status: res.status };
@@ -26,16 +38,92 @@ async function probe(ctx: SourceContext, url: string, headers: Record<string, st
   return { ok: true, ...(length !== null ? { size: Number(length) } : {}), ...(etag && /^[0-9a-f]{64}$/i.test(etag) ? { sha256: etag.toLowerCase() } : {}) };
 }
 
+interface ManifestFile {
+  name: string;
+  url?: string;
+  runtimes?: string[];
+}
+
+type ManifestRead = { found: true; prefix: Prefix; files: ManifestFile[] } | { found: false; problem?: string; status?: number };
+
+/** The router's registry manifest of a model, from the first prefix that has one. */
+async function readManifest(ctx: SourceContext, base: string, id: string, headers: Record<string, string>): Promise<ManifestRead> {
+  let last: ManifestRead = { found: false };
+  for (const prefix of PREFIXES) {
+    let res: Response;
+    try {
+      res = await fetchWithRetry(ctx.fetch, manifestUrl(base, id, prefix), { headers: { ...headers, accept: "application/json" }, signal: ctx.signal }, { retries: 1 });
+    } catch (err) {
+      if (ctx.signal.aborted) throw err;
+      return { found: false, problem: unreachable(err) };
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      if (res.status !== 404) last = { found: false, problem: `manifest answered HTTP ${res.status}`, status: res.status };
+      continue;
+    }
+    const body = (await res.json().catch(() => undefined)) as { files?: unknown } | undefined;
+    const files = Array.isArray(body?.files)
+      ? body.files.filter((f: unknown): f is ManifestFile => typeof (f as ManifestFile | null)?.name === "string")
+      : [];
+    return { found: true, prefix, files };
+  }
+  return last;
+}
+
 /**
- * Models from upstream llmlb routers or peer nodes (LLMLB_ROUTER_URL, comma-separated):
- * `GET /v0/models/blob/:id` with ranges, `Authorization: Bearer LLMLB_ROUTER_API_KEY` when set
- * (sent only to the router's own host). The first router that has the model wins.
+ * Models from upstream llmlb routers or peer nodes (LLMLB_ROUTER_URL, comma-separated), with
+ * `Authorization: Bearer LLMLB_ROUTER_API_KEY` when set (sent only to the router's own host).
+ * For each router in turn: its registry manifest (files for llama_cpp; each file from the
+ * manifest's URL when this node reaches it, else through the router's blob route), else the blob
+ * route itself (`/v0/models/blob/:id`, or `/api/models/blob/:id` on newer routers). A router's
+ * blob route has no Range: the runtime then restarts a dropped transfer from zero.
  * Options: `urls` (overrides LLMLB_ROUTER_URL), `apiKey`; the node passes `routerUrls` and `routerApiKey`.
  */
 export default definePlugin(({ options }) => {
   const urls = stringListOption(options, "urls") ?? stringListOption(options, "routerUrls") ?? [];
   const apiKey = typeof options.apiKey === "string" ? options.apiKey : stringOption(options, "routerApiKey");
   const headers: Record<string, string> = apiKey ? { authorization: `Bearer ${apiKey}` } : {};
+
+  async function fromManifest(ctx: SourceContext, base: string, spec: Extract<ArtifactSpec, { kind: "model" }>, read: Extract<ManifestRead, { found: true }>): Promise<RemoteFile[] | string> {
+    const usable = read.files.filter((f) => f.runtimes === undefined || f.runtimes.includes("llama_cpp"));
+    if (usable.length === 0) return "its manifest lists no file for llama_cpp";
+    const catalogNames = expandShards(spec.model.files).map(storeName);
+    const files: RemoteFile[] = [];
+    for (const [i, f] of usable.entries()) {
+      const name = catalogNames.length === usable.length ? catalogNames[i]! : storeName(f.name);
+      const direct = f.url && /^https?:\/\//.test(f.url) ? await probe(ctx, f.url, {}, 0) : undefined;
+      if (direct?.ok) {
+        files.push({ name, url: f.url!, ...(direct.size !== undefined ? { size: direct.size } : {}) });
+        continue;
+      }
+      if (direct) ctx.logger.info({ url: f.url, why: direct.why }, "the manifest's URL is not reachable from this node; fetching through the router");
+      const url = blobUrl(base, spec.id, i === 0 ? undefined : f.name, read.prefix);
+      const viaRouter = await probe(ctx, url, headers);
+      if (!viaRouter.ok) return `${url} ${viaRouter.why}`;
+      files.push({ name, url, ...(viaRouter.size !== undefined ? { size: viaRouter.size } : {}), ...(viaRouter.sha256 ? { sha256: viaRouter.sha256 } : {}), headers });
+    }
+    return files;
+  }
+
+  async function fromBlobRoute(ctx: SourceContext, base: string, spec: Extract<ArtifactSpec, { kind: "model" }>): Promise<RemoteFile[] | Extract<Probe, { ok: false }>> {
+    const files = expandShards(spec.model.files);
+    let failed: Extract<Probe, { ok: false }> | undefined;
+    for (const prefix of PREFIXES) {
+      const wanted = files.map((f, i) => ({ name: storeName(f), url: blobUrl(base, spec.id, i === 0 ? undefined : storeName(f), prefix) }));
+      const probes = await Promise.all(wanted.map((w) => probe(ctx, w.url, headers)));
+      failed = probes.find((p): p is Extract<Probe, { ok: false }> => !p.ok);
+      if (!failed) {
+        return wanted.map((w, i) => {
+          const p = probes[i] as Extract<Probe, { ok: true }>;
+          return { ...w, ...(p.size !== undefined ? { size: p.size } : {}), ...(p.sha256 ? { sha256: p.sha256 } : {}), headers };
+        });
+      }
+      if (!failed.missing) break;
+    }
+    return failed!;
+  }
+
   return {
     name: "router-proxy",
     priority: 30,
@@ -43,23 +131,21 @@ export default definePlugin(({ options }) => {
     async locate(spec: ArtifactSpec, ctx: SourceContext): Promise<LocateResult> {
       if (spec.kind !== "model") return { type: "not-here", reason: "serves models only", code: "NOT_HERE" };
       if (urls.length === 0) return { type: "not-here", reason: "no upstream router is configured (LLMLB_ROUTER_URL)", code: "NOT_CONFIGURED" };
-      const files = expandShards(spec.model.files);
       const problems: string[] = [];
       let unauthorized = false;
       for (const base of urls) {
-        const wanted = files.map((f, i) => ({ name: storeName(f), url: blobUrl(base, spec.id, i === 0 ? undefined : storeName(f)) }));
-        const probes = await Promise.all(wanted.map((w) => probe(ctx, w.url, headers)));
-        const failed = probes.find((p): p is Extract<Probe, { ok: false }> => !p.ok);
-        if (failed) {
-          problems.push(`${base} ${failed.why}`);
-          if (failed.status === 401 || failed.status === 403) unauthorized = true;
+        const manifest = await readManifest(ctx, base, spec.id, headers);
+        if (manifest.found) {
+          const files = await fromManifest(ctx, base, spec, manifest);
+          if (typeof files !== "string") return { type: "remote", files };
+          problems.push(`${base} ${files}`);
           continue;
         }
-        const remote: RemoteFile[] = wanted.map((w, i) => {
-          const p = probes[i] as Extract<Probe, { ok: true }>;
-          return { ...w, ...(p.size !== undefined ? { size: p.size } : {}), ...(p.sha256 ? { sha256: p.sha256 } : {}), headers };
-        });
-        return { type: "remote", files: remote };
+        if (manifest.status === 401 || manifest.status === 403) unauthorized = true;
+        const files = await fromBlobRoute(ctx, base, spec);
+        if (Array.isArray(files)) return { type: "remote", files };
+        problems.push(`${base} ${files.why}`);
+        if (files.status === 401 || files.status === 403) unauthorized = true;
       }
       if (problems.every((p) => p.endsWith("does not have it"))) return { type: "not-here", reason: problems.join("; "), code: "NOT_HERE" };
       if (unauthorized) {

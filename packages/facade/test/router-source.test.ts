@@ -1,0 +1,81 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
+import { startRouterStandin, type RouterStandin } from "../../../testkit/standins/index.js";
+import { describeBytes } from "../../../testkit/gguf/tiny-gguf.js";
+import { startTinyWorld, tinyChat, tinyEmbed, TINY_CHAT_FILE, TINY_CHAT_ID, TINY_EMBED_ID, TINY_REPO, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+
+const ROUTER_KEY = "rk_source_key_9";
+
+describe("an llmlb router as the model source (manifest, whole-file blob route)", () => {
+  let world: TinyWorld;
+  let router: RouterStandin;
+  let node: TestNode;
+  beforeAll(async () => {
+    world = await startTinyWorld();
+    router = await startRouterStandin({ apiKey: ROUTER_KEY, realRouter: true });
+    await router.addModel(TINY_CHAT_ID, tinyChat);
+    await router.addModel(TINY_EMBED_ID, tinyEmbed);
+    // The node's own Hugging Face source is unreachable; the manifest's URLs point at the stand-in hub.
+    node = await startTestNode({
+      ...world.env,
+      HF_ENDPOINT: "http://127.0.0.1:9",
+      LLMLB_ROUTER_URL: router.url,
+      LLMLB_ROUTER_API_KEY: ROUTER_KEY,
+      LLMLB_ROUTER_MODE: "poll",
+    });
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await router?.close();
+    await world?.close();
+  });
+
+  const resolve = async (id: string) => {
+    const events = [];
+    for await (const res of node.clients.resolver.resolve({ target: { case: "modelId", value: id } })) events.push(res.event);
+    return events;
+  };
+
+  it("fetches the manifest's llama_cpp file from its URL when reachable, skipping other runtimes", async () => {
+    router.setManifest(TINY_CHAT_ID, {
+      format: "gguf",
+      quantization: "F32",
+      files: [
+        { name: "model.safetensors", runtimes: ["gptoss_cpp"], url: `${world.hf.url}/${TINY_REPO}/resolve/main/model.safetensors` },
+        { name: TINY_CHAT_FILE, runtimes: ["llama_cpp"], url: `${world.hf.url}/${TINY_REPO}/resolve/main/${TINY_CHAT_FILE}` },
+      ],
+    });
+    const events = await resolve(TINY_CHAT_ID);
+    expect(events.find((e) => e.case === "done")?.value).toMatchObject({ source: "router-proxy" });
+    const hubFiles = world.hf.requests.filter((r) => r.path.includes("/resolve/")).map((r) => r.path);
+    expect(hubFiles.some((p) => p.endsWith(TINY_CHAT_FILE))).toBe(true);
+    expect(hubFiles.some((p) => p.endsWith("model.safetensors"))).toBe(false);
+    expect(router.bytesServed(TINY_CHAT_ID)).toBe(0);
+    // The router's key never travels to the manifest's host.
+    expect(world.hf.requests.every((r) => !JSON.stringify(r.headers).includes(ROUTER_KEY))).toBe(true);
+    const chat = await fetch(`${node.httpUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "hi" }], max_tokens: 3 }),
+    });
+    expect(chat.status).toBe(200);
+  });
+
+  it("falls back to the blob route (200, no Range) when the manifest's URL is unreachable; a dropped transfer restarts from zero and says so", async () => {
+    router.setManifest(TINY_EMBED_ID, { format: "gguf", files: [{ name: "tiny-embed.gguf", runtimes: ["llama_cpp"], url: "http://127.0.0.1:9/unreachable/tiny-embed.gguf" }] });
+    const size = describeBytes(tinyEmbed).size;
+    router.dropAt(Math.floor(size / 2), { path: TINY_EMBED_ID });
+    const events = await resolve(TINY_EMBED_ID);
+    expect(events.find((e) => e.case === "done")?.value).toMatchObject({ source: "router-proxy" });
+    const progress = events.filter((e) => e.case === "progress").map((e) => e.value);
+    const restarted = progress.find((p) => p.restarts > 0);
+    expect(restarted?.restarts).toBe(1);
+    expect(restarted?.restartReason).toMatch(/cannot resume|ignores byte ranges/);
+    // Every blob request was a whole-file GET: half the file, then all of it again.
+    const gets = router.requests.filter((r) => r.method === "GET" && r.file === TINY_EMBED_ID);
+    expect(gets.length).toBeGreaterThanOrEqual(2);
+    expect(router.bytesServed(TINY_EMBED_ID)).toBe(Math.floor(size / 2) + size);
+    const model = (await (await fetch(`${node.httpUrl}/v0/models/${TINY_EMBED_ID}`)).json()) as { state: string; local: { source: string } };
+    expect(model).toMatchObject({ state: "ready", local: { source: "router-proxy" } });
+  });
+});
