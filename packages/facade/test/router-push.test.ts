@@ -183,3 +183,41 @@ describe("a push-era router that accepts this CPU node", () => {
     expect((await fetch(`${node.httpUrl}/v0/logs?tail=lots`)).status).toBe(400);
   });
 });
+
+describe("start-up sync with the router (LLMLB_PREFETCH)", () => {
+  let world: TinyWorld;
+  let router: RouterStandin;
+  let node: TestNode;
+  beforeAll(async () => {
+    world = await startTinyWorld();
+    // Slow enough for a heartbeat to see the download running.
+    world.hf.throttle(300_000);
+    router = await startRouterStandin({ apiKey: ROUTER_KEY, acceptCpuNodes: true, realRouter: true });
+    await router.addModel(TINY_CHAT_ID, new Uint8Array(8));
+    await router.addModel("a-model-this-node-does-not-know", new Uint8Array(8));
+    node = await startTestNode(pushEnv(world, router, { LLMLB_PREFETCH: "true" }));
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await router?.close();
+    await world?.close();
+  });
+
+  it("pulls what the router lists at start, reports sync state and progress in heartbeats, and never deletes what it stops listing", async () => {
+    await expect.poll(() => router.heartbeats.find((h) => h.payload.sync_state === "running" && h.payload.sync_progress !== null), { timeout: 15_000 }).toBeTruthy();
+    const running = router.heartbeats.find((h) => h.payload.sync_state === "running" && h.payload.sync_progress !== null)!;
+    expect(running.problems).toEqual([]);
+    expect(running.payload).toMatchObject({ initializing: true, sync_progress: { model_id: TINY_CHAT_ID, file: "tiny-chat-F32.gguf", total_bytes: 878_560 } });
+    await expect.poll(() => router.heartbeats.at(-1)?.payload.sync_state, { timeout: 20_000 }).toBe("success");
+    expect(router.heartbeats.at(-1)!.payload).toMatchObject({ ready_models: [1, 2], initializing: false, sync_progress: null });
+    world.hf.throttle(null);
+
+    // The router stops listing it and pushes another model: that one is pulled, the first one stays.
+    router.removeModel(TINY_CHAT_ID);
+    const pushed = await fetch(`${node.httpUrl}/api/models/pull`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "tiny-embed" }) });
+    expect(pushed.status).toBe(200);
+    await expect.poll(() => router.heartbeats.at(-1)?.payload.ready_models, { timeout: 20_000 }).toEqual([2, 2]);
+    const chat = (await (await fetch(`${node.httpUrl}/v0/models/${TINY_CHAT_ID}`)).json()) as { state: string };
+    expect(chat.state).toBe("ready");
+  });
+});
