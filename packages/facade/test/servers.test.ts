@@ -57,7 +57,7 @@ describe("gRPC (h2c) and HTTP/1.1 listeners", () => {
     expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
     const res = await fetch(`${node.httpUrl}/v0/health`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: "SERVING" });
+    expect(await res.json()).toMatchObject({ status: "SERVING", gpu: { device_count: 0, capability_score: 0 }, load: { active_requests: 0 } });
   });
 
   it("streams health Watch over gRPC until the client cancels", async () => {
