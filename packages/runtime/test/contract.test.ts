@@ -36,6 +36,7 @@ describe("protobuf contract", () => {
       LoadModel: "unary",
       UnloadModel: "unary",
       ListLoadedModels: "unary",
+      GetHostStatus: "unary",
     });
     expect(Health.typeName).toBe("grpc.health.v1.Health");
   });
