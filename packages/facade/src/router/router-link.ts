@@ -33,7 +33,6 @@ export class RouterLink {
     registerRouterRoutes(app, this.clients, {
       pulls: this.pulls,
       logs: this.logs,
-      sync: this.sync,
       version: NODE_VERSION,
       onPush: () => {
         if (this.config.prefetch && this.config.routerUrls.length > 0) void this.runSync();

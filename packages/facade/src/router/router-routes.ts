@@ -6,14 +6,12 @@ import { assertPullable, type PullRegistry } from "../http/v0/pull-registry.js";
 import { sendOpenAiError } from "../http/openai-error.js";
 import { DownloadTasks } from "./download-tasks.js";
 import { gpuSummary, hostStatus, isServing } from "./node-facts.js";
-import type { RouterSync } from "./router-sync.js";
 
 export interface RouterRoutesDeps {
   pulls: PullRegistry;
   logs: LogRing | undefined;
   /** Runs on each model a router pushes (start-up sync again, when enabled). */
   onPush?: (modelId: string) => void;
-  sync?: RouterSync;
   version: string;
 }
 
