@@ -12,7 +12,7 @@ import { registerDashboardRoutes } from "../src/http/dashboard-routes.js";
 import { tempDir } from "../../../testkit/node/index.js";
 import { launchChromium, type Browser } from "./helpers/chromium.js";
 import { dashboardDistDir, ensureDashboardBuilt } from "./helpers/dashboard-build.js";
-import { API_KEY, EXTRA_FILE, EXTRA_REPO, SUPPORTED_MODELS, TINY_ID, TINY_NAME, TINY_REPO, TINY_SIZE_TEXT, startDashboardWorld, type DashboardWorld } from "./helpers/dashboard-world.js";
+import { API_KEY, EXTRA_FILE, EXTRA_REPO, SUPPORTED_MODELS, TINY_ID, TINY_NAME, TINY_REPO, TINY_SIZE_TEXT, UNSUPPORTED_ID, startDashboardWorld, type DashboardWorld } from "./helpers/dashboard-world.js";
 
 const ARTIFACTS = path.resolve(import.meta.dirname, "../../../test-artifacts/dashboard");
 const screenshot = (page: Page, name: string) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
@@ -80,6 +80,16 @@ describe("dashboard in Chromium against a running node", () => {
     await expect.poll(() => visibleCards(page).count()).toBe(SUPPORTED_MODELS.length);
     expect(await keyDialog.isVisible()).toBe(false);
     await screenshot(page, "hub");
+  });
+
+  it("shows a model this node cannot run greyed out, with the reason and no Pull button", async () => {
+    const unsupported = card(page, UNSUPPORTED_ID);
+    expect(await unsupported.getAttribute("data-state")).toBe("unsupported");
+    expect(await unsupported.locator(".badge").textContent()).toBe("unsupported");
+    expect(await unsupported.locator(".card-meta").innerText()).toContain("20B params");
+    expect(await unsupported.getByRole("note").innerText()).toContain('format "safetensors" is not supported by this node');
+    expect(await unsupported.getByRole("button").count()).toBe(0);
+    expect(Number(await unsupported.evaluate("(el) => getComputedStyle(el).opacity"))).toBeLessThan(1);
   });
 
   it("filters cards by name and by tag as the user types", async () => {

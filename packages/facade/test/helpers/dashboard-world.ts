@@ -27,7 +27,7 @@ const tiny = (() => {
 const tinyInfo = describeBytes(tiny);
 export const TINY_SIZE_TEXT = "4.00 MiB";
 
-/** Four curated models: one the stand-in serves, three that only need to be listed. */
+/** Five curated models: one the stand-in serves, four that only need to be listed (one of them unsupported here). */
 export const SUPPORTED_MODELS = [
   {
     id: TINY_ID,
@@ -86,7 +86,25 @@ export const SUPPORTED_MODELS = [
     parameter_count: 137_000_000,
     format: "gguf",
   },
+  {
+    // As an llmlb router lists it: this node cannot run it, so it is shown greyed out with the reason.
+    id: "gpt-oss-20b",
+    name: "GPT-OSS 20B",
+    description: "OpenAI's open-weight 20B model (Metal optimized).",
+    repo: "openai/gpt-oss-20b",
+    recommended_filename: "model.safetensors.index.json",
+    size_bytes: 13_761_316_904,
+    required_memory_bytes: 20_641_975_356,
+    tags: ["openai", "gpt-oss"],
+    capabilities: ["TextGeneration"],
+    quantization: null,
+    parameter_count: "20B",
+    format: "safetensors",
+    engine: "gptoss_cpp",
+    platforms: ["macos-metal"],
+  },
 ];
+export const UNSUPPORTED_ID = "gpt-oss-20b";
 
 export interface DashboardWorld {
   hf: HfStandin;
