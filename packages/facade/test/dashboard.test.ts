@@ -89,7 +89,9 @@ describe("dashboard in Chromium against a running node", () => {
     expect(await unsupported.locator(".card-meta").innerText()).toContain("20B params");
     expect(await unsupported.getByRole("note").innerText()).toContain('format "safetensors" is not supported by this node');
     expect(await unsupported.getByRole("button").count()).toBe(0);
-    expect(Number(await unsupported.evaluate("(el) => getComputedStyle(el).opacity"))).toBeLessThan(1);
+    // Runs in the page: getComputedStyle is the browser's (this file is typed for Node).
+    const opacity = await unsupported.evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { opacity: string } }).getComputedStyle(el).opacity);
+    expect(Number(opacity)).toBeLessThan(1);
   });
 
   it("filters cards by name and by tag as the user types", async () => {
