@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { request as httpRequest } from "node:http";
+import { createServer, request as httpRequest, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -633,5 +634,59 @@ describe("router stand-in", () => {
     await expect(fetch(`${router.url}/v0/models`, { headers: auth })).rejects.toThrow();
     await router.up();
     expect((await fetch(`${router.url}/v0/models`, { headers: auth })).status).toBe(200);
+  });
+});
+
+describe("router stand-in, push era", () => {
+  let router: RouterStandin;
+  let nodeApi: Server;
+  let nodePort = 0;
+  beforeAll(async () => {
+    router = await startRouterStandin({ apiKey: "sk-router" });
+    // A minimal node API: the router reads /v1/models before it answers a registration.
+    nodeApi = createServer((_req, res) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ data: [{ id: "m1" }], ready_models: [1, 1] })));
+    await new Promise<void>((resolve) => nodeApi.listen(0, "127.0.0.1", resolve));
+    nodePort = (nodeApi.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    await router.close();
+    await new Promise((resolve) => nodeApi.close(resolve));
+  });
+  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${router.url}${path}`, { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer sk-router", ...headers }, body: JSON.stringify(body) });
+  const registration = (gpu: boolean) => ({
+    machine_name: "m", ip_address: "127.0.0.1", runtime_version: "0.1.0", runtime_port: nodePort - 1,
+    gpu_available: gpu, gpu_devices: gpu ? [{ model: "RTX", count: 1, memory: 1024 }] : [], gpu_count: gpu ? 1 : 0, gpu_model: gpu ? "RTX" : null, supported_runtimes: ["llama_cpp"],
+  });
+
+  it("403 without a GPU, 201 then 200 with a new token, reading the node's /v1/models", async () => {
+    const refused = await post("/v0/nodes", registration(false));
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as { error: string }).error).toContain("GPU is required");
+    const first = await post("/v0/nodes", registration(true));
+    expect(first.status).toBe(201);
+    const a = (await first.json()) as { node_id: string; node_token: string; status: string };
+    expect(a.status).toBe("registered");
+    expect(router.nodes.get(a.node_id)).toMatchObject({ modelIds: ["m1"], readyModels: [1, 1] });
+    const again = await post("/v0/nodes", registration(true));
+    expect(again.status).toBe(200);
+    const b = (await again.json()) as { node_id: string; node_token: string; status: string };
+    expect(b).toMatchObject({ node_id: a.node_id, status: "updated" });
+    expect(b.node_token).not.toBe(a.node_token);
+    expect((await post("/v0/nodes", { ...registration(true), runtime_port: "8079" })).status).toBe(400);
+    expect(router.registrations.at(-1)!.problems).toEqual(['runtime_port is "8079"']);
+  });
+
+  it("heartbeat: 401 without the key or the token, 404 for an unknown node, 400 naming a wrong field", async () => {
+    const { node_id, node_token } = (await (await post("/v0/nodes", registration(true))).json()) as { node_id: string; node_token: string };
+    const beat = { node_id, cpu_usage: 5, memory_usage: 40, active_requests: 0 };
+    expect((await post("/v0/health", beat)).status).toBe(401);
+    expect((await post("/v0/health", beat, { "x-node-token": node_token, authorization: "Bearer nope" })).status).toBe(401);
+    expect((await post("/v0/health", beat, { "x-node-token": "nt_other" })).status).toBe(401);
+    expect((await post("/v0/health", { ...beat, node_id: "unknown" }, { "x-node-token": node_token })).status).toBe(404);
+    expect((await post("/v0/health", { ...beat, cpu_usage: 250 }, { "x-node-token": node_token })).status).toBe(400);
+    expect(router.heartbeats.at(-1)!.problems).toContain("cpu_usage is 250");
+    router.forgetNode(node_id);
+    expect((await post("/v0/health", beat, { "x-node-token": node_token })).status).toBe(404);
   });
 });
