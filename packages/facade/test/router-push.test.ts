@@ -2,7 +2,8 @@ import { Writable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { startRouterStandin, type RouterStandin } from "../../../testkit/standins/index.js";
-import { startTinyWorld, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+import { describeBytes } from "../../../testkit/gguf/tiny-gguf.js";
+import { startTinyWorld, tinyChat, TINY_CHAT_FILE, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
 const ROUTER_KEY = "rk_router_secret_77";
 
@@ -126,9 +127,10 @@ describe("a push-era router that accepts this CPU node", () => {
     // A router restarted with the same node but new tokens: the old token gets 401, the node re-registers (200 "updated").
     const registrationsBefore = router.registrations.length;
     (second as { token: string }).token = "nt_revoked";
-    await expect.poll(() => router.registrations.length, { timeout: 10_000 }).toBeGreaterThan(registrationsBefore);
+    // A registration is recorded when it arrives and answered after the router has read the node's /v1/models.
+    await expect.poll(() => router.registrations.slice(registrationsBefore).find((r) => r.status !== 0)?.status, { timeout: 10_000 }).toBe(200);
     expect(router.heartbeats.some((h) => h.status === 401)).toBe(true);
-    expect(router.registrations.at(-1)).toMatchObject({ status: 200, body: { status: "updated", node_id: second.nodeId } });
+    expect(router.registrations.slice(registrationsBefore).find((r) => r.status !== 0)).toMatchObject({ body: { status: "updated", node_id: second.nodeId } });
     const beatsBefore = okBeats().length;
     await expect.poll(() => okBeats().length, { timeout: 10_000 }).toBeGreaterThan(beatsBefore);
   });
@@ -207,7 +209,7 @@ describe("start-up sync with the router (LLMLB_PREFETCH)", () => {
     await expect.poll(() => router.heartbeats.find((h) => h.payload.sync_state === "running" && h.payload.sync_progress !== null), { timeout: 15_000 }).toBeTruthy();
     const running = router.heartbeats.find((h) => h.payload.sync_state === "running" && h.payload.sync_progress !== null)!;
     expect(running.problems).toEqual([]);
-    expect(running.payload).toMatchObject({ initializing: true, sync_progress: { model_id: TINY_CHAT_ID, file: "tiny-chat-F32.gguf", total_bytes: 878_560 } });
+    expect(running.payload).toMatchObject({ initializing: true, sync_progress: { model_id: TINY_CHAT_ID, file: TINY_CHAT_FILE, total_bytes: describeBytes(tinyChat).size } });
     await expect.poll(() => router.heartbeats.at(-1)?.payload.sync_state, { timeout: 20_000 }).toBe("success");
     expect(router.heartbeats.at(-1)!.payload).toMatchObject({ ready_models: [1, 2], initializing: false, sync_progress: null });
     world.hf.throttle(null);
