@@ -192,8 +192,8 @@ describe("start-up sync with the router (LLMLB_PREFETCH)", () => {
   let node: TestNode;
   beforeAll(async () => {
     world = await startTinyWorld();
-    // Slow enough for a heartbeat to see the download running.
-    world.hf.throttle(300_000);
+    // Slow enough (~7 s) for a heartbeat to see the download running even on a busy machine.
+    world.hf.throttle(120_000);
     router = await startRouterStandin({ apiKey: ROUTER_KEY, acceptCpuNodes: true, realRouter: true });
     await router.addModel(TINY_CHAT_ID, new Uint8Array(8));
     await router.addModel("a-model-this-node-does-not-know", new Uint8Array(8));
@@ -206,11 +206,11 @@ describe("start-up sync with the router (LLMLB_PREFETCH)", () => {
   });
 
   it("pulls what the router lists at start, reports sync state and progress in heartbeats, and never deletes what it stops listing", async () => {
-    await expect.poll(() => router.heartbeats.find((h) => h.payload.sync_state === "running" && h.payload.sync_progress !== null), { timeout: 15_000 }).toBeTruthy();
+    await expect.poll(() => router.heartbeats.find((h) => h.payload.sync_state === "running" && h.payload.sync_progress !== null), { timeout: 20_000 }).toBeTruthy();
     const running = router.heartbeats.find((h) => h.payload.sync_state === "running" && h.payload.sync_progress !== null)!;
     expect(running.problems).toEqual([]);
     expect(running.payload).toMatchObject({ initializing: true, sync_progress: { model_id: TINY_CHAT_ID, file: TINY_CHAT_FILE, total_bytes: describeBytes(tinyChat).size } });
-    await expect.poll(() => router.heartbeats.at(-1)?.payload.sync_state, { timeout: 20_000 }).toBe("success");
+    await expect.poll(() => router.heartbeats.at(-1)?.payload.sync_state, { timeout: 30_000 }).toBe("success");
     expect(router.heartbeats.at(-1)!.payload).toMatchObject({ ready_models: [1, 2], initializing: false, sync_progress: null });
     world.hf.throttle(null);
 
