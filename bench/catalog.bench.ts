@@ -17,6 +17,7 @@ import path from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { openCatalogDb } from "../packages/runtime/src/catalog/catalog-db.js";
+import { openStateStore } from "../packages/runtime/src/state/state-store.js";
 import { RegistrationStore } from "../packages/runtime/src/catalog/registration-store.js";
 import type { SupportedModelRecord } from "../packages/runtime/src/catalog/supported-models.js";
 import { Health } from "../packages/runtime/src/gen/grpc/health/v1/health_pb.js";
@@ -50,7 +51,8 @@ function supportedModel(i: number): SupportedModelRecord {
 }
 
 async function seedRegistrations(home: string): Promise<void> {
-  const db = openCatalogDb(home);
+  const state = await openStateStore({ home, stateUrl: "" }, silentLogger());
+  const db = openCatalogDb(state);
   const store = new RegistrationStore(db.registrations, silentLogger());
   for (let i = 0; i < REGISTERED; i++) {
     await store.add({
@@ -69,7 +71,7 @@ async function seedRegistrations(home: string): Promise<void> {
       },
     });
   }
-  await db.close();
+  await state.close();
 }
 
 /** Starts the node in a child process (same flags as this one: tsx, source conditions) and waits until it serves. */

@@ -117,6 +117,7 @@ export async function startNode(config: NodeConfig, logger: Logger = loggerFor(c
     });
     runtime.onClose(() => pulls.close());
     router.start(http.port);
+    runtime.fleet?.join(runtime.advertiseUrl(http.port));
     const listeners = { grpc, http };
     return {
       runtime,

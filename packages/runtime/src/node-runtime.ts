@@ -13,6 +13,8 @@ import type { SourceDefaults } from "./plugin/loader.js";
 import { composeNode, type NodeComponents } from "./node/compose.js";
 import { errorInterceptor } from "./server/interceptors.js";
 import { ListenerGuard } from "./security/listener-guard.js";
+import type { Fleet } from "./fleet/fleet.js";
+import type { StateStore } from "./state/state-store.js";
 import { startGrpcServer, type GrpcServer } from "./server/grpc-server.js";
 import type { HealthState } from "./services/health-service.js";
 import { nodeRoutes, type NodeServices } from "./services/routes.js";
@@ -38,6 +40,10 @@ export class NodeRuntime {
   readonly sources: SourceChain;
   /** Inference with node-llama-cpp in a supervised runner process. */
   readonly engine: RunnerEngine;
+  /** State a fleet shares (node.db, plus Redis/PostgreSQL with LLMLB_STATE_URL). */
+  readonly state: StateStore;
+  /** Membership of a fleet (LLMLB_STATE_URL set); the HTTP listener calls fleet.join(url) once it knows its URL. */
+  readonly fleet: Fleet | undefined;
   /** Prometheus metrics, fed by the events, the call interceptor and a scrape-time probe. */
   readonly metrics: NodeMetrics;
   private listenerGuard: ListenerGuard | undefined;
@@ -61,6 +67,8 @@ export class NodeRuntime {
     this.resolver = components.resolver;
     this.sources = components.sources;
     this.engine = components.engine;
+    this.state = components.state;
+    this.fleet = components.fleet;
     this.metrics = components.metrics;
     this.closers.push(() => components.close());
   }
@@ -73,6 +81,13 @@ export class NodeRuntime {
     const shutdownController = new AbortController();
     const components = await composeNode({ config, logger, shutdownSignal: shutdownController.signal, ...options });
     return new NodeRuntime(config, logger, components, shutdownController);
+  }
+
+  /** This node's base URL as peers reach it: LLMLB_ADVERTISE_URL, or http://<host>:<http port>. */
+  advertiseUrl(httpPort: number): string {
+    if (this.config.advertiseUrl) return this.config.advertiseUrl;
+    const host = this.config.host.includes(":") ? `[${this.config.host}]` : this.config.host;
+    return `http://${host}:${httpPort}`;
   }
 
   /**

@@ -31,6 +31,11 @@ export interface CatalogOptions {
   progressIntervalMs?: number;
   /** Lock polling interval (default 1000 ms). */
   lockPollMs?: number;
+  /**
+   * Registrations are shared with other nodes (LLMLB_STATE_URL): they are re-read this often
+   * (ms), and at once when an unknown id is asked for. Undefined on a single node.
+   */
+  registrationSyncMs?: number;
 }
 
 export interface ListResult {
@@ -74,9 +79,17 @@ export class Catalog {
   private readonly throttle: ChangeThrottle;
   private readonly locks: LockPoller;
   private readonly unsubscribe: Array<() => void> = [];
+  private syncTimer: NodeJS.Timeout | undefined;
+  private syncing: Promise<void> | undefined;
+  private closed = false;
 
-  /** Lookup by id for the resolver and engine. */
-  readonly directory: ModelDirectory = { get: async (id) => this.items.get(id)?.entry };
+  /** Lookup by id for the resolver and engine; in a fleet, an unknown id re-reads the shared registrations first. */
+  readonly directory: ModelDirectory = {
+    get: async (id) => {
+      if (!this.items.has(id) && this.options.registrationSyncMs !== undefined) await this.syncRegistrations();
+      return this.items.get(id)?.entry;
+    },
+  };
 
   private constructor(private readonly options: CatalogOptions) {
     this.throttle = new ChangeThrottle(options.progressIntervalMs ?? 250, (id) => this.publish(id));
@@ -112,7 +125,56 @@ export class Catalog {
     );
     await catalog.syncWithStore();
     await catalog.locks.poll();
+    catalog.scheduleRegistrationSync();
     return catalog;
+  }
+
+  /**
+   * Brings registrations made or removed by other nodes of the fleet into this catalog. Removals
+   * are applied only from a complete answer of the shared store (never from this node's copy alone).
+   */
+  syncRegistrations(): Promise<void> {
+    this.syncing ??= this.readRegistrations().finally(() => (this.syncing = undefined));
+    return this.syncing;
+  }
+
+  private async readRegistrations(): Promise<void> {
+    let loaded: Awaited<ReturnType<RegistrationStore["load"]>>;
+    try {
+      loaded = await this.options.registrations.load();
+    } catch (err) {
+      this.options.logger.debug({ err }, "could not re-read registrations");
+      return;
+    }
+    const seen = new Set<string>();
+    for (const { entry } of loaded.records) {
+      seen.add(entry.id);
+      if (this.items.has(entry.id) || this.pendingIds.has(entry.id)) continue;
+      this.add(entry);
+      await this.refreshLocal(entry.id);
+      this.throttle.push(entry.id, false);
+      this.options.logger.info({ modelId: entry.id, repo: entry.repo }, "model registered by another node");
+    }
+    if (!loaded.complete) return;
+    for (const id of [...this.order]) {
+      const item = this.items.get(id)!;
+      if (item.entry.origin !== "registered" || seen.has(id) || this.pendingIds.has(id)) continue;
+      const status = this.states.get(id);
+      if (status.state === "downloading" || status.state === "loaded") continue;
+      const last = this.protoOf(id, false);
+      this.remove(id);
+      this.watchers.publish({ id, model: last, removed: true, progressOnly: false });
+      this.options.logger.info({ modelId: id }, "model unregistered by another node");
+    }
+  }
+
+  private scheduleRegistrationSync(): void {
+    const every = this.options.registrationSyncMs;
+    if (every === undefined || this.closed) return;
+    this.syncTimer = setTimeout(() => {
+      void this.syncRegistrations().finally(() => this.scheduleRegistrationSync());
+    }, every);
+    this.syncTimer.unref();
   }
 
   /** Marks every model that is on disk READY (start-up). */
@@ -230,6 +292,8 @@ export class Catalog {
   }
 
   close(): void {
+    this.closed = true;
+    clearTimeout(this.syncTimer);
     for (const off of this.unsubscribe.splice(0)) off();
     this.locks.close();
     this.throttle.close();

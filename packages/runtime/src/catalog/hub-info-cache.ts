@@ -1,4 +1,3 @@
-import type Keyv from "keyv";
 import type { Logger } from "../logging/index.js";
 
 /** Popularity of a repository on the Hub. */
@@ -13,7 +12,10 @@ export type HubStatsFetcher = (repo: string, signal: AbortSignal) => Promise<{ d
 
 export interface HubInfoCacheOptions {
   /** Persistent cache (its own namespace); entries expire after ttlMs. */
-  kv: Keyv<HubStats>;
+  kv: {
+    getMany(keys: string[]): Promise<Array<HubStats | undefined>>;
+    set(key: string, value: HubStats, ttlMs: number): Promise<unknown>;
+  };
   fetchStats: HubStatsFetcher;
   ttlMs: number;
   /** A failed repo is not asked again before this long. */

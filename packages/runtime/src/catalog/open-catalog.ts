@@ -2,6 +2,7 @@ import type { NodeConfig } from "../config/index.js";
 import { withFraction, type ModelEvents } from "../events/model-events.js";
 import type { Logger } from "../logging/index.js";
 import { listDownloadLocks } from "../store/download-lock.js";
+import type { StateStore } from "../state/state-store.js";
 import type { Store } from "../store/store.js";
 import { Catalog } from "./catalog.js";
 import { openCatalogDb } from "./catalog-db.js";
@@ -23,6 +24,8 @@ export interface CatalogTuning {
   /** A repo whose popularity could not be fetched is not asked again before this long. */
   hubInfoRetryMs: number;
   hubInfoConcurrency: number;
+  /** In a fleet: how often registrations made by other nodes are re-read. */
+  registrationSyncMs: number;
 }
 
 export const DEFAULT_CATALOG_TUNING: CatalogTuning = {
@@ -31,6 +34,7 @@ export const DEFAULT_CATALOG_TUNING: CatalogTuning = {
   hubInfoTtlMs: 10 * 60_000,
   hubInfoRetryMs: 60_000,
   hubInfoConcurrency: 4,
+  registrationSyncMs: 2_000,
 };
 
 export interface OpenCatalogOptions {
@@ -38,13 +42,16 @@ export interface OpenCatalogOptions {
   logger: Logger;
   events: ModelEvents;
   store: Store;
+  /** Where registrations and the hub-info cache live (node.db, and the fleet's shared store). */
+  state: StateStore;
   tuning?: Partial<CatalogTuning>;
 }
 
 /**
  * Opens the catalog: loads supported_models.json (an invalid file stops start-up with one
- * message), opens registrations and the hub-info cache in <home>/node.db, and follows the store.
- * close() closes the catalog, then its database.
+ * message), opens registrations and the hub-info cache in the state store, and follows the store.
+ * In a fleet, registrations other nodes make are re-read (every registrationSyncMs, and when the
+ * shared store is reachable again).
  */
 export async function openCatalog(options: OpenCatalogOptions): Promise<{ catalog: Catalog; close(): Promise<void> }> {
   const t = { ...DEFAULT_CATALOG_TUNING, ...options.tuning };
@@ -52,8 +59,8 @@ export async function openCatalog(options: OpenCatalogOptions): Promise<{ catalo
   const supported = loadSupportedModels(config.supportedModels, { optional: config.origins.supportedModels.kind === "default" });
   if (supported.length === 0) logger.warn({ file: config.supportedModels }, "no supported models file found; the catalog holds registered models only");
 
-  const db = openCatalogDb(config.home);
-  try {
+  const db = openCatalogDb(options.state);
+  {
     const hubOptions = { endpoint: config.hfEndpoint, ...(config.hfToken ? { token: config.hfToken } : {}) };
     const statsClient = new HubClient({ ...hubOptions, timeoutMs: t.hubInfoTimeoutMs });
     const hubInfo = new HubInfoCache({
@@ -76,18 +83,16 @@ export async function openCatalog(options: OpenCatalogOptions): Promise<{ catalo
       store: storePort(options.store),
       readActiveDownloads: () => activeDownloads(config.home),
       logger,
+      ...(options.state.shared ? { registrationSyncMs: t.registrationSyncMs } : {}),
     });
+    options.state.link?.onRecovered(() => catalog.syncRegistrations());
     logger.debug({ models: catalog.size, file: config.supportedModels }, "catalog ready");
     return {
       catalog,
       async close() {
         catalog.close();
-        await db.close();
       },
     };
-  } catch (err) {
-    await db.close();
-    throw err;
   }
 }
 

@@ -1,5 +1,5 @@
-import type Keyv from "keyv";
 import type { Logger } from "../logging/index.js";
+import type { KvNamespace } from "../state/shared-kv.js";
 import type { ModelEntry } from "./model-entry.js";
 
 /** A registered model as persisted. */
@@ -9,22 +9,35 @@ export interface RegistrationRecord {
   registeredAt: number;
 }
 
-/** Registrations in keyv (their own namespace of <home>/node.db), keyed by model id. */
+/** Registrations in the state store (their own namespace), keyed by model id. */
 export class RegistrationStore {
+  private readonly warned = new Set<string>();
+
   constructor(
-    private readonly kv: Keyv<RegistrationRecord>,
+    private readonly kv: KvNamespace<RegistrationRecord>,
     private readonly logger: Logger,
   ) {}
 
   /** Every registration, oldest first. Malformed records are skipped with a warning. */
   async loadAll(): Promise<RegistrationRecord[]> {
+    return (await this.load()).records;
+  }
+
+  /**
+   * Every registration, oldest first; `complete` is false when the fleet's shared store could not
+   * be asked (the records are this node's copy only).
+   */
+  async load(): Promise<{ records: RegistrationRecord[]; complete: boolean }> {
+    const { entries, complete } = await this.kv.entries();
     const records: RegistrationRecord[] = [];
-    if (!this.kv.iterator) return records;
-    for await (const [key, value] of this.kv.iterator(this.kv.namespace)) {
+    for (const [key, value] of entries) {
       if (isRecord(value) && value.entry.id === key) records.push(value);
-      else this.logger.warn({ key }, "ignoring a malformed model registration in node.db");
+      else if (!this.warned.has(key)) {
+        this.warned.add(key);
+        this.logger.warn({ key }, "ignoring a malformed model registration in the state store");
+      }
     }
-    return records.sort((a, b) => a.registeredAt - b.registeredAt);
+    return { records: records.sort((a, b) => a.registeredAt - b.registeredAt), complete };
   }
 
   async add(record: RegistrationRecord): Promise<void> {

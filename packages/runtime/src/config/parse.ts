@@ -58,6 +58,23 @@ export const parseUrl: Parser<string> = (raw) => {
   return url.toString().replace(/\/+$/, "");
 };
 
+/** The shared state store: "" (the embedded SQLite file), redis(s)://… or postgres(ql)://… */
+export const parseStateUrl: Parser<string> = (raw) => {
+  if (typeof raw !== "string") throw new Error("expected a redis:// or postgres:// URL");
+  const value = raw.trim();
+  if (value === "") return "";
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error("expected a redis://host:port or postgres://user@host:port/db URL");
+  }
+  if (!["redis:", "rediss:", "postgres:", "postgresql:"].includes(url.protocol)) {
+    throw new Error(`expected redis://, rediss://, postgres:// or postgresql://, not ${url.protocol}//`);
+  }
+  return value;
+};
+
 /** A list from a JSON array or a comma-separated string. */
 export const parseList =
   <T>(item: Parser<T>, separator: string | RegExp = ","): Parser<T[]> =>

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
-  parseBoolean, parseEnum, parseInteger, parseList, parsePath, parsePort, parseSize, parseString, parseUrl,
+  parseBoolean, parseEnum, parseInteger, parseList, parsePath, parsePort, parseSize, parseStateUrl, parseString, parseUrl,
   type Parser,
 } from "./parse.js";
 import { findUp } from "./find-up.js";
@@ -137,6 +137,10 @@ export const SETTINGS = {
     description: "Seconds a source provider may take to locate an artifact." }),
   runtimeUrl: setting<string>({ env: ["LLMLB_RUNTIME_URL"], parse: parseUrl, default: "",
     description: "Serve HTTP in front of a remote runtime over gRPC (e.g. http://10.0.0.5:50051) instead of in-process." }),
+  stateUrl: setting({ env: ["LLMLB_STATE_URL"], parse: parseStateUrl, default: "", secret: true,
+    description: "Shared state of a fleet: redis://host:6379 or postgres://user:pass@host/db; empty keeps state in <home>/node.db." }),
+  advertiseUrl: setting<string>({ env: ["LLMLB_ADVERTISE_URL"], parse: parseUrl, default: "",
+    description: "This node's base URL as other nodes of the fleet reach it; empty means http://<host>:<httpPort>." }),
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;

@@ -18,6 +18,9 @@ import { createInferenceService } from "../services/inference-service.js";
 import { createResolverService } from "../services/resolver-service.js";
 import { SERVED_SERVICE_NAMES, type NodeServices } from "../services/routes.js";
 import { Store } from "../store/store.js";
+import { openStateStore, type StateStore } from "../state/state-store.js";
+import { Fleet } from "../fleet/fleet.js";
+import { openLeaseBackend } from "../fleet/lease-backend.js";
 
 /** Every component of one node, built once, in dependency order. */
 export interface NodeComponents {
@@ -36,6 +39,10 @@ export interface NodeComponents {
   engine: RunnerEngine;
   /** Prometheus metrics, fed by the events, the call interceptor and a scrape-time probe. */
   metrics: NodeMetrics;
+  /** State a fleet shares: registrations, hub info, node directory, download leases. */
+  state: StateStore;
+  /** Membership of a fleet; undefined without LLMLB_STATE_URL. */
+  fleet: Fleet | undefined;
   services: NodeServices;
   /** Closes the components, the last built first. */
   close(): Promise<void>;
@@ -71,13 +78,18 @@ export async function composeNode(options: ComposeOptions): Promise<NodeComponen
   try {
     const events = new ModelEvents();
     const health = new HealthState(SERVED_SERVICE_NAMES);
+    const state = await openStateStore(config, logger);
+    closers.push(() => state.close());
     const store = await Store.open({ home: config.home, logger, events });
     closers.push(() => store.close());
-    const opened = await openCatalog({ config, logger, events, store, ...(options.catalogTuning ? { tuning: options.catalogTuning } : {}) });
+    const fleet = state.shared ? openFleet(config, state, events, store, logger) : undefined;
+    if (fleet) closers.push(() => fleet.close());
+    const opened = await openCatalog({ config, logger, events, store, state, ...(options.catalogTuning ? { tuning: options.catalogTuning } : {}) });
     closers.push(() => opened.close());
     const { catalog } = opened;
     const stack = await openResolverStack({
       config, logger, events, store, models: catalog.directory, ...(options.sourceDefaults ? { sourceDefaults: options.sourceDefaults } : {}),
+      ...(fleet ? { fleet: { view: fleet.view, downloads: fleet } } : {}),
     });
     closers.push(() => stack.close());
     const engine = createRunnerEngine({
@@ -99,11 +111,23 @@ export async function composeNode(options: ComposeOptions): Promise<NodeComponen
       inference: createInferenceService(engine, new HostLoad(), logger.child({ component: "engine" })),
       health: createHealthService(health),
     };
-    return { events, health, store, catalog, sources: stack.sources, resolver: stack.resolver, engine, metrics, services, close: closeAll };
+    return { events, health, store, catalog, sources: stack.sources, resolver: stack.resolver, engine, metrics, services, state, fleet, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;
   }
+}
+
+/** The fleet membership of a node with a shared state store; it joins once its HTTP URL is known. */
+function openFleet(config: NodeConfig, state: StateStore, events: ModelEvents, store: Store, logger: Logger): Fleet {
+  return new Fleet({
+    state,
+    leases: openLeaseBackend(config.stateUrl),
+    apiKey: config.apiKey,
+    events,
+    readyModels: async () => (await store.listModels()).map((m) => m.id),
+    logger,
+  });
 }
 
 /**

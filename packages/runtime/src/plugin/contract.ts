@@ -53,6 +53,16 @@ export type LocateResult =
   /** This source does not have it; reason is shown to the user, code is UPPER_SNAKE. */
   | { type: "not-here"; reason: string; code?: string };
 
+/** The fleet this node belongs to (LLMLB_STATE_URL), as a source sees it. */
+export interface FleetView {
+  /** Base URLs of live peers holding the model READY. */
+  holders(modelId: string): Promise<string[]>;
+  /** Base URL of the peer downloading the model now (it holds the cluster's lease), if another node does. */
+  downloader(modelId: string): Promise<string | undefined>;
+  /** Headers every request to a peer carries (the cluster's key). */
+  headers(): Record<string, string>;
+}
+
 /**
  * What a provider may use. Nothing else of the runtime is reachable from a plugin: no node
  * configuration, no other source's secrets. The node-level settings a built-in source needs (an
@@ -67,6 +77,8 @@ export interface SourceContext {
   dispatcher: Dispatcher;
   /** Aborted when the caller gives up or the provider's deadline passes. */
   signal: AbortSignal;
+  /** Present when the node is part of a fleet (a shared state store is configured). */
+  fleet?: FleetView;
 }
 
 export interface SourceProvider {

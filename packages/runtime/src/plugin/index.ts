@@ -12,6 +12,7 @@ export {
   type SourceContext,
   type SourceProvider,
   type SourcePlugin,
+  type FleetView,
 } from "./contract.js";
 export type { SourceDefaults } from "./loader.js";
 export type { SourceEntry } from "../config/config-file.js";

@@ -6,6 +6,8 @@ import { loadSources, type SourceDefaults } from "../plugin/loader.js";
 import { Store } from "../store/store.js";
 import { HttpClient } from "../transfer/http-client.js";
 import { TransferEngine } from "../transfer/transfer-engine.js";
+import type { FleetDownloads } from "../fleet/fleet.js";
+import type { FleetView } from "../plugin/contract.js";
 import { Resolver } from "./resolver.js";
 import { SourceChain } from "./source-chain.js";
 
@@ -19,6 +21,8 @@ export interface ResolverStackOptions {
   store?: Store;
   /** The default chain and the built-ins' node-level options (the facade passes @llmlb/plugins'). */
   sourceDefaults?: SourceDefaults;
+  /** The fleet this node belongs to (LLMLB_STATE_URL): the peer source's view and the hub download lease. */
+  fleet?: { view: FleetView; downloads: FleetDownloads };
 }
 
 /** Store, sources, transfer engine and resolver of one node, wired together. */
@@ -43,10 +47,11 @@ export async function openResolverStack(options: ResolverStackOptions): Promise<
   };
   const http = new HttpClient();
   try {
-    const sources = new SourceChain(await loadSources(config, logger, options.sourceDefaults), { config, logger, http });
+    const sources = new SourceChain(await loadSources(config, logger, options.sourceDefaults), { config, logger, http, fleet: options.fleet?.view });
     const transfer = new TransferEngine({ http, settings: config, logger });
     const resolver = new Resolver({
       store, sources, transfer, events, logger, models: options.models, lockWaitTimeoutSeconds: config.lockWaitTimeoutSeconds,
+      ...(options.fleet ? { fleet: options.fleet.downloads } : {}),
     });
     return {
       store, sources, transfer, http, resolver, events,

@@ -1,4 +1,5 @@
-import { LlmlbError, isAbortError, modelNotSupported, modelUnsupported } from "../errors/index.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { LlmlbError, isAbortError, isLlmlbError, modelNotSupported, modelUnsupported } from "../errors/index.js";
 import type { ModelEntry, ModelDirectory } from "../catalog/model-entry.js";
 import type { ModelEvents } from "../events/model-events.js";
 import type { Logger } from "../logging/index.js";
@@ -9,6 +10,7 @@ import { validateModelId } from "../store/model-id.js";
 import type { Store } from "../store/store.js";
 import { DiskWriteError } from "../transfer/positional-writer.js";
 import type { TransferEngine } from "../transfer/transfer-engine.js";
+import type { FleetDownloads } from "../fleet/fleet.js";
 import { adapterIdFromRef } from "./adapter-ref.js";
 import { combineFailures } from "./failures.js";
 import { checkLocalFiles } from "./local-files.js";
@@ -26,7 +28,16 @@ export interface ResolverDeps {
   events: ModelEvents;
   logger: Logger;
   lockWaitTimeoutSeconds: number;
+  /** The fleet (LLMLB_STATE_URL): one hub download per cluster. */
+  fleet?: FleetDownloads;
 }
+
+/** The source that fetches from other nodes of the fleet (@llmlb/plugins/peer). */
+export const PEER_SOURCE = "peer";
+/** Passes over the source chain when a fleet hands a download from node to node (lease taken, holder died). */
+const FLEET_ROUNDS = 6;
+/** How often a transfer from a peer checks that the peer still serves the model. */
+const PEER_CHECK_MS = 1_000;
 
 interface Job {
   kind: ArtifactKind;
@@ -142,12 +153,29 @@ export class Resolver {
     }
   }
 
+  /**
+   * The source chain, once; in a fleet again while the download moves between nodes: another
+   * node took the hub lease first (the next pass follows it from the peer source), or the peer
+   * being followed died or served bad bytes (the next pass takes the lease, or another peer).
+   */
   private async fromSources(job: Job, shared: SharedJob<ResolveResult>, area: ArtifactArea, entry: ModelEntry | undefined): Promise<ResolveResult> {
+    for (let round = 1; ; round++) {
+      const failures: SourceFailure[] = [];
+      const result = await this.chainOnce(job, shared, area, entry, failures);
+      if (result) return result;
+      const handOver = this.deps.fleet && failures.some((f) => f.code === "DOWNLOADING_ON_PEER" || (f.source === PEER_SOURCE && !f.notHere));
+      if (!handOver || round >= FLEET_ROUNDS) throw combineFailures(`${job.kind} ${job.id}`, failures);
+      await sleep(200 * round, undefined, { signal: shared.signal });
+    }
+  }
+
+  private async chainOnce(
+    job: Job, shared: SharedJob<ResolveResult>, area: ArtifactArea, entry: ModelEntry | undefined, failures: SourceFailure[],
+  ): Promise<ResolveResult | undefined> {
     const pinnedRevision = await area.recordedRevision(job.id);
     const spec: ArtifactSpec = entry
       ? { kind: "model", id: job.id, model: entry, ...(pinnedRevision ? { pinnedRevision } : {}) }
       : { kind: "adapter", id: job.id, ref: job.ref! };
-    const failures: SourceFailure[] = [];
     const fail = (failure: SourceFailure) => {
       failures.push(failure);
       shared.emit({ type: "source-failed", source: failure.source, reason: failure.reason, code: failure.code });
@@ -178,10 +206,13 @@ export class Resolver {
         return await this.download(job, shared, entry, source.name, files, located.revision);
       } catch (err) {
         if (endsTheChain(err) || shared.signal.aborted) throw err;
+        if (source.name === PEER_SOURCE && located.type === "remote" && isLlmlbError(err, "CHECKSUM_MISMATCH")) {
+          this.deps.fleet?.reportBadPeer(new URL(located.files[0]!.url).origin);
+        }
         fail(failureOf(source.name, err));
       }
     }
-    throw combineFailures(`${job.kind} ${job.id}`, failures);
+    return undefined;
   }
 
   /** Applies what the catalog knows (sha256 of the first file) to what a source offers. */
@@ -205,41 +236,96 @@ export class Resolver {
     const { events } = this.deps;
     const model = job.kind === "model";
     const label = `${job.kind} ${job.id}`;
-    const { installed, fetched } = await this.deps.store.install(job.kind, {
-      id: job.id,
-      expected: files,
-      signal: shared.signal,
-      lockWaitTimeoutSeconds: this.deps.lockWaitTimeoutSeconds,
-      metadata: {
-        source,
-        downloaded_at: new Date().toISOString(),
-        ...(entry ? { display_name: entry.displayName, repo: entry.repo } : {}),
-        ...(job.ref ? { ref: job.ref } : {}),
-        ...(revision ? { revision } : {}),
-      },
-      fetch: (partialDir, signal, onProgress) =>
-        this.deps.transfer.download({ label, files, partialDir, ...(revision ? { revision } : {}), signal, onProgress }),
-      onLockWait: (holder) => {
-        shared.emit({ type: "lock-wait", pid: holder.pid, host: holder.host });
-        if (model) events.emit({ type: "transfer-started", modelId: job.id, source, external: true });
-      },
-      onHolderProgress: (progress) => {
-        shared.emit({ type: "progress", progress });
-        if (model) events.emit({ type: "transfer-progress", modelId: job.id, progress, external: true });
-      },
-      onFetchStart: () => {
-        if (model) events.emit({ type: "transfer-started", modelId: job.id, source });
-      },
-      onProgress: (progress) => {
-        shared.emit({ type: "progress", progress } satisfies ResolveEvent);
-        if (model) events.emit({ type: "transfer-progress", modelId: job.id, progress });
-      },
-      onInstalled: (done) => {
-        this.deps.logger.info({ id: job.id, source, path: done.paths[0] }, `${label} is ready`);
-        if (model) events.emit({ type: "transfer-finished", modelId: job.id, source, path: done.paths[0]! });
-      },
-    });
-    return this.fromInstalled(job.kind, installed, fetched ? source : installed.metadata.source);
+    let leased = false;
+    try {
+      const { installed, fetched } = await this.deps.store.install(job.kind, {
+        id: job.id,
+        expected: files,
+        signal: shared.signal,
+        lockWaitTimeoutSeconds: this.deps.lockWaitTimeoutSeconds,
+        metadata: {
+          source,
+          downloaded_at: new Date().toISOString(),
+          ...(entry ? { display_name: entry.displayName, repo: entry.repo } : {}),
+          ...(job.ref ? { ref: job.ref } : {}),
+          ...(revision ? { revision } : {}),
+        },
+        fetch: async (partialDir, signal, onProgress) => {
+          leased = model && (await this.claimHubDownload(job.id, source));
+          const peerGone = source === PEER_SOURCE ? this.watchPeer(job.id, files[0]!.url) : undefined;
+          try {
+            return await this.deps.transfer.download({
+              label, files, partialDir, ...(revision ? { revision } : {}), onProgress,
+              signal: peerGone ? AbortSignal.any([signal, peerGone.signal]) : signal,
+            });
+          } catch (err) {
+            if (peerGone?.signal.aborted && !signal.aborted) throw peerGone.signal.reason;
+            throw err;
+          } finally {
+            peerGone?.stop();
+          }
+        },
+        onLockWait: (holder) => {
+          shared.emit({ type: "lock-wait", pid: holder.pid, host: holder.host });
+          if (model) events.emit({ type: "transfer-started", modelId: job.id, source, external: true });
+        },
+        onHolderProgress: (progress) => {
+          shared.emit({ type: "progress", progress });
+          if (model) events.emit({ type: "transfer-progress", modelId: job.id, progress, external: true });
+        },
+        onFetchStart: () => {
+          if (model) events.emit({ type: "transfer-started", modelId: job.id, source });
+        },
+        onProgress: (progress) => {
+          shared.emit({ type: "progress", progress } satisfies ResolveEvent);
+          if (model) events.emit({ type: "transfer-progress", modelId: job.id, progress });
+        },
+        onInstalled: (done) => {
+          this.deps.logger.info({ id: job.id, source, path: done.paths[0] }, `${label} is ready`);
+          if (model) events.emit({ type: "transfer-finished", modelId: job.id, source, path: done.paths[0]! });
+        },
+      });
+      return this.fromInstalled(job.kind, installed, fetched ? source : installed.metadata.source);
+    } finally {
+      // After the install (and its directory entry): a node arriving now finds the model READY here.
+      if (leased) await this.deps.fleet?.releaseDownload(job.id);
+    }
+  }
+
+  /**
+   * In a fleet, a download from any source but a peer takes the cluster's lease first: true when
+   * held; when another node holds it, DOWNLOADING_ON_PEER (the next pass follows that node).
+   */
+  private async claimHubDownload(id: string, source: string): Promise<boolean> {
+    if (!this.deps.fleet || source === PEER_SOURCE) return false;
+    const lease = await this.deps.fleet.claimDownload(id);
+    if (typeof lease === "object") {
+      throw new LlmlbError("DOWNLOADING_ON_PEER", `${lease.holder} of this fleet is downloading ${id} from the hub; following it`, {
+        peer: lease.holder, model_id: id,
+      });
+    }
+    return lease === "held";
+  }
+
+  /**
+   * Aborts a transfer from a peer that stopped serving the model: it died (its lease or directory
+   * entry expired) or gave the download up, so the next pass takes over (resuming these bytes).
+   */
+  private watchPeer(id: string, url: string): { signal: AbortSignal; stop(): void } {
+    const controller = new AbortController();
+    const origin = new URL(url).origin;
+    let misses = 0;
+    const timer = setInterval(() => {
+      void this.deps.fleet?.peerServes(origin, id).then((serves) => {
+        // Twice in a row: a peer that just finished moves from the lease to the directory.
+        misses = serves ? 0 : misses + 1;
+        if (misses >= 2) {
+          controller.abort(new LlmlbError("SOURCE_UNAVAILABLE", `${origin} stopped serving ${id} (it left the fleet or gave the download up)`, { peer: origin }));
+        }
+      });
+    }, PEER_CHECK_MS);
+    timer.unref();
+    return { signal: controller.signal, stop: () => clearInterval(timer) };
   }
 
   private fromInstalled(kind: ArtifactKind, a: InstalledArtifact, source: string): ResolveResult {

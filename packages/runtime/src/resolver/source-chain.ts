@@ -1,7 +1,7 @@
 import type { NodeConfig } from "../config/index.js";
 import { LlmlbError, isAbortError } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
-import type { ArtifactKind, ArtifactSpec, LocateResult, SourceContext } from "../plugin/contract.js";
+import type { ArtifactKind, ArtifactSpec, FleetView, LocateResult, SourceContext } from "../plugin/contract.js";
 import type { LoadedSource } from "../plugin/loader.js";
 import { MalformedResultError, validateLocateResult } from "../plugin/validate-result.js";
 import type { HttpClient } from "../transfer/http-client.js";
@@ -39,7 +39,7 @@ class PluginTimeout extends Error {}
 export class SourceChain {
   constructor(
     readonly sources: readonly LoadedSource[],
-    private readonly deps: { config: NodeConfig; logger: Logger; http: HttpClient },
+    private readonly deps: { config: NodeConfig; logger: Logger; http: HttpClient; fleet?: FleetView | undefined },
   ) {}
 
   /** Enabled sources serving this kind, lowest priority first. */
@@ -58,6 +58,7 @@ export class SourceChain {
       fetch: this.deps.http.fetch,
       dispatcher: this.deps.http.dispatcher,
       signal: AbortSignal.any([signal, deadline.signal]),
+      ...(this.deps.fleet ? { fleet: this.deps.fleet } : {}),
     };
     const stopped = new Promise<never>((_, reject) => {
       const onAbort = () => reject(ctx.signal.reason);

@@ -73,6 +73,8 @@ export async function prepareFile(file: RemoteFile, partialDir: string, revision
   };
   const usable = saved && samePartial(saved, file) && (await exists(partPath));
   const state = usable ? { ...saved, url: file.url } : fresh;
+  // A validator (ETag) belongs to the server that sent it: bytes verified by sha256 resume from another one.
+  if (usable && saved.url !== file.url) delete state.validator;
   return { file, partPath, statePath, state, resumedBytes: new Intervals(state.done).total };
 }
 
@@ -175,8 +177,8 @@ class FileDownload {
       await this.discard();
       throw new LlmlbError(
         "CHECKSUM_MISMATCH",
-        `${this.file.name}: the downloaded bytes have sha256 ${sha256}, expected ${this.file.sha256}; nothing was installed and the partial file was removed`,
-        { file: this.file.name, expected_sha256: this.file.sha256, actual_sha256: sha256 },
+        `${this.file.name}: the bytes from ${this.host} have sha256 ${sha256}, expected ${this.file.sha256}; nothing was installed and the partial file was removed`,
+        { file: this.file.name, expected_sha256: this.file.sha256, actual_sha256: sha256, host: this.host },
       );
     }
     return { name: this.file.name, path: this.prepared.partPath, size, sha256 };
@@ -256,8 +258,13 @@ class FileDownload {
     }
   }
 
+  /** Where the bytes came from (the host that served them), for errors. */
+  private get host(): string {
+    return new URL(this.resolvedUrl ?? this.file.url).host;
+  }
+
   private exhausted(err: unknown, failures: number): LlmlbError {
-    const host = new URL(this.resolvedUrl ?? this.file.url).host;
+    const host = this.host;
     if (err instanceof RetryableHttpError && err.status === 429) {
       const seconds = Math.ceil((err.retryAfterMs ?? 0) / 1000);
       return new LlmlbError("RATE_LIMITED", `${err.host} keeps answering 429 (rate limited); try again in ${seconds} s`, {

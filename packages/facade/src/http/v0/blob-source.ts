@@ -6,4 +6,11 @@ export interface BlobSource {
   stat(modelId: string, file?: string): Promise<{ size: number; etag: string; modified: Date } | undefined>;
   /** Bytes start..end (inclusive) of that file. */
   open(modelId: string, file: string | undefined, range?: { start: number; end: number }): Promise<Readable>;
+  /**
+   * A file of a model this node is downloading now (a peer of the fleet follows it): its size,
+   * expected sha256 and a reader that waits for bytes as they land. Undefined when none is running.
+   */
+  follow?(modelId: string, file: string | undefined, signal: AbortSignal): Promise<
+    { size: number; sha256: string; open(range?: { start: number; end: number }): Readable } | undefined
+  >;
 }

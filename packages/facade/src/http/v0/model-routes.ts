@@ -181,6 +181,7 @@ async function serveBlob(request: FastifyRequest, reply: FastifyReply, blobs: Bl
     return sendOpenAiError(reply, 501, { message: "this HTTP facade serves a remote runtime and has no local model files", type: "server_error", code: "unimplemented" });
   }
   const found = await findBlob(blobs, request.url);
+  if (!found && blobs.follow && (await followBlob(blobs, request, reply))) return reply;
   if (!found) {
     return sendOpenAiError(reply, 404, { message: `no READY model file at ${request.url.split("?")[0]}`, type: "not_found_error", param: "id", code: "model_not_found" });
   }
@@ -205,22 +206,60 @@ async function serveBlob(request: FastifyRequest, reply: FastifyReply, blobs: Bl
 }
 
 /**
+ * A file this node is downloading now, for a peer that follows the download: Content-Length of the
+ * whole file, bytes as they land, `llmlb-partial: true`. Ranges are served (a follower resumes);
+ * the body is cut short if the download here fails, so it is never taken for a complete file.
+ */
+async function followBlob(blobs: BlobSource, request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+  const closed = new AbortController();
+  reply.raw.once("close", () => closed.abort());
+  for (const candidate of blobCandidates(request.url)) {
+    const growing = await blobs.follow!(candidate.id, candidate.file, closed.signal);
+    if (!growing) continue;
+    const { size } = growing;
+    reply.header("accept-ranges", "bytes").header("etag", `"${growing.sha256}"`).header("llmlb-partial", "true").type("application/octet-stream");
+    const rangeHeader = request.headers.range;
+    const ranges = rangeHeader ? rangeParser(size, rangeHeader, { combine: true }) : -2;
+    if (ranges === -1) {
+      await reply.code(416).header("content-range", `bytes */${size}`).send();
+      return true;
+    }
+    if (ranges !== -2 && ranges.length === 1) {
+      const { start, end } = ranges[0]!;
+      reply.code(206).header("content-range", `bytes ${start}-${end}/${size}`).header("content-length", end - start + 1);
+      if (request.method === "HEAD") sendHeadersOnly(reply);
+      else await reply.send(growing.open({ start, end }));
+      return true;
+    }
+    reply.code(200).header("content-length", size);
+    if (request.method === "HEAD") sendHeadersOnly(reply);
+    else await reply.send(growing.open());
+    return true;
+  }
+  return false;
+}
+
+/**
  * `/v0/models/blob/{id}[/{file}]`: the id is one encoded segment ("org%2Fname") or, unencoded,
  * "org/name"; a further segment names a part of a sharded model.
  */
-async function findBlob(blobs: BlobSource, url: string) {
+function blobCandidates(url: string): Array<{ id: string; file?: string }> {
   const raw = url.split("?")[0]!.slice("/v0/models/blob/".length).split("/").filter(Boolean);
   let segments: string[];
   try {
     segments = raw.map((s) => decodeURIComponent(s));
   } catch {
-    return undefined;
+    return [];
   }
   const candidates: Array<{ id: string; file?: string }> = [];
   if (segments.length === 1) candidates.push({ id: segments[0]! });
   if (segments.length === 2) candidates.push({ id: segments[0]!, file: segments[1]! }, { id: `${segments[0]}/${segments[1]}` });
   if (segments.length === 3) candidates.push({ id: `${segments[0]}/${segments[1]}`, file: segments[2]! });
-  for (const candidate of candidates) {
+  return candidates;
+}
+
+async function findBlob(blobs: BlobSource, url: string) {
+  for (const candidate of blobCandidates(url)) {
     const stat = await blobs.stat(candidate.id, candidate.file);
     if (stat) return { ...candidate, stat };
   }

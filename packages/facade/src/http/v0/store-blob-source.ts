@@ -1,4 +1,4 @@
-import { isLlmlbError, type NodeRuntime } from "@llmlb/runtime";
+import { followModelFile, isLlmlbError, type NodeRuntime } from "@llmlb/runtime";
 import type { BlobSource } from "./blob-source.js";
 
 /** The blob route's view of an in-process runtime's store: its read API, never a path built from a URL. */
@@ -17,6 +17,21 @@ export function blobSourceOf(runtime: NodeRuntime): BlobSource {
     async open(modelId, file, range) {
       const read = await runtime.store.openModelFile(modelId, { ...(file ? { file } : {}), ...(range ? { range } : {}) });
       return read.stream;
+    },
+    async follow(modelId, file, signal) {
+      try {
+        // A download that was just handed the cluster's lease may not have written its first bytes yet.
+        const starting = runtime.resolver.inFlight().some((job) => job.kind === "model" && job.id === modelId);
+        return await followModelFile(runtime.store, modelId, {
+          ...(file ? { file } : {}),
+          startWaitMs: starting ? 10_000 : 0,
+          stallMs: runtime.config.stallTimeoutSeconds * 1000,
+          signal,
+        });
+      } catch (err) {
+        if (isLlmlbError(err, "INVALID_MODEL_ID")) return undefined;
+        throw err;
+      }
     },
   };
 }

@@ -1,0 +1,96 @@
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parsePrometheusText } from "../../../testkit/metrics/prometheus-text.js";
+import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
+import { redisMissing } from "../../../testkit/services/index.js";
+import { FLEET_MODEL_ID, startFleetWorld, type FleetWorld } from "../../../testkit/world/fleet-world.js";
+
+const MiB = 1 << 20;
+const SIZE = 24 * MiB;
+const NODES = 8;
+
+interface Resolution {
+  source: string;
+  path: string;
+  failures: Array<{ source: string; code: string; reason: string }>;
+}
+
+async function resolve(node: TestNode, id = FLEET_MODEL_ID): Promise<Resolution> {
+  const failures: Resolution["failures"] = [];
+  for await (const res of node.clients.resolver.resolve({ target: { case: "modelId", value: id } })) {
+    if (res.event.case === "sourceFailed") failures.push({ source: res.event.value.source, code: res.event.value.code, reason: res.event.value.reason });
+    if (res.event.case === "done") return { source: res.event.value.source, path: res.event.value.path, failures };
+  }
+  throw new Error("the resolve stream ended without done");
+}
+
+function sha256Of(file: string): string {
+  return createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+}
+
+async function downloadedBytes(node: TestNode): Promise<Record<string, number>> {
+  const text = await (await fetch(`${node.httpUrl}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const sample of parsePrometheusText(text).get("llmlb_download_bytes_total")?.samples ?? []) out[sample.labels.source ?? ""] = sample.value;
+  return out;
+}
+
+const noRedis = redisMissing();
+if (noRedis) console.warn(`skipping the fleet download tests: ${noRedis}`);
+
+describe.skipIf(noRedis !== undefined)(`one hub download per fleet (${NODES} in-process nodes, one Redis)`, () => {
+  let world: FleetWorld;
+  let nodes: TestNode[] = [];
+
+  beforeAll(async () => {
+    world = await startFleetWorld(SIZE);
+    nodes = await Promise.all(Array.from({ length: NODES }, () => startTestNode(world.env)));
+  });
+  afterAll(async () => {
+    await Promise.allSettled(nodes.map((n) => n.stop()));
+    await world?.close();
+  });
+
+  it(`${NODES} nodes pulling at once: the hub serves the file about once and every node ends with the same verified bytes`, async () => {
+    world.hf.throttle(24 * MiB, { host: "cdn" }); // about a second: the others follow the download while it runs
+    const results = await Promise.all(nodes.map((node) => resolve(node)));
+    world.hf.clearFaults();
+
+    expect(world.hubBytes()).toBeLessThanOrEqual(1.1 * SIZE);
+    expect(results.filter((r) => r.source === "huggingface")).toHaveLength(1);
+    expect(results.filter((r) => r.source === "peer")).toHaveLength(NODES - 1);
+    for (const r of results) expect(sha256Of(r.path)).toBe(world.sha256);
+
+    const follower = nodes[results.findIndex((r) => r.source === "peer")]!;
+    expect((await downloadedBytes(follower)).peer).toBe(SIZE);
+    const holder = nodes[results.findIndex((r) => r.source === "huggingface")]!;
+    expect((await downloadedBytes(holder)).huggingface).toBe(SIZE);
+  });
+
+  it("a peer serving a corrupted byte is skipped and reported (CHECKSUM_MISMATCH naming it); the node gets verified bytes elsewhere", async () => {
+    // Only nodes[0] keeps the model, and its copy is damaged on disk behind the store's back.
+    for (const node of nodes.slice(1)) expect((await fetch(`${node.httpUrl}/v0/models/${FLEET_MODEL_ID}`, { method: "DELETE" })).status).toBe(200);
+    const bad = nodes[0]!;
+    const file = (await bad.runtime.store.getModel(FLEET_MODEL_ID))!.path;
+    fs.chmodSync(file, 0o644);
+    const handle = fs.openSync(file, "r+");
+    fs.writeSync(handle, Buffer.from([0x5a ^ fs.readFileSync(file)[SIZE / 2]!]), 0, 1, SIZE / 2);
+    fs.closeSync(handle);
+
+    const hubBefore = world.hubBytes();
+    const fresh = await resolve(nodes[1]!);
+    const mismatch = fresh.failures.find((f) => f.code === "CHECKSUM_MISMATCH");
+    expect(mismatch?.source).toBe("peer");
+    expect(mismatch?.reason).toContain(new URL(bad.httpUrl).host);
+    expect(fresh.source).toBe("huggingface");
+    expect(sha256Of(fresh.path)).toBe(world.sha256);
+    expect(world.hubBytes() - hubBefore).toBe(SIZE);
+
+    // The reported peer is not asked again: the next node takes the good copy of nodes[1].
+    const next = await resolve(nodes[2]!);
+    expect(next.failures.filter((f) => f.code === "CHECKSUM_MISMATCH")).toEqual([]);
+    expect(next.source).toBe("peer");
+    expect(sha256Of(next.path)).toBe(world.sha256);
+  });
+});

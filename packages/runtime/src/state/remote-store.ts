@@ -1,0 +1,87 @@
+import { once, type EventEmitter } from "node:events";
+import KeyvPostgres from "@keyv/postgres";
+import KeyvRedis from "@keyv/redis";
+import { Keyv, type KeyvStoreAdapter } from "keyv";
+import pg from "pg";
+
+/** Table of the shared state in PostgreSQL. */
+export const POSTGRES_TABLE = "llmlb_state";
+
+export type RemoteKind = "redis" | "postgres";
+
+export function remoteKindOf(url: string): RemoteKind {
+  return url.startsWith("redis") ? "redis" : "postgres";
+}
+
+/** The URL without user and password, for logs. */
+export function redactUrl(url: string): string {
+  const parsed = new URL(url);
+  parsed.username = "";
+  parsed.password = "";
+  return parsed.toString();
+}
+
+/**
+ * @keyv/postgres on a pool of its own: the adapter's built-in pool is one per process and URI
+ * (closing one node's store would close every in-process node's), has no connect timeout, and
+ * an idle connection dropped by a restarting server would raise an unhandled 'error'. Its
+ * iterator also ends silently on a failed query; this one throws, so a partial list is never
+ * taken for the whole.
+ */
+class PooledPostgres extends KeyvPostgres {
+  declare private pgPool: pg.Pool;
+
+  override async connect(): Promise<(sql: string, values?: unknown) => Promise<unknown[]>> {
+    this.pgPool = new pg.Pool({ connectionString: this.opts.uri, max: 4, connectionTimeoutMillis: 3_000, idleTimeoutMillis: 10_000 });
+    this.pgPool.on("error", () => {}); // a dropped idle connection: the next query reconnects
+    return async (sql, values) => (await this.pgPool.query(sql, values as unknown[])).rows as unknown[];
+  }
+
+  override async *iterator(namespace?: string): AsyncGenerator<string[], void, unknown> {
+    const pattern = `${namespace ? `${namespace.replace(/[%_\\]/g, "\\$&")}:` : ""}%`;
+    const rows = (await this.query(`SELECT key, value FROM ${this.opts.schema}.${this.opts.table} WHERE key LIKE $1 ORDER BY key`, [pattern])) as Array<{
+      key: string;
+      value: string;
+    }>;
+    for (const row of rows) yield [row.key, row.value];
+  }
+
+  override async disconnect(): Promise<void> {
+    await this.pgPool.end();
+  }
+}
+
+/** Every entry of a namespace (local or shared); throws when the store cannot be read. */
+export async function allEntries<V>(kv: Keyv<V>): Promise<Array<[string, V]>> {
+  // KeyvRedis connects lazily in get/set but not before SCAN, which fails (no offline queue) on a
+  // client still connecting; the caller's timeout bounds the wait.
+  if (kv.store instanceof KeyvRedis) {
+    const client = (await kv.store.getClient()) as unknown as EventEmitter & { isReady?: boolean };
+    if (client.isReady === false) await once(client, "ready");
+  }
+  const out: Array<[string, V]> = [];
+  if (!kv.iterator) return out;
+  for await (const [key, value] of kv.iterator(kv.namespace)) {
+    if (value !== undefined) out.push([key as string, value as V]);
+  }
+  return out;
+}
+
+/** A keyv namespace in the shared store; operations throw when the store cannot be reached. */
+export function openRemoteKv<T>(url: string, namespace: string): Keyv<T> {
+  const store: KeyvStoreAdapter =
+    remoteKindOf(url) === "redis"
+      ? new KeyvRedis(
+          {
+            url,
+            // Fail at once while disconnected instead of queueing (the node falls back to local state).
+            disableOfflineQueue: true,
+            socket: { connectTimeout: 3_000, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2_000) },
+          },
+          { throwOnConnectError: true, throwOnErrors: true },
+        )
+      : new PooledPostgres({ uri: url, table: POSTGRES_TABLE });
+  const kv = new Keyv<T>({ store, namespace, throwOnErrors: true });
+  kv.on("error", () => {}); // surfaced to the caller as a rejection (throwOnErrors); the link logs it once
+  return kv;
+}
