@@ -64,6 +64,9 @@ describe.skipIf(noRedis !== undefined)(`one hub download per fleet (${NODES} in-
 
     const follower = nodes[results.findIndex((r) => r.source === "peer")]!;
     expect((await downloadedBytes(follower)).peer).toBe(SIZE);
+    // Where the copy came from, as `llmlb-node ls` and the dashboard show it.
+    const shown = (await (await fetch(`${follower.httpUrl}/v0/models/${FLEET_MODEL_ID}`)).json()) as { local: { source: string } };
+    expect(shown.local.source).toBe("peer");
     const holder = nodes[results.findIndex((r) => r.source === "huggingface")]!;
     expect((await downloadedBytes(holder)).huggingface).toBe(SIZE);
   });

@@ -7,7 +7,7 @@ import { bytes, printJson, printTable } from "../output.js";
 export function registerModelCommands(program: Command): void {
   program
     .command("ls")
-    .description("list models with their state, size and path")
+    .description("list models with their state, size, where they came from and path")
     .option("--state <state>", "only models in this state (available, downloading, ready, loaded, failed)")
     .option("--all", "include models that are not on disk (default: only downloaded or downloading)")
     .option("--json", "print JSON")
@@ -28,9 +28,10 @@ export function registerModelCommands(program: Command): void {
             id: m.id,
             state: m.state === "downloading" && m.progress ? `downloading ${(m.progress.fraction * 100).toFixed(0)}%` : m.state,
             size: bytes(m.local?.size_on_disk_bytes ?? m.size_bytes),
+            source: m.local?.source ?? "",
             path: m.local?.path ?? "",
           })),
-          ["id", "state", "size", "path"],
+          ["id", "state", "size", "source", "path"],
         );
       });
     });
