@@ -299,6 +299,9 @@ export const SourceSchema: GenMessage<Source> = /*@__PURE__*/
  *   that really failed says the repository, revision, file or release asset does not exist.
  * - UNAVAILABLE / ALL_SOURCES_FAILED: every source failed; metadata "sources" lists each with its reason.
  * - DATA_LOSS / CHECKSUM_MISMATCH: the downloaded bytes did not match the expected sha256; nothing installed.
+ *   The message and metadata "host" name the server (or fleet peer) that sent them.
+ * - UNAVAILABLE / DOWNLOADING_ON_PEER (a source_failed code, in a fleet): another node holds the
+ *   cluster's lease on downloading the model from the hub; the resolver then follows that node.
  * - RESOURCE_EXHAUSTED / INSUFFICIENT_DISK: not enough free space; metadata "needed_bytes", "free_bytes".
  * - DEADLINE_EXCEEDED / LOCK_WAIT_TIMEOUT: another process held the download too long.
  * - PERMISSION_DENIED / GATED_REPO: gated Hugging Face repo; request access on the model page, then set HF_TOKEN.
