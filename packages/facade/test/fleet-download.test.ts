@@ -7,7 +7,7 @@ import { redisMissing } from "../../../testkit/services/index.js";
 import { FLEET_MODEL_ID, startFleetWorld, type FleetWorld } from "../../../testkit/world/fleet-world.js";
 
 const MiB = 1 << 20;
-const SIZE = 24 * MiB;
+const SIZE = 16 * MiB;
 const NODES = 8;
 
 interface Resolution {
@@ -53,7 +53,7 @@ describe.skipIf(noRedis !== undefined)(`one hub download per fleet (${NODES} in-
   });
 
   it(`${NODES} nodes pulling at once: the hub serves the file about once and every node ends with the same verified bytes`, async () => {
-    world.hf.throttle(24 * MiB, { host: "cdn" }); // about a second: the others follow the download while it runs
+    world.hf.throttle(16 * MiB, { host: "cdn" }); // about a second: the others follow the download while it runs
     const results = await Promise.all(nodes.map((node) => resolve(node)));
     world.hf.clearFaults();
 

@@ -12,9 +12,11 @@ export interface FleetTuning {
   leaseTtlMs: number;
   /** A peer that served bytes with the wrong sha256 is not asked again for this long. */
   badPeerMs: number;
+  /** A peer a transfer failed from is not asked again by this node for this long. */
+  failedPeerMs: number;
 }
 
-export const DEFAULT_FLEET_TUNING: FleetTuning = { directoryTtlMs: 15_000, heartbeatMs: 5_000, leaseTtlMs: 10_000, badPeerMs: 10 * 60_000 };
+export const DEFAULT_FLEET_TUNING: FleetTuning = { directoryTtlMs: 15_000, heartbeatMs: 5_000, leaseTtlMs: 10_000, badPeerMs: 10 * 60_000, failedPeerMs: 30_000 };
 
 /** What the resolver asks of the fleet around a download from a non-peer source. */
 export interface FleetDownloads {
@@ -28,6 +30,8 @@ export interface FleetDownloads {
   peerServes(url: string, id: string): Promise<boolean>;
   /** A peer served bytes that failed verification: skip it from now on. */
   reportBadPeer(url: string): void;
+  /** A transfer from this peer failed (it died, or answered an error): this node asks others for a while. */
+  avoidPeer(url: string): void;
 }
 
 export interface FleetOptions {
@@ -131,6 +135,10 @@ export class Fleet implements FleetDownloads {
     const lease = await link.run(() => this.options.leases.holder(id));
     if (lease.ok && lease.value === url) return true;
     return ((await this.directory?.holders(id)) ?? []).includes(url);
+  }
+
+  avoidPeer(url: string): void {
+    this.badPeers.set(url, Math.max(this.badPeers.get(url) ?? 0, Date.now() + this.tuning.failedPeerMs));
   }
 
   /** Skipped by every node of the fleet (the report is shared) until badPeerMs passes. */

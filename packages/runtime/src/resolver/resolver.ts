@@ -206,10 +206,14 @@ export class Resolver {
         return await this.download(job, shared, entry, source.name, files, located.revision);
       } catch (err) {
         if (endsTheChain(err) || shared.signal.aborted) throw err;
-        if (source.name === PEER_SOURCE && located.type === "remote" && isLlmlbError(err, "CHECKSUM_MISMATCH")) {
-          this.deps.fleet?.reportBadPeer(new URL(located.files[0]!.url).origin);
-        }
         fail(failureOf(source.name, err));
+        if (source.name === PEER_SOURCE && located.type === "remote" && this.deps.fleet) {
+          // The next pass asks the other peers (or takes the lease) instead of going to the hub now.
+          const peer = new URL(located.files[0]!.url).origin;
+          if (isLlmlbError(err, "CHECKSUM_MISMATCH")) this.deps.fleet.reportBadPeer(peer);
+          else this.deps.fleet.avoidPeer(peer);
+          return undefined;
+        }
       }
     }
     return undefined;

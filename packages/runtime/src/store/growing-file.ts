@@ -1,6 +1,6 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { LlmlbError } from "../errors/index.js";
 import { Intervals } from "../transfer/intervals.js";
@@ -54,6 +54,24 @@ export async function followModelFile(store: Store, id: string, options: FollowO
           const end = Math.min(range?.end ?? size - 1, size - 1);
           if (start > end) throw new LlmlbError("INVALID_ARGUMENT", `range ${start}-${end} is outside ${found.name} (${size} bytes)`, { id });
           return Readable.from(follow(store, id, found.name, found.partPath, found.statePath, start, end + 1, options));
+        },
+      };
+    }
+    // It may have been installed while we waited for its first record: serve the installed file.
+    const installed = await store.getModel(id);
+    const file = installed && (options.file === undefined ? installed.files[0] : installed.files.find((f) => f.name === options.file));
+    if (installed && file) {
+      return {
+        name: file.name,
+        size: file.size,
+        sha256: file.sha256,
+        open: (range) => {
+          const stream = new PassThrough();
+          store.openModelFile(id, { file: file.name, ...(range ? { range } : {}) }).then(
+            (read) => read.stream.on("error", (err) => stream.destroy(err)).pipe(stream),
+            (err: unknown) => stream.destroy(err as Error),
+          );
+          return stream;
         },
       };
     }
