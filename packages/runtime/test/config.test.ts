@@ -60,6 +60,16 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ env: { LLMLB_HOME: home({ grpcPort: -1 }) } })).toThrow(/"grpcPort" in .*config\.json = -1/);
   });
 
+  it("takes a redis:// or postgres:// LLMLB_STATE_URL and says which schemes it accepts otherwise, never echoing the URL", () => {
+    expect(loadConfig({ env: { LLMLB_HOME: home(), LLMLB_STATE_URL: "redis://:pw@10.0.0.2:6379" } }).stateUrl).toBe("redis://:pw@10.0.0.2:6379");
+    expect(loadConfig({ env: { LLMLB_HOME: home(), LLMLB_STATE_URL: "postgresql://u:pw@db/llmlb" } }).stateUrl).toBe("postgresql://u:pw@db/llmlb");
+    expect(loadConfig({ env: { LLMLB_HOME: home() } }).stateUrl).toBe("");
+    const bad = () => loadConfig({ env: { LLMLB_HOME: home(), LLMLB_STATE_URL: "mysql://u:secretpw@db/llmlb" } });
+    expect(bad).toThrow(/LLMLB_STATE_URL.*expected redis:\/\/, rediss:\/\/, postgres:\/\/ or postgresql:\/\/, not mysql:\/\//);
+    expect(bad).not.toThrow(/secretpw/);
+    expect(() => loadConfig({ env: { LLMLB_HOME: home(), LLMLB_ADVERTISE_URL: "10.0.0.5:8080" } })).toThrow(/LLMLB_ADVERTISE_URL/);
+  });
+
   it("rejects unknown fields and malformed sources in the config file, naming them", () => {
     expect(() => loadConfig({ env: { LLMLB_HOME: home({ grpcPrt: 1 }) } })).toThrow(/unknown field "grpcPrt"/);
     expect(() => loadConfig({ env: { LLMLB_HOME: home({ sources: [{ module: "my-s3", enabled: "yes" }] }) } })).toThrow(

@@ -21,7 +21,6 @@ const PREFIX = "llmlb:lease:";
 function redisLeases(url: string): LeaseBackend {
   const client = createClient({
     url,
-    disableOfflineQueue: true,
     socket: { connectTimeout: 3_000, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2_000) },
   });
   client.on("error", () => {}); // operations reject while disconnected; the state link reports it
@@ -46,7 +45,8 @@ function redisLeases(url: string): LeaseBackend {
       if ((await client.get(PREFIX + key)) === holder) await client.del(PREFIX + key);
     },
     async close() {
-      if (client.isOpen) await client.quit().catch(() => client.destroy());
+      if (client.isReady) await client.quit().catch(() => client.destroy());
+      else if (client.isOpen) client.destroy();
     },
   };
 }

@@ -1,4 +1,3 @@
-import { once, type EventEmitter } from "node:events";
 import KeyvPostgres from "@keyv/postgres";
 import KeyvRedis from "@keyv/redis";
 import { Keyv, type KeyvStoreAdapter } from "keyv";
@@ -53,12 +52,8 @@ class PooledPostgres extends KeyvPostgres {
 
 /** Every entry of a namespace (local or shared); throws when the store cannot be read. */
 export async function allEntries<V>(kv: Keyv<V>): Promise<Array<[string, V]>> {
-  // KeyvRedis connects lazily in get/set but not before SCAN, which fails (no offline queue) on a
-  // client still connecting; the caller's timeout bounds the wait.
-  if (kv.store instanceof KeyvRedis) {
-    const client = (await kv.store.getClient()) as unknown as EventEmitter & { isReady?: boolean };
-    if (client.isReady === false) await once(client, "ready");
-  }
+  // KeyvRedis connects lazily in get/set but not before SCAN.
+  if (kv.store instanceof KeyvRedis) await kv.store.getClient();
   const out: Array<[string, V]> = [];
   if (!kv.iterator) return out;
   for await (const [key, value] of kv.iterator(kv.namespace)) {
@@ -74,8 +69,8 @@ export function openRemoteKv<T>(url: string, namespace: string): Keyv<T> {
       ? new KeyvRedis(
           {
             url,
-            // Fail at once while disconnected instead of queueing (the node falls back to local state).
-            disableOfflineQueue: true,
+            // Commands wait in the client's queue while it (re)connects; the state link's operation
+            // timeout is what decides the store is down.
             socket: { connectTimeout: 3_000, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2_000) },
           },
           { throwOnConnectError: true, throwOnErrors: true },

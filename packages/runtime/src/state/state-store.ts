@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Keyv } from "keyv";
 import { openNodeDb } from "../db/node-db.js";
 import type { Logger } from "../logging/index.js";
@@ -117,7 +118,8 @@ export async function openStateStore(
     },
     async close() {
       link?.close();
-      await Promise.allSettled(opened.map((kv) => kv.disconnect()));
+      // A shared store that is down would hold a polite disconnect up: shutdown does not wait for it.
+      await Promise.race([Promise.allSettled(opened.map((kv) => kv.disconnect())), sleep(t.opTimeoutMs).then(() => undefined)]);
     },
   };
 }

@@ -1,0 +1,82 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { postgresMissing, redisMissing, startPostgres, startRedis } from "../../../testkit/services/index.js";
+import { openLeaseBackend } from "../src/fleet/lease-backend.js";
+import { NodeDirectory, type NodeRecord } from "../src/fleet/node-directory.js";
+import { silentLogger } from "../src/logging/index.js";
+import { openStateStore, type StateStore } from "../src/state/state-store.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The same checks against each engine that can hold a fleet's state. */
+const engines = [
+  { name: "Redis", missing: redisMissing(), start: async () => { const s = await startRedis(); return { url: s.url, close: () => s.close() }; } },
+  { name: "PostgreSQL", missing: postgresMissing(), start: async () => { const s = await startPostgres(); return { url: s.url, close: () => s.close() }; } },
+];
+
+for (const engine of engines) {
+  if (engine.missing) console.warn(`skipping the ${engine.name} lease and directory tests: ${engine.missing}`);
+
+  describe.skipIf(engine.missing !== undefined)(`download leases and the node directory in ${engine.name}`, () => {
+    let server: { url: string; close(): Promise<void> };
+    let home: string;
+    let state: StateStore;
+
+    beforeAll(async () => {
+      server = await engine.start();
+      home = fs.mkdtempSync(path.join(os.tmpdir(), "llmlb-fleet-"));
+      state = await openStateStore({ home, stateUrl: server.url }, silentLogger());
+    });
+    afterAll(async () => {
+      await state?.close();
+      await server?.close();
+      fs.rmSync(home, { recursive: true, force: true });
+    });
+
+    it("gives a lease to one of many claimants at once, renews it for its holder only, and frees it on release or expiry", async () => {
+      const leases = openLeaseBackend(server.url);
+      try {
+        const claims = await Promise.all(Array.from({ length: 8 }, (_, i) => leases.claim("model-a", `http://node-${i}`, 2_000)));
+        expect(claims.filter(Boolean)).toHaveLength(1);
+        const holder = `http://node-${claims.indexOf(true)}`;
+        expect(await leases.holder("model-a")).toBe(holder);
+        expect(await leases.claim("model-a", holder, 2_000)).toBe(true); // renewal
+        expect(await leases.claim("model-a", "http://other", 2_000)).toBe(false);
+
+        await leases.release("model-a", "http://other"); // not the holder: no effect
+        expect(await leases.holder("model-a")).toBe(holder);
+        await leases.release("model-a", holder);
+        expect(await leases.holder("model-a")).toBeUndefined();
+
+        expect(await leases.claim("model-b", "http://dies", 300)).toBe(true);
+        await sleep(500); // its holder stopped renewing: the lease expired
+        expect(await leases.holder("model-b")).toBeUndefined();
+        expect(await leases.claim("model-b", "http://takes-over", 2_000)).toBe(true);
+      } finally {
+        await leases.close();
+      }
+    });
+
+    it("lists the live nodes with their READY models; a node that stops beating disappears when its TTL passes", async () => {
+      const kv = state.remoteNamespace<NodeRecord>("nodes")!;
+      const directory = (self: string, ready: string[], ttlMs: number) =>
+        new NodeDirectory({ kv, self, readyModels: async () => ready, ttlMs, heartbeatMs: 60_000, logger: silentLogger() });
+      const alive = directory("http://alive", ["model-a"], 60_000);
+      const dying = directory("http://dying", ["model-a", "model-b"], 700);
+      const observer = directory("http://observer", [], 60_000);
+      await Promise.all([alive.publish(), dying.publish()]);
+
+      expect((await observer.holders("model-a")).sort()).toEqual(["http://alive", "http://dying"]);
+      expect(await observer.holders("model-b")).toEqual(["http://dying"]);
+      await sleep(1_000); // "dying" never beats again
+      expect(await observer.holders("model-a")).toEqual(["http://alive"]);
+      expect(await observer.holders("model-b")).toEqual([]);
+
+      await alive.close(); // a node that shuts down leaves at once
+      expect(await observer.holders("model-a")).toEqual([]);
+      await observer.close();
+    });
+  });
+}
