@@ -30,7 +30,7 @@ export interface FleetDownloads {
   peerServes(url: string, id: string): Promise<boolean>;
   /** A peer served bytes that failed verification: skip it from now on. */
   reportBadPeer(url: string): void;
-  /** A transfer from this peer failed (it died, or answered an error): this node asks others for a while. */
+  /** A transfer from this peer failed (it died, or answered an error): this node stops following its download for a while. */
   avoidPeer(url: string): void;
 }
 
@@ -54,6 +54,8 @@ export class Fleet implements FleetDownloads {
   private self: string | undefined;
   private readonly renewals = new Map<string, NodeJS.Timeout>();
   private readonly badPeers = new Map<string, number>();
+  /** Peers a transfer from failed here, until when (epoch ms). */
+  private readonly failedPeers = new Map<string, number>();
   private readonly offEvents: () => void;
 
   private readonly suspectKv: KvNamespace<{ reportedBy: string; at: number }> | undefined;
@@ -101,7 +103,8 @@ export class Fleet implements FleetDownloads {
       if (!link || !this.self) return undefined;
       const answer = await link.run(() => this.options.leases.holder(id));
       const holder = answer.ok ? answer.value : undefined;
-      return holder && holder !== this.self && !(await this.suspects()).has(holder) ? holder : undefined;
+      const failedHere = (this.failedPeers.get(holder ?? "") ?? 0) > Date.now();
+      return holder && holder !== this.self && !failedHere && !(await this.suspects()).has(holder) ? holder : undefined;
     },
     headers: (): Record<string, string> => (this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}),
   };
@@ -137,8 +140,9 @@ export class Fleet implements FleetDownloads {
     return ((await this.directory?.holders(id)) ?? []).includes(url);
   }
 
+  /** Not followed again for a while (a peer that since became READY is still asked for its copy). */
   avoidPeer(url: string): void {
-    this.badPeers.set(url, Math.max(this.badPeers.get(url) ?? 0, Date.now() + this.tuning.failedPeerMs));
+    this.failedPeers.set(url, Date.now() + this.tuning.failedPeerMs);
   }
 
   /** Skipped by every node of the fleet (the report is shared) until badPeerMs passes. */
