@@ -89,8 +89,9 @@ describe.skipIf(noRedis !== undefined)("fleet state shared through Redis", () =>
     await eventually(async () => expect(await modelStatus(b, "during-outage")).toBe(200));
     const late = await startTestNode({ ...world.env, LLMLB_STATE_URL: redis.url });
     nodes.push(late);
-    expect(await modelStatus(late, "before-outage")).toBe(200);
-    expect(await modelStatus(late, "during-outage")).toBe(200);
+    // A node joining now finds both, once every node's recovery probe has republished (within seconds).
+    await eventually(async () => expect(await modelStatus(late, "before-outage")).toBe(200));
+    await eventually(async () => expect(await modelStatus(late, "during-outage")).toBe(200));
   });
 });
 

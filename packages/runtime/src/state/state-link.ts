@@ -106,9 +106,18 @@ export class StateLink {
     if (!intact) await this.run(() => this.options.markIntact());
   }
 
-  /** First contact at start-up: answers whether the store already held the fleet's data (undefined: unreachable, now probing). */
-  async connect(): Promise<boolean | undefined> {
-    const answer = await this.run(() => this.options.probe());
+  /**
+   * First contact at start-up, allowed `timeoutMs` (connecting, creating tables): answers whether
+   * the store already held the fleet's data (undefined: unreachable, now probing in the background).
+   */
+  async connect(timeoutMs: number): Promise<boolean | undefined> {
+    let answer: RemoteResult<boolean>;
+    try {
+      answer = { ok: true, value: await withTimeout(this.options.probe(), timeoutMs) };
+    } catch (err) {
+      this.lost(err);
+      answer = { ok: false };
+    }
     if (!answer.ok) return undefined;
     if (!answer.value) await this.run(() => this.options.markIntact());
     return answer.value;

@@ -9,10 +9,12 @@ import { StateLink } from "./state-link.js";
 
 export interface StateTuning {
   opTimeoutMs: number;
+  /** The first contact at start-up may take this long (connecting, creating tables). */
+  connectTimeoutMs: number;
   probeIntervalMs: number;
 }
 
-export const DEFAULT_STATE_TUNING: StateTuning = { opTimeoutMs: 3_000, probeIntervalMs: 2_000 };
+export const DEFAULT_STATE_TUNING: StateTuning = { opTimeoutMs: 5_000, connectTimeoutMs: 15_000, probeIntervalMs: 2_000 };
 
 /**
  * Where the node keeps state that a fleet shares (registrations, hub info, the node directory,
@@ -73,7 +75,7 @@ export async function openStateStore(
       },
       logger,
     });
-    publishAll = (await link.connect()) === false;
+    publishAll = (await link.connect(t.connectTimeoutMs)) === false;
   }
   const remote = <T>(ns: string) => (url ? track(openRemoteKv<T>(url, ns)) : undefined);
   return {
