@@ -180,7 +180,9 @@ describe("model states, listing and watching", () => {
       for (let i = 0; i < 5; i++) {
         const started = performance.now();
         const res = await hanging.catalog.listModels({});
-        expect(performance.now() - started).toBeLessThan(200);
+        // Far below the 5 s Hub timeout the list would wait for if it waited on the Hub (not a
+        // speed assertion: a busy 2-core CI machine must not fail it).
+        expect(performance.now() - started).toBeLessThan(2_500);
         expect(res.models).toHaveLength(40);
         expect(res.models[0]!.hubInfo).toBeUndefined();
       }
