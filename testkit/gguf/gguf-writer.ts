@@ -27,7 +27,13 @@ export type GgufScalarType = Exclude<(typeof GgufType)[keyof typeof GgufType], 9
 
 export type GgufValue =
   | { type: GgufScalarType; value: number | bigint | boolean | string }
-  | { type: typeof GgufType.ARRAY; itemType: GgufScalarType; values: ReadonlyArray<number | bigint | boolean | string> };
+  | {
+      type: typeof GgufType.ARRAY;
+      itemType: GgufScalarType;
+      values: ReadonlyArray<number | bigint | boolean | string>;
+      /** Element count written in the header instead of values.length (to make hostile files). */
+      declaredLength?: bigint;
+    };
 
 /** Convenience constructors for metadata values. */
 export const gv = {
@@ -53,6 +59,8 @@ export interface GgufTensor {
   dtype: TensorDtype;
   /** Row-major data with ne[0] varying fastest; length must equal the product of dims. */
   data: Float32Array;
+  /** With GgufFile.headerOnly: the ggml type and byte size to declare instead of dtype's. */
+  declared?: { ggmlType: number; bytes: number };
 }
 
 export interface GgufFile {
@@ -60,6 +68,8 @@ export interface GgufFile {
   metadata: ReadonlyArray<readonly [string, GgufValue]>;
   tensors: readonly GgufTensor[];
   alignment?: number;
+  /** Write the header and tensor infos (padded to the alignment) but no tensor data. */
+  headerOnly?: boolean;
 }
 
 /** Round-to-nearest-even float32 -> IEEE binary16 bits. */
@@ -136,7 +146,7 @@ function writeScalar(out: ByteSink, type: GgufScalarType, v: number | bigint | b
 }
 
 function tensorByteSize(t: GgufTensor): number {
-  return t.data.length * (t.dtype === "f32" ? 4 : 2);
+  return t.declared?.bytes ?? t.data.length * (t.dtype === "f32" ? 4 : 2);
 }
 
 /** Serialise a complete GGUF v3 file. Deterministic: same input, same bytes. */
@@ -156,7 +166,7 @@ export function encodeGguf(file: GgufFile): Uint8Array {
     out.u32(value.type);
     if (value.type === GgufType.ARRAY) {
       out.u32(value.itemType);
-      out.u64(value.values.length);
+      out.u64(value.declaredLength ?? value.values.length);
       for (const item of value.values) writeScalar(out, value.itemType, item);
     } else {
       writeScalar(out, value.type, value.value);
@@ -166,17 +176,18 @@ export function encodeGguf(file: GgufFile): Uint8Array {
   let offset = 0;
   for (const t of file.tensors) {
     const expected = t.dims.reduce((a, b) => a * b, 1);
-    if (expected !== t.data.length) throw new Error(`tensor ${t.name}: dims ${t.dims.join("x")} != data length ${t.data.length}`);
+    if (!file.headerOnly && expected !== t.data.length) throw new Error(`tensor ${t.name}: dims ${t.dims.join("x")} != data length ${t.data.length}`);
     out.str(t.name);
     out.u32(t.dims.length);
     for (const d of t.dims) out.u64(d);
-    out.u32(t.dtype === "f32" ? GgmlType.F32 : GgmlType.F16);
+    out.u32(t.declared?.ggmlType ?? (t.dtype === "f32" ? GgmlType.F32 : GgmlType.F16));
     out.u64(offset);
     offset += tensorByteSize(t);
     offset += (alignment - (offset % alignment)) % alignment;
   }
 
   out.padTo(alignment);
+  if (file.headerOnly) return out.result();
   for (const t of file.tensors) {
     if (t.dtype === "f32") for (const x of t.data) out.f32(x);
     else for (const x of t.data) out.u16(f32ToF16Bits(x));

@@ -175,6 +175,8 @@ function writeBytes(path: string, bytes: Uint8Array): { path: string; sha256: st
 export interface TinyModelOptions {
   /** PRNG seed for the weights (default TINY_MODEL.default_seed). */
   seed?: number;
+  /** Metadata to replace or add (by key); `null` removes the key. Tensors stay as they are. */
+  metadata?: Readonly<Record<string, GgufValue | null>>;
   /** Weight storage type; norms always stay F32. Default "f32". */
   dtype?: "f32" | "f16";
   /**
@@ -238,6 +240,14 @@ export function tinyModelBytes(opts: TinyModelOptions = {}): Uint8Array {
     ["tokenizer.ggml.add_eos_token", gv.bool(false)],
     ["tokenizer.chat_template", gv.str(opts.chatTemplate ?? CHATML_TEMPLATE)],
   ];
+
+  for (const [key, value] of Object.entries(opts.metadata ?? {})) {
+    const at = metadata.findIndex(([k]) => k === key);
+    if (value === null) {
+      if (at >= 0) metadata.splice(at, 1);
+    } else if (at >= 0) metadata[at] = [key, value];
+    else metadata.push([key, value]);
+  }
 
   const ones = (n: number) => new Float32Array(n).fill(1);
   const tensors: GgufTensor[] = [];

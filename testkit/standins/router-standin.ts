@@ -39,6 +39,8 @@ export interface RouterStandinOptions {
   apiOnly?: boolean;
   /** Register nodes without a GPU (a real router answers 403), so heartbeats can be tested on CPU machines. */
   acceptCpuNodes?: boolean;
+  /** false: blobs carry a short ETag that is not their sha256 (a router that proves no digest). Default true. */
+  digests?: boolean;
 }
 
 export interface RouterModelInfo {
@@ -350,7 +352,7 @@ export async function startRouterStandin(options: RouterStandinOptions = {}): Pr
       return sendBlob(req, res, m.blob, {
         ...(realRouter
           ? { ranges: false, headers: { "Content-Disposition": `attachment; filename="${id.split("/").pop()}"` } }
-          : { etag: `"${m.blob.sha256}"`, lastModified: m.addedAt }),
+          : { etag: options.digests === false ? `"${m.blob.sha256.slice(0, 16)}"` : `"${m.blob.sha256}"`, lastModified: m.addedAt }),
         contentType: "application/octet-stream",
         faults,
         target: { host: "router", path: id },

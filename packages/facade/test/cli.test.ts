@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { sizedModelBytes } from "../../../testkit/gguf/sized-gguf.js";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,7 +12,7 @@ const root = path.resolve(import.meta.dirname, "../../..");
 const CLI = ["--conditions=source", "--import", "tsx", path.join(root, "packages/facade/src/cli.ts")];
 
 /** 8 MiB of bytes (downloaded, never loaded): slow enough under a throttle to interrupt. */
-const BIG = new Uint8Array(8 * 1024 * 1024).map((_, i) => (i * 7 + (i >> 12)) & 0xff);
+const BIG = sizedModelBytes(8 * 1024 * 1024, 7);
 const BIG_ID = "tiny-big";
 const BIG_REPO = "llmlb-test/big-GGUF";
 const BIG_FILE = "big-F32.gguf";
@@ -102,6 +103,11 @@ describe("llmlb-node CLI", () => {
     expect(models.find((m) => m.id === BIG_ID)).toMatchObject({ state: "ready" });
     expect(models.find((m) => m.id === BIG_ID)!.local!.path.startsWith(node.home)).toBe(true);
     expect(models.find((m) => m.id === TINY_CHAT_ID)).toBeUndefined();
+    // The hub proved the file's sha256 before the download: ls says it was verified.
+    expect(models.find((m) => m.id === BIG_ID)).toMatchObject({ local: { verified: true } });
+    const table = await cli(["ls"], env);
+    expect(table.stdout).toMatch(/^ID\s+STATE\s+SIZE\s+VERIFIED\s+PATH/m);
+    expect(table.stdout).toMatch(new RegExp(`^${BIG_ID}\\s+ready\\s+8\\.0 MiB\\s+yes\\s+`, "m"));
   });
 
   it("pull draws a progress bar on a terminal", async () => {

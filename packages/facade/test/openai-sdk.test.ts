@@ -1,10 +1,11 @@
 import OpenAI from "openai";
+import { sizedModelBytes } from "../../../testkit/gguf/sized-gguf.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { startTinyWorld, tinyEntry, TINY_CHAT_ID, TINY_EMBED_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
 /** 4 MiB of bytes (only downloaded, never loaded): big enough for several progress events. */
-const BIG = new Uint8Array(4 * 1024 * 1024).map((_, i) => (i * 31) & 0xff);
+const BIG = sizedModelBytes(4 * 1024 * 1024, 31);
 const BIG_ID = "tiny-big";
 const BIG_REPO = "llmlb-test/big-GGUF";
 const BIG_FILE = "big-F32.gguf";

@@ -34,6 +34,7 @@ export type { ResolveTarget, ResolveEvent, ResolveOptions, ResolveResult } from 
 export { openResolverStack, type ResolverStack, type ResolverStackOptions } from "./resolver/open-resolver.js";
 export { modelFile, type ModelFile, type ModelFileDeps, type ModelFileOptions, type InstalledModels } from "./resolver/model-file.js";
 export { parseAdapterRef, adapterIdFromRef, type AdapterRef } from "./resolver/adapter-ref.js";
+export { mapBounded, MAX_PARALLEL_LOOKUPS } from "./plugin/bounded.js";
 export { fetchWithRetry, retryAfterMs, backoffMs, isRetryableStatus, type FetchRetryOptions } from "./transfer/retry.js";
 export { NO_SOURCE_DEFAULTS, loadSources, type LoadedSource, type SourceDefaults } from "./plugin/loader.js";
 export { createResolverService } from "./services/resolver-service.js";

@@ -10,6 +10,7 @@ import { ModelCatalogService } from "../src/gen/llmlb/node/v1/catalog_pb.js";
 import type { SupportedModelRecord } from "../src/catalog/supported-models.js";
 import { afterAll, beforeAll } from "vitest";
 import { startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
+import { sizedModelBytes } from "../../../testkit/gguf/sized-gguf.js";
 import { describeBytes, tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
 import { startHfStandin, type HfStandin } from "../../../testkit/standins/index.js";
 
@@ -23,8 +24,9 @@ export const tiny = tinyModelBytes();
 export const tinyInfo = describeBytes(tiny);
 export const tinyQ8 = tinyModelBytes({ seed: 2 });
 export const tinyF16 = tinyModelBytes({ dtype: "f16" });
-export const shardA = tiny.subarray(0, 500_000);
-export const shardB = tiny.subarray(500_000);
+/** Each part of a sharded GGUF is a GGUF file of its own. */
+export const shardA = sizedModelBytes(500_000, 41);
+export const shardB = sizedModelBytes(378_560, 42);
 
 export async function startHubWithRepos(): Promise<HfStandin> {
   const hf = await startHfStandin();

@@ -76,7 +76,9 @@ describe("GGUF check before loading", () => {
   it("refuses what is not GGUF at all, and a model passed as an adapter", async () => {
     const junk = path.join(dir, "junk.gguf");
     fs.writeFileSync(junk, "<html>not a model</html>");
-    expect((await reasonOf(checkGgufFile(junk))).message).toMatch(/header cannot be read/);
+    const failure = await reasonOf(checkGgufFile(junk));
+    expect(failure.metadata).toMatchObject({ field: "magic", value: '"<htm"' });
+    expect(failure.message).toMatch(/does not start with "GGUF"/);
     expect((await reasonOf(checkGgufFile(good.path, "adapter"))).message).toMatch(/general.type/);
   });
 });

@@ -4,6 +4,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHfStandin, type HfStandin } from "../../../testkit/standins/index.js";
 import { tempDir } from "../../../testkit/node/index.js";
+import { tinyLoraBytes } from "../../../testkit/gguf/tiny-gguf.js";
 import { TINY, TINY_INFO, captureLogger, entry, failure, listTree, openStack, payload, recorder, sha256 } from "./resolver-world.js";
 
 const REPO = "org/tiny-GGUF";
@@ -12,13 +13,15 @@ const GATED = "org/gated-GGUF";
 const PRIVATE = "org/private-GGUF";
 const DISABLED = "org/disabled-GGUF";
 const TOKEN = "hf_secret_token";
-const SHARDS = [TINY.subarray(0, 300_000), TINY.subarray(300_000, 600_000), TINY.subarray(600_000)];
+/** Each part of a sharded GGUF is a GGUF file of its own. */
+const SHARDS = [payload(300_000, 51), payload(300_000, 52), payload(278_560, 53)];
+const LORA = tinyLoraBytes();
 
 describe("resolving from the Hugging Face stand-in", () => {
   let hf: HfStandin;
   beforeAll(async () => {
     hf = await startHfStandin({ validTokens: [TOKEN, "hf_other"] });
-    await hf.addRepo(REPO, { files: { "tiny-Q4_K_M.gguf": TINY, "lora.gguf": payload(70_000, 7), "README.md": new TextEncoder().encode("# tiny\n") } });
+    await hf.addRepo(REPO, { files: { "tiny-Q4_K_M.gguf": TINY, "lora.gguf": LORA, "README.md": new TextEncoder().encode("# tiny\n") } });
     await hf.addRepo(SHARDED, {
       files: Object.fromEntries(SHARDS.map((data, i) => [`Q4_K_M/tiny-Q4_K_M-0000${i + 1}-of-00003.gguf`, data])),
     });
@@ -88,7 +91,7 @@ describe("resolving from the Hugging Face stand-in", () => {
       expect(result.files).toEqual([1, 2, 3].map((i) => path.join(dir, `tiny-Q4_K_M-0000${i}-of-00003.gguf`)));
       expect(result.path).toBe(result.files[0]);
       expect(result.sizeBytes).toBe(TINY_INFO.size);
-      expect(sha256(Buffer.concat(result.files.map((f) => fs.readFileSync(f))))).toBe(TINY_INFO.sha256);
+      expect(result.files.map((f) => sha256(fs.readFileSync(f)))).toEqual(SHARDS.map((s) => sha256(s)));
       expect((await stack.store.getModel("org/sharded"))?.files.map((f) => f.sha256)).toEqual(SHARDS.map((s) => sha256(s)));
     } finally {
       await stack.dispose();
@@ -113,7 +116,7 @@ describe("resolving from the Hugging Face stand-in", () => {
     const stack = await openStack({ env: { HF_ENDPOINT: hf.url } });
     try {
       const result = await stack.resolver.resolve({ adapterRef: `hf:${REPO}/lora.gguf` });
-      expect(result).toMatchObject({ kind: "adapter", id: "hf--org--tiny-GGUF--lora.gguf", source: "huggingface", sizeBytes: 70_000 });
+      expect(result).toMatchObject({ kind: "adapter", id: "hf--org--tiny-GGUF--lora.gguf", source: "huggingface", sizeBytes: LORA.length });
       expect(result.path).toBe(path.join(stack.home, "adapters", "hf--org--tiny-GGUF--lora.gguf", "lora.gguf"));
       expect(await stack.store.listAdapters()).toMatchObject([{ id: "hf--org--tiny-GGUF--lora.gguf", ref: `hf:${REPO}/lora.gguf` }]);
       expect(await stack.resolver.resolve({ adapterRef: `hf:${REPO}/lora.gguf` })).toMatchObject({ source: "local" });

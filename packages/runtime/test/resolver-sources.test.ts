@@ -3,6 +3,7 @@ import path from "node:path";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHfStandin, startRouterStandin, type HfStandin, type RouterStandin } from "../../../testkit/standins/index.js";
+import { tinyLoraBytes } from "../../../testkit/gguf/tiny-gguf.js";
 import { tempDir } from "../../../testkit/node/index.js";
 import { entry, failure, openStack, payload, recorder, sha256 } from "./resolver-world.js";
 
@@ -157,6 +158,11 @@ describe("the source chain", () => {
       // A cached file that is not what the catalog expects is not used.
       const err = await failure(stack.resolver.resolve({ modelId: "wrong" }));
       expect(JSON.parse(err.metadata.sources!)[0]).toMatchObject({ source: "local", code: "CHECKSUM_MISMATCH" });
+      // A blob is never trusted by its name: bytes that differ from the sha256 it is named by are refused.
+      fs.rmSync(path.join(repoDir, "blobs", SHA));
+      fs.writeFileSync(path.join(repoDir, "blobs", SHA), payload(DATA.length, 77));
+      const renamed = await failure(stack.resolver.resolve({ modelId: "cached" }));
+      expect(JSON.parse(renamed.metadata.sources!)[0]).toMatchObject({ source: "local", code: "CHECKSUM_MISMATCH" });
     } finally {
       await stack.dispose();
       cache.cleanup();
@@ -166,12 +172,12 @@ describe("the source chain", () => {
   it("resolves a local adapter path in place", async () => {
     const dir = tempDir("llmlb-adapter-");
     const file = path.join(dir.dir, "style.gguf");
-    fs.writeFileSync(file, DATA);
+    fs.writeFileSync(file, tinyLoraBytes());
     const stack = await openStack({ env: env() });
     try {
       const other = path.join(dir.dir, "sub", "style.gguf");
       fs.mkdirSync(path.dirname(other));
-      fs.writeFileSync(other, "another adapter");
+      fs.writeFileSync(other, tinyLoraBytes({ seed: 99 }));
       const [first, second] = await Promise.all([stack.resolver.resolve({ adapterRef: file }), stack.resolver.resolve({ adapterRef: other })]);
       expect(first).toMatchObject({ kind: "adapter", id: expect.stringMatching(/^local--[0-9a-f]{8}--style\.gguf$/), source: "local", path: file });
       expect(second).toMatchObject({ source: "local", path: other });

@@ -12,24 +12,15 @@ import { loadConfig, openResolverStack, staticModelDirectory, type ModelEntry, t
 import { builtinSourceDefaults } from "@llmlb/plugins";
 import { tempDir } from "../../../testkit/node/index.js";
 import { describeBytes, tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
-import { mulberry32 } from "../../../testkit/gguf/tiny-gguf.js";
+import { sizedModelBytes } from "../../../testkit/gguf/sized-gguf.js";
 import { startHfStandin, type HfStandin } from "../../../testkit/standins/index.js";
 
 export const TINY = tinyModelBytes();
 export const TINY_INFO = describeBytes(TINY);
 
-/** Deterministic pseudo-random bytes (incompressible, so byte counts mean something). */
+/** A valid model GGUF of exactly `size` bytes, the rest seeded pseudo-random (incompressible, so byte counts mean something). */
 export function payload(size: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(size);
-  const next = mulberry32(seed);
-  for (let i = 0; i < size; i += 4) {
-    const v = Math.floor(next() * 2 ** 32);
-    out[i] = v & 0xff;
-    out[i + 1] = (v >>> 8) & 0xff;
-    out[i + 2] = (v >>> 16) & 0xff;
-    out[i + 3] = (v >>> 24) & 0xff;
-  }
-  return out;
+  return sizedModelBytes(size, seed);
 }
 
 export const sha256 = (data: Uint8Array | Buffer): string => createHash("sha256").update(data).digest("hex");

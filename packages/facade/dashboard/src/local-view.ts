@@ -52,6 +52,7 @@ export class LocalView {
         h("div", {}, h("dt", { text: "Memory" }), h("dd", { text: formatBytes(m.required_memory_bytes) })),
         h("div", {}, h("dt", { text: "Downloaded" }), h("dd", { text: formatDate(m.local?.downloaded_at ?? null) })),
         h("div", {}, h("dt", { text: "Source" }), h("dd", { text: m.local?.source || "—" })),
+        h("div", {}, h("dt", { text: "Verified" }), h("dd", { class: "verified", text: m.local?.verified ? "sha256 of every file" : "size only (no digest from the source)" })),
       ),
       h("div", { class: "path" }, h("span", { class: "path-label", text: "Path" }), h("code", { class: "path-value", text: m.local?.path ?? "—" })),
       h("div", { class: "local-action" }, remove),
@@ -61,4 +62,4 @@ export class LocalView {
 
 /** What a row shows; a row is rebuilt only when this changes. */
 const keyOf = (m: ModelJson) =>
-  JSON.stringify([m.id, m.display_name, m.state, m.local?.path, m.local?.size_on_disk_bytes, m.local?.downloaded_at, m.local?.source, m.required_memory_bytes]);
+  JSON.stringify([m.id, m.display_name, m.state, m.local?.path, m.local?.size_on_disk_bytes, m.local?.downloaded_at, m.local?.source, m.local?.verified, m.required_memory_bytes]);

@@ -26,6 +26,8 @@ export interface LocalCopyJson {
   downloaded_at: string | null;
   revision: string;
   source: string;
+  /** Every file matched a sha256 known before the download; false: only sizes were checked. */
+  verified: boolean;
 }
 
 export interface ModelJson {

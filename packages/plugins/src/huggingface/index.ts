@@ -1,4 +1,4 @@
-import { definePlugin, parseAdapterRef, type ArtifactSpec, type LocateResult, type RemoteFile, type SourceContext } from "@llmlb/runtime/plugin";
+import { definePlugin, mapBounded, parseAdapterRef, type ArtifactSpec, type LocateResult, type RemoteFile, type SourceContext } from "@llmlb/runtime/plugin";
 import { headFile, resolveUrl } from "./hf-file-info.js";
 import { hfToken } from "./hf-token.js";
 import { stringOption } from "../options.js";
@@ -53,7 +53,7 @@ export default definePlugin(({ options }) => {
       const [first, ...rest] = want.files;
       const head = await headFile(ctx, target(first!, want.revision), headers);
       const commit = head.commit && COMMIT.test(head.commit) ? head.commit : want.revision;
-      const others = await Promise.all(rest.map((f) => headFile(ctx, target(f, commit), headers)));
+      const others = await mapBounded(rest, (f) => headFile(ctx, target(f, commit), headers));
       const files: RemoteFile[] = [head, ...others].map((info, i) => ({
         name: storeName(want.files[i]!),
         url: resolveUrl(endpoint, want.repo, commit, want.files[i]!),

@@ -1,4 +1,4 @@
-import { definePlugin, fetchWithRetry, LlmlbError, type ArtifactSpec, type LocateResult, type RemoteFile, type SourceContext } from "@llmlb/runtime/plugin";
+import { definePlugin, fetchWithRetry, LlmlbError, mapBounded, type ArtifactSpec, type LocateResult, type RemoteFile, type SourceContext } from "@llmlb/runtime/plugin";
 import { expandShards, storeName } from "../huggingface/shards.js";
 import { stringListOption, stringOption } from "../options.js";
 
@@ -111,7 +111,7 @@ export default definePlugin(({ options }) => {
     let failed: Extract<Probe, { ok: false }> | undefined;
     for (const prefix of PREFIXES) {
       const wanted = files.map((f, i) => ({ name: storeName(f), url: blobUrl(base, spec.id, i === 0 ? undefined : storeName(f), prefix) }));
-      const probes = await Promise.all(wanted.map((w) => probe(ctx, w.url, headers)));
+      const probes = await mapBounded(wanted, (w) => probe(ctx, w.url, headers));
       failed = probes.find((p): p is Extract<Probe, { ok: false }> => !p.ok);
       if (!failed) {
         return wanted.map((w, i) => {

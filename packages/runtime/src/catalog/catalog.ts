@@ -1,4 +1,6 @@
 import { LlmlbError, modelNotSupported } from "../errors/index.js";
+import { chatTemplateProblem } from "../engine/chat-template-check.js";
+import type { TemplateSandbox } from "../engine/template-sandbox.js";
 import type { ModelEvents } from "../events/model-events.js";
 import type { Model } from "../gen/llmlb/node/v1/model_pb.js";
 import type { Logger } from "../logging/index.js";
@@ -27,6 +29,8 @@ export interface CatalogOptions {
   store: CatalogStorePort;
   readActiveDownloads: ActiveDownloadsReader;
   logger: Logger;
+  /** Where a registered chat template is test-rendered within bounds. */
+  templates: TemplateSandbox;
   /** Progress changes per model reach watchers at most once per this interval (default 250 ms: ~4/s). */
   progressIntervalMs?: number;
   /** Lock polling interval (default 1000 ms). */
@@ -217,9 +221,22 @@ export class Catalog {
     return this.protoOf(id, true);
   }
 
+  /** A registered template is rendered by the node for every chat: it must render within the bounds now. */
+  private async assertUsableTemplate(template: string): Promise<void> {
+    if (!template.trim()) return;
+    const problem = await chatTemplateProblem(this.options.templates, template, true);
+    if (!problem) return;
+    throw new LlmlbError(
+      "INVALID_CHAT_TEMPLATE",
+      `chat_template was refused: ${problem.message} (a test render with sample conversations, limited to ${this.options.templates.limits.timeMs} ms and ${this.options.templates.limits.maxOutputChars} characters). Fix the template or register without one to use the GGUF's own`,
+      { field: "chat_template", problem: problem.kind },
+    );
+  }
+
   async register(input: RegisterInput, signal?: AbortSignal): Promise<{ model: Model; warnings: string[]; availableFiles: string[] }> {
     const explicit = input.id.trim();
     if (explicit) this.assertFreeId(explicit);
+    await this.assertUsableTemplate(input.chatTemplate);
     const plan = await planRegistration(input, this.options.hub, signal);
     const { entry } = plan;
     this.assertFreeId(entry.id);
@@ -249,6 +266,8 @@ export class Catalog {
       throw new LlmlbError("MODEL_IN_USE", `cannot delete ${id}: it is loaded; unload it first`, { model_id: id });
     }
     const { freedBytes } = await this.options.store.deleteModel(id);
+    // A concurrent DeleteModel with remove_registration may have removed it meanwhile.
+    if (!this.items.has(id)) throw modelNotSupported(id);
     this.states.apply({ type: "deleted", modelId: id });
     if (!removeRegistration) return { model: this.protoOf(id, false), freedBytes };
     if (item.entry.origin === "supported") {
@@ -259,6 +278,7 @@ export class Catalog {
       };
     }
     await this.options.registrations.remove(id);
+    if (!this.items.has(id)) throw modelNotSupported(id);
     const last = this.protoOf(id, false);
     this.remove(id);
     this.watchers.publish({ id, model: last, removed: true, progressOnly: false });

@@ -11,6 +11,8 @@ export interface ModelEntry {
   revision?: string;
   /** Expected sha256 of files[0] when known (lower-case hex). */
   sha256?: string;
+  /** Expected sha256 of every file, parallel to files, when the hub listed them all (registrations). */
+  fileSha256s?: string[];
   /** Total size of all files when known. */
   sizeBytes?: number;
   requiredMemoryBytes?: number;

@@ -81,6 +81,7 @@ export function toModelProto(entry: ModelEntry, status: ModelStatus, hub: HubSta
             sizeOnDiskBytes: big(local.sizeOnDiskBytes),
             revision: local.revision ?? "",
             source: local.source ?? "",
+            verified: local.verified ?? false,
             ...(local.downloadedAt !== undefined ? { downloadedAt: timestampFromMs(local.downloadedAt) } : {}),
           }),
         }

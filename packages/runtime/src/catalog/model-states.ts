@@ -10,6 +10,8 @@ export interface LocalCopyInfo {
   downloadedAt?: number;
   revision?: string;
   source?: string;
+  /** See LocalCopy.verified. */
+  verified?: boolean;
 }
 
 export interface ModelStatus {
@@ -150,6 +152,7 @@ function sameStatus(a: ModelStatus, b: ModelStatus): boolean {
     a.local?.downloadedAt === b.local?.downloadedAt &&
     a.local?.revision === b.local?.revision &&
     a.local?.source === b.local?.source &&
+    a.local?.verified === b.local?.verified &&
     (a.progress === b.progress || (b.progress !== undefined && sameProgress(a.progress, b.progress) && a.progress?.bytesPerSecond === b.progress.bytesPerSecond))
   );
 }

@@ -4,6 +4,7 @@ import type { Logger } from "../logging/index.js";
 import { listDownloadLocks } from "../store/download-lock.js";
 import type { StateStore } from "../state/state-store.js";
 import type { Store } from "../store/store.js";
+import type { TemplateSandbox } from "../engine/template-sandbox.js";
 import { Catalog } from "./catalog.js";
 import { openCatalogDb } from "./catalog-db.js";
 import { HubClient } from "./hub-client.js";
@@ -44,6 +45,8 @@ export interface OpenCatalogOptions {
   store: Store;
   /** Where registrations and the hub-info cache live (node.db, and the fleet's shared store). */
   state: StateStore;
+  /** Where registered chat templates are test-rendered. */
+  templates: TemplateSandbox;
   tuning?: Partial<CatalogTuning>;
 }
 
@@ -84,6 +87,7 @@ export async function openCatalog(options: OpenCatalogOptions): Promise<{ catalo
       readActiveDownloads: () => activeDownloads(config.home),
       logger,
       ...(options.state.shared ? { registrationSyncMs: t.registrationSyncMs } : {}),
+      templates: options.templates,
     });
     options.state.link?.onRecovered(() => catalog.syncRegistrations());
     logger.debug({ models: catalog.size, file: config.supportedModels }, "catalog ready");

@@ -79,6 +79,7 @@ export async function planRegistration(input: RegisterInput, hub: HubClient, sig
     files: chosen.files,
     ...(revision ? { revision } : {}),
     ...(chosen.sha256 ? { sha256: chosen.sha256 } : {}),
+    ...fileDigests(chosen.files, info),
     ...(chosen.sizeBytes !== undefined ? { sizeBytes: chosen.sizeBytes } : {}),
     tags: [...new Set(input.tags.map((t) => t.trim().toLowerCase()).filter((t) => t !== ""))],
     capabilities: info?.pipelineTag && EMBEDDING_PIPELINES.has(info.pipelineTag) ? ["embeddings"] : ["text-generation"],
@@ -92,6 +93,12 @@ export async function planRegistration(input: RegisterInput, hub: HubClient, sig
 }
 
 const shardSuffix = /-\d{5}-of-\d{5}(?=\.gguf$)/i;
+
+/** The hub's lfs.sha256 of every chosen file, kept only when it knows all of them. */
+function fileDigests(files: readonly string[], info: HubModelInfo | undefined): { fileSha256s?: string[] } {
+  const digests = files.map((f) => info?.files.find((x) => x.path === f)?.sha256);
+  return digests.every((d): d is string => d !== undefined) ? { fileSha256s: digests } : {};
+}
 
 /** A default id from the (first) file name: "Qwen2.5-0.5B-Instruct-Q4_K_M.gguf" → "qwen2.5-0.5b-instruct-q4_k_m". */
 export function deriveModelId(file: string): string {

@@ -39,6 +39,7 @@ function localOf(m: CachedModel): LocalCopyInfo {
     sizeOnDiskBytes: m.sizeBytes,
     downloadedAt: m.downloadedAt.getTime(),
     source: m.source,
+    verified: m.verified,
     ...(m.revision ? { revision: m.revision } : {}),
   };
 }

@@ -37,13 +37,21 @@ const SIZES: Readonly<Record<number, readonly [number, number]>> = {
   34: [QK_K, 2 + 4 * 13], // TQ1_0
   35: [QK_K, 2 + 64], // TQ2_0
   39: [32, 1 + 16], // MXFP4
+  40: [64, 4 + 32], // NVFP4
+  41: [128, 2 + 128 / 8], // Q1_0
+  42: [64, 2 + 64 / 4], // Q2_0
 };
+
+/** Elements per block of a known ggml type, or undefined. */
+export function blockElements(ggmlType: number): number | undefined {
+  return SIZES[ggmlType]?.[0];
+}
 
 /** Bytes a tensor takes in the file, or undefined for a type this table does not know. */
 export function tensorByteSize(ggmlType: number, dimensions: readonly (number | bigint)[]): number | undefined {
   const size = SIZES[ggmlType];
   if (!size) return undefined;
-  const [blockElements, blockBytes] = size;
+  const [perBlock, blockBytes] = size;
   const elements = dimensions.reduce<number>((n, d) => n * Number(d), 1);
-  return Math.ceil(elements / blockElements) * blockBytes;
+  return Math.ceil(elements / perBlock) * blockBytes;
 }

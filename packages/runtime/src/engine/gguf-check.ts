@@ -1,82 +1,91 @@
-import { stat } from "node:fs/promises";
+import path from "node:path";
 import type { GgufFileInfo } from "node-llama-cpp";
 import { importLlamaCpp } from "./llama-cpp.js";
 import { LlmlbError } from "../errors/index.js";
 import type { ArtifactKind } from "../store/artifact-kind.js";
-import { tensorByteSize } from "./ggml-type-sizes.js";
+import { checkAdapterHeader, checkModelHyperparameters } from "./gguf-limits.js";
+import { GgufFormatError, readGgufStructure, type GgufStructure } from "./gguf-structure.js";
+import { chatTemplateProblem } from "./chat-template-check.js";
+import type { TemplateSandbox } from "./template-sandbox.js";
 
-/** Architectures without attention/feed-forward hyperparameters (state-space and RWKV models). */
-const RECURRENT_ARCHITECTURES = new Set(["mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7"]);
+/** What a GGUF file is meant to be: a model, or a LoRA adapter. */
+export type GgufKind = ArtifactKind;
 
-/**
- * Reads and checks a GGUF file before llama.cpp sees it. llama.cpp aborts the whole process on
- * some malformed files (a missing or zero `<arch>.feed_forward_length` or `attention.head_count`
- * fails a GGML_ASSERT), so every file is checked here first: the header parses, required
- * hyperparameters are present and positive, and every tensor's data lies inside the file.
- * Throws FAILED_PRECONDITION / INVALID_MODEL_FILE saying what is wrong.
- */
-export async function checkGgufFile(path: string, kind: ArtifactKind = "model"): Promise<GgufFileInfo> {
-  let info: GgufFileInfo;
-  try {
-    info = await (await importLlamaCpp()).readGgufFileInfo(path, { readTensorInfo: true, logWarnings: false, sourceType: "filesystem" });
-  } catch (err) {
-    throw invalid(path, `its GGUF header cannot be read (${err instanceof Error ? err.message : String(err)})`, err);
-  }
-  const problems = kind === "model" ? missingModelKeys(info) : missingAdapterKeys(info);
-  problems.push(...(await truncatedParts(info)));
-  if (problems.length > 0) throw invalid(path, problems.join("; "));
-  return info;
-}
+/** Checks run on the first part's metadata once its structure is known (the chat template check plugs in here). */
+export type MetadataCheck = (structure: GgufStructure, path: string) => Promise<void>;
 
-function invalid(path: string, problem: string, cause?: unknown): LlmlbError {
-  return new LlmlbError(
-    "INVALID_MODEL_FILE",
-    `${path} is not a usable GGUF file: ${problem}. It was not loaded; replace the file (delete it and download it again).`,
-    { path },
-    { cause },
+const SHARD = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/i;
+
+/** The parts of a sharded GGUF named like "x-00001-of-00003.gguf", or just the file. */
+export function ggufParts(first: string): string[] {
+  const match = SHARD.exec(path.basename(first));
+  if (!match || Number(match[2]) !== 1) return [first];
+  const count = Number(match[3]);
+  const width = match[2]!.length;
+  return Array.from({ length: count }, (_, i) =>
+    path.join(path.dirname(first), `${match[1]}-${String(i + 1).padStart(width, "0")}-of-${match[3]}.gguf`),
   );
 }
 
-function missingModelKeys(info: GgufFileInfo): string[] {
-  const arch = valueAt(info.metadata, "general.architecture");
-  if (typeof arch !== "string" || arch === "") return ["general.architecture is missing"];
-  const required = [`${arch}.context_length`, `${arch}.embedding_length`, `${arch}.block_count`];
-  if (!RECURRENT_ARCHITECTURES.has(arch)) required.push(`${arch}.feed_forward_length`, `${arch}.attention.head_count`);
-  const problems = required.filter((key) => !isPositive(valueAt(info.metadata, key))).map((key) => `${key} is missing or not positive`);
-  if (typeof valueAt(info.metadata, "tokenizer.ggml.model") !== "string") problems.push("tokenizer.ggml.model is missing");
-  return problems;
-}
-
-function missingAdapterKeys(info: GgufFileInfo): string[] {
-  const problems: string[] = [];
-  if (valueAt(info.metadata, "general.type") !== "adapter") problems.push('general.type is not "adapter"');
-  if (typeof valueAt(info.metadata, "general.architecture") !== "string") problems.push("general.architecture is missing");
-  return problems;
-}
-
-/** Per file part: where its last tensor's data ends versus the part's length on disk. */
-async function truncatedParts(info: GgufFileInfo): Promise<string[]> {
-  const ends = new Map<number, number>([[1, info.infoEndOffset ?? 0]]);
-  for (const tensor of info.fullTensorInfo ?? []) {
-    const start = Number(tensor.fileOffset);
-    const end = start + (tensorByteSize(tensor.ggmlType, tensor.dimensions) ?? 0);
-    ends.set(tensor.filePart, Math.max(ends.get(tensor.filePart) ?? 0, end));
+/**
+ * The one GGUF validation of the node, run on every file before it becomes READY and before every
+ * load. Each part's structure is read with bounds (gguf-structure.ts), then the first part's
+ * hyperparameters are held to the bundled llama.cpp's limits (gguf-limits.ts) — the file never
+ * reaches native code unless it passes. Throws FAILED_PRECONDITION / INVALID_MODEL_FILE naming the
+ * field and the value found.
+ */
+export async function validateGgufFiles(files: readonly string[], kind: GgufKind = "model", extra?: MetadataCheck): Promise<void> {
+  for (const [i, file] of files.entries()) {
+    let structure: GgufStructure;
+    try {
+      structure = await readGgufStructure(file);
+      if (i === 0) {
+        if (kind === "model") checkModelHyperparameters(structure.metadata);
+        else checkAdapterHeader(structure.metadata);
+      }
+    } catch (err) {
+      if (err instanceof GgufFormatError) throw invalidModelFile(file, err.message, { field: err.field, value: err.value });
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new LlmlbError("FILE_NOT_FOUND", `${file} does not exist`, { path: file });
+      throw err;
+    }
+    if (i === 0 && extra) await extra(structure, file);
   }
-  const problems: string[] = [];
-  for (const [part, end] of ends) {
-    const source = info.sourceData[part - 1];
-    if (source?.type !== "path") continue;
-    const { size } = await stat(source.path);
-    if (size < end) problems.push(`the file is truncated (${source.path} has ${size} bytes, its tensors need ${end})`);
-  }
-  return problems;
 }
 
-function isPositive(value: unknown): boolean {
-  if (typeof value === "number" || typeof value === "bigint") return value > 0;
-  // Per-layer arrays (e.g. hybrid models) may hold zeros for some layers, but not only zeros.
-  if (Array.isArray(value)) return value.some((v) => isPositive(v));
-  return false;
+/** Validates a file (and its other parts) and returns node-llama-cpp's reading of it, which is safe only after validation. */
+export async function checkGgufFile(file: string, kind: GgufKind = "model", extra?: MetadataCheck): Promise<GgufFileInfo> {
+  await validateGgufFiles(kind === "model" ? ggufParts(file) : [file], kind, extra);
+  try {
+    return await (await importLlamaCpp()).readGgufFileInfo(file, { readTensorInfo: true, logWarnings: false, sourceType: "filesystem" });
+  } catch (err) {
+    throw invalidModelFile(file, `its GGUF header cannot be read (${err instanceof Error ? err.message : String(err)})`, {}, err);
+  }
+}
+
+/**
+ * Refuses a GGUF whose embedded chat template exceeds the render bounds (a template bomb). Syntax
+ * the Jinja renderer does not know is left to node-llama-cpp, which may match a built-in wrapper.
+ */
+export function embeddedTemplateCheck(sandbox: TemplateSandbox): MetadataCheck {
+  return async (structure, file) => {
+    const value = structure.metadata.get("tokenizer.chat_template");
+    if (value?.kind !== "scalar" || typeof value.value !== "string") return;
+    const problem = await chatTemplateProblem(sandbox, value.value, false);
+    if (problem) {
+      throw invalidModelFile(file, `its chat template (tokenizer.chat_template) cannot be rendered within bounds: ${problem.message}`, {
+        field: "tokenizer.chat_template", value: problem.kind,
+      });
+    }
+  };
+}
+
+export function invalidModelFile(file: string, problem: string, fields: Record<string, string> = {}, cause?: unknown): LlmlbError {
+  return new LlmlbError(
+    "INVALID_MODEL_FILE",
+    `${file} is not a usable GGUF file: ${problem}. It was not loaded; replace the file (delete it and download it again).`,
+    { path: file, ...fields },
+    { cause },
+  );
 }
 
 /** A dotted key ("llama.attention.head_count") in node-llama-cpp's nested metadata object. */

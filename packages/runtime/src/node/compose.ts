@@ -5,6 +5,8 @@ import { HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_
 import type { Catalog } from "../catalog/catalog.js";
 import { openCatalog, type CatalogTuning } from "../catalog/open-catalog.js";
 import { createRunnerEngine, type RunnerEngine } from "../engine/runner/runner-engine.js";
+import { embeddedTemplateCheck, validateGgufFiles } from "../engine/gguf-check.js";
+import { TemplateSandbox } from "../engine/template-sandbox.js";
 import { engineSettingsFrom } from "../engine/engine-settings.js";
 import { NodeMetrics } from "../metrics/node-metrics.js";
 import type { SourceDefaults } from "../plugin/loader.js";
@@ -84,12 +86,15 @@ export async function composeNode(options: ComposeOptions): Promise<NodeComponen
     closers.push(() => store.close());
     const fleet = state.shared ? openFleet(config, state, events, store, logger) : undefined;
     if (fleet) closers.push(() => fleet.close());
-    const opened = await openCatalog({ config, logger, events, store, state, ...(options.catalogTuning ? { tuning: options.catalogTuning } : {}) });
+    const templates = new TemplateSandbox();
+    closers.push(() => templates.close());
+    const opened = await openCatalog({ config, logger, events, store, state, templates, ...(options.catalogTuning ? { tuning: options.catalogTuning } : {}) });
     closers.push(() => opened.close());
     const { catalog } = opened;
     const stack = await openResolverStack({
       config, logger, events, store, models: catalog.directory, ...(options.sourceDefaults ? { sourceDefaults: options.sourceDefaults } : {}),
       ...(fleet ? { fleet: { view: fleet.view, downloads: fleet } } : {}),
+      validate: (files, kind) => validateGgufFiles(files, kind, kind === "model" ? embeddedTemplateCheck(templates) : undefined),
     });
     closers.push(() => stack.close());
     const engine = createRunnerEngine({
@@ -102,6 +107,8 @@ export async function composeNode(options: ComposeOptions): Promise<NodeComponen
       logger: logger.child({ component: "engine" }),
     });
     closers.push(() => engine.close());
+    // Models installed before this version (or by hand) are validated once before anything loads them.
+    await stack.checks.checkInstalledModels(events, logger);
     const metrics = new NodeMetrics(events, async () =>
       (await engine.list()).map((m) => ({ modelId: m.modelId, queued: m.queuedRequests, active: m.activeRequests })),
     );

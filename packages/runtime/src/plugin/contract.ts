@@ -46,7 +46,10 @@ export interface RemoteFile {
 }
 
 export type LocateResult =
-  /** Files already on this machine; used in place, never copied (read-only directories stay untouched). */
+  /**
+   * Files already on this machine; used in place, never copied (read-only directories stay untouched).
+   * sha256 is informational: the runtime hashes every local file itself before first use.
+   */
   | { type: "local"; files: string[]; revision?: string; sha256?: string }
   /** Files to download. revision is the commit they belong to (stored, then pinned). */
   | { type: "remote"; files: RemoteFile[]; revision?: string }

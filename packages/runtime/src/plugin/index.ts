@@ -19,6 +19,7 @@ export type { SourceEntry } from "../config/config-file.js";
 export type { ModelEntry } from "../catalog/model-entry.js";
 export type { Logger } from "../logging/logger.js";
 export { LlmlbError, isLlmlbError, isAbortError, REASONS, ERROR_DOMAIN, type Reason, type ErrorMetadata } from "../errors/index.js";
+export { mapBounded, MAX_PARALLEL_LOOKUPS } from "./bounded.js";
 export { fetchWithRetry, retryAfterMs, backoffMs, isRetryableStatus, type FetchRetryOptions } from "../transfer/retry.js";
 export { parseAdapterRef, adapterIdFromRef, type AdapterRef } from "../resolver/adapter-ref.js";
 export { idToFileName } from "../store/model-id.js";

@@ -7,16 +7,19 @@ import { sha256OfFile } from "../transfer/hash-follower.js";
 export interface CheckedLocalFiles {
   paths: string[];
   sizeBytes: number;
-  /** sha256 of the first file, when known or required. */
+  /** sha256 of the first file, computed from its bytes. */
   sha256: string;
 }
 
+const HASHED = "sha256";
+
 /**
  * Checks files a source found on this machine (used in place, never copied): they must exist as
- * regular files, and when the catalog knows the sha256 of the first one it must match. Hashes of
- * read-only files are remembered in the store index by path, size and mtime.
+ * regular files, and each is hashed before first use — never trusted by a name such as a Hugging
+ * Face cache blob's — with the result remembered by inode, size and mtime, so an unchanged file is
+ * read once. When the catalog knows a file's sha256 it must match.
  */
-export async function checkLocalFiles(store: Store, files: readonly string[], expectedSha256: string | undefined, claimedSha256: string | undefined): Promise<CheckedLocalFiles> {
+export async function checkLocalFiles(store: Store, files: readonly string[], expectedSha256s: ReadonlyArray<string | undefined>): Promise<CheckedLocalFiles> {
   const stats = await Promise.all(
     files.map(async (file) => {
       if (!path.isAbsolute(file)) throw new LlmlbError("FILE_NOT_FOUND", `${file} is not an absolute path`);
@@ -25,19 +28,21 @@ export async function checkLocalFiles(store: Store, files: readonly string[], ex
       return stat;
     }),
   );
-  const first = files[0]!;
-  const firstStat = stats[0]!;
-  let sha256 = claimedSha256 ?? (await store.cachedSha256(first, firstStat.size, firstStat.mtimeMs)) ?? "";
-  if (expectedSha256 && sha256 !== expectedSha256) {
-    if (!claimedSha256) {
-      sha256 = await sha256OfFile(first, firstStat.size);
-      await store.rememberSha256(first, firstStat.size, firstStat.mtimeMs, sha256);
+  const digests: string[] = [];
+  for (const [i, file] of files.entries()) {
+    const stat = stats[i]!;
+    let sha256 = await store.recalled<string>(HASHED, file, stat);
+    if (!sha256) {
+      sha256 = await sha256OfFile(file, stat.size);
+      await store.remember(HASHED, file, stat, sha256);
     }
-    if (sha256 !== expectedSha256) {
-      throw new LlmlbError("CHECKSUM_MISMATCH", `${first} has sha256 ${sha256}, the catalog expects ${expectedSha256}`, {
-        path: first, expected_sha256: expectedSha256, actual_sha256: sha256,
+    const expected = expectedSha256s[i];
+    if (expected && sha256 !== expected) {
+      throw new LlmlbError("CHECKSUM_MISMATCH", `${file} has sha256 ${sha256}, the catalog expects ${expected}`, {
+        path: file, expected_sha256: expected, actual_sha256: sha256,
       });
     }
+    digests.push(sha256);
   }
-  return { paths: [...files], sizeBytes: stats.reduce((n, s) => n + s.size, 0), sha256 };
+  return { paths: [...files], sizeBytes: stats.reduce((n, s) => n + s.size, 0), sha256: digests[0]! };
 }

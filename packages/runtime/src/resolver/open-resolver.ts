@@ -4,10 +4,13 @@ import { ModelEvents } from "../events/model-events.js";
 import type { Logger } from "../logging/index.js";
 import { loadSources, type SourceDefaults } from "../plugin/loader.js";
 import { Store } from "../store/store.js";
+import { sweepLeftovers } from "../store/sweep.js";
 import { HttpClient } from "../transfer/http-client.js";
 import { TransferEngine } from "../transfer/transfer-engine.js";
 import type { FleetDownloads } from "../fleet/fleet.js";
 import type { FleetView } from "../plugin/contract.js";
+import { validateGgufFiles } from "../engine/gguf-check.js";
+import { FileChecks, type ValidateFiles } from "./file-checks.js";
 import { Resolver } from "./resolver.js";
 import { SourceChain } from "./source-chain.js";
 
@@ -23,6 +26,10 @@ export interface ResolverStackOptions {
   sourceDefaults?: SourceDefaults;
   /** The fleet this node belongs to (LLMLB_STATE_URL): the peer source's view and the hub download lease. */
   fleet?: { view: FleetView; downloads: FleetDownloads };
+  /** The HTTP client (default: one configured from config). */
+  http?: HttpClient;
+  /** The file validation; defaults to the GGUF validation without a template check. */
+  validate?: ValidateFiles;
 }
 
 /** Store, sources, transfer engine and resolver of one node, wired together. */
@@ -31,6 +38,7 @@ export interface ResolverStack {
   sources: SourceChain;
   transfer: TransferEngine;
   http: HttpClient;
+  checks: FileChecks;
   resolver: Resolver;
   events: ModelEvents;
   /** Aborts running resolutions, then closes the sources, the HTTP client and the store it opened. */
@@ -45,16 +53,19 @@ export async function openResolverStack(options: ResolverStackOptions): Promise<
   const closeStore = async () => {
     if (ownStore) await store.close();
   };
-  const http = new HttpClient();
+  await sweepLeftovers(config.home, logger);
+  const http = options.http ?? new HttpClient({ redirects: { allowedPrivateHosts: config.allowedPrivateHosts.map((h) => h.toLowerCase()) } });
   try {
     const sources = new SourceChain(await loadSources(config, logger, options.sourceDefaults), { config, logger, http, fleet: options.fleet?.view });
     const transfer = new TransferEngine({ http, settings: config, logger });
+    const checks = new FileChecks(store, options.validate ?? ((files, kind) => validateGgufFiles(files, kind)));
     const resolver = new Resolver({
-      store, sources, transfer, events, logger, models: options.models, lockWaitTimeoutSeconds: config.lockWaitTimeoutSeconds,
+      store, sources, transfer, events, logger, models: options.models, lockWaitTimeoutSeconds: config.lockWaitTimeoutSeconds, checks,
+      maxDownloadBytes: config.maxDownloadSize,
       ...(options.fleet ? { fleet: options.fleet.downloads } : {}),
     });
     return {
-      store, sources, transfer, http, resolver, events,
+      store, sources, transfer, http, resolver, events, checks,
       async close() {
         await resolver.close();
         await sources.close();

@@ -13,6 +13,7 @@ import type { TransferEngine } from "../transfer/transfer-engine.js";
 import type { FleetDownloads } from "../fleet/fleet.js";
 import { adapterIdFromRef } from "./adapter-ref.js";
 import { combineFailures } from "./failures.js";
+import type { FileChecks } from "./file-checks.js";
 import { checkLocalFiles } from "./local-files.js";
 import { modelFile, type ModelFile, type ModelFileOptions } from "./model-file.js";
 import { SharedJob } from "./shared-job.js";
@@ -30,6 +31,10 @@ export interface ResolverDeps {
   lockWaitTimeoutSeconds: number;
   /** The fleet (LLMLB_STATE_URL): one hub download per cluster. */
   fleet?: FleetDownloads;
+  /** GGUF validation: nothing becomes READY (or is used in place) without passing it. */
+  checks: FileChecks;
+  /** Bound of a file whose size neither the source nor the catalog knows (LLMLB_MAX_DOWNLOAD_SIZE). */
+  maxDownloadBytes: number;
 }
 
 /** The source that fetches from other nodes of the fleet (@llmlb/plugins/peer). */
@@ -196,7 +201,9 @@ export class Resolver {
       }
       try {
         if (located.type === "local") {
-          const checked = await checkLocalFiles(this.deps.store, located.files, entry?.sha256, located.sha256);
+          const expected = located.files.map((_, i) => (entry?.fileSha256s?.[i] ?? (i === 0 ? entry?.sha256 : undefined))?.toLowerCase());
+          const checked = await checkLocalFiles(this.deps.store, located.files, expected);
+          await this.deps.checks.checkRemembered(checked.paths, job.kind);
           return {
             kind: job.kind, id: job.id, path: checked.paths[0]!, files: checked.paths, source: source.name,
             sizeBytes: checked.sizeBytes, sha256: checked.sha256, ...(located.revision ? { revision: located.revision } : {}),
@@ -219,17 +226,30 @@ export class Resolver {
     return undefined;
   }
 
-  /** Applies what the catalog knows (sha256 of the first file) to what a source offers. */
+  /**
+   * Applies what the catalog knows (the sha256 of each file, the total size) to what a source
+   * offers. A file needs a sha256 or a known size: without both nothing could tell a wrong answer
+   * from the right one.
+   */
   private expectedFiles(files: RemoteFile[], entry: ModelEntry | undefined): RemoteFile[] {
-    const expected = entry?.sha256?.toLowerCase();
-    const first = files[0]!;
-    if (!expected || first.sha256 === expected) return files;
-    if (first.sha256) {
-      throw new LlmlbError("CHECKSUM_MISMATCH", `the source offers ${first.name} with sha256 ${first.sha256}, the catalog expects ${expected}`, {
-        file: first.name, expected_sha256: expected, actual_sha256: first.sha256,
-      });
-    }
-    return [{ ...first, sha256: expected }, ...files.slice(1)];
+    return files.map((file, i) => {
+      const expected = (entry?.fileSha256s?.[i] ?? (i === 0 ? entry?.sha256 : undefined))?.toLowerCase();
+      if (expected && file.sha256 && file.sha256 !== expected) {
+        throw new LlmlbError("CHECKSUM_MISMATCH", `the source offers ${file.name} with sha256 ${file.sha256}, the catalog expects ${expected}`, {
+          file: file.name, expected_sha256: expected, actual_sha256: file.sha256,
+        });
+      }
+      const size = file.size ?? (files.length === 1 ? entry?.sizeBytes : undefined);
+      const sha256 = file.sha256 ?? expected;
+      if (!sha256 && size === undefined) {
+        throw new LlmlbError(
+          "UNVERIFIABLE_FILE",
+          `the source offers ${file.name} with neither a sha256 nor a size, so its bytes could not be checked; register the model with its sha256 or use a source that sends one`,
+          { file: file.name },
+        );
+      }
+      return { ...file, ...(sha256 ? { sha256 } : {}), ...(size !== undefined ? { size } : {}) };
+    });
   }
 
   /** Has the store fetch and install the files (under the artifact's lock), reporting as it goes. */
@@ -253,6 +273,7 @@ export class Resolver {
           ...(entry ? { display_name: entry.displayName, repo: entry.repo } : {}),
           ...(job.ref ? { ref: job.ref } : {}),
           ...(revision ? { revision } : {}),
+          verified: files.every((f) => f.sha256 !== undefined),
         },
         fetch: async (partialDir, signal, onProgress) => {
           leased = model && (await this.claimHubDownload(job.id, source));
@@ -261,6 +282,7 @@ export class Resolver {
             return await this.deps.transfer.download({
               label, files, partialDir, ...(revision ? { revision } : {}), onProgress,
               signal: peerGone ? AbortSignal.any([signal, peerGone.signal]) : signal,
+              maxUnknownSizeBytes: entry?.sizeBytes ?? this.deps.maxDownloadBytes,
             });
           } catch (err) {
             if (peerGone?.signal.aborted && !signal.aborted) throw peerGone.signal.reason;
@@ -269,6 +291,7 @@ export class Resolver {
             peerGone?.stop();
           }
         },
+        validate: (paths) => this.deps.checks.validate(paths, job.kind),
         onLockWait: (holder) => {
           shared.emit({ type: "lock-wait", pid: holder.pid, host: holder.host });
           if (model) events.emit({ type: "transfer-started", modelId: job.id, source, external: true });

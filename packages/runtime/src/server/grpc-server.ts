@@ -4,6 +4,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { ListenerGuard } from "../security/listener-guard.js";
 import { rpcRejection } from "../security/rpc-rejection.js";
 import { listenOrExplain } from "./listen.js";
+import { malformedRequestsAsInvalidArgument } from "./malformed-request-status.js";
 
 export interface GrpcServer {
   port: number;
@@ -67,7 +68,7 @@ export async function startGrpcServer(options: {
   port: number;
 }): Promise<GrpcServer> {
   const { guard } = options;
-  const handler = connectNodeAdapter({
+  const handler = malformedRequestsAsInvalidArgument(connectNodeAdapter({
     routes: options.routes,
     interceptors: options.interceptors,
     // Enforced while reading, on the compressed and on the decompressed size.
@@ -75,7 +76,7 @@ export async function startGrpcServer(options: {
     // Gzip is still accepted, but only large answers are compressed: on loopback and in a rack,
     // compressing every catalog page cost more CPU (~1 ms a call) than the bytes it saved.
     compressMinBytes: 256 * 1024,
-  });
+  }));
   const settings: http2.Settings = { maxConcurrentStreams: guard.limits.maxConcurrentStreams };
   const serverOptions = { settings, maxSessionInvalidFrames: 100, maxSessionRejectedStreams: 100 };
   const tls = guard.tls;

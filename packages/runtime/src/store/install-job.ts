@@ -1,3 +1,4 @@
+import fs from "node:fs/promises";
 import { withFraction, type TransferProgress } from "../events/model-events.js";
 import { LlmlbError } from "../errors/index.js";
 import type { ArtifactArea, InstalledArtifact } from "./artifact-area.js";
@@ -21,6 +22,8 @@ export interface InstallJob {
   /** The files expected, in order, with the sha256 each must have when known. */
   expected: ReadonlyArray<{ name: string; sha256?: string }>;
   fetch: FetchFiles;
+  /** The content check of the fetched files (GGUF validation); a failure discards them. */
+  validate: (paths: string[]) => Promise<void>;
   metadata: InstallMetadata;
   signal: AbortSignal;
   /** How long to wait for another process downloading the same artifact. */
@@ -45,7 +48,8 @@ export interface InstallOutcome {
 /**
  * The store's install transaction for one artifact: take its cross-process lock (or wait for the
  * process holding it), look again whether it is installed, fetch into the partial directory,
- * verify the fetched files against what was expected, then install them atomically.
+ * verify the fetched files against what was expected and validate their content, then install
+ * them atomically.
  */
 export async function runInstallJob(home: string, area: ArtifactArea, job: InstallJob): Promise<InstallOutcome> {
   const lost = new AbortController();
@@ -80,6 +84,13 @@ export async function runInstallJob(home: string, area: ArtifactArea, job: Insta
       job.onProgress?.(progress);
     });
     verifyFetched(job, fetched);
+    try {
+      await job.validate(fetched.map((f) => f.path));
+    } catch (err) {
+      // Deleted, so no retry resumes into the same refused bytes.
+      await fs.rm(area.partialDir(job.id), { recursive: true, force: true });
+      throw err;
+    }
     const result = await area.install(
       job.id,
       fetched.map((f) => ({ name: f.name, from: f.path, size: f.size, sha256: f.sha256 })),

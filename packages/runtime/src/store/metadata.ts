@@ -33,6 +33,12 @@ export interface ArtifactMetadata {
   size_bytes: number;
   /** In order; the first is the one to load. */
   files: StoredFile[];
+  /**
+   * Every file matched a sha256 known before the download (from the source, the catalog or the
+   * hub's listing). false: the source offered no digest for some file, so only its size was checked.
+   * Absent in metadata written before this was recorded.
+   */
+  verified?: boolean;
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;

@@ -32,7 +32,7 @@ export async function readPartialState(file: string): Promise<PartialState | und
 }
 
 export async function writePartialState(file: string, state: PartialState): Promise<void> {
-  await writeFileAtomic(file, JSON.stringify(state));
+  await writeFileAtomic(file, JSON.stringify(state), { fsync: true });
 }
 
 /** Whether a saved partial belongs to the file about to be downloaded. */

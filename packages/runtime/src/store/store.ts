@@ -13,6 +13,13 @@ import { validateAdapterId, validateModelId } from "./model-id.js";
 import { StoreIndex } from "./store-index.js";
 import { runInstallJob, type InstallJob, type InstallOutcome } from "./install-job.js";
 
+/** What identifies one version of a file on disk. */
+export interface FileIdentity {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
 export interface CachedFile extends StoredFile {
   path: string;
 }
@@ -30,6 +37,8 @@ export interface CachedModel {
   source: string;
   repo?: string;
   files: CachedFile[];
+  /** Every file matched a digest known before it was downloaded (see ArtifactMetadata.verified). */
+  verified: boolean;
 }
 
 export interface CachedAdapter {
@@ -91,6 +100,7 @@ function toCachedModel(a: InstalledArtifact): CachedModel {
     source: m.source,
     ...(m.repo ? { repo: m.repo } : {}),
     files: toFiles(a),
+    verified: m.verified === true,
   };
 }
 
@@ -265,14 +275,14 @@ export class Store {
     return toCachedAdapter(await this.adapters.install(id, files, metadata));
   }
 
-  /** sha256 cache for read-only files outside the store (keyed by path, size and mtime). */
-  async cachedSha256(file: string, size: number, mtimeMs: number): Promise<string | undefined> {
-    const hit = await this.index.get<{ size: number; mtimeMs: number; sha256: string }>(`sha:${file}`);
-    return hit && hit.size === size && hit.mtimeMs === mtimeMs ? hit.sha256 : undefined;
+  /** A remembered fact about a file (e.g. "passed validation"), valid while its inode, size and mtime stay the same. */
+  async recalled<T>(kind: string, file: string, stat: FileIdentity): Promise<T | undefined> {
+    const hit = await this.index.get<FileIdentity & { value: T }>(`${kind}:${file}`);
+    return hit && hit.ino === stat.ino && hit.size === stat.size && hit.mtimeMs === stat.mtimeMs ? hit.value : undefined;
   }
 
-  async rememberSha256(file: string, size: number, mtimeMs: number, sha256: string): Promise<void> {
-    await this.index.put(`sha:${file}`, { size, mtimeMs, sha256 });
+  async remember(kind: string, file: string, stat: FileIdentity, value: unknown): Promise<void> {
+    await this.index.put(`${kind}:${file}`, { ino: stat.ino, size: stat.size, mtimeMs: stat.mtimeMs, value });
   }
 
   async close(): Promise<void> {

@@ -20,15 +20,19 @@ export async function freeBytes(dir: string): Promise<number> {
   return stats.bavail * stats.bsize;
 }
 
-/** Fails with INSUFFICIENT_DISK unless `needed` bytes fit while leaving `reserve` bytes free. */
-export async function ensureDiskSpace(dir: string, needed: number, reserve: number, what: string): Promise<void> {
+/**
+ * Fails with INSUFFICIENT_DISK unless `needed` bytes fit while leaving `reserve` bytes free, after
+ * the bytes other running downloads have reserved but not yet written.
+ */
+export async function ensureDiskSpace(dir: string, needed: number, reserve: number, what: string, reservedByOthers = 0): Promise<void> {
   if (needed <= 0) return;
   const free = await freeBytes(dir);
-  if (free - needed >= reserve) return;
+  if (free - reservedByOthers - needed >= reserve) return;
+  const others = reservedByOthers > 0 ? `, ${formatBytes(reservedByOthers)} of it promised to other downloads running now` : "";
   throw new LlmlbError(
     "INSUFFICIENT_DISK",
     `not enough disk space for ${what}: it needs ${formatBytes(needed)} and ${formatBytes(reserve)} must stay free ` +
-      `(LLMLB_DISK_RESERVE), but only ${formatBytes(free)} is free on the disk of ${dir}`,
-    { needed_bytes: String(needed), free_bytes: String(free), reserve_bytes: String(reserve) },
+      `(LLMLB_DISK_RESERVE), but only ${formatBytes(free)} is free on the disk of ${dir}${others}`,
+    { needed_bytes: String(needed), free_bytes: String(free), reserve_bytes: String(reserve), reserved_bytes: String(reservedByOthers) },
   );
 }

@@ -39,6 +39,8 @@ export interface FileTransferOptions {
   onRestart?: (reason: string) => void;
   /** The size became known from the server before any byte is written; may throw INSUFFICIENT_DISK. */
   onSizeLearned: (size: number) => Promise<void>;
+  /** When the source did not announce the size: the most the server may send (or announce). */
+  maxUnknownSizeBytes: number;
 }
 
 export interface DownloadedFile {
@@ -308,6 +310,7 @@ class FileDownload {
     const writer = new PositionalWriter(this.handle.fd, cursor.pos, (s, e) => this.written(s, e));
     try {
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        if (this.size === undefined && writer.position + chunk.length > this.options.maxUnknownSizeBytes) throw await this.tooLarge();
         const room = end !== undefined ? end - writer.position : Infinity;
         if (chunk.length > room) {
           if (room > 0) await writer.push(chunk.subarray(0, room));
@@ -372,6 +375,7 @@ class FileDownload {
         file: this.file.name, expected_bytes: String(this.size), actual_bytes: String(total),
       });
     }
+    if (this.file.size === undefined && total > this.options.maxUnknownSizeBytes) throw await this.tooLarge(total);
     await this.options.onSizeLearned(total);
     this.size = total;
     this.state.size = total;
@@ -380,6 +384,17 @@ class FileDownload {
       this.follower.close();
       this.follower = createHashFollower(this.prepared.partPath, total);
     }
+  }
+
+  /** The server sends (or announces) more than a file of unannounced size may have; nothing of it is kept. */
+  private async tooLarge(announced?: number): Promise<LlmlbError> {
+    await this.discard();
+    const what = announced !== undefined ? `announces ${announced} bytes` : `sent more than ${this.options.maxUnknownSizeBytes} bytes`;
+    return new LlmlbError(
+      "FILE_TOO_LARGE",
+      `${this.file.name}: the source did not say its size and the server ${what}, more than the ${this.options.maxUnknownSizeBytes} bytes allowed (the catalog's size or LLMLB_MAX_DOWNLOAD_SIZE)`,
+      { file: this.file.name, limit_bytes: String(this.options.maxUnknownSizeBytes) },
+    );
   }
 
   private written(start: number, end: number): void {
@@ -411,9 +426,13 @@ class FileDownload {
       if (!this.stateDirty || this.discarded) return;
       this.stateDirty = false;
       this.state.done = this.done.toJSON();
-      await writePartialState(this.prepared.statePath, this.state).catch(() => {
-        this.stateDirty = true;
-      });
+      // The ranges recorded must be on the disk before the record is: after a power loss the state
+      // never claims bytes the file does not hold.
+      await fdatasync(this.handle.fd)
+        .then(() => writePartialState(this.prepared.statePath, this.state))
+        .catch(() => {
+          this.stateDirty = true;
+        });
     });
     return this.stateWrite;
   }

@@ -1,5 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { Agent, fetch as undiciFetch, request, type Dispatcher } from "undici";
+import { LlmlbError } from "../errors/index.js";
+import { classifyUrlHost, redirectProblem, type RedirectPolicy } from "./address-policy.js";
 
 export interface OpenOptions {
   method?: "GET" | "HEAD";
@@ -26,21 +28,39 @@ export interface OpenResponse {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 10;
+/** At least LLMLB_DOWNLOAD_CONNECTIONS' maximum, so one file's ranged connections never queue. */
+export const MAX_CONNECTIONS_PER_ORIGIN = 32;
 
-/** The node's HTTP client: one keep-alive undici Agent shared by the transfer engine and the plugins. */
+export interface HttpClientOptions {
+  /** Where redirects may lead (default: classify by DNS, no exempt hosts). */
+  redirects?: Partial<RedirectPolicy>;
+}
+
+/**
+ * The node's HTTP client: one keep-alive undici Agent shared by the transfer engine and the
+ * plugins, with at most MAX_CONNECTIONS_PER_ORIGIN connections to any one origin.
+ */
 export class HttpClient {
   readonly dispatcher: Agent;
   /** undici's fetch bound to the shared dispatcher (handed to plugins as ctx.fetch). */
   readonly fetch: typeof fetch;
+  private readonly redirects: RedirectPolicy;
 
-  constructor() {
-    this.dispatcher = new Agent({ keepAliveTimeout: 4_000, keepAliveMaxTimeout: 30_000, connect: { timeout: 15_000 } });
+  constructor(options: HttpClientOptions = {}) {
+    this.redirects = { classify: classifyUrlHost, allowedPrivateHosts: [], ...options.redirects };
+    this.dispatcher = new Agent({
+      keepAliveTimeout: 4_000, keepAliveMaxTimeout: 30_000, connect: { timeout: 15_000 }, connections: MAX_CONNECTIONS_PER_ORIGIN,
+    });
     const dispatcher = this.dispatcher;
     this.fetch = ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
       undiciFetch(input as Parameters<typeof undiciFetch>[0], { ...(init as object), dispatcher } as Parameters<typeof undiciFetch>[1])) as unknown as typeof fetch;
   }
 
-  /** GET/HEAD following redirects by hand, so credentials never cross to another host. */
+  /**
+   * GET/HEAD following redirects by hand, so credentials never cross to another host and no
+   * redirect leads to a more private network (address-policy.ts): such a redirect fails with
+   * REDIRECT_REFUSED before anything is requested from its target.
+   */
   async open(url: string, options: OpenOptions = {}): Promise<OpenResponse> {
     const method = options.method ?? "GET";
     const firstOrigin = new URL(url).origin;
@@ -63,7 +83,10 @@ export class HttpClient {
         return { status: res.statusCode, headers: res.headers, body: res.body, url: current.toString(), redirected: hop > 0 };
       }
       await res.body.dump().catch(() => undefined);
-      current = new URL(location, current);
+      const next = new URL(location, current);
+      const problem = await redirectProblem(current, next, this.redirects);
+      if (problem) throw new LlmlbError("REDIRECT_REFUSED", problem, { from: current.origin, to: next.origin });
+      current = next;
     }
   }
 

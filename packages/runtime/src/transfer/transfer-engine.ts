@@ -2,7 +2,9 @@ import type { NodeConfig } from "../config/index.js";
 import type { TransferProgress } from "../events/model-events.js";
 import type { Logger } from "../logging/index.js";
 import type { RemoteFile } from "../plugin/contract.js";
-import { ensureDiskSpace } from "./disk-space.js";
+import fs from "node:fs/promises";
+import { isLlmlbError } from "../errors/index.js";
+import { DiskReservations } from "./disk-reservations.js";
 import { downloadFile, prepareFile, type DownloadedFile } from "./file-download.js";
 import type { HttpClient } from "./http-client.js";
 import { ProgressTracker } from "./progress.js";
@@ -15,6 +17,8 @@ export interface TransferRequest {
   partialDir: string;
   /** Commit the files belong to (kept with the partial files). */
   revision?: string;
+  /** A file whose size is not announced may not grow past this. */
+  maxUnknownSizeBytes: number;
   signal: AbortSignal;
   onProgress: (progress: TransferProgress) => void;
 }
@@ -37,6 +41,9 @@ export interface TransferEngineOptions {
  * disk-space check before the first byte, into partial files the store then installs atomically.
  */
 export class TransferEngine {
+  /** Shared by every transfer, so concurrent downloads cannot overrun LLMLB_DISK_RESERVE together. */
+  private readonly disk = new DiskReservations();
+
   constructor(private readonly options: TransferEngineOptions) {}
 
   async download(request: TransferRequest): Promise<DownloadedFile[]> {
@@ -44,7 +51,7 @@ export class TransferEngine {
     const prepared = await Promise.all(request.files.map((f) => prepareFile(f, request.partialDir, request.revision)));
     const known = prepared.filter((p) => p.file.size !== undefined);
     const needed = known.reduce((n, p) => n + p.file.size! - p.resumedBytes, 0);
-    await ensureDiskSpace(request.partialDir, needed, settings.diskReserve, request.label);
+    const reservation = await this.disk.reserve(request.partialDir, needed, settings.diskReserve, request.label);
 
     const tracker = new ProgressTracker(
       request.label,
@@ -73,18 +80,30 @@ export class TransferEngine {
             retryBaseMs: this.options.retryBaseMs ?? 300,
             maxRetryAfterMs: this.options.maxRetryAfterMs ?? 60_000,
             logger: logger.child({ file: file.file.name }),
-            onBytes: (n) => tracker.add(n),
+            maxUnknownSizeBytes: request.maxUnknownSizeBytes,
+            onBytes: (n) => {
+              reservation.consume(n);
+              tracker.add(n);
+            },
             onRestart: (reason) => tracker.restarted(`${file.file.name}: ${reason}`),
             onSizeLearned: async (size) => {
-              await ensureDiskSpace(request.partialDir, size - file.resumedBytes, settings.diskReserve, request.label);
+              await reservation.grow(size - file.resumedBytes, request.partialDir, settings.diskReserve, request.label);
               tracker.addTotal(size);
             },
           }),
         );
       }
       tracker.finish();
+    } catch (err) {
+      // The disk filled up mid-transfer: give back what this transfer wrote rather than keep it for a resume.
+      if (isLlmlbError(err, "INSUFFICIENT_DISK")) {
+        await Promise.all(prepared.flatMap((p) => [fs.rm(p.partPath, { force: true }), fs.rm(p.statePath, { force: true })]));
+        logger.warn({ partialDir: request.partialDir }, `the disk filled up while downloading ${request.label}; its partial files were removed`);
+      }
+      throw err;
     } finally {
       tracker.stop();
+      reservation.release();
     }
     return results;
   }

@@ -29,9 +29,10 @@ export function registerModelCommands(program: Command): void {
             state: m.state === "downloading" && m.progress ? `downloading ${(m.progress.fraction * 100).toFixed(0)}%` : m.state,
             size: bytes(m.local?.size_on_disk_bytes ?? m.size_bytes),
             source: m.local?.source ?? "",
+            verified: m.local ? (m.local.verified ? "yes" : "no") : "",
             path: m.local?.path ?? "",
           })),
-          ["id", "state", "size", "source", "path"],
+          ["id", "state", "size", "source", "verified", "path"],
         );
       });
     });
@@ -50,7 +51,8 @@ export function registerModelCommands(program: Command): void {
           ["id", json.id], ["name", json.display_name], ["state", json.state], ["repo", json.repo],
           ["files", json.files.join(", ")], ["size", bytes(json.size_bytes)], ["memory", bytes(json.required_memory_bytes)],
           ["quantization", json.quantization ?? ""], ["parameters", json.parameter_count === null ? "" : String(json.parameter_count)], ["tags", json.tags.join(", ")], ["capabilities", json.capabilities.join(", ")],
-          ["origin", json.origin], ["path", json.local?.path ?? ""], ["revision", json.local?.revision ?? json.revision],
+          ["origin", json.origin], ["path", json.local?.path ?? ""],
+          ["verified", json.local ? (json.local.verified ? "yes (sha256 of every file)" : "no (size only)") : ""], ["revision", json.local?.revision ?? json.revision],
           ["downloads", json.hub_info ? String(json.hub_info.downloads) : ""], ["failure", json.failure_reason ?? ""],
           ["unsupported", json.unsupported_reason ?? ""],
         ];

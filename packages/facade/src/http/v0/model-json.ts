@@ -55,6 +55,7 @@ export function modelJson(m: Model) {
           downloaded_at: isoOf(m.local.downloadedAt),
           revision: m.local.revision,
           source: m.local.source,
+          verified: m.local.verified,
         }
       : null,
   };

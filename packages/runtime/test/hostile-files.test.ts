@@ -1,0 +1,105 @@
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { errorInfoOf } from "../src/index.js";
+import { ModelState } from "../src/gen/llmlb/node/v1/model_pb.js";
+import { startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
+import { describeBytes } from "../../../testkit/gguf/tiny-gguf.js";
+import { hostileGgufBytes, TEMPLATE_BOMB, type HostileKind } from "../../../testkit/gguf/hostile-gguf.js";
+import { startRouterStandin, type RouterStandin } from "../../../testkit/standins/index.js";
+import { startTinyWorld, tinyEntry, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+
+/**
+ * Files that crash an unguarded llama.cpp arrive through every channel a model can come from;
+ * each is refused before it becomes READY, and the node keeps answering chats on another model.
+ */
+const KINDS: readonly HostileKind[] = ["huge-array-count", "too-many-layers", "experts-without-count", "template-bomb"];
+const CHANNELS = ["hf", "router", "dir"] as const;
+const ROUTER_KEY = "router-key";
+const EXPECTED_FIELD: Record<HostileKind, RegExp> = {
+  "huge-array-count": /tokenizer\.ggml\.tokens array length/,
+  "too-many-layers": /llama\.block_count/,
+  "experts-without-count": /llama\.expert_used_count/,
+  "template-bomb": /tokenizer\.chat_template/,
+};
+
+let world: TinyWorld;
+let router: RouterStandin;
+let node: TestNode;
+const extraDir = tempDir("llmlb-extra-");
+
+const idOf = (channel: string, kind: HostileKind) => `${channel}-${kind}`;
+
+beforeAll(async () => {
+  router = await startRouterStandin({ apiKey: ROUTER_KEY });
+  const entries = [];
+  for (const kind of KINDS) {
+    const bytes = hostileGgufBytes(kind);
+    for (const channel of CHANNELS) {
+      const id = idOf(channel, kind);
+      const file = `${id}.gguf`;
+      // Only the HF channel's repo exists on the hub; the others fall through to their source.
+      entries.push({ ...tinyEntry(id, file, bytes, ["text-generation"]), repo: `llmlb-test/${channel === "hf" ? id : "absent"}`, sha256: describeBytes(bytes).sha256 });
+      if (channel === "router") await router.addModel(id, bytes);
+      if (channel === "dir") fs.writeFileSync(path.join(extraDir.dir, file), bytes);
+    }
+  }
+  world = await startTinyWorld({ extraModels: entries });
+  for (const kind of KINDS) await world.hf.addRepo(`llmlb-test/${idOf("hf", kind)}`, { files: { [`${idOf("hf", kind)}.gguf`]: hostileGgufBytes(kind) } });
+  node = await startTestNode({
+    ...world.env,
+    LLMLB_ROUTER_URL: router.url,
+    LLMLB_ROUTER_API_KEY: ROUTER_KEY,
+    LLMLB_EXTRA_MODEL_DIRS: extraDir.dir,
+  });
+});
+afterAll(async () => {
+  await node?.stop();
+  await world?.close();
+  await router?.close();
+  extraDir.cleanup();
+});
+
+async function chatText(modelId: string, maxTokens = 8): Promise<string> {
+  let text = "";
+  for await (const m of node.clients.inference.chat({ modelId, messages: [{ role: "user", content: "Hello" }], temperature: 0, maxTokens })) text += m.delta;
+  return text;
+}
+
+describe("hostile GGUF files", () => {
+  it("refuses each crash class from the hub, a router and an extra directory; never READY; the node keeps serving", async () => {
+    expect((await chatText("tiny-chat")).length).toBeGreaterThan(0);
+    // A long generation on the good model runs while every hostile file is tried.
+    const serving = chatText("tiny-chat", 200);
+    serving.catch(() => undefined);
+    for (const kind of KINDS) {
+      for (const channel of CHANNELS) {
+        const id = idOf(channel, kind);
+        const failure = errorInfoOf(await chatText(id).catch((e: unknown) => e));
+        expect(failure, id).toMatchObject({ reason: "INVALID_MODEL_FILE" });
+        expect(failure.message, id).toMatch(EXPECTED_FIELD[kind]);
+        const { model } = await node.clients.catalog.getModel({ modelId: id });
+        expect(model?.state, id).toBe(ModelState.FAILED);
+        expect(model?.failureReason, id).toMatch(EXPECTED_FIELD[kind]);
+        expect(await node.runtime.store.getModel(id), id).toBeUndefined();
+      }
+    }
+    expect((await serving).length).toBeGreaterThan(0);
+    expect((await chatText("tiny-chat")).length).toBeGreaterThan(0);
+    expect(node.runtime.engine.list().map((m) => m.modelId)).toEqual(["tiny-chat"]);
+  });
+
+  it("refuses a registered template bomb within a second, with a clear error", async () => {
+    const started = Date.now();
+    const failure = errorInfoOf(
+      await node.clients.catalog.registerModel({ repo: "llmlb-test/tiny-GGUF", filename: "tiny-chat-F32.gguf", id: "bomb", chatTemplate: TEMPLATE_BOMB }).catch((e: unknown) => e),
+    );
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(failure).toMatchObject({ reason: "INVALID_CHAT_TEMPLATE", metadata: { field: "chat_template", problem: "timeout" } });
+    expect(failure.message).toMatch(/chat_template was refused: the render took longer than 100 ms/);
+    await expect(node.clients.catalog.getModel({ modelId: "bomb" })).rejects.toThrow(/not/);
+    // A usable template registers.
+    const ok = await node.clients.catalog.registerModel({ repo: "llmlb-test/tiny-GGUF", filename: "tiny-chat-F32.gguf", id: "templated", chatTemplate: "{% for m in messages %}{{ m.content }}{% endfor %}" });
+    expect(ok.model?.chatTemplate).toContain("m.content");
+  });
+});
