@@ -1,11 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pino } from "pino";
-import { loadConfig, openResolverStack, staticModelDirectory } from "../src/index.js";
 import { classifyAddress, classifyHost, classifyUrlHost, redirectProblem, type HostClassifier } from "../src/transfer/address-policy.js";
 import { HttpClient } from "../src/transfer/http-client.js";
 import { startHfStandin, type HfStandin } from "../../../testkit/standins/index.js";
-import { tempDir } from "../../../testkit/node/index.js";
-import { TINY, entry, failure, listTree } from "./resolver-world.js";
+import { TINY, entry, failure, listTree, openStack } from "./resolver-world.js";
 
 describe("address classes", () => {
   it.each([
@@ -67,15 +64,12 @@ describe("a hub on the public internet redirecting into this machine", () => {
   const hubIsPublic: HostClassifier = async (url) => (url.origin === new URL(hf.url).origin ? "public" : classifyUrlHost(url));
 
   async function resolveWith(allowedPrivateHosts: string[]) {
-    const home = tempDir("llmlb-redirect-");
-    const config = loadConfig({ env: { LLMLB_HOME: home.dir, HF_ENDPOINT: hf.url, LLMLB_DISK_RESERVE: "0", LLMLB_DOWNLOAD_RETRIES: "0" } });
     const http = new HttpClient({ redirects: { classify: hubIsPublic, allowedPrivateHosts } });
-    const stack = await openResolverStack({ config, logger: pino({ level: "silent" }), models: staticModelDirectory([entry("tiny", "org/tiny-GGUF", "tiny.gguf")]), http });
-    return { stack, home };
+    return openStack({ env: { HF_ENDPOINT: hf.url, LLMLB_DOWNLOAD_RETRIES: "0" }, models: [entry("tiny", "org/tiny-GGUF", "tiny.gguf")], http });
   }
 
   it("is refused with REDIRECT_REFUSED before the target is asked; nothing is installed", async () => {
-    const { stack, home } = await resolveWith([]);
+    const stack = await resolveWith([]);
     hf.clearLog();
     try {
       const err = await failure(stack.resolver.resolve({ modelId: "tiny" }));
@@ -83,20 +77,18 @@ describe("a hub on the public internet redirecting into this machine", () => {
       expect(err.message).toMatch(/\(a public address\) redirected to 127\.0\.0\.1:\d+ \(a loopback address\)/);
       expect(hf.requests.filter((r) => r.host === "cdn")).toEqual([]);
       expect(await stack.store.getModel("tiny")).toBeUndefined();
-      expect(listTree(`${home.dir}/models`).filter((p) => p.endsWith(".gguf"))).toEqual([]);
+      expect(listTree(`${stack.home}/models`).filter((p) => p.endsWith(".gguf"))).toEqual([]);
     } finally {
-      await stack.close();
-      home.cleanup();
+      await stack.dispose();
     }
   });
 
   it("is followed when the operator lists the target in LLMLB_ALLOWED_PRIVATE_HOSTS", async () => {
-    const { stack, home } = await resolveWith(["127.0.0.1"]);
+    const stack = await resolveWith(["127.0.0.1"]);
     try {
       expect(await stack.resolver.resolve({ modelId: "tiny" })).toMatchObject({ source: "huggingface" });
     } finally {
-      await stack.close();
-      home.cleanup();
+      await stack.dispose();
     }
   });
 });

@@ -10,6 +10,7 @@ import { pino, type Logger } from "pino";
 import { afterAll, beforeAll } from "vitest";
 import { loadConfig, openResolverStack, staticModelDirectory, type ModelEntry, type ResolveEvent, type ResolverStack } from "../src/index.js";
 import { builtinSourceDefaults } from "@llmlb/plugins";
+import type { HttpClient } from "../src/transfer/http-client.js";
 import { tempDir } from "../../../testkit/node/index.js";
 import { describeBytes, tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
 import { sizedModelBytes } from "../../../testkit/gguf/sized-gguf.js";
@@ -57,6 +58,8 @@ export interface StackOptions {
   env?: Record<string, string>;
   models?: ModelEntry[];
   logger?: Logger;
+  /** An HTTP client of the test's own (e.g. with a redirect policy that names a host public). */
+  http?: HttpClient;
 }
 
 export interface TestStack extends ResolverStack {
@@ -85,6 +88,7 @@ export async function openStack(options: StackOptions = {}): Promise<TestStack> 
     logger: options.logger ?? pino({ level: "silent" }),
     models: staticModelDirectory(options.models ?? []),
     sourceDefaults: builtinSourceDefaults(config),
+    ...(options.http ? { http: options.http } : {}),
   });
   return {
     ...stack,
