@@ -397,6 +397,8 @@ export const DeleteAdapterResponseSchema: GenMessage<DeleteAdapterResponse> = /*
  * - ALREADY_EXISTS / MODEL_ALREADY_EXISTS: RegisterModel for an id the catalog already has.
  * - FAILED_PRECONDITION / MODEL_IN_USE: DeleteModel of a model that is loaded or downloading.
  * - FAILED_PRECONDITION / NO_GGUF_FILES: the repo has no GGUF file to register.
+ * - INVALID_ARGUMENT / INVALID_CHAT_TEMPLATE: RegisterModel's chat_template failed its bounded test
+ *   render (metadata "problem": timeout, size, memory, parse or error).
  *
  * @generated from service llmlb.node.v1.ModelCatalogService
  */

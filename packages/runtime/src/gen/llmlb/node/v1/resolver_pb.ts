@@ -302,6 +302,10 @@ export const SourceSchema: GenMessage<Source> = /*@__PURE__*/
  *   The message and metadata "host" name the server (or fleet peer) that sent them.
  * - UNAVAILABLE / DOWNLOADING_ON_PEER (a source_failed code, in a fleet): another node holds the
  *   cluster's lease on downloading the model from the hub; the resolver then follows that node.
+ * - FAILED_PRECONDITION / INVALID_MODEL_FILE: the file failed GGUF validation; metadata "field", "value".
+ * - FAILED_PRECONDITION / UNVERIFIABLE_FILE: a source offered a file with neither a sha256 nor a size.
+ * - FAILED_PRECONDITION / FILE_TOO_LARGE: a file of unannounced size outgrew the catalog size or LLMLB_MAX_DOWNLOAD_SIZE.
+ * - PERMISSION_DENIED / REDIRECT_REFUSED: a source redirected to a non-http(s) URL or a more private network.
  * - RESOURCE_EXHAUSTED / INSUFFICIENT_DISK: not enough free space; metadata "needed_bytes", "free_bytes".
  * - DEADLINE_EXCEEDED / LOCK_WAIT_TIMEOUT: another process held the download too long.
  * - PERMISSION_DENIED / GATED_REPO: gated Hugging Face repo; request access on the model page, then set HF_TOKEN.
