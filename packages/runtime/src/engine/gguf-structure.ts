@@ -190,7 +190,7 @@ async function readTensorInfo(r: BoundedReader, index: number, seen: Set<string>
     throw new GgufFormatError(`tensor ${name} dimension 0`, String(dims[0]), `tensor ${name} has rows of ${dims[0]} elements, not a multiple of its type's block of ${perBlock}`);
   }
   const offset = await r.u64(`tensor ${name} offset`);
-  if (offset > BigInt(r.size)) throw new GgufFormatError(`tensor ${name} offset`, String(offset), `tensor ${name} starts at ${offset}, beyond the end of the file (${r.size} bytes)`);
+  if (offset > BigInt(r.size)) throw new GgufFormatError(`tensor ${name} offset`, String(offset), `the file is truncated or damaged: tensor ${name} starts at ${offset}, beyond the end of the file (${r.size} bytes)`);
   if (elements > BigInt(r.size) * 8n) {
     // More elements than bits in the file: its data cannot be inside the file, whatever the type.
     throw new GgufFormatError(`tensor ${name} dimensions`, dims.join("x"), `tensor ${name} (${dims.join("x")}) cannot fit in a file of ${r.size} bytes`);
