@@ -16,7 +16,7 @@ import { startTinyWorld, TINY_CHAT_FILE, TINY_CHAT_ID, TINY_EMBED_ID, TINY_REPO,
 const SEED = 20261202;
 const GRPC_CASES = 1500;
 const HTTP_CASES = 1500;
-const BUDGET_MS = 25_000;
+const BUDGET_MS = 20_000;
 const CALL_TIMEOUT_MS = 2_000;
 
 const SAMPLES: Record<string, Record<string, unknown>> = {
@@ -166,7 +166,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await node?.stop();
   await world?.close();
-});
+}, 120_000);
 
 describe("fuzzing both listeners with a fixed seed", () => {
   it("answers every mutated protobuf message on every gRPC method with a success or a clear error", async () => {
