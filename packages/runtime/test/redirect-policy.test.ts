@@ -83,6 +83,21 @@ describe("a hub on the public internet redirecting into this machine", () => {
     }
   });
 
+  it("holds for the fetch sources use (ctx.fetch) too: refused, or followed within the same class", async () => {
+    const resolveUrl = `${hf.url}/org/tiny-GGUF/resolve/main/tiny.gguf`;
+    const guarded = new HttpClient({ redirects: { classify: hubIsPublic } });
+    const plain = new HttpClient();
+    try {
+      await expect(guarded.fetch(resolveUrl, { method: "HEAD" })).rejects.toMatchObject({ reason: "REDIRECT_REFUSED" });
+      const followed = await plain.fetch(resolveUrl, { method: "HEAD" });
+      expect(followed.status).toBe(200);
+      expect(followed.headers.get("content-length")).toBe(String(TINY.length));
+    } finally {
+      await guarded.close();
+      await plain.close();
+    }
+  });
+
   it("is followed when the operator lists the target in LLMLB_ALLOWED_PRIVATE_HOSTS", async () => {
     const stack = await resolveWith(["127.0.0.1"]);
     try {

@@ -42,7 +42,10 @@ export interface HttpClientOptions {
  */
 export class HttpClient {
   readonly dispatcher: Agent;
-  /** undici's fetch bound to the shared dispatcher (handed to plugins as ctx.fetch). */
+  /**
+   * undici's fetch bound to the shared dispatcher (handed to plugins as ctx.fetch). Redirects it
+   * follows obey the same rule as open(): a refused one rejects with REDIRECT_REFUSED.
+   */
   readonly fetch: typeof fetch;
   private readonly redirects: RedirectPolicy;
 
@@ -52,8 +55,40 @@ export class HttpClient {
       keepAliveTimeout: 4_000, keepAliveMaxTimeout: 30_000, connect: { timeout: 15_000 }, connections: MAX_CONNECTIONS_PER_ORIGIN,
     });
     const dispatcher = this.dispatcher;
-    this.fetch = ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
-      undiciFetch(input as Parameters<typeof undiciFetch>[0], { ...(init as object), dispatcher } as Parameters<typeof undiciFetch>[1])) as unknown as typeof fetch;
+    const raw = (input: string | URL, init: RequestInit | undefined) =>
+      undiciFetch(input, { ...(init as object), dispatcher } as Parameters<typeof undiciFetch>[1]) as unknown as Promise<Response>;
+    this.fetch = ((input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+      // Callers that follow redirects themselves (redirect: "manual"), or pass a Request, get fetch as it is.
+      if ((init?.redirect ?? "follow") !== "follow" || input instanceof Request) return raw(input as string, init);
+      return this.fetchFollowing(new URL(String(input)), init ?? {}, raw);
+    }) as typeof fetch;
+  }
+
+  /** Follows redirects one hop at a time, checking each target before it is asked (the fetch standard's rules otherwise). */
+  private async fetchFollowing(url: URL, init: RequestInit, raw: (u: URL, i: RequestInit) => Promise<Response>): Promise<Response> {
+    const firstOrigin = url.origin;
+    let current = url;
+    let request: RequestInit = { ...init, redirect: "manual" };
+    for (let hop = 0; ; hop++) {
+      const res = await raw(current, request);
+      const location = res.headers.get("location");
+      if (!REDIRECTS.has(res.status) || location === null || hop >= MAX_REDIRECTS) return res;
+      await res.body?.cancel().catch(() => undefined);
+      const next = new URL(location, current);
+      const problem = await redirectProblem(current, next, this.redirects);
+      if (problem) throw new LlmlbError("REDIRECT_REFUSED", problem, { from: current.origin, to: next.origin });
+      const method = (request.method ?? "GET").toUpperCase();
+      if (res.status === 303 ? method !== "HEAD" : (res.status === 301 || res.status === 302) && method === "POST") {
+        const { body: _body, ...rest } = request;
+        request = { ...rest, method: "GET" };
+      }
+      if (next.origin !== firstOrigin && request.headers) {
+        const headers = new Headers(request.headers);
+        headers.delete("authorization");
+        request = { ...request, headers };
+      }
+      current = next;
+    }
   }
 
   /**
