@@ -102,4 +102,26 @@ describe("hostile GGUF files", () => {
     const ok = await node.clients.catalog.registerModel({ repo: "llmlb-test/tiny-GGUF", filename: "tiny-chat-F32.gguf", id: "templated", chatTemplate: "{% for m in messages %}{{ m.content }}{% endfor %}" });
     expect(ok.model?.chatTemplate).toContain("m.content");
   });
+
+  it("refuses a chat whose messages make a registered template explode, within the bound, and keeps serving", async () => {
+    // ChatML, except that one message content starts a loop of 10^8 steps: the registration's
+    // sample conversations never say it, so only a request's own messages can set it off.
+    const trap =
+      "{% for message in messages %}{% if message['content'] == 'boom' %}{% for i in range(100000000) %}x{% endfor %}{% endif %}" +
+      "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}" +
+      "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+    await node.clients.catalog.registerModel({ repo: "llmlb-test/tiny-GGUF", filename: "tiny-chat-F32.gguf", id: "trapped", chatTemplate: trap });
+    expect((await chatText("trapped", 4)).length).toBeGreaterThan(0);
+    const serving = chatText("tiny-chat", 100);
+    serving.catch(() => undefined);
+    const started = Date.now();
+    const failure = errorInfoOf(
+      await (async () => {
+        for await (const _ of node.clients.inference.chat({ modelId: "trapped", messages: [{ role: "user", content: "boom" }], maxTokens: 4 })) void _;
+      })().catch((e: unknown) => e),
+    );
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(failure).toMatchObject({ reason: "INVALID_CHAT_TEMPLATE", metadata: { model_id: "trapped", problem: "timeout" } });
+    expect((await serving).length).toBeGreaterThan(0);
+  });
 });

@@ -27,8 +27,10 @@ import {
   validateTarget,
   type UncheckedChatInput,
 } from "./request-validation.js";
+import type { TemplateSandbox } from "./template-sandbox.js";
 import type {
   AdapterLocator,
+  ChatInput,
   CompletionInput,
   EmbedInput,
   EmbedResult,
@@ -55,6 +57,8 @@ export interface InferenceEngineOptions {
   logger?: Logger;
   /** A llama.cpp instance to use instead of loading one (shared by tests, embedders); not disposed at close. */
   llama?: Llama;
+  /** Where a Jinja chat template is first rendered with each request's messages, within bounds. */
+  templates?: TemplateSandbox;
 }
 
 type Capability = ModelEntry["capabilities"][number];
@@ -128,7 +132,28 @@ export class InferenceEngine {
     return this.generate(
       () => validateChatInput(input),
       options,
-      (model, target, checked) => generateChat({ ...target, chatWrapper: model.chatWrapper }, checked),
+      async (model, target, checked) => {
+        await this.renderWithinBounds(model, checked);
+        return generateChat({ ...target, chatWrapper: model.chatWrapper }, checked);
+      },
+    );
+  }
+
+  /**
+   * node-llama-cpp renders Jinja templates synchronously on this thread. The same template and
+   * messages are rendered first in the template sandbox (a worker stopped at 100 ms), so a template
+   * that explodes on some input refuses that request instead of blocking or killing the node.
+   */
+  private async renderWithinBounds(model: LoadedModel, input: ChatInput): Promise<void> {
+    const { templates } = this.options;
+    if (!templates || model.jinjaTemplate === undefined) return;
+    const messages = input.messages.map((m) => ({ role: m.role, content: m.content }));
+    const outcome = await templates.render(model.jinjaTemplate, { messages, add_generation_prompt: true, bos_token: "", eos_token: "" });
+    if (outcome.ok || outcome.kind === "parse" || outcome.kind === "error") return;
+    throw new LlmlbError(
+      "INVALID_CHAT_TEMPLATE",
+      `the chat template of model "${model.id}" cannot render this conversation within bounds (${outcome.message}); nothing was generated. Fix the template or register the model without one`,
+      { model_id: model.id, problem: outcome.kind },
     );
   }
 

@@ -44,6 +44,8 @@ export class LoadedModel {
   readonly model: LlamaModel;
   readonly contextSize: number;
   readonly chatWrapper: ChatWrapper;
+  /** The Jinja template the chat wrapper renders (a registered one, or the GGUF's when no built-in wrapper matched). */
+  readonly jinjaTemplate: string | undefined;
   readonly admission: Admission;
   readonly loadedAt = new Date();
   lastUsedAt = new Date();
@@ -64,6 +66,7 @@ export class LoadedModel {
     this.weightBytes = options.weightBytes;
     this.admission = new Admission(options.parallelism, options.queueSize, `model "${options.id}"`);
     this.chatWrapper = chatWrapperFor(options.entry, options.model);
+    this.jinjaTemplate = this.chatWrapper instanceof llamaCpp().JinjaTemplateChatWrapper ? this.chatWrapper.template : undefined;
   }
 
   get memoryBytes(): number {
