@@ -86,7 +86,7 @@ describe("hostile GGUF files", () => {
     }
     expect((await serving).length).toBeGreaterThan(0);
     expect((await chatText("tiny-chat")).length).toBeGreaterThan(0);
-    expect(node.runtime.engine.list().map((m) => m.modelId)).toEqual(["tiny-chat"]);
+    expect((await node.runtime.engine.list()).map((m) => m.modelId)).toEqual(["tiny-chat"]);
   });
 
   it("refuses a registered template bomb within a second, with a clear error", async () => {

@@ -104,7 +104,6 @@ export async function composeNode(options: ComposeOptions): Promise<NodeComponen
       models: { locate: (id, o) => stack.resolver.locateModel(id, o) },
       adapters: { locate: (id) => store.adapterFile(id) },
       events,
-      templates,
       logger: logger.child({ component: "engine" }),
     });
     closers.push(() => engine.close());

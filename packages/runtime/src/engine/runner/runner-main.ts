@@ -3,6 +3,7 @@
  * (node-llama-cpp), so a native abort, segfault or out-of-memory ends this process, not the node.
  * Models and adapters are located by asking the node; model events and log lines go back to it.
  */
+import { TemplateSandbox } from "../template-sandbox.js";
 import { ModelEvents } from "../../events/model-events.js";
 import type { LogLevel } from "../../config/settings.js";
 import { createLogger } from "../../logging/index.js";
@@ -61,8 +62,13 @@ const logger = createLogger({
   destination: { write: (line: string) => (send({ t: "log", line }), true) } as unknown as NodeJS.WritableStream,
 });
 
+// Jinja chat templates render on this process's thread inside node-llama-cpp: each chat renders
+// first in a bounded worker, so a template bomb refuses one request instead of stalling the runner.
+const templates = new TemplateSandbox();
+
 const engine = new InferenceEngine({
   settings: init.settings,
+  templates,
   models: {
     locate: (modelId, { signal, ...options }) => ask({ kind: "locate-model", modelId, options }, signal) as Promise<LocatedModel>,
   },
@@ -110,6 +116,7 @@ async function serve(id: number, method: EngineMethod, input: unknown, requestOp
 
 async function close(): Promise<void> {
   await engine.close().catch(() => undefined);
+  await templates.close().catch(() => undefined);
   process.exit(0);
 }
 
