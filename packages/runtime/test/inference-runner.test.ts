@@ -13,8 +13,19 @@ import { startTinyWorld, tinyChat, tinyEntry, TINY_EMBED_FILE, TINY_EMBED_ID, ty
 
 const CRASH_REPO = "llmlb-test/crash-GGUF";
 const CRASH_ID = "tiny-crash";
-/** The tiny model claiming 100000 blocks: it passes the header check and llama.cpp aborts loading it. */
-const CRASH = withMetadataU32(tinyChat, "llama.block_count", 100_000);
+/**
+ * The tiny model with two identical tokens in its vocabulary ("<0x01>" rewritten as "<0x00>"): it
+ * passes the node's GGUF validation (which refuses the crash classes it knows, such as 100000
+ * blocks) and llama.cpp aborts loading it (GGML_ASSERT id_to_token.size() == token_to_id.size()).
+ */
+const CRASH = withDuplicateToken(tinyChat);
+
+function withDuplicateToken(bytes: Uint8Array): Uint8Array {
+  const copy = Buffer.from(bytes);
+  const at = copy.indexOf(Buffer.from("<0x01>"));
+  copy.write("<0x00>", at, "latin1");
+  return copy;
+}
 const BACKOFF_SECONDS = 2;
 
 let world: TinyWorld;
@@ -185,12 +196,3 @@ async function modelState(modelId: string): Promise<ModelState> {
   return (await getModel(modelId)).state;
 }
 
-/** A copy of a GGUF with one u32 metadata value replaced (the key is followed by its type, then the value). */
-function withMetadataU32(bytes: Uint8Array, key: string, value: number): Uint8Array {
-  const copy = Uint8Array.from(bytes);
-  const needle = Buffer.from(key);
-  const at = Buffer.from(copy.buffer).indexOf(needle);
-  if (at < 0) throw new Error(`no ${key} in the GGUF`);
-  new DataView(copy.buffer).setUint32(at + needle.length + 4, value, true);
-  return copy;
-}
