@@ -35,6 +35,7 @@ const SAMPLES: Record<string, Record<string, unknown>> = {
   "InferenceService/LoadModel": { modelId: TINY_CHAT_ID },
   "InferenceService/UnloadModel": { modelId: "fuzzed" },
   "InferenceService/ListLoadedModels": {},
+  "InferenceService/GetHostStatus": {},
 };
 
 type Rand = () => number;
