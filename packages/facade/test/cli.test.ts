@@ -106,8 +106,8 @@ describe("llmlb-node CLI", () => {
     // The hub proved the file's sha256 before the download: ls says it was verified.
     expect(models.find((m) => m.id === BIG_ID)).toMatchObject({ local: { verified: true } });
     const table = await cli(["ls"], env);
-    expect(table.stdout).toMatch(/^ID\s+STATE\s+SIZE\s+VERIFIED\s+PATH/m);
-    expect(table.stdout).toMatch(new RegExp(`^${BIG_ID}\\s+ready\\s+8\\.0 MiB\\s+yes\\s+`, "m"));
+    expect(table.stdout).toMatch(/^ID\s+STATE\s+SIZE\s+SOURCE\s+VERIFIED\s+PATH/m);
+    expect(table.stdout).toMatch(new RegExp(`^${BIG_ID}\\s+ready\\s+8\\.0 MiB\\s+huggingface\\s+yes\\s+`, "m"));
   });
 
   it("pull draws a progress bar on a terminal", async () => {
