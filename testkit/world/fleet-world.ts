@@ -3,27 +3,13 @@ import fs from "node:fs";
 import path from "node:path";
 import { tempDir } from "../node/test-node.js";
 import { startHfStandin, type HfStandin } from "../standins/index.js";
+import { sizedModelBytes } from "../gguf/sized-gguf.js";
 import { startRedis, type RedisServer } from "../services/index.js";
 
 export const FLEET_REPO = "llmlb-test/fleet-GGUF";
 export const FLEET_FILE = "fleet-Q8_0.gguf";
 export const FLEET_MODEL_ID = "fleet-model";
 
-/** Deterministic, incompressible-looking bytes (downloaded and verified, never loaded). */
-export function fleetBytes(size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = 0x9e3779b9;
-  for (let i = 0; i < size; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-    out[i + 1] = (x >>> 8) & 0xff;
-    out[i + 2] = (x >>> 16) & 0xff;
-    out[i + 3] = (x >>> 24) & 0xff;
-  }
-  return out;
-}
 
 export interface FleetWorld {
   hf: HfStandin;
@@ -39,7 +25,8 @@ export interface FleetWorld {
 
 /** A hub stand-in serving one model file of `size` bytes, its catalog entry, and one Redis. */
 export async function startFleetWorld(size: number): Promise<FleetWorld> {
-  const bytes = fleetBytes(size);
+  // A valid GGUF (installs pass GGUF validation), downloaded and verified, never loaded.
+  const bytes = sizedModelBytes(size);
   const sha256 = createHash("sha256").update(bytes).digest("hex");
   const hf = await startHfStandin();
   await hf.addRepo(FLEET_REPO, { files: { [FLEET_FILE]: bytes } });
