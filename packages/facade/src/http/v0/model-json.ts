@@ -42,6 +42,7 @@ export function modelJson(m: Model) {
     engine: m.engine || null,
     platforms: m.platforms,
     unsupported_reason: m.unsupportedReason || null,
+    context_length: m.contextLength || null,
     revision: m.revision,
     origin: enumName(ModelOrigin, m.origin, "MODEL_ORIGIN_"),
     state: stateName(m.state),

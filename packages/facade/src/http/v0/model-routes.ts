@@ -25,7 +25,7 @@ const listQuerySchema = {
 
 interface RegisterBody {
   repo: string; filename?: string; display_name?: string; id?: string; chat_template?: string;
-  description?: string; tags?: string[]; revision?: string;
+  description?: string; tags?: string[]; revision?: string; context_length?: number;
 }
 
 const registerBodySchema = {
@@ -40,6 +40,7 @@ const registerBodySchema = {
     description: { type: "string", maxLength: 2000 },
     tags: { type: "array", items: { type: "string", maxLength: 100 }, maxItems: 50 },
     revision: { type: "string", maxLength: 200 },
+    context_length: { type: "integer", minimum: 0, maximum: 16_777_216 },
   },
   additionalProperties: false,
 } as const;
@@ -81,6 +82,7 @@ export function registerModelRoutes(
     const res = await clients.catalog.registerModel({
       repo: b.repo, filename: b.filename ?? "", displayName: b.display_name ?? "", id: b.id ?? "",
       chatTemplate: b.chat_template ?? "", description: b.description ?? "", tags: b.tags ?? [], revision: b.revision ?? "",
+      contextLength: b.context_length ?? 0,
     });
     return reply.code(201).send({
       model: res.model ? modelJson(res.model) : null,
