@@ -54,7 +54,7 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
     await world.hf.addRepo(LONG_REPO, { files: { [LONG_FILE]: tinyLong } });
     node = await startTestNode({ ...world.env, LLMLB_KEEP_ALIVE: "2s", LLMLB_PARALLELISM: "2" });
     for (const id of [TINY_CHAT_ID, LONG_ID]) {
-      await node.clients.resolver.resolve({ modelId: id });
+      for await (const _event of node.clients.resolver.resolve({ target: { case: "modelId", value: id } })) void _event;
     }
   }, 60_000);
   afterAll(async () => {
