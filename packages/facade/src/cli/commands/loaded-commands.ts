@@ -24,13 +24,14 @@ export function registerLoadedCommands(program: Command): void {
 
   program
     .command("load <id>")
-    .description("load a model into the running node's memory ahead of requests")
-    .option("--keep-alive <duration>", "how long it stays once idle (5m, 30s, 1h; -1 keeps it)")
+    .description("load a model into the running node's memory ahead of requests (--keep-alive <duration>: how long it stays once idle; -1 keeps it)")
     .option("--json", "print JSON")
     .addHelpText("after", "\nExamples:\n  llmlb-node load qwen2.5-0.5b-instruct-q4_k_m\n  llmlb-node load qwen2.5-0.5b-instruct-q4_k_m --keep-alive -1\n")
-    .action(async (id: string, opts: { keepAlive?: string }, command: Command) => {
+    .action(async (id: string, _opts: unknown, command: Command) => {
+      // --keep-alive is the global LLMLB_KEEP_ALIVE flag; given here, it is this model's keep-alive.
+      const keepAlive = command.optsWithGlobals<{ keepAlive?: unknown }>().keepAlive;
       await withRunningNode(command, async ({ clients }) => {
-        const res = await clients.inference.loadModel({ modelId: id, ...(opts.keepAlive !== undefined ? { keepAlive: opts.keepAlive } : {}) });
+        const res = await clients.inference.loadModel({ modelId: id, ...(keepAlive !== undefined ? { keepAlive: String(keepAlive) } : {}) });
         const model = res.model ? loadedModelJson(res.model) : null;
         if (wantsJson(command) || !model) return printJson(model);
         process.stdout.write(`loaded ${id} (${bytes(model.memory_bytes)}, context ${model.context_length} tokens, ${model.parallel_slots} slots)\n`);
