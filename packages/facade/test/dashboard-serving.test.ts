@@ -69,6 +69,8 @@ describe("dashboard Chat and Loaded tabs in Chromium", () => {
   }, 60_000);
 
   it("shows the loaded model with memory, context, slots and expiry; Unload empties the view", async () => {
+    await page.getByRole("tab", { name: /Local/ }).click();
+    expect(await page.locator(`.local-row[data-model-id="${TINY_CHAT_ID}"] .facts`).innerText()).toMatch(/Context\s+node default/i);
     await page.getByRole("tab", { name: /Loaded/ }).click();
     const row = page.locator(`#loaded-rows tr[data-model-id="${TINY_CHAT_ID}"]`);
     await row.waitFor();

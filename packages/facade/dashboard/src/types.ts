@@ -48,6 +48,8 @@ export interface ModelJson {
   engine: string | null;
   platforms: string[];
   unsupported_reason: string | null;
+  /** Tokens per request set for this model; null: the node's LLMLB_CONTEXT_SIZE decides at load. */
+  context_length: number | null;
   revision: string;
   origin: "supported" | "registered" | "unspecified";
   state: ModelStateName;
