@@ -157,7 +157,7 @@ export class Api {
   }
 
   /** Streams a chat answer (OpenAI SSE chunks, usage last); aborting `signal` stops generation on the node. */
-  async *chat(body: { model: string; messages: Array<{ role: string; content: string }>; temperature: number }, signal: AbortSignal): AsyncGenerator<ChatChunkJson> {
+  async *chat(body: { model: string; messages: Array<{ role: string; content: string }>; temperature: number; max_tokens?: number }, signal: AbortSignal): AsyncGenerator<ChatChunkJson> {
     const res = await this.fetch("v1/chat/completions", {
       method: "POST",
       signal,

@@ -5,6 +5,7 @@ import { isDownloaded, type ModelJson } from "./types.js";
 export interface ChatElements {
   model: HTMLSelectElement;
   temperature: HTMLInputElement;
+  maxTokens: HTMLInputElement;
   system: HTMLTextAreaElement;
   log: HTMLElement;
   empty: HTMLElement;
@@ -24,7 +25,7 @@ interface Turn {
 /**
  * The Chat tab: a conversation with a downloaded text-generation model over /v1/chat/completions,
  * streamed into the page with tokens/s, a Stop button that ends generation on the node, an
- * optional system prompt and the temperature. The conversation lives in the page only.
+ * optional system prompt, the temperature and an optional limit of answer tokens. The conversation lives in the page only.
  */
 export class ChatView {
   private turns: Turn[] = [];
@@ -83,6 +84,12 @@ export class ChatView {
       this.el.temperature.focus();
       return;
     }
+    const maxTokens = this.el.maxTokens.value.trim() === "" ? undefined : Number(this.el.maxTokens.value);
+    if (maxTokens !== undefined && !(Number.isInteger(maxTokens) && maxTokens >= 1)) {
+      this.el.stats.textContent = "Max tokens must be a whole number of at least 1, or empty.";
+      this.el.maxTokens.focus();
+      return;
+    }
     this.el.message.value = "";
     this.turns.push({ role: "user", content: text });
     this.el.log.append(bubble("user", text));
@@ -103,7 +110,7 @@ export class ChatView {
     let firstAt = 0;
     const started = performance.now();
     try {
-      for await (const chunk of this.api.chat({ model, messages, temperature }, controller.signal)) {
+      for await (const chunk of this.api.chat({ model, messages, temperature, ...(maxTokens ? { max_tokens: maxTokens } : {}) }, controller.signal)) {
         const delta = chunk.choices[0]?.delta.content ?? "";
         if (delta) {
           if (firstAt === 0) firstAt = performance.now();

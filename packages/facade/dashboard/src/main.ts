@@ -69,6 +69,7 @@ const chat = new ChatView(
   {
     model: byId("chat-model", HTMLSelectElement),
     temperature: byId("chat-temperature", HTMLInputElement),
+    maxTokens: byId("chat-max-tokens", HTMLInputElement),
     system: byId("chat-system", HTMLTextAreaElement),
     log: byId("chat-log", HTMLElement),
     empty: byId("chat-empty", HTMLElement),
