@@ -1265,13 +1265,14 @@ export const GetHostStatusResponseSchema: GenMessage<GetHostStatusResponse> = /*
  * resolves it first (watch its progress with ResolverService.Resolve or WatchModels).
  *
  * Errors carry a google.rpc.ErrorInfo with domain "llmlb.node" and one of these reasons:
- * - INVALID_ARGUMENT / INVALID_ARGUMENT: a field is out of range (the message names it).
+ * - INVALID_ARGUMENT / INVALID_ARGUMENT: a field is out of range (the message names it), or a
+ *   prompt does not fit the model's context (the message gives both token counts).
  * - NOT_FOUND / MODEL_NOT_SUPPORTED: the id is not in the catalog.
  * - FAILED_PRECONDITION / MODEL_UNSUPPORTED: the catalog lists it, but in a format or for an engine
  *   this node cannot run (state UNSUPPORTED).
  * - NOT_FOUND / ADAPTER_NOT_FOUND: an adapter id is not on disk.
- * - FAILED_PRECONDITION / CAPABILITY_MISSING: e.g. Embed on a model without embeddings, or tools
- *   for a model whose chat template cannot present them.
+ * - FAILED_PRECONDITION / CAPABILITY_MISSING: e.g. Embed on a model without embeddings, Rerank on
+ *   a model without rerank, or tools for a model whose chat template cannot present them.
  * - FAILED_PRECONDITION / INVALID_MODEL_FILE: the GGUF is malformed or truncated; it was not loaded.
  * - UNAVAILABLE / MODEL_NOT_READY: no_wait was set and the model is not on disk yet.
  * - RESOURCE_EXHAUSTED / QUEUE_FULL: too many requests for this model; retry later.
