@@ -222,7 +222,7 @@ describe("llmlb-node without a running node", () => {
       expect(fs.existsSync(path.join(dir, "models", TINY_CHAT_ID))).toBe(true);
       const ps = await cli(["ps"], env);
       expect(ps.code).toBe(1);
-      expect(ps.stderr).toBe("llmlb-node: no node answers at http://127.0.0.1:9; start one with llmlb-node serve\n");
+      expect(ps.stderr).toBe("llmlb-node: no node answers at http://127.0.0.1:9; start one with llmlb-node serve (NODE_NOT_RUNNING)\n");
     } finally {
       cleanup();
       await world.close();
