@@ -64,7 +64,10 @@ describe("dashboard Chat and Loaded tabs in Chromium", () => {
     await page.getByLabel("Max tokens").fill("");
     await page.getByLabel("Message").fill("Tell me a long story, number 1");
     await page.getByRole("button", { name: "Send" }).click();
-    await page.getByRole("button", { name: "Stop" }).click();
+    // The log scrolls with every delta, so the button is clicked as an event, not by pointer position.
+    const stop = page.getByRole("button", { name: "Stop" });
+    await stop.waitFor();
+    await stop.dispatchEvent("click");
     await expect.poll(() => page.locator("#chat-stats").textContent()).toBe("Stopped.");
     await expect.poll(async () => (await loadedIds()).find((m) => m.id === TINY_CHAT_ID)?.active_requests).toBe(0);
     expect(await page.getByRole("button", { name: "Send" }).isEnabled()).toBe(true);
