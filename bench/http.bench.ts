@@ -2,7 +2,7 @@
  * The HTTP facade's overhead, same run, same tiny model (CPU, 1 thread, greedy, 512 tokens):
  *
  *   sse_stream_ratio    tokens/s of /v1/chat/completions streamed over SSE / tokens/s of
- *                       node-llama-cpp called directly (median of alternating runs); target ≥ 0.90
+ *                       node-llama-cpp called directly (median of alternating runs); target ≥ 0.95
  *   ttft_added_ms       time to first token over SSE minus direct (median)
  *   v0_models_rps       GET /v0/models requests/s with 50 concurrent keep-alive clients
  *   v0_models_p50_ms / v0_models_p99_ms   their latency

@@ -186,6 +186,8 @@ export interface TinyModelOptions {
   embedding?: boolean;
   /** `tokenizer.chat_template` (default ChatML, CHATML_TEMPLATE). */
   chatTemplate?: string;
+  /** Trained context length written to `llama.context_length` (default TINY_MODEL.context_length). */
+  contextLength?: number;
 }
 
 /** Names and ggml dims ([ne0, ne1]) of the per-block weight matrices. */
@@ -219,7 +221,7 @@ export function tinyModelBytes(opts: TinyModelOptions = {}): Uint8Array {
     ["general.name", gv.str(TINY_MODEL.name + (opts.embedding ? "-embedding" : ""))],
     ["general.alignment", gv.u32(TINY_MODEL.alignment)],
     ["general.file_type", gv.u32(dtype === "f32" ? 0 : 1)],
-    ["llama.context_length", gv.u32(TINY_MODEL.context_length)],
+    ["llama.context_length", gv.u32(opts.contextLength ?? TINY_MODEL.context_length)],
     ["llama.embedding_length", gv.u32(e)],
     ["llama.block_count", gv.u32(n_layer)],
     ["llama.feed_forward_length", gv.u32(f)],

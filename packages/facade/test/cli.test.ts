@@ -52,7 +52,7 @@ describe("llmlb-node CLI", () => {
   it("has --help with an example for every command", async () => {
     const program = createProgram();
     const commands = program.commands.map((c) => c.name()).filter((name) => name !== "help");
-    expect(commands).toEqual(expect.arrayContaining(["serve", "pull", "ls", "info", "rm", "register", "sources", "chat", "config"]));
+    expect(commands).toEqual(expect.arrayContaining(["serve", "pull", "ls", "info", "rm", "register", "sources", "chat", "config", "ps", "load", "unload"]));
     for (const command of commands) {
       let out = "";
       const fresh = createProgram();
@@ -188,6 +188,24 @@ describe("llmlb-node CLI", () => {
     expect(sample("llmlb_request_duration_seconds", "llmlb_request_duration_seconds_count", { method: "ResolverService/Resolve", code: "ok" })).toBeGreaterThanOrEqual(1);
     expect(sample("llmlb_loaded_models", "llmlb_loaded_models", {})).toBe(1);
   });
+
+  it("ps lists what the node holds; unload frees it; load brings it back with its keep-alive", async () => {
+    const ps = await cli(["ps"], env);
+    expect(ps.code).toBe(0);
+    expect(ps.stdout).toMatch(/^ID\s+MEMORY\s+CONTEXT\s+SLOTS\s+QUEUED\s+EXPIRES$/m);
+    expect(ps.stdout).toMatch(new RegExp(`^${TINY_CHAT_ID}\\s+\\S+ \\S+\\s+1024\\s+0/4\\s+0\\s+\\d+m\\d+s$`, "m"));
+    expect(ps.stdout).toMatch(/ of .+ budget in use$/m);
+
+    const unload = await cli(["unload", TINY_CHAT_ID], env);
+    expect(unload.stdout).toBe(`unloaded ${TINY_CHAT_ID}\n`);
+    expect(JSON.parse((await cli(["ps", "--json"], env)).stdout)).toMatchObject({ models: [] });
+
+    const load = await cli(["load", TINY_CHAT_ID, "--keep-alive", "-1"], env);
+    expect(load.code).toBe(0);
+    expect(load.stdout).toMatch(new RegExp(`^loaded ${TINY_CHAT_ID} \\(.+, context 1024 tokens, 4 slots\\)$`, "m"));
+    const after = JSON.parse((await cli(["ps", "--json"], env)).stdout) as { models: Array<{ id: string; expires_at: string | null }> };
+    expect(after.models).toEqual([expect.objectContaining({ id: TINY_CHAT_ID, expires_at: null })]);
+  });
 });
 
 describe("llmlb-node without a running node", () => {
@@ -202,6 +220,9 @@ describe("llmlb-node without a running node", () => {
       const ls = await cli(["ls", "--json"], env);
       expect((JSON.parse(ls.stdout) as Array<{ id: string; state: string }>).map((m) => [m.id, m.state])).toEqual([[TINY_CHAT_ID, "ready"]]);
       expect(fs.existsSync(path.join(dir, "models", TINY_CHAT_ID))).toBe(true);
+      const ps = await cli(["ps"], env);
+      expect(ps.code).toBe(1);
+      expect(ps.stderr).toBe("llmlb-node: no node answers at http://127.0.0.1:9; start one with llmlb-node serve (NODE_NOT_RUNNING)\n");
     } finally {
       cleanup();
       await world.close();

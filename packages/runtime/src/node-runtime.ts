@@ -1,3 +1,4 @@
+import { createDirectTransport } from "./server/direct-transport.js";
 import { createRouterTransport, type Interceptor, type Transport } from "@connectrpc/connect";
 import type { NodeConfig } from "./config/index.js";
 import type { Logger } from "./logging/index.js";
@@ -110,7 +111,8 @@ export class NodeRuntime {
 
   /** A Connect transport that calls the services in this process (what the facade uses by default). */
   inProcessTransport(): Transport {
-    return createRouterTransport(this.routes, { router: { interceptors: [errorInterceptor, this.metrics.interceptor()] } });
+    const interceptors = [errorInterceptor, this.metrics.interceptor()];
+    return createDirectTransport(this.routes, interceptors, createRouterTransport(this.routes, { router: { interceptors } }));
   }
 
   async listenGrpc(host = this.config.host, port = this.config.grpcPort): Promise<GrpcServer> {

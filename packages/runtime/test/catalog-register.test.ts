@@ -26,7 +26,7 @@ async function failure(call: Promise<unknown>): Promise<{ code: Code; reason: st
   throw new Error("expected the call to fail");
 }
 
-const register = (fields: { repo: string; filename?: string; id?: string; displayName?: string; chatTemplate?: string; tags?: string[] }) => fields;
+const register = (fields: { repo: string; filename?: string; id?: string; displayName?: string; chatTemplate?: string; tags?: string[]; contextLength?: number }) => fields;
 
 describe("RegisterModel against the Hugging Face stand-in", () => {
   const world = useCatalogWorld([tinySupported()]);
@@ -54,6 +54,15 @@ describe("RegisterModel against the Hugging Face stand-in", () => {
     expect(res.availableFiles).toEqual(["tiny-chat-F16.gguf", "tiny-chat-Q4_K_M.gguf", "tiny-chat-Q8_0.gguf"]);
     // Metadata only: no file was fetched, only the model API was asked.
     expect(world.hf.requests.filter((r) => r.path.includes("/resolve/") || r.host === "cdn")).toEqual([]);
+  });
+
+  it("keeps a registration's context_length and refuses one out of range", async () => {
+    const res = await world.node.catalog.registerModel(register({ repo: CHAT_REPO, id: "long-context", contextLength: 16_384 }));
+    expect(res.model?.contextLength).toBe(16_384);
+    expect((await world.node.catalog.getModel({ modelId: "long-context" })).model?.contextLength).toBe(16_384);
+    const tooSmall = await failure(world.node.catalog.registerModel(register({ repo: CHAT_REPO, id: "tiny-context", contextLength: 12 })));
+    expect(tooSmall).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "context_length" } });
+    expect(tooSmall.message).toContain("give 256 to 16777216 tokens");
   });
 
   it("registers from https://huggingface.co/org/repo, …/blob/… and …/resolve/… URLs", async () => {

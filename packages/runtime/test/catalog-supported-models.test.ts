@@ -70,7 +70,7 @@ describe("supported_models.json", () => {
     expect(problem([noRepo])).toMatch(/entry #0 \(id "tiny-q4_k_m"\): field "repo" is missing; expected a Hugging Face repository/);
     expect(problem([{ ...good(), colour: "blue" }])).toContain('entry #0 (id "tiny-q4_k_m"): unknown field "colour"');
     expect(problem([good({ id: "Bad Id" })])).toMatch(/entry #0 \(id "Bad Id"\): field "id" is "Bad Id"; expected lower-case letters/);
-    expect(problem([good({ capabilities: ["chat"] })])).toMatch(/field "capabilities" .* expected a list of "text-generation" and\/or "embeddings" \(or the router's "TextGeneration"/);
+    expect(problem([good({ capabilities: ["chat"] })])).toMatch(/field "capabilities" .* expected a list of "text-generation", "embeddings" and\/or "rerank" \(or the router's "TextGeneration"/);
     expect(problem([good({ recommended_filename: "model.bin" })])).toMatch(/field "recommended_filename" is "model.bin"; expected a .gguf file name/);
   });
 

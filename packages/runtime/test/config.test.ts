@@ -52,6 +52,21 @@ describe("loadConfig", () => {
     expect(config.diskReserve).toBe(500e6);
   });
 
+  it("reads keep-alive durations and context sizes", () => {
+    const dir = home();
+    const keepAlive = (value: string) => loadConfig({ env: { LLMLB_HOME: dir, LLMLB_KEEP_ALIVE: value } }).keepAlive;
+    expect(loadConfig({ env: { LLMLB_HOME: dir } }).keepAlive).toBe(300_000);
+    expect([keepAlive("30s"), keepAlive("1h30m"), keepAlive("250ms"), keepAlive("90"), keepAlive("0"), keepAlive("-1")]).toEqual([
+      30_000, 5_400_000, 250, 90_000, 0, -1,
+    ]);
+    expect(() => keepAlive("soon")).toThrow(/LLMLB_KEEP_ALIVE = "soon": expected a duration such as "5m"/);
+    expect(() => keepAlive("5m later")).toThrow(/LLMLB_KEEP_ALIVE/);
+    const contextSize = (value: string) => loadConfig({ env: { LLMLB_HOME: dir, LLMLB_CONTEXT_SIZE: value } }).contextSize;
+    expect(loadConfig({ env: { LLMLB_HOME: dir } }).contextSize).toBe(0);
+    expect([contextSize("auto"), contextSize("AUTO"), contextSize("16384")]).toEqual([0, 0, 16_384]);
+    expect(() => contextSize("big")).toThrow(/LLMLB_CONTEXT_SIZE = "big": expected "auto" or a number of tokens/);
+  });
+
   it("names the variable, the value and what was expected when a value is bad", () => {
     expect(() => loadConfig({ env: { LLMLB_HOME: home(), LLMLB_GRPC_PORT: "eighty" } })).toThrow(
       'invalid environment variable LLMLB_GRPC_PORT = "eighty": expected a whole number from 0 to 65535',

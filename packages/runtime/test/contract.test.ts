@@ -37,6 +37,9 @@ describe("protobuf contract", () => {
       UnloadModel: "unary",
       ListLoadedModels: "unary",
       GetHostStatus: "unary",
+      Rerank: "unary",
+      Tokenize: "unary",
+      Detokenize: "unary",
     });
     expect(Health.typeName).toBe("grpc.health.v1.Health");
   });

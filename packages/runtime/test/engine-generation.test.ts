@@ -178,7 +178,7 @@ describe("request checks", () => {
   it("refuses a prompt longer than the context instead of cutting it", async () => {
     const failure = await reasonOf(collect(fx.engine.chat({ ...greedy("x ".repeat(1100)) })));
     expect(failure).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "messages" } });
-    expect(failure.message).toMatch(/context holds 1024/);
+    expect(failure.message).toMatch(/the prompt has (more than )?\d+ tokens and at most 1023 fit/);
     const completion = await reasonOf(collect(fx.engine.complete({ modelId: "tiny", prompt: "x ".repeat(1100), maxTokens: 4 })));
     expect(completion).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "prompt" } });
   });
@@ -186,7 +186,9 @@ describe("request checks", () => {
   it("refuses a prompt far beyond the context before rendering or tokenizing it whole", async () => {
     const chat = await reasonOf(collect(fx.engine.chat({ ...greedy("hello world ".repeat(80_000)) })));
     expect(chat).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "messages" } });
-    expect(chat.message).toBe("messages: the prompt takes more than 1024 tokens and the model's context holds 1024; shorten it");
+    expect(chat.message).toBe(
+      "messages: the prompt has more than 1024 tokens and at most 1023 fit (the model's context is 1024 tokens per request, one kept for the answer); shorten it, or give the model a larger context_length / LLMLB_CONTEXT_SIZE",
+    );
     const completion = await reasonOf(collect(fx.engine.complete({ modelId: "tiny", prompt: "x".repeat(900_000), maxTokens: 4 })));
     expect(completion).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "prompt" } });
   });

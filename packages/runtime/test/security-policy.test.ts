@@ -51,6 +51,9 @@ describe("scopes by route family", () => {
     expect(httpAccess("GET", "/metrics")).toBe("read");
     expect(httpAccess("POST", "/v1/chat/completions")).toBe("inference");
     expect(httpAccess("POST", "/v1/rerank")).toBe("inference");
+    expect(httpAccess("POST", "/rerank")).toBe("inference");
+    expect(httpAccess("POST", "/tokenize")).toBe("inference");
+    expect(httpAccess("GET", "/v0/loaded")).toBe("read");
     expect(httpAccess("POST", "/v0/models/*")).toBe("admin");
     expect(httpAccess("DELETE", "/v0/models/*")).toBe("admin");
     expect(httpAccess("POST", "/api/anything")).toBe("admin");

@@ -1,5 +1,8 @@
+import { readSse } from "./sse.js";
 import type {
+  ChatChunkJson,
   DeleteResponseJson,
+  LoadedListJson,
   ErrorBodyJson,
   ListModelsJson,
   ModelJson,
@@ -143,6 +146,31 @@ export class Api {
 
   register(body: RegisterRequestJson): Promise<RegisterResponseJson> {
     return this.send("POST", "v0/models/register", body);
+  }
+
+  listLoaded(): Promise<LoadedListJson> {
+    return this.json<LoadedListJson>("v0/loaded", { cache: "no-store" });
+  }
+
+  unload(id: string): Promise<{ unloaded: boolean }> {
+    return this.send("POST", `v0/models/${encodeId(id)}/unload`);
+  }
+
+  /** Streams a chat answer (OpenAI SSE chunks, usage last); aborting `signal` stops generation on the node. */
+  async *chat(body: { model: string; messages: Array<{ role: string; content: string }>; temperature: number; max_tokens?: number }, signal: AbortSignal): AsyncGenerator<ChatChunkJson> {
+    const res = await this.fetch("v1/chat/completions", {
+      method: "POST",
+      signal,
+      headers: { "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
+    });
+    if (!res.ok || !res.body) throw await errorOf(res);
+    for await (const message of readSse(res.body)) {
+      if (message.data === "[DONE]") return;
+      const chunk = JSON.parse(message.data) as ChatChunkJson;
+      if (chunk.error) throw new ApiError(500, chunk.error.message);
+      yield chunk;
+    }
   }
 
   /** Opens the global change feed (an SSE response) or throws ApiError. */

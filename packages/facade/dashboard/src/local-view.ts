@@ -50,6 +50,7 @@ export class LocalView {
         { class: "facts" },
         h("div", {}, h("dt", { text: "Size on disk" }), h("dd", { text: formatBytes(m.local?.size_on_disk_bytes ?? m.size_bytes) })),
         h("div", {}, h("dt", { text: "Memory" }), h("dd", { text: formatBytes(m.required_memory_bytes) })),
+        h("div", {}, h("dt", { text: "Context" }), h("dd", { text: m.context_length ? `${m.context_length.toLocaleString()} tokens` : "node default" })),
         h("div", {}, h("dt", { text: "Downloaded" }), h("dd", { text: formatDate(m.local?.downloaded_at ?? null) })),
         h("div", {}, h("dt", { text: "Source" }), h("dd", { text: m.local?.source || "—" })),
         h("div", {}, h("dt", { text: "Verified" }), h("dd", { class: "verified", text: m.local?.verified ? "sha256 of every file" : "size only (no digest from the source)" })),
@@ -62,4 +63,4 @@ export class LocalView {
 
 /** What a row shows; a row is rebuilt only when this changes. */
 const keyOf = (m: ModelJson) =>
-  JSON.stringify([m.id, m.display_name, m.state, m.local?.path, m.local?.size_on_disk_bytes, m.local?.downloaded_at, m.local?.source, m.local?.verified, m.required_memory_bytes]);
+  JSON.stringify([m.id, m.display_name, m.state, m.local?.path, m.local?.size_on_disk_bytes, m.local?.downloaded_at, m.local?.source, m.local?.verified, m.required_memory_bytes, m.context_length]);

@@ -4,7 +4,9 @@ import { keyPrompt } from "./dialogs/key-dialog.js";
 import { RegisterDialog } from "./dialogs/register-dialog.js";
 import { byId } from "./dom.js";
 import { formatBytes } from "./format.js";
+import { ChatView } from "./chat-view.js";
 import { HubView } from "./hub-view.js";
+import { LoadedView } from "./loaded-view.js";
 import { LiveFeed, type FeedStatus } from "./live-feed.js";
 import { LocalView } from "./local-view.js";
 import { ModelStore } from "./model-store.js";
@@ -48,7 +50,40 @@ const deleteDialog = new DeleteDialog(api, (model, res) => {
 
 const local = new LocalView(byId("local-list", HTMLElement), byId("local-empty", HTMLElement), { delete: (m) => deleteDialog.open(m) });
 
-const tabs = new Tabs(byId("tabs", HTMLElement));
+const loaded = new LoadedView(
+  api,
+  {
+    rows: byId("loaded-rows", HTMLElement),
+    table: byId("loaded-table", HTMLElement),
+    empty: byId("loaded-empty", HTMLElement),
+    budgetText: byId("loaded-budget-text", HTMLElement),
+    budgetBar: byId("loaded-budget-bar", HTMLElement),
+    budgetFill: byId("loaded-budget-fill", HTMLElement),
+    count: byId("loaded-count", HTMLElement),
+  },
+  (message) => toasts.error(message),
+);
+
+const chat = new ChatView(
+  api,
+  {
+    model: byId("chat-model", HTMLSelectElement),
+    temperature: byId("chat-temperature", HTMLInputElement),
+    maxTokens: byId("chat-max-tokens", HTMLInputElement),
+    system: byId("chat-system", HTMLTextAreaElement),
+    log: byId("chat-log", HTMLElement),
+    empty: byId("chat-empty", HTMLElement),
+    form: byId("chat-form", HTMLFormElement),
+    message: byId("chat-message", HTMLTextAreaElement),
+    send: byId("chat-send", HTMLButtonElement),
+    stop: byId("chat-stop", HTMLButtonElement),
+    clear: byId("chat-clear", HTMLButtonElement),
+    stats: byId("chat-stats", HTMLElement),
+  },
+  () => void loaded.refresh(),
+);
+
+const tabs = new Tabs(byId("tabs", HTMLElement), (tab) => loaded.show(tab === "loaded"));
 byId("local-go-hub", HTMLButtonElement).addEventListener("click", () => {
   tabs.select("hub", true);
   search.focus();
@@ -74,6 +109,7 @@ store.subscribe(() => {
   const models = store.all();
   hub.update(models);
   local.update(models);
+  chat.updateModels(models);
   hubCount.textContent = String(models.length);
   localCount.textContent = String(models.filter(isDownloaded).length);
 });

@@ -1,8 +1,11 @@
-export type TabName = "hub" | "local";
+export type TabName = "hub" | "local" | "loaded" | "chat";
+
+const TAB_NAMES: readonly TabName[] = ["hub", "local", "loaded", "chat"];
+const asTab = (name: string | undefined): TabName => TAB_NAMES.find((t) => t === name) ?? "hub";
 
 /**
  * WAI-ARIA tabs: one tab stop for the tab list (roving tabindex), Left/Right/Home/End move between
- * tabs, the URL hash (#hub, #local) keeps the choice across reloads and links.
+ * tabs, the URL hash (#hub, #local, #loaded, #chat) keeps the choice across reloads and links.
  */
 export class Tabs {
   private readonly tabs: HTMLButtonElement[];
@@ -31,7 +34,7 @@ export class Tabs {
   }
 
   private fromHash(): TabName {
-    return location.hash === "#local" ? "local" : "hub";
+    return asTab(location.hash.slice(1));
   }
 
   private onKey(event: KeyboardEvent): void {
@@ -51,4 +54,4 @@ export class Tabs {
   }
 }
 
-const nameOf = (tab: HTMLElement): TabName => (tab.dataset.tab === "local" ? "local" : "hub");
+const nameOf = (tab: HTMLElement): TabName => asTab(tab.dataset.tab);

@@ -48,6 +48,8 @@ export interface ModelJson {
   engine: string | null;
   platforms: string[];
   unsupported_reason: string | null;
+  /** Tokens per request set for this model; null: the node's LLMLB_CONTEXT_SIZE decides at load. */
+  context_length: number | null;
   revision: string;
   origin: "supported" | "registered" | "unspecified";
   state: ModelStateName;
@@ -92,3 +94,26 @@ export interface ErrorBodyJson {
 }
 
 export const isDownloaded = (m: ModelJson): boolean => m.state === "ready" || m.state === "loaded";
+
+/** GET /v0/loaded: one model in memory. */
+export interface LoadedModelJson {
+  id: string;
+  memory_bytes: number;
+  context_length: number;
+  parallel_slots: number;
+  active_requests: number;
+  queued_requests: number;
+  expires_at: string | null;
+}
+
+export interface LoadedListJson {
+  models: LoadedModelJson[];
+  memory_budget_bytes: number;
+}
+
+/** One chunk of a streamed /v1/chat/completions answer. */
+export interface ChatChunkJson {
+  choices: Array<{ delta: { content?: string }; finish_reason: string | null }>;
+  usage?: { prompt_tokens: number; completion_tokens: number; prompt_tokens_details?: { cached_tokens: number } } | null;
+  error?: { message: string };
+}

@@ -1,5 +1,5 @@
 import { builtinSourceDefaults } from "@llmlb/plugins";
-import { NodeRuntime, silentLogger, type NodeConfig } from "@llmlb/runtime";
+import { LlmlbError, NodeRuntime, silentLogger, type NodeConfig } from "@llmlb/runtime";
 import { createNodeClients, remoteTransport, type NodeClients } from "../clients.js";
 
 export interface NodeConnection {
@@ -17,14 +17,21 @@ export function grpcUrlOf(config: NodeConfig): string {
 
 /**
  * Talks to the running node over gRPC when one answers; otherwise runs the services in this
- * process on the same store (its locks keep both from downloading one model twice).
+ * process on the same store (its locks keep both from downloading one model twice), or with
+ * `localFallback: false` fails with NODE_NOT_RUNNING.
  */
-export async function connectToNode(config: NodeConfig, options: { probeTimeoutMs?: number } = {}): Promise<NodeConnection> {
+export async function connectToNode(
+  config: NodeConfig,
+  options: { probeTimeoutMs?: number; localFallback?: boolean } = {},
+): Promise<NodeConnection> {
   const remote = createNodeClients(remoteTransport(config.runtimeUrl || grpcUrlOf(config), config.apiKey));
   try {
     await remote.health.check({ service: "" }, { timeoutMs: options.probeTimeoutMs ?? 1500 });
     return { clients: remote, mode: "remote", close: async () => {} };
   } catch {
+    if (options.localFallback === false) {
+      throw new LlmlbError("NODE_NOT_RUNNING", `no node answers at ${config.runtimeUrl || grpcUrlOf(config)}; start one with llmlb-node serve`);
+    }
     const runtime = await NodeRuntime.create(config, silentLogger(), { sourceDefaults: builtinSourceDefaults(config) });
     return {
       clients: createNodeClients(runtime.inProcessTransport()),

@@ -4,6 +4,7 @@ import { registerServeCommand } from "./serve-command.js";
 import { registerChatCommand } from "./commands/chat-command.js";
 import { registerConfigCommand } from "./commands/config-command.js";
 import { registerModelCommands } from "./commands/model-commands.js";
+import { registerLoadedCommands } from "./commands/loaded-commands.js";
 import { registerPullCommand } from "./commands/pull-command.js";
 import { registerSourcesCommand } from "./commands/sources-command.js";
 import { addSettingFlags } from "./setting-flags.js";
@@ -19,6 +20,7 @@ export function createProgram(): Command {
   registerServeCommand(program);
   registerPullCommand(program);
   registerModelCommands(program);
+  registerLoadedCommands(program);
   registerSourcesCommand(program);
   registerChatCommand(program);
   registerConfigCommand(program);

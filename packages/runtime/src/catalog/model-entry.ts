@@ -17,7 +17,7 @@ export interface ModelEntry {
   sizeBytes?: number;
   requiredMemoryBytes?: number;
   tags: string[];
-  capabilities: Array<"text-generation" | "embeddings">;
+  capabilities: Array<"text-generation" | "embeddings" | "rerank">;
   quantization?: string;
   parameterCount?: number;
   /** The parameter count as the catalog file gave it ("7B", "30B A3B", "490000000"). */
@@ -33,6 +33,8 @@ export interface ModelEntry {
   origin: "supported" | "registered";
   /** Jinja chat template overriding the GGUF's own. */
   chatTemplate?: string;
+  /** Tokens per request (sequence); unset means the node's LLMLB_CONTEXT_SIZE. */
+  contextLength?: number;
 }
 
 /** Looks up catalog entries by id. The resolver and engine depend on this, not on the catalog's storage. */

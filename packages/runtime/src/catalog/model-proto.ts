@@ -26,6 +26,7 @@ export const STATE_TO_PROTO: Record<ModelStateName, ModelState> = {
 const CAPABILITY_TO_PROTO: Record<ModelEntry["capabilities"][number], Capability> = {
   "text-generation": Capability.TEXT_GENERATION,
   embeddings: Capability.EMBEDDINGS,
+  rerank: Capability.RERANK,
 };
 
 const big = (n: number | undefined): bigint => (n === undefined ? 0n : BigInt(Math.max(0, Math.round(n))));
@@ -58,6 +59,7 @@ export function toModelProto(entry: ModelEntry, status: ModelStatus, hub: HubSta
     engine: entry.engine ?? "",
     unsupportedReason: entry.unsupportedReason ?? "",
     platforms: entry.platforms ?? [],
+    contextLength: entry.contextLength ?? 0,
     ...(progress
       ? {
           progress: create(ProgressSchema, {

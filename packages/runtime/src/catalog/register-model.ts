@@ -7,7 +7,7 @@ import type { ModelEntry } from "./model-entry.js";
 import { parseRepoRef } from "./repo-ref.js";
 
 /** The fields of a RegisterModel request the catalog reads. */
-export type RegisterInput = Pick<RegisterModelRequest, "repo" | "filename" | "displayName" | "id" | "chatTemplate" | "description" | "tags" | "revision">;
+export type RegisterInput = Pick<RegisterModelRequest, "repo" | "filename" | "displayName" | "id" | "chatTemplate" | "description" | "tags" | "revision" | "contextLength">;
 
 /** What a registration will store, with what the caller should know. */
 export interface RegistrationPlan {
@@ -36,6 +36,9 @@ export async function planRegistration(input: RegisterInput, hub: HubClient, sig
     throw new LlmlbError("INVALID_ARGUMENT", `filename ${JSON.stringify(filename)} is not a .gguf file of the repository`, { repo: ref.repo });
   }
   const revision = input.revision.trim() || ref.revision || undefined;
+  if (input.contextLength !== 0 && (input.contextLength < 256 || input.contextLength > 16_777_216)) {
+    throw new LlmlbError("INVALID_ARGUMENT", `context_length ${input.contextLength} is out of range; give 256 to 16777216 tokens, or 0 for the node's LLMLB_CONTEXT_SIZE`, { field: "context_length" });
+  }
   const explicitId = input.id.trim();
   if (explicitId) validateModelId(explicitId);
 
@@ -88,6 +91,7 @@ export async function planRegistration(input: RegisterInput, hub: HubClient, sig
     format: "gguf",
     origin: "registered",
     ...(input.chatTemplate.trim() ? { chatTemplate: input.chatTemplate } : {}),
+    ...(input.contextLength > 0 ? { contextLength: input.contextLength } : {}),
   };
   return { entry, warnings, availableFiles };
 }

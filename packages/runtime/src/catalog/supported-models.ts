@@ -27,6 +27,7 @@ export interface SupportedModelRecord {
   sha256?: string;
   revision?: string;
   chat_template?: string;
+  context_length?: number;
 }
 
 /** This node's form (`{"models": [...]}`) or the llmlb router's (a bare array). */
@@ -42,6 +43,7 @@ const CAPABILITY_OF: Record<string, ModelEntry["capabilities"][number]> = {
   embeddings: "embeddings",
   Embedding: "embeddings",
   embedding: "embeddings",
+  rerank: "rerank",
 };
 
 function recordsOf(data: SupportedModelsFile): SupportedModelRecord[] {
@@ -58,7 +60,7 @@ const EXPECTED: Record<string, string> = {
   size_bytes: "a positive integer (bytes)",
   required_memory_bytes: "a positive integer (bytes)",
   tags: "a list of distinct lower-case tags",
-  capabilities: 'a list of "text-generation" and/or "embeddings" (or the router\'s "TextGeneration", "Embedding", …)',
+  capabilities: 'a list of "text-generation", "embeddings" and/or "rerank" (or the router\'s "TextGeneration", "Embedding", …)',
   quantization: "a quantization name such as Q4_K_M, or null",
   parameter_count: 'a positive number or a text such as "7B", or null',
   format: 'a format name such as "gguf"',
@@ -68,6 +70,7 @@ const EXPECTED: Record<string, string> = {
   sha256: "64 lower-case hex digits",
   revision: "a non-empty branch, tag or commit",
   chat_template: "a string",
+  context_length: "a whole number of tokens from 256 to 16777216",
   models: "a list of model entries",
 };
 
@@ -78,7 +81,7 @@ function unsupportedReason(record: SupportedModelRecord, capabilities: ModelEntr
   if (format !== "gguf") return `format "${format}" is not supported by this node (it runs GGUF files with llama.cpp)`;
   if (engine !== "llama_cpp") return `engine "${engine}" is not supported by this node (it runs GGUF files with llama.cpp)`;
   if (capabilities.length === 0) {
-    return `capabilities ${record.capabilities.join(", ")} are not served by this node (it serves text generation and embeddings)`;
+    return `capabilities ${record.capabilities.join(", ")} are not served by this node (it serves text generation, embeddings and rerank)`;
   }
   return undefined;
 }
@@ -143,6 +146,7 @@ export function toEntry(record: SupportedModelRecord): ModelEntry {
     ...(reason !== undefined ? { unsupportedReason: reason } : {}),
     origin: "supported",
     ...(record.chat_template !== undefined ? { chatTemplate: record.chat_template } : {}),
+    ...(record.context_length !== undefined ? { contextLength: record.context_length } : {}),
   };
 }
 

@@ -122,3 +122,41 @@ export function formatBytes(bytes: number): string {
   }
   return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Milliseconds from a number of seconds or text like "5m", "30s", "1h30m", "250ms"; a negative
+ * value ("-1") means forever and comes back as -1.
+ */
+export const parseDuration: Parser<number> = (raw) => {
+  const fail = () => new Error('expected a duration such as "5m", "30s", "1h" or seconds (0 = at once, -1 = forever)');
+  if (typeof raw === "number") {
+    if (!Number.isFinite(raw)) throw fail();
+    return raw < 0 ? -1 : Math.round(raw * 1000);
+  }
+  if (typeof raw !== "string") throw fail();
+  const text = raw.trim().toLowerCase();
+  if (/^-\d+(\.\d+)?[a-z]*$/.test(text)) return -1;
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) throw fail();
+  return Math.round(parts.reduce((ms, p) => ms + Number(p[1]) * DURATION_UNITS_MS[p[2]!]!, 0));
+};
+
+/** A context length in tokens, or "auto" (returned as 0): the largest that fits, up to the trained length. */
+export const parseContextSize: Parser<number> = (raw) => {
+  if (typeof raw === "string" && raw.trim().toLowerCase() === "auto") return 0;
+  try {
+    return parseInteger(0, 1 << 24)(raw);
+  } catch {
+    throw new Error('expected "auto" or a number of tokens such as 16384');
+  }
+};
+
+export function formatDuration(ms: number): string {
+  if (ms < 0) return "forever";
+  if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}

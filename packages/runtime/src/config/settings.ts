@@ -2,7 +2,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
-  parseBoolean, parseEnum, parseInteger, parseList, parsePath, parsePort, parseSize, parseStateUrl, parseString, parseUrl,
+  parseBoolean, parseContextSize, parseDuration, parseEnum, parseInteger, parseList, parsePath, parsePort, parseSize,
+  parseStateUrl, parseString, parseUrl,
   type Parser,
 } from "./parse.js";
 import { findUp } from "./find-up.js";
@@ -96,6 +97,10 @@ export const SETTINGS = {
     description: "Memory for loaded models (e.g. 16GiB); 0 means 80% of free memory at start." }),
   parallelism: setting({ env: ["LLMLB_PARALLELISM"], parse: parseInteger(1, 64), default: 4,
     description: "Requests one model serves at once (context sequences)." }),
+  contextSize: setting({ env: ["LLMLB_CONTEXT_SIZE"], parse: parseContextSize, default: 0,
+    description: "Tokens per request (sequence) for models without their own context_length; auto (0) is the largest that fits the memory budget, up to the trained length." }),
+  keepAlive: setting({ env: ["LLMLB_KEEP_ALIVE"], parse: parseDuration, default: 300_000,
+    description: "How long an idle model stays loaded (e.g. 5m, 30s, 1h; 0 unloads after each request, -1 keeps it); requests may override it with keep_alive." }),
   queueSize: setting({ env: ["LLMLB_QUEUE_SIZE"], parse: parseInteger(0, 100000), default: 64,
     description: "Requests that may wait per model before QUEUE_FULL." }),
   runnerCrashBackoffSeconds: setting({ env: ["LLMLB_RUNNER_CRASH_BACKOFF"], parse: parseInteger(0, 86400), default: 60,

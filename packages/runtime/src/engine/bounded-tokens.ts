@@ -28,7 +28,7 @@ export async function refuseBeyondContext(model: LlamaModel, texts: readonly str
       if (tokens > limit + slices * BOUNDARY_SLACK) {
         throw new LlmlbError(
           "INVALID_ARGUMENT",
-          `${field}: the prompt takes more than ${limit} tokens and the model's context holds ${limit}; shorten it`,
+          `${field}: the prompt has more than ${limit} tokens and at most ${limit - 1} fit (the model's context is ${limit} tokens per request, one kept for the answer); shorten it, or give the model a larger context_length / LLMLB_CONTEXT_SIZE`,
           { field },
         );
       }

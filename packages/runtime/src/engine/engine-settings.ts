@@ -9,5 +9,7 @@ export function engineSettingsFrom(config: NodeConfig): EngineSettings {
     memoryBudget: config.memoryBudget,
     parallelism: config.parallelism,
     queueSize: config.queueSize,
+    contextSize: config.contextSize,
+    keepAliveMs: config.keepAlive,
   };
 }

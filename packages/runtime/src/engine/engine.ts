@@ -1,5 +1,5 @@
 import { setTimeout as delay } from "node:timers/promises";
-import type { Llama } from "node-llama-cpp";
+import type { Llama, Token } from "node-llama-cpp";
 import type { ModelEntry } from "../catalog/model-entry.js";
 import { LlmlbError } from "../errors/index.js";
 import { ModelEvents } from "../events/model-events.js";
@@ -23,8 +23,11 @@ import { ModelPool, raceAbort } from "./model-pool.js";
 import {
   validateChatInput,
   validateCompletionInput,
+  validateDetokenizeInput,
   validateEmbedInput,
+  validateRerankInput,
   validateTarget,
+  validateTokenizeInput,
   type UncheckedChatInput,
 } from "./request-validation.js";
 import type { TemplateSandbox } from "./template-sandbox.js";
@@ -32,6 +35,7 @@ import type {
   AdapterLocator,
   ChatInput,
   CompletionInput,
+  DetokenizeInput,
   EmbedInput,
   EmbedResult,
   EngineSettings,
@@ -40,6 +44,9 @@ import type {
   ModelLocator,
   ModelTarget,
   RequestOptions,
+  RerankInput,
+  RerankResult,
+  TokenizeInput,
 } from "./types.js";
 
 export interface AcceleratorInfo {
@@ -90,6 +97,7 @@ export class InferenceEngine {
       queueSize: settings.queueSize,
       threads: resolveThreads(settings.threads),
       contextSize: settings.contextSize,
+      keepAliveMs: settings.keepAliveMs,
       events: options.events ?? new ModelEvents(),
       logger: this.logger,
     });
@@ -173,7 +181,7 @@ export class InferenceEngine {
     try {
       const signal = this.requestSignal(options);
       const model = await this.leaseModel(checked, signal, "embeddings");
-      held.add(() => this.pool.release(model));
+      held.add(() => this.pool.release(model, checked.keepAliveMs));
       held.add(await model.admission.enter(signal));
       if (checked.dimensions !== undefined) requireDimensions(checked.dimensions, model.model.embeddingVectorSize);
       const context = await raceAbort(model.embeddingContext(), signal);
@@ -195,6 +203,57 @@ export class InferenceEngine {
     }
   }
 
+  /** Documents scored against a query, best first, for models with the "rerank" capability. */
+  async rerank(input: RerankInput, options: RequestOptions = {}): Promise<RerankResult> {
+    const checked = validateRerankInput(input);
+    const held = this.holdings();
+    try {
+      const signal = this.requestSignal(options);
+      const model = await this.leaseModel(checked, signal, "rerank");
+      held.add(() => this.pool.release(model, checked.keepAliveMs));
+      held.add(await model.admission.enter(signal));
+      const context = await raceAbort(model.rankingContext(), signal);
+      const scores: number[] = [];
+      for (const document of checked.documents) {
+        signal.throwIfAborted();
+        scores.push(await context.rank(checked.query, document, { onOverflow: "maxChunk" }));
+      }
+      const results = scores
+        .map((relevanceScore, index) => ({ index, relevanceScore }))
+        .sort((a, b) => b.relevanceScore - a.relevanceScore)
+        .slice(0, checked.topN ?? scores.length);
+      const promptTokens = countTokens(model.model, [checked.query, ...checked.documents]);
+      return { results, usage: { promptTokens, completionTokens: 0, totalTokens: promptTokens } };
+    } finally {
+      held.release();
+    }
+  }
+
+  /** The model's tokens for a text (with the BOS a prompt starts with when `addSpecial`). */
+  async tokenize(input: TokenizeInput, options: RequestOptions = {}): Promise<number[]> {
+    const checked = validateTokenizeInput(input);
+    return this.withModel(checked, options, (model) => {
+      const tokens = model.model.tokenize(checked.content, false, checked.addSpecial ? "trimLeadingSpace" : undefined);
+      const bos = model.model.tokens.shouldPrependBosToken ? model.model.tokens.bos : null;
+      return checked.addSpecial && bos !== null ? [bos, ...tokens] : [...tokens];
+    });
+  }
+
+  /** The text of a model's tokens; special tokens are written out (e.g. "<s>"). */
+  async detokenize(input: DetokenizeInput, options: RequestOptions = {}): Promise<string> {
+    const checked = validateDetokenizeInput(input);
+    return this.withModel(checked, options, (model) => {
+      const vocabulary = valueAt(model.model.fileInfo.metadata, "tokenizer.ggml.tokens");
+      const size = Array.isArray(vocabulary) ? vocabulary.length : 0;
+      checked.tokens.forEach((token, i) => {
+        if (token >= size) {
+          throw new LlmlbError("INVALID_ARGUMENT", `tokens[${i}] is ${token}; model "${model.id}" has token ids 0 to ${size - 1}`, { field: `tokens[${i}]` });
+        }
+      });
+      return model.model.detokenize(checked.tokens as Token[], true);
+    });
+  }
+
   /** Loads a model (and the context for an adapter set) ahead of requests. */
   async load(target: ModelTarget, options: RequestOptions = {}): Promise<LoadedModelInfo> {
     validateTarget(target);
@@ -202,7 +261,7 @@ export class InferenceEngine {
     try {
       const signal = this.requestSignal(options);
       const model = await this.leaseModel(target, signal);
-      held.add(() => this.pool.release(model));
+      held.add(() => this.pool.release(model, target.keepAliveMs));
       const adapters = await this.adapterSet(target.adapterIds, model, signal);
       await raceAbort(model.sequencePool(adapters), signal);
       return model.info();
@@ -218,6 +277,18 @@ export class InferenceEngine {
 
   list(): LoadedModelInfo[] {
     return this.pool.list().map((model) => model.info());
+  }
+
+  /** Runs `work` on the model (loaded if needed) while holding a lease on it. */
+  private async withModel<T>(target: ModelTarget, options: RequestOptions, work: (model: LoadedModel) => T): Promise<T> {
+    const held = this.holdings();
+    try {
+      const model = await this.leaseModel(target, this.requestSignal(options));
+      held.add(() => this.pool.release(model, target.keepAliveMs));
+      return work(model);
+    } finally {
+      held.release();
+    }
   }
 
   /** Stops every request, unloads every model, releases llama.cpp. */
@@ -247,15 +318,19 @@ export class InferenceEngine {
     try {
       const signal = this.requestSignal(options);
       const model = await this.leaseModel(target, signal, "text-generation");
-      held.add(() => this.pool.release(model));
+      held.add(() => this.pool.release(model, target.keepAliveMs));
       const adapters = await this.adapterSet(target.adapterIds, model, signal);
       held.add(await model.admission.enter(signal));
       const pool = await raceAbort(model.sequencePool(adapters), signal);
-      const sequence = pool.take();
-      held.add(() => pool.give(sequence));
+      const sequenceFor = (prompt: readonly Token[]) => {
+        const taken = pool.take(prompt);
+        held.add(() => pool.give(taken.sequence));
+        return taken;
+      };
       yield* deltaStream((emit, generationSignal) => {
         const counted: GenerationSink = { emit, tokens: (n) => (model.generatedTokens += n) };
-        return run(model, { sequence, sink: counted, signal: generationSignal, modelId: model.id }, target).finally(held.release);
+        const on: GenerationTarget = { model: model.model, contextSize: model.contextSize, sequenceFor, sink: counted, signal: generationSignal, modelId: model.id };
+        return run(model, on, target).finally(held.release);
       }, signal);
     } finally {
       held.release();

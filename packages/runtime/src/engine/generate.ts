@@ -36,7 +36,11 @@ export interface GenerationOutcome {
 }
 
 export interface GenerationTarget {
-  sequence: LlamaContextSequence;
+  model: LlamaModel;
+  /** Tokens per sequence. */
+  contextSize: number;
+  /** The sequence to run on, picked for the prompt, and how many prompt tokens it already holds. */
+  sequenceFor(prompt: readonly Token[]): { sequence: LlamaContextSequence; cachedTokens: number };
   sink: GenerationSink;
   signal: AbortSignal;
   /** The model's id (for error messages). */
@@ -54,7 +58,7 @@ export async function generateChat(
 ): Promise<GenerationOutcome> {
   const { sink, signal, modelId } = target;
   // Rendering and tokenizing the whole chat is one synchronous call: only for text that can fit.
-  await refuseBeyondContext(target.sequence.model, promptTexts(input.messages), target.sequence.contextSize, "messages", signal);
+  await refuseBeyondContext(target.model, promptTexts(input.messages), target.contextSize, "messages", signal);
   const history = chatHistory(input.messages);
   // Thinking off: the answer starts after an empty, closed thought (the budget alone would let
   // the first thought token through before closing the segment).
@@ -65,13 +69,16 @@ export async function generateChat(
   }
   if (functions) requireToolSupport(target.chatWrapper, history, functions, modelId);
   const chatWrapper = functions && forcesCall(input.toolChoice) ? forcedCallWrapper(target.chatWrapper) : target.chatWrapper;
-  const grammar = await responseGrammar(target.sequence.model, input);
-  const logprobs = input.logprobs ? new TokenLogprobs(target.sequence, input.topLogprobs ?? 0) : undefined;
-  const sequence = logprobs?.sequence ?? target.sequence;
+  const grammar = await responseGrammar(target.model, input);
 
-  const prompt = chatWrapper.generateContextState({ chatHistory: history, availableFunctions: functions, documentFunctionParams: true }).contextText;
-  const promptTokens = prompt.tokenize(sequence.model.tokenizer).length;
-  const maxTokens = generationBudget(sequence, promptTokens, input, "messages");
+  const prompt = chatWrapper
+    .generateContextState({ chatHistory: history, availableFunctions: functions, documentFunctionParams: true })
+    .contextText.tokenize(target.model.tokenizer);
+  const promptTokens = prompt.length;
+  const maxTokens = generationBudget(target.contextSize, promptTokens, input, "messages");
+  const taken = target.sequenceFor(prompt);
+  const logprobs = input.logprobs ? new TokenLogprobs(taken.sequence, input.topLogprobs ?? 0) : undefined;
+  const sequence = logprobs?.sequence ?? taken.sequence;
   const pieces = new ToolCallPieces((piece) => sink.emit({ toolCalls: [piece] }));
   const options = {
     ...samplingOptions(input, maxTokens),
@@ -102,8 +109,10 @@ export async function generateChat(
     const result = await chat.generateResponse(history, options);
     const completionTokens = sequence.tokenMeter.diff(before).usedOutputTokens;
     // A call cut off by max_tokens is reported as such ("length"), not as a finished call.
-    if (pieces.count > 0 && result.metadata.stopReason !== "maxTokens") return { finishReason: "tool_calls", usage: usage(promptTokens, completionTokens) };
-    return outcome(result.metadata.stopReason, promptTokens, completionTokens);
+    if (pieces.count > 0 && result.metadata.stopReason !== "maxTokens") {
+      return { finishReason: "tool_calls", usage: usage(promptTokens, completionTokens, taken.cachedTokens) };
+    }
+    return outcome(result.metadata.stopReason, promptTokens, completionTokens, taken.cachedTokens);
   } finally {
     chat.dispose({ disposeSequence: false });
   }
@@ -112,16 +121,17 @@ export async function generateChat(
 /** Raw text completion of a prompt on one sequence. */
 export async function generateCompletion(target: GenerationTarget, input: CompletionInput): Promise<GenerationOutcome> {
   const { sink, signal } = target;
-  const logprobs = input.logprobs ? new TokenLogprobs(target.sequence, input.topLogprobs ?? 0) : undefined;
-  const sequence = logprobs?.sequence ?? target.sequence;
-  const model = sequence.model;
-  await refuseBeyondContext(model, [input.prompt], sequence.contextSize, "prompt", signal);
-  const withBos = model.tokens.shouldPrependBosToken && model.tokens.bos !== null;
+  const model = target.model;
+  await refuseBeyondContext(model, [input.prompt], target.contextSize, "prompt", signal);
+  const bos = model.tokens.shouldPrependBosToken ? model.tokens.bos : null;
   // Tokenized here (as LlamaCompletion would) so usage is exact and a too-long prompt is refused,
   // not silently cut; LlamaCompletion prepends the BOS token itself.
-  const tokens = model.tokenize(input.prompt, false, withBos ? "trimLeadingSpace" : undefined);
-  const promptTokens = tokens.length + (withBos ? 1 : 0);
-  const maxTokens = generationBudget(sequence, promptTokens, input, "prompt");
+  const tokens = model.tokenize(input.prompt, false, bos !== null ? "trimLeadingSpace" : undefined);
+  const promptTokens = tokens.length + (bos !== null ? 1 : 0);
+  const maxTokens = generationBudget(target.contextSize, promptTokens, input, "prompt");
+  const taken = target.sequenceFor(bos !== null ? [bos, ...tokens] : tokens);
+  const logprobs = input.logprobs ? new TokenLogprobs(taken.sequence, input.topLogprobs ?? 0) : undefined;
+  const sequence = logprobs?.sequence ?? taken.sequence;
   const grammar = await responseGrammar(model, input);
 
   const completion = new (llamaCpp().LlamaCompletion)({ contextSequence: sequence, autoDisposeSequence: false });
@@ -150,7 +160,7 @@ export async function generateCompletion(target: GenerationTarget, input: Comple
       },
     });
     if (pendingText) sink.emit({ text: pendingText });
-    return outcome(result.metadata.stopReason, promptTokens, sequence.tokenMeter.diff(before).usedOutputTokens);
+    return outcome(result.metadata.stopReason, promptTokens, sequence.tokenMeter.diff(before).usedOutputTokens, taken.cachedTokens);
   } finally {
     completion.dispose({ disposeSequence: false });
   }
@@ -203,24 +213,24 @@ function thoughtBudget(reasoning: ReasoningOptions, maxTokens: number): number |
 }
 
 /** Tokens left for the answer: max_tokens, capped by what the context holds after the prompt. */
-function generationBudget(sequence: LlamaContextSequence, promptTokens: number, params: SamplingParams, field: string): number {
-  const room = sequence.contextSize - promptTokens;
+function generationBudget(contextSize: number, promptTokens: number, params: SamplingParams, field: string): number {
+  const room = contextSize - promptTokens;
   if (room < 1) {
     throw new LlmlbError(
       "INVALID_ARGUMENT",
-      `${field}: the prompt takes ${promptTokens} tokens and the model's context holds ${sequence.contextSize}; shorten it`,
-      { field },
+      `${field}: the prompt has ${promptTokens} tokens and at most ${contextSize - 1} fit (the model's context is ${contextSize} tokens per request, one kept for the answer); shorten it, or give the model a larger context_length / LLMLB_CONTEXT_SIZE`,
+      { field, prompt_tokens: String(promptTokens), context_length: String(contextSize) },
     );
   }
   return Math.min(params.maxTokens ?? room, room);
 }
 
-function outcome(stopReason: string, promptTokens: number, completionTokens: number): GenerationOutcome {
-  return { finishReason: stopReason === "maxTokens" ? "length" : "stop", usage: usage(promptTokens, completionTokens) };
+function outcome(stopReason: string, promptTokens: number, completionTokens: number, cachedPromptTokens: number): GenerationOutcome {
+  return { finishReason: stopReason === "maxTokens" ? "length" : "stop", usage: usage(promptTokens, completionTokens, cachedPromptTokens) };
 }
 
-function usage(promptTokens: number, completionTokens: number): TokenUsage {
-  return { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens };
+function usage(promptTokens: number, completionTokens: number, cachedPromptTokens: number): TokenUsage {
+  return { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens, cachedPromptTokens };
 }
 
 /** Token count of texts (embedding usage). */

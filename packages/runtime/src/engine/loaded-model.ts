@@ -1,5 +1,5 @@
 import { stat } from "node:fs/promises";
-import type { ChatWrapper, GgufInsights, LlamaEmbeddingContext, LlamaModel } from "node-llama-cpp";
+import type { ChatWrapper, GgufInsights, LlamaEmbeddingContext, LlamaModel, LlamaRankingContext } from "node-llama-cpp";
 import { llamaCpp } from "./llama-cpp.js";
 import type { ModelEntry } from "../catalog/model-entry.js";
 import { LlmlbError } from "../errors/index.js";
@@ -17,6 +17,8 @@ export interface LoadedModelOptions {
   weightBytes: number;
   /** Tokens per sequence. */
   contextSize: number;
+  /** Until a request says otherwise (see keepAliveMs). */
+  keepAliveMs: number;
   parallelism: number;
   queueSize: number;
   threads: number;
@@ -28,15 +30,22 @@ export interface LoadedModelOptions {
   allocate: <T>(bytes: number, requester: LoadedModel, create: () => Promise<T>) => Promise<T>;
 }
 
-interface EmbeddingState {
-  context: LlamaEmbeddingContext;
+/** A context for embeddings or ranking (one each, created on first use). */
+interface SideContext<T> {
+  context: T;
   memoryBytes: number;
+}
+
+interface SideContexts {
+  embedding: LlamaEmbeddingContext;
+  ranking: LlamaRankingContext;
 }
 
 /**
  * One model in memory: its llama model, chat wrapper, admission queue, one context per adapter
- * set (created on first use) and an embedding context (likewise). `leases` counts requests that
- * hold it; a model with leases is never evicted.
+ * set (created on first use) and an embedding or ranking context (likewise). `leases` counts
+ * requests that hold it; a model with leases is never evicted. `keepAliveMs` is what the last
+ * request asked for; `expiresAt` is set while it is idle and will unload.
  */
 export class LoadedModel {
   readonly id: string;
@@ -51,11 +60,13 @@ export class LoadedModel {
   lastUsedAt = new Date();
   leases = 0;
   generatedTokens = 0;
+  keepAliveMs: number;
+  expiresAt?: Date;
   private weightBytes: number;
   private readonly contexts = new Map<string, Promise<SequencePool>>();
   private readonly liveContexts = new Map<string, SequencePool>();
-  private embedding?: Promise<EmbeddingState>;
-  private embeddingState?: EmbeddingState;
+  private readonly sideContexts = new Map<keyof SideContexts, Promise<SideContext<unknown>>>();
+  private readonly liveSideContexts = new Map<keyof SideContexts, SideContext<{ dispose(): Promise<void> }>>();
   private readonly loadedAdapterPaths = new Set<string>();
 
   constructor(private readonly options: LoadedModelOptions) {
@@ -64,13 +75,15 @@ export class LoadedModel {
     this.model = options.model;
     this.contextSize = options.contextSize;
     this.weightBytes = options.weightBytes;
+    this.keepAliveMs = options.keepAliveMs;
     this.admission = new Admission(options.parallelism, options.queueSize, `model "${options.id}"`);
     this.chatWrapper = chatWrapperFor(options.entry, options.model);
     this.jinjaTemplate = this.chatWrapper instanceof llamaCpp().JinjaTemplateChatWrapper ? this.chatWrapper.template : undefined;
   }
 
   get memoryBytes(): number {
-    let bytes = this.weightBytes + (this.embeddingState?.memoryBytes ?? 0);
+    let bytes = this.weightBytes;
+    for (const side of this.liveSideContexts.values()) bytes += side.memoryBytes;
     for (const pool of this.liveContexts.values()) bytes += pool.memoryBytes;
     return bytes;
   }
@@ -95,9 +108,11 @@ export class LoadedModel {
   }
 
   embeddingContext(): Promise<LlamaEmbeddingContext> {
-    this.embedding ??= this.createEmbeddingContext();
-    this.embedding.catch(() => (this.embedding = undefined));
-    return this.embedding.then((state) => state.context);
+    return this.sideContext("embedding", () => this.model.createEmbeddingContext({ contextSize: this.contextSize, threads: this.options.threads }));
+  }
+
+  rankingContext(): Promise<LlamaRankingContext> {
+    return this.sideContext("ranking", () => this.model.createRankingContext({ contextSize: this.contextSize, threads: this.options.threads }));
   }
 
   /** Frees contexts no request uses, other than `keep`; returns the bytes freed. */
@@ -125,6 +140,8 @@ export class LoadedModel {
       adapterSets: [...this.liveContexts.keys()].sort(),
       gpu: this.options.backend,
       generatedTokens: this.generatedTokens,
+      contextSize: this.contextSize,
+      ...(this.expiresAt ? { expiresAt: this.expiresAt } : {}),
     };
   }
 
@@ -132,7 +149,9 @@ export class LoadedModel {
     for (const pool of this.liveContexts.values()) await pool.dispose();
     this.liveContexts.clear();
     this.contexts.clear();
-    await this.embeddingState?.context.dispose();
+    for (const side of this.liveSideContexts.values()) await side.context.dispose();
+    this.liveSideContexts.clear();
+    this.sideContexts.clear();
     await this.model.dispose();
   }
 
@@ -168,8 +187,18 @@ export class LoadedModel {
     return pool;
   }
 
-  private async createEmbeddingContext(): Promise<EmbeddingState> {
-    const { insights, threads, backend } = this.options;
+  private sideContext<K extends keyof SideContexts>(kind: K, create: () => Promise<SideContexts[K]>): Promise<SideContexts[K]> {
+    let state = this.sideContexts.get(kind) as Promise<SideContext<SideContexts[K]>> | undefined;
+    if (!state) {
+      state = this.createSideContext(kind, create);
+      this.sideContexts.set(kind, state);
+      state.catch(() => this.sideContexts.delete(kind));
+    }
+    return state.then((s) => s.context);
+  }
+
+  private async createSideContext<K extends keyof SideContexts>(kind: K, create: () => Promise<SideContexts[K]>): Promise<SideContext<SideContexts[K]>> {
+    const { insights, backend } = this.options;
     const estimate = await insights.estimateContextResourceRequirementsV2({
       contextSize: this.contextSize,
       sequences: 1,
@@ -178,9 +207,9 @@ export class LoadedModel {
     });
     const memoryBytes = estimate.cpuRam + estimate.gpuVram;
     return this.options.allocate(memoryBytes, this, async () => {
-      const context = await this.model.createEmbeddingContext({ contextSize: this.contextSize, threads });
-      this.embeddingState = { context, memoryBytes };
-      return this.embeddingState;
+      const state = { context: await create(), memoryBytes };
+      this.liveSideContexts.set(kind, state);
+      return state;
     });
   }
 }

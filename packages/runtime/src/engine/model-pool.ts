@@ -14,7 +14,10 @@ export interface ModelPoolOptions {
   parallelism: number;
   queueSize: number;
   threads: number;
-  contextSize?: number;
+  /** Tokens per sequence for entries without their own context length; 0 fits the budget. */
+  contextSize: number;
+  /** Default for requests that do not say how long the model stays loaded once idle. */
+  keepAliveMs: number;
   events: ModelEvents;
   logger: Logger;
 }
@@ -29,10 +32,12 @@ interface PendingLoad {
 /**
  * Loaded models by id, inside a memory budget: loading or growing a model first evicts
  * least-recently-used idle models; one load per id at a time. Allocations run one at a time so
- * the accounting never races. Publishes loaded / unloaded / load-failed.
+ * the accounting never races. An idle model unloads when its keep-alive runs out. Publishes
+ * loaded / unloaded / load-failed.
  */
 export class ModelPool {
   private readonly models = new Map<string, LoadedModel>();
+  private readonly expiryTimers = new Map<LoadedModel, NodeJS.Timeout>();
   private readonly pending = new Map<string, PendingLoad>();
   private allocation: Promise<unknown> = Promise.resolve();
 
@@ -51,7 +56,7 @@ export class ModelPool {
   /** A loaded model with a lease taken, or undefined. */
   leaseLoaded(id: string): LoadedModel | undefined {
     const model = this.models.get(id);
-    if (model) model.leases++;
+    if (model) this.takeLease(model, 1);
     return model;
   }
 
@@ -78,9 +83,41 @@ export class ModelPool {
     }
   }
 
-  release(model: LoadedModel): void {
+  /** Gives a lease back; the request's `keepAliveMs` (else the node default) decides how long the model stays once idle. */
+  release(model: LoadedModel, keepAliveMs?: number): void {
     model.leases = Math.max(0, model.leases - 1);
     model.touch();
+    model.keepAliveMs = keepAliveMs ?? this.options.keepAliveMs;
+    if (model.idle && this.models.get(model.id) === model) this.scheduleExpiry(model);
+  }
+
+  private takeLease(model: LoadedModel, count: number): void {
+    model.leases += count;
+    if (count > 0) this.cancelExpiry(model);
+  }
+
+  private scheduleExpiry(model: LoadedModel): void {
+    this.cancelExpiry(model);
+    const ms = model.keepAliveMs;
+    if (ms < 0) return;
+    const expire = () => {
+      this.expiryTimers.delete(model);
+      void this.serialized(async () => {
+        if (model.idle && this.models.get(model.id) === model) await this.evict(model, ms === 0 ? "keep_alive 0" : "idle keep-alive expired");
+      }).catch((err: unknown) => this.options.logger.warn({ modelId: model.id, err }, "idle unload failed"));
+    };
+    model.expiresAt = new Date(Date.now() + ms);
+    if (ms === 0) return expire();
+    const timer = setTimeout(expire, ms);
+    timer.unref();
+    this.expiryTimers.set(model, timer);
+  }
+
+  private cancelExpiry(model: LoadedModel): void {
+    const timer = this.expiryTimers.get(model);
+    if (timer) clearTimeout(timer);
+    this.expiryTimers.delete(model);
+    model.expiresAt = undefined;
   }
 
   list(): LoadedModel[] {
@@ -130,7 +167,11 @@ export class ModelPool {
     this.options.events.emit({ type: "load-started", modelId: id, path });
     try {
       const llama = await this.options.llama();
-      const plan = await planModel(llama, path, { contextSize: this.options.contextSize, sequences: this.options.parallelism });
+      const plan = await planModel(llama, path, {
+        contextSize: located.entry.contextLength ?? this.options.contextSize,
+        sequences: this.options.parallelism,
+        budget: this.options.budget,
+      });
       const needed = plan.weightBytes + plan.contextBytes;
       if (needed > this.options.budget) throw insufficientMemory(id, needed, this.options.budget, 0);
       const model = await this.allocate(plan.weightBytes, id, async () => {
@@ -144,6 +185,7 @@ export class ModelPool {
             insights: plan.insights,
             weightBytes: plan.weightBytes,
             contextSize: plan.contextSize,
+            keepAliveMs: this.options.keepAliveMs,
             parallelism: this.options.parallelism,
             queueSize: this.options.queueSize,
             threads: this.options.threads,
@@ -156,9 +198,10 @@ export class ModelPool {
         }
         // Leases granted in the same tick the model becomes visible, so no eviction sees it idle.
         const pending = this.pending.get(id);
-        loaded.leases = pending?.waiters ?? 0;
+        this.takeLease(loaded, pending?.waiters ?? 0);
         if (pending) pending.granted = loaded;
         this.models.set(id, loaded);
+        if (loaded.idle) this.scheduleExpiry(loaded);
         return loaded;
       });
       this.options.logger.info({ modelId: id, path, ms: Math.round(performance.now() - started) }, "model loaded");
@@ -199,6 +242,7 @@ export class ModelPool {
   }
 
   private async evict(model: LoadedModel, why: string): Promise<void> {
+    this.cancelExpiry(model);
     this.models.delete(model.id);
     model.admission.rejectAll(new LlmlbError("MODEL_NOT_READY", `model "${model.id}" was unloaded; retry`));
     try {

@@ -1,6 +1,9 @@
 import { LlmlbError } from "../errors/index.js";
 import { MAX_TOP_LOGPROBS } from "./token-logprobs.js";
-import type { ChatInput, ChatMessage, ChatRole, CompletionInput, EmbedInput, ModelTarget, OutputParams, ReasoningOptions, SamplingParams, ToolChoice, ToolDefinition } from "./types.js";
+import type {
+  ChatInput, ChatMessage, ChatRole, CompletionInput, DetokenizeInput, EmbedInput, ModelTarget, OutputParams, ReasoningOptions, RerankInput,
+  SamplingParams, TokenizeInput, ToolChoice, ToolDefinition,
+} from "./types.js";
 
 const ROLES: readonly ChatRole[] = ["system", "user", "assistant", "tool"];
 const TOOL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -88,10 +91,39 @@ export function validateEmbedInput(input: EmbedInput): EmbedInput {
   return input;
 }
 
+export function validateRerankInput(input: RerankInput): RerankInput {
+  validateTarget(input);
+  if (input.query.length === 0) throw invalid("query", "is empty");
+  if (input.documents.length === 0) throw invalid("documents", "must hold at least one document");
+  checkPromptBytes("documents", [input.query, ...input.documents]);
+  if (input.topN !== undefined && !(Number.isInteger(input.topN) && input.topN >= 1)) {
+    throw invalid("top_n", `must be an integer of at least 1 (got ${input.topN})`);
+  }
+  return input;
+}
+
+export function validateTokenizeInput(input: TokenizeInput): TokenizeInput {
+  validateTarget(input);
+  checkPromptBytes("content", [input.content]);
+  return input;
+}
+
+export function validateDetokenizeInput(input: DetokenizeInput): DetokenizeInput {
+  validateTarget(input);
+  input.tokens.forEach((token, i) => {
+    if (!(Number.isInteger(token) && token >= 0)) throw invalid(`tokens[${i}]`, `must be a token id, a whole number of at least 0 (got ${token})`);
+  });
+  return input;
+}
+
 export function validateTarget(target: ModelTarget): void {
   if (!target.modelId) throw invalid("model_id", "is required");
   const adapters = target.adapterIds?.length ?? 0;
   if (adapters > REQUEST_LIMITS.maxAdapters) throw invalid("adapter_ids", `names ${adapters} adapters; at most ${REQUEST_LIMITS.maxAdapters}`);
+  const keepAlive = target.keepAliveMs;
+  if (keepAlive !== undefined && !(Number.isInteger(keepAlive) && keepAlive >= -1)) {
+    throw invalid("keep_alive", `must be a duration of at least 0, or -1 to keep the model loaded (got ${keepAlive} ms)`);
+  }
   target.adapterIds?.forEach((id, i) => {
     if (!id) throw invalid(`adapter_ids[${i}]`, "is empty");
   });

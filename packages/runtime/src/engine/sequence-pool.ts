@@ -1,9 +1,16 @@
-import type { LlamaContext, LlamaContextSequence } from "node-llama-cpp";
+import type { LlamaContext, LlamaContextSequence, Token } from "node-llama-cpp";
+
+/** A sequence taken for a prompt, and how many of the prompt's first tokens it already holds. */
+export interface TakenSequence {
+  sequence: LlamaContextSequence;
+  cachedTokens: number;
+}
 
 /**
- * One llama context (for one adapter set) and its sequences. Sequences are kept across requests,
- * so a request that shares a prefix with the previous one on the same sequence (a growing chat)
- * reuses its evaluated tokens. Admission guarantees a free sequence when `take` is called.
+ * One llama context (for one adapter set) and its sequences. Sequences keep their evaluated tokens
+ * across requests, and a request takes the free sequence that shares the longest prefix with its
+ * prompt (a growing chat finds its previous turn), so only the rest is evaluated. Admission
+ * guarantees a free sequence when `take` is called.
  */
 export class SequencePool {
   private readonly free: LlamaContextSequence[] = [];
@@ -25,11 +32,22 @@ export class SequencePool {
     return this.context.totalSequences - this.free.length;
   }
 
-  take(): LlamaContextSequence {
-    const sequence = this.free.pop();
+  take(prompt: readonly Token[]): TakenSequence {
+    let best = this.free.length - 1;
+    let bestShared = -1;
+    // From the most recently given back, so ties go to the warmest sequence.
+    for (let i = this.free.length - 1; i >= 0; i--) {
+      const shared = sharedPrefix(this.free[i]!.contextTokens, prompt);
+      if (shared > bestShared) {
+        best = i;
+        bestShared = shared;
+      }
+    }
+    const [sequence] = this.free.splice(best, 1);
     if (!sequence) throw new Error("no free context sequence (admission should have prevented this)");
     this.lastUsedAt = Date.now();
-    return sequence;
+    // The last prompt token is evaluated again for its logits even when the sequence holds it.
+    return { sequence, cachedTokens: Math.max(0, Math.min(bestShared, prompt.length - 1)) };
   }
 
   give(sequence: LlamaContextSequence): void {
@@ -40,4 +58,11 @@ export class SequencePool {
   async dispose(): Promise<void> {
     await this.context.dispose();
   }
+}
+
+function sharedPrefix(held: readonly Token[], prompt: readonly Token[]): number {
+  const n = Math.min(held.length, prompt.length);
+  let i = 0;
+  while (i < n && held[i] === prompt[i]) i++;
+  return i;
 }

@@ -13,8 +13,10 @@ export interface EngineSettings {
   parallelism: number;
   /** Requests that may wait per model before QUEUE_FULL. */
   queueSize: number;
-  /** Tokens per sequence; defaults to the model's training context, at most 8192. */
-  contextSize?: number;
+  /** Tokens per sequence for models whose catalog entry names none; 0 fits the memory budget (up to the trained length). */
+  contextSize: number;
+  /** Milliseconds an idle model stays loaded when a request does not say; 0 unloads at once, -1 never. */
+  keepAliveMs: number;
 }
 
 /** Where a model's file is, resolving (downloading) it first when the node does not have it. */
@@ -42,6 +44,8 @@ export interface ModelTarget {
   adapterIds?: readonly string[];
   /** Fail with MODEL_NOT_READY instead of resolving a model that is not on disk. */
   noWait?: boolean;
+  /** Milliseconds the model stays loaded once idle after this request (0 at once, -1 forever); unset: the node's default. */
+  keepAliveMs?: number;
 }
 
 export interface SamplingParams {
@@ -137,6 +141,31 @@ export interface TokenUsage {
   promptTokens: number;
   completionTokens: number;
   totalTokens: number;
+  /** Prompt tokens reused from the sequence's cache (a shared prefix), not evaluated again. */
+  cachedPromptTokens?: number;
+}
+
+export interface RerankInput extends ModelTarget {
+  query: string;
+  documents: readonly string[];
+  /** Only the best this many; unset means all. */
+  topN?: number;
+}
+
+export interface RerankResult {
+  /** Best first; `index` is the document's position in the request. */
+  results: Array<{ index: number; relevanceScore: number }>;
+  usage: TokenUsage;
+}
+
+export interface TokenizeInput extends ModelTarget {
+  content: string;
+  /** Add the special tokens (BOS) a prompt would start with. */
+  addSpecial?: boolean;
+}
+
+export interface DetokenizeInput extends ModelTarget {
+  tokens: readonly number[];
 }
 
 export type FinishReason = "stop" | "length" | "tool_calls";
@@ -197,4 +226,8 @@ export interface LoadedModelInfo {
   gpu: GpuBackend;
   /** Tokens generated since the model was loaded (all requests). */
   generatedTokens: number;
+  /** Tokens per request (sequence). */
+  contextSize: number;
+  /** When the idle model unloads; undefined while it serves requests or when kept loaded. */
+  expiresAt?: Date;
 }

@@ -33,6 +33,7 @@ export const REASONS = {
   MODEL_NOT_READY: Code.Unavailable,
   SOURCE_UNAVAILABLE: Code.Unavailable,
   ENGINE_CRASHED: Code.Unavailable,
+  NODE_NOT_RUNNING: Code.Unavailable,
   CHECKSUM_MISMATCH: Code.DataLoss,
   SIZE_MISMATCH: Code.DataLoss,
   INSUFFICIENT_DISK: Code.ResourceExhausted,

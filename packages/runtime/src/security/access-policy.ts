@@ -38,8 +38,8 @@ export function isRpcSubscription(path: string): boolean {
 const SAFE_METHODS = new Set(["GET", "HEAD"]);
 /** The dashboard page and its content-hashed files; health for load balancers. */
 const OPEN_HTTP = [/^\/$/, /^\/index\.html$/, /^\/assets\/.*/, /^\/v0\/health$/];
-/** Families whose POSTs are inference (the OpenAI API and llama-server style token helpers). */
-const INFERENCE_HTTP = [/^\/v1\//, /^\/(tokenize|detokenize)$/];
+/** Families whose POSTs are inference (the OpenAI API and llama-server style token and rerank helpers). */
+const INFERENCE_HTTP = [/^\/v1\//, /^\/(tokenize|detokenize|rerank)$/];
 
 /**
  * Access for an HTTP route, given the pattern the router matched (e.g. "/v0/models/*"), or the

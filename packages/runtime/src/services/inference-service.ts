@@ -4,6 +4,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { Engine } from "../engine/runner/protocol.js";
 import { HostLoad } from "../host/host-load.js";
 import { silentLogger, type Logger } from "../logging/index.js";
+import { parseDuration } from "../config/parse.js";
 import { LlmlbError } from "../errors/index.js";
 import type {
   FinishReason,
@@ -37,7 +38,11 @@ type StreamedMessage =
  * the proto field) and does the work; this only maps messages. The handler's signal fires when
  * the client cancels or its deadline passes, which stops generation.
  */
-export function createInferenceService(engine: Engine, host = new HostLoad(), logger: Logger = silentLogger()): ServiceImpl<typeof InferenceService> {
+export function createInferenceService(
+  engine: Engine & { readonly memoryBudget: number },
+  host = new HostLoad(),
+  logger: Logger = silentLogger(),
+): ServiceImpl<typeof InferenceService> {
   let acceleratorWarned = false;
   return {
     async *chat(req, ctx) {
@@ -53,6 +58,7 @@ export function createInferenceService(engine: Engine, host = new HostLoad(), lo
           })),
           adapterIds: req.adapterIds,
           noWait: req.noWait,
+          ...keepAlive(req.keepAlive),
           ...sampling(req),
           ...output(req),
           ...tools(req),
@@ -65,7 +71,7 @@ export function createInferenceService(engine: Engine, host = new HostLoad(), lo
 
     async *complete(req, ctx) {
       const events = engine.complete(
-        { modelId: req.modelId, prompt: req.prompt, adapterIds: req.adapterIds, noWait: req.noWait, ...sampling(req), ...output(req) },
+        { modelId: req.modelId, prompt: req.prompt, adapterIds: req.adapterIds, noWait: req.noWait, ...keepAlive(req.keepAlive), ...sampling(req), ...output(req) },
         { signal: ctx.signal },
       );
       yield* toMessages(events);
@@ -84,7 +90,7 @@ export function createInferenceService(engine: Engine, host = new HostLoad(), lo
     },
 
     async loadModel(req, ctx) {
-      const info = await engine.load({ modelId: req.modelId, adapterIds: req.adapterIds }, { signal: ctx.signal });
+      const info = await engine.load({ modelId: req.modelId, adapterIds: req.adapterIds, ...keepAlive(req.keepAlive) }, { signal: ctx.signal });
       return { model: loadedModelMessage(info) };
     },
 
@@ -93,7 +99,34 @@ export function createInferenceService(engine: Engine, host = new HostLoad(), lo
     },
 
     async listLoadedModels() {
-      return { models: (await engine.list()).map(loadedModelMessage) };
+      return { models: (await engine.list()).map(loadedModelMessage), memoryBudgetBytes: BigInt(engine.memoryBudget) };
+    },
+
+    async rerank(req, ctx) {
+      const result = await engine.rerank(
+        {
+          modelId: req.modelId,
+          query: req.query,
+          documents: req.documents,
+          noWait: req.noWait,
+          ...(req.topN !== undefined ? { topN: req.topN } : {}),
+          ...keepAlive(req.keepAlive),
+        },
+        { signal: ctx.signal },
+      );
+      return { results: result.results, usage: result.usage };
+    },
+
+    async tokenize(req, ctx) {
+      const tokens = await engine.tokenize(
+        { modelId: req.modelId, content: req.content, addSpecial: req.addSpecial, noWait: req.noWait },
+        { signal: ctx.signal },
+      );
+      return { tokens };
+    },
+
+    async detokenize(req, ctx) {
+      return { content: await engine.detokenize({ modelId: req.modelId, tokens: req.tokens, noWait: req.noWait }, { signal: ctx.signal }) };
     },
 
     async getHostStatus() {
@@ -185,10 +218,20 @@ function invalid(field: string, problem: string): LlmlbError {
   return new LlmlbError("INVALID_ARGUMENT", `${field} ${problem}`, { field });
 }
 
+/** A request's keep_alive ("5m", "0", "-1", seconds) as milliseconds; unset leaves the node default. */
+function keepAlive(raw: string | undefined): { keepAliveMs?: number } {
+  if (raw === undefined) return {};
+  try {
+    return { keepAliveMs: parseDuration(raw) };
+  } catch (err) {
+    throw new LlmlbError("INVALID_ARGUMENT", `keep_alive ${JSON.stringify(raw)}: ${(err as Error).message}`, { field: "keep_alive" });
+  }
+}
+
 async function* toMessages(events: AsyncIterable<GenerationEvent>): AsyncGenerator<StreamedMessage> {
   for await (const event of events) {
     if (event.type === "end") {
-      yield { finishReason: event.finishReason, usage: event.usage };
+      yield { finishReason: event.finishReason, usage: { ...event.usage, cachedPromptTokens: event.usage.cachedPromptTokens ?? 0 } };
       continue;
     }
     yield {
@@ -220,5 +263,7 @@ function loadedModelMessage(info: LoadedModelInfo): MessageInitShape<typeof Load
     parallelism: info.parallelism,
     adapterSets: info.adapterSets,
     gpu: info.gpu,
+    contextLength: info.contextSize,
+    ...(info.expiresAt ? { expiresAt: timestampFromDate(info.expiresAt) } : {}),
   };
 }

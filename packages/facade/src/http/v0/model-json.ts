@@ -1,5 +1,6 @@
 import { Capability, ModelOrigin, ModelState, type Model, type Progress } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { LoadedModel } from "@llmlb/runtime/gen/llmlb/node/v1/inference_pb";
 
 const enumName = (names: Record<number, string>, value: number, prefix: string) =>
   (names[value] ?? "UNSPECIFIED").replace(prefix, "").toLowerCase().replace(/_/g, "-");
@@ -42,6 +43,7 @@ export function modelJson(m: Model) {
     engine: m.engine || null,
     platforms: m.platforms,
     unsupported_reason: m.unsupportedReason || null,
+    context_length: m.contextLength || null,
     revision: m.revision,
     origin: enumName(ModelOrigin, m.origin, "MODEL_ORIGIN_"),
     state: stateName(m.state),
@@ -74,3 +76,20 @@ const STATE_BY_NAME: Record<string, ModelState> = {
 export const STATE_NAMES = Object.keys(STATE_BY_NAME);
 
 export const stateFromName = (name: string): ModelState | undefined => STATE_BY_NAME[name.toLowerCase()];
+
+/** The REST shape of a loaded model (ListLoadedModels / LoadModel). */
+export function loadedModelJson(m: LoadedModel) {
+  return {
+    id: m.modelId,
+    memory_bytes: Number(m.memoryBytes),
+    context_length: m.contextLength,
+    parallel_slots: m.parallelism,
+    active_requests: m.activeRequests,
+    queued_requests: m.queuedRequests,
+    adapter_sets: m.adapterSets,
+    gpu: m.gpu,
+    loaded_at: isoOf(m.loadedAt),
+    last_used_at: isoOf(m.lastUsedAt),
+    expires_at: isoOf(m.expiresAt),
+  };
+}

@@ -6,7 +6,7 @@ import { httpErrorOf } from "../error-mapping.js";
 import { sendOpenAiError } from "../openai-error.js";
 import { openSse } from "../sse.js";
 import type { BlobSource } from "./blob-source.js";
-import { modelJson, progressJson, stateFromName, STATE_NAMES, stateName } from "./model-json.js";
+import { loadedModelJson, modelJson, progressJson, stateFromName, STATE_NAMES, stateName } from "./model-json.js";
 import { assertPullable, type PullRegistry } from "./pull-registry.js";
 
 interface ListQuery { state?: string; q?: string; tag?: string; page_size?: string; page_token?: string }
@@ -25,7 +25,7 @@ const listQuerySchema = {
 
 interface RegisterBody {
   repo: string; filename?: string; display_name?: string; id?: string; chat_template?: string;
-  description?: string; tags?: string[]; revision?: string;
+  description?: string; tags?: string[]; revision?: string; context_length?: number;
 }
 
 const registerBodySchema = {
@@ -40,6 +40,18 @@ const registerBodySchema = {
     description: { type: "string", maxLength: 2000 },
     tags: { type: "array", items: { type: "string", maxLength: 100 }, maxItems: 50 },
     revision: { type: "string", maxLength: 200 },
+    context_length: { type: "integer", minimum: 0, maximum: 16_777_216 },
+  },
+  additionalProperties: false,
+} as const;
+
+interface LoadBody { adapters?: string[]; keep_alive?: string | number }
+
+const loadBodySchema = {
+  type: ["object", "null"],
+  properties: {
+    adapters: { type: "array", items: { type: "string", minLength: 1 }, maxItems: 8 },
+    keep_alive: { anyOf: [{ type: "string", minLength: 1, maxLength: 32 }, { type: "number" }] },
   },
   additionalProperties: false,
 } as const;
@@ -81,6 +93,7 @@ export function registerModelRoutes(
     const res = await clients.catalog.registerModel({
       repo: b.repo, filename: b.filename ?? "", displayName: b.display_name ?? "", id: b.id ?? "",
       chatTemplate: b.chat_template ?? "", description: b.description ?? "", tags: b.tags ?? [], revision: b.revision ?? "",
+      contextLength: b.context_length ?? 0,
     });
     return reply.code(201).send({
       model: res.model ? modelJson(res.model) : null,
@@ -98,8 +111,26 @@ export function registerModelRoutes(
     return model ? modelJson(model) : reply.callNotFound();
   });
 
-  app.post<{ Params: { "*": string } }>("/v0/models/*", async (request, reply) => {
-    const { id, action } = splitAction(request.params["*"], ["pull"]);
+  app.get("/v0/loaded", async () => {
+    const res = await clients.inference.listLoadedModels({});
+    return { models: res.models.map(loadedModelJson), memory_budget_bytes: Number(res.memoryBudgetBytes) };
+  });
+
+  app.post<{ Params: { "*": string }; Body: LoadBody | undefined }>("/v0/models/*", { schema: { body: loadBodySchema } }, async (request, reply) => {
+    const { id, action } = splitAction(request.params["*"], ["pull", "load", "unload"]);
+    if (action === "load") {
+      const body = request.body ?? {};
+      const res = await clients.inference.loadModel({
+        modelId: id,
+        adapterIds: body.adapters ?? [],
+        ...(body.keep_alive !== undefined ? { keepAlive: String(body.keep_alive) } : {}),
+      });
+      return res.model ? loadedModelJson(res.model) : null;
+    }
+    if (action === "unload") {
+      const res = await clients.inference.unloadModel({ modelId: id });
+      return { model_id: id, unloaded: res.unloaded };
+    }
     if (action !== "pull") return reply.callNotFound();
     const { model } = await clients.catalog.getModel({ modelId: id });
     if (model && (model.state === ModelState.READY || model.state === ModelState.LOADED)) {

@@ -15,7 +15,7 @@ export interface StreamedLogprob {
 export interface Delta {
   delta: string;
   finishReason: string;
-  usage?: { promptTokens: number; completionTokens: number; totalTokens: number } | undefined;
+  usage?: { promptTokens: number; completionTokens: number; totalTokens: number; cachedPromptTokens: number } | undefined;
   reasoning?: string;
   toolCalls?: Array<{ index: number; id: string; name: string; argumentsJson: string }>;
   logprobs?: StreamedLogprob[];
@@ -35,6 +35,7 @@ export interface OpenAiUsage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  prompt_tokens_details: { cached_tokens: number };
 }
 
 export interface CompletionShape {
@@ -155,15 +156,24 @@ function accumulate(result: ChoiceResult, part: Delta): void {
 class UsageSum {
   private prompt = 0;
   private completion = 0;
+  private cached = 0;
 
   add(part: Delta, countsPrompt: boolean): void {
     if (!part.usage) return;
-    if (countsPrompt) this.prompt += part.usage.promptTokens;
+    if (countsPrompt) {
+      this.prompt += part.usage.promptTokens;
+      this.cached += part.usage.cachedPromptTokens;
+    }
     this.completion += part.usage.completionTokens;
   }
 
   openAi(): OpenAiUsage {
-    return { prompt_tokens: this.prompt, completion_tokens: this.completion, total_tokens: this.prompt + this.completion };
+    return {
+      prompt_tokens: this.prompt,
+      completion_tokens: this.completion,
+      total_tokens: this.prompt + this.completion,
+      prompt_tokens_details: { cached_tokens: this.cached },
+    };
   }
 }
 

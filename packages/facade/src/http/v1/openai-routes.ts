@@ -3,11 +3,11 @@ import { ModelState, type Model } from "@llmlb/runtime/gen/llmlb/node/v1/model_p
 import type { NodeClients } from "../../clients.js";
 import { chatRequest } from "./chat-request.js";
 import { answerCompletion, openAiLogprob, type ChoiceCall, type CompletionShape, type Delta, type StreamedLogprob } from "./completion-stream.js";
-import { choiceSampling, samplingFields } from "./sampling.js";
+import { choiceSampling, keepAliveField, samplingFields } from "./sampling.js";
 import { modelFacts } from "../../router/node-facts.js";
 import {
-  chatCompletionBody, completionBody, embeddingBody,
-  type ChatCompletionBody, type CompletionBody, type EmbeddingBody,
+  chatCompletionBody, completionBody, detokenizeBody, embeddingBody, rerankBody, tokenizeBody,
+  type ChatCompletionBody, type CompletionBody, type DetokenizeBody, type EmbeddingBody, type RerankBody, type TokenizeBody,
 } from "./schemas.js";
 
 const streamedToolCalls = (part: Delta) =>
@@ -117,7 +117,10 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
         error: { message: `model "${id}" is not on this node yet; pull it with POST /v0/models/${id}/pull`, type: "not_found_error", param: "model", code: "model_not_found" },
       });
     }
-    return openAiModel(model);
+    // Tokens per request: the loaded context when in memory, else the catalog's, else decided at load.
+    const { models: loaded } = await clients.inference.listLoadedModels({});
+    const contextLength = loaded.find((m) => m.modelId === id)?.contextLength || model.contextLength || null;
+    return { ...openAiModel(model), context_length: contextLength };
   });
 
   app.post<{ Body: ChatCompletionBody }>("/v1/chat/completions", { schema: { body: chatCompletionBody } }, (request, reply) => {
@@ -177,5 +180,41 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
       })),
       usage: { prompt_tokens: res.usage?.promptTokens ?? 0, total_tokens: res.usage?.totalTokens ?? res.usage?.promptTokens ?? 0 },
     };
+  });
+
+  const rerank = async (request: { body: RerankBody }) => {
+    const body = request.body;
+    const documents = body.documents.map((d) => (typeof d === "string" ? d : d.text));
+    const res = await clients.inference.rerank({
+      modelId: body.model,
+      query: body.query,
+      documents,
+      noWait: body.wait_for_model === false,
+      ...(body.top_n !== undefined ? { topN: body.top_n } : {}),
+      ...keepAliveField(body.keep_alive),
+    });
+    return {
+      object: "list",
+      model: body.model,
+      results: res.results.map((r) => ({
+        index: r.index,
+        relevance_score: r.relevanceScore,
+        ...(body.return_documents ? { document: { text: documents[r.index] } } : {}),
+      })),
+      usage: { prompt_tokens: res.usage?.promptTokens ?? 0, total_tokens: res.usage?.totalTokens ?? 0 },
+    };
+  };
+  app.post<{ Body: RerankBody }>("/v1/rerank", { schema: { body: rerankBody } }, rerank);
+  app.post<{ Body: RerankBody }>("/rerank", { schema: { body: rerankBody } }, rerank);
+
+  app.post<{ Body: TokenizeBody }>("/tokenize", { schema: { body: tokenizeBody } }, async (request) => {
+    const body = request.body;
+    const { tokens } = await clients.inference.tokenize({ modelId: body.model, content: body.content, addSpecial: body.add_special === true });
+    return { tokens };
+  });
+
+  app.post<{ Body: DetokenizeBody }>("/detokenize", { schema: { body: detokenizeBody } }, async (request) => {
+    const { content } = await clients.inference.detokenize({ modelId: request.body.model, tokens: request.body.tokens });
+    return { content };
   });
 }

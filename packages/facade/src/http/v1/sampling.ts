@@ -17,6 +17,7 @@ export function samplingFields(body: SamplingBody) {
     logitBias: Object.fromEntries(Object.entries(body.logit_bias ?? {}).map(([token, bias]) => [Number(token), bias])),
     adapterIds: body.adapters ?? [],
     noWait: body.wait_for_model === false,
+    ...keepAliveField(body.keep_alive),
   };
 }
 
@@ -26,4 +27,9 @@ export function samplingFields(body: SamplingBody) {
  */
 export function choiceSampling<T extends { seed?: number }>(fields: T, index: number): T {
   return index === 0 || fields.seed === undefined ? fields : { ...fields, seed: (fields.seed + index) >>> 0 };
+}
+
+/** keep_alive as the services take it (the duration text; a number is seconds). */
+export function keepAliveField(value: string | number | undefined): { keepAlive?: string } {
+  return value === undefined ? {} : { keepAlive: String(value) };
 }

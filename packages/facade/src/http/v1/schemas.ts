@@ -10,6 +10,9 @@ import { REQUEST_LIMITS } from "@llmlb/runtime";
 
 /** The most choices (`n`) one request may ask for. */
 export const MAX_CHOICES = 4;
+function keepAliveSchema() {
+  return { anyOf: [{ type: "string", minLength: 1, maxLength: 32 }, { type: "number" }] } as const;
+}
 
 const samplingProperties = {
   model: { type: "string", minLength: 1, maxLength: 200 },
@@ -47,6 +50,8 @@ const samplingProperties = {
   adapters: { type: "array", items: { type: "string", minLength: 1 } },
   /** Extension: fail with 503 instead of downloading a model that is not on disk yet. */
   wait_for_model: { type: "boolean" },
+  /** Extension (as Ollama): how long the model stays loaded once idle, "5m" / seconds; 0 unloads, -1 keeps. */
+  keep_alive: keepAliveSchema(),
 } as const;
 
 const textPart = {
@@ -237,6 +242,7 @@ export interface SamplingBody {
   logit_bias?: Record<string, number> | null;
   adapters?: string[];
   wait_for_model?: boolean;
+  keep_alive?: string | number;
 }
 
 export interface ToolCallBody {
@@ -277,4 +283,64 @@ export interface EmbeddingBody {
   encoding_format?: "float" | "base64";
   dimensions?: number;
   wait_for_model?: boolean;
+}
+
+export const rerankBody = {
+  type: "object",
+  required: ["model", "query", "documents"],
+  properties: {
+    model: { type: "string", minLength: 1, maxLength: 200 },
+    query: { type: "string", minLength: 1 },
+    documents: {
+      type: "array",
+      minItems: 1,
+      maxItems: 1000,
+      // Jina/Cohere clients may send {"text": ...} objects.
+      items: { anyOf: [{ type: "string" }, { type: "object", required: ["text"], properties: { text: { type: "string" } } }] },
+    },
+    top_n: { type: "integer", minimum: 1 },
+    return_documents: { type: "boolean" },
+    wait_for_model: { type: "boolean" },
+    keep_alive: keepAliveSchema(),
+  },
+} as const;
+
+export interface RerankBody {
+  model: string;
+  query: string;
+  documents: Array<string | { text: string }>;
+  top_n?: number;
+  return_documents?: boolean;
+  wait_for_model?: boolean;
+  keep_alive?: string | number;
+}
+
+export const tokenizeBody = {
+  type: "object",
+  required: ["model", "content"],
+  properties: {
+    model: { type: "string", minLength: 1, maxLength: 200 },
+    content: { type: "string" },
+    add_special: { type: "boolean" },
+  },
+} as const;
+
+export interface TokenizeBody {
+  model: string;
+  content: string;
+  add_special?: boolean;
+}
+
+export const detokenizeBody = {
+  type: "object",
+  required: ["model", "tokens"],
+  properties: {
+    model: { type: "string", minLength: 1, maxLength: 200 },
+    tokens: { type: "array", items: { type: "integer", minimum: 0, maximum: 4294967295 }, maxItems: 1_000_000 },
+  },
+} as const;
+
+export interface DetokenizeBody {
+  model: string;
+  tokens: number[];
 }

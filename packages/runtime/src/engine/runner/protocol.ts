@@ -9,7 +9,7 @@ import type { AdapterLocator, EngineSettings, LocatedModel, ModelLocator } from 
  * request object (structured clone, untouched); a new engine method is one more name here.
  */
 export const STREAM_METHODS = ["chat", "complete"] as const;
-export const CALL_METHODS = ["embed", "load", "unload", "list", "accelerator", "activeRequestCount"] as const;
+export const CALL_METHODS = ["embed", "rerank", "tokenize", "detokenize", "load", "unload", "list", "accelerator", "activeRequestCount"] as const;
 
 export type StreamMethod = (typeof STREAM_METHODS)[number];
 export type CallMethod = (typeof CALL_METHODS)[number];

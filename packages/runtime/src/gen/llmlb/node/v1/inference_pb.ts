@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file llmlb/node/v1/inference.proto.
  */
 export const file_llmlb_node_v1_inference: GenFile = /*@__PURE__*/
-  fileDesc("Ch1sbG1sYi9ub2RlL3YxL2luZmVyZW5jZS5wcm90bxINbGxtbGIubm9kZS52MSKCAQoLQ2hhdE1lc3NhZ2USDAoEcm9sZRgBIAEoCRIPCgdjb250ZW50GAIgASgJEisKCnRvb2xfY2FsbHMYMiADKAsyFy5sbG1sYi5ub2RlLnYxLlRvb2xDYWxsEhQKDHRvb2xfY2FsbF9pZBgzIAEoCRIRCglyZWFzb25pbmcYNCABKAkiTAoOVG9vbERlZmluaXRpb24SDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIXCg9wYXJhbWV0ZXJzX2pzb24YAyABKAkiMQoKVG9vbENob2ljZRIMCgRtb2RlGAEgASgJEhUKDWZ1bmN0aW9uX25hbWUYAiABKAkiPAoIVG9vbENhbGwSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIWCg5hcmd1bWVudHNfanNvbhgDIAEoCSJBCg5SZXNwb25zZUZvcm1hdBIMCgR0eXBlGAEgASgJEhMKC3NjaGVtYV9qc29uGAIgASgJEgwKBG5hbWUYAyABKAkicgoQUmVhc29uaW5nT3B0aW9ucxIOCgZlZmZvcnQYASABKAkSFAoHZW5hYmxlZBgCIAEoCEgAiAEBEhoKDWJ1ZGdldF90b2tlbnMYAyABKAVIAYgBAUIKCghfZW5hYmxlZEIQCg5fYnVkZ2V0X3Rva2VucyJuCgxUb2tlbkxvZ3Byb2ISDQoFdG9rZW4YASABKAkSDwoHbG9ncHJvYhgCIAEoAhINCgVieXRlcxgDIAEoDBIvCgx0b3BfbG9ncHJvYnMYBCADKAsyGS5sbG1sYi5ub2RlLnYxLlRvcExvZ3Byb2IiOwoKVG9wTG9ncHJvYhINCgV0b2tlbhgBIAEoCRIPCgdsb2dwcm9iGAIgASgCEg0KBWJ5dGVzGAMgASgMIlAKDVRvb2xDYWxsRGVsdGESDQoFaW5kZXgYASABKAUSCgoCaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIWCg5hcmd1bWVudHNfanNvbhgEIAEoCSLIBgoLQ2hhdFJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSLAoIbWVzc2FnZXMYAiADKAsyGi5sbG1sYi5ub2RlLnYxLkNoYXRNZXNzYWdlEhcKCm1heF90b2tlbnMYAyABKAVIAIgBARIYCgt0ZW1wZXJhdHVyZRgEIAEoAkgBiAEBEhIKBXRvcF9wGAUgASgCSAKIAQESEgoFdG9wX2sYBiABKAVIA4gBARIRCgRzZWVkGAcgASgNSASIAQESDAoEc3RvcBgIIAMoCRITCgthZGFwdGVyX2lkcxgJIAMoCRIPCgdub193YWl0GAogASgIEh0KEHByZXNlbmNlX3BlbmFsdHkYCyABKAJIBYgBARIeChFmcmVxdWVuY3lfcGVuYWx0eRgMIAEoAkgGiAEBEiwKBXRvb2xzGDIgAygLMh0ubGxtbGIubm9kZS52MS5Ub29sRGVmaW5pdGlvbhIuCgt0b29sX2Nob2ljZRgzIAEoCzIZLmxsbWxiLm5vZGUudjEuVG9vbENob2ljZRIgChNwYXJhbGxlbF90b29sX2NhbGxzGDQgASgISAeIAQESNgoPcmVzcG9uc2VfZm9ybWF0GDUgASgLMh0ubGxtbGIubm9kZS52MS5SZXNwb25zZUZvcm1hdBIyCglyZWFzb25pbmcYNiABKAsyHy5sbG1sYi5ub2RlLnYxLlJlYXNvbmluZ09wdGlvbnMSEAoIbG9ncHJvYnMYNyABKAgSGQoMdG9wX2xvZ3Byb2JzGDggASgFSAiIAQESPQoKbG9naXRfYmlhcxg5IAMoCzIpLmxsbWxiLm5vZGUudjEuQ2hhdFJlcXVlc3QuTG9naXRCaWFzRW50cnkaMAoOTG9naXRCaWFzRW50cnkSCwoDa2V5GAEgASgFEg0KBXZhbHVlGAIgASgCOgI4AUINCgtfbWF4X3Rva2Vuc0IOCgxfdGVtcGVyYXR1cmVCCAoGX3RvcF9wQggKBl90b3Bfa0IHCgVfc2VlZEITChFfcHJlc2VuY2VfcGVuYWx0eUIUChJfZnJlcXVlbmN5X3BlbmFsdHlCFgoUX3BhcmFsbGVsX3Rvb2xfY2FsbHNCDwoNX3RvcF9sb2dwcm9icyJPCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgFEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgFEhQKDHRvdGFsX3Rva2VucxgDIAEoBSLNAQoMQ2hhdFJlc3BvbnNlEg0KBWRlbHRhGAEgASgJEhUKDWZpbmlzaF9yZWFzb24YAiABKAkSIwoFdXNhZ2UYAyABKAsyFC5sbG1sYi5ub2RlLnYxLlVzYWdlEhEKCXJlYXNvbmluZxgyIAEoCRIwCgp0b29sX2NhbGxzGDMgAygLMhwubGxtbGIubm9kZS52MS5Ub29sQ2FsbERlbHRhEi0KCGxvZ3Byb2JzGDQgAygLMhsubGxtbGIubm9kZS52MS5Ub2tlbkxvZ3Byb2Ii5gQKD0NvbXBsZXRlUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIOCgZwcm9tcHQYAiABKAkSFwoKbWF4X3Rva2VucxgDIAEoBUgAiAEBEhgKC3RlbXBlcmF0dXJlGAQgASgCSAGIAQESEgoFdG9wX3AYBSABKAJIAogBARISCgV0b3BfaxgGIAEoBUgDiAEBEhEKBHNlZWQYByABKA1IBIgBARIMCgRzdG9wGAggAygJEhMKC2FkYXB0ZXJfaWRzGAkgAygJEg8KB25vX3dhaXQYCiABKAgSHQoQcHJlc2VuY2VfcGVuYWx0eRgLIAEoAkgFiAEBEh4KEWZyZXF1ZW5jeV9wZW5hbHR5GAwgASgCSAaIAQESNgoPcmVzcG9uc2VfZm9ybWF0GDUgASgLMh0ubGxtbGIubm9kZS52MS5SZXNwb25zZUZvcm1hdBIQCghsb2dwcm9icxg3IAEoCBIZCgx0b3BfbG9ncHJvYnMYOCABKAVIB4gBARJBCgpsb2dpdF9iaWFzGDkgAygLMi0ubGxtbGIubm9kZS52MS5Db21wbGV0ZVJlcXVlc3QuTG9naXRCaWFzRW50cnkaMAoOTG9naXRCaWFzRW50cnkSCwoDa2V5GAEgASgFEg0KBXZhbHVlGAIgASgCOgI4AUINCgtfbWF4X3Rva2Vuc0IOCgxfdGVtcGVyYXR1cmVCCAoGX3RvcF9wQggKBl90b3Bfa0IHCgVfc2VlZEITChFfcHJlc2VuY2VfcGVuYWx0eUIUChJfZnJlcXVlbmN5X3BlbmFsdHlCDwoNX3RvcF9sb2dwcm9icyKMAQoQQ29tcGxldGVSZXNwb25zZRINCgVkZWx0YRgBIAEoCRIVCg1maW5pc2hfcmVhc29uGAIgASgJEiMKBXVzYWdlGAMgASgLMhQubGxtbGIubm9kZS52MS5Vc2FnZRItCghsb2dwcm9icxg0IAMoCzIbLmxsbWxiLm5vZGUudjEuVG9rZW5Mb2dwcm9iImkKDEVtYmVkUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIOCgZpbnB1dHMYAiADKAkSDwoHbm9fd2FpdBgDIAEoCBIXCgpkaW1lbnNpb25zGDIgASgFSACIAQFCDQoLX2RpbWVuc2lvbnMiGwoJRW1iZWRkaW5nEg4KBnZhbHVlcxgBIAMoAiJ2Cg1FbWJlZFJlc3BvbnNlEiwKCmVtYmVkZGluZ3MYASADKAsyGC5sbG1sYi5ub2RlLnYxLkVtYmVkZGluZxISCgpkaW1lbnNpb25zGAIgASgFEiMKBXVzYWdlGAMgASgLMhQubGxtbGIubm9kZS52MS5Vc2FnZSI5ChBMb2FkTW9kZWxSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEhMKC2FkYXB0ZXJfaWRzGAIgAygJIj4KEUxvYWRNb2RlbFJlc3BvbnNlEikKBW1vZGVsGAEgASgLMhoubGxtbGIubm9kZS52MS5Mb2FkZWRNb2RlbCImChJVbmxvYWRNb2RlbFJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkiJwoTVW5sb2FkTW9kZWxSZXNwb25zZRIQCgh1bmxvYWRlZBgBIAEoCCIZChdMaXN0TG9hZGVkTW9kZWxzUmVxdWVzdCJGChhMaXN0TG9hZGVkTW9kZWxzUmVzcG9uc2USKgoGbW9kZWxzGAEgAygLMhoubGxtbGIubm9kZS52MS5Mb2FkZWRNb2RlbCKAAgoLTG9hZGVkTW9kZWwSEAoIbW9kZWxfaWQYASABKAkSFAoMbWVtb3J5X2J5dGVzGAIgASgDEi0KCWxvYWRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9hY3RpdmVfcmVxdWVzdHMYBSABKAUSFwoPcXVldWVkX3JlcXVlc3RzGAYgASgFEhMKC3BhcmFsbGVsaXNtGAcgASgFEhQKDGFkYXB0ZXJfc2V0cxgIIAMoCRILCgNncHUYCSABKAkiFgoUR2V0SG9zdFN0YXR1c1JlcXVlc3QiUAoJR3B1RGV2aWNlEgwKBG5hbWUYASABKAkSGgoSdG90YWxfbWVtb3J5X2J5dGVzGAIgASgDEhkKEXVzZWRfbWVtb3J5X2J5dGVzGAMgASgDIogCChVHZXRIb3N0U3RhdHVzUmVzcG9uc2USEwoLZ3B1X2JhY2tlbmQYASABKAkSLQoLZ3B1X2RldmljZXMYAiADKAsyGC5sbG1sYi5ub2RlLnYxLkdwdURldmljZRIeChZncHVfbWVtb3J5X3RvdGFsX2J5dGVzGAMgASgDEh0KFWdwdV9tZW1vcnlfdXNlZF9ieXRlcxgEIAEoAxIZChFjcHVfdXNhZ2VfcGVyY2VudBgFIAEoARIcChRtZW1vcnlfdXNhZ2VfcGVyY2VudBgGIAEoARIaChJtZW1vcnlfdG90YWxfYnl0ZXMYByABKAMSFwoPYWN0aXZlX3JlcXVlc3RzGAggASgFMs8EChBJbmZlcmVuY2VTZXJ2aWNlEkEKBENoYXQSGi5sbG1sYi5ub2RlLnYxLkNoYXRSZXF1ZXN0GhsubGxtbGIubm9kZS52MS5DaGF0UmVzcG9uc2UwARJNCghDb21wbGV0ZRIeLmxsbWxiLm5vZGUudjEuQ29tcGxldGVSZXF1ZXN0Gh8ubGxtbGIubm9kZS52MS5Db21wbGV0ZVJlc3BvbnNlMAESQgoFRW1iZWQSGy5sbG1sYi5ub2RlLnYxLkVtYmVkUmVxdWVzdBocLmxsbWxiLm5vZGUudjEuRW1iZWRSZXNwb25zZRJOCglMb2FkTW9kZWwSHy5sbG1sYi5ub2RlLnYxLkxvYWRNb2RlbFJlcXVlc3QaIC5sbG1sYi5ub2RlLnYxLkxvYWRNb2RlbFJlc3BvbnNlElQKC1VubG9hZE1vZGVsEiEubGxtbGIubm9kZS52MS5VbmxvYWRNb2RlbFJlcXVlc3QaIi5sbG1sYi5ub2RlLnYxLlVubG9hZE1vZGVsUmVzcG9uc2USYwoQTGlzdExvYWRlZE1vZGVscxImLmxsbWxiLm5vZGUudjEuTGlzdExvYWRlZE1vZGVsc1JlcXVlc3QaJy5sbG1sYi5ub2RlLnYxLkxpc3RMb2FkZWRNb2RlbHNSZXNwb25zZRJaCg1HZXRIb3N0U3RhdHVzEiMubGxtbGIubm9kZS52MS5HZXRIb3N0U3RhdHVzUmVxdWVzdBokLmxsbWxiLm5vZGUudjEuR2V0SG9zdFN0YXR1c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Ch1sbG1sYi9ub2RlL3YxL2luZmVyZW5jZS5wcm90bxINbGxtbGIubm9kZS52MSKCAQoLQ2hhdE1lc3NhZ2USDAoEcm9sZRgBIAEoCRIPCgdjb250ZW50GAIgASgJEisKCnRvb2xfY2FsbHMYMiADKAsyFy5sbG1sYi5ub2RlLnYxLlRvb2xDYWxsEhQKDHRvb2xfY2FsbF9pZBgzIAEoCRIRCglyZWFzb25pbmcYNCABKAkiTAoOVG9vbERlZmluaXRpb24SDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIXCg9wYXJhbWV0ZXJzX2pzb24YAyABKAkiMQoKVG9vbENob2ljZRIMCgRtb2RlGAEgASgJEhUKDWZ1bmN0aW9uX25hbWUYAiABKAkiPAoIVG9vbENhbGwSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIWCg5hcmd1bWVudHNfanNvbhgDIAEoCSJBCg5SZXNwb25zZUZvcm1hdBIMCgR0eXBlGAEgASgJEhMKC3NjaGVtYV9qc29uGAIgASgJEgwKBG5hbWUYAyABKAkicgoQUmVhc29uaW5nT3B0aW9ucxIOCgZlZmZvcnQYASABKAkSFAoHZW5hYmxlZBgCIAEoCEgAiAEBEhoKDWJ1ZGdldF90b2tlbnMYAyABKAVIAYgBAUIKCghfZW5hYmxlZEIQCg5fYnVkZ2V0X3Rva2VucyJuCgxUb2tlbkxvZ3Byb2ISDQoFdG9rZW4YASABKAkSDwoHbG9ncHJvYhgCIAEoAhINCgVieXRlcxgDIAEoDBIvCgx0b3BfbG9ncHJvYnMYBCADKAsyGS5sbG1sYi5ub2RlLnYxLlRvcExvZ3Byb2IiOwoKVG9wTG9ncHJvYhINCgV0b2tlbhgBIAEoCRIPCgdsb2dwcm9iGAIgASgCEg0KBWJ5dGVzGAMgASgMIlAKDVRvb2xDYWxsRGVsdGESDQoFaW5kZXgYASABKAUSCgoCaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIWCg5hcmd1bWVudHNfanNvbhgEIAEoCSLwBgoLQ2hhdFJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSLAoIbWVzc2FnZXMYAiADKAsyGi5sbG1sYi5ub2RlLnYxLkNoYXRNZXNzYWdlEhcKCm1heF90b2tlbnMYAyABKAVIAIgBARIYCgt0ZW1wZXJhdHVyZRgEIAEoAkgBiAEBEhIKBXRvcF9wGAUgASgCSAKIAQESEgoFdG9wX2sYBiABKAVIA4gBARIRCgRzZWVkGAcgASgNSASIAQESDAoEc3RvcBgIIAMoCRITCgthZGFwdGVyX2lkcxgJIAMoCRIPCgdub193YWl0GAogASgIEh0KEHByZXNlbmNlX3BlbmFsdHkYCyABKAJIBYgBARIeChFmcmVxdWVuY3lfcGVuYWx0eRgMIAEoAkgGiAEBEiwKBXRvb2xzGDIgAygLMh0ubGxtbGIubm9kZS52MS5Ub29sRGVmaW5pdGlvbhIuCgt0b29sX2Nob2ljZRgzIAEoCzIZLmxsbWxiLm5vZGUudjEuVG9vbENob2ljZRIgChNwYXJhbGxlbF90b29sX2NhbGxzGDQgASgISAeIAQESNgoPcmVzcG9uc2VfZm9ybWF0GDUgASgLMh0ubGxtbGIubm9kZS52MS5SZXNwb25zZUZvcm1hdBIyCglyZWFzb25pbmcYNiABKAsyHy5sbG1sYi5ub2RlLnYxLlJlYXNvbmluZ09wdGlvbnMSEAoIbG9ncHJvYnMYNyABKAgSGQoMdG9wX2xvZ3Byb2JzGDggASgFSAiIAQESPQoKbG9naXRfYmlhcxg5IAMoCzIpLmxsbWxiLm5vZGUudjEuQ2hhdFJlcXVlc3QuTG9naXRCaWFzRW50cnkSFwoKa2VlcF9hbGl2ZRhGIAEoCUgJiAEBGjAKDkxvZ2l0Qmlhc0VudHJ5EgsKA2tleRgBIAEoBRINCgV2YWx1ZRgCIAEoAjoCOAFCDQoLX21heF90b2tlbnNCDgoMX3RlbXBlcmF0dXJlQggKBl90b3BfcEIICgZfdG9wX2tCBwoFX3NlZWRCEwoRX3ByZXNlbmNlX3BlbmFsdHlCFAoSX2ZyZXF1ZW5jeV9wZW5hbHR5QhYKFF9wYXJhbGxlbF90b29sX2NhbGxzQg8KDV90b3BfbG9ncHJvYnNCDQoLX2tlZXBfYWxpdmUibQoFVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoBRIZChFjb21wbGV0aW9uX3Rva2VucxgCIAEoBRIUCgx0b3RhbF90b2tlbnMYAyABKAUSHAoUY2FjaGVkX3Byb21wdF90b2tlbnMYRiABKAUizQEKDENoYXRSZXNwb25zZRINCgVkZWx0YRgBIAEoCRIVCg1maW5pc2hfcmVhc29uGAIgASgJEiMKBXVzYWdlGAMgASgLMhQubGxtbGIubm9kZS52MS5Vc2FnZRIRCglyZWFzb25pbmcYMiABKAkSMAoKdG9vbF9jYWxscxgzIAMoCzIcLmxsbWxiLm5vZGUudjEuVG9vbENhbGxEZWx0YRItCghsb2dwcm9icxg0IAMoCzIbLmxsbWxiLm5vZGUudjEuVG9rZW5Mb2dwcm9iIo4FCg9Db21wbGV0ZVJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDgoGcHJvbXB0GAIgASgJEhcKCm1heF90b2tlbnMYAyABKAVIAIgBARIYCgt0ZW1wZXJhdHVyZRgEIAEoAkgBiAEBEhIKBXRvcF9wGAUgASgCSAKIAQESEgoFdG9wX2sYBiABKAVIA4gBARIRCgRzZWVkGAcgASgNSASIAQESDAoEc3RvcBgIIAMoCRITCgthZGFwdGVyX2lkcxgJIAMoCRIPCgdub193YWl0GAogASgIEh0KEHByZXNlbmNlX3BlbmFsdHkYCyABKAJIBYgBARIeChFmcmVxdWVuY3lfcGVuYWx0eRgMIAEoAkgGiAEBEjYKD3Jlc3BvbnNlX2Zvcm1hdBg1IAEoCzIdLmxsbWxiLm5vZGUudjEuUmVzcG9uc2VGb3JtYXQSEAoIbG9ncHJvYnMYNyABKAgSGQoMdG9wX2xvZ3Byb2JzGDggASgFSAeIAQESQQoKbG9naXRfYmlhcxg5IAMoCzItLmxsbWxiLm5vZGUudjEuQ29tcGxldGVSZXF1ZXN0LkxvZ2l0Qmlhc0VudHJ5EhcKCmtlZXBfYWxpdmUYRiABKAlICIgBARowCg5Mb2dpdEJpYXNFbnRyeRILCgNrZXkYASABKAUSDQoFdmFsdWUYAiABKAI6AjgBQg0KC19tYXhfdG9rZW5zQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCCAoGX3RvcF9rQgcKBV9zZWVkQhMKEV9wcmVzZW5jZV9wZW5hbHR5QhQKEl9mcmVxdWVuY3lfcGVuYWx0eUIPCg1fdG9wX2xvZ3Byb2JzQg0KC19rZWVwX2FsaXZlIowBChBDb21wbGV0ZVJlc3BvbnNlEg0KBWRlbHRhGAEgASgJEhUKDWZpbmlzaF9yZWFzb24YAiABKAkSIwoFdXNhZ2UYAyABKAsyFC5sbG1sYi5ub2RlLnYxLlVzYWdlEi0KCGxvZ3Byb2JzGDQgAygLMhsubGxtbGIubm9kZS52MS5Ub2tlbkxvZ3Byb2IiaQoMRW1iZWRSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEg4KBmlucHV0cxgCIAMoCRIPCgdub193YWl0GAMgASgIEhcKCmRpbWVuc2lvbnMYMiABKAVIAIgBAUINCgtfZGltZW5zaW9ucyIbCglFbWJlZGRpbmcSDgoGdmFsdWVzGAEgAygCInYKDUVtYmVkUmVzcG9uc2USLAoKZW1iZWRkaW5ncxgBIAMoCzIYLmxsbWxiLm5vZGUudjEuRW1iZWRkaW5nEhIKCmRpbWVuc2lvbnMYAiABKAUSIwoFdXNhZ2UYAyABKAsyFC5sbG1sYi5ub2RlLnYxLlVzYWdlImEKEExvYWRNb2RlbFJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSEwoLYWRhcHRlcl9pZHMYAiADKAkSFwoKa2VlcF9hbGl2ZRhGIAEoCUgAiAEBQg0KC19rZWVwX2FsaXZlIj4KEUxvYWRNb2RlbFJlc3BvbnNlEikKBW1vZGVsGAEgASgLMhoubGxtbGIubm9kZS52MS5Mb2FkZWRNb2RlbCImChJVbmxvYWRNb2RlbFJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkiJwoTVW5sb2FkTW9kZWxSZXNwb25zZRIQCgh1bmxvYWRlZBgBIAEoCCIZChdMaXN0TG9hZGVkTW9kZWxzUmVxdWVzdCJjChhMaXN0TG9hZGVkTW9kZWxzUmVzcG9uc2USKgoGbW9kZWxzGAEgAygLMhoubGxtbGIubm9kZS52MS5Mb2FkZWRNb2RlbBIbChNtZW1vcnlfYnVkZ2V0X2J5dGVzGEYgASgDIsgCCgtMb2FkZWRNb2RlbBIQCghtb2RlbF9pZBgBIAEoCRIUCgxtZW1vcnlfYnl0ZXMYAiABKAMSLQoJbG9hZGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2FjdGl2ZV9yZXF1ZXN0cxgFIAEoBRIXCg9xdWV1ZWRfcmVxdWVzdHMYBiABKAUSEwoLcGFyYWxsZWxpc20YByABKAUSFAoMYWRhcHRlcl9zZXRzGAggAygJEgsKA2dwdRgJIAEoCRIWCg5jb250ZXh0X2xlbmd0aBhGIAEoBRIuCgpleHBpcmVzX2F0GEcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKaAQoNUmVyYW5rUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRINCgVxdWVyeRgCIAEoCRIRCglkb2N1bWVudHMYAyADKAkSEgoFdG9wX24YBCABKAVIAIgBARIPCgdub193YWl0GAUgASgIEhcKCmtlZXBfYWxpdmUYBiABKAlIAYgBAUIICgZfdG9wX25CDQoLX2tlZXBfYWxpdmUiNgoMUmVyYW5rUmVzdWx0Eg0KBWluZGV4GAEgASgFEhcKD3JlbGV2YW5jZV9zY29yZRgCIAEoAiJjCg5SZXJhbmtSZXNwb25zZRIsCgdyZXN1bHRzGAEgAygLMhsubGxtbGIubm9kZS52MS5SZXJhbmtSZXN1bHQSIwoFdXNhZ2UYAiABKAsyFC5sbG1sYi5ub2RlLnYxLlVzYWdlIloKD1Rva2VuaXplUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIPCgdjb250ZW50GAIgASgJEhMKC2FkZF9zcGVjaWFsGAMgASgIEg8KB25vX3dhaXQYBCABKAgiIgoQVG9rZW5pemVSZXNwb25zZRIOCgZ0b2tlbnMYASADKA0iRgoRRGV0b2tlbml6ZVJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDgoGdG9rZW5zGAIgAygNEg8KB25vX3dhaXQYAyABKAgiJQoSRGV0b2tlbml6ZVJlc3BvbnNlEg8KB2NvbnRlbnQYASABKAkiFgoUR2V0SG9zdFN0YXR1c1JlcXVlc3QiUAoJR3B1RGV2aWNlEgwKBG5hbWUYASABKAkSGgoSdG90YWxfbWVtb3J5X2J5dGVzGAIgASgDEhkKEXVzZWRfbWVtb3J5X2J5dGVzGAMgASgDIogCChVHZXRIb3N0U3RhdHVzUmVzcG9uc2USEwoLZ3B1X2JhY2tlbmQYASABKAkSLQoLZ3B1X2RldmljZXMYAiADKAsyGC5sbG1sYi5ub2RlLnYxLkdwdURldmljZRIeChZncHVfbWVtb3J5X3RvdGFsX2J5dGVzGAMgASgDEh0KFWdwdV9tZW1vcnlfdXNlZF9ieXRlcxgEIAEoAxIZChFjcHVfdXNhZ2VfcGVyY2VudBgFIAEoARIcChRtZW1vcnlfdXNhZ2VfcGVyY2VudBgGIAEoARIaChJtZW1vcnlfdG90YWxfYnl0ZXMYByABKAMSFwoPYWN0aXZlX3JlcXVlc3RzGAggASgFMrYGChBJbmZlcmVuY2VTZXJ2aWNlEkEKBENoYXQSGi5sbG1sYi5ub2RlLnYxLkNoYXRSZXF1ZXN0GhsubGxtbGIubm9kZS52MS5DaGF0UmVzcG9uc2UwARJNCghDb21wbGV0ZRIeLmxsbWxiLm5vZGUudjEuQ29tcGxldGVSZXF1ZXN0Gh8ubGxtbGIubm9kZS52MS5Db21wbGV0ZVJlc3BvbnNlMAESQgoFRW1iZWQSGy5sbG1sYi5ub2RlLnYxLkVtYmVkUmVxdWVzdBocLmxsbWxiLm5vZGUudjEuRW1iZWRSZXNwb25zZRJOCglMb2FkTW9kZWwSHy5sbG1sYi5ub2RlLnYxLkxvYWRNb2RlbFJlcXVlc3QaIC5sbG1sYi5ub2RlLnYxLkxvYWRNb2RlbFJlc3BvbnNlElQKC1VubG9hZE1vZGVsEiEubGxtbGIubm9kZS52MS5VbmxvYWRNb2RlbFJlcXVlc3QaIi5sbG1sYi5ub2RlLnYxLlVubG9hZE1vZGVsUmVzcG9uc2USYwoQTGlzdExvYWRlZE1vZGVscxImLmxsbWxiLm5vZGUudjEuTGlzdExvYWRlZE1vZGVsc1JlcXVlc3QaJy5sbG1sYi5ub2RlLnYxLkxpc3RMb2FkZWRNb2RlbHNSZXNwb25zZRJaCg1HZXRIb3N0U3RhdHVzEiMubGxtbGIubm9kZS52MS5HZXRIb3N0U3RhdHVzUmVxdWVzdBokLmxsbWxiLm5vZGUudjEuR2V0SG9zdFN0YXR1c1Jlc3BvbnNlEkUKBlJlcmFuaxIcLmxsbWxiLm5vZGUudjEuUmVyYW5rUmVxdWVzdBodLmxsbWxiLm5vZGUudjEuUmVyYW5rUmVzcG9uc2USSwoIVG9rZW5pemUSHi5sbG1sYi5ub2RlLnYxLlRva2VuaXplUmVxdWVzdBofLmxsbWxiLm5vZGUudjEuVG9rZW5pemVSZXNwb25zZRJRCgpEZXRva2VuaXplEiAubGxtbGIubm9kZS52MS5EZXRva2VuaXplUmVxdWVzdBohLmxsbWxiLm5vZGUudjEuRGV0b2tlbml6ZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message llmlb.node.v1.ChatMessage
@@ -449,6 +449,14 @@ export type ChatRequest = Message<"llmlb.node.v1.ChatRequest"> & {
    * @generated from field: map<int32, float> logit_bias = 57;
    */
   logitBias: { [key: number]: number };
+
+  /**
+   * How long the model stays loaded once idle after this request: a duration such as "5m", "30s",
+   * "1h" or seconds; "0" unloads it right after; "-1" keeps it loaded. Unset: LLMLB_KEEP_ALIVE.
+   *
+   * @generated from field: optional string keep_alive = 70;
+   */
+  keepAlive?: string | undefined;
 };
 
 /**
@@ -476,6 +484,13 @@ export type Usage = Message<"llmlb.node.v1.Usage"> & {
    * @generated from field: int32 total_tokens = 3;
    */
   totalTokens: number;
+
+  /**
+   * Prompt tokens reused from the sequence's cache (a shared prefix) instead of evaluated.
+   *
+   * @generated from field: int32 cached_prompt_tokens = 70;
+   */
+  cachedPromptTokens: number;
 };
 
 /**
@@ -623,6 +638,14 @@ export type CompleteRequest = Message<"llmlb.node.v1.CompleteRequest"> & {
    * @generated from field: map<int32, float> logit_bias = 57;
    */
   logitBias: { [key: number]: number };
+
+  /**
+   * How long the model stays loaded once idle after this request: a duration such as "5m", "30s",
+   * "1h" or seconds; "0" unloads it right after; "-1" keeps it loaded. Unset: LLMLB_KEEP_ALIVE.
+   *
+   * @generated from field: optional string keep_alive = 70;
+   */
+  keepAlive?: string | undefined;
 };
 
 /**
@@ -758,6 +781,14 @@ export type LoadModelRequest = Message<"llmlb.node.v1.LoadModelRequest"> & {
    * @generated from field: repeated string adapter_ids = 2;
    */
   adapterIds: string[];
+
+  /**
+   * How long the model stays loaded once idle after this request: a duration such as "5m", "30s",
+   * "1h" or seconds; "0" unloads it right after; "-1" keeps it loaded. Unset: LLMLB_KEEP_ALIVE.
+   *
+   * @generated from field: optional string keep_alive = 70;
+   */
+  keepAlive?: string | undefined;
 };
 
 /**
@@ -841,6 +872,13 @@ export type ListLoadedModelsResponse = Message<"llmlb.node.v1.ListLoadedModelsRe
    * @generated from field: repeated llmlb.node.v1.LoadedModel models = 1;
    */
   models: LoadedModel[];
+
+  /**
+   * The memory budget loaded models share (LLMLB_MEMORY_BUDGET).
+   *
+   * @generated from field: int64 memory_budget_bytes = 70;
+   */
+  memoryBudgetBytes: bigint;
 };
 
 /**
@@ -906,6 +944,20 @@ export type LoadedModel = Message<"llmlb.node.v1.LoadedModel"> & {
    * @generated from field: string gpu = 9;
    */
   gpu: string;
+
+  /**
+   * Tokens per request (sequence).
+   *
+   * @generated from field: int32 context_length = 70;
+   */
+  contextLength: number;
+
+  /**
+   * When an idle model unloads; unset while it serves requests or when it is kept loaded (-1).
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 71;
+   */
+  expiresAt?: Timestamp | undefined;
 };
 
 /**
@@ -914,6 +966,193 @@ export type LoadedModel = Message<"llmlb.node.v1.LoadedModel"> & {
  */
 export const LoadedModelSchema: GenMessage<LoadedModel> = /*@__PURE__*/
   messageDesc(file_llmlb_node_v1_inference, 23);
+
+/**
+ * @generated from message llmlb.node.v1.RerankRequest
+ */
+export type RerankRequest = Message<"llmlb.node.v1.RerankRequest"> & {
+  /**
+   * @generated from field: string model_id = 1;
+   */
+  modelId: string;
+
+  /**
+   * @generated from field: string query = 2;
+   */
+  query: string;
+
+  /**
+   * @generated from field: repeated string documents = 3;
+   */
+  documents: string[];
+
+  /**
+   * Only the best this many; unset means all.
+   *
+   * @generated from field: optional int32 top_n = 4;
+   */
+  topN?: number | undefined;
+
+  /**
+   * @generated from field: bool no_wait = 5;
+   */
+  noWait: boolean;
+
+  /**
+   * @generated from field: optional string keep_alive = 6;
+   */
+  keepAlive?: string | undefined;
+};
+
+/**
+ * Describes the message llmlb.node.v1.RerankRequest.
+ * Use `create(RerankRequestSchema)` to create a new message.
+ */
+export const RerankRequestSchema: GenMessage<RerankRequest> = /*@__PURE__*/
+  messageDesc(file_llmlb_node_v1_inference, 24);
+
+/**
+ * @generated from message llmlb.node.v1.RerankResult
+ */
+export type RerankResult = Message<"llmlb.node.v1.RerankResult"> & {
+  /**
+   * Position of the document in the request.
+   *
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * @generated from field: float relevance_score = 2;
+   */
+  relevanceScore: number;
+};
+
+/**
+ * Describes the message llmlb.node.v1.RerankResult.
+ * Use `create(RerankResultSchema)` to create a new message.
+ */
+export const RerankResultSchema: GenMessage<RerankResult> = /*@__PURE__*/
+  messageDesc(file_llmlb_node_v1_inference, 25);
+
+/**
+ * @generated from message llmlb.node.v1.RerankResponse
+ */
+export type RerankResponse = Message<"llmlb.node.v1.RerankResponse"> & {
+  /**
+   * Best first.
+   *
+   * @generated from field: repeated llmlb.node.v1.RerankResult results = 1;
+   */
+  results: RerankResult[];
+
+  /**
+   * @generated from field: llmlb.node.v1.Usage usage = 2;
+   */
+  usage?: Usage | undefined;
+};
+
+/**
+ * Describes the message llmlb.node.v1.RerankResponse.
+ * Use `create(RerankResponseSchema)` to create a new message.
+ */
+export const RerankResponseSchema: GenMessage<RerankResponse> = /*@__PURE__*/
+  messageDesc(file_llmlb_node_v1_inference, 26);
+
+/**
+ * @generated from message llmlb.node.v1.TokenizeRequest
+ */
+export type TokenizeRequest = Message<"llmlb.node.v1.TokenizeRequest"> & {
+  /**
+   * @generated from field: string model_id = 1;
+   */
+  modelId: string;
+
+  /**
+   * @generated from field: string content = 2;
+   */
+  content: string;
+
+  /**
+   * Add the model's special tokens (such as BOS) as a prompt would have them.
+   *
+   * @generated from field: bool add_special = 3;
+   */
+  addSpecial: boolean;
+
+  /**
+   * @generated from field: bool no_wait = 4;
+   */
+  noWait: boolean;
+};
+
+/**
+ * Describes the message llmlb.node.v1.TokenizeRequest.
+ * Use `create(TokenizeRequestSchema)` to create a new message.
+ */
+export const TokenizeRequestSchema: GenMessage<TokenizeRequest> = /*@__PURE__*/
+  messageDesc(file_llmlb_node_v1_inference, 27);
+
+/**
+ * @generated from message llmlb.node.v1.TokenizeResponse
+ */
+export type TokenizeResponse = Message<"llmlb.node.v1.TokenizeResponse"> & {
+  /**
+   * @generated from field: repeated uint32 tokens = 1;
+   */
+  tokens: number[];
+};
+
+/**
+ * Describes the message llmlb.node.v1.TokenizeResponse.
+ * Use `create(TokenizeResponseSchema)` to create a new message.
+ */
+export const TokenizeResponseSchema: GenMessage<TokenizeResponse> = /*@__PURE__*/
+  messageDesc(file_llmlb_node_v1_inference, 28);
+
+/**
+ * @generated from message llmlb.node.v1.DetokenizeRequest
+ */
+export type DetokenizeRequest = Message<"llmlb.node.v1.DetokenizeRequest"> & {
+  /**
+   * @generated from field: string model_id = 1;
+   */
+  modelId: string;
+
+  /**
+   * @generated from field: repeated uint32 tokens = 2;
+   */
+  tokens: number[];
+
+  /**
+   * @generated from field: bool no_wait = 3;
+   */
+  noWait: boolean;
+};
+
+/**
+ * Describes the message llmlb.node.v1.DetokenizeRequest.
+ * Use `create(DetokenizeRequestSchema)` to create a new message.
+ */
+export const DetokenizeRequestSchema: GenMessage<DetokenizeRequest> = /*@__PURE__*/
+  messageDesc(file_llmlb_node_v1_inference, 29);
+
+/**
+ * @generated from message llmlb.node.v1.DetokenizeResponse
+ */
+export type DetokenizeResponse = Message<"llmlb.node.v1.DetokenizeResponse"> & {
+  /**
+   * @generated from field: string content = 1;
+   */
+  content: string;
+};
+
+/**
+ * Describes the message llmlb.node.v1.DetokenizeResponse.
+ * Use `create(DetokenizeResponseSchema)` to create a new message.
+ */
+export const DetokenizeResponseSchema: GenMessage<DetokenizeResponse> = /*@__PURE__*/
+  messageDesc(file_llmlb_node_v1_inference, 30);
 
 /**
  * @generated from message llmlb.node.v1.GetHostStatusRequest
@@ -926,7 +1165,7 @@ export type GetHostStatusRequest = Message<"llmlb.node.v1.GetHostStatusRequest">
  * Use `create(GetHostStatusRequestSchema)` to create a new message.
  */
 export const GetHostStatusRequestSchema: GenMessage<GetHostStatusRequest> = /*@__PURE__*/
-  messageDesc(file_llmlb_node_v1_inference, 24);
+  messageDesc(file_llmlb_node_v1_inference, 31);
 
 /**
  * One GPU as llama.cpp sees it.
@@ -955,7 +1194,7 @@ export type GpuDevice = Message<"llmlb.node.v1.GpuDevice"> & {
  * Use `create(GpuDeviceSchema)` to create a new message.
  */
 export const GpuDeviceSchema: GenMessage<GpuDevice> = /*@__PURE__*/
-  messageDesc(file_llmlb_node_v1_inference, 25);
+  messageDesc(file_llmlb_node_v1_inference, 32);
 
 /**
  * @generated from message llmlb.node.v1.GetHostStatusResponse
@@ -1019,20 +1258,21 @@ export type GetHostStatusResponse = Message<"llmlb.node.v1.GetHostStatusResponse
  * Use `create(GetHostStatusResponseSchema)` to create a new message.
  */
 export const GetHostStatusResponseSchema: GenMessage<GetHostStatusResponse> = /*@__PURE__*/
-  messageDesc(file_llmlb_node_v1_inference, 26);
+  messageDesc(file_llmlb_node_v1_inference, 33);
 
 /**
  * Inference with node-llama-cpp. A request for a model that is in the catalog but not on disk
  * resolves it first (watch its progress with ResolverService.Resolve or WatchModels).
  *
  * Errors carry a google.rpc.ErrorInfo with domain "llmlb.node" and one of these reasons:
- * - INVALID_ARGUMENT / INVALID_ARGUMENT: a field is out of range (the message names it).
+ * - INVALID_ARGUMENT / INVALID_ARGUMENT: a field is out of range (the message names it), or a
+ *   prompt does not fit the model's context (the message gives both token counts).
  * - NOT_FOUND / MODEL_NOT_SUPPORTED: the id is not in the catalog.
  * - FAILED_PRECONDITION / MODEL_UNSUPPORTED: the catalog lists it, but in a format or for an engine
  *   this node cannot run (state UNSUPPORTED).
  * - NOT_FOUND / ADAPTER_NOT_FOUND: an adapter id is not on disk.
- * - FAILED_PRECONDITION / CAPABILITY_MISSING: e.g. Embed on a model without embeddings, or tools
- *   for a model whose chat template cannot present them.
+ * - FAILED_PRECONDITION / CAPABILITY_MISSING: e.g. Embed on a model without embeddings, Rerank on
+ *   a model without rerank, or tools for a model whose chat template cannot present them.
  * - FAILED_PRECONDITION / INVALID_MODEL_FILE: the GGUF is malformed or truncated; it was not loaded.
  * - UNAVAILABLE / MODEL_NOT_READY: no_wait was set and the model is not on disk yet.
  * - RESOURCE_EXHAUSTED / QUEUE_FULL: too many requests for this model; retry later.
@@ -1108,6 +1348,36 @@ export const InferenceService: GenService<{
     methodKind: "unary";
     input: typeof GetHostStatusRequestSchema;
     output: typeof GetHostStatusResponseSchema;
+  },
+  /**
+   * Scores documents against a query with a reranker model (capability RERANK), best first.
+   *
+   * @generated from rpc llmlb.node.v1.InferenceService.Rerank
+   */
+  rerank: {
+    methodKind: "unary";
+    input: typeof RerankRequestSchema;
+    output: typeof RerankResponseSchema;
+  },
+  /**
+   * The model's tokens for a text.
+   *
+   * @generated from rpc llmlb.node.v1.InferenceService.Tokenize
+   */
+  tokenize: {
+    methodKind: "unary";
+    input: typeof TokenizeRequestSchema;
+    output: typeof TokenizeResponseSchema;
+  },
+  /**
+   * The text of tokens of the model.
+   *
+   * @generated from rpc llmlb.node.v1.InferenceService.Detokenize
+   */
+  detokenize: {
+    methodKind: "unary";
+    input: typeof DetokenizeRequestSchema;
+    output: typeof DetokenizeResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_llmlb_node_v1_inference, 0);

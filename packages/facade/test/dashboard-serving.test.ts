@@ -1,0 +1,94 @@
+/**
+ * The dashboard's Chat and Loaded tabs in Debian's Chromium (headless, playwright-core) against a
+ * real node serving the generated tiny model: chat streams an answer, Stop ends a generation, the
+ * Loaded view shows the model with its context, slots and expiry, and Unload empties it.
+ * Screenshots go to docs/screenshots/.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
+import { startTinyWorld, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+import { launchChromium, type Browser } from "./helpers/chromium.js";
+import { ensureDashboardBuilt } from "./helpers/dashboard-build.js";
+
+const SCREENSHOTS = path.resolve(import.meta.dirname, "../../../docs/screenshots");
+
+describe("dashboard Chat and Loaded tabs in Chromium", () => {
+  let world: TinyWorld;
+  let node: TestNode;
+  let browser: Browser;
+  let page: Page;
+  const pageErrors: string[] = [];
+  const loadedIds = async () =>
+    ((await (await fetch(`${node.httpUrl}/v0/loaded`)).json()) as { models: Array<{ id: string; active_requests: number }> }).models;
+
+  beforeAll(async () => {
+    ensureDashboardBuilt();
+    fs.mkdirSync(SCREENSHOTS, { recursive: true });
+    world = await startTinyWorld();
+    [node, browser] = await Promise.all([startTestNode({ ...world.env, LLMLB_PARALLELISM: "2" }), launchChromium()]);
+    for await (const _event of node.clients.resolver.resolve({ target: { case: "modelId", value: TINY_CHAT_ID } })) void _event;
+    page = browser.context.pages()[0] ?? (await browser.context.newPage());
+    page.setDefaultTimeout(15_000);
+    page.on("pageerror", (err) => pageErrors.push(String(err)));
+  }, 90_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await node?.stop();
+    await world?.close();
+  });
+
+  it("streams a chat answer with its tokens/s, using the system prompt and temperature", async () => {
+    await page.goto(`${node.httpUrl}/#chat`);
+    const model = page.getByLabel("Model");
+    await expect.poll(() => model.locator("option").allTextContents()).toEqual([`Tiny ${TINY_CHAT_ID} (${TINY_CHAT_ID})`]);
+    await page.getByLabel("System prompt").fill("You answer in one short line.");
+    await page.getByLabel("Temperature").fill("0");
+    await page.getByLabel("Max tokens").fill("24");
+    await page.getByLabel("Message").fill("hello world");
+    await page.getByRole("button", { name: "Send" }).click();
+
+    const answer = page.locator('.bubble[data-role="assistant"]').last();
+    await expect.poll(() => answer.getAttribute("class"), { timeout: 45_000 }).not.toContain("streaming");
+    expect((await answer.locator(".bubble-text").textContent())?.length).toBeGreaterThan(0);
+    expect(await page.locator("#chat-stats").textContent()).toMatch(/^([1-9]|1\d|2[0-4]) tokens · \d+\.\d tokens\/s · first token after \d+ ms$/);
+    expect(await page.locator('.bubble[data-role="user"]').allTextContents()).toEqual(["Youhello world"]);
+    await page.screenshot({ path: path.join(SCREENSHOTS, "dashboard-chat.png"), fullPage: true });
+  }, 60_000);
+
+  it("Stop ends a long generation on the node", async () => {
+    await page.getByRole("button", { name: "New chat" }).click();
+    await page.getByLabel("Max tokens").fill("");
+    await page.getByLabel("Message").fill("Tell me a long story, number 1");
+    await page.getByRole("button", { name: "Send" }).click();
+    // The log scrolls with every delta, so the button is clicked as an event, not by pointer position.
+    const stop = page.getByRole("button", { name: "Stop" });
+    await stop.waitFor();
+    await stop.dispatchEvent("click");
+    await expect.poll(() => page.locator("#chat-stats").textContent()).toBe("Stopped.");
+    await expect.poll(async () => (await loadedIds()).find((m) => m.id === TINY_CHAT_ID)?.active_requests).toBe(0);
+    expect(await page.getByRole("button", { name: "Send" }).isEnabled()).toBe(true);
+  }, 60_000);
+
+  it("shows the loaded model with memory, context, slots and expiry; Unload empties the view", async () => {
+    await page.getByRole("tab", { name: /Local/ }).click();
+    expect(await page.locator(`.local-row[data-model-id="${TINY_CHAT_ID}"] .facts`).innerText()).toMatch(/Context\s+node default/i);
+    await page.getByRole("tab", { name: /Loaded/ }).click();
+    const row = page.locator(`#loaded-rows tr[data-model-id="${TINY_CHAT_ID}"]`);
+    await row.waitFor();
+    const cells = await row.locator("th, td").allInnerTexts();
+    expect(cells.slice(0, 6)).toEqual([TINY_CHAT_ID, expect.stringMatching(/MiB$/), "1,024 tokens", "0 / 2", "0", expect.stringMatching(/^[45] min \d+ s$/)]);
+    expect(await page.locator("#loaded-budget-text").textContent()).toMatch(/MiB of .+ budget \(\d+%\)$/);
+    expect(await page.locator("#loaded-count").textContent()).toBe("1");
+    await page.screenshot({ path: path.join(SCREENSHOTS, "dashboard-loaded.png"), fullPage: true });
+
+    await row.getByRole("button", { name: `Unload ${TINY_CHAT_ID}` }).click();
+    await page.locator("#loaded-empty").waitFor();
+    expect(await page.locator("#loaded-table").isHidden()).toBe(true);
+    expect(await loadedIds()).toEqual([]);
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+});

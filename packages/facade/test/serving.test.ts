@@ -1,0 +1,165 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
+import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
+import { startTinyWorld, tinyEntry, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+
+const LONG_ID = "tiny-long";
+const LONG_FILE = "tiny-long-F32.gguf";
+const LONG_REPO = "llmlb-test/tiny-long-GGUF";
+const tinyLong = tinyModelBytes({ contextLength: 16_384 });
+
+interface ChatAnswer {
+  choices: Array<{ message: { content: string } }>;
+  usage: { prompt_tokens: number; completion_tokens: number; prompt_tokens_details: { cached_tokens: number } };
+}
+
+interface LoadedJson {
+  id: string;
+  memory_bytes: number;
+  context_length: number;
+  parallel_slots: number;
+  active_requests: number;
+  queued_requests: number;
+  expires_at: string | null;
+}
+
+/** Serving behaviour of a node: context sizes, keep-alive, prompt-cache reuse, rerank and tokenize. */
+describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
+  let world: TinyWorld;
+  let node: TestNode;
+
+  const post = async (path: string, body: unknown) => {
+    const res = await fetch(`${node.httpUrl}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  };
+  const loaded = async (): Promise<LoadedJson[]> => {
+    const res = await fetch(`${node.httpUrl}/v0/loaded`);
+    return ((await res.json()) as { models: LoadedJson[] }).models;
+  };
+  /** Polls until `check` holds, at most `ms`. */
+  const eventually = async (check: () => Promise<boolean>, ms: number) => {
+    const until = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > until) return false;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return true;
+  };
+  const isLoaded = async (id: string) => (await loaded()).some((m) => m.id === id);
+  const chat = (messages: Array<{ role: string; content: string }>, extra: Record<string, unknown> = {}) =>
+    post("/v1/chat/completions", { model: TINY_CHAT_ID, messages, temperature: 0, max_tokens: 8, ...extra }) as Promise<{ status: number; json: ChatAnswer & Record<string, unknown> }>;
+
+  beforeAll(async () => {
+    world = await startTinyWorld({ extraModels: [tinyEntry(LONG_ID, LONG_FILE, tinyLong, ["text-generation"], { context_length: 16_384, repo: LONG_REPO })] });
+    await world.hf.addRepo(LONG_REPO, { files: { [LONG_FILE]: tinyLong } });
+    node = await startTestNode({ ...world.env, LLMLB_KEEP_ALIVE: "2s", LLMLB_PARALLELISM: "2" });
+    for (const id of [TINY_CHAT_ID, LONG_ID]) {
+      for await (const _event of node.clients.resolver.resolve({ target: { case: "modelId", value: id } })) void _event;
+    }
+  }, 60_000);
+  afterAll(async () => {
+    await node?.stop();
+    await world?.close();
+  });
+
+  it("serves a prompt over 8,192 tokens on a model configured for 16,384 and refuses a too-long one with both counts", async () => {
+    const words = (n: number) => Array.from({ length: n }, (_, i) => ["the", "and", "water", "people"][i % 4]).join(" ");
+    const long = await post("/v1/completions", { model: LONG_ID, prompt: words(9_000), max_tokens: 2, temperature: 0, keep_alive: -1 });
+    expect(long.status, JSON.stringify(long.json)).toBe(200);
+    expect((long.json.usage as { prompt_tokens: number }).prompt_tokens).toBeGreaterThan(8_192);
+
+    // One token per word plus BOS: one token more than fits, so the exact count is given.
+    const tooLong = await post("/v1/completions", { model: LONG_ID, prompt: words(16_383), max_tokens: 2 });
+    expect(tooLong.status).toBe(400);
+    expect((tooLong.json.error as { message: string }).message).toMatch(/^prompt: the prompt has 16384 tokens and at most 16383 fit/);
+    const farTooLong = await post("/v1/completions", { model: LONG_ID, prompt: words(40_000), max_tokens: 2 });
+    expect(farTooLong.status).toBe(400);
+    expect((farTooLong.json.error as { message: string }).message).toMatch(/^prompt: the prompt has more than 16384 tokens and at most 16383 fit/);
+
+    const info = await fetch(`${node.httpUrl}/v1/models/${LONG_ID}`).then((r) => r.json() as Promise<{ context_length: number }>);
+    expect(info.context_length).toBe(16_384);
+    expect((await loaded()).find((m) => m.id === LONG_ID)?.context_length).toBe(16_384);
+    expect((await post(`/v0/models/${LONG_ID}/unload`, {})).json).toEqual({ model_id: LONG_ID, unloaded: true });
+  }, 60_000);
+
+  it("reuses the cached prefix on turn 2, reports it, and answers exactly as a cold run", async () => {
+    const turn1 = [
+      { role: "system", content: "You answer in a few words." },
+      { role: "user", content: "hello world, what is the capital of France?" },
+    ];
+    const first = await chat(turn1, { keep_alive: "-1" });
+    expect(first.status).toBe(200);
+    const turn2 = [...turn1, { role: "assistant", content: first.json.choices[0]!.message.content }, { role: "user", content: "and the capital of the world?" }];
+    const warm = await chat(turn2, { keep_alive: "-1" });
+    expect(warm.status).toBe(200);
+    expect(warm.json.usage.prompt_tokens_details.cached_tokens).toBeGreaterThanOrEqual(first.json.usage.prompt_tokens);
+
+    expect((await post(`/v0/models/${TINY_CHAT_ID}/unload`, {})).json).toMatchObject({ unloaded: true });
+    const cold = await chat(turn2, { keep_alive: "-1" });
+    expect(cold.json.usage.prompt_tokens_details.cached_tokens).toBe(0);
+    expect(cold.json.usage.prompt_tokens).toBe(warm.json.usage.prompt_tokens);
+    expect(warm.json.choices[0]!.message.content).toBe(cold.json.choices[0]!.message.content);
+    expect(warm.json.choices[0]!.message.content.length).toBeGreaterThan(0);
+  }, 60_000);
+
+  it("lists a loaded model with its context, slots and expiry; unload empties the list", async () => {
+    const res = await post(`/v0/models/${TINY_CHAT_ID}/load`, { keep_alive: "10m" });
+    expect(res.status).toBe(200);
+    const model = (await loaded()).find((m) => m.id === TINY_CHAT_ID)!;
+    expect(model).toMatchObject({ context_length: 1024, parallel_slots: 2, active_requests: 0, queued_requests: 0 });
+    expect(model.memory_bytes).toBeGreaterThan(0);
+    const expiresIn = Date.parse(model.expires_at!) - Date.now();
+    expect(expiresIn).toBeGreaterThan(9 * 60_000);
+    expect((await post(`/v0/models/${TINY_CHAT_ID}/unload`, {})).json).toEqual({ model_id: TINY_CHAT_ID, unloaded: true });
+    expect(await isLoaded(TINY_CHAT_ID)).toBe(false);
+    expect((await post(`/v0/models/${TINY_CHAT_ID}/unload`, {})).json).toEqual({ model_id: TINY_CHAT_ID, unloaded: false });
+  }, 30_000);
+
+  it("keep_alive 0 unloads the model right after the answer", async () => {
+    const answer = await chat([{ role: "user", content: "hello" }], { keep_alive: 0 });
+    expect(answer.status).toBe(200);
+    expect(await eventually(async () => !(await isLoaded(TINY_CHAT_ID)), 2_000)).toBe(true);
+  }, 30_000);
+
+  it("unloads an idle model when the node's 2 s default keep-alive runs out", async () => {
+    const answer = await chat([{ role: "user", content: "hello" }]);
+    expect(answer.status).toBe(200);
+    const model = (await loaded()).find((m) => m.id === TINY_CHAT_ID);
+    expect(model?.expires_at).not.toBeNull();
+    expect(await eventually(async () => !(await isLoaded(TINY_CHAT_ID)), 8_000)).toBe(true);
+  }, 30_000);
+
+  it("refuses a bad keep_alive with 400 naming the field", async () => {
+    const res = await chat([{ role: "user", content: "hello" }], { keep_alive: "soon" });
+    expect(res.status).toBe(400);
+    expect((res.json.error as { message: string }).message).toContain("keep_alive");
+  });
+
+  it("round-trips text through /tokenize and /detokenize; refuses unknown token ids", async () => {
+    const text = "hello world, the café 日本";
+    const tokens = await post("/tokenize", { model: TINY_CHAT_ID, content: text });
+    expect(tokens.status).toBe(200);
+    const ids = tokens.json.tokens as number[];
+    expect(ids.length).toBeGreaterThan(3);
+    const withBos = await post("/tokenize", { model: TINY_CHAT_ID, content: text, add_special: true });
+    const prompt = withBos.json.tokens as number[];
+    expect(prompt[0]).toBe(1);
+    expect(prompt).toHaveLength(ids.length + 1);
+    const back = await post("/detokenize", { model: TINY_CHAT_ID, tokens: ids });
+    expect(back.json).toEqual({ content: text });
+    const backWithBos = await post("/detokenize", { model: TINY_CHAT_ID, tokens: prompt.slice(1) });
+    expect((backWithBos.json.content as string).trim()).toBe(text);
+    const bad = await post("/detokenize", { model: TINY_CHAT_ID, tokens: [5, 999_999] });
+    expect(bad.status).toBe(400);
+    expect((bad.json.error as { message: string }).message).toContain("tokens[1]");
+  }, 30_000);
+
+  it("refuses /v1/rerank and /rerank for a model without the rerank capability", async () => {
+    for (const path of ["/v1/rerank", "/rerank"]) {
+      const res = await post(path, { model: TINY_CHAT_ID, query: "capital of France", documents: ["Paris", "water"] });
+      expect(res.status).toBe(400);
+      expect((res.json.error as { message: string; code: string }).message).toContain("does not support rerank");
+      expect((res.json.error as { code: string }).code).toBe("capability_missing");
+    }
+  });
+});
