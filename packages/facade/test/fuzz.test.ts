@@ -36,6 +36,9 @@ const SAMPLES: Record<string, Record<string, unknown>> = {
   "InferenceService/UnloadModel": { modelId: "fuzzed" },
   "InferenceService/ListLoadedModels": {},
   "InferenceService/GetHostStatus": {},
+  "InferenceService/Rerank": { modelId: TINY_CHAT_ID, query: "which", documents: ["a", "b"], topN: 1 },
+  "InferenceService/Tokenize": { modelId: TINY_CHAT_ID, content: "Hello", addSpecial: true },
+  "InferenceService/Detokenize": { modelId: TINY_CHAT_ID, tokens: [1, 2, 3] },
 };
 
 type Rand = () => number;
@@ -214,6 +217,14 @@ describe("fuzzing both listeners with a fixed seed", () => {
       { method: "GET", path: (r) => `/v0/models/${pick(r, [TINY_CHAT_ID, "nope", "%ff%fe", "a/b/c/d"])}` },
       { method: "GET", path: (r) => `/v0/models/blob/${pick(r, [TINY_CHAT_ID, "nope", "..%2F..%2Fetc%2Fpasswd", `${TINY_CHAT_ID}/..%2Fmetadata.json`])}` },
       { method: "GET", path: (r) => `/v1/models/${pick(r, [TINY_CHAT_ID, "nope", "%00"])}` },
+      { method: "POST", path: () => "/v1/rerank", body: { model: TINY_CHAT_ID, query: "which", documents: ["a", "b"], top_n: 1 } },
+      { method: "POST", path: () => "/tokenize", body: { model: TINY_CHAT_ID, content: "Hello", add_special: true } },
+      { method: "POST", path: () => "/detokenize", body: { model: TINY_CHAT_ID, tokens: [1, 2, 3] } },
+      { method: "POST", path: (r) => `/v0/models/${pick(r, [TINY_CHAT_ID, "nope", "%2e%2e"])}/load`, body: { keep_alive: "1m" } },
+      { method: "POST", path: (r) => `/v0/models/${pick(r, [TINY_CHAT_ID, "nope"])}/unload`, body: {} },
+      { method: "POST", path: () => "/api/models/pull", body: { model: pick(r, [TINY_CHAT_ID, "nope"]) } },
+      { method: "POST", path: () => "/api/models/download", body: { repo: TINY_REPO, filename: TINY_CHAT_FILE } },
+      { method: "GET", path: (r) => `/api/models/${pick(r, [TINY_CHAT_ID, "nope", "%00"])}/info` },
       ...[
         ["ModelCatalogService/ListModels", { pageSize: 5 }], ["ModelCatalogService/GetModel", { modelId: TINY_CHAT_ID }],
         ["ModelCatalogService/RegisterModel", { repo: TINY_REPO, filename: TINY_CHAT_FILE, id: "fuzzed-connect" }],
