@@ -6,6 +6,7 @@
  */
 import { performance } from "node:perf_hooks";
 import process from "node:process";
+import { builtinSourceDefaults } from "@llmlb/plugins";
 import { loadConfig, openResolverStack, silentLogger, staticModelDirectory } from "@llmlb/runtime";
 
 const job = JSON.parse(process.argv[2]);
@@ -18,7 +19,7 @@ const models = staticModelDirectory([
     tags: [], capabilities: ["text-generation"], format: "gguf", origin: "supported",
   },
 ]);
-const stack = await openResolverStack({ config, logger: silentLogger(), models });
+const stack = await openResolverStack({ config, logger: silentLogger(), models, sourceDefaults: builtinSourceDefaults(config) });
 const rssBeforeBytes = process.memoryUsage().rss;
 const started = performance.now();
 const result = await stack.resolver.resolve({ modelId: "bench" });

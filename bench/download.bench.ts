@@ -25,6 +25,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { median } from "./stats.js";
+import { sizedModelHeader } from "../testkit/gguf/sized-gguf.js";
 
 const MIB = 1 << 20;
 const SIZE_MB = Number(process.env.BENCH_DOWNLOAD_MB ?? 1024);
@@ -35,10 +36,10 @@ const dataDir = path.join(here, ".data");
 const workDir = process.env.BENCH_DIR ?? path.join(dataDir, "work");
 const tsx = ["--conditions=source", "--import", "tsx"];
 
-/** The benchmark file, generated once and kept in bench/.data (gitignored), with its sha256. */
+/** The benchmark file (a valid GGUF of random tensor data), generated once and kept in bench/.data (gitignored), with its sha256. */
 function ensureData(): { file: string; sha256: string } {
   fs.mkdirSync(dataDir, { recursive: true });
-  const file = path.join(dataDir, `download-${SIZE_MB}MiB.bin`);
+  const file = path.join(dataDir, `download-${SIZE_MB}MiB.gguf`);
   const shaFile = `${file}.sha256`;
   if (fs.existsSync(file) && fs.statSync(file).size === SIZE_MB * MIB && fs.existsSync(shaFile)) {
     return { file, sha256: fs.readFileSync(shaFile, "utf8").trim() };
@@ -48,6 +49,8 @@ function ensureData(): { file: string; sha256: string } {
   const chunk = Buffer.alloc(8 * MIB);
   for (let written = 0; written < SIZE_MB * MIB; written += chunk.length) {
     randomFillSync(chunk);
+    // A valid GGUF header first: the node installs only files that pass GGUF validation.
+    if (written === 0) chunk.set(sizedModelHeader(SIZE_MB * MIB));
     const part = chunk.subarray(0, Math.min(chunk.length, SIZE_MB * MIB - written));
     fs.writeSync(fd, part);
     hash.update(part);
