@@ -1,5 +1,5 @@
 import type { ChatHistoryItem, ChatModelFunctionCall, ChatModelResponse, ChatModelSegment } from "node-llama-cpp";
-import { LlmlbError } from "../errors/index.js";
+import { invalidField, parseJsonField } from "../errors/index.js";
 import type { ChatMessage } from "./types.js";
 
 /**
@@ -38,7 +38,7 @@ function modelTurn(message: ChatMessage, index: number, results: Map<string, str
     const field = `messages[${index}].tool_calls[${j}]`;
     const result = results.get(call.id);
     if (result === undefined) {
-      throw invalid(field, `(id "${call.id}") has no tool message with its result; send {"role":"tool","tool_call_id":"${call.id}","content":...} after it`);
+      throw invalidField(field, `(id "${call.id}") has no tool message with its result; send {"role":"tool","tool_call_id":"${call.id}","content":...} after it`);
     }
     const item: ChatModelFunctionCall = { type: "functionCall", name: call.name, params: parseArguments(call.arguments, `${field}.arguments`), result, startsNewChunk: j === 0 };
     response.push(item);
@@ -54,22 +54,14 @@ function toolResults(messages: readonly ChatMessage[]): Map<string, string> {
     if (message.role === "assistant") message.toolCalls?.forEach((call) => calls.add(call.id));
     if (message.role !== "tool") return;
     const id = message.toolCallId ?? "";
-    if (!id) throw invalid(`messages[${i}].tool_call_id`, "is required on a tool message");
-    if (!calls.has(id)) throw invalid(`messages[${i}].tool_call_id`, `"${id}" answers no tool call of an earlier assistant message`);
+    if (!id) throw invalidField(`messages[${i}].tool_call_id`, "is required on a tool message");
+    if (!calls.has(id)) throw invalidField(`messages[${i}].tool_call_id`, `"${id}" answers no tool call of an earlier assistant message`);
     results.set(id, message.content);
   });
   return results;
 }
 
+/** A tool call's arguments: empty text is no arguments. */
 function parseArguments(text: string, field: string): unknown {
-  if (text.trim() === "") return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw invalid(field, "is not valid JSON");
-  }
-}
-
-function invalid(field: string, problem: string): LlmlbError {
-  return new LlmlbError("INVALID_ARGUMENT", `${field} ${problem}`, { field });
+  return text.trim() === "" ? undefined : parseJsonField(text, field);
 }

@@ -20,3 +20,4 @@ export {
   originNotAllowed,
 } from "./security-errors.js";
 export { describeExit, engineCrashed, loadCrashBackoff, loadCrashedTwice, runnerStartFailed, type RunnerExit } from "./runner-errors.js";
+export { invalidField, parseJsonField } from "./request-errors.js";

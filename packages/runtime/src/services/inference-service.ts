@@ -5,7 +5,7 @@ import type { Engine } from "../engine/runner/protocol.js";
 import { HostLoad } from "../host/host-load.js";
 import { silentLogger, type Logger } from "../logging/index.js";
 import { parseDuration } from "../config/parse.js";
-import { LlmlbError } from "../errors/index.js";
+import { LlmlbError, invalidField, parseJsonField } from "../errors/index.js";
 import type {
   FinishReason,
   GenerationEvent,
@@ -173,10 +173,10 @@ function output(req: Pick<CompleteRequest, "responseFormat" | "logprobs" | "topL
   if (!format || format.type === "" || format.type === "text") return params;
   if (format.type === "json_object") return { ...params, responseFormat: { type: "json_object" } };
   if (format.type === "json_schema") {
-    const schema = parseJson(format.schemaJson, "response_format.schema_json") as JsonSchema;
+    const schema = parseJsonField(format.schemaJson, "response_format.schema_json") as JsonSchema;
     return { ...params, responseFormat: { type: "json_schema", schema, ...(format.name ? { name: format.name } : {}) } };
   }
-  throw invalid("response_format.type", `must be "text", "json_object" or "json_schema" (got ${JSON.stringify(format.type)})`);
+  throw invalidField("response_format.type", `must be "text", "json_object" or "json_schema" (got ${JSON.stringify(format.type)})`);
 }
 
 function tools(req: ChatRequest): { tools?: NonNullable<Parameters<Engine["chat"]>[0]["tools"]>; toolChoice?: ToolChoice; parallelToolCalls?: boolean } {
@@ -185,14 +185,14 @@ function tools(req: ChatRequest): { tools?: NonNullable<Parameters<Engine["chat"
     out.tools = req.tools.map((t, i) => ({
       name: t.name,
       ...(t.description ? { description: t.description } : {}),
-      ...(t.parametersJson ? { parameters: parseJson(t.parametersJson, `tools[${i}].parameters_json`) as JsonSchema } : {}),
+      ...(t.parametersJson ? { parameters: parseJsonField(t.parametersJson, `tools[${i}].parameters_json`) as JsonSchema } : {}),
     }));
   }
   const choice = req.toolChoice;
   if (choice && choice.mode) {
     if (choice.mode === "function") out.toolChoice = { function: choice.functionName };
     else if (choice.mode === "auto" || choice.mode === "none" || choice.mode === "required") out.toolChoice = choice.mode;
-    else throw invalid("tool_choice.mode", `must be "auto", "none", "required" or "function" (got ${JSON.stringify(choice.mode)})`);
+    else throw invalidField("tool_choice.mode", `must be "auto", "none", "required" or "function" (got ${JSON.stringify(choice.mode)})`);
   }
   if (req.parallelToolCalls !== undefined) out.parallelToolCalls = req.parallelToolCalls;
   return out;
@@ -206,17 +206,6 @@ function reasoning(req: NonNullable<ChatRequest["reasoning"]>): ReasoningOptions
   };
 }
 
-function parseJson(text: string, field: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw invalid(field, "is not valid JSON");
-  }
-}
-
-function invalid(field: string, problem: string): LlmlbError {
-  return new LlmlbError("INVALID_ARGUMENT", `${field} ${problem}`, { field });
-}
 
 /** A request's keep_alive ("5m", "0", "-1", seconds) as milliseconds; unset leaves the node default. */
 function keepAlive(raw: string | undefined): { keepAliveMs?: number } {
