@@ -1,7 +1,8 @@
 /** Pieces the benchmarks share: statistics, the tiny model on a node, direct node-llama-cpp runs. */
 import { LlamaChat, type ChatHistoryItem, type LlamaContext } from "node-llama-cpp";
 import { InferenceEngine, loadLlama, silentLogger } from "@llmlb/runtime";
-import { startTestNode, type TestNode } from "../testkit/node/index.js";
+import type { ChatResponse } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
+import { grpcJsClient, startTestNode, type TestNode } from "../testkit/node/index.js";
 import { startTinyWorld, TINY_CHAT_ID, type TinyWorld } from "../testkit/world/tiny-world.js";
 
 export { median, percentile } from "./stats.js";
@@ -39,14 +40,20 @@ export async function startBenchNode(env: Record<string, string> = {}): Promise<
   };
 }
 
-/** node-llama-cpp called directly on the same file, one sequence: the baseline of every stream ratio. */
-export async function directChat(bench: BenchNode, contextSize = 1024) {
+/**
+ * node-llama-cpp called directly on the same file, one sequence: the baseline of every stream ratio.
+ * With `jsonSchema`, every answer is constrained by the grammar built (once) from it.
+ */
+export async function directChat(bench: BenchNode, contextSize = 1024, options: { jsonSchema?: object } = {}) {
   const { path } = (await bench.node.runtime.store.getModel(bench.modelId))!;
   // In this process, beside the node's runner: the baseline pays no process boundary.
   const llama = await loadLlama(bench.node.config.gpu, 1, silentLogger());
   const model = await llama.loadModel({ modelPath: path });
   const context: LlamaContext = await model.createContext({ contextSize, sequences: 1, threads: 1 });
   const chat = new LlamaChat({ contextSequence: context.getSequence() });
+  const grammar = options.jsonSchema
+    ? await llama.createGrammarForJsonSchema(options.jsonSchema as Parameters<typeof llama.createGrammarForJsonSchema>[0])
+    : undefined;
   return {
     async run(prompt: string, maxTokens: number): Promise<StreamRun> {
       const history: ChatHistoryItem[] = [{ type: "user", text: prompt }, { type: "model", response: [] }];
@@ -57,6 +64,7 @@ export async function directChat(bench: BenchNode, contextSize = 1024) {
         temperature: 0,
         maxTokens,
         repeatPenalty: false,
+        ...(grammar ? { grammar } : {}),
         onTextChunk: () => {
           if (firstTokenMs === 0) firstTokenMs = performance.now() - started;
         },
@@ -107,6 +115,22 @@ export async function inProcessEngine(bench: BenchNode, settings: { parallelism:
     logger: silentLogger(),
   });
   return { engine, close: () => engine.close() };
+}
+
+/** One Chat streamed over gRPC, timed as the direct baseline is: first delta, completion tokens from usage. */
+export function grpcChatRun(client: ReturnType<typeof grpcJsClient>, request: object): Promise<StreamRun> {
+  const started = performance.now();
+  let firstTokenMs = 0;
+  let tokens = 0;
+  return new Promise((resolve, reject) => {
+    const call = client.stream<ChatResponse>("chat", request);
+    call.on("data", (message: ChatResponse) => {
+      if (message.delta && firstTokenMs === 0) firstTokenMs = performance.now() - started;
+      if (message.usage) tokens = message.usage.completionTokens;
+    });
+    call.on("error", reject);
+    call.on("end", () => resolve({ tokens, ms: performance.now() - started, firstTokenMs }));
+  });
 }
 
 /** CPU time (user + system, every thread) of this process, in µs. */

@@ -19,9 +19,9 @@
  *
  *   node --conditions=source --import tsx bench/inference.bench.ts
  */
-import { InferenceService, type ChatResponse } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
+import { InferenceService } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
 import { grpcJsClient } from "../testkit/node/index.js";
-import { cpuMicros, directChat, inProcessEngine, median, pairedRuns, startBenchNode, tokensPerSecond, type StreamRun } from "./bench-kit.js";
+import { cpuMicros, directChat, grpcChatRun, inProcessEngine, median, pairedRuns, startBenchNode, tokensPerSecond, type StreamRun } from "./bench-kit.js";
 
 const TOKENS = 512;
 const REPETITIONS = 9;
@@ -33,19 +33,7 @@ const bench = await startBenchNode({ LLMLB_PARALLELISM: String(PARALLEL) });
 const client = grpcJsClient(InferenceService, bench.node.grpcUrl);
 
 function viaGrpc(i: number): Promise<StreamRun> {
-  const started = performance.now();
-  let firstTokenMs = 0;
-  let tokens = 0;
-  const request = { modelId: bench.modelId, messages: [{ role: "user", content: prompt(i) }], temperature: 0, maxTokens: TOKENS };
-  return new Promise((resolve, reject) => {
-    const call = client.stream<ChatResponse>("chat", request);
-    call.on("data", (message: ChatResponse) => {
-      if (message.delta && firstTokenMs === 0) firstTokenMs = performance.now() - started;
-      if (message.usage) tokens = message.usage.completionTokens;
-    });
-    call.on("error", reject);
-    call.on("end", () => resolve({ tokens, ms: performance.now() - started, firstTokenMs }));
-  });
+  return grpcChatRun(client, { modelId: bench.modelId, messages: [{ role: "user", content: prompt(i) }], temperature: 0, maxTokens: TOKENS });
 }
 
 const direct = await directChat(bench);
