@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { LoadedListJson, LoadedModelJson } from "../dashboard/src/types.js";
 import { tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
 import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { startTinyWorld, tinyEntry, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
@@ -13,15 +14,6 @@ interface ChatAnswer {
   usage: { prompt_tokens: number; completion_tokens: number; prompt_tokens_details: { cached_tokens: number } };
 }
 
-interface LoadedJson {
-  id: string;
-  memory_bytes: number;
-  context_length: number;
-  parallel_slots: number;
-  active_requests: number;
-  queued_requests: number;
-  expires_at: string | null;
-}
 
 /** Serving behaviour of a node: context sizes, keep-alive, prompt-cache reuse, rerank and tokenize. */
 describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
@@ -32,9 +24,9 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
     const res = await fetch(`${node.httpUrl}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
     return { status: res.status, json: (await res.json()) as Record<string, unknown> };
   };
-  const loaded = async (): Promise<LoadedJson[]> => {
+  const loaded = async (): Promise<LoadedModelJson[]> => {
     const res = await fetch(`${node.httpUrl}/v0/loaded`);
-    return ((await res.json()) as { models: LoadedJson[] }).models;
+    return ((await res.json()) as LoadedListJson).models;
   };
   /** Polls until `check` holds, at most `ms`. */
   const eventually = async (check: () => Promise<boolean>, ms: number) => {
