@@ -8,9 +8,6 @@ import { GgufFormatError, readGgufStructure, type GgufStructure } from "./gguf-s
 import { chatTemplateProblem } from "./chat-template-check.js";
 import type { TemplateSandbox } from "./template-sandbox.js";
 
-/** What a GGUF file is meant to be: a model, or a LoRA adapter. */
-export type GgufKind = ArtifactKind;
-
 /** Checks run on the first part's metadata once its structure is known (the chat template check plugs in here). */
 export type MetadataCheck = (structure: GgufStructure, path: string) => Promise<void>;
 
@@ -34,7 +31,7 @@ export function ggufParts(first: string): string[] {
  * reaches native code unless it passes. Throws FAILED_PRECONDITION / INVALID_MODEL_FILE naming the
  * field and the value found.
  */
-export async function validateGgufFiles(files: readonly string[], kind: GgufKind = "model", extra?: MetadataCheck): Promise<void> {
+export async function validateGgufFiles(files: readonly string[], kind: ArtifactKind = "model", extra?: MetadataCheck): Promise<void> {
   for (const [i, file] of files.entries()) {
     let structure: GgufStructure;
     try {
@@ -53,7 +50,7 @@ export async function validateGgufFiles(files: readonly string[], kind: GgufKind
 }
 
 /** Validates a file (and its other parts) and returns node-llama-cpp's reading of it, which is safe only after validation. */
-export async function checkGgufFile(file: string, kind: GgufKind = "model", extra?: MetadataCheck): Promise<GgufFileInfo> {
+export async function checkGgufFile(file: string, kind: ArtifactKind = "model", extra?: MetadataCheck): Promise<GgufFileInfo> {
   await validateGgufFiles(kind === "model" ? ggufParts(file) : [file], kind, extra);
   try {
     return await (await importLlamaCpp()).readGgufFileInfo(file, { readTensorInfo: true, logWarnings: false, sourceType: "filesystem" });
