@@ -109,7 +109,7 @@ export async function pairedRuns(options: {
 export async function inProcessEngine(bench: BenchNode, settings: { parallelism: number }) {
   const { config, store, resolver } = bench.node.runtime;
   const engine = new InferenceEngine({
-    settings: { gpu: config.gpu, threads: 1, memoryBudget: bench.node.runtime.engine.memoryBudget, parallelism: settings.parallelism, queueSize: 64, contextSize: config.contextSize, keepAliveMs: -1 },
+    settings: { gpu: config.gpu, threads: 1, memoryBudget: bench.node.runtime.engine.memoryBudget, parallelism: settings.parallelism, queueSize: 64, contextSize: config.contextSize, keepAliveMs: -1, streamIntervalMs: config.streamIntervalMs },
     models: { locate: (id, options) => resolver.locateModel(id, options) },
     adapters: { locate: (id) => store.adapterFile(id) },
     logger: silentLogger(),

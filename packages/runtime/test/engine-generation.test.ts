@@ -87,7 +87,7 @@ describe("chat generation", () => {
   });
 
   it("streams deltas that are whole characters and add up to the unsplit answer", async () => {
-    // Deltas are paced (at most one per MIN_DELTA_INTERVAL_MS): 400 tokens still arrive as many of them.
+    // The fixture sends every token as it comes (streamIntervalMs 0): 400 tokens arrive as many deltas.
     const streamed = await collect(fx.engine.chat(greedy("Hello world", 400)));
     expect(streamed.deltas.length).toBeGreaterThan(10);
     // The tiny vocabulary has multi-byte pieces (東, é, €, …) and lone UTF-8 bytes; some deltas carry them.
@@ -95,6 +95,22 @@ describe("chat generation", () => {
     for (const delta of streamed.deltas) expect(LONE_SURROGATE.test(delta)).toBe(false);
     // node-llama-cpp detokenizing the whole answer at once: splitting added no replacement characters.
     expect(streamed.text).toBe((await direct("Hello world", 400)).response);
+  });
+
+  it("joins text generated faster than the stream interval into fewer deltas, losing nothing", async () => {
+    const paced = engineFixture({ models: { tiny: {} }, settings: { streamIntervalMs: 500 }, llama: await fx.engine.llama() });
+    try {
+      const started = performance.now();
+      const streamed = await collect(paced.engine.chat(greedy("Hello world", 300)));
+      const elapsedMs = performance.now() - started;
+      expect(streamed.end.usage.completionTokens).toBe(300);
+      // The first delta goes out at once, then at most one per interval.
+      expect(streamed.deltas.length).toBeLessThanOrEqual(2 + Math.floor(elapsedMs / 500));
+      expect(streamed.deltas.length).toBeLessThan(300);
+      expect(streamed.text).toBe((await direct("Hello world", 300)).response);
+    } finally {
+      await paced.cleanup();
+    }
   });
 
   it("refuses a catalog chat template that does not render, naming the setting", async () => {

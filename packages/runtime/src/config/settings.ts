@@ -101,6 +101,8 @@ export const SETTINGS = {
     description: "Tokens per request (sequence) for models without their own context_length; auto (0) is the largest that fits the memory budget, up to the trained length." }),
   keepAlive: setting({ env: ["LLMLB_KEEP_ALIVE"], parse: parseDuration, default: 300_000,
     description: "How long an idle model stays loaded (e.g. 5m, 30s, 1h; 0 unloads after each request, -1 keeps it); requests may override it with keep_alive." }),
+  streamIntervalMs: setting({ env: ["LLMLB_STREAM_INTERVAL_MS"], parse: parseInteger(0, 1000), default: 30,
+    description: "Shortest time in ms between two streamed deltas of one answer; text generated faster is joined into fewer, larger deltas (0 sends every token as it comes)." }),
   queueSize: setting({ env: ["LLMLB_QUEUE_SIZE"], parse: parseInteger(0, 100000), default: 64,
     description: "Requests that may wait per model before QUEUE_FULL." }),
   runnerCrashBackoffSeconds: setting({ env: ["LLMLB_RUNNER_CRASH_BACKOFF"], parse: parseInteger(0, 86400), default: 60,

@@ -4,13 +4,6 @@ import type { DeltaParts, GenerationEvent, ToolCallDelta } from "./types.js";
 type Settled = { ok: true; value: GenerationOutcome } | { ok: false; error: unknown };
 
 /**
- * Fastest rate of delta messages per stream. Text produced faster than this (small models on
- * fast hardware, over 1,000 tokens/s) is joined into fewer, larger deltas, which keeps the cost of
- * sending a message from slowing generation; at ordinary rates every token is its own delta.
- */
-export const MIN_DELTA_INTERVAL_MS = 10;
-
-/**
  * Turns a callback-driven generation into a stream of deltas and one end event. After the first
  * delta the reader is woken on a later turn of the event loop, not inside the token callback: by
  * then node-llama-cpp has dispatched the next decode, so sending a delta overlaps with it instead
@@ -22,7 +15,12 @@ export const MIN_DELTA_INTERVAL_MS = 10;
 export async function* deltaStream(
   run: (emit: (parts: Partial<DeltaParts>) => void, signal: AbortSignal) => Promise<GenerationOutcome>,
   signal: AbortSignal,
-  minIntervalMs = MIN_DELTA_INTERVAL_MS,
+  /**
+   * Shortest time between two deltas. Text produced faster than this is joined into fewer, larger
+   * deltas: every message crosses the runner's channel and the client's transport, and on a busy
+   * machine each one costs the generation more than its bytes.
+   */
+  minIntervalMs: number,
 ): AsyncGenerator<GenerationEvent> {
   const controller = new AbortController();
   const forwardAbort = () => controller.abort(signal.reason);

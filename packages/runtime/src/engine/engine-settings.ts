@@ -11,5 +11,6 @@ export function engineSettingsFrom(config: NodeConfig): EngineSettings {
     queueSize: config.queueSize,
     contextSize: config.contextSize,
     keepAliveMs: config.keepAlive,
+    streamIntervalMs: config.streamIntervalMs,
   };
 }

@@ -331,7 +331,7 @@ export class InferenceEngine {
         const counted: GenerationSink = { emit, tokens: (n) => (model.generatedTokens += n) };
         const on: GenerationTarget = { model: model.model, contextSize: model.contextSize, sequenceFor, sink: counted, signal: generationSignal, modelId: model.id };
         return run(model, on, target).finally(held.release);
-      }, signal);
+      }, signal, this.options.settings.streamIntervalMs);
     } finally {
       held.release();
     }

@@ -17,6 +17,8 @@ export interface EngineSettings {
   contextSize: number;
   /** Milliseconds an idle model stays loaded when a request does not say; 0 unloads at once, -1 never. */
   keepAliveMs: number;
+  /** Shortest time between two deltas of one stream (faster text is joined); 0 sends every token. */
+  streamIntervalMs: number;
 }
 
 /** Where a model's file is, resolving (downloading) it first when the node does not have it. */

@@ -19,7 +19,13 @@ export type EngineMethod = StreamMethod | CallMethod;
 export const ANSWERS_WITHOUT_RUNNER: Partial<Record<CallMethod, unknown>> = { list: [], unload: false, activeRequestCount: 0 };
 
 /** Stream items sent before the parent acknowledges one; past it the runner's deltas are joined. */
-export const STREAM_WINDOW = 4;
+export const STREAM_WINDOW = 8;
+
+/**
+ * Items the parent takes before it acknowledges them, all in one message: every message wakes the
+ * other process, which on a machine with few cores is time taken from the generation.
+ */
+export const STREAM_ACK_BATCH = STREAM_WINDOW / 2;
 
 /** What the runner process is started with (argv[2], JSON). */
 export interface RunnerInit {
@@ -48,7 +54,8 @@ export type ToRunner =
   /** `options`: the request options without the signal (a cancel is its own message). */
   | { t: "call"; id: number; method: EngineMethod; input: unknown; options: object }
   | { t: "cancel"; id: number }
-  | { t: "ack"; id: number }
+  /** `count` more items of the stream were taken. */
+  | { t: "ack"; id: number; count: number }
   | { t: "answer"; id: number; value: RunnerAnswer }
   | { t: "answer-error"; id: number; error: WireError }
   | { t: "close" };

@@ -131,7 +131,7 @@ process.on("message", (message: ToRunner) => {
     case "ack": {
       const call = calls.get(message.id);
       if (!call) break;
-      call.unacked--;
+      call.unacked -= message.count;
       const wake = call.wake;
       call.wake = undefined;
       wake?.();

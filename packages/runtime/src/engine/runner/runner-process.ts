@@ -10,6 +10,7 @@ import {
   fromWireError,
   modelIdOf,
   toWireError,
+  STREAM_ACK_BATCH,
   type EngineMethod,
   type FromRunner,
   type RunnerAnswer,
@@ -133,6 +134,7 @@ export class RunnerProcess {
    */
   async *stream(method: EngineMethod, input: unknown, options: object, signal?: AbortSignal): AsyncGenerator<unknown> {
     const queue: unknown[] = [];
+    let unacked = 0;
     let ended: { err?: Error } | undefined;
     let wake: (() => void) | undefined;
     const notify = () => {
@@ -149,7 +151,10 @@ export class RunnerProcess {
       for (;;) {
         if (queue.length > 0) {
           const item = queue.shift();
-          if (id !== undefined) this.send({ t: "ack", id });
+          if (id !== undefined && ++unacked === STREAM_ACK_BATCH) {
+            this.send({ t: "ack", id, count: unacked });
+            unacked = 0;
+          }
           yield item;
           continue;
         }
