@@ -15,6 +15,7 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
  * tokenization of a text that fits then costs at most a context's worth of tokens.
  */
 export async function refuseBeyondContext(model: LlamaModel, texts: readonly string[], limit: number, field: string, signal?: AbortSignal): Promise<void> {
+  if (surelyFits(texts, limit)) return;
   let tokens = 0;
   let slices = 0;
   for (const text of texts) {
@@ -39,4 +40,17 @@ export async function refuseBeyondContext(model: LlamaModel, texts: readonly str
       }
     }
   }
+}
+
+/**
+ * Texts too short to reach the limit, decided without the tokenizer: a token covers at least one
+ * byte of its text, and a tokenizer may add one token of its own (a leading space) per call.
+ */
+function surelyFits(texts: readonly string[], limit: number): boolean {
+  let bound = 0;
+  for (const text of texts) {
+    bound += Buffer.byteLength(text, "utf8") + 1;
+    if (bound > limit) return false;
+  }
+  return true;
 }
