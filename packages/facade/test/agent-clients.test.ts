@@ -4,10 +4,15 @@ import { promisify } from "node:util";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { generateObject, generateText, jsonSchema, streamText, tool, type JSONSchema7 } from "ai";
 import { Ajv } from "ajv";
+import * as grpc from "@grpc/grpc-js";
+import { fromBinary } from "@bufbuild/protobuf";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { THINKING_TEMPLATE, tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
-import { startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
+import { ErrorInfoSchema } from "@llmlb/runtime/gen/google/rpc/error_details_pb";
+import { StatusSchema } from "@llmlb/runtime/gen/google/rpc/status_pb";
+import { InferenceService } from "@llmlb/runtime/gen/llmlb/node/v1/inference_pb";
+import { grpcJsClient, startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
 import { startTinyWorld, tinyEntry, TINY_CHAT_ID, TINY_EMBED_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
 const root = path.resolve(import.meta.dirname, "../../..");
@@ -148,6 +153,35 @@ describe("tool calls over /v1", () => {
     expect(answer.choices[0]!.finish_reason).toBe("length");
     expect(answer.choices[0]!.message.tool_calls ?? []).toEqual([]);
     expect(answer.usage!.completion_tokens).toBe(6);
+  });
+
+  it("tools for a model whose template has no tool syntax: 400 on /v1 and INVALID_ARGUMENT on gRPC, same reason", async () => {
+    // tiny-think's GGUF template is rendered as Jinja by node-llama-cpp and never renders tools.
+    const refused = await post("/v1/chat/completions", { ...ask, model: THINK_ID, tools: [WEATHER_TOOL], tool_choice: "required" });
+    expect(refused.status).toBe(400);
+    expect((refused.json as ErrorBody).error).toMatchObject({ type: "invalid_request_error", param: "tools", code: "tools_unsupported" });
+    expect((refused.json as ErrorBody).error.message).toMatch(/^model "tiny-think" cannot use tools: .*Send the request without tools/);
+
+    const client = grpcJsClient(InferenceService, node.grpcUrl);
+    try {
+      const err = await new Promise<grpc.ServiceError>((resolve, reject) => {
+        const call = client.stream("chat", { modelId: THINK_ID, messages: [{ role: "user", content: "x" }], maxTokens: 4, tools: [{ name: "get_weather", parametersJson: JSON.stringify(WEATHER) }] });
+        call.on("data", () => reject(new Error("the model answered")));
+        call.on("error", resolve);
+        call.on("end", () => reject(new Error("the stream ended without an error")));
+      });
+      expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(decodeURIComponent(err.details)).toBe((refused.json as ErrorBody).error.message);
+      const status = fromBinary(StatusSchema, (err.metadata.get("grpc-status-details-bin") as Buffer[])[0]!);
+      expect(fromBinary(ErrorInfoSchema, status.details[0]!.value)).toMatchObject({ reason: "TOOLS_UNSUPPORTED", metadata: { field: "tools", model_id: THINK_ID } });
+    } finally {
+      client.close();
+    }
+
+    // With tool_choice "none" the tools are not shown and the model answers.
+    const none = await post("/v1/chat/completions", { ...ask, model: THINK_ID, max_tokens: 4, tools: [WEATHER_TOOL], tool_choice: "none" });
+    expect(none.status).toBe(200);
+    expect((none.json as ChatBody).choices[0]!.finish_reason).toBe("length");
   });
 
   it("a tool message that answers no call is a 400 naming it", async () => {

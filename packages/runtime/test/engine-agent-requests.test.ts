@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { Ajv } from "ajv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { THINKING_TEMPLATE, writeTinyModel } from "../../../testkit/gguf/tiny-gguf.js";
+import { CHATML_TEMPLATE, THINKING_TEMPLATE, TOOLS_TEMPLATE, writeTinyModel } from "../../../testkit/gguf/tiny-gguf.js";
 import type { ChatInput, GenerationEvent, TokenLogprob, ToolCallDelta } from "../src/index.js";
 import { engineFixture, reasonOf, user, type EngineFixture } from "./fixtures/engine-fixtures.js";
 
@@ -63,6 +63,9 @@ beforeAll(async () => {
     models: {
       tiny: {},
       "tiny-think": { file: thinking },
+      // Registered chat templates, rendered by node-llama-cpp as Jinja: one with tool syntax, one without.
+      "tiny-hermes": { entry: { chatTemplate: TOOLS_TEMPLATE } },
+      "tiny-plain-jinja": { entry: { chatTemplate: CHATML_TEMPLATE } },
       "tiny-embed": { entry: { capabilities: ["embeddings"] } },
     },
     settings: { parallelism: 2 },
@@ -123,6 +126,43 @@ describe("tools", () => {
       chat({ messages: [{ role: "user", content: "hi" }, { role: "assistant", content: "", toolCalls: [{ id: "call_y", name: "get_time", arguments: "{}" }] }] }),
     );
     expect(unanswered).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "messages[1].tool_calls[0]" } });
+  });
+
+  it("refuses tools for a model whose own template has no tool syntax, naming the model and the field", async () => {
+    // A registered template and a GGUF template node-llama-cpp does not recognise, neither rendering tools.
+    for (const modelId of ["tiny-plain-jinja", "tiny-think"]) {
+      for (const toolChoice of ["auto", "required", { function: "get_time" }] as const) {
+        const refused = await reasonOf(chat({ modelId, tools: TOOLS, toolChoice }));
+        expect(refused).toMatchObject({ reason: "TOOLS_UNSUPPORTED", metadata: { field: "tools", model_id: modelId } });
+        expect(refused.message).toContain(`model "${modelId}" cannot use tools`);
+        expect(refused.message).toContain("without tools");
+      }
+    }
+    // tool_choice "none" shows no tools, so the model answers as usual.
+    const none = await chat({ modelId: "tiny-plain-jinja", tools: TOOLS, toolChoice: "none", maxTokens: 5 });
+    expect(none.calls).toEqual([]);
+    expect(none.end).toMatchObject({ finishReason: "length", usage: { completionTokens: 5 } });
+  });
+
+  it("a registered template that renders tools gets calls, and takes their results back", async () => {
+    const got = await chat({ modelId: "tiny-hermes", tools: TOOLS, toolChoice: { function: "get_weather" }, parallelToolCalls: false });
+    expect(got.end.finishReason).toBe("tool_calls");
+    expect(got.calls).toHaveLength(1);
+    expect(got.calls[0]!.name).toBe("get_weather");
+    expect(validWeather(JSON.parse(got.calls[0]!.arguments)), got.calls[0]!.arguments).toBe(true);
+    const call = got.calls[0]!;
+    const next = await chat({
+      modelId: "tiny-hermes",
+      tools: TOOLS,
+      maxTokens: 6,
+      toolChoice: "none",
+      messages: [
+        { role: "user", content: "What is the weather in Paris?" },
+        { role: "assistant", content: "", toolCalls: [call] },
+        { role: "tool", toolCallId: call.id, content: '{"forecast":"sunny"}' },
+      ],
+    });
+    expect(next.end).toMatchObject({ finishReason: "length", usage: { completionTokens: 6 } });
   });
 
   it("refuses a schema keyword the grammar cannot enforce, naming it", async () => {

@@ -67,7 +67,7 @@ export async function generateChat(
   if (functions && input.responseFormat && input.responseFormat.type !== "text") {
     throw new LlmlbError("INVALID_ARGUMENT", 'response_format cannot be combined with tools; send tool_choice "none" or drop one of them', { field: "response_format" });
   }
-  if (functions) requireToolSupport(target.chatWrapper, history, functions, modelId);
+  if (functions) requireToolSupport(target.chatWrapper, modelId);
   const chatWrapper = functions && forcesCall(input.toolChoice) ? forcedCallWrapper(target.chatWrapper) : target.chatWrapper;
   const grammar = await responseGrammar(target.model, input);
 

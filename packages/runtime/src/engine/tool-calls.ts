@@ -1,13 +1,12 @@
 import { randomBytes } from "node:crypto";
 import type {
-  ChatHistoryItem,
   ChatModelFunctions,
   ChatWrapper,
   ChatWrapperGenerateContextStateOptions,
   ChatWrapperGeneratedContextState,
   LlamaChatResponseFunctionCallParamsChunk,
 } from "node-llama-cpp";
-import { LlmlbError } from "../errors/index.js";
+import { toolsUnsupported } from "../errors/index.js";
 import { llamaCpp } from "./llama-cpp.js";
 import { grammarSchema } from "./json-schema.js";
 import type { ToolCallDelta, ToolChoice, ToolDefinition } from "./types.js";
@@ -51,18 +50,12 @@ export function forcedCallWrapper(wrapper: ChatWrapper): ChatWrapper {
 }
 
 /**
- * CAPABILITY_MISSING when the model's chat template cannot show the model its tools (the rendered
- * prompt does not mention them), since the model could then only call them blindly.
+ * TOOLS_UNSUPPORTED when the model's own Jinja chat template has no tool-call syntax (node-llama-cpp
+ * found none in it). node-llama-cpp's built-in chat wrappers each define one, so only models it
+ * renders through their raw template can lack it.
  */
-export function requireToolSupport(wrapper: ChatWrapper, history: ChatHistoryItem[], functions: ChatModelFunctions, modelId: string): void {
-  const prompt = wrapper.generateContextState({ chatHistory: history, availableFunctions: functions, documentFunctionParams: true }).contextText.toString();
-  const missing = Object.keys(functions).find((name) => !prompt.includes(name));
-  if (missing === undefined) return;
-  throw new LlmlbError(
-    "CAPABILITY_MISSING",
-    `model "${modelId}" cannot use tools: its chat template (${wrapper.wrapperName}) has no way to present them; send the request without tools or use a model whose template supports tools`,
-    { model_id: modelId, capability: "tools", field: "tools" },
-  );
+export function requireToolSupport(wrapper: ChatWrapper, modelId: string): void {
+  if (wrapper instanceof llamaCpp().JinjaTemplateChatWrapper && !wrapper.usingJinjaFunctionCallTemplate) throw toolsUnsupported(modelId);
 }
 
 /** A new OpenAI-style call id. */

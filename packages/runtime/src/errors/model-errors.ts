@@ -29,3 +29,15 @@ export function modelNotReady(id: string, why: "no-wait" | "no-resolver"): Llmlb
 export function adapterNotFound(id: string): LlmlbError {
   return new LlmlbError("ADAPTER_NOT_FOUND", `no adapter "${id}" on this node; list adapters with ListAdapters`, { adapter_id: id });
 }
+
+/**
+ * Tools sent to a model whose Jinja chat template has no tool-call syntax: node-llama-cpp would
+ * show them in a generic syntax the model never learned, so they are refused rather than guessed.
+ */
+export function toolsUnsupported(id: string): LlmlbError {
+  return new LlmlbError(
+    "TOOLS_UNSUPPORTED",
+    `model "${id}" cannot use tools: its chat template has no tool-call syntax (it never renders "tools" or tool calls). Send the request without tools (or with tool_choice "none"), or register the model with a chat_template that renders tools, such as its original one`,
+    { model_id: id, field: "tools" },
+  );
+}

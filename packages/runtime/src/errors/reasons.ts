@@ -16,6 +16,7 @@ export const REASONS = {
   INVALID_CONFIG: Code.InvalidArgument,
   INVALID_REQUEST_TARGET: Code.InvalidArgument,
   INVALID_CHAT_TEMPLATE: Code.InvalidArgument,
+  TOOLS_UNSUPPORTED: Code.InvalidArgument,
   MODEL_NOT_SUPPORTED: Code.NotFound,
   FILE_NOT_FOUND: Code.NotFound,
   ADAPTER_NOT_FOUND: Code.NotFound,

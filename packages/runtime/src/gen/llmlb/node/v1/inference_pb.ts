@@ -1271,8 +1271,10 @@ export const GetHostStatusResponseSchema: GenMessage<GetHostStatusResponse> = /*
  * - FAILED_PRECONDITION / MODEL_UNSUPPORTED: the catalog lists it, but in a format or for an engine
  *   this node cannot run (state UNSUPPORTED).
  * - NOT_FOUND / ADAPTER_NOT_FOUND: an adapter id is not on disk.
+ * - INVALID_ARGUMENT / TOOLS_UNSUPPORTED: tools (field "tools") for a model whose own Jinja chat
+ *   template has no tool-call syntax; tool_choice NONE with tools is served (the tools are ignored).
  * - FAILED_PRECONDITION / CAPABILITY_MISSING: e.g. Embed on a model without embeddings, Rerank on
- *   a model without rerank, or tools for a model whose chat template cannot present them.
+ *   a model without rerank.
  * - FAILED_PRECONDITION / INVALID_MODEL_FILE: the GGUF is malformed or truncated; it was not loaded.
  * - UNAVAILABLE / MODEL_NOT_READY: no_wait was set and the model is not on disk yet.
  * - RESOURCE_EXHAUSTED / QUEUE_FULL: too many requests for this model; retry later.
