@@ -148,15 +148,17 @@ export class InferenceEngine {
   }
 
   /**
-   * node-llama-cpp renders Jinja templates synchronously on this thread. The same template and
-   * messages are rendered first in the template sandbox (a worker stopped at 100 ms), so a template
-   * that explodes on some input refuses that request instead of blocking or killing the node.
+   * node-llama-cpp renders Jinja templates synchronously on this thread. A template whose cost is
+   * not provably linear in its input (see template-cost.ts; decided once per model load) is first
+   * rendered with the request's messages in the template sandbox (a worker stopped at 100 ms), so
+   * a template that explodes on some input refuses that request instead of blocking or killing the
+   * node. A linear one is bounded by the request limits and renders only once, in node-llama-cpp.
    */
   private async renderWithinBounds(model: LoadedModel, input: ChatInput): Promise<void> {
     const { templates } = this.options;
-    if (!templates || model.jinjaTemplate === undefined) return;
+    if (!templates || model.unboundedTemplate === undefined) return;
     const messages = input.messages.map((m) => ({ role: m.role, content: m.content }));
-    const outcome = await templates.render(model.jinjaTemplate, { messages, add_generation_prompt: true, bos_token: "", eos_token: "" });
+    const outcome = await templates.render(model.unboundedTemplate, { messages, add_generation_prompt: true, bos_token: "", eos_token: "" });
     if (outcome.ok || outcome.kind === "parse" || outcome.kind === "error") return;
     throw new LlmlbError(
       "INVALID_CHAT_TEMPLATE",
