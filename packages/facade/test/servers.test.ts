@@ -83,6 +83,28 @@ describe("API key", () => {
   });
   afterAll(async () => node?.stop());
 
+  it("answers /v0/health on a fresh node without the key and without starting the inference runner", async () => {
+    const health = async () => {
+      const res = await fetch(`${node.httpUrl}/v0/health`);
+      expect(res.status).toBe(200);
+      return (await res.json()) as { status: string; gpu: Record<string, unknown> };
+    };
+    const fresh = await health();
+    expect(fresh.status).toBe("SERVING");
+    expect(fresh.gpu).toMatchObject({ probed: false, detail: expect.stringMatching(/^not probed yet/), device_count: 0 });
+    // Had the answer needed a runner it would have waited for one to start.
+    expect(node.runtime.engine.runnerPid()).toBeUndefined();
+    expect((await health()).gpu.probed).toBe(false);
+
+    // /api/system (behind the key) probes the GPU; from then on health reports what the runner knows.
+    const system = await fetch(`${node.httpUrl}/api/system`, { headers: { authorization: "Bearer s3cret-key" } });
+    expect(((await system.json()) as { device: { gpu_backend: string } }).device.gpu_backend).toBe("cpu");
+    expect(node.runtime.engine.runnerPid()).toBeGreaterThan(0);
+    const probed = await health();
+    expect(probed.gpu).toMatchObject({ probed: true, device_count: 0 });
+    expect(probed.gpu).not.toHaveProperty("detail");
+  });
+
   it("rejects gRPC calls without the key, with UNAUTHENTICATED, and accepts them with it", async () => {
     const anonymous = grpcJsClient(ModelCatalogService, node.grpcUrl);
     const wrong = grpcJsClient(ModelCatalogService, node.grpcUrl, { authorization: "Bearer nope" });

@@ -53,8 +53,12 @@ export async function modelFacts(clients: NodeClients): Promise<ModelFacts> {
   };
 }
 
-export function hostStatus(clients: NodeClients): Promise<GetHostStatusResponse> {
-  return clients.inference.getHostStatus({});
+/**
+ * The host's facts. `probeGpu: false` (health checks, heartbeats) never starts the inference
+ * runner or loads llama.cpp: the GPU part is then only what a runner already up knows.
+ */
+export function hostStatus(clients: NodeClients, options: { probeGpu: boolean }): Promise<GetHostStatusResponse> {
+  return clients.inference.getHostStatus({ withoutGpuProbe: !options.probeGpu });
 }
 
 export function gpuSummary(host: GetHostStatusResponse): GpuSummary {

@@ -87,7 +87,8 @@ export class PushLink {
   /** Registers; returns how long to wait before the next step (−1: stop). */
   private async register(): Promise<number> {
     const { router, logger } = this.options;
-    const host = await hostStatus(this.options.clients);
+    // The router ranks nodes by the GPU it registers with: worth starting the runner for.
+    const host = await hostStatus(this.options.clients, { probeGpu: true });
     const answer = await router.post("/v0/nodes", this.registration(host), {}, this.controller.signal);
     const body = answer.body as { node_id?: unknown; node_token?: unknown; status?: unknown } | undefined;
     if ((answer.status === 200 || answer.status === 201) && typeof body?.node_id === "string" && typeof body.node_token === "string") {
@@ -118,7 +119,7 @@ export class PushLink {
 
   private async heartbeat(): Promise<number> {
     const { router, logger, clients, sync } = this.options;
-    const [host, facts] = await Promise.all([hostStatus(clients), modelFacts(clients)]);
+    const [host, facts] = await Promise.all([hostStatus(clients, { probeGpu: false }), modelFacts(clients)]);
     const gpu = gpuSummary(host);
     const hasGpu = gpu.deviceCount > 0;
     const mb = (bytes: number) => Math.round(bytes / 2 ** 20);

@@ -25,7 +25,7 @@ const logsQuery = {
 
 /** The answer of GET /api/system and /v0/system: the version key llmlb detects, and the devices. */
 async function systemBody(clients: NodeClients, version: string) {
-  const host = await hostStatus(clients);
+  const host = await hostStatus(clients, { probeGpu: true });
   return {
     // llmlb ≥ 3.0 recognises a node of this family by this key.
     xllm_version: version,
@@ -40,15 +40,25 @@ async function systemBody(clients: NodeClients, version: string) {
   };
 }
 
+const NOT_PROBED = "not probed yet: the inference runner loads llama.cpp with the first inference request (GET /api/system probes it)";
+
 /** The body of /api/health and /v0/health, and whether the node serves (503 otherwise). */
 export async function healthBody(clients: NodeClients): Promise<{ serving: boolean; body: Record<string, unknown> }> {
-  const [serving, host] = await Promise.all([isServing(clients), hostStatus(clients)]);
+  // A health check never starts the inference runner: the GPU is reported once a runner has probed it.
+  const [serving, host] = await Promise.all([isServing(clients), hostStatus(clients, { probeGpu: false })]);
   const gpu = gpuSummary(host);
   return {
     serving,
     body: {
       status: serving ? "ok" : "unavailable",
-      gpu: { device_count: gpu.deviceCount, total_memory_bytes: gpu.totalBytes, used_memory_bytes: gpu.usedBytes, capability_score: gpu.capabilityScore },
+      gpu: {
+        probed: host.gpuProbed,
+        ...(host.gpuProbed ? {} : { detail: NOT_PROBED }),
+        device_count: gpu.deviceCount,
+        total_memory_bytes: gpu.totalBytes,
+        used_memory_bytes: gpu.usedBytes,
+        capability_score: gpu.capabilityScore,
+      },
       load: { active_requests: host.activeRequests, cpu_usage: host.cpuUsagePercent, memory_usage: host.memoryUsagePercent },
     },
   };

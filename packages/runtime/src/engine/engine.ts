@@ -121,19 +121,15 @@ export class InferenceEngine {
 
   /** The GPU devices llama.cpp computes on (none on the CPU backend) and their memory. */
   async accelerator(): Promise<AcceleratorInfo> {
-    const llama = await this.llama();
-    const backend = backendOf(llama);
-    if (backend === "cpu") return { backend, devices: [], totalBytes: 0, usedBytes: 0 };
-    const [names, vram] = await Promise.all([llama.getGpuDeviceNames(), llama.getVramState()]);
-    // llama.cpp reports memory over all devices; each device gets its share.
-    const share = (n: number) => Math.round(n / Math.max(1, names.length));
-    return {
-      backend,
-      devices: names.map((name) => ({ name, totalBytes: share(vram.total), usedBytes: share(vram.used) })),
-      totalBytes: vram.total,
-      usedBytes: vram.used,
-    };
+    return acceleratorOf(await this.llama());
   }
+
+  /** The same once llama.cpp is loaded (or loading); undefined before, and never loads it. */
+  async loadedAccelerator(): Promise<AcceleratorInfo | undefined> {
+    const llama = await this.llamaPromise?.catch(() => undefined);
+    return llama ? acceleratorOf(llama) : undefined;
+  }
+
 
   /** Streams a chat answer: deltas, then one end event with finish reason and usage. */
   chat(input: UncheckedChatInput, options: RequestOptions = {}): AsyncGenerator<GenerationEvent> {
@@ -414,6 +410,20 @@ export class InferenceEngine {
     }
     return check;
   }
+}
+
+async function acceleratorOf(llama: Llama): Promise<AcceleratorInfo> {
+  const backend = backendOf(llama);
+  if (backend === "cpu") return { backend, devices: [], totalBytes: 0, usedBytes: 0 };
+  const [names, vram] = await Promise.all([llama.getGpuDeviceNames(), llama.getVramState()]);
+  // llama.cpp reports memory over all devices; each device gets its share.
+  const share = (n: number) => Math.round(n / Math.max(1, names.length));
+  return {
+    backend,
+    devices: names.map((name) => ({ name, totalBytes: share(vram.total), usedBytes: share(vram.used) })),
+    totalBytes: vram.total,
+    usedBytes: vram.used,
+  };
 }
 
 function requireDimensions(dimensions: number, modelDimensions: number): void {

@@ -129,8 +129,8 @@ export function createInferenceService(
       return { content: await engine.detokenize({ modelId: req.modelId, tokens: req.tokens, noWait: req.noWait }, { signal: ctx.signal }) };
     },
 
-    async getHostStatus() {
-      const accelerator = await engine.accelerator().catch((err: unknown) => {
+    async getHostStatus(req) {
+      const accelerator = await (req.withoutGpuProbe ? engine.loadedAccelerator() : engine.accelerator()).catch((err: unknown) => {
         // A node whose llama.cpp cannot load still reports its host load; the GPU part stays empty.
         if (!acceleratorWarned) logger.warn({ err }, "cannot read GPU devices: llama.cpp did not load");
         acceleratorWarned = true;
@@ -146,6 +146,7 @@ export function createInferenceService(
         memoryUsagePercent: memory.usagePercent,
         memoryTotalBytes: BigInt(memory.totalBytes),
         activeRequests: await engine.activeRequestCount(),
+        gpuProbed: accelerator !== undefined,
       };
     },
   };

@@ -9,14 +9,14 @@ import type { AdapterLocator, EngineSettings, LocatedModel, ModelLocator } from 
  * request object (structured clone, untouched); a new engine method is one more name here.
  */
 export const STREAM_METHODS = ["chat", "complete"] as const;
-export const CALL_METHODS = ["embed", "rerank", "tokenize", "detokenize", "load", "unload", "list", "accelerator", "activeRequestCount"] as const;
+export const CALL_METHODS = ["embed", "rerank", "tokenize", "detokenize", "load", "unload", "list", "accelerator", "loadedAccelerator", "activeRequestCount"] as const;
 
 export type StreamMethod = (typeof STREAM_METHODS)[number];
 export type CallMethod = (typeof CALL_METHODS)[number];
 export type EngineMethod = StreamMethod | CallMethod;
 
 /** What a call answers while no runner runs (so no model is loaded): reading state never starts one. */
-export const ANSWERS_WITHOUT_RUNNER: Partial<Record<CallMethod, unknown>> = { list: [], unload: false, activeRequestCount: 0 };
+export const ANSWERS_WITHOUT_RUNNER: Partial<Record<CallMethod, unknown>> = { list: [], unload: false, activeRequestCount: 0, loadedAccelerator: undefined };
 
 /** Stream items sent before the parent acknowledges one; past it the runner's deltas are joined. */
 export const STREAM_WINDOW = 8;
