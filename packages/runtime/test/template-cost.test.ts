@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { isProvablyLinear } from "../src/engine/template-cost.js";
+import { linearTemplateCost, renderBound } from "../src/engine/template-cost.js";
+import { DEFAULT_TEMPLATE_LIMITS } from "../src/engine/template-sandbox.js";
 import { CHATML_TEMPLATE, THINKING_TEMPLATE, TOOLS_TEMPLATE } from "../../../testkit/gguf/tiny-gguf.js";
 
 const loop = (body: string) => `{% for m in messages %}${body}{% endfor %}`;
@@ -13,7 +14,7 @@ describe("chat templates whose render cost is provably linear (rendered once, wi
     ["a replace that takes out more than it puts in", loop("{{ m.content.replace('<think>', '') }}")],
     ["a namespace flag set in the loop", "{% set ns = namespace(seen=false) %}" + loop("{% set ns.seen = true %}{{ m.content | trim }}") + "{{ ns.seen }}"],
   ])("%s", (_name, template) => {
-    expect(isProvablyLinear(template)).toBe(true);
+    expect(linearTemplateCost(template)).toBeDefined();
   });
 });
 
@@ -32,8 +33,27 @@ describe("chat templates that keep the per-request sandbox render", () => {
     ["a width argument", loop("{{ m.content | tojson(indent=4) }}")],
     ["a replace that grows the text", loop("{{ m.content.replace('a', 'aaaaaaaaaaaa') }}")],
     ["a long join separator", loop("{{ m.content | list | join('----------') }}")],
+    ["a loop over a message's characters", loop("{% for c in m.content %}<b>{{ c }}</b>{% endfor %}")],
+    ["a loop over something other than messages or tools", "{% for c in messages[0].content %}{{ c }}{% endfor %}"],
     ["a template that does not parse", "{% for m in messages %}"],
   ])("%s", (_name, template) => {
-    expect(isProvablyLinear(template)).toBe(false);
+    expect(linearTemplateCost(template)).toBeUndefined();
+  });
+});
+
+describe("the per-request bound of a linear template", () => {
+  const limit = DEFAULT_TEMPLATE_LIMITS.maxOutputChars;
+
+  it("lets an ordinary chat skip the sandbox and sends a large one through it", () => {
+    const cost = linearTemplateCost(CHATML_TEMPLATE)!;
+    expect(cost.references).toBeGreaterThan(0);
+    expect(renderBound(CHATML_TEMPLATE, cost, { items: 12, textChars: 8_000 })).toBeLessThanOrEqual(limit);
+    expect(renderBound(CHATML_TEMPLATE, cost, { items: 40, textChars: 400_000 })).toBeGreaterThan(limit);
+  });
+
+  it("counts each value the template writes: writing a message twice counts it twice", () => {
+    const once = linearTemplateCost(loop("{{ m.content }}"))!;
+    const twice = linearTemplateCost(loop("{{ m.content }}{{ m.content }}"))!;
+    expect(twice.references).toBe(once.references + 1);
   });
 });

@@ -28,8 +28,10 @@ import {
   validateRerankInput,
   validateTarget,
   validateTokenizeInput,
+  promptTexts,
   type UncheckedChatInput,
 } from "./request-validation.js";
+import { renderBound, type RenderShape } from "./template-cost.js";
 import type { TemplateSandbox } from "./template-sandbox.js";
 import type {
   AdapterLocator,
@@ -144,17 +146,18 @@ export class InferenceEngine {
   }
 
   /**
-   * node-llama-cpp renders Jinja templates synchronously on this thread. A template whose cost is
-   * not provably linear in its input (see template-cost.ts; decided once per model load) is first
-   * rendered with the request's messages in the template sandbox (a worker stopped at 100 ms), so
-   * a template that explodes on some input refuses that request instead of blocking or killing the
-   * node. A linear one is bounded by the request limits and renders only once, in node-llama-cpp.
+   * node-llama-cpp renders Jinja templates synchronously on this thread. Unless the render is
+   * provably small (a template linear in its input, see template-cost.ts, whose worst case for this
+   * request stays within the sandbox's output limit), the same template and messages are first
+   * rendered in the template sandbox (a worker stopped at 100 ms), so a template that explodes on
+   * some input refuses that request instead of blocking or killing the node.
    */
   private async renderWithinBounds(model: LoadedModel, input: ChatInput): Promise<void> {
     const { templates } = this.options;
-    if (!templates || model.unboundedTemplate === undefined) return;
+    if (!templates || model.jinjaTemplate === undefined) return;
+    if (model.templateCost && renderBound(model.jinjaTemplate, model.templateCost, renderShape(input)) <= templates.limits.maxOutputChars) return;
     const messages = input.messages.map((m) => ({ role: m.role, content: m.content }));
-    const outcome = await templates.render(model.unboundedTemplate, { messages, add_generation_prompt: true, bos_token: "", eos_token: "" });
+    const outcome = await templates.render(model.jinjaTemplate, { messages, add_generation_prompt: true, bos_token: "", eos_token: "" });
     if (outcome.ok || outcome.kind === "parse" || outcome.kind === "error") return;
     throw new LlmlbError(
       "INVALID_CHAT_TEMPLATE",
@@ -424,6 +427,14 @@ async function acceleratorOf(llama: Llama): Promise<AcceleratorInfo> {
     totalBytes: vram.total,
     usedBytes: vram.used,
   };
+}
+
+/** What a chat template walks and writes for a request. */
+function renderShape(input: ChatInput): RenderShape {
+  const tools = input.tools ?? [];
+  const items = input.messages.length + input.messages.reduce((n, m) => n + (m.toolCalls?.length ?? 0), 0) + tools.length;
+  const textChars = promptTexts(input.messages).reduce((n, text) => n + text.length, 0) + (tools.length > 0 ? JSON.stringify(tools).length : 0);
+  return { items, textChars };
 }
 
 function requireDimensions(dimensions: number, modelDimensions: number): void {

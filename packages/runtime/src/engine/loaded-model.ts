@@ -7,7 +7,7 @@ import { Admission } from "./admission.js";
 import type { AdapterSet } from "./adapter-set.js";
 import type { GpuBackend } from "./llama-backend.js";
 import { SequencePool } from "./sequence-pool.js";
-import { isProvablyLinear } from "./template-cost.js";
+import { linearTemplateCost, type TemplateCost } from "./template-cost.js";
 import type { LoadedModelInfo } from "./types.js";
 
 export interface LoadedModelOptions {
@@ -54,12 +54,10 @@ export class LoadedModel {
   readonly model: LlamaModel;
   readonly contextSize: number;
   readonly chatWrapper: ChatWrapper;
-  /**
-   * The Jinja template the chat wrapper renders (a registered one, or the GGUF's when no built-in
-   * wrapper matched) when its cost is not provably linear in the request: each request's messages
-   * are then test-rendered in the template sandbox first.
-   */
-  readonly unboundedTemplate: string | undefined;
+  /** The Jinja template the chat wrapper renders (a registered one, or the GGUF's when no built-in wrapper matched). */
+  readonly jinjaTemplate: string | undefined;
+  /** Its render cost when provably linear in the request (see template-cost.ts). */
+  readonly templateCost: TemplateCost | undefined;
   readonly admission: Admission;
   readonly loadedAt = new Date();
   lastUsedAt = new Date();
@@ -83,8 +81,8 @@ export class LoadedModel {
     this.keepAliveMs = options.keepAliveMs;
     this.admission = new Admission(options.parallelism, options.queueSize, `model "${options.id}"`);
     this.chatWrapper = chatWrapperFor(options.entry, options.model);
-    const template = this.chatWrapper instanceof llamaCpp().JinjaTemplateChatWrapper ? this.chatWrapper.template : undefined;
-    this.unboundedTemplate = template !== undefined && !isProvablyLinear(template) ? template : undefined;
+    this.jinjaTemplate = this.chatWrapper instanceof llamaCpp().JinjaTemplateChatWrapper ? this.chatWrapper.template : undefined;
+    this.templateCost = this.jinjaTemplate !== undefined ? linearTemplateCost(this.jinjaTemplate) : undefined;
   }
 
   get memoryBytes(): number {

@@ -9,6 +9,7 @@ interface Node {
 /** Where an expression is evaluated: the names bound to the current loop items, and how its value is used. */
 interface Scope {
   inLoop: boolean;
+  cost: TemplateCost;
   /** Loop variables (and names set from them) of the enclosing loops: each iteration sees only its own item. */
   items: ReadonlySet<string>;
 }
@@ -28,22 +29,47 @@ const METHODS = new Set([
 const FUNCTIONS = new Set(["raise_exception", "namespace", "strftime_now"]);
 const TESTS = new Set(["==", "!=", "<", ">", "<=", ">=", "and", "or", "not"]);
 
+/** What bounds a provably linear template's render: how many values it outputs per item. */
+export interface TemplateCost {
+  /** Request values (message fields, tools) the template outputs, filters or joins, counted in its text. */
+  references: number;
+}
+
+/** The request's size as a render sees it. */
+export interface RenderShape {
+  /** Messages, tool calls and tools: what the template's loops walk. */
+  items: number;
+  /** Characters of every text and tool definition in the request. */
+  textChars: number;
+}
+
+/** Worst-case characters out of one value (tojson writes a control character as \u0000). */
+const EXPANSION = 6;
+
 /**
- * Whether a chat template's render cost is provably linear in its input, so the request limits
- * (1 MiB of text, 4096 messages) bound it without a test render: no macros, call blocks, `range`
- * or `*`; loops nested only over their enclosing loop's item (`message.tool_calls`), and inside a
- * loop nothing is output, filtered or searched but the loop's own items (other values only in
- * comparisons, e.g. `messages[loop.index0 - 1].role == 'tool'`). A template that cannot be
- * proven so (or does not parse) is rendered in the sandbox for each request instead.
+ * The cost of a chat template whose render is provably linear in its input, or undefined when it
+ * cannot be proven: no macros, call blocks, `range` or `*`; loops only over `messages` or `tools`
+ * (filtered or sliced) and, inside them, over the item's `tool_calls`; inside a loop nothing is
+ * output, filtered or searched but the loop's own items (other values only in comparisons, e.g.
+ * `messages[loop.index0 - 1].role == 'tool'`); filter and method arguments short string literals.
  */
-export function isProvablyLinear(template: string): boolean {
+export function linearTemplateCost(template: string): TemplateCost | undefined {
   let program: Node;
   try {
     program = new Template(template).parsed as unknown as Node;
   } catch {
-    return false;
+    return undefined;
   }
-  return statements(program.body, { inLoop: false, items: new Set() });
+  const cost: TemplateCost = { references: 0 };
+  return statements(program.body, { inLoop: false, items: new Set(), cost }) ? cost : undefined;
+}
+
+/**
+ * Most characters a linear template can render for a request: each loop iteration writes at most
+ * the template's own text, each reference at most the whole request's text (expanded).
+ */
+export function renderBound(template: string, cost: TemplateCost, shape: RenderShape): number {
+  return (shape.items + 1) * template.length + cost.references * EXPANSION * shape.textChars;
 }
 
 function statements(body: unknown, scope: Scope): boolean {
@@ -63,11 +89,11 @@ function statement(node: Node, scope: Scope, items: Set<string>): boolean {
       return expression(node.test as Node, scope, true) && statements(node.body, scope) && statements(node.alternate, scope);
     case "For": {
       const iterable = node.iterable as Node;
-      // A loop inside a loop may only walk the enclosing item's parts (total work stays linear).
-      if (scope.inLoop && !rootedAt(iterable, scope.items)) return false;
+      // Loops walk the request's lists, never a string or a dict (one iteration per character or key).
+      if (scope.inLoop ? !(rootedAt(iterable, scope.items) && isToolCalls(iterable)) : !isRequestList(iterable)) return false;
       if (!expression(iterable, scope, false)) return false;
       const loopItems = new Set([...scope.items, "loop", ...names(node.loopvar as Node)]);
-      return statements(node.body, { inLoop: true, items: loopItems }) && statements(node.defaultBlock, scope);
+      return statements(node.body, { ...scope, inLoop: true, items: loopItems }) && statements(node.defaultBlock, scope);
     }
     case "Set": {
       const assignee = node.assignee as Node;
@@ -107,10 +133,12 @@ function expression(node: Node, scope: Scope, test: boolean): boolean {
     case "Identifier": {
       const name = String(node.value);
       if (name === "range") return false;
+      if (!test && !SCALARS.has(name) && name !== "loop") scope.cost.references++;
       return !scope.inLoop || test || SCALARS.has(name) || scope.items.has(name);
     }
     case "MemberExpression":
       if (scope.inLoop && !test && !rootedAt(node, scope.items) && !SCALARS.has(rootName(node) ?? "")) return false;
+      if (!test && rootName(node) !== "loop") scope.cost.references++;
       return memberChain(node, scope);
     case "UnaryExpression":
       return sub(node.argument, test);
@@ -174,6 +202,22 @@ function rootName(node: Node): string | undefined {
 function rootedAt(node: Node, items: ReadonlySet<string>): boolean {
   const root = rootName(node);
   return root !== undefined && items.has(root);
+}
+
+/** `messages` or `tools`, perhaps filtered or sliced (`messages[::-1]`). */
+function isRequestList(node: Node): boolean {
+  let at = node;
+  while (at.type === "FilterExpression" || (at.type === "MemberExpression" && (at.property as Node).type === "SliceExpression")) {
+    at = (at.type === "FilterExpression" ? at.operand : at.object) as Node;
+  }
+  return at.type === "Identifier" && (at.value === "messages" || at.value === "tools");
+}
+
+/** `x.tool_calls` or `x['tool_calls']`. */
+function isToolCalls(node: Node): boolean {
+  if (node.type !== "MemberExpression") return false;
+  const property = node.property as Node;
+  return (property.type === "Identifier" && !node.computed) || property.type === "StringLiteral" ? String(property.value) === "tool_calls" : false;
 }
 
 function names(loopvar: Node): string[] {
