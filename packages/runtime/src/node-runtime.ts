@@ -15,6 +15,7 @@ import { composeNode, type NodeComponents } from "./node/compose.js";
 import { errorInterceptor } from "./server/interceptors.js";
 import { ListenerGuard } from "./security/listener-guard.js";
 import type { Fleet } from "./fleet/fleet.js";
+import type { LiveFiles } from "./transfer/live-files.js";
 import type { StateStore } from "./state/state-store.js";
 import { startGrpcServer, type GrpcServer } from "./server/grpc-server.js";
 import type { HealthState } from "./services/health-service.js";
@@ -39,6 +40,8 @@ export class NodeRuntime {
   readonly resolver: Resolver;
   /** The effective source chain. */
   readonly sources: SourceChain;
+  /** The files being downloaded now, and how far each is verified (what a follower of a download may read). */
+  readonly downloads: LiveFiles;
   /** Inference with node-llama-cpp in a supervised runner process. */
   readonly engine: RunnerEngine;
   /** State a fleet shares (node.db, plus Redis/PostgreSQL with LLMLB_STATE_URL). */
@@ -67,6 +70,7 @@ export class NodeRuntime {
     this.store = components.store;
     this.resolver = components.resolver;
     this.sources = components.sources;
+    this.downloads = components.downloads;
     this.engine = components.engine;
     this.state = components.state;
     this.fleet = components.fleet;

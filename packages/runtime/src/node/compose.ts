@@ -22,6 +22,7 @@ import { SERVED_SERVICE_NAMES, type NodeServices } from "../services/routes.js";
 import { Store } from "../store/store.js";
 import { openStateStore, type StateStore } from "../state/state-store.js";
 import { Fleet } from "../fleet/fleet.js";
+import type { LiveFiles } from "../transfer/live-files.js";
 import { openLeaseBackend } from "../fleet/lease-backend.js";
 
 /** Every component of one node, built once, in dependency order. */
@@ -43,6 +44,8 @@ export interface NodeComponents {
   metrics: NodeMetrics;
   /** State a fleet shares: registrations, hub info, node directory, download leases. */
   state: StateStore;
+  /** The files the transfer engine is downloading now, and how far each is verified (the blob route follows them). */
+  downloads: LiveFiles;
   /** Membership of a fleet; undefined without LLMLB_STATE_URL. */
   fleet: Fleet | undefined;
   services: NodeServices;
@@ -118,7 +121,7 @@ export async function composeNode(options: ComposeOptions): Promise<NodeComponen
       inference: createInferenceService(engine, new HostLoad(), logger.child({ component: "engine" })),
       health: createHealthService(health),
     };
-    return { events, health, store, catalog, sources: stack.sources, resolver: stack.resolver, engine, metrics, services, state, fleet, close: closeAll };
+    return { events, health, store, catalog, sources: stack.sources, resolver: stack.resolver, downloads: stack.transfer.live, engine, metrics, services, state, fleet, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;

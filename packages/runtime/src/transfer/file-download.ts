@@ -7,6 +7,7 @@ import type { Logger } from "../logging/index.js";
 import type { RemoteFile } from "../plugin/contract.js";
 import { exists } from "../store/fs-utils.js";
 import { createHashFollower, type HashFollower } from "./hash-follower.js";
+import type { LiveFile } from "./live-files.js";
 import { discardBody, headerValue, type HttpClient, type OpenResponse } from "./http-client.js";
 import { ConnectionEndedError, ExpiredRedirectError, RetryableHttpError, httpStatusError } from "./http-errors.js";
 import { Intervals } from "./intervals.js";
@@ -41,6 +42,8 @@ export interface FileTransferOptions {
   onSizeLearned: (size: number) => Promise<void>;
   /** When the source did not announce the size: the most the server may send (or announce). */
   maxUnknownSizeBytes: number;
+  /** Where readers of the growing file learn how far it is verified (durable and hashed). */
+  live?: LiveFile;
 }
 
 export interface DownloadedFile {
@@ -59,6 +62,8 @@ export interface PreparedFile {
   state: PartialState;
   /** Bytes already on disk from an earlier run. */
   resumedBytes: number;
+  /** Those bytes came from another URL than this file's (e.g. a peer of the fleet, now the hub). */
+  fromElsewhere: boolean;
 }
 
 export async function prepareFile(file: RemoteFile, partialDir: string, revision?: string): Promise<PreparedFile> {
@@ -77,7 +82,8 @@ export async function prepareFile(file: RemoteFile, partialDir: string, revision
   const state = usable ? { ...saved, url: file.url } : fresh;
   // A validator (ETag) belongs to the server that sent it: bytes verified by sha256 resume from another one.
   if (usable && saved.url !== file.url) delete state.validator;
-  return { file, partPath, statePath, state, resumedBytes: new Intervals(state.done).total };
+  const resumedBytes = new Intervals(state.done).total;
+  return { file, partPath, statePath, state, resumedBytes, fromElsewhere: Boolean(usable && saved.url !== file.url && resumedBytes > 0) };
 }
 
 /** Thrown when what is on disk cannot be continued (content changed, ranges ignored): start over. */
@@ -100,8 +106,9 @@ function validatorOf(res: OpenResponse): string | undefined {
   return headerValue(res.headers, "last-modified");
 }
 
-function fdatasync(fd: number): Promise<void> {
-  return new Promise((resolve) => fs.fdatasync(fd, () => resolve()));
+/** Whether the data reached the disk (a failure is not thrown: the final sync reports it). */
+function fdatasync(fd: number): Promise<boolean> {
+  return new Promise((resolve) => fs.fdatasync(fd, (err) => resolve(!err)));
 }
 
 /**
@@ -114,7 +121,12 @@ export async function downloadFile(prepared: PreparedFile, options: FileTransfer
   const handle = await fsp.open(prepared.partPath, prepared.state.done.length > 0 ? "r+" : "w");
   const download = new FileDownload(prepared, options, handle);
   try {
-    return await download.run();
+    const done = await download.run();
+    options.live?.verified(done.size);
+    return done;
+  } catch (err) {
+    options.live?.fail(err as Error);
+    throw err;
   } finally {
     await download.dispose();
     await handle.close();
@@ -145,17 +157,56 @@ class FileDownload {
     this.state = prepared.state;
     this.done = new Intervals(this.state.done);
     this.size = this.file.size ?? this.state.size;
-    this.follower = createHashFollower(prepared.partPath, this.size);
+    this.follower = this.newFollower(this.size);
+    // What an earlier run recorded was on the disk before its record was (see saveState).
+    this.options.live?.durableTo(this.done.prefixEnd);
     this.follower.advance(this.done.prefixEnd);
     this.stateTimer = setInterval(() => void this.saveState(), STATE_SAVE_MS);
     this.stateTimer.unref();
   }
 
   async run(): Promise<DownloadedFile> {
+    for (let carriedOver = this.prepared.fromElsewhere; ; carriedOver = false) {
+      await this.transferAll();
+      await this.syncing;
+      await this.handle.sync();
+      this.options.live?.durableTo(this.done.prefixEnd);
+      const size = this.size ?? this.done.prefixEnd;
+      const onDisk = (await this.handle.stat()).size;
+      if (this.done.prefixEnd < size || onDisk !== size) {
+        await this.discard();
+        throw new LlmlbError("SIZE_MISMATCH", `${this.file.name}: expected ${size} bytes, got ${Math.min(onDisk, this.done.prefixEnd)}`, {
+          file: this.file.name, expected_bytes: String(size), actual_bytes: String(onDisk),
+        });
+      }
+      const sha256 = await this.follower.finish(size);
+      if (this.file.sha256 && sha256 !== this.file.sha256) {
+        if (carriedOver) {
+          // Bytes kept from another source (a peer whose own download then failed its check) may be
+          // the wrong ones: all of it once more from this source before giving up.
+          const reason = `the file, resumed from bytes another source sent, has sha256 ${sha256}, expected ${this.file.sha256}`;
+          this.options.logger.warn({ file: this.file.name, reason }, "restarting the download from the first byte");
+          await this.restart();
+          this.options.onRestart?.(reason);
+          continue;
+        }
+        await this.discard();
+        throw new LlmlbError(
+          "CHECKSUM_MISMATCH",
+          `${this.file.name}: the bytes from ${this.host} have sha256 ${sha256}, expected ${this.file.sha256}; nothing was installed and the partial file was removed`,
+          { file: this.file.name, expected_sha256: this.file.sha256, actual_sha256: sha256, host: this.host },
+        );
+      }
+      return { name: this.file.name, path: this.prepared.partPath, size, sha256 };
+    }
+  }
+
+  /** Transfers every missing byte, starting over when what is on disk cannot be continued. */
+  private async transferAll(): Promise<void> {
     for (let round = 0; ; round++) {
       try {
         await this.transfer();
-        break;
+        return;
       } catch (err) {
         if (!(err instanceof RestartFromZero) || round >= this.options.retries) throw err;
         this.options.logger.warn({ file: this.file.name, reason: err.message }, "restarting the download from the first byte");
@@ -164,26 +215,6 @@ class FileDownload {
         this.options.onRestart?.(err.message);
       }
     }
-    await this.syncing;
-    await this.handle.sync();
-    const size = this.size ?? this.done.prefixEnd;
-    const onDisk = (await this.handle.stat()).size;
-    if (this.done.prefixEnd < size || onDisk !== size) {
-      await this.discard();
-      throw new LlmlbError("SIZE_MISMATCH", `${this.file.name}: expected ${size} bytes, got ${Math.min(onDisk, this.done.prefixEnd)}`, {
-        file: this.file.name, expected_bytes: String(size), actual_bytes: String(onDisk),
-      });
-    }
-    const sha256 = await this.follower.finish(size);
-    if (this.file.sha256 && sha256 !== this.file.sha256) {
-      await this.discard();
-      throw new LlmlbError(
-        "CHECKSUM_MISMATCH",
-        `${this.file.name}: the bytes from ${this.host} have sha256 ${sha256}, expected ${this.file.sha256}; nothing was installed and the partial file was removed`,
-        { file: this.file.name, expected_sha256: this.file.sha256, actual_sha256: sha256, host: this.host },
-      );
-    }
-    return { name: this.file.name, path: this.prepared.partPath, size, sha256 };
   }
 
   async dispose(): Promise<void> {
@@ -380,9 +411,10 @@ class FileDownload {
     this.size = total;
     this.state.size = total;
     this.stateDirty = true;
+    if (this.options.live) this.options.live.size = total;
     if (this.done.prefixEnd === 0) {
       this.follower.close();
-      this.follower = createHashFollower(this.prepared.partPath, total);
+      this.follower = this.newFollower(total);
     }
   }
 
@@ -405,7 +437,7 @@ class FileDownload {
     this.unsynced += end - start;
     if (this.unsynced >= SYNC_EVERY_BYTES && !this.syncing) {
       this.unsynced = 0;
-      this.syncing = fdatasync(this.handle.fd).finally(() => {
+      this.syncing = this.syncData().finally(() => {
         this.syncing = undefined;
       });
     }
@@ -416,9 +448,27 @@ class FileDownload {
     this.done.clear();
     delete this.state.validator;
     this.stateDirty = true;
+    this.options.live?.restarted();
     await this.handle.truncate(0);
     this.follower.close();
-    this.follower = createHashFollower(this.prepared.partPath, this.size);
+    this.follower = this.newFollower(this.size);
+  }
+
+  /** A hash of the file from byte 0 that tells the live file how far it got (in this epoch only). */
+  private newFollower(size: number | undefined): HashFollower {
+    const live = this.options.live;
+    const epoch = live?.epoch;
+    return createHashFollower(this.prepared.partPath, size, (upTo) => {
+      if (live && live.epoch === epoch) live.hashedTo(upTo);
+    });
+  }
+
+  /** fdatasync, then the bytes of the contiguous prefix as it was before the call are durable. */
+  private async syncData(): Promise<void> {
+    const live = this.options.live;
+    const upTo = this.done.prefixEnd;
+    const epoch = live?.epoch;
+    if ((await fdatasync(this.handle.fd)) && live && live.epoch === epoch) live.durableTo(upTo);
   }
 
   private saveState(): Promise<void> {
@@ -428,7 +478,7 @@ class FileDownload {
       this.state.done = this.done.toJSON();
       // The ranges recorded must be on the disk before the record is: after a power loss the state
       // never claims bytes the file does not hold.
-      await fdatasync(this.handle.fd)
+      await this.syncData()
         .then(() => writePartialState(this.prepared.statePath, this.state))
         .catch(() => {
           this.stateDirty = true;

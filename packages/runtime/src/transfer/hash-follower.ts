@@ -7,6 +7,7 @@ import { Worker } from "node:worker_threads";
  * reports how far the file is complete with advance(), finish() returns the digest. Large files
  * are hashed on a worker thread reading the freshly written pages back from the page cache, so
  * verification overlaps the download instead of following it; small ones are hashed at the end.
+ * `onHashed` hears how far the hash has consumed the file (what a follower of the download may read).
  */
 export interface HashFollower {
   advance(upTo: number): void;
@@ -38,6 +39,7 @@ parentPort.on("message", (msg) => {
       hashed += n;
     }
     if (finishing) { fs.closeSync(fd); parentPort.postMessage({ type: "digest", hex: hash.digest("hex") }); }
+    else parentPort.postMessage({ type: "hashed", upTo: hashed });
   } catch (err) {
     failed = true;
     parentPort.postMessage({ type: "error", message: String(err && err.message || err) });
@@ -50,11 +52,12 @@ class WorkerHashFollower implements HashFollower {
   private readonly result: Promise<string>;
   private lastSent = 0;
 
-  constructor(file: string) {
+  constructor(file: string, onHashed: (upTo: number) => void) {
     this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path: file } });
     this.result = new Promise<string>((resolve, reject) => {
-      this.worker.on("message", (msg: { type: string; hex?: string; message?: string }) => {
-        if (msg.type === "digest") resolve(msg.hex!);
+      this.worker.on("message", (msg: { type: string; hex?: string; upTo?: number; message?: string }) => {
+        if (msg.type === "hashed") onHashed(msg.upTo!);
+        else if (msg.type === "digest") resolve(msg.hex!);
         else reject(new Error(msg.message));
       });
       this.worker.on("error", reject);
@@ -114,6 +117,6 @@ class InlineHashFollower implements HashFollower {
   close(): void {}
 }
 
-export function createHashFollower(file: string, expectedSize: number | undefined): HashFollower {
-  return expectedSize !== undefined && expectedSize >= WORKER_HASH_MIN_BYTES ? new WorkerHashFollower(file) : new InlineHashFollower(file);
+export function createHashFollower(file: string, expectedSize: number | undefined, onHashed: (upTo: number) => void = () => {}): HashFollower {
+  return expectedSize !== undefined && expectedSize >= WORKER_HASH_MIN_BYTES ? new WorkerHashFollower(file, onHashed) : new InlineHashFollower(file);
 }

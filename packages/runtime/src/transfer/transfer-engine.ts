@@ -6,6 +6,7 @@ import fs from "node:fs/promises";
 import { isLlmlbError } from "../errors/index.js";
 import { DiskReservations } from "./disk-reservations.js";
 import { downloadFile, prepareFile, type DownloadedFile } from "./file-download.js";
+import { LiveFile, LiveFiles } from "./live-files.js";
 import type { HttpClient } from "./http-client.js";
 import { ProgressTracker } from "./progress.js";
 
@@ -43,6 +44,8 @@ export interface TransferEngineOptions {
 export class TransferEngine {
   /** Shared by every transfer, so concurrent downloads cannot overrun LLMLB_DISK_RESERVE together. */
   private readonly disk = new DiskReservations();
+  /** How far each file being downloaded is verified, for readers that follow a download (the blob route). */
+  readonly live = new LiveFiles();
 
   constructor(private readonly options: TransferEngineOptions) {}
 
@@ -65,9 +68,12 @@ export class TransferEngine {
     const resumed = prepared.reduce((n, p) => n + p.resumedBytes, 0);
     logger.info({ files: request.files.length, resumedBytes: resumed }, `downloading ${request.label}${resumed > 0 ? " (resuming)" : ""}`);
 
+    const lastProgress = { at: Date.now() };
+    const live = prepared.map((p) => new LiveFile(p.file.name, p.partPath, p.file.size ?? p.state.size, p.file.sha256, lastProgress));
+    const unlist = this.live.add(request.partialDir, live);
     const results: DownloadedFile[] = [];
     try {
-      for (const file of prepared) {
+      for (const [i, file] of prepared.entries()) {
         request.signal.throwIfAborted();
         tracker.setFile(file.file.name);
         results.push(
@@ -81,7 +87,9 @@ export class TransferEngine {
             maxRetryAfterMs: this.options.maxRetryAfterMs ?? 60_000,
             logger: logger.child({ file: file.file.name }),
             maxUnknownSizeBytes: request.maxUnknownSizeBytes,
+            live: live[i]!,
             onBytes: (n) => {
+              lastProgress.at = Date.now();
               reservation.consume(n);
               tracker.add(n);
             },
@@ -95,6 +103,7 @@ export class TransferEngine {
       }
       tracker.finish();
     } catch (err) {
+      for (const file of live) file.fail(err as Error);
       // The disk filled up mid-transfer: give back what this transfer wrote rather than keep it for a resume.
       if (isLlmlbError(err, "INSUFFICIENT_DISK")) {
         await Promise.all(prepared.flatMap((p) => [fs.rm(p.partPath, { force: true }), fs.rm(p.statePath, { force: true })]));
@@ -102,6 +111,7 @@ export class TransferEngine {
       }
       throw err;
     } finally {
+      unlist();
       tracker.stop();
       reservation.release();
     }

@@ -22,7 +22,7 @@ export function blobSourceOf(runtime: NodeRuntime): BlobSource {
       try {
         // A download that was just handed the cluster's lease may not have written its first bytes yet.
         const starting = runtime.resolver.inFlight().some((job) => job.kind === "model" && job.id === modelId);
-        return await followModelFile(runtime.store, modelId, {
+        return await followModelFile(runtime.store, runtime.downloads, modelId, {
           ...(file ? { file } : {}),
           startWaitMs: starting ? 10_000 : 0,
           stallMs: runtime.config.stallTimeoutSeconds * 1000,
