@@ -9,6 +9,9 @@ import { startRedis, type RedisServer } from "../services/index.js";
 export const FLEET_REPO = "llmlb-test/fleet-GGUF";
 export const FLEET_FILE = "fleet-Q8_0.gguf";
 export const FLEET_MODEL_ID = "fleet-model";
+/** A sharded model (startFleetWorld's `shards`): its catalog entry lists the parts and knows the sha256 of the first only. */
+export const FLEET_SHARDED_ID = "fleet-sharded";
+export const fleetShardName = (i: number, count: number) => `fleet-sharded-${String(i + 1).padStart(5, "0")}-of-${String(count).padStart(5, "0")}.gguf`;
 
 
 export interface FleetWorld {
@@ -16,6 +19,8 @@ export interface FleetWorld {
   redis: RedisServer;
   bytes: Uint8Array;
   sha256: string;
+  /** The parts of FLEET_SHARDED_ID, in order (empty without `shards`). */
+  shards: Array<{ name: string; bytes: Uint8Array; sha256: string }>;
   /** Environment of a fleet node: the stand-in as hub, the catalog file, the shared Redis. */
   env: Record<string, string>;
   /** Body bytes of the model the hub's CDN has sent so far. */
@@ -23,13 +28,21 @@ export interface FleetWorld {
   close(): Promise<void>;
 }
 
-/** A hub stand-in serving one model file of `size` bytes, its catalog entry, and one Redis. */
-export async function startFleetWorld(size: number): Promise<FleetWorld> {
+/**
+ * A hub stand-in serving one model file of `size` bytes, its catalog entry, and one Redis; with
+ * `shards`, also a model of that many parts (`shardBytes` each).
+ */
+export async function startFleetWorld(size: number, options: { shards?: number; shardBytes?: number } = {}): Promise<FleetWorld> {
   // A valid GGUF (installs pass GGUF validation), downloaded and verified, never loaded.
   const bytes = sizedModelBytes(size);
   const sha256 = createHash("sha256").update(bytes).digest("hex");
+  const count = options.shards ?? 0;
+  const shards = Array.from({ length: count }, (_, i) => {
+    const part = sizedModelBytes(options.shardBytes ?? 4 << 20, 100 + i);
+    return { name: fleetShardName(i, count), bytes: part, sha256: createHash("sha256").update(part).digest("hex") };
+  });
   const hf = await startHfStandin();
-  await hf.addRepo(FLEET_REPO, { files: { [FLEET_FILE]: bytes } });
+  await hf.addRepo(FLEET_REPO, { files: { [FLEET_FILE]: bytes, ...Object.fromEntries(shards.map((s) => [s.name, s.bytes])) } });
   const redis = await startRedis();
   const { dir, cleanup } = tempDir("llmlb-fleet-");
   const supportedFile = path.join(dir, "supported_models.json");
@@ -52,6 +65,25 @@ export async function startFleetWorld(size: number): Promise<FleetWorld> {
           format: "gguf",
           sha256,
         },
+        ...(count > 0
+          ? [
+              {
+                id: FLEET_SHARDED_ID,
+                name: "Fleet sharded test model",
+                description: "Random parts the fleet tests download and verify",
+                repo: FLEET_REPO,
+                recommended_filename: shards.map((s) => s.name),
+                size_bytes: shards.reduce((n, s) => n + s.bytes.length, 0),
+                required_memory_bytes: 64 * 1024 * 1024,
+                tags: ["test"],
+                capabilities: ["text-generation"],
+                quantization: "Q8_0",
+                parameter_count: 1_000_000,
+                format: "gguf",
+                sha256: shards[0]!.sha256,
+              },
+            ]
+          : []),
       ],
     }),
   );
@@ -60,6 +92,7 @@ export async function startFleetWorld(size: number): Promise<FleetWorld> {
     redis,
     bytes,
     sha256,
+    shards,
     env: { HF_ENDPOINT: hf.url, LLMLB_SUPPORTED_MODELS: supportedFile, LLMLB_STATE_URL: redis.url, LLMLB_STALL_TIMEOUT: "10" },
     hubBytes: () => hf.bytesServed(FLEET_REPO, FLEET_FILE),
     async close() {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePrometheusText } from "../../../testkit/metrics/prometheus-text.js";
 import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { redisMissing } from "../../../testkit/services/index.js";
-import { FLEET_MODEL_ID, startFleetWorld, type FleetWorld } from "../../../testkit/world/fleet-world.js";
+import { FLEET_MODEL_ID, FLEET_SHARDED_ID, startFleetWorld, type FleetWorld } from "../../../testkit/world/fleet-world.js";
 
 const MiB = 1 << 20;
 const SIZE = 16 * MiB;
@@ -29,6 +29,12 @@ function sha256Of(file: string): string {
   return createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 }
 
+/** The sha256 of every file the node holds of the model, and whether its copy is verified. */
+async function localCopy(node: TestNode, id: string): Promise<{ sha256s: string[]; verified: boolean }> {
+  const model = (await node.runtime.store.getModel(id))!;
+  return { sha256s: model.files.map((f) => sha256Of(f.path)), verified: model.verified };
+}
+
 async function downloadedBytes(node: TestNode): Promise<Record<string, number>> {
   const text = await (await fetch(`${node.httpUrl}/metrics`)).text();
   const out: Record<string, number> = {};
@@ -44,7 +50,7 @@ describe.skipIf(noRedis !== undefined)(`one hub download per fleet (${NODES} in-
   let nodes: TestNode[] = [];
 
   beforeAll(async () => {
-    world = await startFleetWorld(SIZE);
+    world = await startFleetWorld(SIZE, { shards: 3, shardBytes: 4 * MiB });
     nodes = await Promise.all(Array.from({ length: NODES }, () => startTestNode(world.env)));
   });
   afterAll(async () => {
@@ -95,5 +101,35 @@ describe.skipIf(noRedis !== undefined)(`one hub download per fleet (${NODES} in-
     expect(next.failures.filter((f) => f.code === "CHECKSUM_MISMATCH")).toEqual([]);
     expect(next.source).toBe("peer");
     expect(sha256Of(next.path)).toBe(world.sha256);
+  });
+
+  it("every part of a sharded model from a peer is checked against its own sha256: a corrupted part 2 is CHECKSUM_MISMATCH naming the peer", async () => {
+    // The catalog knows the sha256 of part 1 only; parts 2 and 3 are checked against the digests the peer recorded at install.
+    const [holder, fresh, later] = [nodes[3]!, nodes[4]!, nodes[5]!];
+    const first = await resolve(holder, FLEET_SHARDED_ID);
+    expect(first.source).toBe("huggingface");
+    expect(await localCopy(holder, FLEET_SHARDED_ID)).toEqual({ sha256s: world.shards.map((s) => s.sha256), verified: true });
+
+    const part2 = (await holder.runtime.store.getModel(FLEET_SHARDED_ID))!.files[1]!.path;
+    fs.chmodSync(part2, 0o644);
+    const handle = fs.openSync(part2, "r+");
+    fs.writeSync(handle, Buffer.from([0x5a ^ world.shards[1]!.bytes[MiB]!]), 0, 1, MiB);
+    fs.closeSync(handle);
+
+    const hubBefore = world.hf.bytesServed("llmlb-test/fleet-GGUF", world.shards[1]!.name);
+    const res = await resolve(fresh, FLEET_SHARDED_ID);
+    const mismatch = res.failures.find((f) => f.code === "CHECKSUM_MISMATCH");
+    expect(mismatch?.source).toBe("peer");
+    expect(mismatch?.reason).toContain(new URL(holder.httpUrl).host);
+    expect(mismatch?.reason).toContain(world.shards[1]!.name);
+    expect(res.source).toBe("huggingface"); // the damaged peer was skipped
+    expect(world.hf.bytesServed("llmlb-test/fleet-GGUF", world.shards[1]!.name) - hubBefore).toBe(world.shards[1]!.bytes.length);
+    expect(await localCopy(fresh, FLEET_SHARDED_ID)).toEqual({ sha256s: world.shards.map((s) => s.sha256), verified: true });
+
+    // A good peer's copy: every part verified against that peer's recorded digests, so the copy is verified too.
+    const next = await resolve(later, FLEET_SHARDED_ID);
+    expect(next.failures.filter((f) => f.code === "CHECKSUM_MISMATCH")).toEqual([]);
+    expect(next.source).toBe("peer");
+    expect(await localCopy(later, FLEET_SHARDED_ID)).toEqual({ sha256s: world.shards.map((s) => s.sha256), verified: true });
   });
 });

@@ -16,14 +16,23 @@ export function manifestUrl(base: string, id: string, prefix: Prefix = "/v0/mode
   return `${base.replace(/\/+$/, "")}${prefix}/registry/${encodeURIComponent(id)}/manifest.json`;
 }
 
-type Probe = { ok: true; size?: number; sha256?: string } | { ok: false; missing: boolean; why: string; status?: number };
+export type Probe =
+  | {
+      ok: true;
+      size?: number;
+      sha256?: string;
+      /** The server says the sha256 is a digest known before its copy was downloaded, and its bytes matched it (header llmlb-verified). */
+      digestVerified: boolean;
+    }
+  | { ok: false; missing: boolean; why: string; status?: number };
 
 function unreachable(err: unknown): string {
   const cause = (err as { cause?: { code?: unknown } }).cause;
   return `unreachable (${typeof cause?.code === "string" ? cause.code : (err as Error).message})`;
 }
 
-async function probe(ctx: SourceContext, url: string, headers: Record<string, string>, retries = 2): Promise<Probe> {
+/** HEAD of a blob URL (a router's or a peer node's): size, sha256 (strong ETag) and whether that digest was verified. */
+export async function probe(ctx: SourceContext, url: string, headers: Record<string, string>, retries = 2): Promise<Probe> {
   let res: Response;
   try {
     res = await fetchWithRetry(ctx.fetch, url, { method: "HEAD", headers, signal: ctx.signal }, { retries });
@@ -35,7 +44,12 @@ async function probe(ctx: SourceContext, url: string, headers: Record<string, st
   if (!res.ok) return { ok: false, missing: false, why: `answered HTTP ${res.status}`, status: res.status };
   const length = res.headers.get("content-length");
   const etag = res.headers.get("etag")?.replace(/^"|"$/g, "");
-  return { ok: true, ...(length !== null ? { size: Number(length) } : {}), ...(etag && /^[0-9a-f]{64}$/i.test(etag) ? { sha256: etag.toLowerCase() } : {}) };
+  return {
+    ok: true,
+    ...(length !== null ? { size: Number(length) } : {}),
+    ...(etag && /^[0-9a-f]{64}$/i.test(etag) ? { sha256: etag.toLowerCase() } : {}),
+    digestVerified: res.headers.get("llmlb-verified") === "true",
+  };
 }
 
 interface ManifestFile {

@@ -235,8 +235,9 @@ export class Resolver {
     return files.map((file, i) => {
       const expected = (entry?.fileSha256s?.[i] ?? (i === 0 ? entry?.sha256 : undefined))?.toLowerCase();
       if (expected && file.sha256 && file.sha256 !== expected) {
-        throw new LlmlbError("CHECKSUM_MISMATCH", `the source offers ${file.name} with sha256 ${file.sha256}, the catalog expects ${expected}`, {
-          file: file.name, expected_sha256: expected, actual_sha256: file.sha256,
+        const host = new URL(file.url).host;
+        throw new LlmlbError("CHECKSUM_MISMATCH", `${host} offers ${file.name} with sha256 ${file.sha256}, the catalog expects ${expected}`, {
+          file: file.name, expected_sha256: expected, actual_sha256: file.sha256, host,
         });
       }
       const size = file.size ?? (files.length === 1 ? entry?.sizeBytes : undefined);

@@ -206,7 +206,10 @@ async function streamAllModelEvents(request: FastifyRequest, reply: FastifyReply
   }
 }
 
-/** Streams a READY model file with Range, ETag and Content-Length (what router-proxy sources fetch). */
+/**
+ * Streams a READY model file with Range, ETag (its sha256), Content-Length and `llmlb-verified`
+ * (what router-proxy and peer sources fetch).
+ */
 async function serveBlob(request: FastifyRequest, reply: FastifyReply, blobs: BlobSource | undefined) {
   if (!blobs) {
     return sendOpenAiError(reply, 501, { message: "this HTTP facade serves a remote runtime and has no local model files", type: "server_error", code: "unimplemented" });
@@ -219,6 +222,8 @@ async function serveBlob(request: FastifyRequest, reply: FastifyReply, blobs: Bl
   const { id, file, stat } = found;
   const etag = `"${stat.etag}"`;
   reply.header("accept-ranges", "bytes").header("etag", etag).header("last-modified", stat.modified.toUTCString()).type("application/octet-stream");
+  // Whether the ETag (the file's sha256) was known before this node downloaded it: peers verify against it only then.
+  reply.header("llmlb-verified", String(stat.verified));
   if (request.headers["if-none-match"] === etag) return reply.code(304).send();
   const rangeHeader = request.headers.range;
   const ifRange = request.headers["if-range"];
@@ -248,7 +253,8 @@ async function followBlob(blobs: BlobSource, request: FastifyRequest, reply: Fas
     const growing = await blobs.follow!(candidate.id, candidate.file, closed.signal);
     if (!growing) continue;
     const { size } = growing;
-    reply.header("accept-ranges", "bytes").header("etag", `"${growing.sha256}"`).header("llmlb-partial", "true").type("application/octet-stream");
+    // The ETag is the digest the download here checks the file against (from its source or the catalog).
+    reply.header("accept-ranges", "bytes").header("etag", `"${growing.sha256}"`).header("llmlb-partial", "true").header("llmlb-verified", "true").type("application/octet-stream");
     const rangeHeader = request.headers.range;
     const ranges = rangeHeader ? rangeParser(size, rangeHeader, { combine: true }) : -2;
     if (ranges === -1) {

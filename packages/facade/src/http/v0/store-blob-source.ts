@@ -8,7 +8,7 @@ export function blobSourceOf(runtime: NodeRuntime): BlobSource {
       try {
         const model = await runtime.store.getModel(modelId);
         const stored = file === undefined ? model?.files[0] : model?.files.find((f) => f.name === file);
-        return stored && model ? { size: stored.size, etag: stored.sha256, modified: model.downloadedAt } : undefined;
+        return stored && model ? { size: stored.size, etag: stored.sha256, modified: model.downloadedAt, verified: model.verified } : undefined;
       } catch (err) {
         if (isLlmlbError(err, "INVALID_MODEL_ID")) return undefined;
         throw err;
