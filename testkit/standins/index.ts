@@ -7,3 +7,4 @@ export * from "./listener.js";
 export * from "./hf-standin.js";
 export * from "./github-standin.js";
 export * from "./router-standin.js";
+export * from "./slow-link.js";

@@ -1,17 +1,24 @@
 import { definePlugin, mapBounded, type ArtifactSpec, type LocateResult, type RemoteFile, type SourceContext } from "@llmlb/runtime/plugin";
 import { expandShards, storeName } from "../huggingface/shards.js";
-import { blobUrl, probe } from "../router-proxy/index.js";
+import { blobUrl, probe, type Probe } from "../router-proxy/index.js";
+
+/** Peers a file is fetched from at once, at most. */
+const MAX_PEERS = 4;
+
+type Answer = Extract<Probe, { ok: true }>;
+type Asked = { base: string; answers: Answer[] } | { base: string; problem: Extract<Probe, { ok: false }> };
 
 /**
  * Models from the other nodes of this node's fleet (LLMLB_STATE_URL), so the hub serves each
- * model once per cluster: a peer that holds the model READY (one picked at random, spreading
- * the load), else the peer downloading it now, whose blob route streams the bytes as they are
- * verified. Files come from `GET /v0/models/blob/:id[/file]` with the cluster's key. Each file is
- * verified by the runtime against its own sha256: the catalog's when it has one, else the digest
- * the peer recorded when it installed (or is checking while it downloads) the file, offered only
- * when that digest was known before the peer's download (`llmlb-verified: true`); a file with no
- * such digest is size-checked only and the model is installed `verified: false`.
- * Not a member of a fleet: "not here".
+ * model once per cluster: the peers that hold the model READY (up to MAX_PEERS of them, in random
+ * order, the first as the file's URL and the others as its mirrors: the transfer engine splits the
+ * ranges across them), else the peer downloading it now, whose blob route streams the bytes as
+ * they are verified. Files come from `GET /v0/models/blob/:id[/file]` with the cluster's key.
+ * Each file is verified by the runtime against its own sha256: the catalog's when it has one,
+ * else the digest the peer recorded when it installed (or is checking while it downloads) the
+ * file, offered only when that digest was known before the peer's download (`llmlb-verified:
+ * true`); a file with no such digest is size-checked only and the model is installed
+ * `verified: false`. Not a member of a fleet: "not here".
  */
 export default definePlugin({
   name: "peer",
@@ -21,26 +28,49 @@ export default definePlugin({
     if (spec.kind !== "model") return { type: "not-here", reason: "serves models only", code: "NOT_HERE" };
     const fleet = ctx.fleet;
     if (!fleet) return { type: "not-here", reason: "this node is not part of a fleet (LLMLB_STATE_URL is not set)", code: "NOT_CONFIGURED" };
-    const holders = await fleet.holders(spec.id);
-    const base = holders.length > 0 ? holders[Math.floor(Math.random() * holders.length)] : await fleet.downloader(spec.id);
-    if (!base) return { type: "not-here", reason: "no other node of the fleet holds or is downloading it", code: "NOT_HERE" };
+    const holders = shuffle(await fleet.holders(spec.id)).slice(0, MAX_PEERS);
+    const downloader = holders.length === 0 ? await fleet.downloader(spec.id) : undefined;
+    const candidates = holders.length > 0 ? holders : downloader ? [downloader] : [];
+    if (candidates.length === 0) return { type: "not-here", reason: "no other node of the fleet holds or is downloading it", code: "NOT_HERE" };
     const headers = fleet.headers();
-    const wanted = expandShards(spec.model.files).map((file, i) => ({
-      name: storeName(file),
-      url: blobUrl(base, spec.id, i === 0 ? undefined : storeName(file)),
-    }));
-    const probes = await mapBounded(wanted, (w) => probe(ctx, w.url, headers, 1));
-    const files: RemoteFile[] = [];
-    for (const [i, w] of wanted.entries()) {
-      const p = probes[i]!;
-      if (!p.ok) return { type: "not-here", reason: `${w.url} ${p.why}`, code: p.missing ? "NOT_HERE" : "SOURCE_UNAVAILABLE" };
-      files.push({
-        ...w,
+    const names = expandShards(spec.model.files).map(storeName);
+    const urls = (base: string) => names.map((name, i) => blobUrl(base, spec.id, i === 0 ? undefined : name));
+
+    const asked = await mapBounded(candidates, async (base): Promise<Asked> => {
+      const answers = await mapBounded(urls(base), (url) => probe(ctx, url, headers, 1));
+      const failed = answers.find((p): p is Extract<Probe, { ok: false }> => !p.ok);
+      return failed ? { base, problem: failed } : { base, answers: answers as Answer[] };
+    });
+    const serving = asked.filter((a): a is { base: string; answers: Answer[] } => "answers" in a);
+    const [primary, ...others] = serving;
+    if (!primary) {
+      const problems = asked.flatMap((a) => ("problem" in a ? [`${a.base} ${a.problem.why}`] : [])).join("; ");
+      const missing = asked.every((a) => "problem" in a && a.problem.missing);
+      return { type: "not-here", reason: problems, code: missing ? "NOT_HERE" : "SOURCE_UNAVAILABLE" };
+    }
+    // Only peers offering the very same files (sizes and digests) share the ranges.
+    const mirrors = others.filter((o) => o.answers.every((a, i) => a.size === primary.answers[i]!.size && a.sha256 === primary.answers[i]!.sha256));
+    const withKey = headers.authorization ? { headers } : {};
+    const files: RemoteFile[] = names.map((name, i) => {
+      const p = primary.answers[i]!;
+      return {
+        name,
+        url: urls(primary.base)[i]!,
         ...(p.size !== undefined ? { size: p.size } : {}),
         ...(p.sha256 && p.digestVerified ? { sha256: p.sha256 } : {}),
-        ...(headers.authorization ? { headers } : {}),
-      });
-    }
+        ...withKey,
+        ...(mirrors.length > 0 ? { mirrors: mirrors.map((m) => ({ url: urls(m.base)[i]!, ...withKey })) } : {}),
+      };
+    });
     return { type: "remote", files };
   },
 });
+
+function shuffle<T>(items: T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}

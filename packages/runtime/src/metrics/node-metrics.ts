@@ -23,6 +23,9 @@ export class NodeMetrics {
     buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600], registers: [this.registry],
   });
   private readonly downloadFailures = new Counter({ name: "llmlb_download_failures_total", help: "Failed resolutions by reason", labelNames: ["reason"], registers: [this.registry] });
+  private readonly blobBytesSent = new Counter({
+    name: "llmlb_blob_sent_bytes_total", help: "Bytes of model files sent by the blob route (to peers of the fleet, routers, other nodes)", registers: [this.registry],
+  });
   private readonly resolutions = new Counter({ name: "llmlb_resolutions_total", help: "Models installed by source", labelNames: ["source"], registers: [this.registry] });
   private readonly apiRequests = new Counter({
     name: "llmlb_api_requests_total", help: "Requests admitted or refused by the listeners, by API key label (never the key)", labelNames: ["key", "outcome"], registers: [this.registry],
@@ -82,6 +85,11 @@ export class NodeMetrics {
           break;
       }
     });
+  }
+
+  /** Counts bytes the blob route (GET /v0/models/blob/…) sent. */
+  countBlobBytes(n: number): void {
+    this.blobBytesSent.inc(n);
   }
 
   /** Counts one listener decision; key is the key's label ("" when keys are off or the route is open). */

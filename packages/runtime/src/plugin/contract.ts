@@ -43,6 +43,18 @@ export interface RemoteFile {
    * redirect leads to another host.
    */
   headers?: Record<string, string>;
+  /**
+   * Other URLs serving the very same bytes (e.g. further peers of a fleet holding the file). The
+   * transfer engine splits the file's ranges across `url` and these, with parallel connections to
+   * each, and drops one that fails or answers inconsistently (its ranges go to the others).
+   */
+  mirrors?: FileMirror[];
+}
+
+/** Another URL of a RemoteFile, with the headers for its host only. */
+export interface FileMirror {
+  url: string;
+  headers?: Record<string, string>;
 }
 
 export type LocateResult =

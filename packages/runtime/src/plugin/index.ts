@@ -7,6 +7,7 @@ export {
   type ArtifactKind,
   type ArtifactSpec,
   type RemoteFile,
+  type FileMirror,
   type LocateResult,
   type PluginInit,
   type SourceContext,

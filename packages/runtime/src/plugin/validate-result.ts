@@ -1,5 +1,5 @@
 import { isSafeFileName } from "../store/model-id.js";
-import type { LocateResult, RemoteFile } from "./contract.js";
+import type { FileMirror, LocateResult, RemoteFile } from "./contract.js";
 
 const SHA256 = /^[0-9a-fA-F]{64}$/;
 
@@ -22,30 +22,51 @@ function optionalSha(value: unknown, field: string): string | undefined {
   return typeof value === "string" && SHA256.test(value) ? value.toLowerCase() : fail(`${field} must be 64 hex digits`);
 }
 
+function httpUrl(value: unknown, at: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(String(value));
+  } catch {
+    fail(`${at} must be an absolute http(s) URL`);
+  }
+  if (url!.protocol !== "http:" && url!.protocol !== "https:") fail(`${at} must be an http(s) URL`);
+  return url!.toString();
+}
+
+function optionalHeaders(value: unknown, at: string): Record<string, string> | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "object" || value === null || Object.values(value).some((v) => typeof v !== "string")) fail(`${at} must map names to strings`);
+  return { ...(value as Record<string, string>) };
+}
+
+function mirrorList(value: unknown, at: string): FileMirror[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value)) return fail(`${at} must be a list of {url, headers?}`);
+  return value.map((m: unknown, i) => {
+    const mirror = m as Record<string, unknown>;
+    if (typeof mirror !== "object" || mirror === null) fail(`${at}[${i}] must be an object`);
+    const headers = optionalHeaders(mirror.headers, `${at}[${i}].headers`);
+    return { url: httpUrl(mirror.url, `${at}[${i}].url`), ...(headers ? { headers } : {}) };
+  });
+}
+
 function remoteFile(value: unknown, index: number): RemoteFile {
   const f = value as Record<string, unknown>;
   const at = `files[${index}]`;
   if (typeof f !== "object" || f === null) fail(`${at} must be an object`);
   if (typeof f.name !== "string" || !isSafeFileName(f.name)) fail(`${at}.name must be a plain file name (no '/', not starting with '.')`);
-  let url: URL | undefined;
-  try {
-    url = new URL(String(f.url));
-  } catch {
-    fail(`${at}.url must be an absolute http(s) URL`);
-  }
-  if (url!.protocol !== "http:" && url!.protocol !== "https:") fail(`${at}.url must be an http(s) URL`);
+  const url = httpUrl(f.url, `${at}.url`);
   if (f.size !== undefined && (!Number.isSafeInteger(f.size) || (f.size as number) < 0)) fail(`${at}.size must be a whole number of bytes`);
-  const headers = f.headers;
-  if (headers !== undefined && (typeof headers !== "object" || headers === null || Object.values(headers).some((v) => typeof v !== "string"))) {
-    fail(`${at}.headers must map names to strings`);
-  }
+  const headers = optionalHeaders(f.headers, `${at}.headers`);
   const sha256 = optionalSha(f.sha256, `${at}.sha256`);
+  const mirrors = mirrorList(f.mirrors, `${at}.mirrors`);
   return {
     name: f.name as string,
-    url: url!.toString(),
+    url,
     ...(f.size !== undefined ? { size: f.size as number } : {}),
     ...(sha256 ? { sha256 } : {}),
-    ...(headers ? { headers: { ...(headers as Record<string, string>) } } : {}),
+    ...(headers ? { headers } : {}),
+    ...(mirrors && mirrors.length > 0 ? { mirrors } : {}),
   };
 }
 

@@ -56,6 +56,13 @@ interface Job {
   shared: SharedJob<ResolveResult>;
 }
 
+/** The peer a failed transfer blames: the host the error names (one of several peers of the file), else the first file's. */
+function peerOf(url: string, err: unknown): string {
+  const first = new URL(url);
+  const host = err instanceof LlmlbError ? err.metadata.host : undefined;
+  return host ? `${first.protocol}//${host}` : first.origin;
+}
+
 /** Errors after which no other source is worth asking. */
 function endsTheChain(err: unknown): boolean {
   if (isAbortError(err)) return true;
@@ -216,7 +223,7 @@ export class Resolver {
         fail(failureOf(source.name, err));
         if (source.name === PEER_SOURCE && located.type === "remote" && this.deps.fleet) {
           // The next pass asks the other peers (or takes the lease) instead of going to the hub now.
-          const peer = new URL(located.files[0]!.url).origin;
+          const peer = peerOf(located.files[0]!.url, err);
           if (isLlmlbError(err, "CHECKSUM_MISMATCH")) this.deps.fleet.reportBadPeer(peer);
           else this.deps.fleet.avoidPeer(peer);
           return undefined;

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { LlmlbError, isAbortError } from "../errors/index.js";
+import { LlmlbError, isAbortError, isLlmlbError } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
 import type { RemoteFile } from "../plugin/contract.js";
 import { exists } from "../store/fs-utils.js";
@@ -86,6 +86,22 @@ export async function prepareFile(file: RemoteFile, partialDir: string, revision
   return { file, partPath, statePath, state, resumedBytes, fromElsewhere: Boolean(usable && saved.url !== file.url && resumedBytes > 0) };
 }
 
+/** One URL the file's bytes come from: the source's own, or one of its mirrors. */
+interface Origin {
+  url: string;
+  headers: Record<string, string> | undefined;
+  /** A redirect target that worked (a signed CDN URL), asked directly until it stops working. */
+  resolvedUrl: string | undefined;
+  /** Bytes it sent that reached the disk in this attempt. */
+  served: number;
+  /** Why it is no longer asked. */
+  dropped: Error | undefined;
+}
+
+function hostOf(origin: Origin): string {
+  return new URL(origin.resolvedUrl ?? origin.url).host;
+}
+
 /** Thrown when what is on disk cannot be continued (content changed, ranges ignored): start over. */
 class RestartFromZero extends Error {
   constructor(readonly rangesSupported: boolean | undefined, reason: string) {
@@ -113,8 +129,9 @@ function fdatasync(fd: number): Promise<boolean> {
 
 /**
  * Downloads one file into its .part file: resumes what an earlier run left (Range + If-Range),
- * uses several ranged connections for large files, retries with backoff from where each
- * connection stopped, hashes while downloading, and verifies size and sha256 at the end.
+ * uses several ranged connections for large files (to each of the file's URLs when it has
+ * mirrors), retries with backoff from where each connection stopped, hashes while downloading,
+ * and verifies size and sha256 at the end.
  */
 export async function downloadFile(prepared: PreparedFile, options: FileTransferOptions): Promise<DownloadedFile> {
   await fsp.mkdir(path.dirname(prepared.partPath), { recursive: true });
@@ -139,7 +156,7 @@ class FileDownload {
   private readonly done: Intervals;
   private size: number | undefined;
   private follower: HashFollower;
-  private resolvedUrl: string | undefined;
+  private readonly origins: Origin[];
   private rangesSupported: boolean | undefined;
   private stateDirty = true;
   private stateWrite: Promise<void> = Promise.resolve();
@@ -154,6 +171,9 @@ class FileDownload {
     private readonly handle: fsp.FileHandle,
   ) {
     this.file = prepared.file;
+    this.origins = [{ url: this.file.url, headers: this.file.headers }, ...(this.file.mirrors ?? [])].map((o) => ({
+      url: o.url, headers: o.headers, resolvedUrl: undefined, served: 0, dropped: undefined,
+    }));
     this.state = prepared.state;
     this.done = new Intervals(this.state.done);
     this.size = this.file.size ?? this.state.size;
@@ -181,20 +201,26 @@ class FileDownload {
       }
       const sha256 = await this.follower.finish(size);
       if (this.file.sha256 && sha256 !== this.file.sha256) {
-        if (carriedOver) {
-          // Bytes kept from another source (a peer whose own download then failed its check) may be
-          // the wrong ones: all of it once more from this source before giving up.
-          const reason = `the file, resumed from bytes another source sent, has sha256 ${sha256}, expected ${this.file.sha256}`;
+        const senders = this.origins.filter((o) => o.served > 0);
+        if (carriedOver || senders.length > 1) {
+          // Bytes kept from another source (a peer whose own download then failed its check), or
+          // parts from several sources, one of which is wrong: all of it once more from one source
+          // alone before giving up, so a failure then names the source at fault.
+          const reason = `the file, ${carriedOver ? "resumed from bytes another source sent" : `put together from ${senders.map(hostOf).join(", ")}`}, has sha256 ${sha256}, expected ${this.file.sha256}`;
           this.options.logger.warn({ file: this.file.name, reason }, "restarting the download from the first byte");
+          const keep = this.liveOrigins()[0] ?? this.origins[0]!;
+          for (const o of this.origins) if (o !== keep) o.dropped ??= new Error(reason);
+          keep.dropped = undefined;
           await this.restart();
           this.options.onRestart?.(reason);
           continue;
         }
         await this.discard();
+        const host = hostOf(senders[0] ?? this.liveOrigins()[0] ?? this.origins[0]!);
         throw new LlmlbError(
           "CHECKSUM_MISMATCH",
-          `${this.file.name}: the bytes from ${this.host} have sha256 ${sha256}, expected ${this.file.sha256}; nothing was installed and the partial file was removed`,
-          { file: this.file.name, expected_sha256: this.file.sha256, actual_sha256: sha256, host: this.host },
+          `${this.file.name}: the bytes from ${host} have sha256 ${sha256}, expected ${this.file.sha256}; nothing was installed and the partial file was removed`,
+          { file: this.file.name, expected_sha256: this.file.sha256, actual_sha256: sha256, host },
         );
       }
       return { name: this.file.name, path: this.prepared.partPath, size, sha256 };
@@ -228,51 +254,98 @@ class FileDownload {
     const size = this.size;
     if (size !== undefined && this.done.prefixEnd >= size) return;
     const multi = this.options.connections > 1 && size !== undefined && size >= MULTI_CONNECTION_MIN_BYTES && this.rangesSupported !== false;
-    if (!multi || size === undefined) {
-      await this.fetchRange(this.done.prefixEnd, size, this.options.signal);
+    if (size === undefined) {
+      await this.fetchRange({ pos: this.done.prefixEnd }, undefined, this.options.signal, this.liveOrigins()[0]!);
       return;
     }
-    const pieceSize = Math.min(MAX_PIECE, Math.max(MIN_PIECE, Math.ceil(size / (this.options.connections * 8))));
+    if (!multi) {
+      await this.fetchPieces([[this.done.prefixEnd, size]], 1);
+      return;
+    }
+    const connections = this.options.connections * this.liveOrigins().length;
+    const pieceSize = Math.min(MAX_PIECE, Math.max(MIN_PIECE, Math.ceil(size / (connections * 8))));
     const pieces: Array<[number, number]> = [];
     for (const [start, end] of this.done.missing(size)) {
       for (let p = start; p < end; p += pieceSize) pieces.push([p, Math.min(end, p + pieceSize)]);
     }
-    if (this.rangesSupported === undefined) {
-      // The first piece alone tells whether ranges work before more connections open.
-      const [start, end] = pieces.shift()!;
-      await this.fetchRange(start, end, this.options.signal);
-    }
-    const pool = new AbortController();
-    const signal = AbortSignal.any([this.options.signal, pool.signal]);
-    const worker = async () => {
-      for (let piece = pieces.shift(); piece; piece = pieces.shift()) await this.fetchRange(piece[0], piece[1], signal);
-    };
-    const results = await Promise.allSettled(
-      Array.from({ length: Math.min(this.options.connections, pieces.length) }, () =>
-        worker().catch((err: unknown) => {
-          pool.abort(err);
-          throw err;
-        }),
-      ),
-    );
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (failed) throw this.options.signal.aborted ? this.options.signal.reason : (pool.signal.reason ?? failed.reason);
+    // The first piece alone tells whether ranges work before more connections open.
+    if (this.rangesSupported === undefined) await this.fetchPieces([pieces.shift()!], 1);
+    await this.fetchPieces(pieces, this.options.connections);
   }
 
-  /** Fetches [start, end) (end undefined: to the end of the file), retrying from where it stopped. */
-  private async fetchRange(start: number, end: number | undefined, signal: AbortSignal): Promise<void> {
-    const cursor = { pos: start };
+  private liveOrigins(): Origin[] {
+    return this.origins.filter((o) => !o.dropped);
+  }
+
+  /**
+   * Fetches the pieces over `connections` connections to each live origin. An origin that fails
+   * or answers inconsistently while others remain is dropped; the rest of its piece goes back to
+   * the queue for the others.
+   */
+  private async fetchPieces(pieces: Array<[number, number]>, connections: number): Promise<void> {
+    while (pieces.length > 0) {
+      const pool = new AbortController();
+      const signal = AbortSignal.any([this.options.signal, pool.signal]);
+      const worker = async (origin: Origin) => {
+        for (let piece = pieces.shift(); piece; piece = pieces.shift()) {
+          if (origin.dropped) {
+            pieces.unshift(piece);
+            return;
+          }
+          const cursor = { pos: piece[0] };
+          try {
+            await this.fetchRange(cursor, piece[1], signal, origin, true);
+          } catch (err) {
+            if (signal.aborted || !this.drop(origin, err)) throw err;
+            if (cursor.pos < piece[1]) pieces.unshift([cursor.pos, piece[1]]);
+            return;
+          }
+        }
+      };
+      const workers = this.liveOrigins().flatMap((origin) =>
+        Array.from({ length: Math.min(connections, pieces.length) }, () =>
+          worker(origin).catch((err: unknown) => {
+            pool.abort(err);
+            throw err;
+          }),
+        ),
+      );
+      const results = await Promise.allSettled(workers);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (failed) throw this.options.signal.aborted ? this.options.signal.reason : (pool.signal.reason ?? failed.reason);
+    }
+  }
+
+  /** Stops asking `origin` after `err` when another origin remains and the failure is that origin's (not the disk's). */
+  private drop(origin: Origin, err: unknown): boolean {
+    if (err instanceof DiskWriteError || isAbortError(err) || isLlmlbError(err, "INSUFFICIENT_DISK") || isLlmlbError(err, "FILE_TOO_LARGE")) return false;
+    if (!this.origins.some((o) => o !== origin && !o.dropped)) return false;
+    origin.dropped = err as Error;
+    this.options.logger.warn(
+      { file: this.file.name, source: hostOf(origin), err: (err as Error).message, remaining: this.liveOrigins().map(hostOf) },
+      "a source of the file failed; its ranges go to the other sources",
+    );
+    return true;
+  }
+
+  /**
+   * Fetches [cursor.pos, end) (end undefined: to the end of the file) from `origin`, retrying from
+   * where it stopped; when `shared` with other origins still live, the first failure is thrown at
+   * once (they take over).
+   */
+  private async fetchRange(cursor: { pos: number }, end: number | undefined, signal: AbortSignal, origin: Origin, shared = false): Promise<void> {
     let failures = 0;
     for (;;) {
       const before = cursor.pos;
       try {
-        await this.fetchOnce(cursor, end, signal);
+        await this.fetchOnce(cursor, end, signal, origin);
         const target = end ?? this.size;
         if (target === undefined || cursor.pos >= target) return;
         throw new ConnectionEndedError(cursor.pos, target);
       } catch (err) {
         if (signal.aborted) throw signal.reason ?? err;
         if (err instanceof RestartFromZero || err instanceof LlmlbError || err instanceof DiskWriteError || isAbortError(err)) throw err;
+        if (shared && this.liveOrigins().length > 1) throw err;
         const status = err instanceof RetryableHttpError;
         const resumable = err instanceof ConnectionEndedError || err instanceof ExpiredRedirectError;
         if (!status && !resumable && !isRetryableNetworkError(err)) throw err;
@@ -280,7 +353,7 @@ class FileDownload {
         failures++;
         if (this.rangesSupported === false && cursor.pos > 0) throw new RestartFromZero(false, "the server cannot resume (no ranges)");
         const asked = status ? err.retryAfterMs : undefined;
-        if (failures > this.options.retries || (asked !== undefined && asked > this.options.maxRetryAfterMs)) throw this.exhausted(err, failures);
+        if (failures > this.options.retries || (asked !== undefined && asked > this.options.maxRetryAfterMs)) throw this.exhausted(err, failures, origin);
         const delay = asked ?? backoffMs(failures, { baseMs: this.options.retryBaseMs });
         this.options.logger.warn(
           { file: this.file.name, at: cursor.pos, attempt: failures, delayMs: delay, err: (err as Error).message },
@@ -291,13 +364,8 @@ class FileDownload {
     }
   }
 
-  /** Where the bytes came from (the host that served them), for errors. */
-  private get host(): string {
-    return new URL(this.resolvedUrl ?? this.file.url).host;
-  }
-
-  private exhausted(err: unknown, failures: number): LlmlbError {
-    const host = this.host;
+  private exhausted(err: unknown, failures: number, origin: Origin): LlmlbError {
+    const host = hostOf(origin);
     if (err instanceof RetryableHttpError && err.status === 429) {
       const seconds = Math.ceil((err.retryAfterMs ?? 0) / 1000);
       return new LlmlbError("RATE_LIMITED", `${err.host} keeps answering 429 (rate limited); try again in ${seconds} s`, {
@@ -314,22 +382,22 @@ class FileDownload {
   }
 
   /** One request for [cursor.pos, end); advances cursor.pos by what reached the disk. */
-  private async fetchOnce(cursor: { pos: number }, end: number | undefined, signal: AbortSignal): Promise<void> {
-    const url = this.resolvedUrl ?? this.file.url;
+  private async fetchOnce(cursor: { pos: number }, end: number | undefined, signal: AbortSignal, origin: Origin): Promise<void> {
+    const url = origin.resolvedUrl ?? origin.url;
     const headers: Record<string, string> = {};
     if (this.rangesSupported !== false) {
       headers.range = `bytes=${cursor.pos}-${end !== undefined ? end - 1 : ""}`;
       if (this.state.validator) headers["if-range"] = this.state.validator;
     }
-    const sameOrigin = new URL(url).origin === new URL(this.file.url).origin;
+    const sameOrigin = new URL(url).origin === new URL(origin.url).origin;
     const res = await this.options.http.open(url, {
       headers,
-      ...(sameOrigin && this.file.headers ? { originHeaders: this.file.headers } : {}),
+      ...(sameOrigin && origin.headers ? { originHeaders: origin.headers } : {}),
       signal,
       timeoutMs: this.options.stallMs,
     });
     try {
-      await this.accept(res, cursor, end, url !== this.file.url);
+      await this.accept(res, cursor, end, url !== origin.url, origin);
     } catch (err) {
       discardBody(res.body);
       throw err;
@@ -338,7 +406,10 @@ class FileDownload {
       discardBody(res.body);
       return;
     }
-    const writer = new PositionalWriter(this.handle.fd, cursor.pos, (s, e) => this.written(s, e));
+    const writer = new PositionalWriter(this.handle.fd, cursor.pos, (s, e) => {
+      origin.served += e - s;
+      this.written(s, e);
+    });
     try {
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
         if (this.size === undefined && writer.position + chunk.length > this.options.maxUnknownSizeBytes) throw await this.tooLarge();
@@ -360,7 +431,7 @@ class FileDownload {
   }
 
   /** Checks the response headers against what was asked and what is on disk. */
-  private async accept(res: OpenResponse, cursor: { pos: number }, end: number | undefined, viaCachedRedirect: boolean): Promise<void> {
+  private async accept(res: OpenResponse, cursor: { pos: number }, end: number | undefined, viaCachedRedirect: boolean, origin: Origin): Promise<void> {
     if (res.status === 416) {
       if (this.size !== undefined && cursor.pos >= this.size) return;
       throw new RestartFromZero(undefined, "the server says the partial file is longer than the file");
@@ -368,12 +439,12 @@ class FileDownload {
     if (res.status !== 200 && res.status !== 206) {
       if (viaCachedRedirect && [401, 403, 404, 410].includes(res.status)) {
         // A signed CDN URL expired: ask the source's URL for a new one.
-        this.resolvedUrl = undefined;
+        origin.resolvedUrl = undefined;
         throw new ExpiredRedirectError(res.status);
       }
       throw httpStatusError(res.status, res.headers, res.url);
     }
-    if (res.redirected) this.resolvedUrl = res.url;
+    if (res.redirected) origin.resolvedUrl = res.url;
     const validator = validatorOf(res);
     if (this.state.validator && validator && validator !== this.state.validator) {
       throw new RestartFromZero(this.rangesSupported, "the file changed on the server since the partial download began");
@@ -445,6 +516,7 @@ class FileDownload {
 
   private async restart(): Promise<void> {
     this.options.onBytes(-this.done.total);
+    for (const o of this.origins) o.served = 0;
     this.done.clear();
     delete this.state.validator;
     this.stateDirty = true;

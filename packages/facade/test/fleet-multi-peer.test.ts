@@ -1,0 +1,117 @@
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parsePrometheusText } from "../../../testkit/metrics/prometheus-text.js";
+import { spawnChildNode, startTestNode, type ChildNode, type TestNode } from "../../../testkit/node/index.js";
+import { redisMissing } from "../../../testkit/services/index.js";
+import { startSlowLink, type SlowLink } from "../../../testkit/standins/index.js";
+import { FLEET_MODEL_ID, startFleetWorld, type FleetWorld } from "../../../testkit/world/fleet-world.js";
+
+const MiB = 1 << 20;
+const SIZE = 32 * MiB;
+
+interface Resolution {
+  source: string;
+  path: string;
+  failures: string[];
+}
+
+async function resolve(node: TestNode): Promise<Resolution> {
+  const failures: string[] = [];
+  for await (const res of node.clients.resolver.resolve({ target: { case: "modelId", value: FLEET_MODEL_ID } })) {
+    if (res.event.case === "sourceFailed") failures.push(`${res.event.value.source}: ${res.event.value.code}`);
+    if (res.event.case === "done") return { source: res.event.value.source, path: res.event.value.path, failures };
+  }
+  throw new Error("the resolve stream ended without done");
+}
+
+const sha256Of = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+
+/** What a node's blob route has sent so far (/metrics). */
+async function blobBytesSent(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return parsePrometheusText(text).get("llmlb_blob_sent_bytes_total")?.samples[0]?.value ?? 0;
+}
+
+/** Polls until check() holds, failing after timeoutMs (expect.poll works inside tests only). */
+async function until(check: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function modelState(url: string): Promise<string> {
+  const res = await fetch(`${url}/v0/models/${FLEET_MODEL_ID}`);
+  return ((await res.json()) as { state: string }).state;
+}
+
+const noRedis = redisMissing();
+if (noRedis) console.warn(`skipping the fleet multi-peer tests: ${noRedis}`);
+
+describe.skipIf(noRedis !== undefined)("a file fetched from several peers at once", () => {
+  let world: FleetWorld;
+  /** One in front of each holder (its advertised URL): paced during the tests, so a transfer lasts long enough to kill a peer mid-way. */
+  let links: SlowLink[] = [];
+  let holders: TestNode[] = [];
+  let child: ChildNode;
+  let pullers: TestNode[] = [];
+
+  beforeAll(async () => {
+    world = await startFleetWorld(SIZE);
+    links = await Promise.all([startSlowLink(), startSlowLink(), startSlowLink()]);
+    const behind = (i: number) => ({ ...world.env, LLMLB_ADVERTISE_URL: links[i]!.url });
+    [holders, child, pullers] = await Promise.all([
+      Promise.all([startTestNode(behind(0)), startTestNode(behind(1))]),
+      spawnChildNode(behind(2)),
+      Promise.all([startTestNode(world.env), startTestNode(world.env)]),
+    ]);
+    [holders[0]!.httpUrl, holders[1]!.httpUrl, child.httpUrl].forEach((url, i) => links[i]!.setTarget(url));
+    // Three holders: one from the hub, the others from it.
+    expect((await resolve(holders[0]!)).source).toBe("huggingface");
+    expect((await resolve(holders[1]!)).source).toBe("peer");
+    expect((await fetch(`${child.httpUrl}/v0/models/${FLEET_MODEL_ID}/pull`, { method: "POST" })).status).toBe(202);
+    await until(async () => (await modelState(child.httpUrl)) === "ready", "the child node holds the model", 30_000);
+    await until(async () => (await pullers[0]!.runtime.fleet!.view.holders(FLEET_MODEL_ID)).length === 3, "the directory lists 3 holders", 20_000);
+    // 3 peers x 4 connections x 1 MiB/s: about 3 s for the file.
+    for (const link of links) link.setRate(MiB);
+  }, 90_000);
+  afterAll(async () => {
+    await Promise.allSettled([...holders, ...pullers].map((n) => n.stop()));
+    await child?.stop();
+    await Promise.allSettled(links.map((l) => l.close()));
+    await world?.close();
+  });
+
+  it("3 peers hold the model: a 4th node takes a non-zero share of the file from each of them and ends with verified bytes", async () => {
+    const peers = [holders[0]!.httpUrl, holders[1]!.httpUrl, child.httpUrl];
+    const before = await Promise.all(peers.map(blobBytesSent));
+    const hubBefore = world.hubBytes();
+
+    const done = await resolve(pullers[0]!);
+
+    const sent = (await Promise.all(peers.map(blobBytesSent))).map((n, i) => n - before[i]!);
+    expect(done.source).toBe("peer");
+    expect(done.failures).toEqual(["local: NOT_HERE"]);
+    for (const share of sent) expect(share).toBeGreaterThan(0);
+    expect(sent.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(SIZE);
+    expect(sha256Of(done.path)).toBe(world.sha256);
+    expect(world.hubBytes()).toBe(hubBefore);
+  });
+
+  it("one of the 3 peers is killed (SIGKILL) mid-transfer: its ranges go to the other two and the file ends verified", async () => {
+    const relayed = () => links.reduce((n, l) => n + l.bytesRelayed, 0);
+    const before = relayed();
+    let finished = false;
+    const pulled = resolve(pullers[1]!).finally(() => (finished = true));
+    await expect.poll(() => relayed() - before, { timeout: 20_000, interval: 20 }).toBeGreaterThan(SIZE / 4);
+    expect(finished).toBe(false);
+    await child.kill9();
+
+    const done = await pulled;
+    expect(done.source).toBe("peer");
+    expect(done.failures).toEqual(["local: NOT_HERE"]); // within the same transfer, not by a second attempt
+    expect(sha256Of(done.path)).toBe(world.sha256);
+  });
+});
