@@ -13,14 +13,21 @@ const SIZE = 32 * MiB;
 interface Resolution {
   source: string;
   path: string;
+  /** "source: CODE" of every failed source. */
   failures: string[];
+  /** Why each source failed. */
+  reasons: string[];
 }
 
 async function resolve(node: TestNode): Promise<Resolution> {
   const failures: string[] = [];
+  const reasons: string[] = [];
   for await (const res of node.clients.resolver.resolve({ target: { case: "modelId", value: FLEET_MODEL_ID } })) {
-    if (res.event.case === "sourceFailed") failures.push(`${res.event.value.source}: ${res.event.value.code}`);
-    if (res.event.case === "done") return { source: res.event.value.source, path: res.event.value.path, failures };
+    if (res.event.case === "sourceFailed") {
+      failures.push(`${res.event.value.source}: ${res.event.value.code}`);
+      reasons.push(res.event.value.reason);
+    }
+    if (res.event.case === "done") return { source: res.event.value.source, path: res.event.value.path, failures, reasons };
   }
   throw new Error("the resolve stream ended without done");
 }
@@ -113,5 +120,30 @@ describe.skipIf(noRedis !== undefined)("a file fetched from several peers at onc
     expect(done.source).toBe("peer");
     expect(done.failures).toEqual(["local: NOT_HERE"]); // within the same transfer, not by a second attempt
     expect(sha256Of(done.path)).toBe(world.sha256);
+  });
+
+  it("one of the peers serves a corrupted copy: the file still ends verified, and only that peer is ever blamed", async () => {
+    // The child died above (until its directory entry expires, the peer source finds it unreachable and leaves it out);
+    // the peers now are holders[0], holders[1] and pullers[0]. holders[0]'s copy is damaged on disk, behind the store's back.
+    for (const link of links) link.setRate(null);
+    const bad = holders[0]!;
+    const file = (await bad.runtime.store.getModel(FLEET_MODEL_ID))!.path;
+    fs.chmodSync(file, 0o644);
+    const handle = fs.openSync(file, "r+");
+    // A wrong byte in every 512 KiB past the header: whatever ranges it serves are wrong.
+    for (let at = MiB / 2; at < SIZE; at += MiB / 2) fs.writeSync(handle, Buffer.from([0x5a ^ world.bytes[at]!]), 0, 1, at);
+    fs.closeSync(handle);
+    const puller = pullers[1]!;
+    expect((await fetch(`${puller.httpUrl}/v0/models/${FLEET_MODEL_ID}`, { method: "DELETE" })).status).toBe(200);
+
+    const done = await resolve(puller);
+    expect(done.source).toBe("peer");
+    expect(sha256Of(done.path)).toBe(world.sha256);
+    // The parts of several peers failing together name nobody: the file comes once more from one peer alone,
+    // and only if that one was the damaged copy is a peer blamed — that one.
+    const blamed = done.reasons.filter((_, i) => done.failures[i] === "peer: CHECKSUM_MISMATCH");
+    expect(blamed.length).toBeLessThanOrEqual(1);
+    for (const reason of blamed) expect(reason).toContain(new URL(links[0]!.url).host);
+    if (blamed.length === 1) expect(await puller.runtime.fleet!.view.holders(FLEET_MODEL_ID)).not.toContain(links[0]!.url);
   });
 });
