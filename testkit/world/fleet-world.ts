@@ -11,6 +11,8 @@ export const FLEET_FILE = "fleet-Q8_0.gguf";
 export const FLEET_MODEL_ID = "fleet-model";
 /** A sharded model (startFleetWorld's `shards`): its catalog entry lists the parts and knows the sha256 of the first only. */
 export const FLEET_SHARDED_ID = "fleet-sharded";
+/** A model whose catalog entry has no sha256 and whose repository is not on the hub (startFleetWorld's `undigested`): a router serves it. */
+export const FLEET_UNDIGESTED_ID = "fleet-undigested";
 export const fleetShardName = (i: number, count: number) => `fleet-sharded-${String(i + 1).padStart(5, "0")}-of-${String(count).padStart(5, "0")}.gguf`;
 
 
@@ -21,6 +23,8 @@ export interface FleetWorld {
   sha256: string;
   /** The parts of FLEET_SHARDED_ID, in order (empty without `shards`). */
   shards: Array<{ name: string; bytes: Uint8Array; sha256: string }>;
+  /** The bytes of FLEET_UNDIGESTED_ID (empty without `undigested`). */
+  undigested: Uint8Array;
   /** Environment of a fleet node: the stand-in as hub, the catalog file, the shared Redis. */
   env: Record<string, string>;
   /** Body bytes of the model the hub's CDN has sent so far. */
@@ -30,9 +34,10 @@ export interface FleetWorld {
 
 /**
  * A hub stand-in serving one model file of `size` bytes, its catalog entry, and one Redis; with
- * `shards`, also a model of that many parts (`shardBytes` each).
+ * `shards`, also a model of that many parts (`shardBytes` each); with `undigested`, a model of that
+ * many bytes the catalog knows no sha256 of and the hub does not have (serve it from a router).
  */
-export async function startFleetWorld(size: number, options: { shards?: number; shardBytes?: number } = {}): Promise<FleetWorld> {
+export async function startFleetWorld(size: number, options: { shards?: number; shardBytes?: number; undigested?: number } = {}): Promise<FleetWorld> {
   // A valid GGUF (installs pass GGUF validation), downloaded and verified, never loaded.
   const bytes = sizedModelBytes(size);
   const sha256 = createHash("sha256").update(bytes).digest("hex");
@@ -41,6 +46,7 @@ export async function startFleetWorld(size: number, options: { shards?: number; 
     const part = sizedModelBytes(options.shardBytes ?? 4 << 20, 100 + i);
     return { name: fleetShardName(i, count), bytes: part, sha256: createHash("sha256").update(part).digest("hex") };
   });
+  const undigested = options.undigested ? sizedModelBytes(options.undigested, 300) : new Uint8Array(0);
   const hf = await startHfStandin();
   await hf.addRepo(FLEET_REPO, { files: { [FLEET_FILE]: bytes, ...Object.fromEntries(shards.map((s) => [s.name, s.bytes])) } });
   const redis = await startRedis();
@@ -84,6 +90,24 @@ export async function startFleetWorld(size: number, options: { shards?: number; 
               },
             ]
           : []),
+        ...(options.undigested
+          ? [
+              {
+                id: FLEET_UNDIGESTED_ID,
+                name: "Fleet model without a digest",
+                description: "Random bytes only a router serves, with no sha256 anywhere",
+                repo: "llmlb-test/not-on-the-hub-GGUF",
+                recommended_filename: "undigested-Q8_0.gguf",
+                size_bytes: undigested.length,
+                required_memory_bytes: 64 * 1024 * 1024,
+                tags: ["test"],
+                capabilities: ["text-generation"],
+                quantization: "Q8_0",
+                parameter_count: 1_000_000,
+                format: "gguf",
+              },
+            ]
+          : []),
       ],
     }),
   );
@@ -93,6 +117,7 @@ export async function startFleetWorld(size: number, options: { shards?: number; 
     bytes,
     sha256,
     shards,
+    undigested,
     env: { HF_ENDPOINT: hf.url, LLMLB_SUPPORTED_MODELS: supportedFile, LLMLB_STATE_URL: redis.url, LLMLB_STALL_TIMEOUT: "10" },
     hubBytes: () => hf.bytesServed(FLEET_REPO, FLEET_FILE),
     async close() {

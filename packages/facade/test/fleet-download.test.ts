@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePrometheusText } from "../../../testkit/metrics/prometheus-text.js";
 import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { redisMissing } from "../../../testkit/services/index.js";
-import { FLEET_MODEL_ID, FLEET_SHARDED_ID, startFleetWorld, type FleetWorld } from "../../../testkit/world/fleet-world.js";
+import { startRouterStandin } from "../../../testkit/standins/index.js";
+import { FLEET_MODEL_ID, FLEET_SHARDED_ID, FLEET_UNDIGESTED_ID, startFleetWorld, type FleetWorld } from "../../../testkit/world/fleet-world.js";
 
 const MiB = 1 << 20;
 const SIZE = 16 * MiB;
@@ -50,7 +51,7 @@ describe.skipIf(noRedis !== undefined)(`one hub download per fleet (${NODES} in-
   let nodes: TestNode[] = [];
 
   beforeAll(async () => {
-    world = await startFleetWorld(SIZE, { shards: 3, shardBytes: 4 * MiB });
+    world = await startFleetWorld(SIZE, { shards: 3, shardBytes: 4 * MiB, undigested: 2 * MiB });
     nodes = await Promise.all(Array.from({ length: NODES }, () => startTestNode(world.env)));
   });
   afterAll(async () => {
@@ -131,5 +132,24 @@ describe.skipIf(noRedis !== undefined)(`one hub download per fleet (${NODES} in-
     expect(next.failures.filter((f) => f.code === "CHECKSUM_MISMATCH")).toEqual([]);
     expect(next.source).toBe("peer");
     expect(await localCopy(later, FLEET_SHARDED_ID)).toEqual({ sha256s: world.shards.map((s) => s.sha256), verified: true });
+  });
+
+  it("a peer whose copy has no digest known before its download: its file is size-checked only and the copy is installed verified: false", async () => {
+    const router = await startRouterStandin({ digests: false });
+    await router.addModel(FLEET_UNDIGESTED_ID, world.undigested);
+    const holder = await startTestNode({ ...world.env, LLMLB_ROUTER_URL: router.url });
+    try {
+      expect((await resolve(holder, FLEET_UNDIGESTED_ID)).source).toBe("router-proxy");
+      expect((await localCopy(holder, FLEET_UNDIGESTED_ID)).verified).toBe(false);
+      const blob = await fetch(`${holder.httpUrl}/v0/models/blob/${FLEET_UNDIGESTED_ID}`, { method: "HEAD" });
+      expect(blob.headers.get("llmlb-verified")).toBe("false");
+
+      const res = await resolve(nodes[6]!, FLEET_UNDIGESTED_ID);
+      expect(res.source).toBe("peer");
+      expect(await localCopy(nodes[6]!, FLEET_UNDIGESTED_ID)).toEqual({ sha256s: [createHash("sha256").update(world.undigested).digest("hex")], verified: false });
+    } finally {
+      await holder.stop();
+      await router.close();
+    }
   });
 });
