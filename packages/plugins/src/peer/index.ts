@@ -16,9 +16,9 @@ type Asked = { base: string; answers: Answer[] } | { base: string; problem: Extr
  * they are verified. Files come from `GET /v0/models/blob/:id[/file]` with the cluster's key.
  * Each file is verified by the runtime against its own sha256: the catalog's when it has one,
  * else the digest the peer recorded when it installed (or is checking while it downloads) the
- * file, offered only when that digest was known before the peer's download (`llmlb-verified:
- * true`); a file with no such digest is size-checked only and the model is installed
- * `verified: false`. Not a member of a fleet: "not here".
+ * file, used only when that digest was known before the peer's own download (its blob route says
+ * `llmlb-verified: true`; `false` leaves the file without a digest); a file with no such digest is
+ * size-checked only and the model is installed `verified: false`. Not a member of a fleet: "not here".
  */
 export default definePlugin({
   name: "peer",

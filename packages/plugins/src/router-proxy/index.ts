@@ -21,7 +21,10 @@ export type Probe =
       ok: true;
       size?: number;
       sha256?: string;
-      /** The server says the sha256 is a digest known before its copy was downloaded, and its bytes matched it (header llmlb-verified). */
+      /**
+       * The sha256 may be trusted as the file's: false only when the server (an llmlb node) says
+       * its copy was not verified against a digest known before its download (`llmlb-verified: false`).
+       */
       digestVerified: boolean;
     }
   | { ok: false; missing: boolean; why: string; status?: number };
@@ -48,7 +51,7 @@ export async function probe(ctx: SourceContext, url: string, headers: Record<str
     ok: true,
     ...(length !== null ? { size: Number(length) } : {}),
     ...(etag && /^[0-9a-f]{64}$/i.test(etag) ? { sha256: etag.toLowerCase() } : {}),
-    digestVerified: res.headers.get("llmlb-verified") === "true",
+    digestVerified: res.headers.get("llmlb-verified") !== "false",
   };
 }
 
@@ -115,7 +118,7 @@ export default definePlugin(({ options }) => {
       const url = blobUrl(base, spec.id, i === 0 ? undefined : f.name, read.prefix);
       const viaRouter = await probe(ctx, url, headers);
       if (!viaRouter.ok) return `${url} ${viaRouter.why}`;
-      files.push({ name, url, ...(viaRouter.size !== undefined ? { size: viaRouter.size } : {}), ...(viaRouter.sha256 ? { sha256: viaRouter.sha256 } : {}), headers });
+      files.push({ name, url, ...(viaRouter.size !== undefined ? { size: viaRouter.size } : {}), ...(viaRouter.sha256 && viaRouter.digestVerified ? { sha256: viaRouter.sha256 } : {}), headers });
     }
     return files;
   }
@@ -130,7 +133,7 @@ export default definePlugin(({ options }) => {
       if (!failed) {
         return wanted.map((w, i) => {
           const p = probes[i] as Extract<Probe, { ok: true }>;
-          return { ...w, ...(p.size !== undefined ? { size: p.size } : {}), ...(p.sha256 ? { sha256: p.sha256 } : {}), headers };
+          return { ...w, ...(p.size !== undefined ? { size: p.size } : {}), ...(p.sha256 && p.digestVerified ? { sha256: p.sha256 } : {}), headers };
         });
       }
       if (!failed.missing) break;
