@@ -101,11 +101,13 @@ describe("the source chain", () => {
     plugin("thrower", `throw new Error("disk on fire");`);
     plugin("sleeper", `await new Promise(() => {});`);
     plugin("liar", `return { type: "remote", files: [{ name: "../../escape.gguf", url: "http://127.0.0.1:1/x" }] };`);
+    plugin("mirrorliar", `return { type: "remote", files: [{ name: "m.gguf", url: "http://127.0.0.1:1/x", mirrors: [{ url: "file:///etc/passwd" }] }] };`);
     fs.writeFileSync(path.join(home, "config.json"), JSON.stringify({
       sources: [
         { module: "./thrower.mjs", priority: 1 },
         { module: "./sleeper.mjs", priority: 2 },
         { module: "./liar.mjs", priority: 3 },
+        { module: "./mirrorliar.mjs", priority: 4 },
         { module: "@llmlb/plugins/local", enabled: false },
         { module: "@llmlb/plugins/huggingface", priority: 40, options: { endpoint: hf.url } },
       ],
@@ -117,6 +119,7 @@ describe("the source chain", () => {
         ["thrower", 1, true, "./thrower.mjs"],
         ["sleeper", 2, true, "./sleeper.mjs"],
         ["liar", 3, true, "./liar.mjs"],
+        ["mirrorliar", 4, true, "./mirrorliar.mjs"],
         ["huggingface", 40, true, "@llmlb/plugins/huggingface"],
       ]);
       const rec = recorder();
@@ -126,6 +129,7 @@ describe("the source chain", () => {
         expect.objectContaining({ source: "thrower", code: "SOURCE_ERROR", reason: expect.stringContaining("disk on fire") }),
         expect.objectContaining({ source: "sleeper", code: "PLUGIN_TIMEOUT", reason: expect.stringContaining("within 1 s") }),
         expect.objectContaining({ source: "liar", code: "PLUGIN_INVALID_RESULT", reason: expect.stringContaining("files[0].name") }),
+        expect.objectContaining({ source: "mirrorliar", code: "PLUGIN_INVALID_RESULT", reason: expect.stringContaining("files[0].mirrors[0].url must be an http(s) URL") }),
       ]);
       expect(fs.existsSync(path.join(home, "..", "escape.gguf"))).toBe(false);
     } finally {
