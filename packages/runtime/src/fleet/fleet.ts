@@ -32,6 +32,8 @@ export interface FleetDownloads {
   reportBadPeer(url: string): void;
   /** A transfer from this peer failed (it died, or answered an error): this node stops following its download for a while. */
   avoidPeer(url: string): void;
+  /** How long a lease outlives a holder that died (its TTL): the longest another node may have to wait to take it over. */
+  readonly leaseTtlMs: number;
 }
 
 export interface FleetOptions {
@@ -88,6 +90,10 @@ export class Fleet implements FleetDownloads {
 
   get url(): string | undefined {
     return this.self;
+  }
+
+  get leaseTtlMs(): number {
+    return this.tuning.leaseTtlMs;
   }
 
   /** What the peer source sees (SourceContext.fleet). */

@@ -171,13 +171,16 @@ export class Resolver {
    * being followed died or served bad bytes (the next pass takes the lease, or another peer).
    */
   private async fromSources(job: Job, shared: SharedJob<ResolveResult>, area: ArtifactArea, entry: ModelEntry | undefined): Promise<ResolveResult> {
+    const started = Date.now();
     for (let round = 1; ; round++) {
       const failures: SourceFailure[] = [];
       const result = await this.chainOnce(job, shared, area, entry, failures);
       if (result) return result;
       const handOver = this.deps.fleet && failures.some((f) => f.code === "DOWNLOADING_ON_PEER" || (f.source === PEER_SOURCE && !f.notHere));
-      if (!handOver || round >= FLEET_ROUNDS) throw combineFailures(`${job.kind} ${job.id}`, failures);
-      await sleep(200 * round, undefined, { signal: shared.signal });
+      // Another node holds the lease but could not be followed (it died): wait until its lease expires and take it over.
+      const leaseHeld = failures.some((f) => f.code === "DOWNLOADING_ON_PEER") && Date.now() - started < 2 * (this.deps.fleet?.leaseTtlMs ?? 0);
+      if (!handOver || (round >= FLEET_ROUNDS && !leaseHeld)) throw combineFailures(`${job.kind} ${job.id}`, failures);
+      await sleep(Math.min(200 * round, 1_000), undefined, { signal: shared.signal });
     }
   }
 
@@ -285,7 +288,8 @@ export class Resolver {
         },
         fetch: async (partialDir, signal, onProgress) => {
           leased = model && (await this.claimHubDownload(job.id, source));
-          const peerGone = source === PEER_SOURCE ? this.watchPeer(job.id, files[0]!.url) : undefined;
+          // Files shared by several peers need no watch: the transfer drops a peer that stops answering.
+          const peerGone = source === PEER_SOURCE && !files[0]!.mirrors?.length ? this.watchPeer(job.id, files[0]!.url) : undefined;
           try {
             return await this.deps.transfer.download({
               label, files, partialDir, ...(revision ? { revision } : {}), onProgress,
