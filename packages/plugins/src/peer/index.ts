@@ -41,7 +41,11 @@ export default definePlugin({
       const failed = answers.find((p): p is Extract<Probe, { ok: false }> => !p.ok);
       return failed ? { base, problem: failed } : { base, answers: answers as Answer[] };
     });
-    const serving = asked.filter((a): a is { base: string; answers: Answer[] } => "answers" in a);
+    // A peer whose copy was verified first: its digests are the ones the files are checked against.
+    const verified = (a: { answers: Answer[] }) => a.answers.every((x) => x.sha256 !== undefined && x.digestVerified);
+    const serving = asked
+      .filter((a): a is { base: string; answers: Answer[] } => "answers" in a)
+      .sort((a, b) => Number(verified(b)) - Number(verified(a)));
     const [primary, ...others] = serving;
     if (!primary) {
       const problems = asked.flatMap((a) => ("problem" in a ? [`${a.base} ${a.problem.why}`] : [])).join("; ");
