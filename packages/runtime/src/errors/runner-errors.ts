@@ -5,21 +5,27 @@ export interface RunnerExit {
   code: number | null;
   signal: NodeJS.Signals | null;
   stderrTail: string;
+  /** Set when the node killed it because it answered no heartbeat for this long (a deadlock, a native loop, SIGSTOP). */
+  hungAfterMs?: number;
 }
 
 export function describeExit(exit: RunnerExit): string {
+  if (exit.hungAfterMs !== undefined) return `it answered no heartbeat for ${exit.hungAfterMs / 1000} s and was killed with SIGKILL`;
   const how = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
   const last = lastLine(exit.stderrTail);
   return last ? `${how}: ${last}` : how;
 }
 
-/** A request was on the runner when it died; the runner restarts. */
+/**
+ * A request was on the runner when it died or hung (then metadata `cause: "hang"`); the runner
+ * restarts. A hang is the same code as a crash: for a client both mean "retry on a fresh runner".
+ */
 export function engineCrashed(modelId: string | undefined, exit: RunnerExit): LlmlbError {
   const what = modelId ? `model "${modelId}"` : "the request";
   return new LlmlbError(
     "ENGINE_CRASHED",
     `the inference runner stopped (${describeExit(exit)}) while serving ${what}; the runner restarts, retry the request`,
-    modelId ? { model_id: modelId } : {},
+    { ...(modelId ? { model_id: modelId } : {}), ...(exit.hungAfterMs !== undefined ? { cause: "hang" } : {}) },
   );
 }
 

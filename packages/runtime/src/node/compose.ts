@@ -104,6 +104,8 @@ export async function composeNode(options: ComposeOptions): Promise<NodeComponen
       settings: engineSettingsFrom(config),
       logLevel: config.logLevel,
       crashBackoffMs: config.runnerCrashBackoffSeconds * 1000,
+      hangTimeoutMs: config.runnerHangTimeout,
+      loadHangTimeoutMs: config.runnerLoadHangTimeout,
       models: { locate: (id, o) => stack.resolver.locateModel(id, o) },
       adapters: { locate: (id) => store.adapterFile(id) },
       events,

@@ -58,6 +58,8 @@ export type ToRunner =
   | { t: "ack"; id: number; count: number }
   | { t: "answer"; id: number; value: RunnerAnswer }
   | { t: "answer-error"; id: number; error: WireError }
+  /** A heartbeat: answered with "pong" from the runner's main thread (generation runs in native threads). */
+  | { t: "ping"; seq: number }
   | { t: "close" };
 
 /** Runner → node. */
@@ -69,7 +71,8 @@ export type FromRunner =
   | { t: "ask"; id: number; question: RunnerQuestion }
   | { t: "ask-abort"; id: number }
   | { t: "model-event"; event: ModelEvent }
-  | { t: "log"; line: string };
+  | { t: "log"; line: string }
+  | { t: "pong"; seq: number };
 
 /** The node's view of the engine: the runner's methods, every one asynchronous, plus close. */
 export type Engine = {

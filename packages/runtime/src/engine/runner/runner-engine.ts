@@ -28,6 +28,10 @@ export interface RunnerEngineOptions {
   logLevel: string;
   /** After a model's load crashed the runner, how long it is refused before one more try. */
   crashBackoffMs: number;
+  /** A runner that answers no heartbeat for this long is killed and treated as crashed (0: never). */
+  hangTimeoutMs: number;
+  /** The same bound while a model loads (loading blocks the runner's thread for a while). */
+  loadHangTimeoutMs: number;
 }
 
 /** The engine as the node sees it, plus the runner's process id (operators, tests). */
@@ -99,7 +103,14 @@ class RunnerSupervisor {
     if (method !== "unload") await this.refuseCrashedModel(input);
     const { signal, ...rest } = requestOptions;
     const runner = await this.start(signal);
-    return runner.call(method, input, rest, signal);
+    try {
+      return await runner.call(method, input, rest, signal);
+    } catch (err) {
+      // A runner that died (or hung) under a question about its state had nothing loaded after all:
+      // listing models (/v1/models, metrics) keeps answering through a crash.
+      if (method in ANSWERS_WITHOUT_RUNNER && !runner.alive) return ANSWERS_WITHOUT_RUNNER[method];
+      throw err;
+    }
   }
 
   async close(): Promise<void> {
@@ -122,6 +133,8 @@ class RunnerSupervisor {
         answer: (question, questionSignal) => this.answer(question, questionSignal),
         onModelEvent: (event) => this.onModelEvent(event),
         onExit: (exit) => this.onExit(exit),
+        hangTimeoutMs: this.options.hangTimeoutMs,
+        loadHangTimeoutMs: this.options.loadHangTimeoutMs,
         logger: this.options.logger,
       });
       this.runner = starting;

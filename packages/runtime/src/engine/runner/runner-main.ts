@@ -143,6 +143,9 @@ process.on("message", (message: ToRunner) => {
     case "answer-error":
       questions.get(message.id)?.reject(fromWireError(message.error));
       break;
+    case "ping":
+      send({ t: "pong", seq: message.seq });
+      break;
     case "close":
       void close();
       break;

@@ -26,6 +26,11 @@ const CLOSE_TIMEOUT_MS = 10_000;
 const STDIO_DRAIN_MS = 1_000;
 /** A runner that has not said "ready" by then (it only loads our modules, not llama.cpp) is stuck. */
 const START_TIMEOUT_MS = 120_000;
+/**
+ * Heartbeats per hang timeout. A hang is that many beats in a row without an answer, so one long
+ * stall of the node's own event loop (which delays the pong's reading, not the runner) counts once.
+ */
+const HANG_BEATS = 5;
 
 export interface RunnerProcessOptions {
   init: RunnerInit;
@@ -34,6 +39,13 @@ export interface RunnerProcessOptions {
   onModelEvent: (event: ModelEvent) => void;
   /** Called when the process has ended, before the calls open on it fail. */
   onExit: (exit: RunnerExit) => void;
+  /** A runner that answers no heartbeat for this long is killed (its calls fail as for a crash); 0 or less: never. */
+  hangTimeoutMs: number;
+  /**
+   * The bound instead while a model loads: node-llama-cpp resolves the chat template's format on
+   * the runner's thread by rendering it dozens of times (about a second for a tiny model).
+   */
+  loadHangTimeoutMs: number;
   logger: Logger;
 }
 
@@ -56,6 +68,13 @@ export class RunnerProcess {
   private stderrTail = "";
   private exit?: RunnerExit;
   private closing = false;
+  private heartbeat?: NodeJS.Timeout;
+  private awaitingPong = false;
+  private missedBeats = 0;
+  private pings = 0;
+  private hungAfterMs?: number;
+  /** Models the runner reported loading and not yet loaded or failed. */
+  private readonly loading = new Set<string>();
 
   private constructor(
     private readonly options: RunnerProcessOptions,
@@ -72,14 +91,21 @@ export class RunnerProcess {
       this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL_BYTES);
       this.logOutput(text, "stderr");
     });
-    this.child.on("message", (message: FromRunner) => (message.t === "ready" ? ready() : this.receive(message)));
+    this.child.on("message", (message: FromRunner) => {
+      if (message.t !== "ready") return this.receive(message);
+      this.watchHeartbeat();
+      ready();
+    });
     this.exited = new Promise((resolve) => {
       // Waits for stderr to be read to the end (llama.cpp's last words), unless a grandchild holds it open.
       this.child.on("exit", async (code, signal) => {
         await Promise.race([new Promise((closed) => this.child.once("close", closed)), delay(STDIO_DRAIN_MS, undefined, { ref: false })]);
-        const exit: RunnerExit = { code, signal, stderrTail: this.stderrTail };
+        clearInterval(this.heartbeat);
+        const exit: RunnerExit = { code, signal, stderrTail: this.stderrTail, ...(this.hungAfterMs !== undefined ? { hungAfterMs: this.hungAfterMs } : {}) };
         this.exit = exit;
-        if (!this.closing) options.logger.error({ pid: this.child.pid, code, signal, stderr: lastLines(this.stderrTail) }, "inference runner crashed");
+        if (!this.closing) {
+          options.logger.error({ pid: this.child.pid, code, signal, hung: this.hungAfterMs !== undefined, stderr: lastLines(this.stderrTail) }, "inference runner crashed");
+        }
         options.onExit(exit);
         // Questions still being answered (a download for a request) run to the end: downloads outlive a crash.
         for (const call of this.calls.values()) {
@@ -175,6 +201,7 @@ export class RunnerProcess {
   async close(): Promise<void> {
     if (!this.alive) return;
     this.closing = true;
+    clearInterval(this.heartbeat);
     this.send({ t: "close" });
     const timer = setTimeout(() => this.child.kill("SIGKILL"), CLOSE_TIMEOUT_MS);
     await this.exited;
@@ -225,12 +252,50 @@ export class RunnerProcess {
         this.questions.get(message.id)?.abort(new DOMException("the runner stopped waiting", "AbortError"));
         break;
       case "model-event":
+        this.trackLoad(message.event);
         this.options.onModelEvent(message.event);
         break;
       case "log":
         this.relayLog(message.line);
         break;
+      case "pong":
+        if (message.seq === this.pings) this.awaitingPong = false;
+        break;
     }
+  }
+
+  /**
+   * Pings the runner every hang timeout / HANG_BEATS; as many unanswered beats in a row as fit in
+   * the bound in force (the load bound while a model loads) kill it as hung.
+   */
+  private watchHeartbeat(): void {
+    const { hangTimeoutMs } = this.options;
+    if (hangTimeoutMs <= 0) return;
+    const beatMs = hangTimeoutMs / HANG_BEATS;
+    this.heartbeat = setInterval(() => {
+      if (!this.awaitingPong) {
+        this.missedBeats = 0;
+        this.awaitingPong = true;
+        this.send({ t: "ping", seq: ++this.pings });
+        return;
+      }
+      const timeoutMs = this.loading.size > 0 ? this.loadBound() : hangTimeoutMs;
+      if (++this.missedBeats * beatMs < timeoutMs || this.hungAfterMs !== undefined) return;
+      this.hungAfterMs = timeoutMs;
+      this.options.logger.error({ pid: this.child.pid, timeoutMs, loading: [...this.loading] }, "inference runner answers no heartbeat; killing it");
+      this.child.kill("SIGKILL");
+    }, beatMs);
+    this.heartbeat.unref();
+  }
+
+  private loadBound(): number {
+    const { hangTimeoutMs, loadHangTimeoutMs } = this.options;
+    return loadHangTimeoutMs > 0 ? Math.max(hangTimeoutMs, loadHangTimeoutMs) : Infinity;
+  }
+
+  private trackLoad(event: ModelEvent): void {
+    if (event.type === "load-started") this.loading.add(event.modelId);
+    else if (event.type === "loaded" || event.type === "load-failed") this.loading.delete(event.modelId);
   }
 
   private async answer(id: number, question: RunnerQuestion): Promise<void> {
