@@ -4,6 +4,7 @@ import { ModelEvents } from "../events/model-events.js";
 import type { Logger } from "../logging/index.js";
 import { loadSources, type SourceDefaults } from "../plugin/loader.js";
 import { Store } from "../store/store.js";
+import { SharedReservations } from "../store/shared-reservations.js";
 import { sweepLeftovers } from "../store/sweep.js";
 import { HttpClient } from "../transfer/http-client.js";
 import { TransferEngine } from "../transfer/transfer-engine.js";
@@ -57,7 +58,7 @@ export async function openResolverStack(options: ResolverStackOptions): Promise<
   const http = options.http ?? new HttpClient({ redirects: { allowedPrivateHosts: config.allowedPrivateHosts.map((h) => h.toLowerCase()) } });
   try {
     const sources = new SourceChain(await loadSources(config, logger, options.sourceDefaults), { config, logger, http, fleet: options.fleet?.view });
-    const transfer = new TransferEngine({ http, settings: config, logger });
+    const transfer = new TransferEngine({ http, settings: config, logger, sharedReservations: new SharedReservations(config.home) });
     const checks = new FileChecks(store, options.validate ?? ((files, kind) => validateGgufFiles(files, kind)));
     const resolver = new Resolver({
       store, sources, transfer, events, logger, models: options.models, lockWaitTimeoutSeconds: config.lockWaitTimeoutSeconds, checks,

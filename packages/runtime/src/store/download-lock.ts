@@ -170,8 +170,12 @@ export type AcquireResult = { held: HeldLock } | { holder: DownloadLockState };
  * Creates the lock atomically (a complete file appears at once through link(2), which fails if
  * one exists). A stale lock is taken over; a live one is returned as the holder.
  */
-export async function tryAcquireLock(home: string, id: string, kind: ArtifactKind, onLost: () => void): Promise<AcquireResult> {
-  const file = lockFile(home, id, kind);
+export function tryAcquireLock(home: string, id: string, kind: ArtifactKind, onLost: () => void): Promise<AcquireResult> {
+  return tryAcquireLockFile(lockFile(home, id, kind), id, kind, onLost);
+}
+
+/** The same lock at any path (e.g. the short-lived mutex of the disk reservations file). */
+export async function tryAcquireLockFile(file: string, id: string, kind: ArtifactKind, onLost: () => void): Promise<AcquireResult> {
   await fs.mkdir(path.dirname(file), { recursive: true });
   const now = new Date().toISOString();
   const info: DownloadLockInfo = {

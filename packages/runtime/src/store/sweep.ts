@@ -67,7 +67,7 @@ export async function sweepLeftovers(home: string, logger: Logger, now = Date.no
       if (now - (await newestMtime(partial)) > ABANDONED_PARTIAL_MS) await remove(partial, "a partial download untouched for over a week");
     }
   }
-  for (const dir of [path.join(home, ".locks"), path.join(home, ".locks", "adapters")]) {
+  for (const dir of [path.join(home, ".locks"), path.join(home, ".locks", "adapters"), path.join(home, ".locks", "disk")]) {
     for (const entry of await entries(dir)) {
       if (!entry.endsWith(".takeover")) continue;
       const stat = await fs.stat(entry).catch(() => undefined);

@@ -4,6 +4,7 @@ import type { Logger } from "../logging/index.js";
 import type { RemoteFile } from "../plugin/contract.js";
 import fs from "node:fs/promises";
 import { isLlmlbError } from "../errors/index.js";
+import type { SharedReservations } from "../store/shared-reservations.js";
 import { DiskReservations } from "./disk-reservations.js";
 import { downloadFile, prepareFile, type DownloadedFile } from "./file-download.js";
 import { LiveFile, LiveFiles } from "./live-files.js";
@@ -30,6 +31,8 @@ export interface TransferEngineOptions {
   http: HttpClient;
   settings: TransferSettings;
   logger: Logger;
+  /** The reservations of the other processes on this home (without it, this process's only). */
+  sharedReservations?: SharedReservations;
   /** First retry delay (ms); tests lower it. */
   retryBaseMs?: number;
   /** Longest Retry-After / rate-limit reset worth waiting for (ms). */
@@ -43,11 +46,13 @@ export interface TransferEngineOptions {
  */
 export class TransferEngine {
   /** Shared by every transfer, so concurrent downloads cannot overrun LLMLB_DISK_RESERVE together. */
-  private readonly disk = new DiskReservations();
+  private readonly disk: DiskReservations;
   /** How far each file being downloaded is verified, for readers that follow a download (the blob route). */
   readonly live = new LiveFiles();
 
-  constructor(private readonly options: TransferEngineOptions) {}
+  constructor(private readonly options: TransferEngineOptions) {
+    this.disk = new DiskReservations(options.sharedReservations);
+  }
 
   async download(request: TransferRequest): Promise<DownloadedFile[]> {
     const { settings, logger } = this.options;
