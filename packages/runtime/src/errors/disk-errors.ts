@@ -9,3 +9,8 @@ export function reservationsLockTimeout(mutex: string, holder: { pid: number; ho
     { holder_pid: String(holder.pid), holder_host: holder.host },
   );
 }
+
+/** A write of a download failed with ENOSPC or EDQUOT: the disk filled up after the free-space check. */
+export function diskFilledUp(err: Error): LlmlbError {
+  return new LlmlbError("INSUFFICIENT_DISK", `the disk filled up while downloading: ${err.message}`);
+}

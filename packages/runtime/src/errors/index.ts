@@ -21,4 +21,4 @@ export {
 } from "./security-errors.js";
 export { describeExit, engineCrashed, loadCrashBackoff, loadCrashedTwice, runnerStartFailed, type RunnerExit } from "./runner-errors.js";
 export { invalidField, parseJsonField } from "./request-errors.js";
-export { reservationsLockTimeout } from "./disk-errors.js";
+export { diskFilledUp, reservationsLockTimeout } from "./disk-errors.js";

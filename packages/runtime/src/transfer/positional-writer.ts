@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import { LlmlbError } from "../errors/index.js";
+import { diskFilledUp } from "../errors/index.js";
 
 const BATCH_BYTES = 512 << 10;
 const MAX_IN_FLIGHT = 4;
@@ -101,7 +101,7 @@ export class PositionalWriter {
       (err: NodeJS.ErrnoException) => {
         this.failure ??=
           err.code === "ENOSPC" || err.code === "EDQUOT"
-            ? new LlmlbError("INSUFFICIENT_DISK", `the disk filled up while downloading: ${err.message}`)
+            ? diskFilledUp(err)
             : new DiskWriteError(`cannot write the download: ${err.message}`, { cause: err });
       },
     );
