@@ -110,7 +110,7 @@ export const SETTINGS = {
   runnerHangTimeout: setting({ env: ["LLMLB_RUNNER_HANG_TIMEOUT"], parse: parseDuration, default: 5_000,
     description: "An inference runner that answers no heartbeat for this long (e.g. 5s) is killed and restarted; 0 or -1 never." }),
   runnerLoadHangTimeout: setting({ env: ["LLMLB_RUNNER_LOAD_HANG_TIMEOUT"], parse: parseDuration, default: 60_000,
-    description: "The same bound while a model loads (loading blocks the runner's thread for a while); a load past it is a load crash." }),
+    description: "The same bound while a model or llama.cpp loads (both block the runner's thread for a while); a model load past it is a load crash." }),
   hfEndpoint: setting({ env: ["HF_ENDPOINT", "MODEL_ENDPOINT"], parse: parseUrl, default: "https://huggingface.co",
     description: "Hugging Face endpoint (mirrors, proxies, tests)." }),
   hfToken: setting({ env: ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"], parse: parseString, default: readHfTokenFile, secret: true,

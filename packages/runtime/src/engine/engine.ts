@@ -68,6 +68,8 @@ export interface InferenceEngineOptions {
   llama?: Llama;
   /** Where a Jinja chat template is first rendered with each request's messages, within bounds. */
   templates?: TemplateSandbox;
+  /** Told when loading llama.cpp starts and ends (it blocks this thread for a while: the runner's heartbeat allows for it). */
+  onLlamaLoading?: (loading: boolean) => void;
 }
 
 type Capability = ModelEntry["capabilities"][number];
@@ -111,9 +113,17 @@ export class InferenceEngine {
 
   /** llama.cpp for the configured GPU and threads, loaded on first call (a failure is kept). */
   llama(): Promise<Llama> {
-    const { llama, settings } = this.options;
-    this.llamaPromise ??= llama ? Promise.resolve(llama) : loadLlama(settings.gpu, settings.threads, this.logger);
+    const { llama } = this.options;
+    this.llamaPromise ??= llama ? Promise.resolve(llama) : this.startLoadingLlama();
     return this.llamaPromise;
+  }
+
+  private startLoadingLlama(): Promise<Llama> {
+    const { settings, onLlamaLoading } = this.options;
+    onLlamaLoading?.(true);
+    const loading = loadLlama(settings.gpu, settings.threads, this.logger);
+    void loading.then(() => onLlamaLoading?.(false), () => onLlamaLoading?.(false));
+    return loading;
   }
 
   /** Requests in flight (answering or waiting): chats, completions, embeddings, loads. */

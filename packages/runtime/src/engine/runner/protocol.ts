@@ -72,7 +72,9 @@ export type FromRunner =
   | { t: "ask-abort"; id: number }
   | { t: "model-event"; event: ModelEvent }
   | { t: "log"; line: string }
-  | { t: "pong"; seq: number };
+  | { t: "pong"; seq: number }
+  /** Loading llama.cpp started (true) or ended: it blocks the runner's thread meanwhile, like a model load. */
+  | { t: "llama-loading"; loading: boolean };
 
 /** The node's view of the engine: the runner's methods, every one asynchronous, plus close. */
 export type Engine = {

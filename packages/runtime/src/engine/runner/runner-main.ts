@@ -77,6 +77,7 @@ const engine = new InferenceEngine({
   },
   events,
   logger,
+  onLlamaLoading: (loading) => send({ t: "llama-loading", loading }),
 });
 
 interface ServedCall {

@@ -42,8 +42,9 @@ export interface RunnerProcessOptions {
   /** A runner that answers no heartbeat for this long is killed (its calls fail as for a crash); 0 or less: never. */
   hangTimeoutMs: number;
   /**
-   * The bound instead while a model loads: node-llama-cpp resolves the chat template's format on
-   * the runner's thread by rendering it dozens of times (about a second for a tiny model).
+   * The bound instead while a model or llama.cpp itself loads: node-llama-cpp resolves the chat
+   * template's format on the runner's thread by rendering it dozens of times (about a second for a
+   * tiny model), and initialising a GPU backend can take seconds there too.
    */
   loadHangTimeoutMs: number;
   logger: Logger;
@@ -75,6 +76,7 @@ export class RunnerProcess {
   private hungAfterMs?: number;
   /** Models the runner reported loading and not yet loaded or failed. */
   private readonly loading = new Set<string>();
+  private llamaLoading = false;
 
   private constructor(
     private readonly options: RunnerProcessOptions,
@@ -261,6 +263,9 @@ export class RunnerProcess {
       case "pong":
         if (message.seq === this.pings) this.awaitingPong = false;
         break;
+      case "llama-loading":
+        this.llamaLoading = message.loading;
+        break;
     }
   }
 
@@ -279,7 +284,7 @@ export class RunnerProcess {
         this.send({ t: "ping", seq: ++this.pings });
         return;
       }
-      const timeoutMs = this.loading.size > 0 ? this.loadBound() : hangTimeoutMs;
+      const timeoutMs = this.loading.size > 0 || this.llamaLoading ? this.loadBound() : hangTimeoutMs;
       if (++this.missedBeats * beatMs < timeoutMs || this.hungAfterMs !== undefined) return;
       this.hungAfterMs = timeoutMs;
       this.options.logger.error({ pid: this.child.pid, timeoutMs, loading: [...this.loading] }, "inference runner answers no heartbeat; killing it");

@@ -1294,8 +1294,9 @@ export const GetHostStatusResponseSchema: GenMessage<GetHostStatusResponse> = /*
  * - FAILED_PRECONDITION / INVALID_MODEL_FILE: the GGUF is malformed or truncated; it was not loaded.
  * - UNAVAILABLE / MODEL_NOT_READY: no_wait was set and the model is not on disk yet.
  * - RESOURCE_EXHAUSTED / QUEUE_FULL: too many requests for this model; retry later.
- * - UNAVAILABLE / ENGINE_CRASHED: the inference runner process died while serving the request (the
- *   runner restarts; retry), or the model's load crashed it and it is in its backoff
+ * - UNAVAILABLE / ENGINE_CRASHED: the inference runner process died while serving the request, or
+ *   answered no heartbeat for LLMLB_RUNNER_HANG_TIMEOUT and was killed (metadata cause "hang") (the
+ *   runner restarts; retry), or the model's load crashed or hung it and it is in its backoff
  *   (retry_after_seconds). After a second such crash the model is FAILED_PRECONDITION /
  *   INVALID_MODEL_FILE (metadata cause ENGINE_CRASHED) until its file changes or LoadModel retries it.
  * - RESOURCE_EXHAUSTED / INSUFFICIENT_MEMORY: the model does not fit the memory budget.
