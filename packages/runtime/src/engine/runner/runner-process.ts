@@ -101,8 +101,8 @@ export class RunnerProcess {
     this.exited = new Promise((resolve) => {
       // Waits for stderr to be read to the end (llama.cpp's last words), unless a grandchild holds it open.
       this.child.on("exit", async (code, signal) => {
-        await Promise.race([new Promise((closed) => this.child.once("close", closed)), delay(STDIO_DRAIN_MS, undefined, { ref: false })]);
         clearInterval(this.heartbeat);
+        await Promise.race([new Promise((closed) => this.child.once("close", closed)), delay(STDIO_DRAIN_MS, undefined, { ref: false })]);
         const exit: RunnerExit = { code, signal, stderrTail: this.stderrTail, ...(this.hungAfterMs !== undefined ? { hungAfterMs: this.hungAfterMs } : {}) };
         this.exit = exit;
         if (!this.closing) {
@@ -271,7 +271,7 @@ export class RunnerProcess {
 
   /**
    * Pings the runner every hang timeout / HANG_BEATS; as many unanswered beats in a row as fit in
-   * the bound in force (the load bound while a model loads) kill it as hung.
+   * the bound in force (the load bound while a model or llama.cpp loads) kill it as hung.
    */
   private watchHeartbeat(): void {
     const { hangTimeoutMs } = this.options;
