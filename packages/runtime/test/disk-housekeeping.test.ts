@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { SharedReservations } from "../src/store/shared-reservations.js";
 import { DiskReservations } from "../src/transfer/disk-reservations.js";
 import { freeBytes } from "../src/transfer/disk-space.js";
 import { tempDir } from "../../../testkit/node/index.js";
@@ -80,6 +81,35 @@ describe("one disk reservation for concurrent downloads", () => {
       second.release();
     } finally {
       dir.cleanup();
+    }
+  });
+});
+
+describe("disk reservations shared through the home", () => {
+  it("counts another ledger's promise on the same home, shrinks it as its bytes are written, and drops it at release", async () => {
+    const home = tempDir("llmlb-shared-reserve-");
+    // Two ledgers on one home stand for two processes (each has its own identity in the file).
+    const here = new DiskReservations(new SharedReservations(home.dir));
+    const there = new DiskReservations(new SharedReservations(home.dir));
+    const size = 1024 ** 3;
+    const reserve = (await freeBytes(home.dir)) - Math.round(1.5 * size);
+    try {
+      const first = await there.reserve(home.dir, size, reserve, "model a");
+      const refused = await here.reserve(home.dir, size, reserve, "model b").catch((e: unknown) => e);
+      expect(refused).toMatchObject({ reason: "INSUFFICIENT_DISK", metadata: { reserved_bytes: String(size) } });
+
+      // Written bytes show in the free space instead: the other side's promise shrinks with its next beat.
+      first.consume((3 * size) / 4);
+      await expect.poll(async () => {
+        const second = await here.reserve(home.dir, size, reserve, "model b").catch(() => undefined);
+        second?.release();
+        return second !== undefined;
+      }, { timeout: 10_000, interval: 200 }).toBe(true);
+
+      first.release();
+      await expect.poll(() => JSON.parse(fs.readFileSync(path.join(home.dir, ".locks", "disk", "reservations.json"), "utf8")).entries, { timeout: 5_000 }).toEqual([]);
+    } finally {
+      home.cleanup();
     }
   });
 });
