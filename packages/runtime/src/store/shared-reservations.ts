@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { reservationsLockTimeout } from "../errors/index.js";
-import { isLockStale, locksDir, tryAcquireLockFile, type DownloadLockState } from "./download-lock.js";
+import { isLockStale, locksDir, tryAcquireLockFile } from "./download-lock.js";
 import { isErrno, randomSuffix, writeFileAtomic } from "./fs-utils.js";
 
 /** One process's promise: bytes its running downloads have yet to write. */
@@ -90,7 +90,7 @@ export class SharedReservations {
           await attempt.held.release();
         }
       }
-      if (Date.now() > deadline) throw reservationsLockTimeout(this.mutex, attempt.holder as DownloadLockState);
+      if (Date.now() > deadline) throw reservationsLockTimeout(this.mutex, attempt.holder);
       await sleep(MUTEX_POLL_MS);
     }
   }
