@@ -2,7 +2,7 @@
 import { LlamaChat, type ChatHistoryItem, type LlamaContext } from "node-llama-cpp";
 import { InferenceEngine, loadLlama, silentLogger } from "@llmlb/runtime";
 import type { ChatResponse } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
-import { grpcJsClient, startTestNode, type TestNode } from "../testkit/node/index.js";
+import { grpcJsClient, resolveModel, startTestNode, type TestNode } from "../testkit/node/index.js";
 import { startTinyWorld, TINY_CHAT_ID, type TinyWorld } from "../testkit/world/tiny-world.js";
 
 export { median, percentile } from "./stats.js";
@@ -26,9 +26,7 @@ export interface BenchNode {
 export async function startBenchNode(env: Record<string, string> = {}): Promise<BenchNode> {
   const world = await startTinyWorld();
   const node = await startTestNode({ ...world.env, ...env });
-  for await (const _event of node.clients.resolver.resolve({ target: { case: "modelId", value: TINY_CHAT_ID } })) {
-    // download to disk before timing anything
-  }
+  await resolveModel(node, TINY_CHAT_ID); // on disk before anything is timed
   return {
     world,
     node,

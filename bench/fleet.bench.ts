@@ -15,7 +15,7 @@
  *   npm run bench -- fleet
  */
 import { redisMissing } from "../testkit/services/index.js";
-import { startTestNode, type TestNode } from "../testkit/node/index.js";
+import { resolveModel, startTestNode, type TestNode } from "../testkit/node/index.js";
 import { FLEET_MODEL_ID, startFleetWorld } from "../testkit/world/fleet-world.js";
 
 const MIB = 1 << 20;
@@ -24,10 +24,7 @@ const NODES = Number(process.env.BENCH_FLEET_NODES ?? 8);
 const HUB_MIBPS = process.env.BENCH_FLEET_HUB_MIBPS ? Number(process.env.BENCH_FLEET_HUB_MIBPS) : undefined;
 
 async function pull(node: TestNode): Promise<string> {
-  for await (const res of node.clients.resolver.resolve({ target: { case: "modelId", value: FLEET_MODEL_ID } })) {
-    if (res.event.case === "done") return res.event.value.sha256;
-  }
-  throw new Error("the resolve stream ended without done");
+  return (await resolveModel(node, FLEET_MODEL_ID)).sha256;
 }
 
 async function main(): Promise<void> {

@@ -10,7 +10,7 @@
  *   node --conditions=source --import tsx bench/multiturn.bench.ts
  */
 import { tinyModelBytes } from "../testkit/gguf/tiny-gguf.js";
-import { startTestNode } from "../testkit/node/index.js";
+import { resolveModel, startTestNode } from "../testkit/node/index.js";
 import { startTinyWorld, tinyEntry } from "../testkit/world/tiny-world.js";
 import { median } from "./bench-kit.js";
 
@@ -25,9 +25,7 @@ const bytes = tinyModelBytes({ contextLength: 4096 });
 const world = await startTinyWorld({ extraModels: [tinyEntry(MODEL, FILE, bytes, ["text-generation"], { repo: REPO, context_length: 4096 })] });
 await world.hf.addRepo(REPO, { files: { [FILE]: bytes } });
 const node = await startTestNode({ ...world.env, LLMLB_PARALLELISM: "1", LLMLB_KEEP_ALIVE: "-1" });
-for await (const _event of node.clients.resolver.resolve({ target: { case: "modelId", value: MODEL } })) {
-  // on disk before timing anything
-}
+await resolveModel(node, MODEL); // on disk before anything is timed
 
 type Message = { role: string; content: string };
 const text = (words: number, seed: number) => Array.from({ length: words }, (_, i) => WORDS[(i * 7 + seed) % WORDS.length]).join(" ");

@@ -1,5 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { ErrorInfoSchema } from "@llmlb/runtime/gen/google/rpc/error_details_pb";
+import { StatusSchema } from "@llmlb/runtime/gen/google/rpc/status_pb";
 
 /**
  * A plain @grpc/grpc-js client for one of our services, with messages (de)serialized by the
@@ -44,4 +46,24 @@ export function grpcJsClient(
     },
     close: () => client.close(),
   };
+}
+
+/** The google.rpc.ErrorInfo a gRPC error carries in its status details (undefined when it has none). */
+export function errorInfoOf(error: grpc.ServiceError): { reason: string; domain: string; metadata: Record<string, string> } | undefined {
+  const [details] = error.metadata.get("grpc-status-details-bin");
+  if (!(details instanceof Buffer)) return undefined;
+  const info = fromBinary(StatusSchema, details).details.find((d) => d.typeUrl.endsWith("google.rpc.ErrorInfo"));
+  if (!info) return undefined;
+  const { reason, domain, metadata } = fromBinary(ErrorInfoSchema, info.value);
+  return { reason, domain, metadata: { ...metadata } };
+}
+
+/** Everything a server stream sent, and how it ended: after its last message, or with an error. */
+export function streamOutcome<T>(call: grpc.ClientReadableStream<T>): Promise<{ messages: T[]; last?: T; error?: grpc.ServiceError }> {
+  const messages: T[] = [];
+  return new Promise((resolve) => {
+    call.on("data", (message: T) => messages.push(message));
+    call.on("error", (error: grpc.ServiceError) => resolve({ messages, error }));
+    call.on("end", () => resolve({ messages, last: messages.at(-1) }));
+  });
 }

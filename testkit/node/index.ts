@@ -1,3 +1,4 @@
 export { startTestNode, tempDir, isolatedEnv, type TestNode } from "./test-node.js";
-export { grpcJsClient } from "./grpc-js-client.js";
+export { errorInfoOf, grpcJsClient, streamOutcome } from "./grpc-js-client.js";
 export { spawnChildNode, type ChildNode } from "./child-node.js";
+export { resolveModel, failureLabels, sha256OfFile, type Resolution } from "./resolve-model.js";

@@ -8,7 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
+import { resolveModel, startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { startTinyWorld, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 import { launchChromium, type Browser } from "./helpers/chromium.js";
 import { ensureDashboardBuilt } from "./helpers/dashboard-build.js";
@@ -29,7 +29,7 @@ describe("dashboard Chat and Loaded tabs in Chromium", () => {
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
     world = await startTinyWorld();
     [node, browser] = await Promise.all([startTestNode({ ...world.env, LLMLB_PARALLELISM: "2" }), launchChromium()]);
-    for await (const _event of node.clients.resolver.resolve({ target: { case: "modelId", value: TINY_CHAT_ID } })) void _event;
+    await resolveModel(node, TINY_CHAT_ID);
     page = browser.context.pages()[0] ?? (await browser.context.newPage());
     page.setDefaultTimeout(15_000);
     page.on("pageerror", (err) => pageErrors.push(String(err)));

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePrometheusText } from "../../../testkit/metrics/prometheus-text.js";
-import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
+import { resolveModel, sha256OfFile, startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { redisMissing } from "../../../testkit/services/index.js";
 import { startRouterStandin } from "../../../testkit/standins/index.js";
 import { FLEET_MODEL_ID, FLEET_SHARDED_ID, FLEET_UNDIGESTED_ID, startFleetWorld, type FleetWorld } from "../../../testkit/world/fleet-world.js";
@@ -11,29 +11,10 @@ const MiB = 1 << 20;
 const SIZE = 16 * MiB;
 const NODES = 8;
 
-interface Resolution {
-  source: string;
-  path: string;
-  failures: Array<{ source: string; code: string; reason: string }>;
-}
-
-async function resolve(node: TestNode, id = FLEET_MODEL_ID): Promise<Resolution> {
-  const failures: Resolution["failures"] = [];
-  for await (const res of node.clients.resolver.resolve({ target: { case: "modelId", value: id } })) {
-    if (res.event.case === "sourceFailed") failures.push({ source: res.event.value.source, code: res.event.value.code, reason: res.event.value.reason });
-    if (res.event.case === "done") return { source: res.event.value.source, path: res.event.value.path, failures };
-  }
-  throw new Error("the resolve stream ended without done");
-}
-
-function sha256Of(file: string): string {
-  return createHash("sha256").update(fs.readFileSync(file)).digest("hex");
-}
-
 /** The sha256 of every file the node holds of the model, and whether its copy is verified. */
 async function localCopy(node: TestNode, id: string): Promise<{ sha256s: string[]; verified: boolean }> {
   const model = (await node.runtime.store.getModel(id))!;
-  return { sha256s: model.files.map((f) => sha256Of(f.path)), verified: model.verified };
+  return { sha256s: model.files.map((f) => sha256OfFile(f.path)), verified: model.verified };
 }
 
 async function downloadedBytes(node: TestNode): Promise<Record<string, number>> {
@@ -61,13 +42,13 @@ describe.skipIf(noRedis !== undefined)(`one hub download per fleet (${NODES} in-
 
   it(`${NODES} nodes pulling at once: the hub serves the file about once and every node ends with the same verified bytes`, async () => {
     world.hf.throttle(16 * MiB, { host: "cdn" }); // about a second: the others follow the download while it runs
-    const results = await Promise.all(nodes.map((node) => resolve(node)));
+    const results = await Promise.all(nodes.map((node) => resolveModel(node, FLEET_MODEL_ID)));
     world.hf.clearFaults();
 
     expect(world.hubBytes()).toBeLessThanOrEqual(1.1 * SIZE);
     expect(results.filter((r) => r.source === "huggingface")).toHaveLength(1);
     expect(results.filter((r) => r.source === "peer")).toHaveLength(NODES - 1);
-    for (const r of results) expect(sha256Of(r.path)).toBe(world.sha256);
+    for (const r of results) expect(sha256OfFile(r.path)).toBe(world.sha256);
 
     const follower = nodes[results.findIndex((r) => r.source === "peer")]!;
     expect((await downloadedBytes(follower)).peer).toBe(SIZE);
@@ -89,25 +70,25 @@ describe.skipIf(noRedis !== undefined)(`one hub download per fleet (${NODES} in-
     fs.closeSync(handle);
 
     const hubBefore = world.hubBytes();
-    const fresh = await resolve(nodes[1]!);
+    const fresh = await resolveModel(nodes[1]!, FLEET_MODEL_ID);
     const mismatch = fresh.failures.find((f) => f.code === "CHECKSUM_MISMATCH");
     expect(mismatch?.source).toBe("peer");
     expect(mismatch?.reason).toContain(new URL(bad.httpUrl).host);
     expect(fresh.source).toBe("huggingface");
-    expect(sha256Of(fresh.path)).toBe(world.sha256);
+    expect(sha256OfFile(fresh.path)).toBe(world.sha256);
     expect(world.hubBytes() - hubBefore).toBe(SIZE);
 
     // The reported peer is not asked again: the next node takes the good copy of nodes[1].
-    const next = await resolve(nodes[2]!);
+    const next = await resolveModel(nodes[2]!, FLEET_MODEL_ID);
     expect(next.failures.filter((f) => f.code === "CHECKSUM_MISMATCH")).toEqual([]);
     expect(next.source).toBe("peer");
-    expect(sha256Of(next.path)).toBe(world.sha256);
+    expect(sha256OfFile(next.path)).toBe(world.sha256);
   });
 
   it("every part of a sharded model from a peer is checked against its own sha256: a corrupted part 2 is CHECKSUM_MISMATCH naming the peer", async () => {
     // The catalog knows the sha256 of part 1 only; parts 2 and 3 are checked against the digests the peer recorded at install.
     const [holder, fresh, later] = [nodes[3]!, nodes[4]!, nodes[5]!];
-    const first = await resolve(holder, FLEET_SHARDED_ID);
+    const first = await resolveModel(holder, FLEET_SHARDED_ID);
     expect(first.source).toBe("huggingface");
     expect(await localCopy(holder, FLEET_SHARDED_ID)).toEqual({ sha256s: world.shards.map((s) => s.sha256), verified: true });
 
@@ -118,7 +99,7 @@ describe.skipIf(noRedis !== undefined)(`one hub download per fleet (${NODES} in-
     fs.closeSync(handle);
 
     const hubBefore = world.hf.bytesServed("llmlb-test/fleet-GGUF", world.shards[1]!.name);
-    const res = await resolve(fresh, FLEET_SHARDED_ID);
+    const res = await resolveModel(fresh, FLEET_SHARDED_ID);
     const mismatch = res.failures.find((f) => f.code === "CHECKSUM_MISMATCH");
     expect(mismatch?.source).toBe("peer");
     expect(mismatch?.reason).toContain(new URL(holder.httpUrl).host);
@@ -128,7 +109,7 @@ describe.skipIf(noRedis !== undefined)(`one hub download per fleet (${NODES} in-
     expect(await localCopy(fresh, FLEET_SHARDED_ID)).toEqual({ sha256s: world.shards.map((s) => s.sha256), verified: true });
 
     // A good peer's copy: every part verified against that peer's recorded digests, so the copy is verified too.
-    const next = await resolve(later, FLEET_SHARDED_ID);
+    const next = await resolveModel(later, FLEET_SHARDED_ID);
     expect(next.failures.filter((f) => f.code === "CHECKSUM_MISMATCH")).toEqual([]);
     expect(next.source).toBe("peer");
     expect(await localCopy(later, FLEET_SHARDED_ID)).toEqual({ sha256s: world.shards.map((s) => s.sha256), verified: true });
@@ -139,12 +120,12 @@ describe.skipIf(noRedis !== undefined)(`one hub download per fleet (${NODES} in-
     await router.addModel(FLEET_UNDIGESTED_ID, world.undigested);
     const holder = await startTestNode({ ...world.env, LLMLB_ROUTER_URL: router.url });
     try {
-      expect((await resolve(holder, FLEET_UNDIGESTED_ID)).source).toBe("router-proxy");
+      expect((await resolveModel(holder, FLEET_UNDIGESTED_ID)).source).toBe("router-proxy");
       expect((await localCopy(holder, FLEET_UNDIGESTED_ID)).verified).toBe(false);
       const blob = await fetch(`${holder.httpUrl}/v0/models/blob/${FLEET_UNDIGESTED_ID}`, { method: "HEAD" });
       expect(blob.headers.get("llmlb-verified")).toBe("false");
 
-      const res = await resolve(nodes[6]!, FLEET_UNDIGESTED_ID);
+      const res = await resolveModel(nodes[6]!, FLEET_UNDIGESTED_ID);
       expect(res.source).toBe("peer");
       expect(await localCopy(nodes[6]!, FLEET_UNDIGESTED_ID)).toEqual({ sha256s: [createHash("sha256").update(world.undigested).digest("hex")], verified: false });
     } finally {

@@ -1,38 +1,13 @@
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePrometheusText } from "../../../testkit/metrics/prometheus-text.js";
-import { spawnChildNode, startTestNode, type ChildNode, type TestNode } from "../../../testkit/node/index.js";
+import { failureLabels, resolveModel, sha256OfFile, spawnChildNode, startTestNode, type ChildNode, type TestNode } from "../../../testkit/node/index.js";
 import { redisMissing } from "../../../testkit/services/index.js";
 import { startSlowLink, type SlowLink } from "../../../testkit/standins/index.js";
 import { FLEET_MODEL_ID, startFleetWorld, type FleetWorld } from "../../../testkit/world/fleet-world.js";
 
 const MiB = 1 << 20;
 const SIZE = 32 * MiB;
-
-interface Resolution {
-  source: string;
-  path: string;
-  /** "source: CODE" of every failed source. */
-  failures: string[];
-  /** Why each source failed. */
-  reasons: string[];
-}
-
-async function resolve(node: TestNode): Promise<Resolution> {
-  const failures: string[] = [];
-  const reasons: string[] = [];
-  for await (const res of node.clients.resolver.resolve({ target: { case: "modelId", value: FLEET_MODEL_ID } })) {
-    if (res.event.case === "sourceFailed") {
-      failures.push(`${res.event.value.source}: ${res.event.value.code}`);
-      reasons.push(res.event.value.reason);
-    }
-    if (res.event.case === "done") return { source: res.event.value.source, path: res.event.value.path, failures, reasons };
-  }
-  throw new Error("the resolve stream ended without done");
-}
-
-const sha256Of = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 
 /** What a node's blob route has sent so far (/metrics). */
 async function blobBytesSent(url: string): Promise<number> {
@@ -76,8 +51,8 @@ describe.skipIf(noRedis !== undefined)("a file fetched from several peers at onc
     ]);
     [holders[0]!.httpUrl, holders[1]!.httpUrl, child.httpUrl].forEach((url, i) => links[i]!.setTarget(url));
     // Three holders: one from the hub, the others from it.
-    expect((await resolve(holders[0]!)).source).toBe("huggingface");
-    expect((await resolve(holders[1]!)).source).toBe("peer");
+    expect((await resolveModel(holders[0]!, FLEET_MODEL_ID)).source).toBe("huggingface");
+    expect((await resolveModel(holders[1]!, FLEET_MODEL_ID)).source).toBe("peer");
     expect((await fetch(`${child.httpUrl}/v0/models/${FLEET_MODEL_ID}/pull`, { method: "POST" })).status).toBe(202);
     await until(async () => (await modelState(child.httpUrl)) === "ready", "the child node holds the model", 30_000);
     await until(async () => (await pullers[0]!.runtime.fleet!.view.holders(FLEET_MODEL_ID)).length === 3, "the directory lists 3 holders", 20_000);
@@ -96,14 +71,14 @@ describe.skipIf(noRedis !== undefined)("a file fetched from several peers at onc
     const before = await Promise.all(peers.map(blobBytesSent));
     const hubBefore = world.hubBytes();
 
-    const done = await resolve(pullers[0]!);
+    const done = await resolveModel(pullers[0]!, FLEET_MODEL_ID);
 
     const sent = (await Promise.all(peers.map(blobBytesSent))).map((n, i) => n - before[i]!);
     expect(done.source).toBe("peer");
-    expect(done.failures).toEqual(["local: NOT_HERE"]);
+    expect(failureLabels(done)).toEqual(["local: NOT_HERE"]);
     for (const share of sent) expect(share).toBeGreaterThan(0);
     expect(sent.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(SIZE);
-    expect(sha256Of(done.path)).toBe(world.sha256);
+    expect(sha256OfFile(done.path)).toBe(world.sha256);
     expect(world.hubBytes()).toBe(hubBefore);
   });
 
@@ -111,15 +86,15 @@ describe.skipIf(noRedis !== undefined)("a file fetched from several peers at onc
     const relayed = () => links.reduce((n, l) => n + l.bytesRelayed, 0);
     const before = relayed();
     let finished = false;
-    const pulled = resolve(pullers[1]!).finally(() => (finished = true));
+    const pulled = resolveModel(pullers[1]!, FLEET_MODEL_ID).finally(() => (finished = true));
     await expect.poll(() => relayed() - before, { timeout: 20_000, interval: 20 }).toBeGreaterThan(SIZE / 4);
     expect(finished).toBe(false);
     await child.kill9();
 
     const done = await pulled;
     expect(done.source).toBe("peer");
-    expect(done.failures).toEqual(["local: NOT_HERE"]); // within the same transfer, not by a second attempt
-    expect(sha256Of(done.path)).toBe(world.sha256);
+    expect(failureLabels(done)).toEqual(["local: NOT_HERE"]); // within the same transfer, not by a second attempt
+    expect(sha256OfFile(done.path)).toBe(world.sha256);
   });
 
   it("one of the peers serves a corrupted copy: the file still ends verified, and only that peer is ever blamed", async () => {
@@ -136,12 +111,12 @@ describe.skipIf(noRedis !== undefined)("a file fetched from several peers at onc
     const puller = pullers[1]!;
     expect((await fetch(`${puller.httpUrl}/v0/models/${FLEET_MODEL_ID}`, { method: "DELETE" })).status).toBe(200);
 
-    const done = await resolve(puller);
+    const done = await resolveModel(puller, FLEET_MODEL_ID);
     expect(done.source).toBe("peer");
-    expect(sha256Of(done.path)).toBe(world.sha256);
+    expect(sha256OfFile(done.path)).toBe(world.sha256);
     // The parts of several peers failing together name nobody: the file comes once more from one peer alone,
     // and only if that one was the damaged copy is a peer blamed — that one.
-    const blamed = done.reasons.filter((_, i) => done.failures[i] === "peer: CHECKSUM_MISMATCH");
+    const blamed = done.failures.filter((f) => f.source === "peer" && f.code === "CHECKSUM_MISMATCH").map((f) => f.reason);
     expect(blamed.length).toBeLessThanOrEqual(1);
     for (const reason of blamed) expect(reason).toContain(new URL(links[0]!.url).host);
     if (blamed.length === 1) expect(await puller.runtime.fleet!.view.holders(FLEET_MODEL_ID)).not.toContain(links[0]!.url);

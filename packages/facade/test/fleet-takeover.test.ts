@@ -1,7 +1,5 @@
-import { createHash } from "node:crypto";
-import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawnChildNode, startTestNode, type ChildNode, type TestNode } from "../../../testkit/node/index.js";
+import { failureLabels, resolveModel, sha256OfFile, spawnChildNode, startTestNode, type ChildNode, type TestNode } from "../../../testkit/node/index.js";
 import { redisMissing } from "../../../testkit/services/index.js";
 import { FLEET_MODEL_ID, startFleetWorld, type FleetWorld } from "../../../testkit/world/fleet-world.js";
 
@@ -32,22 +30,15 @@ describe.skipIf(noRedis !== undefined)("the lease holder dies mid-download", () 
     expect(pull.status).toBe(202);
     await expect.poll(() => world.hubBytes(), { timeout: 20_000, interval: 50 }).toBeGreaterThan(0.1 * SIZE);
 
-    const failures: string[] = [];
-    const resolved = (async () => {
-      for await (const res of follower.clients.resolver.resolve({ target: { case: "modelId", value: FLEET_MODEL_ID } })) {
-        if (res.event.case === "sourceFailed") failures.push(`${res.event.value.source}: ${res.event.value.code}`);
-        if (res.event.case === "done") return res.event.value;
-      }
-      throw new Error("no done");
-    })();
+    const resolved = resolveModel(follower, FLEET_MODEL_ID);
     await expect.poll(() => world.hubBytes(), { timeout: 20_000, interval: 50 }).toBeGreaterThan(0.4 * SIZE);
     await holder.kill9();
     world.hf.clearFaults();
 
     const done = await resolved;
-    expect(failures).toContain("peer: SOURCE_UNAVAILABLE"); // it followed the holder until it died
+    expect(failureLabels(done)).toContain("peer: SOURCE_UNAVAILABLE"); // it followed the holder until it died
     expect(done.source).toBe("huggingface"); // then took the download over
-    expect(createHash("sha256").update(fs.readFileSync(done.path)).digest("hex")).toBe(world.sha256);
+    expect(sha256OfFile(done.path)).toBe(world.sha256);
     expect(world.hubBytes()).toBeLessThanOrEqual(2 * SIZE);
   });
 });

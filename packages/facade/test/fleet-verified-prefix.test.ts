@@ -1,31 +1,13 @@
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
+import { failureLabels, resolveModel, sha256OfFile, startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { redisMissing } from "../../../testkit/services/index.js";
 import { FLEET_FILE, FLEET_MODEL_ID, startFleetWorld, type FleetWorld } from "../../../testkit/world/fleet-world.js";
 
 const MiB = 1 << 20;
 /** Large enough that the download hashes on a worker thread while it arrives. */
 const SIZE = 32 * MiB;
-
-interface Resolution {
-  source: string;
-  path: string;
-  failures: string[];
-}
-
-async function resolve(node: TestNode): Promise<Resolution> {
-  const failures: string[] = [];
-  for await (const res of node.clients.resolver.resolve({ target: { case: "modelId", value: FLEET_MODEL_ID } })) {
-    if (res.event.case === "sourceFailed") failures.push(`${res.event.value.source}: ${res.event.value.code}`);
-    if (res.event.case === "done") return { source: res.event.value.source, path: res.event.value.path, failures };
-  }
-  throw new Error("the resolve stream ended without done");
-}
-
-const sha256Of = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 
 /** How far the node's running download of the model is verified (undefined when none runs). */
 function verifiedBytes(node: TestNode): number | undefined {
@@ -71,7 +53,7 @@ describe.skipIf(noRedis !== undefined)("a peer following a download gets only ve
     await expect.poll(() => world.hubBytes(), { timeout: 10_000, interval: 20 }).toBeGreaterThan(0);
 
     let finished = false;
-    const followed = resolve(follower).finally(() => (finished = true));
+    const followed = resolveModel(follower, FLEET_MODEL_ID).finally(() => (finished = true));
     let samples = 0;
     let streamedEarly = 0;
     while (!finished) {
@@ -92,7 +74,7 @@ describe.skipIf(noRedis !== undefined)("a peer following a download gets only ve
     expect(streamedEarly).toBeGreaterThan(0);
     expect(streamedEarly).toBeLessThan(SIZE);
     expect(done.source).toBe("peer");
-    expect(sha256Of(done.path)).toBe(world.sha256);
+    expect(sha256OfFile(done.path)).toBe(world.sha256);
     expect(world.hubBytes()).toBeLessThanOrEqual(1.1 * SIZE);
   });
 
@@ -105,18 +87,18 @@ describe.skipIf(noRedis !== undefined)("a peer following a download gets only ve
     await pull(leader);
     await expect.poll(() => world.hubBytes() - hubBefore, { timeout: 10_000, interval: 20 }).toBeGreaterThan(0);
 
-    const results = await Promise.all(followers.map((node) => resolve(node)));
+    const results = await Promise.all(followers.map((node) => resolveModel(node, FLEET_MODEL_ID)));
     world.hf.clearFaults();
 
     const leaderModel = (await (await fetch(`${leader.httpUrl}/v0/models/${FLEET_MODEL_ID}`)).json()) as { state: string; failure_reason?: string };
     expect(leaderModel.state).toBe("failed");
     for (const r of results) {
-      expect(sha256Of(r.path)).toBe(world.sha256);
+      expect(sha256OfFile(r.path)).toBe(world.sha256);
       // The leader never served the whole file, so no follower took its bytes for a complete copy.
-      expect(r.failures).not.toContain("peer: CHECKSUM_MISMATCH");
+      expect(failureLabels(r)).not.toContain("peer: CHECKSUM_MISMATCH");
     }
     // Whoever followed the leader first fell back (to the hub, or to a peer that has the good copy).
-    expect(results.flatMap((r) => r.failures).some((f) => f.startsWith("peer: "))).toBe(true);
+    expect(results.flatMap((r) => r.failures).some((f) => f.source === "peer")).toBe(true);
     expect(results.some((r) => r.source === "huggingface")).toBe(true);
   });
 });

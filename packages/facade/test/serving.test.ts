@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LoadedListJson, LoadedModelJson } from "../dashboard/src/types.js";
 import { tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
-import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
+import { resolveModel, startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { startTinyWorld, tinyEntry, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
 const LONG_ID = "tiny-long";
@@ -45,9 +45,7 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
     world = await startTinyWorld({ extraModels: [tinyEntry(LONG_ID, LONG_FILE, tinyLong, ["text-generation"], { context_length: 16_384, repo: LONG_REPO })] });
     await world.hf.addRepo(LONG_REPO, { files: { [LONG_FILE]: tinyLong } });
     node = await startTestNode({ ...world.env, LLMLB_KEEP_ALIVE: "2s", LLMLB_PARALLELISM: "2" });
-    for (const id of [TINY_CHAT_ID, LONG_ID]) {
-      for await (const _event of node.clients.resolver.resolve({ target: { case: "modelId", value: id } })) void _event;
-    }
+    for (const id of [TINY_CHAT_ID, LONG_ID]) await resolveModel(node, id);
   }, 60_000);
   afterAll(async () => {
     await node?.stop();

@@ -1,15 +1,12 @@
 import { setTimeout as delay } from "node:timers/promises";
-import { fromBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelEvent } from "../src/index.js";
-import { ErrorInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
-import { StatusSchema } from "../src/gen/google/rpc/status_pb.js";
-import { ModelCatalogService } from "../src/gen/llmlb/node/v1/catalog_pb.js";
-import { ModelState, type Model } from "../src/gen/llmlb/node/v1/model_pb.js";
-import { InferenceService, type ChatResponse } from "../src/gen/llmlb/node/v1/inference_pb.js";
-import { grpcJsClient, startTestNode, type TestNode } from "../../../testkit/node/index.js";
-import { startTinyWorld, tinyChat, tinyEntry, TINY_EMBED_FILE, TINY_EMBED_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+import { ModelState } from "../src/gen/llmlb/node/v1/model_pb.js";
+import type { ChatResponse } from "../src/gen/llmlb/node/v1/inference_pb.js";
+import { errorInfoOf, streamOutcome, type TestNode } from "../../../testkit/node/index.js";
+import { chatRequest, startRunnerWorld, type RunnerWorld } from "./fixtures/runner-world.js";
+import { tinyChat, TINY_EMBED_FILE, TINY_EMBED_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
 const CRASH_REPO = "llmlb-test/crash-GGUF";
 const CRASH_ID = "tiny-crash";
@@ -28,28 +25,17 @@ function withDuplicateToken(bytes: Uint8Array): Uint8Array {
 }
 const BACKOFF_SECONDS = 2;
 
+let rw: RunnerWorld;
 let world: TinyWorld;
 let node: TestNode;
-let inference: ReturnType<typeof grpcJsClient>;
-let catalog: ReturnType<typeof grpcJsClient>;
-const events: ModelEvent[] = [];
+let inference: RunnerWorld["inference"];
+let events: ModelEvent[];
 
 beforeAll(async () => {
-  world = await startTinyWorld({
-    extraModels: [{ ...tinyEntry(CRASH_ID, "crash.gguf", CRASH, ["text-generation"]), repo: CRASH_REPO }],
-  });
-  await world.hf.addRepo(CRASH_REPO, { files: { "crash.gguf": CRASH } });
-  node = await startTestNode({ ...world.env, LLMLB_RUNNER_CRASH_BACKOFF: String(BACKOFF_SECONDS) });
-  node.runtime.events.on((event) => events.push(event));
-  inference = grpcJsClient(InferenceService, node.grpcUrl);
-  catalog = grpcJsClient(ModelCatalogService, node.grpcUrl);
+  rw = await startRunnerWorld({ id: CRASH_ID, repo: CRASH_REPO, file: "crash.gguf", bytes: CRASH }, { LLMLB_RUNNER_CRASH_BACKOFF: String(BACKOFF_SECONDS) });
+  ({ world, node, inference, events } = rw);
 });
-afterAll(async () => {
-  inference?.close();
-  catalog?.close();
-  await node?.stop();
-  await world?.close();
-});
+afterAll(() => rw?.close());
 
 describe("the supervised inference runner", () => {
   it("ends a gRPC stream whose runner is killed with UNAVAILABLE / ENGINE_CRASHED naming the model, then serves the next request", async () => {
@@ -61,7 +47,7 @@ describe("the supervised inference runner", () => {
 
     const { error } = await outcome;
     expect(error?.code).toBe(grpc.status.UNAVAILABLE);
-    expect(errorInfo(error!)).toMatchObject({ reason: "ENGINE_CRASHED", metadata: { model_id: "tiny-chat" } });
+    expect(errorInfoOf(error!)).toMatchObject({ reason: "ENGINE_CRASHED", metadata: { model_id: "tiny-chat" } });
     expect(error!.details).toContain("SIGKILL");
     expect(await modelState("tiny-chat")).toBe(ModelState.READY);
 
@@ -105,7 +91,7 @@ describe("the supervised inference runner", () => {
     await waitFor(() => events.some((e) => e.type === "transfer-started" && e.modelId === TINY_EMBED_ID));
     process.kill(node.runtime.engine.runnerPid()!, "SIGKILL");
 
-    expect(errorInfo((await embedding) as grpc.ServiceError)).toMatchObject({ reason: "ENGINE_CRASHED", metadata: { model_id: TINY_EMBED_ID } });
+    expect(errorInfoOf((await embedding) as grpc.ServiceError)).toMatchObject({ reason: "ENGINE_CRASHED", metadata: { model_id: TINY_EMBED_ID } });
     expect(events.some((e) => e.type === "transfer-finished" && e.modelId === TINY_EMBED_ID)).toBe(false);
     await waitFor(() => events.some((e) => e.type === "transfer-finished" && e.modelId === TINY_EMBED_ID));
     expect(await modelState(TINY_EMBED_ID)).toBe(ModelState.READY);
@@ -117,38 +103,38 @@ describe("the supervised inference runner", () => {
 
     const first = await streamOutcome(inference.stream<ChatResponse>("chat", chatRequest(CRASH_ID, 4)));
     expect(first.error?.code).toBe(grpc.status.UNAVAILABLE);
-    expect(errorInfo(first.error!)).toMatchObject({ reason: "ENGINE_CRASHED", metadata: { model_id: CRASH_ID } });
+    expect(errorInfoOf(first.error!)).toMatchObject({ reason: "ENGINE_CRASHED", metadata: { model_id: CRASH_ID } });
     expect(loadsOfCrash()).toBe(1);
-    const failed = await getModel(CRASH_ID);
+    const failed = await rw.getModel(CRASH_ID);
     expect(failed.state).toBe(ModelState.FAILED);
     expect(failed.failureReason).toContain("crashed the inference runner");
     expect(failed.failureReason).toContain("GGML_ASSERT");
 
     // Within the backoff the model is refused without touching the runner.
     const refused = await streamOutcome(inference.stream<ChatResponse>("chat", chatRequest(CRASH_ID, 4)));
-    expect(errorInfo(refused.error!)).toMatchObject({ reason: "ENGINE_CRASHED", metadata: { model_id: CRASH_ID } });
-    expect(errorInfo(refused.error!).metadata.retry_after_seconds, refused.error!.details).toMatch(/^[12]$/);
+    expect(errorInfoOf(refused.error!)).toMatchObject({ reason: "ENGINE_CRASHED", metadata: { model_id: CRASH_ID } });
+    expect(errorInfoOf(refused.error!)?.metadata.retry_after_seconds, refused.error!.details).toMatch(/^[12]$/);
     expect(loadsOfCrash()).toBe(1);
     await expectServes("tiny-chat");
 
     // After the backoff it is tried once more; the second crash of the same file keeps it FAILED.
     await delay(BACKOFF_SECONDS * 1000 + 100);
     const second = await streamOutcome(inference.stream<ChatResponse>("chat", chatRequest(CRASH_ID, 4)));
-    expect(errorInfo(second.error!)).toMatchObject({ reason: "ENGINE_CRASHED" });
+    expect(errorInfoOf(second.error!)).toMatchObject({ reason: "ENGINE_CRASHED" });
     expect(loadsOfCrash()).toBe(2);
     await expectServes("tiny-chat");
 
     await delay(BACKOFF_SECONDS * 1000 + 100);
     const kept = await streamOutcome(inference.stream<ChatResponse>("chat", chatRequest(CRASH_ID, 4)));
     expect(kept.error?.code).toBe(grpc.status.FAILED_PRECONDITION);
-    expect(errorInfo(kept.error!)).toMatchObject({ reason: "INVALID_MODEL_FILE", metadata: { model_id: CRASH_ID, cause: "ENGINE_CRASHED" } });
+    expect(errorInfoOf(kept.error!)).toMatchObject({ reason: "INVALID_MODEL_FILE", metadata: { model_id: CRASH_ID, cause: "ENGINE_CRASHED" } });
     expect(kept.error!.details).toContain("twice");
     expect(loadsOfCrash()).toBe(2);
-    expect((await getModel(CRASH_ID)).state).toBe(ModelState.FAILED);
+    expect((await rw.getModel(CRASH_ID)).state).toBe(ModelState.FAILED);
 
     // An operator's LoadModel is a retry: it loads (and crashes) once more.
     const retried = await inference.unary("loadModel", { modelId: CRASH_ID }).catch((e: grpc.ServiceError) => e);
-    expect(errorInfo(retried as grpc.ServiceError)).toMatchObject({ reason: "ENGINE_CRASHED" });
+    expect(errorInfoOf(retried as grpc.ServiceError)).toMatchObject({ reason: "ENGINE_CRASHED" });
     expect(loadsOfCrash()).toBe(3);
     await expectServes("tiny-chat");
   }, 240_000); // four runner starts: seconds each on a busy 2-core machine
@@ -162,18 +148,7 @@ async function waitFor(condition: () => boolean, timeoutMs = 30_000): Promise<vo
   }
 }
 
-function chatRequest(modelId: string, maxTokens: number) {
-  return { modelId, messages: [{ role: "user", content: "Go on" }], temperature: 0, maxTokens };
-}
 
-function streamOutcome(call: grpc.ClientReadableStream<ChatResponse>): Promise<{ messages: ChatResponse[]; last?: ChatResponse; error?: grpc.ServiceError }> {
-  const messages: ChatResponse[] = [];
-  return new Promise((resolve) => {
-    call.on("data", (message: ChatResponse) => messages.push(message));
-    call.on("error", (error: grpc.ServiceError) => resolve({ messages, error }));
-    call.on("end", () => resolve({ messages, last: messages.at(-1) }));
-  });
-}
 
 async function expectServes(modelId: string): Promise<void> {
   const outcome = await streamOutcome(inference.stream<ChatResponse>("chat", chatRequest(modelId, 4)));
@@ -181,18 +156,9 @@ async function expectServes(modelId: string): Promise<void> {
   expect(outcome.last?.usage?.completionTokens).toBe(4);
 }
 
-function errorInfo(error: grpc.ServiceError): { reason: string; metadata: Record<string, string> } {
-  const [details] = error.metadata.get("grpc-status-details-bin") as Buffer[];
-  const status = fromBinary(StatusSchema, details!);
-  const info = fromBinary(ErrorInfoSchema, status.details[0]!.value);
-  return { reason: info.reason, metadata: { ...info.metadata } };
-}
 
-async function getModel(modelId: string): Promise<Model> {
-  return (await catalog.unary<{ model: Model }>("getModel", { modelId })).model;
-}
 
 async function modelState(modelId: string): Promise<ModelState> {
-  return (await getModel(modelId)).state;
+  return (await rw.getModel(modelId)).state;
 }
 

@@ -6,7 +6,7 @@ import { readDownloadLock } from "../src/index.js";
 import { sizedModelHeader } from "../../../testkit/gguf/sized-gguf.js";
 import { mulberry32 } from "../../../testkit/gguf/tiny-gguf.js";
 import { startHfStandin, type HfStandin } from "../../../testkit/standins/index.js";
-import { tempDir } from "../../../testkit/node/index.js";
+import { sha256OfFile, tempDir } from "../../../testkit/node/index.js";
 import { spawnResolveChild } from "./child-process.js";
 import { entry, openStack } from "./resolver-world.js";
 
@@ -27,15 +27,6 @@ function writeBigModel(file: string): string {
     hash.update(chunk);
     left -= chunk.length;
   }
-  fs.closeSync(fd);
-  return hash.digest("hex");
-}
-
-function sha256OfFile(file: string): string {
-  const hash = createHash("sha256");
-  const fd = fs.openSync(file, "r");
-  const buf = Buffer.alloc(4 << 20);
-  for (let n; (n = fs.readSync(fd, buf)) > 0; ) hash.update(buf.subarray(0, n));
   fs.closeSync(fd);
   return hash.digest("hex");
 }

@@ -1,11 +1,8 @@
 import * as grpc from "@grpc/grpc-js";
-import { fromBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
-import { StatusSchema } from "../src/gen/google/rpc/status_pb.js";
 import { ArtifactKind } from "../src/gen/llmlb/node/v1/model_pb.js";
 import { ResolverService, type ListSourcesResponse, type ResolveResponse } from "../src/gen/llmlb/node/v1/resolver_pb.js";
-import { grpcJsClient, startTestNode, type TestNode } from "../../../testkit/node/index.js";
+import { errorInfoOf, grpcJsClient, startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { startHfStandin, type HfStandin } from "../../../testkit/standins/index.js";
 import { TINY, TINY_INFO } from "./resolver-world.js";
 import { tinySupported, writeSupportedFile } from "./catalog-world.js";
@@ -19,13 +16,6 @@ function collect(stream: grpc.ClientReadableStream<ResolveResponse>): Promise<{ 
   });
 }
 
-function reasonOf(err: grpc.ServiceError): string | undefined {
-  const details = err.metadata.get("grpc-status-details-bin")[0];
-  if (!(details instanceof Buffer)) return undefined;
-  const status = fromBinary(StatusSchema, details);
-  const info = status.details.find((d) => d.typeUrl.endsWith("google.rpc.ErrorInfo"));
-  return info ? fromBinary(ErrorInfoSchema, info.value).reason : undefined;
-}
 
 describe("ResolverService over gRPC (h2c, @grpc/grpc-js)", () => {
   let hf: HfStandin;
@@ -72,10 +62,10 @@ describe("ResolverService over gRPC (h2c, @grpc/grpc-js)", () => {
   it("sends errors as gRPC status codes with an ErrorInfo reason", async () => {
     const unknown = await collect(client.stream("resolve", { target: { case: "modelId", value: "no-such-model" } }));
     expect(unknown.error?.code).toBe(grpc.status.NOT_FOUND);
-    expect(reasonOf(unknown.error!)).toBe("MODEL_NOT_SUPPORTED");
+    expect(errorInfoOf(unknown.error!)?.reason).toBe("MODEL_NOT_SUPPORTED");
     const bad = await collect(client.stream("resolve", { target: { case: "modelId", value: "../../etc/passwd" } }));
     expect(bad.error?.code).toBe(grpc.status.INVALID_ARGUMENT);
-    expect(reasonOf(bad.error!)).toBe("INVALID_MODEL_ID");
+    expect(errorInfoOf(bad.error!)?.reason).toBe("INVALID_MODEL_ID");
     const empty = await collect(client.stream("resolve", {}));
     expect(empty.error?.code).toBe(grpc.status.INVALID_ARGUMENT);
   });

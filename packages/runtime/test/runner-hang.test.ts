@@ -1,14 +1,11 @@
-import { fromBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelEvent } from "../src/index.js";
-import { ErrorInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
-import { StatusSchema } from "../src/gen/google/rpc/status_pb.js";
-import { ModelCatalogService } from "../src/gen/llmlb/node/v1/catalog_pb.js";
-import { ModelState, type Model } from "../src/gen/llmlb/node/v1/model_pb.js";
-import { InferenceService, type ChatResponse } from "../src/gen/llmlb/node/v1/inference_pb.js";
-import { grpcJsClient, startTestNode, type TestNode } from "../../../testkit/node/index.js";
-import { startTinyWorld, tinyChat, tinyEntry, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+import { ModelState } from "../src/gen/llmlb/node/v1/model_pb.js";
+import type { ChatResponse } from "../src/gen/llmlb/node/v1/inference_pb.js";
+import { errorInfoOf, streamOutcome, type TestNode } from "../../../testkit/node/index.js";
+import { chatRequest, startRunnerWorld, type RunnerWorld } from "./fixtures/runner-world.js";
+import { tinyChat } from "../../../testkit/world/tiny-world.js";
 
 /**
  * A runner that stops answering (here: SIGSTOP, which stands for a native deadlock or endless loop
@@ -23,32 +20,16 @@ const DETECTION_SLACK_MS = 10_000;
 const HANG_REPO = "llmlb-test/hang-GGUF";
 const HANG_ID = "tiny-hang";
 
-let world: TinyWorld;
+let rw: RunnerWorld;
 let node: TestNode;
-let inference: ReturnType<typeof grpcJsClient>;
-let catalog: ReturnType<typeof grpcJsClient>;
-const events: ModelEvent[] = [];
+let inference: RunnerWorld["inference"];
+let events: ModelEvent[];
 
 beforeAll(async () => {
-  world = await startTinyWorld({
-    extraModels: [{ ...tinyEntry(HANG_ID, "hang.gguf", tinyChat, ["text-generation"]), repo: HANG_REPO }],
-  });
-  await world.hf.addRepo(HANG_REPO, { files: { "hang.gguf": tinyChat } });
-  node = await startTestNode({
-    ...world.env,
-    LLMLB_RUNNER_HANG_TIMEOUT: `${HANG_TIMEOUT_MS}ms`,
-    LLMLB_RUNNER_LOAD_HANG_TIMEOUT: `${LOAD_HANG_TIMEOUT_MS}ms`,
-  });
-  node.runtime.events.on((event) => events.push(event));
-  inference = grpcJsClient(InferenceService, node.grpcUrl);
-  catalog = grpcJsClient(ModelCatalogService, node.grpcUrl);
+  rw = await startRunnerWorld({ id: HANG_ID, repo: HANG_REPO, file: "hang.gguf", bytes: tinyChat }, { LLMLB_RUNNER_HANG_TIMEOUT: `${HANG_TIMEOUT_MS}ms`, LLMLB_RUNNER_LOAD_HANG_TIMEOUT: `${LOAD_HANG_TIMEOUT_MS}ms` });
+  ({ node, inference, events } = rw);
 });
-afterAll(async () => {
-  inference?.close();
-  catalog?.close();
-  await node?.stop();
-  await world?.close();
-});
+afterAll(() => rw?.close());
 
 describe("runner hang detection", () => {
   it("does not take a runner that loads models and generates for hung", async () => {
@@ -68,20 +49,20 @@ describe("runner hang detection", () => {
     process.kill(stopped, "SIGSTOP");
     try {
       // The listeners and the catalog answer while the runner is stopped.
-      expect((await getModel("tiny-chat")).state).toBe(ModelState.LOADED);
+      expect((await rw.getModel("tiny-chat")).state).toBe(ModelState.LOADED);
       // Listing models asks the runner what is loaded: it answers once the hang is detected.
       const listed = fetch(`${node.httpUrl}/v1/models`);
 
       const { error } = await outcome;
       expect(Date.now() - stoppedAt).toBeLessThan(HANG_TIMEOUT_MS + DETECTION_SLACK_MS);
       expect(error?.code).toBe(grpc.status.UNAVAILABLE);
-      expect(errorInfo(error!)).toMatchObject({ reason: "ENGINE_CRASHED", metadata: { model_id: "tiny-chat", cause: "hang" } });
+      expect(errorInfoOf(error!)).toMatchObject({ reason: "ENGINE_CRASHED", metadata: { model_id: "tiny-chat", cause: "hang" } });
       expect(error!.details).toContain("answered no heartbeat for 1.5 s");
       expect((await listed).status).toBe(200);
     } finally {
       tryKill(stopped, "SIGCONT");
     }
-    expect(await getModel("tiny-chat")).toMatchObject({ state: ModelState.READY });
+    expect(await rw.getModel("tiny-chat")).toMatchObject({ state: ModelState.READY });
 
     await expectServes("tiny-chat", 8);
     expect(node.runtime.engine.runnerPid()).not.toBe(stopped);
@@ -95,17 +76,17 @@ describe("runner hang detection", () => {
     const first = await streamOutcome(inference.stream<ChatResponse>("chat", chatRequest(HANG_ID, 4)));
     stopListening();
     expect(first.error?.code).toBe(grpc.status.UNAVAILABLE);
-    expect(errorInfo(first.error!)).toMatchObject({ reason: "ENGINE_CRASHED", metadata: { model_id: HANG_ID, cause: "hang" } });
+    expect(errorInfoOf(first.error!)).toMatchObject({ reason: "ENGINE_CRASHED", metadata: { model_id: HANG_ID, cause: "hang" } });
     expect(first.error!.details).toContain(`answered no heartbeat for ${LOAD_HANG_TIMEOUT_MS / 1000} s`);
 
-    const failed = await getModel(HANG_ID);
+    const failed = await rw.getModel(HANG_ID);
     expect(failed.state).toBe(ModelState.FAILED);
     expect(failed.failureReason).toContain("answered no heartbeat");
 
     const loads = () => events.filter((e) => e.type === "load-started" && e.modelId === HANG_ID).length;
     const refused = await streamOutcome(inference.stream<ChatResponse>("chat", chatRequest(HANG_ID, 4)));
-    expect(errorInfo(refused.error!)).toMatchObject({ reason: "ENGINE_CRASHED", metadata: { model_id: HANG_ID } });
-    expect(errorInfo(refused.error!).metadata.retry_after_seconds).toBeDefined();
+    expect(errorInfoOf(refused.error!)).toMatchObject({ reason: "ENGINE_CRASHED", metadata: { model_id: HANG_ID } });
+    expect(errorInfoOf(refused.error!)?.metadata.retry_after_seconds).toBeDefined();
     expect(loads()).toBe(1);
     await expectServes("tiny-chat", 4);
   }, 120_000);
@@ -119,18 +100,7 @@ function tryKill(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-function chatRequest(modelId: string, maxTokens: number) {
-  return { modelId, messages: [{ role: "user", content: "Go on" }], temperature: 0, maxTokens };
-}
 
-function streamOutcome(call: grpc.ClientReadableStream<ChatResponse>): Promise<{ messages: ChatResponse[]; last?: ChatResponse; error?: grpc.ServiceError }> {
-  const messages: ChatResponse[] = [];
-  return new Promise((resolve) => {
-    call.on("data", (message: ChatResponse) => messages.push(message));
-    call.on("error", (error: grpc.ServiceError) => resolve({ messages, error }));
-    call.on("end", () => resolve({ messages, last: messages.at(-1) }));
-  });
-}
 
 async function expectServes(modelId: string, tokens: number): Promise<void> {
   const outcome = await streamOutcome(inference.stream<ChatResponse>("chat", chatRequest(modelId, tokens)));
@@ -138,13 +108,4 @@ async function expectServes(modelId: string, tokens: number): Promise<void> {
   expect(outcome.last?.usage?.completionTokens).toBe(tokens);
 }
 
-function errorInfo(error: grpc.ServiceError): { reason: string; metadata: Record<string, string> } {
-  const [details] = error.metadata.get("grpc-status-details-bin") as Buffer[];
-  const status = fromBinary(StatusSchema, details!);
-  const info = fromBinary(ErrorInfoSchema, status.details[0]!.value);
-  return { reason: info.reason, metadata: { ...info.metadata } };
-}
 
-async function getModel(modelId: string): Promise<Model> {
-  return (await catalog.unary<{ model: Model }>("getModel", { modelId })).model;
-}
