@@ -18,7 +18,7 @@ export type EngineMethod = StreamMethod | CallMethod;
 /** What a call answers while no runner runs (so no model is loaded): reading state never starts one. */
 export const ANSWERS_WITHOUT_RUNNER: Partial<Record<CallMethod, unknown>> = { list: [], unload: false, activeRequestCount: 0, loadedAccelerator: undefined };
 
-/** Stream items sent before the parent acknowledges one; past it the runner's deltas are joined. */
+/** Stream items the runner sends ahead of the parent's acknowledgements; past it the runner's deltas are joined. */
 export const STREAM_WINDOW = 8;
 
 /**
