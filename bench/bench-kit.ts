@@ -5,6 +5,8 @@ import type { ChatResponse } from "../packages/runtime/src/gen/llmlb/node/v1/inf
 import { grpcJsClient, resolveModel, startTestNode, type TestNode } from "../testkit/node/index.js";
 import { startTinyWorld, TINY_CHAT_ID, type TinyWorld } from "../testkit/world/tiny-world.js";
 
+import { median } from "./stats.js";
+
 export { median, percentile } from "./stats.js";
 
 export interface StreamRun {
@@ -14,6 +16,20 @@ export interface StreamRun {
 }
 
 export const tokensPerSecond = (run: StreamRun) => run.tokens / (run.ms / 1000);
+
+/** A stream measured against the direct baseline: medians of tokens/s and of time to first token. */
+export function streamComparison(direct: readonly StreamRun[], measured: readonly StreamRun[]) {
+  const directRate = median(direct.map(tokensPerSecond));
+  const measuredRate = median(measured.map(tokensPerSecond));
+  const directTtft = median(direct.map((r) => r.firstTokenMs));
+  const measuredTtft = median(measured.map((r) => r.firstTokenMs));
+  return { directRate, measuredRate, ratio: measuredRate / directRate, directTtft, measuredTtft, ttftAdded: measuredTtft - directTtft };
+}
+
+/** Prints a benchmark's figures as `key=value` lines, the form bench/run.ts and the README use. */
+export function printFigures(figures: Record<string, string | number>): void {
+  for (const [key, value] of Object.entries(figures)) console.log(`${key}=${value}`);
+}
 
 export interface BenchNode {
   world: TinyWorld;

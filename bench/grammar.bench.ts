@@ -10,7 +10,7 @@
  */
 import { InferenceService } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
 import { grpcJsClient } from "../testkit/node/index.js";
-import { directChat, grpcChatRun, median, pairedRuns, startBenchNode, tokensPerSecond, type StreamRun } from "./bench-kit.js";
+import { directChat, grpcChatRun, pairedRuns, printFigures, startBenchNode, streamComparison, type StreamRun } from "./bench-kit.js";
 
 const TOKENS = 512;
 const REPETITIONS = 7;
@@ -50,16 +50,14 @@ const { direct: directRuns, measured: grpcRuns } = await pairedRuns({
   measured: viaGrpc,
 });
 
-const directRate = median(directRuns.map(tokensPerSecond));
-const grpcRate = median(grpcRuns.map(tokensPerSecond));
-const lines = {
+const grpc = streamComparison(directRuns, grpcRuns);
+printFigures({
   grammar_tokens_per_run: TOKENS,
   grammar_repetitions: REPETITIONS,
-  grammar_direct_tokens_per_s: directRate.toFixed(0),
-  grammar_grpc_tokens_per_s: grpcRate.toFixed(0),
-  grammar_stream_ratio: (grpcRate / directRate).toFixed(3),
-};
-for (const [key, value] of Object.entries(lines)) console.log(`${key}=${value}`);
+  grammar_direct_tokens_per_s: grpc.directRate.toFixed(0),
+  grammar_grpc_tokens_per_s: grpc.measuredRate.toFixed(0),
+  grammar_stream_ratio: grpc.ratio.toFixed(3),
+});
 
 client.close();
 await direct.dispose();

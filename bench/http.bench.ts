@@ -10,7 +10,7 @@
  *   node --conditions=source --import tsx bench/http.bench.ts
  */
 import { Agent, request } from "undici";
-import { directChat, median, pairedRuns, percentile, startBenchNode, tokensPerSecond, type StreamRun } from "./bench-kit.js";
+import { directChat, pairedRuns, percentile, printFigures, startBenchNode, streamComparison, type StreamRun } from "./bench-kit.js";
 
 const TOKENS = 512;
 const REPETITIONS = 9;
@@ -82,20 +82,18 @@ await Promise.all(
 const listSeconds = (performance.now() - listStarted) / 1000;
 await agent.close();
 
-const directRate = median(directRuns.map(tokensPerSecond));
-const sseRate = median(sseRuns.map(tokensPerSecond));
-const lines = {
+const sse = streamComparison(directRuns, sseRuns);
+printFigures({
   tokens_per_run: TOKENS,
   repetitions: REPETITIONS,
-  direct_tokens_per_s: directRate.toFixed(0),
-  sse_tokens_per_s: sseRate.toFixed(0),
-  sse_stream_ratio: (sseRate / directRate).toFixed(3),
-  ttft_added_ms: (median(sseRuns.map((r) => r.firstTokenMs)) - median(directRuns.map((r) => r.firstTokenMs))).toFixed(2),
+  direct_tokens_per_s: sse.directRate.toFixed(0),
+  sse_tokens_per_s: sse.measuredRate.toFixed(0),
+  sse_stream_ratio: sse.ratio.toFixed(3),
+  ttft_added_ms: sse.ttftAdded.toFixed(2),
   v0_models_clients: CLIENTS,
   v0_models_requests: latencies.length,
   v0_models_rps: (latencies.length / listSeconds).toFixed(0),
   v0_models_p50_ms: percentile(latencies, 50).toFixed(2),
   v0_models_p99_ms: percentile(latencies, 99).toFixed(2),
-};
-for (const [key, value] of Object.entries(lines)) console.log(`${key}=${value}`);
+});
 await bench.close();

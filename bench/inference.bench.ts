@@ -21,7 +21,7 @@
  */
 import { InferenceService } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
 import { grpcJsClient } from "../testkit/node/index.js";
-import { cpuMicros, directChat, grpcChatRun, inProcessEngine, median, pairedRuns, startBenchNode, tokensPerSecond, type StreamRun } from "./bench-kit.js";
+import { cpuMicros, directChat, grpcChatRun, inProcessEngine, median, pairedRuns, printFigures, startBenchNode, streamComparison, tokensPerSecond, type StreamRun } from "./bench-kit.js";
 
 const TOKENS = 512;
 const REPETITIONS = 9;
@@ -83,27 +83,23 @@ const runnerWallUsPerToken = median(runnerRuns.map((run, k) => ((afterFirst(run)
 const runnerTtftAdded = median(runnerRuns.map((r) => r.firstTokenMs)) - median(localRuns.map((r) => r.firstTokenMs));
 await local.close();
 
-const directRate = median(directRuns.map(tokensPerSecond));
-const grpcRate = median(grpcRuns.map(tokensPerSecond));
-const directTtft = median(directRuns.map((r) => r.firstTokenMs));
-const grpcTtft = median(grpcRuns.map((r) => r.firstTokenMs));
-const lines = {
+const grpc = streamComparison(directRuns, grpcRuns);
+printFigures({
   tokens_per_run: TOKENS,
   repetitions: REPETITIONS,
-  direct_tokens_per_s: directRate.toFixed(0),
-  grpc_tokens_per_s: grpcRate.toFixed(0),
-  grpc_stream_ratio: (grpcRate / directRate).toFixed(3),
-  ttft_direct_ms: directTtft.toFixed(2),
-  ttft_grpc_ms: grpcTtft.toFixed(2),
-  ttft_added_ms: (grpcTtft - directTtft).toFixed(2),
+  direct_tokens_per_s: grpc.directRate.toFixed(0),
+  grpc_tokens_per_s: grpc.measuredRate.toFixed(0),
+  grpc_stream_ratio: grpc.ratio.toFixed(3),
+  ttft_direct_ms: grpc.directTtft.toFixed(2),
+  ttft_grpc_ms: grpc.measuredTtft.toFixed(2),
+  ttft_added_ms: grpc.ttftAdded.toFixed(2),
   parallel1_tokens_per_s: median(singleRates).toFixed(0),
   parallel4_tokens_per_s: median(parallelRates).toFixed(0),
   parallel4_vs_1: (median(parallelRates) / median(singleRates)).toFixed(2),
   runner_ipc_us_per_token: runnerCpuUsPerToken.toFixed(1),
   runner_wall_us_per_token: runnerWallUsPerToken.toFixed(1),
   runner_ttft_added_ms: runnerTtftAdded.toFixed(2),
-};
-for (const [key, value] of Object.entries(lines)) console.log(`${key}=${value}`);
+});
 
 client.close();
 await direct.dispose();

@@ -12,7 +12,7 @@
 import { tinyModelBytes } from "../testkit/gguf/tiny-gguf.js";
 import { resolveModel, startTestNode } from "../testkit/node/index.js";
 import { startTinyWorld, tinyEntry } from "../testkit/world/tiny-world.js";
-import { median } from "./bench-kit.js";
+import { median, printFigures } from "./bench-kit.js";
 
 const MODEL = "tiny-4k";
 const REPO = "llmlb-test/tiny-4k-GGUF";
@@ -89,14 +89,13 @@ for (let round = 0; round < ROUNDS; round++) {
   cachedTokens = reused.cachedTokens;
 }
 
-const lines = {
+printFigures({
   turn5_prompt_tokens: promptTokens,
   turn5_cached_tokens: cachedTokens,
   ttft_reuse_ms: median(warm).toFixed(1),
   ttft_cold_ms: median(cold).toFixed(1),
   multiturn_ttft_ratio: (median(warm) / median(cold)).toFixed(3),
-};
-for (const [key, value] of Object.entries(lines)) console.log(`${key}=${value}`);
+});
 
 await node.stop();
 await world.close();
