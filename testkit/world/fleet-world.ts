@@ -37,6 +37,20 @@ export interface FleetWorld {
  * `shards`, also a model of that many parts (`shardBytes` each); with `undigested`, a model of that
  * many bytes the catalog knows no sha256 of and the hub does not have (serve it from a router).
  */
+/** A catalog entry of a fleet test model: random bytes in a valid GGUF, downloaded and verified, never loaded. */
+function fleetEntry(fields: { id: string; name: string; description: string; recommended_filename: string | string[]; size_bytes: number; sha256?: string; repo?: string }) {
+  return {
+    repo: FLEET_REPO,
+    required_memory_bytes: 64 * 1024 * 1024,
+    tags: ["test"],
+    capabilities: ["text-generation"],
+    quantization: "Q8_0",
+    parameter_count: 1_000_000,
+    format: "gguf",
+    ...fields,
+  };
+}
+
 export async function startFleetWorld(size: number, options: { shards?: number; shardBytes?: number; undigested?: number } = {}): Promise<FleetWorld> {
   // A valid GGUF (installs pass GGUF validation), downloaded and verified, never loaded.
   const bytes = sizedModelBytes(size);
@@ -56,56 +70,29 @@ export async function startFleetWorld(size: number, options: { shards?: number; 
     supportedFile,
     JSON.stringify({
       models: [
-        {
-          id: FLEET_MODEL_ID,
-          name: "Fleet test model",
-          description: "Random bytes the fleet tests download and verify",
-          repo: FLEET_REPO,
-          recommended_filename: FLEET_FILE,
-          size_bytes: size,
-          required_memory_bytes: 64 * 1024 * 1024,
-          tags: ["test"],
-          capabilities: ["text-generation"],
-          quantization: "Q8_0",
-          parameter_count: 1_000_000,
-          format: "gguf",
-          sha256,
-        },
+        fleetEntry({ id: FLEET_MODEL_ID, name: "Fleet test model", description: "Random bytes the fleet tests download and verify", recommended_filename: FLEET_FILE, size_bytes: size, sha256 }),
         ...(count > 0
           ? [
-              {
+              fleetEntry({
                 id: FLEET_SHARDED_ID,
                 name: "Fleet sharded test model",
                 description: "Random parts the fleet tests download and verify",
-                repo: FLEET_REPO,
                 recommended_filename: shards.map((s) => s.name),
                 size_bytes: shards.reduce((n, s) => n + s.bytes.length, 0),
-                required_memory_bytes: 64 * 1024 * 1024,
-                tags: ["test"],
-                capabilities: ["text-generation"],
-                quantization: "Q8_0",
-                parameter_count: 1_000_000,
-                format: "gguf",
                 sha256: shards[0]!.sha256,
-              },
+              }),
             ]
           : []),
         ...(options.undigested
           ? [
-              {
+              fleetEntry({
                 id: FLEET_UNDIGESTED_ID,
                 name: "Fleet model without a digest",
                 description: "Random bytes only a router serves, with no sha256 anywhere",
                 repo: "llmlb-test/not-on-the-hub-GGUF",
                 recommended_filename: "undigested-Q8_0.gguf",
                 size_bytes: undigested.length,
-                required_memory_bytes: 64 * 1024 * 1024,
-                tags: ["test"],
-                capabilities: ["text-generation"],
-                quantization: "Q8_0",
-                parameter_count: 1_000_000,
-                format: "gguf",
-              },
+              }),
             ]
           : []),
       ],
