@@ -7,10 +7,11 @@ import { startHfStandin, type HfStandin } from "../../../testkit/standins/index.
 
 const MiB = 1 << 20;
 /**
- * Declared big (sparse files: no disk used by the stand-in) so that the free-space margin of half
- * a model dwarfs what other processes on this machine write meanwhile.
+ * Declared big (sparse files: no disk used by the stand-in, and the throttled downloads write
+ * little) so that the free-space margin of half a model (1 GiB) dwarfs what the other test files,
+ * running at the same time, write meanwhile (the kill loop alone writes 200 MiB).
  */
-const SIZE = 256 * MiB;
+const SIZE = 2048 * MiB;
 const FILE = "big.gguf";
 const MODELS = ["big-a", "big-b"] as const;
 const repoOf = (id: string) => `reserve-test/${id}`;
@@ -54,6 +55,7 @@ describe("disk reservations shared by two node processes on one home", () => {
     }));
     // Free space for one model and a half above the reserve: either download fits alone, not both.
     const reserve = (await freeBytes(home.dir)) - Math.round(1.5 * SIZE);
+    if (reserve < 0) throw new Error(`this test needs ${(1.5 * SIZE) / MiB} MiB free under ${home.dir}`);
     const env = { LLMLB_HOME: home.dir, HF_ENDPOINT: hf.url, LLMLB_SUPPORTED_MODELS: supported, LLMLB_DISK_RESERVE: String(reserve), LLMLB_DOWNLOAD_CONNECTIONS: "1" };
     for (const id of MODELS) hf.throttle(64 * 1024, { host: "cdn", repoId: repoOf(id) });
     const [first, second] = await Promise.all([spawnChildNode(env, 60_000), spawnChildNode(env, 60_000)]);
