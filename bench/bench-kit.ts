@@ -1,6 +1,8 @@
 /** Pieces the benchmarks share: statistics, the tiny model on a node, direct node-llama-cpp runs. */
+import { execFileSync } from "node:child_process";
 import { LlamaChat, type ChatHistoryItem, type LlamaContext } from "node-llama-cpp";
 import { InferenceEngine, loadLlama, silentLogger } from "@llmlb/runtime";
+import { allowedCpus, parseRunnerCpus } from "../packages/runtime/src/host/cpu-affinity.js";
 import type { ChatResponse } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
 import { grpcJsClient, resolveModel, startTestNode, type TestNode } from "../testkit/node/index.js";
 import { startTinyWorld, TINY_CHAT_ID, type TinyWorld } from "../testkit/world/tiny-world.js";
@@ -29,6 +31,75 @@ export function streamComparison(direct: readonly StreamRun[], measured: readonl
 /** Prints a benchmark's figures as `key=value` lines, the form bench/run.ts and the README use. */
 export function printFigures(figures: Record<string, string | number>): void {
   for (const [key, value] of Object.entries(figures)) console.log(`${key}=${value}`);
+}
+
+/**
+ * The stream benchmarks run twice. Pinned: this process (the direct baseline, the node's API, the
+ * clients) on one CPU and the node's inference runner (LLMLB_RUNNER_CPUS) on another, so each
+ * generation, the baseline's and the node's, has a CPU of its own and the ratio is the node's
+ * overhead. Free: every thread wherever the OS puts it, as a node runs by default; on a small VM
+ * this mostly measures where the scheduler happens to place node-llama-cpp's threads (the baseline
+ * alone moves by tens of percent). Pinned needs Linux, taskset and two CPUs.
+ */
+export interface CpuLayout {
+  /** This process: the baseline, the node's event loop, the clients. */
+  baseline: string;
+  /** The node's inference runner. */
+  runner: string;
+}
+
+export function benchCpuLayout(): CpuLayout | undefined {
+  const cpus = allowedCpus();
+  if (cpus.length < 2) return undefined;
+  try {
+    parseRunnerCpus(String(cpus[1]));
+  } catch {
+    return undefined;
+  }
+  return { baseline: String(cpus[0]), runner: String(cpus[1]) };
+}
+
+/** Every thread of this process on `cpus` (threads started later inherit it). */
+function pinThisProcess(cpus: string): void {
+  execFileSync("taskset", ["--all-tasks", "--cpu-list", "--pid", cpus, String(process.pid)], { stdio: "ignore" });
+}
+
+/**
+ * `measure` with the node's runner and this process each on a CPU of their own (pinned, when the
+ * machine allows it), then with every thread free; each with a node of its own.
+ */
+export async function inBothLayouts<T>(env: Record<string, string>, measure: (bench: BenchNode) => Promise<T>): Promise<{ pinned?: T; free: T; layout?: CpuLayout }> {
+  const layout = benchCpuLayout();
+  const run = async (extra: Record<string, string>) => {
+    const bench = await startBenchNode({ ...env, ...extra });
+    try {
+      return await measure(bench);
+    } finally {
+      await bench.close();
+    }
+  };
+  let pinned: T | undefined;
+  if (layout) {
+    const everyCpu = allowedCpus().join(",");
+    pinThisProcess(layout.baseline);
+    try {
+      pinned = await run({ LLMLB_RUNNER_CPUS: layout.runner });
+    } finally {
+      pinThisProcess(everyCpu);
+    }
+  }
+  const free = await run({});
+  return { ...(pinned !== undefined ? { pinned } : {}), free, ...(layout ? { layout } : {}) };
+}
+
+/** The layout line every stream benchmark prints first. */
+export function layoutFigures(layout: CpuLayout | undefined): Record<string, string> {
+  return { cpu_layout: layout ? `baseline:${layout.baseline},runner:${layout.runner}` : "free" };
+}
+
+/** The free layout's figures, under the same names ending in _unpinned. */
+export function unpinnedNames(figures: Record<string, string | number>): Record<string, string | number> {
+  return Object.fromEntries(Object.entries(figures).map(([key, value]) => [`${key}_unpinned`, value]));
 }
 
 export interface BenchNode {

@@ -6,14 +6,16 @@
  *
  *   grammar_stream_ratio   tokens/s over gRPC (response_format json_schema) / tokens/s direct; target ≥ 0.95
  *
+ * Measured twice (see CpuLayout in bench-kit.ts): pinned, then free (names ending in _unpinned).
+ *
  *   node --conditions=source --import tsx bench/grammar.bench.ts
  */
 import { InferenceService } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
 import { grpcJsClient } from "../testkit/node/index.js";
-import { directChat, grpcChatRun, pairedRuns, printFigures, startBenchNode, streamComparison, type StreamRun } from "./bench-kit.js";
+import { directChat, grpcChatRun, inBothLayouts, layoutFigures, pairedRuns, printFigures, streamComparison, unpinnedNames, type BenchNode, type StreamRun } from "./bench-kit.js";
 
 const TOKENS = 512;
-const REPETITIONS = 7;
+const REPETITIONS = 15;
 const SCHEMA = {
   type: "object",
   properties: {
@@ -26,39 +28,38 @@ const SCHEMA = {
 
 const prompt = (i: number) => `Describe a book as JSON, number ${i}`;
 
-const bench = await startBenchNode({ LLMLB_PARALLELISM: "1" });
-const client = grpcJsClient(InferenceService, bench.node.grpcUrl);
+async function measure(bench: BenchNode): Promise<Record<string, string | number>> {
+  const client = grpcJsClient(InferenceService, bench.node.grpcUrl);
+  const viaGrpc = (i: number): Promise<StreamRun> =>
+    grpcChatRun(client, {
+      modelId: bench.modelId,
+      messages: [{ role: "user", content: prompt(i) }],
+      temperature: 0,
+      maxTokens: TOKENS,
+      responseFormat: { type: "json_schema", schemaJson: JSON.stringify(SCHEMA) },
+    });
 
-function viaGrpc(i: number): Promise<StreamRun> {
-  return grpcChatRun(client, {
-    modelId: bench.modelId,
-    messages: [{ role: "user", content: prompt(i) }],
-    temperature: 0,
-    maxTokens: TOKENS,
-    responseFormat: { type: "json_schema", schemaJson: JSON.stringify(SCHEMA) },
+  // node-llama-cpp on the same file with the grammar built (once) from the same schema.
+  const direct = await directChat(bench, 1024, { jsonSchema: SCHEMA });
+  await viaGrpc(0);
+  await direct.run(prompt(0), TOKENS);
+
+  const { direct: directRuns, measured: grpcRuns } = await pairedRuns({
+    label: "gRPC json_schema", tokens: TOKENS, repetitions: REPETITIONS,
+    direct: (i) => direct.run(prompt(i), TOKENS),
+    measured: viaGrpc,
   });
+  client.close();
+  await direct.dispose();
+
+  const grpc = streamComparison(directRuns, grpcRuns);
+  return {
+    grammar_direct_tokens_per_s: grpc.directRate.toFixed(0),
+    grammar_grpc_tokens_per_s: grpc.measuredRate.toFixed(0),
+    grammar_stream_ratio: grpc.ratio.toFixed(3),
+  };
 }
 
-// node-llama-cpp on the same file with the grammar built (once) from the same schema.
-const direct = await directChat(bench, 1024, { jsonSchema: SCHEMA });
-await viaGrpc(0);
-await direct.run(prompt(0), TOKENS);
-
-const { direct: directRuns, measured: grpcRuns } = await pairedRuns({
-  label: "gRPC json_schema", tokens: TOKENS, repetitions: REPETITIONS,
-  direct: (i) => direct.run(prompt(i), TOKENS),
-  measured: viaGrpc,
-});
-
-const grpc = streamComparison(directRuns, grpcRuns);
-printFigures({
-  grammar_tokens_per_run: TOKENS,
-  grammar_repetitions: REPETITIONS,
-  grammar_direct_tokens_per_s: grpc.directRate.toFixed(0),
-  grammar_grpc_tokens_per_s: grpc.measuredRate.toFixed(0),
-  grammar_stream_ratio: grpc.ratio.toFixed(3),
-});
-
-client.close();
-await direct.dispose();
-await bench.close();
+const { pinned, free, layout } = await inBothLayouts({ LLMLB_PARALLELISM: "1" }, measure);
+printFigures({ grammar_tokens_per_run: TOKENS, grammar_repetitions: REPETITIONS, ...layoutFigures(layout), ...(pinned ?? free) });
+if (pinned) printFigures(unpinnedNames(free));

@@ -7,27 +7,30 @@
  *   v0_models_rps       GET /v0/models requests/s with 50 concurrent keep-alive clients
  *   v0_models_p50_ms / v0_models_p99_ms   their latency
  *
+ * The SSE figures are measured twice (see CpuLayout in bench-kit.ts): pinned, then free (names
+ * ending in _unpinned); the /v0 figures once, with every thread free.
+ *
  *   node --conditions=source --import tsx bench/http.bench.ts
  */
 import { Agent, request } from "undici";
-import { directChat, pairedRuns, percentile, printFigures, startBenchNode, streamComparison, type StreamRun } from "./bench-kit.js";
+import {
+  directChat, inBothLayouts, layoutFigures, pairedRuns, percentile, printFigures, startBenchNode, streamComparison, unpinnedNames,
+  type BenchNode, type StreamRun,
+} from "./bench-kit.js";
 
 const TOKENS = 512;
-const REPETITIONS = 9;
+const REPETITIONS = 15;
 const CLIENTS = 50;
 const LIST_REQUESTS = 5_000;
 const prompt = (i: number) => `Tell me a long story, number ${i}`;
 
-const bench = await startBenchNode();
-const base = bench.node.httpUrl;
-
-async function viaSse(i: number): Promise<StreamRun> {
+async function viaSse(base: string, modelId: string, i: number): Promise<StreamRun> {
   const started = performance.now();
   const res = await fetch(`${base}/v1/chat/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({
-      model: bench.modelId, messages: [{ role: "user", content: prompt(i) }], temperature: 0, max_tokens: TOKENS,
+      model: modelId, messages: [{ role: "user", content: prompt(i) }], temperature: 0, max_tokens: TOKENS,
       stream: true, stream_options: { include_usage: true },
     }),
   });
@@ -52,17 +55,30 @@ async function viaSse(i: number): Promise<StreamRun> {
   return { tokens, ms: performance.now() - started, firstTokenMs };
 }
 
-await viaSse(0);
-const direct = await directChat(bench);
-await direct.run(prompt(0), TOKENS);
+async function measureSse(bench: BenchNode): Promise<Record<string, string | number>> {
+  const sse = (i: number) => viaSse(bench.node.httpUrl, bench.modelId, i);
+  await sse(0);
+  const direct = await directChat(bench);
+  await direct.run(prompt(0), TOKENS);
+  const { direct: directRuns, measured: sseRuns } = await pairedRuns({
+    label: "SSE", tokens: TOKENS, repetitions: REPETITIONS,
+    direct: (i) => direct.run(prompt(i), TOKENS),
+    measured: sse,
+  });
+  await direct.dispose();
+  const comparison = streamComparison(directRuns, sseRuns);
+  return {
+    direct_tokens_per_s: comparison.directRate.toFixed(0),
+    sse_tokens_per_s: comparison.measuredRate.toFixed(0),
+    sse_stream_ratio: comparison.ratio.toFixed(3),
+    ttft_added_ms: comparison.ttftAdded.toFixed(2),
+  };
+}
 
-const { direct: directRuns, measured: sseRuns } = await pairedRuns({
-  label: "SSE", tokens: TOKENS, repetitions: REPETITIONS,
-  direct: (i) => direct.run(prompt(i), TOKENS),
-  measured: viaSse,
-});
-await direct.dispose();
+const streams = await inBothLayouts({}, measureSse);
 
+const bench = await startBenchNode();
+const base = bench.node.httpUrl;
 const agent = new Agent({ connections: CLIENTS, pipelining: 1 });
 const latencies: number[] = [];
 let next = 0;
@@ -82,14 +98,9 @@ await Promise.all(
 const listSeconds = (performance.now() - listStarted) / 1000;
 await agent.close();
 
-const sse = streamComparison(directRuns, sseRuns);
+printFigures({ tokens_per_run: TOKENS, repetitions: REPETITIONS, ...layoutFigures(streams.layout), ...(streams.pinned ?? streams.free) });
+if (streams.pinned) printFigures(unpinnedNames(streams.free));
 printFigures({
-  tokens_per_run: TOKENS,
-  repetitions: REPETITIONS,
-  direct_tokens_per_s: sse.directRate.toFixed(0),
-  sse_tokens_per_s: sse.measuredRate.toFixed(0),
-  sse_stream_ratio: sse.ratio.toFixed(3),
-  ttft_added_ms: sse.ttftAdded.toFixed(2),
   v0_models_clients: CLIENTS,
   v0_models_requests: latencies.length,
   v0_models_rps: (latencies.length / listSeconds).toFixed(0),

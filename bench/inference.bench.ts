@@ -17,90 +17,95 @@
  *                       negative when the engine inside this busy process is the slower one)
  *   runner_ttft_added_ms      the same comparison for the time to the first delta
  *
+ * Measured twice (see CpuLayout in bench-kit.ts): the names above with the baseline and the node's
+ * runner each pinned to a CPU of its own, the same names ending in _unpinned with every thread free.
+ *
  *   node --conditions=source --import tsx bench/inference.bench.ts
  */
 import { InferenceService } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
 import { grpcJsClient } from "../testkit/node/index.js";
-import { cpuMicros, directChat, grpcChatRun, inProcessEngine, median, pairedRuns, printFigures, startBenchNode, streamComparison, tokensPerSecond, type StreamRun } from "./bench-kit.js";
+import {
+  cpuMicros, directChat, grpcChatRun, inBothLayouts, inProcessEngine, layoutFigures, median, pairedRuns, printFigures, streamComparison, tokensPerSecond, unpinnedNames,
+  type BenchNode, type StreamRun,
+} from "./bench-kit.js";
 
 const TOKENS = 512;
-const REPETITIONS = 9;
+const REPETITIONS = 15;
 const PARALLEL = 4;
 
 const prompt = (i: number) => `Tell me a long story, number ${i}`;
 
-const bench = await startBenchNode({ LLMLB_PARALLELISM: String(PARALLEL) });
-const client = grpcJsClient(InferenceService, bench.node.grpcUrl);
+async function measure(bench: BenchNode): Promise<Record<string, string | number>> {
+  const client = grpcJsClient(InferenceService, bench.node.grpcUrl);
+  const viaGrpc = (i: number): Promise<StreamRun> =>
+    grpcChatRun(client, { modelId: bench.modelId, messages: [{ role: "user", content: prompt(i) }], temperature: 0, maxTokens: TOKENS });
 
-function viaGrpc(i: number): Promise<StreamRun> {
-  return grpcChatRun(client, { modelId: bench.modelId, messages: [{ role: "user", content: prompt(i) }], temperature: 0, maxTokens: TOKENS });
-}
+  const direct = await directChat(bench);
+  await viaGrpc(0);
+  await direct.run(prompt(0), TOKENS);
 
-const direct = await directChat(bench);
-await viaGrpc(0);
-await direct.run(prompt(0), TOKENS);
+  const { prompts, direct: directRuns, measured: grpcRuns } = await pairedRuns({
+    label: "gRPC", tokens: TOKENS, repetitions: REPETITIONS,
+    direct: (i) => direct.run(prompt(i), TOKENS),
+    measured: viaGrpc,
+  });
 
-const { prompts, direct: directRuns, measured: grpcRuns } = await pairedRuns({
-  label: "gRPC", tokens: TOKENS, repetitions: REPETITIONS,
-  direct: (i) => direct.run(prompt(i), TOKENS),
-  measured: viaGrpc,
-});
-
-const parallelRates: number[] = [];
-const singleRates: number[] = [];
-for (let round = 0; round < 5; round++) {
-  const started = performance.now();
-  const runs = await Promise.all(Array.from({ length: PARALLEL }, (_, k) => viaGrpc(prompts[(round + k) % prompts.length]!)));
-  parallelRates.push(runs.reduce((sum, r) => sum + r.tokens, 0) / ((performance.now() - started) / 1000));
-  singleRates.push(tokensPerSecond(await viaGrpc(prompts[round % prompts.length]!)));
-}
-
-// The runner's own cost: the same engine call through the process boundary and in this process.
-const local = await inProcessEngine(bench, { parallelism: PARALLEL });
-const cpuSpent = new Map<StreamRun, number>();
-const viaEngine = async (engine: Pick<typeof bench.node.runtime.engine, "chat">, i: number): Promise<StreamRun> => {
-  const cpuBefore = cpuMicros();
-  const started = performance.now();
-  let firstTokenMs = 0;
-  let tokens = 0;
-  for await (const event of engine.chat({ modelId: bench.modelId, messages: [{ role: "user", content: prompt(i) }], temperature: 0, maxTokens: TOKENS })) {
-    if (event.type === "delta" && firstTokenMs === 0) firstTokenMs = performance.now() - started;
-    if (event.type === "end") tokens = event.usage.completionTokens;
+  const parallelRates: number[] = [];
+  const singleRates: number[] = [];
+  for (let round = 0; round < 5; round++) {
+    const started = performance.now();
+    const runs = await Promise.all(Array.from({ length: PARALLEL }, (_, k) => viaGrpc(prompts[(round + k) % prompts.length]!)));
+    parallelRates.push(runs.reduce((sum, r) => sum + r.tokens, 0) / ((performance.now() - started) / 1000));
+    singleRates.push(tokensPerSecond(await viaGrpc(prompts[round % prompts.length]!)));
   }
-  const run = { tokens, ms: performance.now() - started, firstTokenMs };
-  cpuSpent.set(run, cpuMicros() - cpuBefore);
-  return run;
-};
-await viaEngine(local.engine, 0);
-const { direct: localRuns, measured: runnerRuns } = await pairedRuns({
-  label: "runner", tokens: TOKENS, repetitions: REPETITIONS,
-  direct: (i) => viaEngine(local.engine, i),
-  measured: (i) => viaEngine(bench.node.runtime.engine, i),
-});
-const afterFirst = (run: StreamRun) => run.ms - run.firstTokenMs;
-const runnerCpuUsPerToken = runnerRuns.reduce((sum, run) => sum + cpuSpent.get(run)!, 0) / (runnerRuns.length * TOKENS);
-const runnerWallUsPerToken = median(runnerRuns.map((run, k) => ((afterFirst(run) - afterFirst(localRuns[k]!)) * 1000) / (TOKENS - 1)));
-const runnerTtftAdded = median(runnerRuns.map((r) => r.firstTokenMs)) - median(localRuns.map((r) => r.firstTokenMs));
-await local.close();
 
-const grpc = streamComparison(directRuns, grpcRuns);
-printFigures({
-  tokens_per_run: TOKENS,
-  repetitions: REPETITIONS,
-  direct_tokens_per_s: grpc.directRate.toFixed(0),
-  grpc_tokens_per_s: grpc.measuredRate.toFixed(0),
-  grpc_stream_ratio: grpc.ratio.toFixed(3),
-  ttft_direct_ms: grpc.directTtft.toFixed(2),
-  ttft_grpc_ms: grpc.measuredTtft.toFixed(2),
-  ttft_added_ms: grpc.ttftAdded.toFixed(2),
-  parallel1_tokens_per_s: median(singleRates).toFixed(0),
-  parallel4_tokens_per_s: median(parallelRates).toFixed(0),
-  parallel4_vs_1: (median(parallelRates) / median(singleRates)).toFixed(2),
-  runner_ipc_us_per_token: runnerCpuUsPerToken.toFixed(1),
-  runner_wall_us_per_token: runnerWallUsPerToken.toFixed(1),
-  runner_ttft_added_ms: runnerTtftAdded.toFixed(2),
-});
+  // The runner's own cost: the same engine call through the process boundary and in this process.
+  const local = await inProcessEngine(bench, { parallelism: PARALLEL });
+  const cpuSpent = new Map<StreamRun, number>();
+  const viaEngine = async (engine: Pick<typeof bench.node.runtime.engine, "chat">, i: number): Promise<StreamRun> => {
+    const cpuBefore = cpuMicros();
+    const started = performance.now();
+    let firstTokenMs = 0;
+    let tokens = 0;
+    for await (const event of engine.chat({ modelId: bench.modelId, messages: [{ role: "user", content: prompt(i) }], temperature: 0, maxTokens: TOKENS })) {
+      if (event.type === "delta" && firstTokenMs === 0) firstTokenMs = performance.now() - started;
+      if (event.type === "end") tokens = event.usage.completionTokens;
+    }
+    const run = { tokens, ms: performance.now() - started, firstTokenMs };
+    cpuSpent.set(run, cpuMicros() - cpuBefore);
+    return run;
+  };
+  await viaEngine(local.engine, 0);
+  const { direct: localRuns, measured: runnerRuns } = await pairedRuns({
+    label: "runner", tokens: TOKENS, repetitions: REPETITIONS,
+    direct: (i) => viaEngine(local.engine, i),
+    measured: (i) => viaEngine(bench.node.runtime.engine, i),
+  });
+  const afterFirst = (run: StreamRun) => run.ms - run.firstTokenMs;
+  const runnerCpuUsPerToken = runnerRuns.reduce((sum, run) => sum + cpuSpent.get(run)!, 0) / (runnerRuns.length * TOKENS);
+  const runnerWallUsPerToken = median(runnerRuns.map((run, k) => ((afterFirst(run) - afterFirst(localRuns[k]!)) * 1000) / (TOKENS - 1)));
+  const runnerTtftAdded = median(runnerRuns.map((r) => r.firstTokenMs)) - median(localRuns.map((r) => r.firstTokenMs));
+  await local.close();
+  client.close();
+  await direct.dispose();
 
-client.close();
-await direct.dispose();
-await bench.close();
+  const grpc = streamComparison(directRuns, grpcRuns);
+  return {
+    direct_tokens_per_s: grpc.directRate.toFixed(0),
+    grpc_tokens_per_s: grpc.measuredRate.toFixed(0),
+    grpc_stream_ratio: grpc.ratio.toFixed(3),
+    ttft_direct_ms: grpc.directTtft.toFixed(2),
+    ttft_grpc_ms: grpc.measuredTtft.toFixed(2),
+    ttft_added_ms: grpc.ttftAdded.toFixed(2),
+    parallel1_tokens_per_s: median(singleRates).toFixed(0),
+    parallel4_tokens_per_s: median(parallelRates).toFixed(0),
+    parallel4_vs_1: (median(parallelRates) / median(singleRates)).toFixed(2),
+    runner_ipc_us_per_token: runnerCpuUsPerToken.toFixed(1),
+    runner_wall_us_per_token: runnerWallUsPerToken.toFixed(1),
+    runner_ttft_added_ms: runnerTtftAdded.toFixed(2),
+  };
+}
+
+const { pinned, free, layout } = await inBothLayouts({ LLMLB_PARALLELISM: String(PARALLEL) }, measure);
+printFigures({ tokens_per_run: TOKENS, repetitions: REPETITIONS, ...layoutFigures(layout), ...(pinned ?? free) });
+if (pinned) printFigures(unpinnedNames(free));

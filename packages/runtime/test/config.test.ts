@@ -75,6 +75,16 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ env: { LLMLB_HOME: home({ grpcPort: -1 }) } })).toThrow(/"grpcPort" in .*config\.json = -1/);
   });
 
+  it("takes a CPU list for the inference runner only if this node may use those CPUs, and says why not otherwise", () => {
+    const cpus = (value: string) => loadConfig({ env: { LLMLB_HOME: home(), LLMLB_RUNNER_CPUS: value } }).runnerCpus;
+    expect(cpus("")).toBe("");
+    expect(cpus(" 0 ")).toBe("0");
+    expect(cpus("0,0-0")).toBe("0");
+    expect(() => cpus("1-0")).toThrow(/LLMLB_RUNNER_CPUS = "1-0": the range 1-0 ends before it starts/);
+    expect(() => cpus("one")).toThrow(/LLMLB_RUNNER_CPUS = "one": expected CPU numbers and ranges such as 1 or 1-3/);
+    expect(() => cpus("4095")).toThrow(/LLMLB_RUNNER_CPUS = "4095": CPU 4095 is not one this machine lets the node use \(0/);
+  });
+
   it("takes a redis:// or postgres:// LLMLB_STATE_URL and says which schemes it accepts otherwise, never echoing the URL", () => {
     expect(loadConfig({ env: { LLMLB_HOME: home(), LLMLB_STATE_URL: "redis://:pw@10.0.0.2:6379" } }).stateUrl).toBe("redis://:pw@10.0.0.2:6379");
     expect(loadConfig({ env: { LLMLB_HOME: home(), LLMLB_STATE_URL: "postgresql://u:pw@db/llmlb" } }).stateUrl).toBe("postgresql://u:pw@db/llmlb");

@@ -7,6 +7,7 @@ import {
   type Parser,
 } from "./parse.js";
 import { findUp } from "./find-up.js";
+import { parseRunnerCpus } from "../host/cpu-affinity.js";
 
 export const GPU_CHOICES = ["auto", "cuda", "metal", "vulkan", "cpu"] as const;
 export type GpuChoice = (typeof GPU_CHOICES)[number];
@@ -105,6 +106,8 @@ export const SETTINGS = {
     description: "Shortest time in ms between two streamed deltas of one answer; text generated faster is joined into fewer, larger deltas (0 sends every token as it comes)." }),
   queueSize: setting({ env: ["LLMLB_QUEUE_SIZE"], parse: parseInteger(0, 100000), default: 64,
     description: "Requests that may wait per model before QUEUE_FULL." }),
+  runnerCpus: setting({ env: ["LLMLB_RUNNER_CPUS"], parse: parseRunnerCpus, default: "",
+    description: "CPUs the inference runner runs on (Linux, e.g. 1 or 1-7; needs taskset from util-linux); unset: any CPU. Keeps generation off the CPUs that serve the API; see CPU placement in the README." }),
   runnerCrashBackoffSeconds: setting({ env: ["LLMLB_RUNNER_CRASH_BACKOFF"], parse: parseInteger(0, 86400), default: 60,
     description: "Seconds a model whose load crashed the inference runner is refused before one more try." }),
   runnerHangTimeout: setting({ env: ["LLMLB_RUNNER_HANG_TIMEOUT"], parse: parseDuration, default: 5_000,

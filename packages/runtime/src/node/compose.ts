@@ -106,6 +106,7 @@ export async function composeNode(options: ComposeOptions): Promise<NodeComponen
       crashBackoffMs: config.runnerCrashBackoffSeconds * 1000,
       hangTimeoutMs: config.runnerHangTimeout,
       loadHangTimeoutMs: config.runnerLoadHangTimeout,
+      cpus: config.runnerCpus,
       models: { locate: (id, o) => stack.resolver.locateModel(id, o) },
       adapters: { locate: (id) => store.adapterFile(id) },
       events,

@@ -32,6 +32,8 @@ export interface RunnerEngineOptions {
   hangTimeoutMs: number;
   /** The same bound while a model loads (loading blocks the runner's thread for a while). */
   loadHangTimeoutMs: number;
+  /** CPUs the runner is pinned to (a checked Linux CPU list), or "" for any. */
+  cpus: string;
 }
 
 /** The engine as the node sees it, plus the runner's process id (operators, tests). */
@@ -135,6 +137,7 @@ class RunnerSupervisor {
         onExit: (exit) => this.onExit(exit),
         hangTimeoutMs: this.options.hangTimeoutMs,
         loadHangTimeoutMs: this.options.loadHangTimeoutMs,
+        cpus: this.options.cpus,
         logger: this.options.logger,
       });
       this.runner = starting;

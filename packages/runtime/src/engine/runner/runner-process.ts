@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { engineCrashed, runnerStartFailed, type RunnerExit } from "../../errors/index.js";
+import { pinnedNode } from "../../host/cpu-affinity.js";
 import type { ModelEvent } from "../../events/model-events.js";
 import type { Logger } from "../../logging/index.js";
 import {
@@ -47,6 +48,8 @@ export interface RunnerProcessOptions {
    * tiny model), and initialising a GPU backend can take seconds there too.
    */
   loadHangTimeoutMs: number;
+  /** CPUs to pin the runner to (see LLMLB_RUNNER_CPUS), or "" for any. */
+  cpus: string;
   logger: Logger;
 }
 
@@ -83,8 +86,11 @@ export class RunnerProcess {
     ready: () => void,
   ) {
     const { file, execArgv } = runnerEntry();
+    // Pinned, node runs under taskset; fork's IPC channel passes through it (taskset execs node).
+    const pinned = options.cpus ? pinnedNode(options.cpus) : undefined;
     this.child = fork(file, [JSON.stringify(options.init)], {
-      execArgv: [...execArgv, `--max-old-space-size=${RUNNER_HEAP_MB}`],
+      ...(pinned ? { execPath: pinned.execPath } : {}),
+      execArgv: [...(pinned?.prefixArgs ?? []), ...execArgv, `--max-old-space-size=${RUNNER_HEAP_MB}`],
       serialization: "advanced",
       stdio: ["ignore", "pipe", "pipe", "ipc"],
     });

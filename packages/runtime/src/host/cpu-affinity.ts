@@ -1,0 +1,86 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { Parser } from "../config/parse.js";
+
+/** A Linux CPU list ("3", "1-3", "0,2,4-7") as CPU numbers, sorted and unique. */
+export function expandCpuList(list: string): number[] {
+  const cpus = new Set<number>();
+  for (const part of list.split(",").map((p) => p.trim())) {
+    const range = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!range) throw new Error(`expected CPU numbers and ranges such as 1 or 1-3, comma-separated (got ${JSON.stringify(part)})`);
+    const first = Number(range[1]);
+    const last = range[2] === undefined ? first : Number(range[2]);
+    if (last < first) throw new Error(`the range ${part} ends before it starts`);
+    for (let cpu = first; cpu <= last; cpu++) cpus.add(cpu);
+  }
+  return [...cpus].sort((a, b) => a - b);
+}
+
+/** The CPUs this process may run on (its affinity: a container's cpuset, a taskset around the node). */
+export function allowedCpus(): number[] {
+  try {
+    const list = /Cpus_allowed_list:\s*(\S+)/.exec(fs.readFileSync("/proc/self/status", "utf8"))?.[1];
+    if (list) return expandCpuList(list);
+  } catch {
+    // Not Linux, or no /proc: every CPU the OS reports.
+  }
+  return Array.from({ length: os.availableParallelism() }, (_, cpu) => cpu);
+}
+
+/**
+ * The CPUs a process of this node may be pinned to: the container's cpuset (cgroup v2) or the
+ * online CPUs, not this process's own affinity (a node pinned to CPU 0 may run its runner on 1).
+ */
+function usableCpus(): number[] {
+  for (const file of ["/sys/fs/cgroup/cpuset.cpus.effective", "/sys/devices/system/cpu/online"]) {
+    try {
+      const list = fs.readFileSync(file, "utf8").trim();
+      if (list) return expandCpuList(list);
+    } catch {
+      // not there: the next source
+    }
+  }
+  return allowedCpus();
+}
+
+/** util-linux's taskset on PATH, or undefined. */
+function findTaskset(): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter).filter(Boolean)) {
+    const file = path.join(dir, "taskset");
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      return file;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}
+
+/**
+ * LLMLB_RUNNER_CPUS: "" (the runner may run on any CPU) or CPUs this node may use, on Linux with
+ * taskset. Checked when the node starts, so a list that cannot be applied fails there, not at the
+ * first request.
+ */
+export const parseRunnerCpus: Parser<string> = (raw) => {
+  if (typeof raw !== "string") throw new Error("expected a CPU list such as 1 or 1-3");
+  const list = raw.trim();
+  if (list === "") return "";
+  const cpus = expandCpuList(list);
+  if (process.platform !== "linux") throw new Error(`pinning the inference runner to CPUs needs Linux (this is ${process.platform}); leave it unset`);
+  const usable = usableCpus();
+  const outside = cpus.filter((cpu) => !usable.includes(cpu));
+  if (outside.length > 0) {
+    throw new Error(`CPU ${outside.join(", ")} is not one this machine lets the node use (${usable.join(",")})`);
+  }
+  if (!findTaskset()) throw new Error("taskset was not found on PATH; install util-linux or leave it unset");
+  return cpus.join(",");
+};
+
+/** The command that starts node on `cpus` only: taskset in front of node (threads started later inherit it). */
+export function pinnedNode(cpus: string): { execPath: string; prefixArgs: string[] } {
+  const taskset = findTaskset();
+  if (!taskset) throw new Error("taskset was not found on PATH; install util-linux or unset LLMLB_RUNNER_CPUS");
+  return { execPath: taskset, prefixArgs: ["--cpu-list", cpus, process.execPath] };
+}
