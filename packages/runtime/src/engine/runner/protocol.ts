@@ -74,7 +74,9 @@ export type FromRunner =
   | { t: "log"; line: string }
   | { t: "pong"; seq: number }
   /** Loading llama.cpp started (true) or ended: it blocks the runner's thread meanwhile, like a model load. */
-  | { t: "llama-loading"; loading: boolean };
+  | { t: "llama-loading"; loading: boolean }
+  /** Messages sent in one turn of the runner's event loop (a stream's last delta, its end and done), in order. */
+  | { t: "batch"; messages: FromRunner[] };
 
 /** The node's view of the engine: the runner's methods, every one asynchronous, plus close. */
 export type Engine = {

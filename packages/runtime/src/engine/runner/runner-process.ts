@@ -99,11 +99,7 @@ export class RunnerProcess {
       this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL_BYTES);
       this.logOutput(text, "stderr");
     });
-    this.child.on("message", (message: FromRunner) => {
-      if (message.t !== "ready") return this.receive(message);
-      this.watchHeartbeat();
-      ready();
-    });
+    this.child.on("message", (message: FromRunner) => this.receive(message, ready));
     this.exited = new Promise((resolve) => {
       // Waits for stderr to be read to the end (llama.cpp's last words), unless a grandchild holds it open.
       this.child.on("exit", async (code, signal) => {
@@ -241,8 +237,15 @@ export class RunnerProcess {
     return id;
   }
 
-  private receive(message: FromRunner): void {
+  private receive(message: FromRunner, ready: () => void): void {
     switch (message.t) {
+      case "ready":
+        this.watchHeartbeat();
+        ready();
+        break;
+      case "batch":
+        for (const each of message.messages) this.receive(each, ready);
+        break;
       case "item":
         this.calls.get(message.id)?.item?.(message.item);
         break;
