@@ -17,6 +17,7 @@ import { valueAt } from "./gguf-check.js";
 import { grammarCache } from "./grammar-cache.js";
 import { refuseBeyondContext } from "./bounded-tokens.js";
 import { promptTexts } from "./request-validation.js";
+import { renderPromptOnce } from "./rendered-prompt.js";
 import { samplingOptions } from "./sampling.js";
 import { TokenLogprobs } from "./token-logprobs.js";
 import { ToolCallPieces, chatFunctions, forcedCallWrapper, forcesCall, requireToolSupport } from "./tool-calls.js";
@@ -71,9 +72,8 @@ export async function generateChat(
   const chatWrapper = functions && forcesCall(input.toolChoice) ? forcedCallWrapper(target.chatWrapper) : target.chatWrapper;
   const grammar = await responseGrammar(target.model, input);
 
-  const prompt = chatWrapper
-    .generateContextState({ chatHistory: history, availableFunctions: functions, documentFunctionParams: true })
-    .contextText.tokenize(target.model.tokenizer);
+  const rendered = renderPromptOnce(chatWrapper, target.model, { chatHistory: history, availableFunctions: functions, documentFunctionParams: true });
+  const prompt = rendered.tokens;
   const promptTokens = prompt.length;
   const maxTokens = generationBudget(target.contextSize, promptTokens, input, "messages");
   const taken = target.sequenceFor(prompt);
@@ -103,7 +103,7 @@ export async function generateChat(
       : {}),
   } as LLamaChatGenerateResponseOptions<ChatModelFunctions>;
 
-  const chat = new (llamaCpp().LlamaChat)({ contextSequence: sequence, chatWrapper, autoDisposeSequence: false });
+  const chat = new (llamaCpp().LlamaChat)({ contextSequence: sequence, chatWrapper: rendered.chatWrapper, autoDisposeSequence: false });
   const before = sequence.tokenMeter.getState();
   try {
     const result = await chat.generateResponse(history, options);
