@@ -48,7 +48,7 @@ export interface CpuLayout {
   runner: string;
 }
 
-export function benchCpuLayout(): CpuLayout | undefined {
+function benchCpuLayout(): CpuLayout | undefined {
   const cpus = allowedCpus();
   if (cpus.length < 2) return undefined;
   try {
@@ -65,10 +65,16 @@ function pinThisProcess(cpus: string): void {
 }
 
 /**
- * `measure` with the node's runner and this process each on a CPU of their own (pinned, when the
- * machine allows it), then with every thread free; each with a node of its own.
+ * Runs `measure` with the node's runner and this process each on a CPU of their own (pinned, when
+ * the machine allows it), then with every thread free, each with a node of its own, and prints
+ * `head`, the layout, the pinned figures under their names and the free ones ending in _unpinned
+ * (only the free ones, under their names, where pinning is not possible).
  */
-export async function inBothLayouts<T>(env: Record<string, string>, measure: (bench: BenchNode) => Promise<T>): Promise<{ pinned?: T; free: T; layout?: CpuLayout }> {
+export async function printInBothLayouts(
+  env: Record<string, string>,
+  head: Record<string, string | number>,
+  measure: (bench: BenchNode) => Promise<Record<string, string | number>>,
+): Promise<void> {
   const layout = benchCpuLayout();
   const run = async (extra: Record<string, string>) => {
     const bench = await startBenchNode({ ...env, ...extra });
@@ -78,7 +84,7 @@ export async function inBothLayouts<T>(env: Record<string, string>, measure: (be
       await bench.close();
     }
   };
-  let pinned: T | undefined;
+  let pinned: Record<string, string | number> | undefined;
   if (layout) {
     const everyCpu = allowedCpus().join(",");
     pinThisProcess(layout.baseline);
@@ -89,17 +95,8 @@ export async function inBothLayouts<T>(env: Record<string, string>, measure: (be
     }
   }
   const free = await run({});
-  return { ...(pinned !== undefined ? { pinned } : {}), free, ...(layout ? { layout } : {}) };
-}
-
-/** The layout line every stream benchmark prints first. */
-export function layoutFigures(layout: CpuLayout | undefined): Record<string, string> {
-  return { cpu_layout: layout ? `baseline:${layout.baseline},runner:${layout.runner}` : "free" };
-}
-
-/** The free layout's figures, under the same names ending in _unpinned. */
-export function unpinnedNames(figures: Record<string, string | number>): Record<string, string | number> {
-  return Object.fromEntries(Object.entries(figures).map(([key, value]) => [`${key}_unpinned`, value]));
+  printFigures({ ...head, cpu_layout: layout ? `baseline:${layout.baseline},runner:${layout.runner}` : "free", ...(pinned ?? free) });
+  if (pinned) printFigures(Object.fromEntries(Object.entries(free).map(([key, value]) => [`${key}_unpinned`, value])));
 }
 
 export interface BenchNode {
@@ -188,6 +185,25 @@ export async function pairedRuns(options: {
     result.measured.push(measured);
   }
   return result;
+}
+
+/**
+ * The path under test against the direct baseline on the same prompts: each warmed up once, then
+ * alternating runs (pairedRuns), compared by their medians (streamComparison).
+ */
+export async function compareToDirect(options: {
+  label: string;
+  tokens: number;
+  repetitions: number;
+  prompt: (i: number) => string;
+  direct: { run(prompt: string, maxTokens: number): Promise<StreamRun> };
+  measured: (prompt: number) => Promise<StreamRun>;
+}): Promise<ReturnType<typeof streamComparison> & { prompts: number[] }> {
+  const { tokens, prompt, direct, measured } = options;
+  await measured(0);
+  await direct.run(prompt(0), tokens);
+  const runs = await pairedRuns({ ...options, direct: (i) => direct.run(prompt(i), tokens), measured });
+  return { ...streamComparison(runs.direct, runs.measured), prompts: runs.prompts };
 }
 
 /** The node's InferenceEngine run in this process on the node's copy of the model (no runner, no gRPC). */

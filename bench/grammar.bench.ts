@@ -12,7 +12,7 @@
  */
 import { InferenceService } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
 import { grpcJsClient } from "../testkit/node/index.js";
-import { directChat, grpcChatRun, inBothLayouts, layoutFigures, pairedRuns, printFigures, streamComparison, unpinnedNames, type BenchNode, type StreamRun } from "./bench-kit.js";
+import { compareToDirect, directChat, grpcChatRun, printInBothLayouts, type BenchNode, type StreamRun } from "./bench-kit.js";
 
 const TOKENS = 512;
 const REPETITIONS = 15;
@@ -41,18 +41,9 @@ async function measure(bench: BenchNode): Promise<Record<string, string | number
 
   // node-llama-cpp on the same file with the grammar built (once) from the same schema.
   const direct = await directChat(bench, 1024, { jsonSchema: SCHEMA });
-  await viaGrpc(0);
-  await direct.run(prompt(0), TOKENS);
-
-  const { direct: directRuns, measured: grpcRuns } = await pairedRuns({
-    label: "gRPC json_schema", tokens: TOKENS, repetitions: REPETITIONS,
-    direct: (i) => direct.run(prompt(i), TOKENS),
-    measured: viaGrpc,
-  });
+  const grpc = await compareToDirect({ label: "gRPC json_schema", tokens: TOKENS, repetitions: REPETITIONS, prompt, direct, measured: viaGrpc });
   client.close();
   await direct.dispose();
-
-  const grpc = streamComparison(directRuns, grpcRuns);
   return {
     grammar_direct_tokens_per_s: grpc.directRate.toFixed(0),
     grammar_grpc_tokens_per_s: grpc.measuredRate.toFixed(0),
@@ -60,6 +51,4 @@ async function measure(bench: BenchNode): Promise<Record<string, string | number
   };
 }
 
-const { pinned, free, layout } = await inBothLayouts({ LLMLB_PARALLELISM: "1" }, measure);
-printFigures({ grammar_tokens_per_run: TOKENS, grammar_repetitions: REPETITIONS, ...layoutFigures(layout), ...(pinned ?? free) });
-if (pinned) printFigures(unpinnedNames(free));
+await printInBothLayouts({ LLMLB_PARALLELISM: "1" }, { grammar_tokens_per_run: TOKENS, grammar_repetitions: REPETITIONS }, measure);

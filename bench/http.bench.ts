@@ -14,7 +14,7 @@
  */
 import { Agent, request } from "undici";
 import {
-  directChat, inBothLayouts, layoutFigures, pairedRuns, percentile, printFigures, startBenchNode, streamComparison, unpinnedNames,
+  compareToDirect, directChat, percentile, printFigures, printInBothLayouts, startBenchNode,
   type BenchNode, type StreamRun,
 } from "./bench-kit.js";
 
@@ -56,17 +56,12 @@ async function viaSse(base: string, modelId: string, i: number): Promise<StreamR
 }
 
 async function measureSse(bench: BenchNode): Promise<Record<string, string | number>> {
-  const sse = (i: number) => viaSse(bench.node.httpUrl, bench.modelId, i);
-  await sse(0);
   const direct = await directChat(bench);
-  await direct.run(prompt(0), TOKENS);
-  const { direct: directRuns, measured: sseRuns } = await pairedRuns({
-    label: "SSE", tokens: TOKENS, repetitions: REPETITIONS,
-    direct: (i) => direct.run(prompt(i), TOKENS),
-    measured: sse,
+  const comparison = await compareToDirect({
+    label: "SSE", tokens: TOKENS, repetitions: REPETITIONS, prompt, direct,
+    measured: (i) => viaSse(bench.node.httpUrl, bench.modelId, i),
   });
   await direct.dispose();
-  const comparison = streamComparison(directRuns, sseRuns);
   return {
     direct_tokens_per_s: comparison.directRate.toFixed(0),
     sse_tokens_per_s: comparison.measuredRate.toFixed(0),
@@ -75,7 +70,7 @@ async function measureSse(bench: BenchNode): Promise<Record<string, string | num
   };
 }
 
-const streams = await inBothLayouts({}, measureSse);
+await printInBothLayouts({}, { tokens_per_run: TOKENS, repetitions: REPETITIONS }, measureSse);
 
 const bench = await startBenchNode();
 const base = bench.node.httpUrl;
@@ -98,8 +93,6 @@ await Promise.all(
 const listSeconds = (performance.now() - listStarted) / 1000;
 await agent.close();
 
-printFigures({ tokens_per_run: TOKENS, repetitions: REPETITIONS, ...layoutFigures(streams.layout), ...(streams.pinned ?? streams.free) });
-if (streams.pinned) printFigures(unpinnedNames(streams.free));
 printFigures({
   v0_models_clients: CLIENTS,
   v0_models_requests: latencies.length,

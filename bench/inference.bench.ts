@@ -25,7 +25,7 @@
 import { InferenceService } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
 import { grpcJsClient } from "../testkit/node/index.js";
 import {
-  cpuMicros, directChat, grpcChatRun, inBothLayouts, inProcessEngine, layoutFigures, median, pairedRuns, printFigures, streamComparison, tokensPerSecond, unpinnedNames,
+  compareToDirect, cpuMicros, directChat, grpcChatRun, inProcessEngine, median, pairedRuns, printInBothLayouts, tokensPerSecond,
   type BenchNode, type StreamRun,
 } from "./bench-kit.js";
 
@@ -41,14 +41,8 @@ async function measure(bench: BenchNode): Promise<Record<string, string | number
     grpcChatRun(client, { modelId: bench.modelId, messages: [{ role: "user", content: prompt(i) }], temperature: 0, maxTokens: TOKENS });
 
   const direct = await directChat(bench);
-  await viaGrpc(0);
-  await direct.run(prompt(0), TOKENS);
-
-  const { prompts, direct: directRuns, measured: grpcRuns } = await pairedRuns({
-    label: "gRPC", tokens: TOKENS, repetitions: REPETITIONS,
-    direct: (i) => direct.run(prompt(i), TOKENS),
-    measured: viaGrpc,
-  });
+  const grpc = await compareToDirect({ label: "gRPC", tokens: TOKENS, repetitions: REPETITIONS, prompt, direct, measured: viaGrpc });
+  const { prompts } = grpc;
 
   const parallelRates: number[] = [];
   const singleRates: number[] = [];
@@ -89,7 +83,6 @@ async function measure(bench: BenchNode): Promise<Record<string, string | number
   client.close();
   await direct.dispose();
 
-  const grpc = streamComparison(directRuns, grpcRuns);
   return {
     direct_tokens_per_s: grpc.directRate.toFixed(0),
     grpc_tokens_per_s: grpc.measuredRate.toFixed(0),
@@ -106,6 +99,4 @@ async function measure(bench: BenchNode): Promise<Record<string, string | number
   };
 }
 
-const { pinned, free, layout } = await inBothLayouts({ LLMLB_PARALLELISM: String(PARALLEL) }, measure);
-printFigures({ tokens_per_run: TOKENS, repetitions: REPETITIONS, ...layoutFigures(layout), ...(pinned ?? free) });
-if (pinned) printFigures(unpinnedNames(free));
+await printInBothLayouts({ LLMLB_PARALLELISM: String(PARALLEL) }, { tokens_per_run: TOKENS, repetitions: REPETITIONS }, measure);
