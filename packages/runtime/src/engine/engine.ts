@@ -142,7 +142,6 @@ export class InferenceEngine {
     return llama ? acceleratorOf(llama) : undefined;
   }
 
-
   /** Streams a chat answer: deltas, then one end event with finish reason and usage. */
   chat(input: UncheckedChatInput, options: RequestOptions = {}): AsyncGenerator<GenerationEvent> {
     return this.generate(

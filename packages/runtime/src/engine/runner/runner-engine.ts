@@ -134,6 +134,7 @@ class RunnerSupervisor {
         init: { settings: { ...this.options.settings, memoryBudget: this.memoryBudget }, logLevel: this.options.logLevel, warm },
         answer: (question, questionSignal) => this.answer(question, questionSignal),
         onModelEvent: (event) => this.onModelEvent(event),
+        loadingModels: () => [...this.loading.keys()],
         onExit: (exit) => this.onExit(exit),
         hangTimeoutMs: this.options.hangTimeoutMs,
         loadHangTimeoutMs: this.options.loadHangTimeoutMs,

@@ -38,6 +38,8 @@ export interface RunnerProcessOptions {
   /** Answers the runner's questions (locate a model or an adapter) in the node. */
   answer: (question: RunnerQuestion, signal: AbortSignal) => Promise<RunnerAnswer>;
   onModelEvent: (event: ModelEvent) => void;
+  /** Models this runner reported loading and not yet loaded or failed (the owner tracks them from onModelEvent). */
+  loadingModels: () => string[];
   /** Called when the process has ended, before the calls open on it fail. */
   onExit: (exit: RunnerExit) => void;
   /** A runner that answers no heartbeat for this long is killed (its calls fail as for a crash); 0 or less: never. */
@@ -77,13 +79,11 @@ export class RunnerProcess {
   private missedBeats = 0;
   private pings = 0;
   private hungAfterMs?: number;
-  /** Models the runner reported loading and not yet loaded or failed. */
-  private readonly loading = new Set<string>();
   private llamaLoading = false;
 
   private constructor(
     private readonly options: RunnerProcessOptions,
-    ready: () => void,
+    private readonly ready: () => void,
   ) {
     const { file, execArgv } = runnerEntry();
     // Pinned, node runs under taskset; fork's IPC channel passes through it (taskset execs node).
@@ -99,7 +99,7 @@ export class RunnerProcess {
       this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL_BYTES);
       this.logOutput(text, "stderr");
     });
-    this.child.on("message", (message: FromRunner) => this.receive(message, ready));
+    this.child.on("message", (message: FromRunner) => this.receive(message));
     this.exited = new Promise((resolve) => {
       // Waits for stderr to be read to the end (llama.cpp's last words), unless a grandchild holds it open.
       this.child.on("exit", async (code, signal) => {
@@ -237,14 +237,14 @@ export class RunnerProcess {
     return id;
   }
 
-  private receive(message: FromRunner, ready: () => void): void {
+  private receive(message: FromRunner): void {
     switch (message.t) {
       case "ready":
         this.watchHeartbeat();
-        ready();
+        this.ready();
         break;
       case "batch":
-        for (const each of message.messages) this.receive(each, ready);
+        for (const each of message.messages) this.receive(each);
         break;
       case "item":
         this.calls.get(message.id)?.item?.(message.item);
@@ -263,7 +263,6 @@ export class RunnerProcess {
         this.questions.get(message.id)?.abort(new DOMException("the runner stopped waiting", "AbortError"));
         break;
       case "model-event":
-        this.trackLoad(message.event);
         this.options.onModelEvent(message.event);
         break;
       case "log":
@@ -293,10 +292,11 @@ export class RunnerProcess {
         this.send({ t: "ping", seq: ++this.pings });
         return;
       }
-      const timeoutMs = this.loading.size > 0 || this.llamaLoading ? this.loadBound() : hangTimeoutMs;
+      const loading = this.options.loadingModels();
+      const timeoutMs = loading.length > 0 || this.llamaLoading ? this.loadBound() : hangTimeoutMs;
       if (++this.missedBeats * beatMs < timeoutMs || this.hungAfterMs !== undefined) return;
       this.hungAfterMs = timeoutMs;
-      this.options.logger.error({ pid: this.child.pid, timeoutMs, loading: [...this.loading] }, "inference runner answers no heartbeat; killing it");
+      this.options.logger.error({ pid: this.child.pid, timeoutMs, loading }, "inference runner answers no heartbeat; killing it");
       this.child.kill("SIGKILL");
     }, beatMs);
     this.heartbeat.unref();
@@ -305,11 +305,6 @@ export class RunnerProcess {
   private loadBound(): number {
     const { hangTimeoutMs, loadHangTimeoutMs } = this.options;
     return loadHangTimeoutMs > 0 ? Math.max(hangTimeoutMs, loadHangTimeoutMs) : Infinity;
-  }
-
-  private trackLoad(event: ModelEvent): void {
-    if (event.type === "load-started") this.loading.add(event.modelId);
-    else if (event.type === "loaded" || event.type === "load-failed") this.loading.delete(event.modelId);
   }
 
   private async answer(id: number, question: RunnerQuestion): Promise<void> {
