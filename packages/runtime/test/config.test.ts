@@ -82,6 +82,7 @@ describe("loadConfig", () => {
     expect(cpus("0,0-0")).toBe("0");
     expect(() => cpus("1-0")).toThrow(/LLMLB_RUNNER_CPUS = "1-0": the range 1-0 ends before it starts/);
     expect(() => cpus("one")).toThrow(/LLMLB_RUNNER_CPUS = "one": expected CPU numbers and ranges such as 1 or 1-3/);
+    expect(() => cpus("0-4000000000")).toThrow(/LLMLB_RUNNER_CPUS = "0-4000000000": CPU 4000000000 is beyond the 8192 CPUs Linux can number/);
     expect(() => cpus("4095")).toThrow(/LLMLB_RUNNER_CPUS = "4095": CPU 4095 is not one this machine lets the node use \(0/);
   });
 

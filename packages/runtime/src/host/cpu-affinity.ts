@@ -3,6 +3,9 @@ import os from "node:os";
 import path from "node:path";
 import type { Parser } from "../config/parse.js";
 
+/** Linux numbers CPUs below its build limit NR_CPUS, at most 8192. */
+const MAX_CPU = 8191;
+
 /** A Linux CPU list ("3", "1-3", "0,2,4-7") as CPU numbers, sorted and unique. */
 export function expandCpuList(list: string): number[] {
   const cpus = new Set<number>();
@@ -12,6 +15,8 @@ export function expandCpuList(list: string): number[] {
     const first = Number(range[1]);
     const last = range[2] === undefined ? first : Number(range[2]);
     if (last < first) throw new Error(`the range ${part} ends before it starts`);
+    // Checked before the loop below, so a mistyped "0-4000000000" is refused, not enumerated.
+    if (last > MAX_CPU) throw new Error(`CPU ${last} is beyond the ${MAX_CPU + 1} CPUs Linux can number`);
     for (let cpu = first; cpu <= last; cpu++) cpus.add(cpu);
   }
   return [...cpus].sort((a, b) => a - b);
