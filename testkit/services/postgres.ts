@@ -32,8 +32,8 @@ export interface PostgresServer {
   close(): Promise<void>;
 }
 
-/** A throwaway PostgreSQL cluster (initdb in a temp dir, trust auth) on 127.0.0.1 and a free port. */
-export async function startPostgres(): Promise<PostgresServer> {
+/** A throwaway PostgreSQL cluster (initdb in a temp dir, trust auth) on 127.0.0.1 and a free port (or `port`). */
+export async function startPostgres(options: { port?: number } = {}): Promise<PostgresServer> {
   const bin = pgBin();
   if (!bin) throw new Error(postgresMissing());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llmlb-pg-"));
@@ -44,7 +44,7 @@ export async function startPostgres(): Promise<PostgresServer> {
     stdio: "ignore",
     ...(user ?? {}),
   });
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const child: ChildProcess = spawn(
     path.join(bin, "postgres"),
     ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],

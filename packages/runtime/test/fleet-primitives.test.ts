@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { postgresMissing, redisMissing, startPostgres, startRedis } from "../../../testkit/services/index.js";
+import { freePort, postgresMissing, redisMissing, startPostgres, startRedis } from "../../../testkit/services/index.js";
 import { openLeaseBackend } from "../src/fleet/lease-backend.js";
 import { NodeDirectory, type NodeRecord } from "../src/fleet/node-directory.js";
 import { silentLogger } from "../src/logging/index.js";
@@ -80,3 +80,31 @@ for (const engine of engines) {
     });
   });
 }
+
+describe.skipIf(postgresMissing() !== undefined)("a node whose PostgreSQL is not up yet", () => {
+  it("creates the shared table once the server is up, and its state link comes up with it", async () => {
+    const port = await freePort();
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "llmlb-fleet-late-"));
+    // Nothing listens yet: the store opens on local state only.
+    const state = await openStateStore({ home, stateUrl: `postgres://llmlb@127.0.0.1:${port}/postgres` }, silentLogger(), { connectTimeoutMs: 200, probeIntervalMs: 100 });
+    const kv = state.remoteNamespace<NodeRecord>("nodes")!;
+    await kv.get("warm-up"); // the namespace has met the refused connection too
+    const server = await startPostgres({ port });
+    const self = new NodeDirectory({ kv, self: "http://late", readyModels: async () => ["model-a"], ttlMs: 60_000, heartbeatMs: 60_000, logger: silentLogger() });
+    const observer = new NodeDirectory({ kv, self: "http://observer", readyModels: async () => [], ttlMs: 60_000, heartbeatMs: 60_000, logger: silentLogger() });
+    try {
+      expect(state.link!.reachable).toBe(false);
+      const deadline = Date.now() + 20_000;
+      while (!state.link!.reachable && Date.now() < deadline) await sleep(50);
+      expect(state.link!.reachable).toBe(true);
+      await self.publish();
+      expect(await observer.holders("model-a")).toEqual(["http://late"]);
+    } finally {
+      await self.close();
+      await observer.close();
+      await state.close();
+      await server.close();
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,6 +1,7 @@
 import { createClient } from "@keyv/redis";
 import pg from "pg";
 import { remoteKindOf } from "../state/remote-store.js";
+import { tableOnce } from "../state/postgres-table.js";
 
 /**
  * Atomic download leases in the shared store: one holder per key until its TTL passes. keyv has
@@ -54,16 +55,7 @@ function redisLeases(url: string): LeaseBackend {
 function postgresLeases(url: string): LeaseBackend {
   const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 3_000, idleTimeoutMillis: 10_000 });
   pool.on("error", () => {});
-  let table: Promise<unknown> | undefined;
-  const ready = async () => {
-    table ??= pool
-      .query("CREATE TABLE IF NOT EXISTS llmlb_leases (key TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)")
-      .catch((err: unknown) => {
-        table = undefined;
-        throw err;
-      });
-    await table;
-  };
+  const ready = tableOnce(pool, "CREATE TABLE IF NOT EXISTS llmlb_leases (key TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)");
   return {
     async claim(key, holder, ttlMs) {
       await ready();

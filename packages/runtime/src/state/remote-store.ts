@@ -2,6 +2,7 @@ import KeyvPostgres from "@keyv/postgres";
 import KeyvRedis from "@keyv/redis";
 import { Keyv, type KeyvStoreAdapter } from "keyv";
 import pg from "pg";
+import { tableOnce } from "./postgres-table.js";
 
 /** Table of the shared state in PostgreSQL. */
 export const POSTGRES_TABLE = "llmlb_state";
@@ -25,7 +26,8 @@ export function redactUrl(url: string): string {
  * (closing one node's store would close every in-process node's), has no connect timeout, and
  * an idle connection dropped by a restarting server would raise an unhandled 'error'. Its
  * iterator also ends silently on a failed query; this one throws, so a partial list is never
- * taken for the whole.
+ * taken for the whole. Its table is created before the first query, one node at a time
+ * (createTableSerialized): the adapter's own creation ignores a lost race and then fails.
  */
 class PooledPostgres extends KeyvPostgres {
   declare private pgPool: pg.Pool;
@@ -33,7 +35,12 @@ class PooledPostgres extends KeyvPostgres {
   override async connect(): Promise<(sql: string, values?: unknown) => Promise<unknown[]>> {
     this.pgPool = new pg.Pool({ connectionString: this.opts.uri, max: 4, connectionTimeoutMillis: 3_000, idleTimeoutMillis: 10_000 });
     this.pgPool.on("error", () => {}); // a dropped idle connection: the next query reconnects
-    return async (sql, values) => (await this.pgPool.query(sql, values as unknown[])).rows as unknown[];
+    const { schema, table, keySize } = this.opts;
+    const tableReady = tableOnce(this.pgPool, `CREATE TABLE IF NOT EXISTS ${schema}.${table}(key VARCHAR(${Number(keySize)}) PRIMARY KEY, value TEXT)`);
+    return async (sql, values) => {
+      await tableReady();
+      return (await this.pgPool.query(sql, values as unknown[])).rows as unknown[];
+    };
   }
 
   override async *iterator(namespace?: string): AsyncGenerator<string[], void, unknown> {
