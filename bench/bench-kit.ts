@@ -34,18 +34,21 @@ export function printFigures(figures: Record<string, string | number>): void {
 }
 
 /**
- * The stream benchmarks run twice. Pinned: this process (the direct baseline, the node's API, the
- * clients) on one CPU and the node's inference runner (LLMLB_RUNNER_CPUS) on another, so each
- * generation, the baseline's and the node's, has a CPU of its own and the ratio is the node's
- * overhead. Free: every thread wherever the OS puts it, as a node runs by default; on a small VM
- * this mostly measures where the scheduler happens to place node-llama-cpp's threads (the baseline
- * alone moves by tens of percent). Pinned needs Linux, taskset and two CPUs.
+ * The stream benchmarks run twice. Pinned: every generation, the baseline's and the node's, on
+ * the same CPU: the node's inference runner there (LLMLB_RUNNER_CPUS), and this process moved
+ * there for each baseline run; between them this process (the node's API, the clients) on
+ * another CPU. The CPUs of a VM are not equal (here the second generates 4-5% faster than the
+ * first, which takes the machine's interrupts), so the baseline and the runner must not be
+ * compared on different ones. Free: every thread wherever the OS puts it, as a node runs by
+ * default; on a small VM this mostly measures where the scheduler happens to place
+ * node-llama-cpp's threads (the baseline alone moves by tens of percent). Pinned needs Linux,
+ * taskset and two CPUs.
  */
 export interface CpuLayout {
-  /** This process: the baseline, the node's event loop, the clients. */
-  baseline: string;
-  /** The node's inference runner. */
-  runner: string;
+  /** This process between baseline runs: the node's event loop, the clients. */
+  node: string;
+  /** The node's inference runner, and this process during a baseline run. */
+  generation: string;
 }
 
 function benchCpuLayout(): CpuLayout | undefined {
@@ -56,7 +59,7 @@ function benchCpuLayout(): CpuLayout | undefined {
   } catch {
     return undefined;
   }
-  return { baseline: String(cpus[0]), runner: String(cpus[1]) };
+  return { node: String(cpus[0]), generation: String(cpus[1]) };
 }
 
 /** Every thread of this process on `cpus` (threads started later inherit it). */
@@ -76,8 +79,8 @@ export async function printInBothLayouts(
   measure: (bench: BenchNode) => Promise<Record<string, string | number>>,
 ): Promise<void> {
   const layout = benchCpuLayout();
-  const run = async (extra: Record<string, string>) => {
-    const bench = await startBenchNode({ ...env, ...extra });
+  const run = async (pinned?: CpuLayout) => {
+    const bench = await startBenchNode({ ...env, ...(pinned ? { LLMLB_RUNNER_CPUS: pinned.generation } : {}) }, pinned);
     try {
       return await measure(bench);
     } finally {
@@ -87,15 +90,15 @@ export async function printInBothLayouts(
   let pinned: Record<string, string | number> | undefined;
   if (layout) {
     const everyCpu = allowedCpus().join(",");
-    pinThisProcess(layout.baseline);
+    pinThisProcess(layout.node);
     try {
-      pinned = await run({ LLMLB_RUNNER_CPUS: layout.runner });
+      pinned = await run(layout);
     } finally {
       pinThisProcess(everyCpu);
     }
   }
-  const free = await run({});
-  printFigures({ ...head, cpu_layout: layout ? `baseline:${layout.baseline},runner:${layout.runner}` : "free", ...(pinned ?? free) });
+  const free = await run();
+  printFigures({ ...head, cpu_layout: layout ? `node:${layout.node},generation:${layout.generation}` : "free", ...(pinned ?? free) });
   if (pinned) printFigures(Object.fromEntries(Object.entries(free).map(([key, value]) => [`${key}_unpinned`, value])));
 }
 
@@ -103,11 +106,13 @@ export interface BenchNode {
   world: TinyWorld;
   node: TestNode;
   modelId: string;
+  /** Runs a baseline generation in this process: on the runner's CPU when pinned. */
+  onGenerationCpu<T>(run: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
 /** A node in this process with the tiny chat model on disk (CPU, 1 thread). */
-export async function startBenchNode(env: Record<string, string> = {}): Promise<BenchNode> {
+export async function startBenchNode(env: Record<string, string> = {}, layout?: CpuLayout): Promise<BenchNode> {
   const world = await startTinyWorld();
   const node = await startTestNode({ ...world.env, ...env });
   await resolveModel(node, TINY_CHAT_ID); // on disk before anything is timed
@@ -115,6 +120,15 @@ export async function startBenchNode(env: Record<string, string> = {}): Promise<
     world,
     node,
     modelId: TINY_CHAT_ID,
+    async onGenerationCpu(run) {
+      if (!layout) return run();
+      pinThisProcess(layout.generation);
+      try {
+        return await run();
+      } finally {
+        pinThisProcess(layout.node);
+      }
+    },
     async close() {
       await node.stop();
       await world.close();
@@ -137,22 +151,24 @@ export async function directChat(bench: BenchNode, contextSize = 1024, options: 
     ? await llama.createGrammarForJsonSchema(options.jsonSchema as Parameters<typeof llama.createGrammarForJsonSchema>[0])
     : undefined;
   return {
-    async run(prompt: string, maxTokens: number): Promise<StreamRun> {
-      const history: ChatHistoryItem[] = [{ type: "user", text: prompt }, { type: "model", response: [] }];
-      const started = performance.now();
-      let firstTokenMs = 0;
-      let tokens = 0;
-      await chat.generateResponse(history, {
-        temperature: 0,
-        maxTokens,
-        repeatPenalty: false,
-        ...(grammar ? { grammar } : {}),
-        onTextChunk: () => {
-          if (firstTokenMs === 0) firstTokenMs = performance.now() - started;
-        },
-        onToken: (t) => (tokens += t.length),
+    run(prompt: string, maxTokens: number): Promise<StreamRun> {
+      return bench.onGenerationCpu(async () => {
+        const history: ChatHistoryItem[] = [{ type: "user", text: prompt }, { type: "model", response: [] }];
+        const started = performance.now();
+        let firstTokenMs = 0;
+        let tokens = 0;
+        await chat.generateResponse(history, {
+          temperature: 0,
+          maxTokens,
+          repeatPenalty: false,
+          ...(grammar ? { grammar } : {}),
+          onTextChunk: () => {
+            if (firstTokenMs === 0) firstTokenMs = performance.now() - started;
+          },
+          onToken: (t) => (tokens += t.length),
+        });
+        return { tokens, ms: performance.now() - started, firstTokenMs };
       });
-      return { tokens, ms: performance.now() - started, firstTokenMs };
     },
     async dispose() {
       await context.dispose();

@@ -17,8 +17,9 @@
  *                       negative when the engine inside this busy process is the slower one)
  *   runner_ttft_added_ms      the same comparison for the time to the first delta
  *
- * Measured twice (see CpuLayout in bench-kit.ts): the names above with the baseline and the node's
- * runner each pinned to a CPU of its own, the same names ending in _unpinned with every thread free.
+ * Measured twice (see CpuLayout in bench-kit.ts): the names above with every generation (the
+ * baselines' and the runner's) on one CPU and this process on another between baseline runs, the
+ * same names ending in _unpinned with every thread free.
  *
  *   node --conditions=source --import tsx bench/inference.bench.ts
  */
@@ -72,7 +73,7 @@ async function measure(bench: BenchNode): Promise<Record<string, string | number
   await viaEngine(local.engine, 0);
   const { direct: localRuns, measured: runnerRuns } = await pairedRuns({
     label: "runner", tokens: TOKENS, repetitions: REPETITIONS,
-    direct: (i) => viaEngine(local.engine, i),
+    direct: (i) => bench.onGenerationCpu(() => viaEngine(local.engine, i)),
     measured: (i) => viaEngine(bench.node.runtime.engine, i),
   });
   const afterFirst = (run: StreamRun) => run.ms - run.firstTokenMs;
