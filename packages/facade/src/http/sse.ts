@@ -11,9 +11,9 @@ export interface SseStream {
 /**
  * Opens a Server-Sent Events response on a raw reply. Writes respect backpressure, a comment line
  * keeps idle connections alive through proxies, and the signal fires when the client goes away.
- * What is written in one turn of the event loop leaves as one write: the headers with the first
- * event, and a stream's last delta, finish, usage and [DONE] together (each write is a syscall
- * and wakes the client once more).
+ * The headers leave with the first event when it is sent in the same turn of the event loop,
+ * not as a write (and a wake-up of the client) of their own; node's http corks every later write
+ * for the rest of its turn, so a stream's last delta, finish, usage and [DONE] leave together.
  */
 export function openSse(reply: FastifyReply, heartbeatMs = 15_000): SseStream {
   const controller = new AbortController();
@@ -25,25 +25,12 @@ export function openSse(reply: FastifyReply, heartbeatMs = 15_000): SseStream {
     connection: "keep-alive",
     "x-accel-buffering": "no",
   });
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    res.uncork();
-  };
-  const corkThisTurn = () => {
-    if (corked) return;
-    corked = true;
-    res.cork();
-    process.nextTick(uncork);
-  };
-  corkThisTurn();
-  res.flushHeaders(); // with the first event if it is sent in this turn, else on their own
+  res.cork();
+  res.flushHeaders();
+  process.nextTick(() => res.uncork());
   const onClose = () => controller.abort();
   res.once("close", onClose);
-  const heartbeat = setInterval(() => {
-    corkThisTurn();
-    res.write(": keep-alive\n\n");
-  }, heartbeatMs);
+  const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), heartbeatMs);
   heartbeat.unref();
   let ended = false;
   return {
@@ -51,7 +38,6 @@ export function openSse(reply: FastifyReply, heartbeatMs = 15_000): SseStream {
     async send(data, event) {
       if (ended || res.destroyed) return;
       const payload = typeof data === "string" ? data : JSON.stringify(data);
-      corkThisTurn();
       const ok = res.write(`${event ? `event: ${event}\n` : ""}data: ${payload}\n\n`);
       if (!ok && !res.destroyed) {
         await new Promise<void>((resolve) => {
