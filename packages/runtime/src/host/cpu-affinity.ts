@@ -49,8 +49,8 @@ function usableCpus(): number[] {
   return allowedCpus();
 }
 
-/** util-linux's taskset on PATH, or undefined. */
-function findTaskset(): string | undefined {
+/** util-linux's taskset on PATH; throws when there is none. */
+function taskset(): string {
   for (const dir of (process.env.PATH ?? "").split(path.delimiter).filter(Boolean)) {
     const file = path.join(dir, "taskset");
     try {
@@ -60,7 +60,7 @@ function findTaskset(): string | undefined {
       // not in this directory
     }
   }
-  return undefined;
+  throw new Error("taskset was not found on PATH; install util-linux or leave LLMLB_RUNNER_CPUS unset");
 }
 
 /**
@@ -79,13 +79,11 @@ export const parseRunnerCpus: Parser<string> = (raw) => {
   if (outside.length > 0) {
     throw new Error(`CPU ${outside.join(", ")} is not one this machine lets the node use (${usable.join(",")})`);
   }
-  if (!findTaskset()) throw new Error("taskset was not found on PATH; install util-linux or leave it unset");
+  taskset(); // on PATH now, or the node refuses to start
   return cpus.join(",");
 };
 
 /** The command that starts node on `cpus` only: taskset in front of node (threads started later inherit it). */
 export function pinnedNode(cpus: string): { execPath: string; prefixArgs: string[] } {
-  const taskset = findTaskset();
-  if (!taskset) throw new Error("taskset was not found on PATH; install util-linux or unset LLMLB_RUNNER_CPUS");
-  return { execPath: taskset, prefixArgs: ["--cpu-list", cpus, process.execPath] };
+  return { execPath: taskset(), prefixArgs: ["--cpu-list", cpus, process.execPath] };
 }
