@@ -68,8 +68,8 @@ function pinThisProcess(cpus: string): void {
 }
 
 /**
- * Runs `measure` with the node's runner and this process each on a CPU of their own (pinned, when
- * the machine allows it), then with every thread free, each with a node of its own, and prints
+ * Runs `measure` in the pinned layout (see CpuLayout; when the machine allows it), then with every
+ * thread free, each with a node of its own, and prints
  * `head`, the layout, the pinned figures under their names and the free ones ending in _unpinned
  * (only the free ones, under their names, where pinning is not possible).
  */
