@@ -5,14 +5,11 @@ import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { generateObject, generateText, jsonSchema, streamText, tool, type JSONSchema7 } from "ai";
 import { Ajv } from "ajv";
 import * as grpc from "@grpc/grpc-js";
-import { fromBinary } from "@bufbuild/protobuf";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { THINKING_TEMPLATE, tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
-import { ErrorInfoSchema } from "@llmlb/runtime/gen/google/rpc/error_details_pb";
-import { StatusSchema } from "@llmlb/runtime/gen/google/rpc/status_pb";
 import { InferenceService } from "@llmlb/runtime/gen/llmlb/node/v1/inference_pb";
-import { grpcJsClient, startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
+import { errorInfoOf, grpcJsClient, startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
 import { startTinyWorld, tinyEntry, TINY_CHAT_ID, TINY_EMBED_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
 const root = path.resolve(import.meta.dirname, "../../..");
@@ -172,8 +169,7 @@ describe("tool calls over /v1", () => {
       });
       expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
       expect(decodeURIComponent(err.details)).toBe((refused.json as ErrorBody).error.message);
-      const status = fromBinary(StatusSchema, (err.metadata.get("grpc-status-details-bin") as Buffer[])[0]!);
-      expect(fromBinary(ErrorInfoSchema, status.details[0]!.value)).toMatchObject({ reason: "TOOLS_UNSUPPORTED", metadata: { field: "tools", model_id: THINK_ID } });
+      expect(errorInfoOf(err)).toMatchObject({ reason: "TOOLS_UNSUPPORTED", metadata: { field: "tools", model_id: THINK_ID } });
     } finally {
       client.close();
     }
