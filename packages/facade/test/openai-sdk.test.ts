@@ -191,7 +191,7 @@ describe("/v1 with an API key", () => {
     const anonymous = new OpenAI({ apiKey: "wrong", baseURL: `${node.httpUrl}/v1`, maxRetries: 0 });
     await expect(anonymous.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
     const keyed = new OpenAI({ apiKey: "sk-node-key", baseURL: `${node.httpUrl}/v1`, maxRetries: 0 });
-    const res = await keyed.chat.completions.create({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "hi" }], max_tokens: 3 });
+    const res = await keyed.chat.completions.create({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "hi" }], max_tokens: 3, temperature: 0 });
     expect(res.usage?.completion_tokens).toBe(3);
   });
 });

@@ -32,7 +32,7 @@ describe("the HTTP facade in front of a remote runtime (LLMLB_RUNTIME_URL)", () 
     const res = await fetch(`${facade.http.url}/v1/chat/completions`, {
       method: "POST",
       headers: { ...auth, "content-type": "application/json" },
-      body: JSON.stringify({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "hi" }], max_tokens: 3 }),
+      body: JSON.stringify({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "hi" }], max_tokens: 3, temperature: 0 }),
     });
     expect(res.status).toBe(200);
     expect(((await res.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(3);
