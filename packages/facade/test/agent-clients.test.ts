@@ -333,6 +333,40 @@ describe("logprobs, n, completions, embeddings, strict fields", () => {
   });
 });
 
+describe("JSON nested too deep", () => {
+  /** A tool-parameters schema `levels` objects deep, as text (JSON.stringify itself overflows on such data). */
+  const deepSchema = (levels: number) => '{"type":"object","properties":{"a":'.repeat(levels) + '{"type":"string"}' + '},"required":["a"]}'.repeat(levels);
+
+  it("is a 400 saying so over /v1 and INVALID_ARGUMENT naming the field over gRPC; the node keeps serving", async () => {
+    for (const levels of [200, 5000, 50_000]) {
+      const body = `{"model":"${TINY_CHAT_ID}","messages":[{"role":"user","content":"hi"}],"max_tokens":4,"tool_choice":"required","tools":[{"type":"function","function":{"name":"f","parameters":${deepSchema(levels)}}}]}`;
+      const res = await fetch(`${node.httpUrl}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body });
+      const error = ((await res.json()) as ErrorBody).error;
+      expect(res.status, error.message).toBe(400);
+      expect(error.message).toMatch(/nests objects and arrays more than 128 levels deep/);
+    }
+
+    const client = grpcJsClient(InferenceService, node.grpcUrl);
+    try {
+      for (const levels of [200, 2000]) {
+        const err = await new Promise<grpc.ServiceError>((resolve, reject) => {
+          const call = client.stream("chat", { modelId: TINY_CHAT_ID, messages: [{ role: "user", content: "x" }], maxTokens: 4, tools: [{ name: "f", parametersJson: deepSchema(levels) }], toolChoice: { mode: "required" } });
+          call.on("data", () => reject(new Error("the model answered")));
+          call.on("error", resolve);
+          call.on("end", () => reject(new Error("the stream ended without an error")));
+        });
+        expect(err.code, err.details).toBe(grpc.status.INVALID_ARGUMENT);
+        expect(errorInfoOf(err)).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "tools[0].parameters_json" } });
+      }
+    } finally {
+      client.close();
+    }
+
+    const after = await post("/v1/chat/completions", { ...ask, max_tokens: 4 });
+    expect(after.status).toBe(200);
+  });
+});
+
 describe("gRPC from Python", () => {
   it("grpcio gets the same forced tool call, streamed in pieces", async () => {
     const tmp = tempDir("llmlb-descriptor-");

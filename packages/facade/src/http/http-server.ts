@@ -3,7 +3,7 @@ import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import fastifyCors from "@fastify/cors";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
-import { listenOrExplain, type ListenerGuard, type Logger } from "@llmlb/runtime";
+import { MAX_JSON_DEPTH, bodyTooDeep, listenOrExplain, nestsDeeperThan, type ListenerGuard, type Logger } from "@llmlb/runtime";
 import type { NodeClients } from "../clients.js";
 import { guardHook } from "./guard-hook.js";
 import { registerHealthRoutes } from "./health-routes.js";
@@ -59,6 +59,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   if (tls) tls.track(app.server as unknown as TlsServer);
   installErrorHandlers(app);
   app.addHook("onRequest", guardHook(guard));
+  // Before the schemas run and the body is copied or serialized anywhere (both recurse).
+  app.addHook("preValidation", async (request) => {
+    if (nestsDeeperThan(request.body, MAX_JSON_DEPTH)) throw bodyTooDeep();
+  });
   if (guard.hosts.corsEnabled) {
     await app.register(fastifyCors, {
       origin: (origin, callback) => callback(null, origin !== undefined && guard.hosts.isCorsOrigin(origin)),
