@@ -180,6 +180,43 @@ describe("tool calls over /v1", () => {
     expect((none.json as ChatBody).choices[0]!.finish_reason).toBe("length");
   });
 
+  it("sampled calls keep every maxLength however the string is counted, never a 500", async () => {
+    // Emoji and byte tokens in the tiny vocabulary: a character outside the BMP, or bytes that form no
+    // character, count differently in the grammar and in node-llama-cpp's own check of the finished
+    // call (string.length), which used to fail about one sampled call in five.
+    const city = { type: "function" as const, function: { name: "find_city", parameters: { type: "object", properties: { name: { type: "string", maxLength: 20 }, country: { type: "string", maxLength: 8 } }, required: ["name", "country"], additionalProperties: false } } };
+    const validCity = ajv.compile(city.function.parameters);
+    for (let seed = 1; seed <= 24; seed++) {
+      const { status, json, text } = await post("/v1/chat/completions", { ...ask, max_tokens: 300, temperature: 1, seed, tools: [city], tool_choice: "required" });
+      expect(status, text).toBe(200);
+      const choice = (json as ChatBody).choices[0]!;
+      expect(choice.finish_reason).toBe("tool_calls");
+      const args = JSON.parse(choice.message.tool_calls![0]!.function.arguments) as { name: string; country: string };
+      expect(validCity(args), JSON.stringify(args)).toBe(true);
+      expect(args.name.length).toBeLessThanOrEqual(20);
+      expect(args.country.length).toBeLessThanOrEqual(8);
+    }
+  });
+
+  it("an integer argument the grammar let through with an exponent is INVALID_MODEL_OUTPUT, never an anonymous internal error", async () => {
+    const count = { type: "function" as const, function: { name: "count_days", parameters: { type: "object", properties: { days: { type: "integer" } }, required: ["days"] } } };
+    const outcomes = new Set<string>();
+    for (let seed = 1; seed <= 24; seed++) {
+      const { status, json, text } = await post("/v1/chat/completions", { ...ask, max_tokens: 100, temperature: 1, seed, tools: [count], tool_choice: "required" });
+      if (status === 200) {
+        const args = JSON.parse((json as ChatBody).choices[0]!.message.tool_calls![0]!.function.arguments) as { days: number };
+        expect(Number.isInteger(args.days), text).toBe(true);
+        outcomes.add("valid call");
+      } else {
+        expect(status, text).toBe(500);
+        expect((json as ErrorBody).error, text).toMatchObject({ type: "server_error", code: "invalid_model_output" });
+        expect((json as ErrorBody).error.message).toMatch(/^the model's tool call does not match the function's parameters \(Expected type "integer" but got "number"\)/);
+        outcomes.add("refused");
+      }
+    }
+    expect([...outcomes].sort()).toEqual(["refused", "valid call"]);
+  });
+
   it("a tool message that answers no call is a 400 naming it", async () => {
     const { status, json } = await post("/v1/chat/completions", { ...ask, messages: [...ask.messages, { role: "tool", tool_call_id: "call_nope", content: "1" }] });
     expect(status).toBe(400);

@@ -11,7 +11,8 @@ import type {
   Token,
 } from "node-llama-cpp";
 import { llamaCpp } from "./llama-cpp.js";
-import { LlmlbError } from "../errors/index.js";
+import { partialCharacterTokens } from "./partial-character-tokens.js";
+import { LlmlbError, invalidModelOutput } from "../errors/index.js";
 import { chatHistory } from "./chat-history.js";
 import { valueAt } from "./gguf-check.js";
 import { grammarCache } from "./grammar-cache.js";
@@ -20,7 +21,7 @@ import { promptTexts } from "./request-validation.js";
 import { renderPromptOnce } from "./rendered-prompt.js";
 import { samplingOptions } from "./sampling.js";
 import { TokenLogprobs } from "./token-logprobs.js";
-import { ToolCallPieces, chatFunctions, forcedCallWrapper, forcesCall, requireToolSupport } from "./tool-calls.js";
+import { ToolCallPieces, boundsStringLength, chatFunctions, forcedCallWrapper, forcesCall, requireToolSupport } from "./tool-calls.js";
 import type { ChatInput, CompletionInput, DeltaParts, FinishReason, OutputParams, ReasoningOptions, SamplingParams, TokenUsage } from "./types.js";
 
 /** Where a generation reports as it goes. */
@@ -80,9 +81,12 @@ export async function generateChat(
   const logprobs = input.logprobs ? new TokenLogprobs(taken.sequence, input.topLogprobs ?? 0) : undefined;
   const sequence = logprobs?.sequence ?? taken.sequence;
   const pieces = new ToolCallPieces((piece) => sink.emit({ toolCalls: [piece] }));
+  // node-llama-cpp rejects a finished call whose string counts more UTF-16 units than its maxLength:
+  // with a length bound, arguments are written in whole characters of the BMP only.
+  const banned = functions && boundsStringLength(functions) ? partialCharacterTokens(target.model) : [];
   const options = {
     ...samplingOptions(input, maxTokens),
-    ...outputOptions(sequence.model, input),
+    ...outputOptions(sequence.model, input, banned),
     ...(input.reasoning ? { budgets: { thoughtTokens: thoughtBudget(input.reasoning, maxTokens) } } : {}),
     signal,
     stopOnAbortSignal: false,
@@ -113,6 +117,9 @@ export async function generateChat(
       return { finishReason: "tool_calls", usage: usage(promptTokens, completionTokens, taken.cachedTokens) };
     }
     return outcome(result.metadata.stopReason, promptTokens, completionTokens, taken.cachedTokens);
+  } catch (err) {
+    if (err instanceof llamaCpp().LlamaJsonSchemaValidationError) throw invalidModelOutput(err.message);
+    throw err;
   } finally {
     chat.dispose({ disposeSequence: false });
   }
@@ -174,10 +181,10 @@ async function responseGrammar(model: LlamaModel, params: OutputParams): Promise
   return grammarCache(model.llama).forSchema(format.schema, "response_format.json_schema.schema");
 }
 
-/** Token bias for logit_bias: -100 bans a token, other values shift its logit. */
-function outputOptions(model: LlamaModel, params: OutputParams): { tokenBias?: InstanceType<ReturnType<typeof llamaCpp>["TokenBias"]> } {
+/** Token bias for logit_bias (-100 bans a token, other values shift its logit) and for `banned` tokens, which logit_bias cannot bring back. */
+function outputOptions(model: LlamaModel, params: OutputParams, banned: readonly Token[] = []): { tokenBias?: InstanceType<ReturnType<typeof llamaCpp>["TokenBias"]> } {
   const entries = Object.entries(params.logitBias ?? {});
-  if (entries.length === 0) return {};
+  if (entries.length === 0 && banned.length === 0) return {};
   const vocabulary = vocabularySize(model);
   const bias = new (llamaCpp().TokenBias)(model.tokenizer);
   for (const [token, value] of entries) {
@@ -187,6 +194,7 @@ function outputOptions(model: LlamaModel, params: OutputParams): { tokenBias?: I
     }
     bias.set(Number(token) as Token, value <= -100 ? "never" : { logit: value });
   }
+  for (const token of banned) bias.set(token, "never");
   return { tokenBias: bias };
 }
 

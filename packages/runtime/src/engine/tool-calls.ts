@@ -29,6 +29,13 @@ export function chatFunctions(tools: readonly ToolDefinition[] | undefined, choi
   );
 }
 
+/** Whether any function's argument schema uses maxLength (a property named so counts too: the answer errs toward yes). */
+export function boundsStringLength(functions: ChatModelFunctions): boolean {
+  const hasMaxLength = (schema: unknown): boolean =>
+    typeof schema === "object" && schema !== null && Object.entries(schema).some(([key, value]) => key === "maxLength" || hasMaxLength(value));
+  return Object.values(functions).some((fn) => hasMaxLength(fn.params));
+}
+
 /** "required" and a named function make the answer a call. */
 export const forcesCall = (choice: ToolChoice | undefined): boolean => choice === "required" || typeof choice === "object";
 

@@ -41,3 +41,14 @@ export function toolsUnsupported(id: string): LlmlbError {
     { model_id: id, field: "tools" },
   );
 }
+
+/**
+ * A finished tool call whose arguments node-llama-cpp's own check rejects although its grammar let
+ * them through (that grammar lets a number carry an exponent, so an "integer" can come out as 5e-3).
+ */
+export function invalidModelOutput(problem: string): LlmlbError {
+  return new LlmlbError(
+    "INVALID_MODEL_OUTPUT",
+    `the model's tool call does not match the function's parameters (${problem}), although the grammar allowed it: node-llama-cpp's grammar is looser than its own check (it lets an "integer" carry an exponent, such as 5e-3). Retry the request (another seed or a lower temperature), or declare such a field as "number"`,
+  );
+}

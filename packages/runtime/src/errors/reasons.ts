@@ -55,6 +55,8 @@ export const REASONS = {
   AUTH_REQUIRED: Code.Unauthenticated,
   CANCELLED: Code.Canceled,
   UNIMPLEMENTED: Code.Unimplemented,
+  /** The model's output broke the schema its grammar was built from (node-llama-cpp's grammar is looser than its own check). */
+  INVALID_MODEL_OUTPUT: Code.Internal,
   INTERNAL: Code.Internal,
 } as const satisfies Record<string, Code>;
 

@@ -1300,6 +1300,8 @@ export const GetHostStatusResponseSchema: GenMessage<GetHostStatusResponse> = /*
  *   (retry_after_seconds). After a second such crash the model is FAILED_PRECONDITION /
  *   INVALID_MODEL_FILE (metadata cause ENGINE_CRASHED) until its file changes or LoadModel retries it.
  * - RESOURCE_EXHAUSTED / INSUFFICIENT_MEMORY: the model does not fit the memory budget.
+ * - INTERNAL / INVALID_MODEL_OUTPUT: a finished tool call broke its function's parameters although
+ *   the grammar allowed it (node-llama-cpp's grammar lets an integer carry an exponent); retry.
  * - plus every reason of ResolverService when a model is resolved on demand.
  *
  * @generated from service llmlb.node.v1.InferenceService
