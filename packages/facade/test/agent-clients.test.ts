@@ -368,6 +368,14 @@ describe("logprobs, n, completions, embeddings, strict fields", () => {
     const completion = await post("/v1/completions", { model: TINY_CHAT_ID, prompt: "x", suffix: "y" });
     expect((completion.json as ErrorBody).error.param).toBe("suffix");
   });
+
+  it("a value outside a fixed set is a 400 that lists the values allowed", async () => {
+    const effort = await post("/v1/chat/completions", { ...ask, reasoning_effort: "extreme" });
+    expect(effort.status).toBe(400);
+    expect((effort.json as ErrorBody).error).toMatchObject({ param: "reasoning_effort", message: expect.stringMatching(/^invalid field "reasoning_effort": must be one of (?:"[a-z]+", )+"high"/) });
+    const kind = await post("/v1/chat/completions", { ...ask, tools: [{ ...WEATHER_TOOL, type: "tool" }] });
+    expect((kind.json as ErrorBody).error).toMatchObject({ param: "tools[0].type", message: 'invalid field "tools[0].type": must be "function"' });
+  });
 });
 
 describe("JSON nested too deep", () => {

@@ -14,7 +14,8 @@ export function installErrorHandlers(app: FastifyInstance): void {
         const message = `field "${field}" is not supported by this node; remove it (README lists the fields and extensions it implements)`;
         return sendOpenAiError(reply, 400, { message, type: "invalid_request_error", param: field, code: "unsupported_field" }, { "x-should-retry": "false" });
       }
-      const message = field ? `invalid field "${field}": ${first?.message ?? "is invalid"}` : `invalid request body: ${first?.message ?? "is invalid"}`;
+      const problem = first ? describeProblem(first) : "is invalid";
+      const message = field ? `invalid field "${field}": ${problem}` : `invalid request body: ${problem}`;
       return sendOpenAiError(reply, 400, { message, type: "invalid_request_error", param: field || null, code: "invalid_request" }, { "x-should-retry": "false" });
     }
     if (error.code === "FST_ERR_CTP_INVALID_JSON_BODY" || error instanceof SyntaxError) {
@@ -38,6 +39,14 @@ export function installErrorHandlers(app: FastifyInstance): void {
   app.setNotFoundHandler(async (request, reply) =>
     sendOpenAiError(reply, 404, { message: `no route ${request.method} ${request.url.split("?")[0]}`, type: "not_found_error", code: "route_not_found" }),
   );
+}
+
+/** Ajv's message, with the allowed values spelled out where it only says there are some. */
+function describeProblem(error: NonNullable<FastifyError["validation"]>[number]): string {
+  const params = error.params as { allowedValue?: unknown; allowedValues?: unknown[] };
+  if (error.keyword === "const") return `must be ${JSON.stringify(params.allowedValue)}`;
+  if (error.keyword === "enum" && params.allowedValues) return `must be one of ${params.allowedValues.map((v) => JSON.stringify(v)).join(", ")}`;
+  return error.message ?? "is invalid";
 }
 
 /** "/messages/0/role" → "messages[0].role"; a missing property is appended. */
