@@ -170,7 +170,7 @@ describe("/v1 with the official openai SDK, /v0 pull and events", () => {
     controller.abort();
     await expect.poll(activeRequests, { timeout: 5_000, interval: 50 }).toBe(0);
     // The slot is free again: the next request is admitted instead of QUEUE_FULL.
-    const next = await openai.chat.completions.create({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "x" }], max_tokens: 2 });
+    const next = await openai.chat.completions.create({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "x" }], max_tokens: 2, temperature: 0 });
     expect(next.choices[0]!.finish_reason).toBe("length");
   });
 });
