@@ -41,6 +41,20 @@ describe("malformed HTTP requests get a 4xx that names the problem", () => {
     expect(((await res.json()) as ErrorBody).error.param).toBe("messages[0].role");
   });
 
+  it("an image part in a message is refused as such, naming the part and the way out", async () => {
+    const content = [{ type: "text", text: "what is this?" }, { type: "image_url", image_url: { url: "data:image/png;base64,AAAA" } }];
+    const res = await post("/v1/chat/completions", JSON.stringify({ model: "m", messages: [{ role: "system", content: "be brief" }, { role: "user", content }] }));
+    expect(res.status).toBe(400);
+    const { error } = (await res.json()) as ErrorBody;
+    expect(error).toMatchObject({ param: "messages[1].content[1].type", code: "unsupported_content_part" });
+    expect(error.message).toContain('"image_url" are not supported');
+    expect(error.message).toContain("text only");
+
+    // Text parts alone are still only checked for their shape.
+    const textOnly = await post("/v1/chat/completions", JSON.stringify({ model: "m", messages: [{ role: "user", content: [{ type: "text" }] }] }));
+    expect(((await textOnly.json()) as ErrorBody).error.code).toBe("invalid_request");
+  });
+
   it("out-of-range sampling values are refused", async () => {
     const res = await post("/v1/completions", JSON.stringify({ model: "m", prompt: "x", temperature: 7 }));
     expect(res.status).toBe(400);

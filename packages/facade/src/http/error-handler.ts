@@ -14,6 +14,10 @@ export function installErrorHandlers(app: FastifyInstance): void {
         const message = `field "${field}" is not supported by this node; remove it (README lists the fields and extensions it implements)`;
         return sendOpenAiError(reply, 400, { message, type: "invalid_request_error", param: field, code: "unsupported_field" }, { "x-should-retry": "false" });
       }
+      const part = unsupportedContentPart(request.body, first?.instancePath ?? "");
+      if (part) {
+        return sendOpenAiError(reply, 400, { message: part.message, type: "invalid_request_error", param: part.field, code: "unsupported_content_part" }, { "x-should-retry": "false" });
+      }
       const problem = first ? describeProblem(first) : "is invalid";
       const message = field ? `invalid field "${field}": ${problem}` : `invalid request body: ${problem}`;
       return sendOpenAiError(reply, 400, { message, type: "invalid_request_error", param: field || null, code: "invalid_request" }, { "x-should-retry": "false" });
@@ -47,6 +51,25 @@ function describeProblem(error: NonNullable<FastifyError["validation"]>[number])
   if (error.keyword === "const") return `must be ${JSON.stringify(params.allowedValue)}`;
   if (error.keyword === "enum" && params.allowedValues) return `must be one of ${params.allowedValues.map((v) => JSON.stringify(v)).join(", ")}`;
   return error.message ?? "is invalid";
+}
+
+/**
+ * An image, audio or file part in a message's content, named with the way out. Ajv alone would
+ * report the first branch of the content's schema ("must be string") or an unexpected property.
+ */
+function unsupportedContentPart(body: unknown, instancePath: string): { field: string; message: string } | undefined {
+  const at = /^\/messages\/(\d+)\/content(\/|$)/.exec(instancePath);
+  if (!at) return undefined;
+  const messages = (body as { messages?: unknown } | null)?.messages;
+  const content = Array.isArray(messages) ? (messages[Number(at[1])] as { content?: unknown } | null)?.content : undefined;
+  if (!Array.isArray(content)) return undefined;
+  const index = content.findIndex((part) => typeof part === "object" && part !== null && "type" in part && part.type !== "text");
+  if (index === -1) return undefined;
+  const type = JSON.stringify((content[index] as { type: unknown }).type);
+  return {
+    field: `messages[${at[1]}].content[${index}].type`,
+    message: `content parts of type ${type} are not supported: the models this node serves take text only (no image, audio or file input); send the content as a string or as {"type": "text", "text": "..."} parts`,
+  };
 }
 
 /** "/messages/0/role" → "messages[0].role"; a missing property is appended. */
