@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorInfoOf } from "../src/index.js";
 import { ModelState } from "../src/gen/llmlb/node/v1/model_pb.js";
 import { startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
-import { describeBytes } from "../../../testkit/gguf/tiny-gguf.js";
+import { describeBytes, tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
 import { hostileGgufBytes, TEMPLATE_BOMB, type HostileKind } from "../../../testkit/gguf/hostile-gguf.js";
 import { startRouterStandin, type RouterStandin } from "../../../testkit/standins/index.js";
 import { startTinyWorld, tinyEntry, type TinyWorld } from "../../../testkit/world/tiny-world.js";
@@ -44,6 +44,12 @@ beforeAll(async () => {
       if (channel === "dir") fs.writeFileSync(path.join(extraDir.dir, file), bytes);
     }
   }
+  // Good files in the same directory: one the catalog pins by sha256, one it does not.
+  const good = tinyModelBytes();
+  fs.writeFileSync(path.join(extraDir.dir, "dir-good.gguf"), good);
+  fs.writeFileSync(path.join(extraDir.dir, "dir-unpinned.gguf"), good);
+  entries.push({ ...tinyEntry("dir-good", "dir-good.gguf", good, ["text-generation"]), repo: "llmlb-test/absent", sha256: describeBytes(good).sha256 });
+  entries.push({ ...tinyEntry("dir-unpinned", "dir-unpinned.gguf", good, ["text-generation"]), repo: "llmlb-test/absent", sha256: undefined });
   world = await startTinyWorld({ extraModels: entries });
   for (const kind of KINDS) await world.hf.addRepo(`llmlb-test/${idOf("hf", kind)}`, { files: { [`${idOf("hf", kind)}.gguf`]: hostileGgufBytes(kind) } });
   node = await startTestNode({
@@ -123,5 +129,25 @@ describe("hostile GGUF files", () => {
     expect(Date.now() - started).toBeLessThan(1000);
     expect(failure).toMatchObject({ reason: "INVALID_CHAT_TEMPLATE", metadata: { model_id: "trapped", problem: "timeout" } });
     expect((await serving).length).toBeGreaterThan(0);
+  });
+});
+
+describe("a model found in an extra directory", () => {
+  it("shows where it is once used: LOADED, then READY after unloading, with its path, source and whether a digest vouched for it", async () => {
+    expect((await node.clients.catalog.getModel({ modelId: "dir-good" })).model?.state).toBe(ModelState.AVAILABLE);
+    expect((await chatText("dir-good")).length).toBeGreaterThan(0);
+    const loaded = (await node.clients.catalog.getModel({ modelId: "dir-good" })).model;
+    expect(loaded?.state).toBe(ModelState.LOADED);
+    expect(loaded?.local).toMatchObject({ path: path.join(extraDir.dir, "dir-good.gguf"), source: "local", verified: true });
+    await node.clients.inference.unloadModel({ modelId: "dir-good" });
+    const unloaded = (await node.clients.catalog.getModel({ modelId: "dir-good" })).model;
+    expect(unloaded?.state).toBe(ModelState.READY);
+    expect(unloaded?.local?.path).toBe(path.join(extraDir.dir, "dir-good.gguf"));
+    // Used in place, never copied into the store.
+    expect(await node.runtime.store.getModel("dir-good")).toBeUndefined();
+
+    // Without a sha256 in the catalog the file is hashed and validated, but nothing vouched for its bytes.
+    expect((await chatText("dir-unpinned")).length).toBeGreaterThan(0);
+    expect((await node.clients.catalog.getModel({ modelId: "dir-unpinned" })).model?.local).toMatchObject({ source: "local", verified: false });
   });
 });

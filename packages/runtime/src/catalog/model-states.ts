@@ -76,6 +76,11 @@ export class ModelStates {
       case "transfer-failed":
         this.ownTransfers.delete(id);
         return this.set(id, { state: "failed", failureReason: event.reason, failureCode: event.code, ...keepLocal(current) });
+      case "found-local": {
+        const local = { path: event.path, source: event.source, sizeOnDiskBytes: event.sizeBytes, verified: event.verified };
+        if (current.state === "loaded" || current.state === "downloading") return this.set(id, { ...current, local });
+        return this.set(id, { state: "ready", local });
+      }
       case "deleted":
         this.ownTransfers.delete(id);
         return this.set(id, { state: "available" });

@@ -31,6 +31,8 @@ export type ModelEvent =
   | { type: "transfer-progress"; modelId: string; progress: TransferProgress; external?: boolean }
   | { type: "transfer-finished"; modelId: string; source: string; path: string }
   | { type: "transfer-failed"; modelId: string; reason: string; code: string }
+  /** A source found the model's files on this machine (an extra model directory): used in place, not installed. */
+  | { type: "found-local"; modelId: string; source: string; path: string; sizeBytes: number; verified: boolean }
   | { type: "deleted"; modelId: string }
   | { type: "load-started"; modelId: string; path: string }
   | { type: "loaded"; modelId: string }

@@ -214,6 +214,12 @@ export class Resolver {
           const expected = located.files.map((_, i) => (entry?.fileSha256s?.[i] ?? (i === 0 ? entry?.sha256 : undefined))?.toLowerCase());
           const checked = await checkLocalFiles(this.deps.store, located.files, expected);
           await this.deps.checks.checkRemembered(checked.paths, job.kind);
+          if (job.kind === "model") {
+            this.deps.events.emit({
+              type: "found-local", modelId: job.id, source: source.name, path: checked.paths[0]!, sizeBytes: checked.sizeBytes,
+              verified: expected.every((sha256) => sha256 !== undefined),
+            });
+          }
           return {
             kind: job.kind, id: job.id, path: checked.paths[0]!, files: checked.paths, source: source.name,
             sizeBytes: checked.sizeBytes, sha256: checked.sha256, ...(located.revision ? { revision: located.revision } : {}),
