@@ -199,6 +199,7 @@ describe("llmlb-node CLI", () => {
     const unload = await cli(["unload", TINY_CHAT_ID], env);
     expect(unload.stdout).toBe(`unloaded ${TINY_CHAT_ID}\n`);
     expect(JSON.parse((await cli(["ps", "--json"], env)).stdout)).toMatchObject({ models: [] });
+    expect((await cli(["ps"], env)).stdout).toMatch(/^no model is loaded \(memory budget \S+ \S+\); models load on their first request or with llmlb-node load <id>\n$/);
 
     const load = await cli(["load", TINY_CHAT_ID, "--keep-alive", "-1"], env);
     expect(load.code).toBe(0);

@@ -16,6 +16,10 @@ export function registerLoadedCommands(program: Command): void {
         const res = await clients.inference.listLoadedModels({});
         const models = res.models.map(loadedModelJson);
         if (wantsJson(command)) return printJson({ models, memory_budget_bytes: Number(res.memoryBudgetBytes) });
+        if (models.length === 0) {
+          process.stdout.write(`no model is loaded (memory budget ${bytes(res.memoryBudgetBytes)}); models load on their first request or with llmlb-node load <id>\n`);
+          return;
+        }
         printTable(models.map(psRow), ["id", "memory", "context", "slots", "queued", "expires"]);
         const used = models.reduce((sum, m) => sum + m.memory_bytes, 0);
         process.stdout.write(`${bytes(used)} of ${bytes(res.memoryBudgetBytes)} budget in use\n`);
