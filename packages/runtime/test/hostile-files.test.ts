@@ -48,6 +48,8 @@ beforeAll(async () => {
   const good = tinyModelBytes();
   fs.writeFileSync(path.join(extraDir.dir, "dir-good.gguf"), good);
   fs.writeFileSync(path.join(extraDir.dir, "dir-unpinned.gguf"), good);
+  fs.writeFileSync(path.join(extraDir.dir, "dir-unused.gguf"), good);
+  entries.push({ ...tinyEntry("dir-unused", "dir-unused.gguf", good, ["text-generation"]), repo: "llmlb-test/absent" });
   entries.push({ ...tinyEntry("dir-good", "dir-good.gguf", good, ["text-generation"]), repo: "llmlb-test/absent", sha256: describeBytes(good).sha256 });
   entries.push({ ...tinyEntry("dir-unpinned", "dir-unpinned.gguf", good, ["text-generation"]), repo: "llmlb-test/absent", sha256: undefined });
   world = await startTinyWorld({ extraModels: entries });
@@ -149,5 +151,20 @@ describe("a model found in an extra directory", () => {
     // Without a sha256 in the catalog the file is hashed and validated, but nothing vouched for its bytes.
     expect((await chatText("dir-unpinned")).length).toBeGreaterThan(0);
     expect((await node.clients.catalog.getModel({ modelId: "dir-unpinned" })).model?.local).toMatchObject({ source: "local", verified: false });
+
+    // The next start (or a CLI on the same home) shows the checked, unchanged file READY without reading it;
+    // a file never checked, or changed since, waits for its first use.
+    const later = new Date(Date.now() + 5_000);
+    fs.utimesSync(path.join(extraDir.dir, "dir-unpinned.gguf"), later, later);
+    const restarted = await startTestNode({ ...world.env, LLMLB_HOME: node.home, LLMLB_EXTRA_MODEL_DIRS: extraDir.dir });
+    try {
+      const state = async (modelId: string) => (await restarted.clients.catalog.getModel({ modelId })).model;
+      expect(await state("dir-good")).toMatchObject({ state: ModelState.READY, local: { path: path.join(extraDir.dir, "dir-good.gguf"), source: "local", verified: true } });
+      expect((await state("dir-unpinned"))?.state).toBe(ModelState.AVAILABLE);
+      expect((await state("dir-unused"))?.state).toBe(ModelState.AVAILABLE);
+      expect((await state("dir-too-many-layers"))?.state).toBe(ModelState.AVAILABLE);
+    } finally {
+      await restarted.stop();
+    }
   });
 });

@@ -192,6 +192,11 @@ export class Catalog {
     }
   }
 
+  /** Every entry: supported models in file order, then registered ones. */
+  entries(): ModelEntry[] {
+    return this.order.map((id) => this.items.get(id)!.entry);
+  }
+
   get size(): number {
     return this.order.length;
   }

@@ -115,6 +115,7 @@ export async function composeNode(options: ComposeOptions): Promise<NodeComponen
     closers.push(() => engine.close());
     // Models installed before this version (or by hand) are validated once before anything loads them.
     await stack.checks.checkInstalledModels(events, logger);
+    await stack.resolver.recallLocalModels(catalog.entries(), shutdownSignal);
     const metrics = new NodeMetrics(events, async () =>
       (await engine.list()).map((m) => ({ modelId: m.modelId, queued: m.queuedRequests, active: m.activeRequests })),
     );

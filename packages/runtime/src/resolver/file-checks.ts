@@ -20,6 +20,17 @@ export class FileChecks {
     readonly validate: ValidateFiles,
   ) {}
 
+  /** Whether every file passed before and has not changed since (nothing is read). */
+  async passedBefore(files: readonly string[]): Promise<boolean> {
+    const known = await Promise.all(
+      files.map(async (f) => {
+        const stat = await fs.stat(f).catch(() => undefined);
+        return stat !== undefined && (await this.store.recalled<boolean>(VALIDATED, f, stat)) === true;
+      }),
+    );
+    return known.every(Boolean);
+  }
+
   async checkRemembered(files: readonly string[], kind: ArtifactKind): Promise<void> {
     const stats = await Promise.all(files.map((f) => fs.stat(f)));
     const known = await Promise.all(files.map((f, i) => this.store.recalled<boolean>(VALIDATED, f, stats[i]!)));

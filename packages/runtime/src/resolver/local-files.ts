@@ -20,6 +20,15 @@ const HASHED = "sha256";
  * read once. When the catalog knows a file's sha256 it must match.
  */
 export async function checkLocalFiles(store: Store, files: readonly string[], expectedSha256s: ReadonlyArray<string | undefined>): Promise<CheckedLocalFiles> {
+  return (await localFiles(store, files, expectedSha256s, true))!;
+}
+
+/** What checkLocalFiles found for these files before, while none has changed since; undefined when any must be read again. */
+export function recalledLocalFiles(store: Store, files: readonly string[], expectedSha256s: ReadonlyArray<string | undefined>): Promise<CheckedLocalFiles | undefined> {
+  return localFiles(store, files, expectedSha256s, false);
+}
+
+async function localFiles(store: Store, files: readonly string[], expectedSha256s: ReadonlyArray<string | undefined>, hash: boolean): Promise<CheckedLocalFiles | undefined> {
   const stats = await Promise.all(
     files.map(async (file) => {
       if (!path.isAbsolute(file)) throw new LlmlbError("FILE_NOT_FOUND", `${file} is not an absolute path`);
@@ -33,6 +42,7 @@ export async function checkLocalFiles(store: Store, files: readonly string[], ex
     const stat = stats[i]!;
     let sha256 = await store.recalled<string>(HASHED, file, stat);
     if (!sha256) {
+      if (!hash) return undefined;
       sha256 = await sha256OfFile(file, stat.size);
       await store.remember(HASHED, file, stat, sha256);
     }

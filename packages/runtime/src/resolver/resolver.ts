@@ -14,7 +14,7 @@ import type { FleetDownloads } from "../fleet/fleet.js";
 import { adapterIdFromRef } from "./adapter-ref.js";
 import { combineFailures } from "./failures.js";
 import type { FileChecks } from "./file-checks.js";
-import { checkLocalFiles } from "./local-files.js";
+import { checkLocalFiles, recalledLocalFiles, type CheckedLocalFiles } from "./local-files.js";
 import { modelFile, type ModelFile, type ModelFileOptions } from "./model-file.js";
 import { SharedJob } from "./shared-job.js";
 import { failureOf, type SourceChain, type SourceFailure } from "./source-chain.js";
@@ -39,6 +39,8 @@ export interface ResolverDeps {
 
 /** The source that fetches from other nodes of the fleet (@llmlb/plugins/peer). */
 export const PEER_SOURCE = "peer";
+/** The built-in source of files already on this machine (@llmlb/plugins/local): it reads directories only. */
+const LOCAL_SOURCE = "local";
 /** Passes over the source chain when a fleet hands a download from node to node (lease taken, holder died). */
 const FLEET_ROUNDS = 6;
 /** How often a transfer from a peer checks that the peer still serves the model. */
@@ -61,6 +63,11 @@ function peerOf(url: string, err: unknown): string {
   const first = new URL(url);
   const host = err instanceof LlmlbError ? err.metadata.host : undefined;
   return host ? `${first.protocol}//${host}` : first.origin;
+}
+
+/** The sha256 the catalog expects for file `i` of a model (a sharded model's first file may carry the model's sha256). */
+function expectedSha256(entry: ModelEntry | undefined, i: number): string | undefined {
+  return (entry?.fileSha256s?.[i] ?? (i === 0 ? entry?.sha256 : undefined))?.toLowerCase();
 }
 
 /** Errors after which no other source is worth asking. */
@@ -119,6 +126,39 @@ export class Resolver {
       );
     }
     return job.shared.join(options.signal, options.onEvent);
+  }
+
+  /**
+   * Models whose files were found on this machine before (an extra model directory) and have not
+   * changed since they passed their checks: READY at start, with their path, without reading them
+   * again. Only the built-in local source is asked; it reads directories, never the network. A file
+   * never checked, or changed since, stays AVAILABLE until its first use checks it.
+   */
+  async recallLocalModels(entries: readonly ModelEntry[], signal: AbortSignal): Promise<void> {
+    const local = this.deps.sources.for("model").find((source) => source.name === LOCAL_SOURCE);
+    if (!local) return;
+    for (const entry of entries) {
+      if (entry.unsupportedReason || signal.aborted) continue;
+      try {
+        if (await this.deps.store.models.get(entry.id)) continue;
+        const located = await this.deps.sources.locate(local, { kind: "model", id: entry.id, model: entry }, signal);
+        if (located.type !== "local") continue;
+        const expected = located.files.map((_, i) => expectedSha256(entry, i));
+        const checked = await recalledLocalFiles(this.deps.store, located.files, expected);
+        if (checked && (await this.deps.checks.passedBefore(checked.paths))) this.foundLocal(entry.id, local.name, checked, expected);
+      } catch (err) {
+        // A file that changed or vanished is checked again (and reported) when the model is used.
+        this.deps.logger.debug({ err, modelId: entry.id }, "a model in an extra directory is checked again on its first use");
+      }
+    }
+  }
+
+  /** Files found on this machine, checked: the model is there, used in place; verified when the catalog's sha256 vouched for every file. */
+  private foundLocal(modelId: string, source: string, checked: CheckedLocalFiles, expected: ReadonlyArray<string | undefined>): void {
+    this.deps.events.emit({
+      type: "found-local", modelId, source, path: checked.paths[0]!, sizeBytes: checked.sizeBytes,
+      verified: expected.every((sha256) => sha256 !== undefined),
+    });
   }
 
   /** Ids with a resolution running in this process. */
@@ -211,15 +251,10 @@ export class Resolver {
       }
       try {
         if (located.type === "local") {
-          const expected = located.files.map((_, i) => (entry?.fileSha256s?.[i] ?? (i === 0 ? entry?.sha256 : undefined))?.toLowerCase());
+          const expected = located.files.map((_, i) => expectedSha256(entry, i));
           const checked = await checkLocalFiles(this.deps.store, located.files, expected);
           await this.deps.checks.checkRemembered(checked.paths, job.kind);
-          if (job.kind === "model") {
-            this.deps.events.emit({
-              type: "found-local", modelId: job.id, source: source.name, path: checked.paths[0]!, sizeBytes: checked.sizeBytes,
-              verified: expected.every((sha256) => sha256 !== undefined),
-            });
-          }
+          if (job.kind === "model") this.foundLocal(job.id, source.name, checked, expected);
           return {
             kind: job.kind, id: job.id, path: checked.paths[0]!, files: checked.paths, source: source.name,
             sizeBytes: checked.sizeBytes, sha256: checked.sha256, ...(located.revision ? { revision: located.revision } : {}),
@@ -249,7 +284,7 @@ export class Resolver {
    */
   private expectedFiles(files: RemoteFile[], entry: ModelEntry | undefined): RemoteFile[] {
     return files.map((file, i) => {
-      const expected = (entry?.fileSha256s?.[i] ?? (i === 0 ? entry?.sha256 : undefined))?.toLowerCase();
+      const expected = expectedSha256(entry, i);
       if (expected && file.sha256 && file.sha256 !== expected) {
         const host = new URL(file.url).host;
         throw new LlmlbError("CHECKSUM_MISMATCH", `${host} offers ${file.name} with sha256 ${file.sha256}, the catalog expects ${expected}`, {
