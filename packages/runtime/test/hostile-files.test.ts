@@ -163,6 +163,12 @@ describe("a model found in an extra directory", () => {
       expect((await state("dir-unpinned"))?.state).toBe(ModelState.AVAILABLE);
       expect((await state("dir-unused"))?.state).toBe(ModelState.AVAILABLE);
       expect((await state("dir-too-many-layers"))?.state).toBe(ModelState.AVAILABLE);
+      // Deleting it has nothing in the store to delete, and never touches the directory.
+      const refused = errorInfoOf(await restarted.clients.catalog.deleteModel({ modelId: "dir-good" }).catch((e: unknown) => e));
+      expect(refused).toMatchObject({ reason: "READ_ONLY_COPY", metadata: { path: path.join(extraDir.dir, "dir-good.gguf") } });
+      expect(refused.message).toContain("LLMLB_EXTRA_MODEL_DIRS");
+      expect(fs.existsSync(path.join(extraDir.dir, "dir-good.gguf"))).toBe(true);
+      expect((await state("dir-good"))?.state).toBe(ModelState.READY);
     } finally {
       await restarted.stop();
     }

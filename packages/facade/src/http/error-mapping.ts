@@ -29,6 +29,7 @@ const STATUS_BY_CODE: Partial<Record<Code, number>> = {
 /** Reasons whose HTTP status differs from their gRPC code's usual one. */
 const STATUS_BY_REASON: Record<string, number> = {
   MODEL_IN_USE: 409,
+  READ_ONLY_COPY: 409,
   INSUFFICIENT_DISK: 507,
   INSUFFICIENT_MEMORY: 503,
   INVALID_MODEL_FILE: 422,

@@ -1,4 +1,4 @@
-import { LlmlbError, modelNotSupported } from "../errors/index.js";
+import { LlmlbError, modelNotSupported, readOnlyCopy } from "../errors/index.js";
 import { chatTemplateProblem } from "../engine/chat-template-check.js";
 import type { TemplateSandbox } from "../engine/template-sandbox.js";
 import type { ModelEvents } from "../events/model-events.js";
@@ -270,6 +270,7 @@ export class Catalog {
     if (status.state === "loaded") {
       throw new LlmlbError("MODEL_IN_USE", `cannot delete ${id}: it is loaded; unload it first`, { model_id: id });
     }
+    if (!removeRegistration && status.local && !(await this.options.store.getModel(id))) throw readOnlyCopy(id, status.local.path);
     const { freedBytes } = await this.options.store.deleteModel(id);
     // A concurrent DeleteModel with remove_registration may have removed it meanwhile.
     if (!this.items.has(id)) throw modelNotSupported(id);

@@ -1,6 +1,14 @@
 import { LlmlbError } from "./llmlb-error.js";
 
 /** An id that is neither in supported_models.json nor registered. */
+export function readOnlyCopy(id: string, path: string): LlmlbError {
+  return new LlmlbError(
+    "READ_ONLY_COPY",
+    `${id} has no copy in this node's store: it is used in place from ${path}, in an extra model directory (LLMLB_EXTRA_MODEL_DIRS), where the node never deletes anything; remove the file yourself, or take its directory out of LLMLB_EXTRA_MODEL_DIRS`,
+    { model_id: id, path },
+  );
+}
+
 export function modelNotSupported(id: string): LlmlbError {
   return new LlmlbError(
     "MODEL_NOT_SUPPORTED",

@@ -24,6 +24,7 @@ export const REASONS = {
   REVISION_NOT_FOUND: Code.NotFound,
   MODEL_ALREADY_EXISTS: Code.AlreadyExists,
   MODEL_IN_USE: Code.FailedPrecondition,
+  READ_ONLY_COPY: Code.FailedPrecondition,
   NO_GGUF_FILES: Code.FailedPrecondition,
   CAPABILITY_MISSING: Code.FailedPrecondition,
   MODEL_UNSUPPORTED: Code.FailedPrecondition,

@@ -403,6 +403,8 @@ export const DeleteAdapterResponseSchema: GenMessage<DeleteAdapterResponse> = /*
  * - NOT_FOUND / ADAPTER_NOT_FOUND: no adapter with that id on disk.
  * - ALREADY_EXISTS / MODEL_ALREADY_EXISTS: RegisterModel for an id the catalog already has.
  * - FAILED_PRECONDITION / MODEL_IN_USE: DeleteModel of a model that is loaded or downloading.
+ * - FAILED_PRECONDITION / READ_ONLY_COPY: DeleteModel of a model whose only copy is a file in an
+ *   extra model directory (LLMLB_EXTRA_MODEL_DIRS), which the node uses in place and never deletes.
  * - FAILED_PRECONDITION / NO_GGUF_FILES: the repo has no GGUF file to register.
  * - INVALID_ARGUMENT / INVALID_CHAT_TEMPLATE: RegisterModel's chat_template failed its bounded test
  *   render (metadata "problem": timeout, size, memory, parse or error).
