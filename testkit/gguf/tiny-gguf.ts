@@ -208,6 +208,12 @@ export interface TinyModelOptions {
   chatTemplate?: string;
   /** Trained context length written to `llama.context_length` (default TINY_MODEL.context_length). */
   contextLength?: number;
+  /**
+   * Make a reranker the way Qwen3-Reranker GGUFs are laid out, the layout llama.cpp ranks with a
+   * causal model: architecture `qwen3` (per-head q/k norms), rank pooling, and a two-label
+   * ("yes", "no") classification head `cls.output.weight` in place of `output.weight`.
+   */
+  reranker?: boolean;
 }
 
 /** Names and ggml dims ([ne0, ne1]) of the per-block weight matrices. */
@@ -236,9 +242,10 @@ export function tinyModelBytes(opts: TinyModelOptions = {}): Uint8Array {
   const nVocab = vocab.tokens.length;
   const rand = mulberry32(seed);
 
+  const arch = opts.reranker ? "qwen3" : "llama";
   const metadata: Array<[string, GgufValue]> = [
-    ["general.architecture", gv.str("llama")],
-    ["general.name", gv.str(TINY_MODEL.name + (opts.embedding ? "-embedding" : ""))],
+    ["general.architecture", gv.str(arch)],
+    ["general.name", gv.str(TINY_MODEL.name + (opts.embedding ? "-embedding" : opts.reranker ? "-reranker" : ""))],
     ["general.alignment", gv.u32(TINY_MODEL.alignment)],
     ["general.file_type", gv.u32(dtype === "f32" ? 0 : 1)],
     ["llama.context_length", gv.u32(opts.contextLength ?? TINY_MODEL.context_length)],
@@ -251,6 +258,7 @@ export function tinyModelBytes(opts: TinyModelOptions = {}): Uint8Array {
     ["llama.attention.layer_norm_rms_epsilon", gv.f32(TINY_MODEL.rms_eps)],
     ["llama.vocab_size", gv.u32(nVocab)],
     ...(opts.embedding ? ([["llama.pooling_type", gv.u32(1)]] as Array<[string, GgufValue]>) : []),
+    ...(opts.reranker ? ([["llama.pooling_type", gv.u32(4)], ["llama.classifier.output_labels", gv.strings(["yes", "no"])]] as Array<[string, GgufValue]>) : []),
     ["tokenizer.ggml.model", gv.str("llama")],
     ["tokenizer.ggml.tokens", gv.strings(vocab.tokens)],
     ["tokenizer.ggml.scores", gv.f32s(vocab.scores)],
@@ -262,6 +270,8 @@ export function tinyModelBytes(opts: TinyModelOptions = {}): Uint8Array {
     ["tokenizer.ggml.add_eos_token", gv.bool(false)],
     ["tokenizer.chat_template", gv.str(opts.chatTemplate ?? CHATML_TEMPLATE)],
   ];
+
+  for (const entry of metadata) if (entry[0].startsWith("llama.")) entry[0] = `${arch}.${entry[0].slice("llama.".length)}`;
 
   for (const [key, value] of Object.entries(opts.metadata ?? {})) {
     const at = metadata.findIndex(([k]) => k === key);
@@ -282,13 +292,18 @@ export function tinyModelBytes(opts: TinyModelOptions = {}): Uint8Array {
     w("attn_k.weight", [e, e]);
     w("attn_v.weight", [e, e]);
     w("attn_output.weight", [e, e]);
+    if (opts.reranker) {
+      tensors.push({ name: `blk.${l}.attn_q_norm.weight`, dims: [TINY_MODEL.head_dim], dtype: "f32", data: ones(TINY_MODEL.head_dim) });
+      tensors.push({ name: `blk.${l}.attn_k_norm.weight`, dims: [TINY_MODEL.head_dim], dtype: "f32", data: ones(TINY_MODEL.head_dim) });
+    }
     tensors.push({ name: `blk.${l}.ffn_norm.weight`, dims: [e], dtype: "f32", data: ones(e) });
     w("ffn_gate.weight", [e, f]);
     w("ffn_up.weight", [e, f]);
     w("ffn_down.weight", [f, e]);
   }
   tensors.push({ name: "output_norm.weight", dims: [e], dtype: "f32", data: ones(e) });
-  tensors.push({ name: "output.weight", dims: [e, nVocab], dtype, data: uniform(rand, e * nVocab, 1 / Math.sqrt(e)) });
+  if (opts.reranker) tensors.push({ name: "cls.output.weight", dims: [e, 2], dtype, data: uniform(rand, e * 2, 1 / Math.sqrt(e)) });
+  else tensors.push({ name: "output.weight", dims: [e, nVocab], dtype, data: uniform(rand, e * nVocab, 1 / Math.sqrt(e)) });
 
   return encodeGguf({ metadata, tensors, alignment: TINY_MODEL.alignment });
 }

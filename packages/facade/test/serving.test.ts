@@ -8,6 +8,10 @@ const LONG_ID = "tiny-long";
 const LONG_FILE = "tiny-long-F32.gguf";
 const LONG_REPO = "llmlb-test/tiny-long-GGUF";
 const tinyLong = tinyModelBytes({ contextLength: 16_384 });
+const RERANK_ID = "tiny-rerank";
+const RERANK_FILE = "tiny-rerank-F32.gguf";
+const RERANK_REPO = "llmlb-test/tiny-rerank-GGUF";
+const tinyReranker = tinyModelBytes({ reranker: true });
 
 interface ChatAnswer {
   choices: Array<{ message: { content: string } }>;
@@ -42,8 +46,14 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
     post("/v1/chat/completions", { model: TINY_CHAT_ID, messages, temperature: 0, max_tokens: 8, ...extra }) as Promise<{ status: number; json: ChatAnswer & Record<string, unknown> }>;
 
   beforeAll(async () => {
-    world = await startTinyWorld({ extraModels: [tinyEntry(LONG_ID, LONG_FILE, tinyLong, ["text-generation"], { context_length: 16_384, repo: LONG_REPO })] });
+    world = await startTinyWorld({
+      extraModels: [
+        tinyEntry(LONG_ID, LONG_FILE, tinyLong, ["text-generation"], { context_length: 16_384, repo: LONG_REPO }),
+        tinyEntry(RERANK_ID, RERANK_FILE, tinyReranker, ["rerank"], { repo: RERANK_REPO }),
+      ],
+    });
     await world.hf.addRepo(LONG_REPO, { files: { [LONG_FILE]: tinyLong } });
+    await world.hf.addRepo(RERANK_REPO, { files: { [RERANK_FILE]: tinyReranker } });
     node = await startTestNode({ ...world.env, LLMLB_KEEP_ALIVE: "2s", LLMLB_PARALLELISM: "2" });
     for (const id of [TINY_CHAT_ID, LONG_ID]) await resolveModel(node, id);
   }, 60_000);
@@ -142,6 +152,32 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
     const bad = await post("/detokenize", { model: TINY_CHAT_ID, tokens: [5, 999_999] });
     expect(bad.status).toBe(400);
     expect((bad.json.error as { message: string }).message).toContain("tokens[1]");
+  }, 30_000);
+
+  it("ranks documents with a GGUF reranker on /v1/rerank, /rerank and gRPC alike: best first, top_n, scores in (0, 1)", async () => {
+    const documents = ["an apple is red", "the sky is blue", "bananas are yellow", "strawberries are red too"];
+    const all = await post("/v1/rerank", { model: RERANK_ID, query: "which fruit is red", documents, return_documents: true });
+    expect(all.status, JSON.stringify(all.json)).toBe(200);
+    const results = all.json.results as Array<{ index: number; relevance_score: number; document: { text: string } }>;
+    expect(results.map((r) => r.index).sort()).toEqual([0, 1, 2, 3]);
+    for (const r of results) {
+      expect(r.relevance_score).toBeGreaterThan(0);
+      expect(r.relevance_score).toBeLessThan(1);
+      expect(r.document.text).toBe(documents[r.index]);
+    }
+    const scores = results.map((r) => r.relevance_score);
+    expect(scores).toEqual([...scores].sort((a, b) => b - a));
+    // A document's score depends on the query and that document only, not on its neighbours or the route.
+    expect(new Set(scores).size).toBeGreaterThan(1);
+    const top = await post("/rerank", { model: RERANK_ID, query: "which fruit is red", documents: [documents[3], documents[1]], top_n: 1 });
+    const best = results.find((r) => r.index === 3)!.relevance_score > results.find((r) => r.index === 1)!.relevance_score ? 0 : 1;
+    expect(top.json.results).toEqual([{ index: best, relevance_score: results.find((r) => r.index === [3, 1][best])!.relevance_score }]);
+    const grpc = await node.clients.inference.rerank({ modelId: RERANK_ID, query: "which fruit is red", documents });
+    expect(grpc.results.map((r) => [r.index, r.relevanceScore])).toEqual(results.map((r) => [r.index, r.relevance_score]));
+    expect(grpc.usage?.promptTokens).toBeGreaterThan(0);
+    // A reranker is not a chat model.
+    const chatted = await post("/v1/chat/completions", { model: RERANK_ID, messages: [{ role: "user", content: "hi" }] });
+    expect(chatted.status).toBe(400);
   }, 30_000);
 
   it("refuses /v1/rerank and /rerank for a model without the rerank capability", async () => {
