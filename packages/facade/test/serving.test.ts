@@ -12,6 +12,7 @@ const RERANK_ID = "tiny-rerank";
 const RERANK_FILE = "tiny-rerank-F32.gguf";
 const RERANK_REPO = "llmlb-test/tiny-rerank-GGUF";
 const tinyReranker = tinyModelBytes({ reranker: true });
+const HEADLESS_RERANK_ID = "tiny-headless-rerank";
 
 interface ChatAnswer {
   choices: Array<{ message: { content: string } }>;
@@ -50,6 +51,8 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
       extraModels: [
         tinyEntry(LONG_ID, LONG_FILE, tinyLong, ["text-generation"], { context_length: 16_384, repo: LONG_REPO }),
         tinyEntry(RERANK_ID, RERANK_FILE, tinyReranker, ["rerank"], { repo: RERANK_REPO }),
+        // A catalog entry that says "rerank" over a GGUF without a ranking head.
+        tinyEntry(HEADLESS_RERANK_ID, LONG_FILE, tinyLong, ["rerank"], { repo: LONG_REPO }),
       ],
     });
     await world.hf.addRepo(LONG_REPO, { files: { [LONG_FILE]: tinyLong } });
@@ -178,6 +181,13 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
     // A reranker is not a chat model.
     const chatted = await post("/v1/chat/completions", { model: RERANK_ID, messages: [{ role: "user", content: "hi" }] });
     expect(chatted.status).toBe(400);
+  }, 30_000);
+
+  it("refuses a rerank entry whose GGUF has no ranking head, saying so", async () => {
+    const res = await post("/v1/rerank", { model: HEADLESS_RERANK_ID, query: "which", documents: ["a", "b"] });
+    expect(res.status, JSON.stringify(res.json)).toBe(422);
+    expect(res.json.error).toMatchObject({ code: "invalid_model_file" });
+    expect((res.json.error as { message: string }).message).toMatch(/ranking head|cls\.output\.weight/);
   }, 30_000);
 
   it("refuses /v1/rerank and /rerank for a model without the rerank capability", async () => {

@@ -2,7 +2,7 @@ import { stat } from "node:fs/promises";
 import type { ChatWrapper, GgufInsights, LlamaEmbeddingContext, LlamaModel, LlamaRankingContext } from "node-llama-cpp";
 import { llamaCpp } from "./llama-cpp.js";
 import type { ModelEntry } from "../catalog/model-entry.js";
-import { LlmlbError } from "../errors/index.js";
+import { LlmlbError, noRankingHead } from "../errors/index.js";
 import { Admission } from "./admission.js";
 import type { AdapterSet } from "./adapter-set.js";
 import type { GpuBackend } from "./llama-backend.js";
@@ -116,6 +116,7 @@ export class LoadedModel {
   }
 
   rankingContext(): Promise<LlamaRankingContext> {
+    if (!this.model.fileInsights.supportsRanking) return Promise.reject(noRankingHead(this.id));
     return this.sideContext("ranking", () => this.model.createRankingContext({ contextSize: this.contextSize, threads: this.options.threads }));
   }
 

@@ -1,6 +1,14 @@
 import { LlmlbError } from "./llmlb-error.js";
 
 /** An id that is neither in supported_models.json nor registered. */
+export function noRankingHead(id: string): LlmlbError {
+  return new LlmlbError(
+    "INVALID_MODEL_FILE",
+    `model "${id}" is listed with the rerank capability, but its GGUF has no ranking head (a cls.weight or cls.output.weight tensor, as llama.cpp's reranker converters write it); use a reranker GGUF such as bge-reranker-v2-m3, jina-reranker-v1-tiny-en or Qwen3-Reranker, or take "rerank" out of the entry's capabilities`,
+    { model_id: id },
+  );
+}
+
 export function readOnlyCopy(id: string, path: string): LlmlbError {
   return new LlmlbError(
     "READ_ONLY_COPY",
