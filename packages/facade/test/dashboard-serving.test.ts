@@ -8,18 +8,24 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveModel, startTestNode, type TestNode } from "../../../testkit/node/index.js";
-import { startTinyWorld, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+import { tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
+import { resolveModel, startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
+import { startTinyWorld, tinyEntry, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 import { launchChromium, type Browser } from "./helpers/chromium.js";
 import { ensureDashboardBuilt } from "./helpers/dashboard-build.js";
 
 const SCREENSHOTS = path.resolve(import.meta.dirname, "../../../docs/screenshots");
+/** An embedding model found in an extra model directory (not a chat model, so the Chat tab's list stays as it is). */
+const IN_PLACE_ID = "tiny-embed-in-place";
+const IN_PLACE_FILE = "tiny-embed-in-place.gguf";
+const inPlaceBytes = tinyModelBytes({ embedding: true, seed: 5 });
 
 describe("dashboard Chat and Loaded tabs in Chromium", () => {
   let world: TinyWorld;
   let node: TestNode;
   let browser: Browser;
   let page: Page;
+  const extraDir = tempDir("llmlb-extra-");
   const pageErrors: string[] = [];
   const loadedIds = async () =>
     ((await (await fetch(`${node.httpUrl}/v0/loaded`)).json()) as { models: Array<{ id: string; active_requests: number }> }).models;
@@ -27,9 +33,11 @@ describe("dashboard Chat and Loaded tabs in Chromium", () => {
   beforeAll(async () => {
     ensureDashboardBuilt();
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
-    world = await startTinyWorld();
-    [node, browser] = await Promise.all([startTestNode({ ...world.env, LLMLB_PARALLELISM: "2" }), launchChromium()]);
+    fs.writeFileSync(path.join(extraDir.dir, IN_PLACE_FILE), inPlaceBytes);
+    world = await startTinyWorld({ extraModels: [{ ...tinyEntry(IN_PLACE_ID, IN_PLACE_FILE, inPlaceBytes, ["embeddings"]), sha256: undefined }] });
+    [node, browser] = await Promise.all([startTestNode({ ...world.env, LLMLB_PARALLELISM: "2", LLMLB_EXTRA_MODEL_DIRS: extraDir.dir }), launchChromium()]);
     await resolveModel(node, TINY_CHAT_ID);
+    await resolveModel(node, IN_PLACE_ID);
     page = browser.context.pages()[0] ?? (await browser.context.newPage());
     page.setDefaultTimeout(15_000);
     page.on("pageerror", (err) => pageErrors.push(String(err)));
@@ -39,6 +47,7 @@ describe("dashboard Chat and Loaded tabs in Chromium", () => {
     await browser?.close();
     await node?.stop();
     await world?.close();
+    extraDir.cleanup();
   });
 
   it("streams a chat answer with its tokens/s, using the system prompt and temperature", async () => {
@@ -94,4 +103,19 @@ describe("dashboard Chat and Loaded tabs in Chromium", () => {
     expect(await loadedIds()).toEqual([]);
     expect(pageErrors).toEqual([]);
   }, 60_000);
+
+  it("shows a model used in place from an extra directory on the Local tab with its path, and no Delete button", async () => {
+    await page.getByRole("tab", { name: /Local/ }).click();
+    const row = page.locator(`.local-row[data-model-id="${IN_PLACE_ID}"]`);
+    await row.waitFor();
+    const facts = await row.locator(".facts").innerText();
+    expect(facts).toMatch(/Source\s+extra model directory/i);
+    expect(facts).toMatch(/Verified\s+hashed; the catalog has no sha256 to compare/i);
+    expect(await row.locator(".path-value").textContent()).toBe(path.join(extraDir.dir, IN_PLACE_FILE));
+    expect(await row.getByRole("button", { name: /Delete/ }).count()).toBe(0);
+    expect(await row.locator(".in-place").textContent()).toContain("never deletes files in an extra model directory");
+    // A model the node downloaded keeps its Delete button.
+    expect(await page.locator(`.local-row[data-model-id="${TINY_CHAT_ID}"]`).getByRole("button", { name: /Delete/ }).count()).toBe(1);
+    expect(pageErrors).toEqual([]);
+  }, 30_000);
 });

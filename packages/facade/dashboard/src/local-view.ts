@@ -35,6 +35,9 @@ export class LocalView {
     const remove = h("button", { class: "btn btn-danger", type: "button", "aria-label": `Delete ${name}` }, icon([...ICONS.trash]), "Delete");
     remove.addEventListener("click", () => this.actions.delete(m));
     const loaded = m.state === "loaded";
+    // Found in an extra model directory (LLMLB_EXTRA_MODEL_DIRS): used in place, never deleted by the node.
+    const inPlace = m.local?.source === "local";
+    const verified = m.local?.verified ? "sha256 of every file" : inPlace ? "hashed; the catalog has no sha256 to compare" : "size only (no digest from the source)";
     return h(
       "article",
       { class: "local-row", "data-model-id": m.id, "data-key": keyOf(m), "aria-labelledby": titleId },
@@ -52,11 +55,11 @@ export class LocalView {
         h("div", {}, h("dt", { text: "Memory" }), h("dd", { text: formatBytes(m.required_memory_bytes) })),
         h("div", {}, h("dt", { text: "Context" }), h("dd", { text: m.context_length ? `${m.context_length.toLocaleString()} tokens` : "node default" })),
         h("div", {}, h("dt", { text: "Downloaded" }), h("dd", { text: formatDate(m.local?.downloaded_at ?? null) })),
-        h("div", {}, h("dt", { text: "Source" }), h("dd", { text: m.local?.source || "—" })),
-        h("div", {}, h("dt", { text: "Verified" }), h("dd", { class: "verified", text: m.local?.verified ? "sha256 of every file" : "size only (no digest from the source)" })),
+        h("div", {}, h("dt", { text: "Source" }), h("dd", { text: inPlace ? "extra model directory" : m.local?.source || "—" })),
+        h("div", {}, h("dt", { text: "Verified" }), h("dd", { class: "verified", text: verified })),
       ),
       h("div", { class: "path" }, h("span", { class: "path-label", text: "Path" }), h("code", { class: "path-value", text: m.local?.path ?? "—" })),
-      h("div", { class: "local-action" }, remove),
+      h("div", { class: "local-action" }, inPlace ? h("p", { class: "in-place", text: "Used in place: the node never deletes files in an extra model directory." }) : remove),
     );
   }
 }
