@@ -132,6 +132,16 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
     expect(await eventually(async () => !(await isLoaded(TINY_CHAT_ID)), 8_000)).toBe(true);
   }, 30_000);
 
+  it("keeps a model loaded for a keep_alive longer than any timer can wait, instead of unloading it at once", async () => {
+    for (const keepAlive of [1e12, "900h"]) {
+      const answer = await chat([{ role: "user", content: "hello" }], { keep_alive: keepAlive });
+      expect(answer.status).toBe(200);
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await loaded()).find((m) => m.id === TINY_CHAT_ID), String(keepAlive)).toMatchObject({ expires_at: null });
+    }
+    expect((await post(`/v0/models/${TINY_CHAT_ID}/unload`, {})).json).toEqual({ model_id: TINY_CHAT_ID, unloaded: true });
+  }, 30_000);
+
   it("refuses a bad keep_alive with 400 naming the field", async () => {
     const res = await chat([{ role: "user", content: "hello" }], { keep_alive: "soon" });
     expect(res.status).toBe(400);

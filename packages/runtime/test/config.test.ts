@@ -59,6 +59,8 @@ describe("loadConfig", () => {
     expect([keepAlive("30s"), keepAlive("1h30m"), keepAlive("250ms"), keepAlive("90"), keepAlive("0"), keepAlive("-1")]).toEqual([
       30_000, 5_400_000, 250, 90_000, 0, -1,
     ]);
+    // Longer than any Node.js timer can wait (~24.8 days, which would fire after 1 ms): forever.
+    expect([keepAlive("596h"), keepAlive("597h"), keepAlive("1000000000000"), keepAlive("-5m")]).toEqual([2_145_600_000, -1, -1, -1]);
     expect(() => keepAlive("soon")).toThrow(/LLMLB_KEEP_ALIVE = "soon": expected a duration such as "5m"/);
     expect(() => keepAlive("5m later")).toThrow(/LLMLB_KEEP_ALIVE/);
     const contextSize = (value: string) => loadConfig({ env: { LLMLB_HOME: dir, LLMLB_CONTEXT_SIZE: value } }).contextSize;

@@ -133,16 +133,24 @@ export const parseDuration: Parser<number> = (raw) => {
   const fail = () => new Error('expected a duration such as "5m", "30s", "1h" or seconds (0 = at once, -1 = forever)');
   if (typeof raw === "number") {
     if (!Number.isFinite(raw)) throw fail();
-    return raw < 0 ? -1 : Math.round(raw * 1000);
+    return raw < 0 ? -1 : timerDuration(raw * 1000);
   }
   if (typeof raw !== "string") throw fail();
   const text = raw.trim().toLowerCase();
   if (/^-\d+(\.\d+)?[a-z]*$/.test(text)) return -1;
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
+  if (/^\d+(\.\d+)?$/.test(text)) return timerDuration(Number(text) * 1000);
   const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)];
   if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) throw fail();
-  return Math.round(parts.reduce((ms, p) => ms + Number(p[1]) * DURATION_UNITS_MS[p[2]!]!, 0));
+  return timerDuration(parts.reduce((ms, p) => ms + Number(p[1]) * DURATION_UNITS_MS[p[2]!]!, 0));
 };
+
+/** The longest delay a Node.js timer takes (about 24.8 days); a longer one would fire after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Milliseconds, or -1 (forever) for a duration no timer can wait for: longer than MAX_TIMER_MS. */
+function timerDuration(ms: number): number {
+  return ms > MAX_TIMER_MS ? -1 : Math.round(ms);
+}
 
 /** A context length in tokens, or "auto" (returned as 0): the largest that fits, up to the trained length. */
 export const parseContextSize: Parser<number> = (raw) => {
