@@ -125,6 +125,18 @@ describe("InferenceService over gRPC", () => {
     expect(await generatedTokens("tiny-chat")).toBe(atDeadline);
   });
 
+  it("serves a call whose deadline is further away than a timer can wait (30 days, a year) instead of timing it out at once", async () => {
+    for (const days of [30, 365]) {
+      const call = (client.raw as unknown as Record<string, Function>).chat!.call(
+        client.raw,
+        greedy("tiny-chat", "Hello", 4),
+        { deadline: Date.now() + days * 86_400_000 },
+      ) as grpc.ClientReadableStream<ChatResponse>;
+      const result = await readStream(call);
+      expect(result.last.usage?.completionTokens, `${days} days`).toBe(4);
+    }
+  });
+
   it("answers QUEUE_FULL with retry_after_seconds when the model's slots and queue are taken", async () => {
     const controller = new AbortController();
     const hold = async () => {

@@ -5,6 +5,7 @@ import type { ListenerGuard } from "../security/listener-guard.js";
 import { rpcRejection } from "../security/rpc-rejection.js";
 import { listenOrExplain } from "./listen.js";
 import { malformedRequestsAsInvalidArgument } from "./malformed-request-status.js";
+import { dropUnwaitableDeadline } from "./unwaitable-deadline.js";
 
 export interface GrpcServer {
   port: number;
@@ -44,6 +45,7 @@ function guarded(guard: ListenerGuard, next: Handler): Handler {
       }
       return;
     }
+    dropUnwaitableDeadline(req.headers);
     const bodyDeadline = setTimeout(() => req.stream.close(http2.constants.NGHTTP2_CANCEL), guard.limits.bodyTimeoutMs);
     bodyDeadline.unref();
     req.once("end", () => clearTimeout(bodyDeadline));
