@@ -16,6 +16,7 @@ import { combineFailures } from "./failures.js";
 import type { FileChecks } from "./file-checks.js";
 import { checkLocalFiles, recalledLocalFiles, type CheckedLocalFiles } from "./local-files.js";
 import { modelFile, type ModelFile, type ModelFileOptions } from "./model-file.js";
+import { mapBounded } from "../plugin/bounded.js";
 import { SharedJob } from "./shared-job.js";
 import { failureOf, type SourceChain, type SourceFailure } from "./source-chain.js";
 import type { ResolveEvent, ResolveOptions, ResolveResult, ResolveTarget } from "./types.js";
@@ -137,12 +138,13 @@ export class Resolver {
   async recallLocalModels(entries: readonly ModelEntry[], signal: AbortSignal): Promise<void> {
     const local = this.deps.sources.for("model").find((source) => source.name === LOCAL_SOURCE);
     if (!local) return;
-    for (const entry of entries) {
-      if (entry.unsupportedReason || signal.aborted) continue;
+    // A catalog of hundreds of entries over a slow (network) directory: a few lookups at a time.
+    await mapBounded(entries, async (entry) => {
+      if (entry.unsupportedReason || signal.aborted) return;
       try {
-        if (await this.deps.store.models.get(entry.id)) continue;
+        if (await this.deps.store.models.get(entry.id)) return;
         const located = await this.deps.sources.locate(local, { kind: "model", id: entry.id, model: entry }, signal);
-        if (located.type !== "local") continue;
+        if (located.type !== "local") return;
         const expected = located.files.map((_, i) => expectedSha256(entry, i));
         const checked = await recalledLocalFiles(this.deps.store, located.files, expected);
         if (checked && (await this.deps.checks.passedBefore(checked.paths))) this.foundLocal(entry.id, local.name, checked, expected);
@@ -150,7 +152,7 @@ export class Resolver {
         // A file that changed or vanished is checked again (and reported) when the model is used.
         this.deps.logger.debug({ err, modelId: entry.id }, "a model in an extra directory is checked again on its first use");
       }
-    }
+    });
   }
 
   /** Files found on this machine, checked: the model is there, used in place; verified when the catalog's sha256 vouched for every file. */
