@@ -55,6 +55,24 @@ describe("malformed HTTP requests get a 4xx that names the problem", () => {
     expect(((await textOnly.json()) as ErrorBody).error.code).toBe("invalid_request");
   });
 
+  it("a field that takes several shapes is reported in the shape the client sent, not the first one allowed", async () => {
+    const problem = async (extra: Record<string, unknown>, path = "/v1/chat/completions") => {
+      const base = path === "/v1/chat/completions" ? { model: "m", messages: [{ role: "user", content: "hi" }] } : { model: "m" };
+      const res = await post(path, JSON.stringify({ ...base, ...extra }));
+      expect(res.status).toBe(400);
+      const { error } = (await res.json()) as ErrorBody;
+      return [error.param, error.message];
+    };
+    expect(await problem({ stop: [""] })).toEqual(["stop[0]", 'invalid field "stop[0]": must NOT have fewer than 1 characters']);
+    expect(await problem({ stop: ["ok", 5] })).toEqual(["stop[1]", 'invalid field "stop[1]": must be string']);
+    expect(await problem({ stop: 5 })).toEqual(["stop", 'invalid field "stop": must be one of the types string, array, null']);
+    expect(await problem({ messages: [{ role: "user", content: [{ type: "text", text: "a", cache: true }] }] })).toEqual([
+      "messages[0].content[0].cache",
+      'field "messages[0].content[0].cache" is not supported by this node; remove it (README lists the fields and extensions it implements)',
+    ]);
+    expect(await problem({ prompt: [] }, "/v1/completions")).toEqual(["prompt", 'invalid field "prompt": must NOT have fewer than 1 items']);
+  });
+
   it("out-of-range sampling values are refused", async () => {
     const res = await post("/v1/completions", JSON.stringify({ model: "m", prompt: "x", temperature: 7 }));
     expect(res.status).toBe(400);

@@ -7,7 +7,7 @@ import { sendOpenAiError } from "./openai-error.js";
 export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
     if (error.validation) {
-      const first = error.validation[0];
+      const first = mostTelling(error.validation);
       const params = first?.params as { missingProperty?: string; additionalProperty?: string } | undefined;
       const field = fieldName(first?.instancePath ?? "", params?.missingProperty ?? params?.additionalProperty);
       if (params?.additionalProperty !== undefined) {
@@ -43,6 +43,25 @@ export function installErrorHandlers(app: FastifyInstance): void {
   app.setNotFoundHandler(async (request, reply) =>
     sendOpenAiError(reply, 404, { message: `no route ${request.method} ${request.url.split("?")[0]}`, type: "not_found_error", code: "route_not_found" }),
   );
+}
+
+type ValidationError = NonNullable<FastifyError["validation"]>[number];
+
+/**
+ * Ajv reports every failed branch of an anyOf in order, so an array where a string or an array of
+ * strings is allowed first fails as "must be string". The telling error is in the branch the
+ * value's type matched (anything but a type mismatch at the value itself), deepest first; when the
+ * type matched no branch, the types allowed are listed.
+ */
+function mostTelling(errors: readonly ValidationError[]): ValidationError | undefined {
+  const first = errors[0];
+  const anyOf = first ? /^(.*\/anyOf)\/\d+\//.exec(first.schemaPath)?.[1] : undefined;
+  if (!first || !anyOf) return first;
+  const branches = errors.filter((e) => e.schemaPath.startsWith(`${anyOf}/`));
+  const matched = branches.filter((e) => e.keyword !== "type" || e.instancePath !== first.instancePath);
+  if (matched.length > 0) return matched.reduce((best, e) => (e.instancePath.length > best.instancePath.length ? e : best));
+  const types = [...new Set(branches.flatMap((e) => [(e.params as { type?: string | string[] }).type ?? []].flat()))];
+  return { ...first, message: `must be one of the types ${types.join(", ")}` };
 }
 
 /** Ajv's message, with the allowed values spelled out where it only says there are some. */
