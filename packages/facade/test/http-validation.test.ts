@@ -73,6 +73,22 @@ describe("malformed HTTP requests get a 4xx that names the problem", () => {
     expect(await problem({ prompt: [] }, "/v1/completions")).toEqual(["prompt", 'invalid field "prompt": must NOT have fewer than 1 items']);
   });
 
+  it("token ids as embeddings input or completion prompt are refused as such, with the way out", async () => {
+    for (const [path, body] of [
+      ["/v1/embeddings", { model: "m", input: [[9906, 1917]] }],
+      ["/v1/embeddings", { model: "m", input: [9906, 1917] }],
+      ["/v1/completions", { model: "m", prompt: [9906, 1917] }],
+    ] as const) {
+      const res = await post(path, JSON.stringify(body));
+      expect(res.status).toBe(400);
+      const { error } = (await res.json()) as ErrorBody;
+      expect(error.code, path).toBe("unsupported_token_input");
+      expect(error.message).toContain("holds token ids; this node takes text only");
+    }
+    const langchain = (await (await post("/v1/embeddings", JSON.stringify({ model: "m", input: [[1, 2]] }))).json()) as ErrorBody;
+    expect(langchain.error.message).toContain("check_embedding_ctx_length=False");
+  });
+
   it("out-of-range sampling values are refused", async () => {
     const res = await post("/v1/completions", JSON.stringify({ model: "m", prompt: "x", temperature: 7 }));
     expect(res.status).toBe(400);

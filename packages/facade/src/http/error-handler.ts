@@ -18,6 +18,10 @@ export function installErrorHandlers(app: FastifyInstance): void {
       if (part) {
         return sendOpenAiError(reply, 400, { message: part.message, type: "invalid_request_error", param: part.field, code: "unsupported_content_part" }, { "x-should-retry": "false" });
       }
+      const tokens = tokenIdInput(request.body, first?.instancePath ?? "");
+      if (tokens) {
+        return sendOpenAiError(reply, 400, { message: tokens.message, type: "invalid_request_error", param: tokens.field, code: "unsupported_token_input" }, { "x-should-retry": "false" });
+      }
       const problem = first ? describeProblem(first) : "is invalid";
       const message = field ? `invalid field "${field}": ${problem}` : `invalid request body: ${problem}`;
       return sendOpenAiError(reply, 400, { message, type: "invalid_request_error", param: field || null, code: "invalid_request" }, { "x-should-retry": "false" });
@@ -88,6 +92,23 @@ function unsupportedContentPart(body: unknown, instancePath: string): { field: s
   return {
     field: `messages[${at[1]}].content[${index}].type`,
     message: `content parts of type ${type} are not supported: the models this node serves take text only (no image, audio or file input); send the content as a string or as {"type": "text", "text": "..."} parts`,
+  };
+}
+
+/**
+ * `input` (embeddings) or `prompt` (completions) sent as token ids, which OpenAI's API allows: ids
+ * from another tokenizer (LangChain sends tiktoken's by default) mean nothing to this node's models.
+ */
+function tokenIdInput(body: unknown, instancePath: string): { field: string; message: string } | undefined {
+  const field = /^\/(input|prompt)(\/|$)/.exec(instancePath)?.[1];
+  if (!field) return undefined;
+  const value = (body as Record<string, unknown> | null)?.[field];
+  const ids = (v: unknown) => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === "number");
+  if (!ids(value) && !(Array.isArray(value) && value.some(ids))) return undefined;
+  const hint = field === "input" ? " (LangChain's OpenAIEmbeddings: set check_embedding_ctx_length=False)" : "";
+  return {
+    field,
+    message: `${field} holds token ids; this node takes text only (ids from another tokenizer, such as tiktoken's, mean nothing to its models): send a string or a list of strings${hint}`,
   };
 }
 
