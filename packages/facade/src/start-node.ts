@@ -3,6 +3,7 @@ import { createLogger, ListenerGuard, LogRing, NodeRuntime, type GrpcServer, typ
 import { createNodeClients, remoteTransport, type NodeClients } from "./clients.js";
 import { startHttpServer, type HttpServer, type HttpServerOptions } from "./http/http-server.js";
 import { registerOpenAiRoutes } from "./http/v1/openai-routes.js";
+import { registerResponsesRoute } from "./http/v1/responses.js";
 import { registerModelRoutes } from "./http/v0/model-routes.js";
 import { PullRegistry } from "./http/v0/pull-registry.js";
 import { registerMetricsRoute } from "./http/metrics-routes.js";
@@ -46,6 +47,7 @@ export function loggerFor(config: NodeConfig, options: { destination?: NodeJS.Wr
 function facadeRoutes(clients: NodeClients, pulls: PullRegistry, blobs: BlobSource | undefined, router: RouterLink): NonNullable<HttpServerOptions["register"]> {
   return [
     (app) => registerOpenAiRoutes(app, clients),
+    (app) => registerResponsesRoute(app, clients),
     (app) => registerModelRoutes(app, clients, { pulls, blobs }),
     (app) => registerDashboardRoutes(app),
     (app) => registerSourceRoutes(app, clients),

@@ -7,17 +7,13 @@ import { Ajv } from "ajv";
 import * as grpc from "@grpc/grpc-js";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { THINKING_TEMPLATE, tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
 import { InferenceService } from "@llmlb/runtime/gen/llmlb/node/v1/inference_pb";
-import { errorInfoOf, grpcJsClient, startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
-import { startTinyWorld, tinyEntry, TINY_CHAT_ID, TINY_EMBED_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+import { errorInfoOf, grpcJsClient, tempDir, type TestNode } from "../../../testkit/node/index.js";
+import { TINY_CHAT_ID, TINY_EMBED_ID } from "../../../testkit/world/tiny-world.js";
+import { startAgentWorld, THINK_ID } from "./helpers/agent-world.js";
 
 const root = path.resolve(import.meta.dirname, "../../..");
 const PYTHON = "/usr/bin/python3";
-const THINK_ID = "tiny-think";
-const THINK_FILE = "tiny-think-F32.gguf";
-const THINK_REPO = "llmlb-test/think-GGUF";
-const tinyThink = tinyModelBytes({ chatTemplate: THINKING_TEMPLATE });
 
 const WEATHER: JSONSchema7 = {
   type: "object",
@@ -56,7 +52,7 @@ interface ErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
 }
 
-let world: TinyWorld;
+let agents: Awaited<ReturnType<typeof startAgentWorld>>;
 let node: TestNode;
 let openai: OpenAI;
 
@@ -76,14 +72,11 @@ function sseChunks(text: string): Array<Record<string, unknown>> {
 const ask = { model: TINY_CHAT_ID, messages: [{ role: "user" as const, content: "What is the weather in Paris?" }], max_tokens: 120, temperature: 0 };
 
 beforeAll(async () => {
-  world = await startTinyWorld({ extraModels: [tinyEntry(THINK_ID, THINK_FILE, tinyThink, ["text-generation"], { repo: THINK_REPO })] });
-  await world.hf.addRepo(THINK_REPO, { files: { [THINK_FILE]: tinyThink } });
-  node = await startTestNode(world.env);
-  openai = new OpenAI({ apiKey: "unused", baseURL: `${node.httpUrl}/v1`, maxRetries: 0 });
+  agents = await startAgentWorld();
+  ({ node, openai } = agents);
 });
 afterAll(async () => {
-  await node?.stop();
-  await world?.close();
+  await agents?.close();
 });
 
 describe("tool calls over /v1", () => {

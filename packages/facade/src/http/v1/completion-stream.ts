@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { httpErrorOf } from "../error-mapping.js";
 import { sendOpenAiError } from "../openai-error.js";
-import { openSse } from "../sse.js";
+import { openSse, type SseStream } from "../sse.js";
 
 export interface StreamedLogprob {
   token: string;
@@ -74,18 +74,13 @@ export async function answerCompletion(
   const base = { id, object: shape.chunkObject, created, model, system_fingerprint: null };
   const usage = new UsageSum();
 
+  const controller = new AbortController();
   if (!options.stream) {
-    const controller = new AbortController();
-    // The response closing before it finished means the client went away (the request's own
-    // "close" only says its body was read).
-    const onClose = () => {
-      if (!reply.raw.writableFinished) controller.abort();
-    };
-    reply.raw.once("close", onClose);
+    const stopWatching = abortWhenClientLeaves(reply, controller);
     const choices: Array<Record<string, unknown>> = [];
     try {
       for (const [index, call] of calls.entries()) {
-        const result: ChoiceResult = { index, text: "", reasoning: "", toolCalls: [], logprobs: [], finishReason: "stop" };
+        const result = emptyResult(index);
         for await (const part of call.run(controller.signal)) {
           accumulate(result, part);
           usage.add(part, call.countsPrompt);
@@ -93,27 +88,17 @@ export async function answerCompletion(
         choices.push(shape.fullChoice(result));
       }
     } finally {
-      reply.raw.off("close", onClose);
+      stopWatching();
     }
     await reply.send({ id, object: shape.object, created, model, system_fingerprint: null, choices, usage: usage.openAi() });
     return;
   }
 
-  // Start the first call before committing to a 200, so early errors (unknown model, bad field,
-  // queue full) still get their own HTTP status.
-  const controller = new AbortController();
   const iterators = calls.map((call) => () => call.run(controller.signal)[Symbol.asyncIterator]());
   let iterator = iterators[0]!();
-  let first: IteratorResult<Delta>;
-  try {
-    first = await iterator.next();
-  } catch (err) {
-    const mapped = httpErrorOf(err);
-    await sendOpenAiError(reply, mapped.status, mapped.body, mapped.headers);
-    return;
-  }
-  const sse = openSse(reply);
-  sse.signal.addEventListener("abort", () => controller.abort());
+  const opened = await openStreamAfterFirst(reply, controller, iterator);
+  if (!opened) return;
+  const { sse, first } = opened;
   const usageField = options.includeUsage ? { usage: null } : {};
   try {
     for (const [index, call] of calls.entries()) {
@@ -138,9 +123,48 @@ export async function answerCompletion(
   }
 }
 
+/** A choice before its first message. */
+export const emptyResult = (index: number): ChoiceResult => ({ index, text: "", reasoning: "", toolCalls: [], logprobs: [], finishReason: "stop" });
+
+/**
+ * Aborts `controller` when the client goes away before a non-streamed answer is sent: the response
+ * closing before it finished (the request's own "close" only says its body was read). Returns the
+ * function that stops watching.
+ */
+export function abortWhenClientLeaves(reply: FastifyReply, controller: AbortController): () => void {
+  const onClose = () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  };
+  reply.raw.once("close", onClose);
+  return () => reply.raw.off("close", onClose);
+}
+
+/**
+ * Takes the first message of a streamed answer before committing to a 200, so early errors
+ * (unknown model, bad field, queue full) still get their own HTTP status; then opens the SSE
+ * stream, whose client going away aborts `controller`. Undefined when the error was answered.
+ */
+export async function openStreamAfterFirst(
+  reply: FastifyReply,
+  controller: AbortController,
+  iterator: AsyncIterator<Delta>,
+): Promise<{ sse: SseStream; first: IteratorResult<Delta> } | undefined> {
+  let first: IteratorResult<Delta>;
+  try {
+    first = await iterator.next();
+  } catch (err) {
+    const mapped = httpErrorOf(err);
+    await sendOpenAiError(reply, mapped.status, mapped.body, mapped.headers);
+    return undefined;
+  }
+  const sse = openSse(reply);
+  sse.signal.addEventListener("abort", () => controller.abort());
+  return { sse, first };
+}
+
 const hasContent = (part: Delta) => Boolean(part.delta || part.reasoning || part.toolCalls?.length || part.logprobs?.length);
 
-function accumulate(result: ChoiceResult, part: Delta): void {
+export function accumulate(result: ChoiceResult, part: Delta): void {
   result.text += part.delta;
   result.reasoning += part.reasoning ?? "";
   result.logprobs.push(...(part.logprobs ?? []));

@@ -10,7 +10,7 @@ import { REQUEST_LIMITS } from "@llmlb/runtime";
 
 /** The most choices (`n`) one request may ask for. */
 export const MAX_CHOICES = 4;
-function keepAliveSchema() {
+export function keepAliveSchema() {
   return { anyOf: [{ type: "string", minLength: 1, maxLength: 32 }, { type: "number" }] } as const;
 }
 
