@@ -131,6 +131,14 @@ describe("POST /v1/responses with the openai SDK", () => {
     expect(streamedThought).toBe(thought);
     expect((await stream.finalResponse()).output_text).toBe(whole.output_text);
 
+    // The whole output, reasoning item included, goes back as input for the next turn.
+    const next = await openai.responses.create({
+      ...request,
+      input: [{ role: "user", content: request.input }, ...(whole.output as unknown as ResponseInputItem[]), { role: "user", content: "And at night?" }],
+      max_output_tokens: 4,
+    });
+    expect(next.usage!.input_tokens).toBeGreaterThan(whole.usage!.input_tokens);
+
     const off = await openai.responses.create({ ...request, reasoning: { effort: "none" } });
     expect(off.output.map((item) => item.type)).toEqual(["message"]);
   });

@@ -11,7 +11,7 @@ const contentPart = {
   type: "object",
   required: ["type"],
   properties: {
-    type: { enum: ["input_text", "output_text", "refusal", "input_image", "input_file", "input_audio"] },
+    type: { enum: ["input_text", "output_text", "refusal", "reasoning_text", "input_image", "input_file", "input_audio"] },
     text: { type: "string" },
     refusal: { type: "string" },
     /** What this node's own output_text parts carry, so an answer can be sent back as it came. */
@@ -125,7 +125,7 @@ export const responsesBody = {
 } as const;
 
 export interface ResponsesContentPart {
-  type: "input_text" | "output_text" | "refusal" | "input_image" | "input_file" | "input_audio";
+  type: "input_text" | "output_text" | "refusal" | "reasoning_text" | "input_image" | "input_file" | "input_audio";
   text?: string;
   refusal?: string;
 }

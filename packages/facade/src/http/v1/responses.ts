@@ -97,6 +97,8 @@ function inputMessages(input: ResponsesBody["input"]): ChatMessageInit[] {
         messages.push({ role: "tool", content: item.output ?? "", toolCallId: item.call_id });
         break;
       case "reasoning":
+        // This node's reasoning items carry the thought as reasoning_text content; OpenAI's, a summary.
+        reasoning += typeof item.content === "string" ? item.content : (item.content ?? []).map((part) => part.text ?? "").join("");
         reasoning += (item.summary ?? []).map((s) => s.text ?? "").join("");
         break;
     }
