@@ -2,7 +2,7 @@ import fs from "node:fs/promises";
 import type { ModelEvents } from "../events/model-events.js";
 import { isLlmlbError } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
-import type { Store } from "../store/store.js";
+import type { FileIdentity, Store } from "../store/store.js";
 
 export type ArtifactKind = "model" | "adapter";
 /** The node's file validation (GGUF structure, limits, embedded template): throws INVALID_MODEL_FILE. */
@@ -22,21 +22,20 @@ export class FileChecks {
 
   /** Whether every file passed before and has not changed since (nothing is read). */
   async passedBefore(files: readonly string[]): Promise<boolean> {
-    const known = await Promise.all(
-      files.map(async (f) => {
-        const stat = await fs.stat(f).catch(() => undefined);
-        return stat !== undefined && (await this.store.recalled<boolean>(VALIDATED, f, stat)) === true;
-      }),
-    );
-    return known.every(Boolean);
+    return this.allPassed(files, await Promise.all(files.map((f) => fs.stat(f).catch(() => undefined))));
   }
 
   async checkRemembered(files: readonly string[], kind: ArtifactKind): Promise<void> {
     const stats = await Promise.all(files.map((f) => fs.stat(f)));
-    const known = await Promise.all(files.map((f, i) => this.store.recalled<boolean>(VALIDATED, f, stats[i]!)));
-    if (known.every(Boolean)) return;
+    if (await this.allPassed(files, stats)) return;
     await this.validate(files, kind);
     await Promise.all(files.map((f, i) => this.store.remember(VALIDATED, f, stats[i]!, true)));
+  }
+
+  /** A remembered pass for every file, each as it is now (`stats`; a file that is gone never passed). */
+  private async allPassed(files: readonly string[], stats: ReadonlyArray<FileIdentity | undefined>): Promise<boolean> {
+    const known = await Promise.all(files.map((f, i) => stats[i] !== undefined && this.store.recalled<boolean>(VALIDATED, f, stats[i])));
+    return known.every((passed) => passed === true);
   }
 
   /**
