@@ -1,8 +1,13 @@
 import type { IncomingHttpHeaders } from "node:http2";
+import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
+import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
 import { MAX_TIMER_MS } from "../config/parse.js";
 
-const GRPC_TIMEOUT = /^(\d{1,8})([HMSmun])$/;
-const UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 0.001, n: 0.000001 };
+/** Each deadline header Connect reads (gRPC and gRPC-Web, Connect), with Connect's own parser of it. */
+const DEADLINE_HEADERS = [
+  ["grpc-timeout", parseGrpcTimeout],
+  ["connect-timeout-ms", parseConnectTimeout],
+] as const;
 
 /**
  * A deadline further away than a Node.js timer can wait (about 24.8 days, e.g. a client's "30
@@ -11,9 +16,10 @@ const UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 
  * left for Connect to refuse.
  */
 export function dropUnwaitableDeadline(headers: IncomingHttpHeaders): void {
-  const grpc = headers["grpc-timeout"];
-  const match = typeof grpc === "string" ? GRPC_TIMEOUT.exec(grpc) : null;
-  if (match && Number(match[1]) * UNIT_MS[match[2]!]! > MAX_TIMER_MS) delete headers["grpc-timeout"];
-  const connect = headers["connect-timeout-ms"];
-  if (typeof connect === "string" && /^\d{1,10}$/.test(connect) && Number(connect) > MAX_TIMER_MS) delete headers["connect-timeout-ms"];
+  for (const [name, parse] of DEADLINE_HEADERS) {
+    const value = headers[name];
+    if (typeof value !== "string") continue;
+    const { timeoutMs } = parse(value, Infinity);
+    if (timeoutMs !== undefined && timeoutMs > MAX_TIMER_MS) delete headers[name];
+  }
 }
