@@ -147,12 +147,12 @@ describe("POST /v1/responses with the openai SDK", () => {
     const refused = async (body: Record<string, unknown>) => {
       const res = await fetch(`${node.httpUrl}/v1/responses`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...greedy, ...body }) });
       expect(res.status).toBe(400);
-      return ((await res.json()) as { error: { param: string | null; message: string } }).error;
+      return ((await res.json()) as { error: { param: string | null; message: string; code: string | null } }).error;
     };
     expect((await refused({ input: "hi", previous_response_id: "resp_1" })).param).toBe("previous_response_id");
     expect((await refused({ input: "hi", tools: [{ type: "web_search" }] })).param).toBe("tools[0].type");
     const image = await refused({ input: [{ role: "user", content: [{ type: "input_image", image_url: "data:image/png;base64,AA" }] }] });
-    expect(image).toMatchObject({ param: "input[0].content[0].type" });
+    expect(image).toMatchObject({ param: "input[0].content[0].type", code: "unsupported_content_part" });
     expect(image.message).toContain("text only");
     expect((await refused({ input: [{ type: "function_call_output", output: "x" }] })).param).toBe("input[0].call_id");
   });

@@ -10,17 +10,14 @@ export function installErrorHandlers(app: FastifyInstance): void {
       const first = mostTelling(error.validation);
       const params = first?.params as { missingProperty?: string; additionalProperty?: string } | undefined;
       const field = fieldName(first?.instancePath ?? "", params?.missingProperty ?? params?.additionalProperty);
+      // What the client sent that the node cannot take at all (an image, token ids) says so, whatever Ajv reported first.
+      const refused = unsupportedContentPart(request.body, first?.instancePath ?? "") ?? tokenIdInput(request.body, first?.instancePath ?? "");
+      if (refused) {
+        return sendOpenAiError(reply, 400, { message: refused.message, type: "invalid_request_error", param: refused.field, code: refused.code }, { "x-should-retry": "false" });
+      }
       if (params?.additionalProperty !== undefined) {
         const message = `field "${field}" is not supported by this node; remove it (README lists the fields and extensions it implements)`;
         return sendOpenAiError(reply, 400, { message, type: "invalid_request_error", param: field, code: "unsupported_field" }, { "x-should-retry": "false" });
-      }
-      const part = unsupportedContentPart(request.body, first?.instancePath ?? "");
-      if (part) {
-        return sendOpenAiError(reply, 400, { message: part.message, type: "invalid_request_error", param: part.field, code: "unsupported_content_part" }, { "x-should-retry": "false" });
-      }
-      const tokens = tokenIdInput(request.body, first?.instancePath ?? "");
-      if (tokens) {
-        return sendOpenAiError(reply, 400, { message: tokens.message, type: "invalid_request_error", param: tokens.field, code: "unsupported_token_input" }, { "x-should-retry": "false" });
       }
       const problem = first ? describeProblem(first) : "is invalid";
       const message = field ? `invalid field "${field}": ${problem}` : `invalid request body: ${problem}`;
@@ -69,29 +66,46 @@ function mostTelling(errors: readonly ValidationError[]): ValidationError | unde
 }
 
 /** Ajv's message, with the allowed values spelled out where it only says there are some. */
-function describeProblem(error: NonNullable<FastifyError["validation"]>[number]): string {
+function describeProblem(error: ValidationError): string {
   const params = error.params as { allowedValue?: unknown; allowedValues?: unknown[] };
   if (error.keyword === "const") return `must be ${JSON.stringify(params.allowedValue)}`;
   if (error.keyword === "enum" && params.allowedValues) return `must be one of ${params.allowedValues.map((v) => JSON.stringify(v)).join(", ")}`;
   return error.message ?? "is invalid";
 }
 
+/** Something the node cannot take, named (`field`), with the way out and its own error code. */
+interface Refusal {
+  field: string;
+  message: string;
+  code: string;
+}
+
+/** The content parts each route's messages take, all text; the first is the one to send instead. */
+const TEXT_PARTS: Record<string, readonly string[]> = {
+  messages: ["text"],
+  input: ["input_text", "output_text", "refusal", "reasoning_text"],
+};
+
 /**
- * An image, audio or file part in a message's content, named with the way out. Ajv alone would
- * report the first branch of the content's schema ("must be string") or an unexpected property.
+ * An image, audio or file part in a message's content (`messages` of /v1/chat/completions, `input`
+ * items of /v1/responses), named with the way out. Ajv alone would report the first branch of the
+ * content's schema ("must be string") or an unexpected property.
  */
-function unsupportedContentPart(body: unknown, instancePath: string): { field: string; message: string } | undefined {
-  const at = /^\/messages\/(\d+)\/content(\/|$)/.exec(instancePath);
+function unsupportedContentPart(body: unknown, instancePath: string): Refusal | undefined {
+  const at = /^\/(messages|input)\/(\d+)\/content(\/|$)/.exec(instancePath);
   if (!at) return undefined;
-  const messages = (body as { messages?: unknown } | null)?.messages;
-  const content = Array.isArray(messages) ? (messages[Number(at[1])] as { content?: unknown } | null)?.content : undefined;
+  const [, list, item] = at as unknown as [string, string, string];
+  const items = (body as Record<string, unknown> | null)?.[list];
+  const content = Array.isArray(items) ? (items[Number(item)] as { content?: unknown } | null)?.content : undefined;
   if (!Array.isArray(content)) return undefined;
-  const index = content.findIndex((part) => typeof part === "object" && part !== null && "type" in part && part.type !== "text");
+  const text = TEXT_PARTS[list]!;
+  const index = content.findIndex((part) => typeof part === "object" && part !== null && "type" in part && !text.includes(part.type as string));
   if (index === -1) return undefined;
   const type = JSON.stringify((content[index] as { type: unknown }).type);
   return {
-    field: `messages[${at[1]}].content[${index}].type`,
-    message: `content parts of type ${type} are not supported: the models this node serves take text only (no image, audio or file input); send the content as a string or as {"type": "text", "text": "..."} parts`,
+    field: `${list}[${item}].content[${index}].type`,
+    message: `content parts of type ${type} are not supported: the models this node serves take text only (no image, audio or file input); send the content as a string or as {"type": "${text[0]}", "text": "..."} parts`,
+    code: "unsupported_content_part",
   };
 }
 
@@ -99,7 +113,7 @@ function unsupportedContentPart(body: unknown, instancePath: string): { field: s
  * `input` (embeddings) or `prompt` (completions) sent as token ids, which OpenAI's API allows: ids
  * from another tokenizer (LangChain sends tiktoken's by default) mean nothing to this node's models.
  */
-function tokenIdInput(body: unknown, instancePath: string): { field: string; message: string } | undefined {
+function tokenIdInput(body: unknown, instancePath: string): Refusal | undefined {
   const field = /^\/(input|prompt)(\/|$)/.exec(instancePath)?.[1];
   if (!field) return undefined;
   const value = (body as Record<string, unknown> | null)?.[field];
@@ -109,6 +123,7 @@ function tokenIdInput(body: unknown, instancePath: string): { field: string; mes
   return {
     field,
     message: `${field} holds token ids; this node takes text only (ids from another tokenizer, such as tiktoken's, mean nothing to its models): send a string or a list of strings${hint}`,
+    code: "unsupported_token_input",
   };
 }
 

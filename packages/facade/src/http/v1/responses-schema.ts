@@ -6,24 +6,17 @@ import { keepAliveSchema } from "./schemas.js";
  * Chat call. Closed like every /v1 body: a field the node does not implement is a 400 naming it.
  */
 
-/** Content parts of an input message; images, files and audio are refused by name in the route. */
+/** Content parts of an input message: text only (an image, file or audio part is refused by name, see error-handler.ts). */
 const contentPart = {
   type: "object",
   required: ["type"],
   properties: {
-    type: { enum: ["input_text", "output_text", "refusal", "reasoning_text", "input_image", "input_file", "input_audio"] },
+    type: { enum: ["input_text", "output_text", "refusal", "reasoning_text"] },
     text: { type: "string" },
     refusal: { type: "string" },
     /** What this node's own output_text parts carry, so an answer can be sent back as it came. */
     annotations: { type: "array", maxItems: 0 },
     logprobs: { type: "array" },
-    image_url: {},
-    file_id: {},
-    file_data: {},
-    file_url: {},
-    filename: {},
-    detail: {},
-    input_audio: {},
   },
   additionalProperties: false,
 } as const;
@@ -125,7 +118,7 @@ export const responsesBody = {
 } as const;
 
 export interface ResponsesContentPart {
-  type: "input_text" | "output_text" | "refusal" | "reasoning_text" | "input_image" | "input_file" | "input_audio";
+  type: "input_text" | "output_text" | "refusal" | "reasoning_text";
   text?: string;
   refusal?: string;
 }

@@ -109,18 +109,7 @@ function inputMessages(input: ResponsesBody["input"]): ChatMessageInit[] {
 function messageText(item: ResponsesInputItem, i: number): string {
   if (typeof item.content === "string") return item.content;
   if (!item.content) throw missing(i, "content");
-  return item.content
-    .map((part, j) => {
-      if (part.type === "input_image" || part.type === "input_file" || part.type === "input_audio") {
-        throw new LlmlbError(
-          "INVALID_ARGUMENT",
-          `content parts of type "${part.type}" are not supported: the models this node serves take text only; send input_text parts or a string`,
-          { field: `input[${i}].content[${j}].type` },
-        );
-      }
-      return part.text ?? part.refusal ?? "";
-    })
-    .join("");
+  return item.content.map((part) => part.text ?? part.refusal ?? "").join("");
 }
 
 const missing = (i: number, field: string) => new LlmlbError("INVALID_ARGUMENT", `input[${i}] needs "${field}"`, { field: `input[${i}].${field}` });
