@@ -1,5 +1,5 @@
 import { REQUEST_LIMITS } from "@llmlb/runtime";
-import { keepAliveSchema } from "./schemas.js";
+import { samplingProperties } from "./schemas.js";
 
 /**
  * The body of POST /v1/responses (OpenAI's Responses API, stateless): the parts that map onto a
@@ -74,12 +74,12 @@ export const responsesBody = {
   type: "object",
   required: ["model", "input"],
   properties: {
-    model: { type: "string", minLength: 1, maxLength: 200 },
+    model: samplingProperties.model,
     input: { anyOf: [{ type: "string" }, { type: "array", minItems: 1, items: inputItem }] },
     instructions: { type: ["string", "null"] },
     max_output_tokens: { type: ["integer", "null"], minimum: 1, maximum: REQUEST_LIMITS.maxTokens },
-    temperature: { type: ["number", "null"], minimum: 0, maximum: 2 },
-    top_p: { type: ["number", "null"], minimum: 0, maximum: 1 },
+    temperature: samplingProperties.temperature,
+    top_p: samplingProperties.top_p,
     stream: { type: ["boolean", "null"] },
     tools: { type: "array", items: functionTool, maxItems: 128 },
     tool_choice: {
@@ -103,16 +103,16 @@ export const responsesBody = {
     store: { type: ["boolean", "null"] },
     /** Accepted, echoed back; not used. */
     metadata: { type: ["object", "null"], additionalProperties: { type: "string", maxLength: 512 }, maxProperties: 16 },
-    user: { type: "string" },
+    user: samplingProperties.user,
     /** Accepted: prompt-cache reuse is automatic (the longest cached prefix). */
     prompt_cache_key: { type: "string" },
     /** Accepted; nothing listed is produced (no encrypted reasoning, no logprobs here). */
     include: { type: ["array", "null"], items: { type: "string" } },
     truncation: { enum: ["disabled", null] },
     /** Extensions, as on /v1/chat/completions. */
-    adapters: { type: "array", items: { type: "string", minLength: 1 } },
-    wait_for_model: { type: "boolean" },
-    keep_alive: keepAliveSchema(),
+    adapters: samplingProperties.adapters,
+    wait_for_model: samplingProperties.wait_for_model,
+    keep_alive: samplingProperties.keep_alive,
   },
   additionalProperties: false,
 } as const;

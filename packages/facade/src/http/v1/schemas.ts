@@ -10,11 +10,11 @@ import { REQUEST_LIMITS } from "@llmlb/runtime";
 
 /** The most choices (`n`) one request may ask for. */
 export const MAX_CHOICES = 4;
-export function keepAliveSchema() {
+function keepAliveSchema() {
   return { anyOf: [{ type: "string", minLength: 1, maxLength: 32 }, { type: "number" }] } as const;
 }
 
-const samplingProperties = {
+export const samplingProperties = {
   model: { type: "string", minLength: 1, maxLength: 200 },
   max_tokens: { type: ["integer", "null"], minimum: 1, maximum: REQUEST_LIMITS.maxTokens },
   temperature: { type: ["number", "null"], minimum: 0, maximum: 2 },
