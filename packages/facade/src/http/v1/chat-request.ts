@@ -11,19 +11,8 @@ export function chatRequest(body: ChatCompletionBody): ChatRequestInit {
   return {
     ...samplingFields(body),
     messages: body.messages.map(chatMessage),
-    tools: (body.tools ?? []).map((t) => ({
-      name: t.function.name,
-      description: t.function.description ?? "",
-      parametersJson: t.function.parameters ? JSON.stringify(t.function.parameters) : "",
-    })),
-    ...(body.tool_choice !== undefined
-      ? {
-          toolChoice:
-            typeof body.tool_choice === "string"
-              ? { mode: body.tool_choice }
-              : { mode: "function", functionName: body.tool_choice.function.name },
-        }
-      : {}),
+    tools: (body.tools ?? []).map((t) => toolDefinition(t.function)),
+    ...(body.tool_choice !== undefined ? { toolChoice: toolChoice(typeof body.tool_choice === "string" ? body.tool_choice : body.tool_choice.function) } : {}),
     ...(body.parallel_tool_calls != null ? { parallelToolCalls: body.parallel_tool_calls } : {}),
     ...(body.response_format ? { responseFormat: responseFormat(body.response_format) } : {}),
     ...(body.reasoning_effort != null || enableThinking !== undefined
@@ -45,6 +34,21 @@ function chatMessage(m: ChatMessageBody) {
 }
 
 function responseFormat(format: NonNullable<ChatCompletionBody["response_format"]>) {
+  return outputFormat(format.type === "json_schema" ? { type: format.type, ...format.json_schema } : format);
+}
+
+/** A function tool as ChatRequest takes it (chat nests these fields under `function`, /v1/responses does not). */
+export const toolDefinition = (fn: { name: string; description?: string | null; parameters?: Record<string, unknown> | null }) => ({
+  name: fn.name,
+  description: fn.description ?? "",
+  parametersJson: fn.parameters ? JSON.stringify(fn.parameters) : "",
+});
+
+/** `tool_choice`: a mode, or the function to call. */
+export const toolChoice = (choice: string | { name: string }) => (typeof choice === "string" ? { mode: choice } : { mode: "function", functionName: choice.name });
+
+/** An output format (text, json_object, or json_schema with its name and schema) as ChatRequest's response format. */
+export function outputFormat(format: { type: string; name?: string; schema?: Record<string, unknown> }) {
   if (format.type !== "json_schema") return { type: format.type };
-  return { type: "json_schema", name: format.json_schema.name, schemaJson: JSON.stringify(format.json_schema.schema ?? {}) };
+  return { type: "json_schema", name: format.name ?? "", schemaJson: JSON.stringify(format.schema ?? {}) };
 }

@@ -6,7 +6,8 @@ import type { ChatMessageSchema, ChatRequestSchema } from "@llmlb/runtime/gen/ll
 import type { NodeClients } from "../../clients.js";
 import { httpErrorOf } from "../error-mapping.js";
 import { abortWhenClientLeaves, accumulate, emptyResult, openStreamAfterFirst, type ChoiceResult, type Delta } from "./completion-stream.js";
-import { keepAliveField } from "./sampling.js";
+import { outputFormat, toolChoice, toolDefinition } from "./chat-request.js";
+import { samplingFields } from "./sampling.js";
 import { responsesBody, type ResponsesBody, type ResponsesInputItem } from "./responses-schema.js";
 
 type ChatMessageInit = MessageInitShape<typeof ChatMessageSchema>;
@@ -27,33 +28,26 @@ export function chatRequestOf(body: ResponsesBody): ChatRequestInit {
   const format = body.text?.format;
   const effort = body.reasoning?.effort;
   return {
-    modelId: body.model,
+    ...samplingFields({
+      model: body.model,
+      max_tokens: body.max_output_tokens,
+      temperature: body.temperature,
+      top_p: body.top_p,
+      ...(body.adapters ? { adapters: body.adapters } : {}),
+      ...(body.wait_for_model !== undefined ? { wait_for_model: body.wait_for_model } : {}),
+      ...(body.keep_alive !== undefined ? { keep_alive: body.keep_alive } : {}),
+    }),
     messages: [...(body.instructions ? [{ role: "system", content: body.instructions }] : []), ...inputMessages(body.input)],
-    ...(body.max_output_tokens != null ? { maxTokens: body.max_output_tokens } : {}),
-    ...(body.temperature != null ? { temperature: body.temperature } : {}),
-    ...(body.top_p != null ? { topP: body.top_p } : {}),
-    stop: [],
-    logitBias: {},
-    adapterIds: body.adapters ?? [],
-    noWait: body.wait_for_model === false,
-    ...keepAliveField(body.keep_alive),
-    tools: (body.tools ?? []).map((t) => ({ name: t.name, description: t.description ?? "", parametersJson: t.parameters ? JSON.stringify(t.parameters) : "" })),
-    ...(body.tool_choice !== undefined
-      ? { toolChoice: typeof body.tool_choice === "string" ? { mode: body.tool_choice } : { mode: "function", functionName: body.tool_choice.name } }
-      : {}),
+    tools: (body.tools ?? []).map(toolDefinition),
+    ...(body.tool_choice !== undefined ? { toolChoice: toolChoice(body.tool_choice) } : {}),
     ...(body.parallel_tool_calls != null ? { parallelToolCalls: body.parallel_tool_calls } : {}),
-    ...(format && format.type !== "text"
-      ? { responseFormat: format.type === "json_schema" ? { type: "json_schema", name: format.name ?? "", schemaJson: JSON.stringify(format.schema ?? {}) } : { type: format.type } }
-      : {}),
+    ...(format && format.type !== "text" ? { responseFormat: outputFormat(format) } : {}),
     // "none" turns thinking off; "minimal" is the least this node's effort levels offer.
     ...(effort ? { reasoning: effort === "none" ? { effort: "", enabled: false } : { effort: effort === "minimal" ? "low" : effort } } : {}),
   };
 }
 
-/**
- * Input items as chat messages: a function_call joins the assistant turn before it (or starts
- * one), its output is a tool message, and reasoning sent back goes with the next assistant turn.
- */
+/** A chat message being built from input items. */
 interface Turn {
   role: string;
   content: string;
@@ -62,6 +56,10 @@ interface Turn {
   reasoning?: string;
 }
 
+/**
+ * Input items as chat messages: a function_call joins the assistant turn before it (or starts
+ * one), its output is a tool message, and reasoning sent back goes with the next assistant turn.
+ */
 function inputMessages(input: ResponsesBody["input"]): ChatMessageInit[] {
   if (typeof input === "string") return [{ role: "user", content: input }];
   const messages: Turn[] = [];
@@ -138,7 +136,7 @@ class ResponseState {
   /** The output of a whole answer, in the order the model produced it: reasoning, text, calls. */
   setOutput(result: ChoiceResult): void {
     if (result.reasoning) this.output.push(reasoningItem(newId("rs"), result.reasoning));
-    if (result.text || result.toolCalls.length === 0) this.output.push(messageItem(newId("msg"), result.text, this.status === "incomplete" ? "incomplete" : "completed"));
+    if (result.text || result.toolCalls.length === 0) this.output.push(messageItem(newId("msg"), result.text, this.status));
     for (const call of result.toolCalls) this.output.push(functionCallItem(newId("fc"), call.id, call.name, call.arguments, "completed"));
   }
 
@@ -327,7 +325,7 @@ class ResponseEvents {
     } else {
       await this.send("response.output_text.done", { ...fields, text, logprobs: [] });
       await this.send("response.content_part.done", { ...fields, part: outputText(text) });
-      done = messageItem(item.id, text, this.state.status === "incomplete" ? "incomplete" : "completed");
+      done = messageItem(item.id, text, this.state.status);
     }
     this.state.output[index] = done;
     await this.send("response.output_item.done", { output_index: index, item: done });
