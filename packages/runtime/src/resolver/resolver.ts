@@ -142,9 +142,9 @@ export class Resolver {
     await mapBounded(entries, async (entry) => {
       if (entry.unsupportedReason || signal.aborted) return;
       try {
-        if (await this.deps.store.models.get(entry.id)) return;
+        // The source first: without extra directories it answers at once, and only a hit needs the store.
         const located = await this.deps.sources.locate(local, { kind: "model", id: entry.id, model: entry }, signal);
-        if (located.type !== "local") return;
+        if (located.type !== "local" || (await this.deps.store.models.get(entry.id))) return;
         const expected = located.files.map((_, i) => expectedSha256(entry, i));
         const checked = await recalledLocalFiles(this.deps.store, located.files, expected);
         if (checked && (await this.deps.checks.passedBefore(checked.paths))) this.foundLocal(entry.id, local.name, checked, expected);
