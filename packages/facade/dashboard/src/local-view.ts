@@ -29,11 +29,15 @@ export class LocalView {
     }
   }
 
+  private deleteButton(m: ModelJson, name: string): HTMLElement {
+    const remove = h("button", { class: "btn btn-danger", type: "button", "aria-label": `Delete ${name}` }, icon([...ICONS.trash]), "Delete");
+    remove.addEventListener("click", () => this.actions.delete(m));
+    return remove;
+  }
+
   private row(m: ModelJson): HTMLElement {
     const name = m.display_name || m.id;
     const titleId = `local-title-${m.id.replace(/[^a-zA-Z0-9_-]/g, "_")}`;
-    const remove = h("button", { class: "btn btn-danger", type: "button", "aria-label": `Delete ${name}` }, icon([...ICONS.trash]), "Delete");
-    remove.addEventListener("click", () => this.actions.delete(m));
     const loaded = m.state === "loaded";
     // Found in an extra model directory (LLMLB_EXTRA_MODEL_DIRS): used in place, never deleted by the node.
     const inPlace = m.local?.source === "local";
@@ -59,7 +63,7 @@ export class LocalView {
         h("div", {}, h("dt", { text: "Verified" }), h("dd", { class: "verified", text: verified })),
       ),
       h("div", { class: "path" }, h("span", { class: "path-label", text: "Path" }), h("code", { class: "path-value", text: m.local?.path ?? "—" })),
-      h("div", { class: "local-action" }, inPlace ? h("p", { class: "in-place", text: "Used in place: the node never deletes files in an extra model directory." }) : remove),
+      h("div", { class: "local-action" }, inPlace ? h("p", { class: "in-place", text: "Used in place: the node never deletes files in an extra model directory." }) : this.deleteButton(m, name)),
     );
   }
 }
