@@ -1,8 +1,8 @@
 /** Pieces the benchmarks share: statistics, the tiny model on a node, direct node-llama-cpp runs. */
-import { execFileSync } from "node:child_process";
-import { LlamaChat, type ChatHistoryItem, type LlamaContext } from "node-llama-cpp";
-import { InferenceEngine, loadLlama, silentLogger } from "@llmlb/runtime";
-import { allowedCpus, parseRunnerCpus } from "../packages/runtime/src/host/cpu-affinity.js";
+import { execFileSync, fork } from "node:child_process";
+import path from "node:path";
+import { InferenceEngine, silentLogger } from "@llmlb/runtime";
+import { allowedCpus, parseRunnerCpus, pinnedNode } from "../packages/runtime/src/host/cpu-affinity.js";
 import type { ChatResponse } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
 import { grpcJsClient, resolveModel, startTestNode, type TestNode } from "../testkit/node/index.js";
 import { startTinyWorld, TINY_CHAT_ID, type TinyWorld } from "../testkit/world/tiny-world.js";
@@ -35,19 +35,20 @@ export function printFigures(figures: Record<string, string | number>): void {
 
 /**
  * The stream benchmarks run twice. Pinned: every generation, the baseline's and the node's, on
- * the same CPU: the node's inference runner there (LLMLB_RUNNER_CPUS), and this process moved
- * there for each baseline run; between them this process (the node's API, the clients) on
- * another CPU. The CPUs of a VM are not equal (here the second generates 4-5% faster than the
- * first, which takes the machine's interrupts), so the baseline and the runner must not be
- * compared on different ones. Free: every thread wherever the OS puts it, as a node runs by
+ * the same CPU: the node's inference runner there (LLMLB_RUNNER_CPUS) and the direct baseline's
+ * process (directChat) too, taking turns; this process (the node's API, the clients) on another
+ * CPU, where it stays. (Only the in-process engine of the runner figures, onGenerationCpu, moves
+ * this process to the generation CPU for each of its runs.) The CPUs of a VM are not
+ * equal (here the second generates 4-5% faster than the first, which takes the machine's
+ * interrupts), so the baseline and the runner must not be compared on different ones. Free: every thread wherever the OS puts it, as a node runs by
  * default; on a small VM this mostly measures where the scheduler happens to place
  * node-llama-cpp's threads (the baseline alone moves by tens of percent). Pinned needs Linux,
  * taskset and two CPUs.
  */
 export interface CpuLayout {
-  /** This process between baseline runs: the node's event loop, the clients. */
+  /** This process: the node's event loop, the clients. */
   node: string;
-  /** The node's inference runner, and this process during a baseline run. */
+  /** The node's inference runner and the direct baseline's process. */
   generation: string;
 }
 
@@ -106,7 +107,9 @@ export interface BenchNode {
   world: TinyWorld;
   node: TestNode;
   modelId: string;
-  /** Runs a baseline generation in this process: on the runner's CPU when pinned. */
+  /** The CPU of the node's inference runner and of the direct baseline when pinned. */
+  generationCpus?: string;
+  /** Runs `run` with this process on the runner's CPU when pinned (the in-process engine of the runner figures). */
   onGenerationCpu<T>(run: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
@@ -120,6 +123,7 @@ export async function startBenchNode(env: Record<string, string> = {}, layout?: 
     world,
     node,
     modelId: TINY_CHAT_ID,
+    ...(layout ? { generationCpus: layout.generation } : {}),
     async onGenerationCpu(run) {
       if (!layout) return run();
       pinThisProcess(layout.generation);
@@ -139,41 +143,37 @@ export async function startBenchNode(env: Record<string, string> = {}, layout?: 
 /**
  * node-llama-cpp called directly on the same file, one sequence: the baseline of every stream ratio.
  * With `jsonSchema`, every answer is constrained by the grammar built (once) from it.
+ *
+ * It runs in a process of its own (bench/direct-chat-process.ts), like the node's inference
+ * runner, and when pinned on the runner's CPU: the two take turns on it, and this process (the
+ * node's API and the clients) never leaves its own CPU. Each run is timed inside that process, so
+ * the baseline pays no process boundary.
  */
 export async function directChat(bench: BenchNode, contextSize = 1024, options: { jsonSchema?: object } = {}) {
-  const { path } = (await bench.node.runtime.store.getModel(bench.modelId))!;
-  // In this process, beside the node's runner: the baseline pays no process boundary.
-  const llama = await loadLlama(bench.node.config.gpu, 1, silentLogger());
-  const model = await llama.loadModel({ modelPath: path });
-  const context: LlamaContext = await model.createContext({ contextSize, sequences: 1, threads: 1 });
-  const chat = new LlamaChat({ contextSequence: context.getSequence() });
-  const grammar = options.jsonSchema
-    ? await llama.createGrammarForJsonSchema(options.jsonSchema as Parameters<typeof llama.createGrammarForJsonSchema>[0])
-    : undefined;
+  const { path: modelPath } = (await bench.node.runtime.store.getModel(bench.modelId))!;
+  const init = JSON.stringify({ modelPath, gpu: bench.node.config.gpu, contextSize, ...(options.jsonSchema ? { jsonSchema: options.jsonSchema } : {}) });
+  const pinned = bench.generationCpus ? pinnedNode(bench.generationCpus) : undefined;
+  const child = fork(path.join(import.meta.dirname, "direct-chat-process.ts"), [init], {
+    ...(pinned ? { execPath: pinned.execPath } : {}),
+    execArgv: [...(pinned?.prefixArgs ?? []), ...process.execArgv],
+    serialization: "advanced",
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const exited = new Promise<never>((_, reject) => child.once("exit", (code, signal) => reject(new Error(`the direct baseline process exited (${signal ?? code})`))));
+  exited.catch(() => undefined);
+  const answer = <T>() => Promise.race([new Promise<T>((resolve) => child.once("message", (m) => resolve(m as T))), exited]);
+  await answer<{ ready: true }>();
   return {
-    run(prompt: string, maxTokens: number): Promise<StreamRun> {
-      return bench.onGenerationCpu(async () => {
-        const history: ChatHistoryItem[] = [{ type: "user", text: prompt }, { type: "model", response: [] }];
-        const started = performance.now();
-        let firstTokenMs = 0;
-        let tokens = 0;
-        await chat.generateResponse(history, {
-          temperature: 0,
-          maxTokens,
-          repeatPenalty: false,
-          ...(grammar ? { grammar } : {}),
-          onTextChunk: () => {
-            if (firstTokenMs === 0) firstTokenMs = performance.now() - started;
-          },
-          onToken: (t) => (tokens += t.length),
-        });
-        return { tokens, ms: performance.now() - started, firstTokenMs };
-      });
+    async run(prompt: string, maxTokens: number): Promise<StreamRun> {
+      const done = answer<{ ok: true; result: StreamRun } | { ok: false; error: string }>();
+      child.send({ t: "run", prompt, maxTokens });
+      const outcome = await done;
+      if (!outcome.ok) throw new Error(`the direct baseline failed: ${outcome.error}`);
+      return outcome.result;
     },
     async dispose() {
-      await context.dispose();
-      await model.dispose();
-      await llama.dispose();
+      child.send({ t: "close" });
+      await exited.catch(() => undefined);
     },
   };
 }

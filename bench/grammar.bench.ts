@@ -1,8 +1,9 @@
 /**
- * JSON-schema-constrained generation (512 tokens) over gRPC versus node-llama-cpp called directly with the same
- * grammar, same model (the generated tiny llama, CPU, 1 thread, context 1024, greedy), same
- * process, alternating runs, medians. The schema asks for more array items than fit in the token
- * budget, so every run samples exactly TOKENS tokens under the grammar.
+ * JSON-schema-constrained generation (512 tokens) over gRPC versus node-llama-cpp called directly
+ * with the same grammar, same model (the generated tiny llama, CPU, 1 thread, context 1024,
+ * greedy), the baseline in a process of its own (directChat), alternating runs, medians. The
+ * schema asks for more array items than fit in the token budget, so every run samples exactly
+ * TOKENS tokens under the grammar.
  *
  *   grammar_stream_ratio   tokens/s over gRPC (response_format json_schema) / tokens/s direct; target ≥ 0.95
  *

@@ -1,7 +1,7 @@
 /**
  * Streaming overhead of our Chat over gRPC versus node-llama-cpp called directly, same model
- * (the generated tiny llama, CPU, 1 thread, context 1024, greedy, 512 tokens), same process,
- * alternating runs, medians. The node runs in this process (model pulled from the HF stand-in);
+ * (the generated tiny llama, CPU, 1 thread, context 1024, greedy, 512 tokens), the baseline in a
+ * process of its own (directChat), alternating runs, medians. The node runs in this process (model pulled from the HF stand-in);
  * the client is @grpc/grpc-js over h2c on loopback, one connection.
  *
  *   grpc_stream_ratio   tokens/s over gRPC (server streaming) / tokens/s direct; target ≥ 0.97
