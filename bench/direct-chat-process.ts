@@ -58,4 +58,6 @@ process.on("message", (ask: Ask) => {
     (err: unknown) => process.send!({ ok: false, error: String(err) }),
   );
 });
+// A benchmark that dies takes its baseline with it.
+process.on("disconnect", () => process.exit(0));
 process.send!({ ready: true });
