@@ -76,6 +76,44 @@ describe("gRPC (h2c) and HTTP/1.1 listeners", () => {
   });
 });
 
+describe("deadlines beyond a timer's reach", () => {
+  let node: TestNode;
+  beforeAll(async () => {
+    node = await startTestNode();
+  });
+  afterAll(async () => node?.stop());
+
+  it("keeps a Connect stream over HTTP/1.1 whose deadline is further away than a timer can wait (30 days) open", async () => {
+    // Sent by hand: connect-es's own client overflows the same timer and gives up after 1 ms.
+    const abort = new AbortController();
+    const res = await fetch(`${node.httpUrl}/grpc.health.v1.Health/Watch`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+json", "connect-protocol-version": "1", "connect-timeout-ms": String(30 * 86_400_000) },
+      body: Buffer.concat([Buffer.from([0, 0, 0, 0, 2]), Buffer.from("{}")]),
+      signal: abort.signal,
+    });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let received = "";
+    const reading = (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return "ended";
+        received += decoder.decode(value, { stream: true });
+      }
+    })();
+    // A deadline that overflowed Node's timer would end the stream with deadline_exceeded after 1 ms.
+    const outcome = await Promise.race([reading, new Promise<string>((resolve) => setTimeout(() => resolve("still open"), 200))]);
+    expect(received).toContain('{"status":"SERVING"}');
+    expect(received).not.toContain("deadline_exceeded");
+    expect(outcome).toBe("still open");
+    abort.abort();
+    await reading.catch(() => undefined);
+    await reader.cancel().catch(() => undefined);
+  });
+});
+
 describe("API key", () => {
   let node: TestNode;
   beforeAll(async () => {

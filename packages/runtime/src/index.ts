@@ -6,6 +6,7 @@ export { nodeRoutes, SERVED_SERVICE_NAMES, type NodeServices } from "./services/
 export { HealthState } from "./services/health-service.js";
 export { startGrpcServer, type GrpcServer } from "./server/grpc-server.js";
 export { listenOrExplain } from "./server/listen.js";
+export { dropUnwaitableDeadline } from "./server/unwaitable-deadline.js";
 export { errorInterceptor } from "./server/interceptors.js";
 export * from "./security/index.js";
 export * from "./plugin/index.js";

@@ -3,7 +3,7 @@ import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import fastifyCors from "@fastify/cors";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
-import { MAX_JSON_DEPTH, bodyTooDeep, listenOrExplain, nestsDeeperThan, type ListenerGuard, type Logger } from "@llmlb/runtime";
+import { MAX_JSON_DEPTH, bodyTooDeep, dropUnwaitableDeadline, listenOrExplain, nestsDeeperThan, type ListenerGuard, type Logger } from "@llmlb/runtime";
 import type { NodeClients } from "../clients.js";
 import { guardHook } from "./guard-hook.js";
 import { registerHealthRoutes } from "./health-routes.js";
@@ -74,6 +74,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     });
   }
   if (options.routes) {
+    // The same deadline rule as on the gRPC listener: Connect and gRPC-Web calls arrive here too.
+    app.addHook("onRequest", (request, _reply, done) => {
+      dropUnwaitableDeadline(request.raw.headers);
+      done();
+    });
     await app.register(fastifyConnectPlugin, {
       routes: options.routes,
       interceptors: options.interceptors,
