@@ -20,22 +20,17 @@ export class FileChecks {
     readonly validate: ValidateFiles,
   ) {}
 
-  /** Whether every file passed before and has not changed since (nothing is read). */
-  async passedBefore(files: readonly string[]): Promise<boolean> {
-    return this.allPassed(files, await Promise.all(files.map((f) => fs.stat(f).catch(() => undefined))));
+  /** Whether every file passed before and is still as it was then (`identities`, as just read; nothing else is read). */
+  async passedBefore(files: readonly string[], identities: readonly FileIdentity[]): Promise<boolean> {
+    const known = await Promise.all(files.map((f, i) => this.store.recalled<boolean>(VALIDATED, f, identities[i]!)));
+    return known.every((passed) => passed === true);
   }
 
   async checkRemembered(files: readonly string[], kind: ArtifactKind): Promise<void> {
     const stats = await Promise.all(files.map((f) => fs.stat(f)));
-    if (await this.allPassed(files, stats)) return;
+    if (await this.passedBefore(files, stats)) return;
     await this.validate(files, kind);
     await Promise.all(files.map((f, i) => this.store.remember(VALIDATED, f, stats[i]!, true)));
-  }
-
-  /** A remembered pass for every file, each as it is now (`stats`; a file that is gone never passed). */
-  private async allPassed(files: readonly string[], stats: ReadonlyArray<FileIdentity | undefined>): Promise<boolean> {
-    const known = await Promise.all(files.map((f, i) => stats[i] !== undefined && this.store.recalled<boolean>(VALIDATED, f, stats[i])));
-    return known.every((passed) => passed === true);
   }
 
   /**

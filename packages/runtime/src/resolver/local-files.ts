@@ -1,7 +1,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import { LlmlbError } from "../errors/index.js";
-import type { Store } from "../store/store.js";
+import type { FileIdentity, Store } from "../store/store.js";
 import { sha256OfFile } from "../transfer/hash-follower.js";
 
 export interface CheckedLocalFiles {
@@ -9,6 +9,8 @@ export interface CheckedLocalFiles {
   sizeBytes: number;
   /** sha256 of the first file, computed from its bytes. */
   sha256: string;
+  /** Each file as it was when checked (what the store remembers facts about it by). */
+  identities: FileIdentity[];
 }
 
 const HASHED = "sha256";
@@ -54,5 +56,5 @@ async function localFiles(store: Store, files: readonly string[], expectedSha256
     }
     digests.push(sha256);
   }
-  return { paths: [...files], sizeBytes: stats.reduce((n, s) => n + s.size, 0), sha256: digests[0]! };
+  return { paths: [...files], sizeBytes: stats.reduce((n, s) => n + s.size, 0), sha256: digests[0]!, identities: stats };
 }

@@ -147,7 +147,7 @@ export class Resolver {
         if (located.type !== "local" || (await this.deps.store.models.get(entry.id))) return;
         const expected = located.files.map((_, i) => expectedSha256(entry, i));
         const checked = await recalledLocalFiles(this.deps.store, located.files, expected);
-        if (checked && (await this.deps.checks.passedBefore(checked.paths))) this.foundLocal(entry.id, local.name, checked, expected);
+        if (checked && (await this.deps.checks.passedBefore(checked.paths, checked.identities))) this.foundLocal(entry.id, local.name, checked, expected);
       } catch (err) {
         // A file that changed or vanished is checked again (and reported) when the model is used.
         this.deps.logger.debug({ err, modelId: entry.id }, "a model in an extra directory is checked again on its first use");
