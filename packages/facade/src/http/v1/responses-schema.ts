@@ -1,5 +1,5 @@
 import { REQUEST_LIMITS } from "@llmlb/runtime";
-import { samplingProperties } from "./schemas.js";
+import { jsonSchemaFormatProperties, samplingProperties } from "./schemas.js";
 
 /**
  * The body of POST /v1/responses (OpenAI's Responses API, stateless): the parts that map onto a
@@ -60,13 +60,7 @@ const functionTool = {
 const textFormat = {
   type: "object",
   required: ["type"],
-  properties: {
-    type: { enum: ["text", "json_object", "json_schema"] },
-    name: { type: "string", maxLength: 64 },
-    description: { type: "string" },
-    schema: { type: "object" },
-    strict: { type: ["boolean", "null"] },
-  },
+  properties: { type: { enum: ["text", "json_object", "json_schema"] }, ...jsonSchemaFormatProperties },
   additionalProperties: false,
 } as const;
 

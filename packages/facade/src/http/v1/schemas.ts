@@ -142,6 +142,15 @@ const toolChoice = {
   ],
 } as const;
 
+/** A JSON schema output format's own fields: nested under `json_schema` in Chat Completions, beside `type` in the Responses API. */
+export const jsonSchemaFormatProperties = {
+  name: { type: "string", maxLength: 64 },
+  description: { type: "string" },
+  schema: { type: "object" },
+  /** Always honoured: the output is sampled from a grammar built from `schema`. */
+  strict: { type: ["boolean", "null"] },
+} as const;
+
 const responseFormat = {
   anyOf: [
     { type: "object", required: ["type"], properties: { type: { enum: ["text", "json_object"] } }, additionalProperties: false },
@@ -153,13 +162,7 @@ const responseFormat = {
         json_schema: {
           type: "object",
           required: ["name"],
-          properties: {
-            name: { type: "string", maxLength: 64 },
-            description: { type: "string" },
-            schema: { type: "object" },
-            /** Always honoured: the output is sampled from a grammar built from `schema`. */
-            strict: { type: ["boolean", "null"] },
-          },
+          properties: jsonSchemaFormatProperties,
           additionalProperties: false,
         },
       },
