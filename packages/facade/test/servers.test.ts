@@ -11,7 +11,7 @@ import { ErrorInfoSchema } from "@llmlb/runtime/gen/google/rpc/error_details_pb"
 import { Health, HealthCheckResponse_ServingStatus } from "@llmlb/runtime/gen/grpc/health/v1/health_pb";
 import { ModelCatalogService } from "@llmlb/runtime/gen/llmlb/node/v1/catalog_pb";
 import { StatusSchema } from "@llmlb/runtime/gen/google/rpc/status_pb";
-import { startNode } from "../src/index.js";
+import { createNodeClients, startHttpServer, startNode } from "../src/index.js";
 import { grpcJsClient, isolatedEnv, startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
 
 const root = path.resolve(import.meta.dirname, "../../..");
@@ -221,6 +221,68 @@ describe("errors on the wire", () => {
 });
 
 describe("start-up and shutdown", () => {
+  it("ends health Watch streams on drain, over gRPC and HTTP/1.1, with NOT_SERVING as their last message", async () => {
+    const node = await startTestNode();
+    const grpcStatuses: number[] = [];
+    const watchingOverGrpc = (async () => {
+      const health = createClient(Health, createGrpcTransport({ baseUrl: node.grpcUrl }));
+      for await (const res of health.watch({ service: "" })) grpcStatuses.push(res.status);
+      return "ended";
+    })();
+    // A client that keeps the HTTP/1.1 response open as long as the server does.
+    const res = await fetch(`${node.httpUrl}/grpc.health.v1.Health/Watch`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+json", "connect-protocol-version": "1" },
+      body: Buffer.concat([Buffer.from([0, 0, 0, 0, 2]), Buffer.from("{}")]),
+    });
+    expect(res.status).toBe(200);
+    const watchingOverHttp = (async () => {
+      let received = "";
+      const decoder = new TextDecoder();
+      for await (const chunk of res.body!) received += decoder.decode(chunk, { stream: true });
+      return received;
+    })();
+    await expect.poll(() => grpcStatuses).toEqual([HealthCheckResponse_ServingStatus.SERVING]);
+
+    // Before, the HTTP/1.1 Watch held stop() until the client left, however long.
+    await node.stop();
+    await expect(watchingOverGrpc).resolves.toBe("ended");
+    expect(grpcStatuses).toEqual([HealthCheckResponse_ServingStatus.SERVING, HealthCheckResponse_ServingStatus.NOT_SERVING]);
+    const overHttp = await watchingOverHttp;
+    expect(overHttp.indexOf('{"status":"SERVING"}')).toBeGreaterThanOrEqual(0);
+    expect(overHttp.indexOf('{"status":"NOT_SERVING"}')).toBeGreaterThan(overHttp.indexOf('{"status":"SERVING"}'));
+    // The Connect end-of-stream message: the stream ended, it was not cut.
+    expect(overHttp).not.toContain('"error"');
+    expect(overHttp.endsWith("{}")).toBe(true);
+  });
+
+  it("drops a response a client holds open once the HTTP listener's grace has passed", async () => {
+    const { dir, cleanup } = tempDir();
+    let arrived!: () => void;
+    const requestArrived = new Promise<void>((resolve) => (arrived = resolve));
+    const http = await startHttpServer({
+      interceptors: [],
+      clients: createNodeClients(createConnectTransport({ baseUrl: "http://127.0.0.1:9", httpVersion: "1.1" })),
+      guard: new ListenerGuard(loadConfig({ env: isolatedEnv(dir) }), silentLogger()),
+      host: "127.0.0.1",
+      port: 0,
+      logger: silentLogger(),
+      // A response that never completes, like a download to a client that stopped reading.
+      register: [(app) => void app.get("/never", () => (arrived(), new Promise(() => undefined)))],
+    });
+    try {
+      const answer = fetch(`${http.url}/never`).then(
+        () => "answered",
+        (err: Error) => `failed: ${err.message}`,
+      );
+      await requestArrived;
+      await http.close(200);
+      expect(await answer).toMatch(/^failed/);
+    } finally {
+      cleanup();
+    }
+  });
+
   it("names the port and the variable when a port is taken", async () => {
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));

@@ -3,7 +3,7 @@ import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import fastifyCors from "@fastify/cors";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
-import { MAX_JSON_DEPTH, bodyTooDeep, dropUnwaitableDeadline, listenOrExplain, nestsDeeperThan, type ListenerGuard, type Logger } from "@llmlb/runtime";
+import { LISTENER_CLOSE_GRACE_MS, MAX_JSON_DEPTH, bodyTooDeep, dropUnwaitableDeadline, listenOrExplain, nestsDeeperThan, type ListenerGuard, type Logger } from "@llmlb/runtime";
 import type { NodeClients } from "../clients.js";
 import { guardHook } from "./guard-hook.js";
 import { registerHealthRoutes } from "./health-routes.js";
@@ -27,7 +27,8 @@ export interface HttpServer {
   app: FastifyInstance;
   port: number;
   url: string;
-  close(): Promise<void>;
+  /** Stops accepting requests, lets open ones finish (up to graceMs), then drops the connections left. */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** Headers a browser on an allowed origin may send and read (Connect and gRPC-Web included). */
@@ -93,5 +94,19 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
   const url = `${tls ? "https" : "http"}://${hostForUrl}:${port}`;
   options.logger.info({ url }, tls ? "HTTPS listening" : "HTTP listening");
-  return { app, port, url, close: () => app.close() };
+  return {
+    app,
+    port,
+    url,
+    async close(graceMs = LISTENER_CLOSE_GRACE_MS) {
+      // app.close() waits for every open response; a client that never reads or never hangs up would hold it forever.
+      const timer = setTimeout(() => app.server.closeAllConnections(), graceMs);
+      timer.unref();
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
 }

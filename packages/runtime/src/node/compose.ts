@@ -119,11 +119,12 @@ export async function composeNode(options: ComposeOptions): Promise<NodeComponen
     const metrics = new NodeMetrics(events, async () =>
       (await engine.list()).map((m) => ({ modelId: m.modelId, queued: m.queuedRequests, active: m.activeRequests })),
     );
+    const draining = drainSignal(health, shutdownSignal);
     const services: NodeServices = {
-      catalog: createCatalogService(catalog, drainSignal(health, shutdownSignal)),
+      catalog: createCatalogService(catalog, draining),
       resolver: createResolverService(stack.resolver, stack.sources),
       inference: createInferenceService(engine, new HostLoad(), logger.child({ component: "engine" })),
-      health: createHealthService(health),
+      health: createHealthService(health, draining),
     };
     return { events, health, store, catalog, sources: stack.sources, resolver: stack.resolver, downloads: stack.transfer.live, engine, metrics, services, state, fleet, close: closeAll };
   } catch (err) {
@@ -146,7 +147,7 @@ function openFleet(config: NodeConfig, state: StateStore, events: ModelEvents, s
 
 /**
  * Aborted when the node starts draining (health NOT_SERVING, before the listeners wait for open
- * calls) or shuts down, so WatchModels streams end instead of holding the drain up.
+ * calls) or shuts down, so WatchModels and health Watch streams end instead of holding the drain up.
  */
 function drainSignal(health: HealthState, shutdownSignal: AbortSignal): AbortSignal {
   const controller = new AbortController();

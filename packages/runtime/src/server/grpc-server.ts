@@ -3,7 +3,7 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { ListenerGuard } from "../security/listener-guard.js";
 import { rpcRejection } from "../security/rpc-rejection.js";
-import { listenOrExplain } from "./listen.js";
+import { LISTENER_CLOSE_GRACE_MS, listenOrExplain } from "./listen.js";
 import { malformedRequestsAsInvalidArgument } from "./malformed-request-status.js";
 import { dropUnwaitableDeadline } from "./unwaitable-deadline.js";
 
@@ -101,7 +101,7 @@ export async function startGrpcServer(options: {
   return {
     port,
     url: `${tls ? "https" : "http"}://${hostForUrl}:${port}`,
-    async close(graceMs = 10_000) {
+    async close(graceMs = LISTENER_CLOSE_GRACE_MS) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const session of sessions) session.close();
       const timer = setTimeout(() => {

@@ -1,6 +1,12 @@
 import type { Server } from "node:net";
 import { LlmlbError } from "../errors/index.js";
 
+/**
+ * How long a listener that is closing waits for its open calls and responses (a generation, a
+ * blob download) before it drops the connections still open: no client can hold a shutdown longer.
+ */
+export const LISTENER_CLOSE_GRACE_MS = 10_000;
+
 /** Listens, turning "address in use" into one line naming the port and the setting to change. */
 export async function listenOrExplain(server: Server, host: string, port: number, setting: { env: string; flag: string }): Promise<number> {
   await new Promise<void>((resolve, reject) => {

@@ -34,7 +34,11 @@ export class HealthState {
   }
 }
 
-export function createHealthService(state: HealthState): ServiceImpl<typeof Health> {
+/**
+ * The Health service. A Watch ends when the client cancels or `endStreams` aborts (the node
+ * drains): its last message is the status then (NOT_SERVING), so a watcher learns why it ended.
+ */
+export function createHealthService(state: HealthState, endStreams: AbortSignal): ServiceImpl<typeof Health> {
   return {
     check(req) {
       const status = state.statusOf(req.service);
@@ -47,14 +51,19 @@ export function createHealthService(state: HealthState): ServiceImpl<typeof Heal
     async *watch(req, ctx) {
       const changes = new AsyncQueue<true>(ctx.signal);
       const unsubscribe = state.onChange(() => changes.replaceLast(true));
+      const endOnDrain = () => changes.end();
+      endStreams.addEventListener("abort", endOnDrain, { once: true });
+      const statusNow = () => state.statusOf(req.service) ?? ServingStatus.SERVICE_UNKNOWN;
       try {
         let last: ServingStatus | undefined;
         do {
-          const status = state.statusOf(req.service) ?? ServingStatus.SERVICE_UNKNOWN;
+          const status = statusNow();
           if (status !== last) yield { status };
           last = status;
-        } while (await changes.take());
+        } while (!endStreams.aborted && (await changes.take()));
+        if (!ctx.signal.aborted && statusNow() !== last) yield { status: statusNow() };
       } finally {
+        endStreams.removeEventListener("abort", endOnDrain);
         unsubscribe();
         changes.end();
       }
