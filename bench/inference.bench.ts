@@ -6,6 +6,8 @@
  *
  *   grpc_stream_ratio   tokens/s over gRPC (server streaming) / tokens/s direct; target ≥ 0.97
  *   ttft_added_ms       time to first token over gRPC minus direct; target ≤ 5 ms
+ *   grpc_after_first_token_ratio   the same ratio from each stream's first token to its end: the
+ *                       per-token cost and the stream's end, without the time to first token
  *   parallel4_vs_1      aggregate tokens/s of 4 parallel gRPC streams / 1 stream
  *   runner_ipc_us_per_token   the boundary's cost per generated token on the node's side: CPU time
  *                       (user + system) of this process, which only receives, decodes and
@@ -88,6 +90,7 @@ async function measure(bench: BenchNode): Promise<Record<string, string | number
     direct_tokens_per_s: grpc.directRate.toFixed(0),
     grpc_tokens_per_s: grpc.measuredRate.toFixed(0),
     grpc_stream_ratio: grpc.ratio.toFixed(3),
+    grpc_after_first_token_ratio: grpc.afterFirstTokenRatio.toFixed(3),
     ttft_direct_ms: grpc.directTtft.toFixed(2),
     ttft_grpc_ms: grpc.measuredTtft.toFixed(2),
     ttft_added_ms: grpc.ttftAdded.toFixed(2),
