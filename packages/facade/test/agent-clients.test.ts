@@ -310,6 +310,17 @@ describe("logprobs, n, completions, embeddings, strict fields", () => {
     expect((await post("/v1/chat/completions", { ...ask, n: 5 })).status).toBe(400);
   });
 
+  it("samples each choice and each request anew when no seed is given", async () => {
+    const sampled = { ...ask, max_tokens: 24, temperature: 1.5 };
+    const many = (await post("/v1/chat/completions", { ...sampled, n: 4 })).json as ChatBody;
+    const texts = many.choices.map((c) => c.message.content);
+    // node-llama-cpp's own default seed is the current second: every choice was the same answer.
+    expect(new Set(texts).size).toBeGreaterThan(1);
+    const again = (await post("/v1/chat/completions", sampled)).json as ChatBody;
+    const once = (await post("/v1/chat/completions", sampled)).json as ChatBody;
+    expect(new Set([...texts, again.choices[0]!.message.content, once.choices[0]!.message.content]).size).toBeGreaterThan(2);
+  });
+
   it("streams n choices, each with its own index and finish", async () => {
     const { text } = await post("/v1/chat/completions", { ...ask, max_tokens: 3, n: 2, stream: true, stream_options: { include_usage: true } });
     const chunks = sseChunks(text);

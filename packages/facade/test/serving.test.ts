@@ -124,6 +124,24 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
     expect(await eventually(async () => !(await isLoaded(TINY_CHAT_ID)), 2_000)).toBe(true);
   }, 30_000);
 
+  it("keep_alive 0 with n choices loads the model once and unloads it after the last choice", async () => {
+    await post(`/v0/models/${TINY_CHAT_ID}/unload`, {});
+    const seen: string[] = [];
+    const off = node.runtime.events.on((event) => {
+      if (event.modelId === TINY_CHAT_ID && (event.type === "loaded" || event.type === "unloaded")) seen.push(event.type);
+    });
+    try {
+      const answer = await chat([{ role: "user", content: "hello" }], { keep_alive: 0, n: 3 });
+      expect(answer.status).toBe(200);
+      expect(answer.json.choices).toHaveLength(3);
+      expect(await eventually(async () => !(await isLoaded(TINY_CHAT_ID)), 2_000)).toBe(true);
+      // Before, every choice unloaded the model and the next loaded it again.
+      expect(seen).toEqual(["loaded", "unloaded"]);
+    } finally {
+      off();
+    }
+  }, 30_000);
+
   it("unloads an idle model when the node's 2 s default keep-alive runs out", async () => {
     const answer = await chat([{ role: "user", content: "hello" }]);
     expect(answer.status).toBe(200);

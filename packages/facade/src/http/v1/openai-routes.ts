@@ -126,9 +126,10 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
   app.post<{ Body: ChatCompletionBody }>("/v1/chat/completions", { schema: { body: chatCompletionBody } }, (request, reply) => {
     const body = request.body;
     const req = chatRequest(body);
-    const calls: ChoiceCall[] = Array.from({ length: body.n ?? 1 }, (_, i) => ({
+    const n = body.n ?? 1;
+    const calls: ChoiceCall[] = Array.from({ length: n }, (_, i) => ({
       countsPrompt: i === 0,
-      run: (signal) => clients.inference.chat(choiceSampling(req, i), { signal }),
+      run: (signal) => clients.inference.chat(choiceSampling(req, i, n), { signal }),
     }));
     return answerCompletion(
       request,
@@ -145,10 +146,10 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
     const withLogprobs = body.logprobs != null;
     const fields = { ...samplingFields(body), logprobs: withLogprobs, ...(withLogprobs ? { topLogprobs: body.logprobs! } : {}) };
     // Choices are ordered prompt by prompt, n per prompt (as OpenAI numbers them).
-    const calls: ChoiceCall[] = prompts.flatMap((prompt) =>
+    const calls: ChoiceCall[] = prompts.flatMap((prompt, p) =>
       Array.from({ length: n }, (_, i) => ({
         countsPrompt: i === 0,
-        run: (signal: AbortSignal) => clients.inference.complete({ ...choiceSampling(fields, i), prompt }, { signal }),
+        run: (signal: AbortSignal) => clients.inference.complete({ ...choiceSampling(fields, p * n + i, prompts.length * n), prompt }, { signal }),
       })),
     );
     const echoed = (index: number) => (body.echo ? prompts[Math.floor(index / n)]! : "");

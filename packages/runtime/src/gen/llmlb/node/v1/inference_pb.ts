@@ -363,7 +363,7 @@ export type ChatRequest = Message<"llmlb.node.v1.ChatRequest"> & {
   topK?: number | undefined;
 
   /**
-   * Same seed, same settings, same output.
+   * Same seed, same settings, same output. Without a seed, a random one.
    *
    * @generated from field: optional uint32 seed = 7;
    */
