@@ -1,3 +1,4 @@
+import zlib from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
 
@@ -110,6 +111,21 @@ describe("malformed HTTP requests get a 4xx that names the problem", () => {
   it("a non-JSON content type → 415", async () => {
     const res = await post("/v1/chat/completions", "model=m", "application/x-www-form-urlencoded");
     expect(res.status).toBe(415);
+  });
+
+  it("a compressed REST body → 415 naming the encoding; a compressed Connect call still works", async () => {
+    const body = zlib.gzipSync(JSON.stringify({ content: "hello" }));
+    const res = await fetch(`${node.httpUrl}/tokenize`, { method: "POST", headers: { "content-type": "application/json", "content-encoding": "gzip" }, body });
+    expect(res.status).toBe(415);
+    const error = ((await res.json()) as ErrorBody).error;
+    expect(error.code).toBe("unsupported_content_encoding");
+    expect(error.message).toContain('"gzip"');
+    const check = await fetch(`${node.httpUrl}/grpc.health.v1.Health/Check`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "content-encoding": "gzip", "connect-protocol-version": "1" },
+      body: zlib.gzipSync(JSON.stringify({ service: "" })),
+    });
+    expect(await check.json()).toEqual({ status: "SERVING" });
   });
 
   it("bad list filters are refused", async () => {

@@ -1,6 +1,6 @@
 import type { Server as TlsServer } from "node:tls";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import fastifyCors from "@fastify/cors";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { LISTENER_CLOSE_GRACE_MS, MAX_JSON_DEPTH, bodyTooDeep, dropUnwaitableDeadline, listenOrExplain, nestsDeeperThan, type ListenerGuard, type Logger } from "@llmlb/runtime";
@@ -8,6 +8,7 @@ import type { NodeClients } from "../clients.js";
 import { guardHook } from "./guard-hook.js";
 import { registerHealthRoutes } from "./health-routes.js";
 import { installErrorHandlers } from "./error-handler.js";
+import { sendOpenAiError } from "./openai-error.js";
 
 export interface HttpServerOptions {
   /** Connect routes of an in-process node (Connect, gRPC-Web and gRPC protocols); none in front of a remote runtime. */
@@ -74,6 +75,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       strictPreflight: true,
     });
   }
+  refuseCompressedRestBodies(app, options.routes);
   if (options.routes) {
     // The same deadline rule as on the gRPC listener: Connect and gRPC-Web calls arrive here too.
     app.addHook("onRequest", (request, _reply, done) => {
@@ -109,4 +111,28 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       }
     },
   };
+}
+
+/**
+ * Connect and gRPC-Web calls may compress their bodies (Connect inflates them within the size
+ * limit); the REST routes read plain JSON, so a compressed body is refused unread with 415 instead
+ * of failing as malformed JSON.
+ */
+function refuseCompressedRestBodies(app: FastifyInstance, routes: ((router: ConnectRouter) => void) | undefined): void {
+  const connectPaths = new Set<string>();
+  if (routes) {
+    const router = createConnectRouter();
+    routes(router);
+    for (const handler of router.handlers) connectPaths.add(handler.requestPath);
+  }
+  app.addHook("onRequest", async (request, reply) => {
+    const encoding = request.headers["content-encoding"]?.trim().toLowerCase();
+    const route = request.routeOptions.url;
+    if (!encoding || encoding === "identity" || route === undefined || connectPaths.has(route)) return;
+    return sendOpenAiError(reply, 415, {
+      message: `content-encoding "${encoding}" is not accepted here; send the JSON body uncompressed (only Connect and gRPC calls take compressed bodies)`,
+      type: "invalid_request_error",
+      code: "unsupported_content_encoding",
+    });
+  });
 }
