@@ -232,6 +232,28 @@ describe("structured output over /v1", () => {
     expect((json as ErrorBody).error).toMatchObject({ type: "invalid_request_error", param: "response_format.json_schema.schema" });
     expect((json as ErrorBody).error.message).toContain('"pattern"');
   });
+
+  it("a schema no value can match, or that is not a JSON Schema, is a 400 naming the keyword", async () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ type: "foo" }, '"foo" is not a JSON Schema type'],
+      [{ enum: [] }, "/enum: is empty"],
+      [{ type: "object", properties: { tags: { type: "array", minItems: 3, maxItems: 1 } } }, "minItems 3 is above maxItems 1"],
+      [{ anyOf: [] }, "/anyOf: is empty"],
+      [{ type: "string", maxLength: -1 }, "/maxLength: must be a whole number"],
+    ];
+    for (const [schema, problem] of cases) {
+      const { status, json } = await post("/v1/chat/completions", { ...ask, max_tokens: 20, response_format: { type: "json_schema", json_schema: { name: "s", schema } } });
+      expect(status, JSON.stringify(schema)).toBe(400);
+      expect((json as ErrorBody).error.param).toBe("response_format.json_schema.schema");
+      expect((json as ErrorBody).error.message).toContain(problem);
+    }
+    const { status, json } = await post("/v1/chat/completions", { ...ask, response_format: { type: "xml" } });
+    expect(status).toBe(400);
+    expect((json as ErrorBody).error.message).toContain('"text", "json_object", "json_schema"');
+    const missing = await post("/v1/chat/completions", { ...ask, response_format: { type: "json_schema" } });
+    expect(missing.status).toBe(400);
+    expect((missing.json as ErrorBody).error.param).toBe("response_format.json_schema");
+  });
 });
 
 describe("the Vercel AI SDK (a second, independent client)", () => {

@@ -12,6 +12,9 @@ const ENFORCED = new Set([
 /** Keywords that constrain nothing: dropped before the grammar is built. */
 const ANNOTATIONS = new Set(["title", "description", "$schema", "$id", "$comment", "examples", "default", "deprecated", "readOnly", "writeOnly", "strict"]);
 const FORMATS = new Set(["date-time", "date", "time"]);
+const TYPES = new Set(["string", "number", "integer", "boolean", "null", "object", "array"]);
+/** Bounds that must be whole numbers of at least 0, with the lower one of each pair not above the upper. */
+const BOUNDS: ReadonlyArray<readonly [string, string]> = [["minLength", "maxLength"], ["minItems", "maxItems"], ["minProperties", "maxProperties"]];
 const ANY_JSON = { type: ["string", "number", "boolean", "null", "object", "array"] } as const;
 
 /**
@@ -55,6 +58,7 @@ function convert(schema: unknown, field: string, path: string, depth: number): R
       case "anyOf":
       case "prefixItems":
         if (!Array.isArray(value)) throw unsupported(field, at, "must be an array of schemas");
+        if (value.length === 0 && keyword !== "prefixItems") throw unsupported(field, at, "is empty, so no value could match; list at least one schema");
         out[keyword === "anyOf" ? "oneOf" : keyword] = value.map((item, i) => next(item, `${at}/${i}`));
         break;
       case "format":
@@ -67,16 +71,50 @@ function convert(schema: unknown, field: string, path: string, depth: number): R
         break;
       case "enum":
         if (!Array.isArray(value) || value.some((v) => v !== null && typeof v === "object")) throw unsupported(field, at, "must list strings, numbers, booleans or null");
+        if (value.length === 0) throw unsupported(field, at, "is empty, so no value could match; list at least one value");
+        out[keyword] = value;
+        break;
+      case "type":
+        checkType(value, field, at);
+        out[keyword] = value;
+        break;
+      case "required":
+        if (!Array.isArray(value) || value.some((name) => typeof name !== "string")) throw unsupported(field, at, "must be an array of property names");
         out[keyword] = value;
         break;
       default:
         out[keyword] = value;
     }
   }
+  checkBounds(out, field, path);
   if (!("type" in out || "const" in out || "enum" in out || "oneOf" in out || "$ref" in out)) {
     return "properties" in out ? { ...out, type: "object" } : { ...ANY_JSON, ...out };
   }
   return out;
+}
+
+function checkType(value: unknown, field: string, path: string): void {
+  const types = Array.isArray(value) ? value : [value];
+  const allowed = [...TYPES].map((t) => JSON.stringify(t)).join(", ");
+  if (types.length === 0) throw unsupported(field, path, `is empty, so no value could match; name one of ${allowed}`);
+  for (const type of types) {
+    if (typeof type !== "string" || !TYPES.has(type)) throw unsupported(field, path, `${JSON.stringify(type)} is not a JSON Schema type; use one of ${allowed}`);
+  }
+}
+
+function checkBounds(schema: Record<string, unknown>, field: string, path: string): void {
+  for (const [low, high] of BOUNDS) {
+    for (const keyword of [low, high]) {
+      const value = schema[keyword];
+      if (value !== undefined && !(Number.isInteger(value) && (value as number) >= 0)) {
+        throw unsupported(field, `${path}/${keyword}`, `must be a whole number of at least 0 (got ${JSON.stringify(value)})`);
+      }
+    }
+    const [min, max] = [schema[low] as number | undefined, schema[high] as number | undefined];
+    if (min !== undefined && max !== undefined && min > max) {
+      throw unsupported(field, path, `${low} ${min} is above ${high} ${max}, so no value could match`);
+    }
+  }
 }
 
 function mapValues(value: unknown, field: string, path: string, next: (sub: unknown, at: string) => Record<string, unknown>): Record<string, unknown> {

@@ -151,24 +151,22 @@ export const jsonSchemaFormatProperties = {
   strict: { type: ["boolean", "null"] },
 } as const;
 
+/** One object with `type` first, so a wrong type is answered with the three that exist. */
 const responseFormat = {
-  anyOf: [
-    { type: "object", required: ["type"], properties: { type: { enum: ["text", "json_object"] } }, additionalProperties: false },
-    {
+  type: "object",
+  required: ["type"],
+  properties: {
+    type: { enum: ["text", "json_object", "json_schema"] },
+    json_schema: {
       type: "object",
-      required: ["type", "json_schema"],
-      properties: {
-        type: { const: "json_schema" },
-        json_schema: {
-          type: "object",
-          required: ["name"],
-          properties: jsonSchemaFormatProperties,
-          additionalProperties: false,
-        },
-      },
+      required: ["name"],
+      properties: jsonSchemaFormatProperties,
       additionalProperties: false,
     },
-  ],
+  },
+  additionalProperties: false,
+  if: { properties: { type: { const: "json_schema" } } },
+  then: { required: ["json_schema"] },
 } as const;
 
 export const chatCompletionBody = {
