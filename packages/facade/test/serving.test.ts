@@ -108,6 +108,9 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
   it("lists a loaded model with its context, slots and expiry; unload empties the list", async () => {
     const res = await post(`/v0/models/${TINY_CHAT_ID}/load`, { keep_alive: "10m" });
     expect(res.status).toBe(200);
+    // The load's own answer says when the model expires, as the list does.
+    const answered = res.json as unknown as LoadedModelJson;
+    expect(Date.parse(answered.expires_at!) - Date.now()).toBeGreaterThan(9 * 60_000);
     const model = (await loaded()).find((m) => m.id === TINY_CHAT_ID)!;
     expect(model).toMatchObject({ context_length: 1024, parallel_slots: 2, active_requests: 0, queued_requests: 0 });
     expect(model.memory_bytes).toBeGreaterThan(0);

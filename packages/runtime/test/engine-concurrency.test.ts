@@ -214,4 +214,16 @@ describe("load and unload", () => {
     expect(fx.engine.list().map((m) => m.modelId)).not.toContain("solo");
     expect(fx.events).toContainEqual({ type: "unloaded", modelId: "solo" });
   });
+
+  it("refuses to unload a model while a load is still setting it up, saying so", async () => {
+    expect(fx.engine.list().map((m) => m.modelId)).not.toContain("solo");
+    const seen = fx.events.length;
+    const loading = fx.engine.load({ modelId: "solo" });
+    while (!fx.events.slice(seen).some((e) => e.type === "load-started")) await new Promise((r) => setTimeout(r, 1));
+    const refused = await reasonOf(fx.engine.unload("solo"));
+    expect(refused.reason).toBe("MODEL_IN_USE");
+    expect(refused.message).toContain("is still being set up");
+    await loading;
+    expect(await fx.engine.unload("solo")).toBe(true);
+  });
 });

@@ -268,16 +268,19 @@ export class InferenceEngine {
   async load(target: ModelTarget, options: RequestOptions = {}): Promise<LoadedModelInfo> {
     validateTarget(target);
     const held = this.holdings();
+    let model: LoadedModel;
     try {
       const signal = this.requestSignal(options);
-      const model = await this.leaseModel(target, signal);
-      held.add(() => this.pool.release(model, target.keepAliveMs));
+      model = await this.leaseModel(target, signal);
+      const leased = model;
+      held.add(() => this.pool.release(leased, target.keepAliveMs));
       const adapters = await this.adapterSet(target.adapterIds, model, signal);
       await raceAbort(model.sequencePool(adapters), signal);
-      return model.info();
     } finally {
       held.release();
     }
+    // Once the lease is given back, so the answer says when the model will expire.
+    return model.info();
   }
 
   /** Unloads an idle model: false when it was not loaded, MODEL_IN_USE while it serves requests. */

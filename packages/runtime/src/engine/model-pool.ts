@@ -130,11 +130,11 @@ export class ModelPool {
     const model = this.models.get(id);
     if (!model) return false;
     if (!model.idle) {
-      throw new LlmlbError(
-        "MODEL_IN_USE",
-        `model "${id}" is serving ${model.admission.active} requests (${model.admission.queued} queued); unload it when they finish`,
-        { model_id: id },
-      );
+      const { active, queued } = model.admission;
+      const why = active + queued > 0
+        ? `is serving ${active} requests (${queued} queued); unload it when they finish`
+        : "is still being set up for a request or a load (its context is being created); unload it once that has finished";
+      throw new LlmlbError("MODEL_IN_USE", `model "${id}" ${why}`, { model_id: id });
     }
     await this.serialized(() => this.evict(model, "requested"));
     return true;
