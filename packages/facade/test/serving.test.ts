@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LoadedListJson, LoadedModelJson } from "../dashboard/src/types.js";
 import { tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
 import { resolveModel, startTestNode, type TestNode } from "../../../testkit/node/index.js";
-import { startTinyWorld, tinyEntry, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+import { startTinyWorld, tinyEntry, TINY_CHAT_ID, TINY_EMBED_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
 const LONG_ID = "tiny-long";
 const LONG_FILE = "tiny-long-F32.gguf";
@@ -119,6 +119,18 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
     expect((await post(`/v0/models/${TINY_CHAT_ID}/unload`, {})).json).toEqual({ model_id: TINY_CHAT_ID, unloaded: true });
     expect(await isLoaded(TINY_CHAT_ID)).toBe(false);
     expect((await post(`/v0/models/${TINY_CHAT_ID}/unload`, {})).json).toEqual({ model_id: TINY_CHAT_ID, unloaded: false });
+  }, 30_000);
+
+  it("loading an embedding model prepares its embedding context, not a generation context", async () => {
+    await resolveModel(node, TINY_EMBED_ID);
+    expect((await post(`/v0/models/${TINY_EMBED_ID}/load`, { keep_alive: "1m" })).status).toBe(200);
+    const atLoad = (await loaded()).find((m) => m.id === TINY_EMBED_ID)!;
+    expect(atLoad.adapter_sets).toEqual([]);
+    const embedded = await post("/v1/embeddings", { model: TINY_EMBED_ID, input: "hello" });
+    expect(embedded.status).toBe(200);
+    // Nothing more to create: the load made the context the request used.
+    expect((await loaded()).find((m) => m.id === TINY_EMBED_ID)!.memory_bytes).toBe(atLoad.memory_bytes);
+    expect((await post(`/v0/models/${TINY_EMBED_ID}/unload`, {})).json).toMatchObject({ unloaded: true });
   }, 30_000);
 
   it("keep_alive 0 unloads the model right after the answer", async () => {

@@ -264,7 +264,7 @@ export class InferenceEngine {
     });
   }
 
-  /** Loads a model (and the context for an adapter set) ahead of requests. */
+  /** Loads a model ahead of requests, with the context its requests use (an adapter set's for a generator). */
   async load(target: ModelTarget, options: RequestOptions = {}): Promise<LoadedModelInfo> {
     validateTarget(target);
     const held = this.holdings();
@@ -274,13 +274,22 @@ export class InferenceEngine {
       model = await this.leaseModel(target, signal);
       const leased = model;
       held.add(() => this.pool.release(leased, target.keepAliveMs));
-      const adapters = await this.adapterSet(target.adapterIds, model, signal);
-      await raceAbort(model.sequencePool(adapters), signal);
+      await raceAbort(this.servingContext(model, target, signal), signal);
     } finally {
       held.release();
     }
     // Once the lease is given back, so the answer says when the model will expire.
     return model.info();
+  }
+
+  /** The context a model's requests run in: an embedder's or a reranker's own, else the generation context of the adapter set. */
+  private async servingContext(model: LoadedModel, target: ModelTarget, signal: AbortSignal): Promise<unknown> {
+    const capabilities = model.entry.capabilities;
+    if (!capabilities.includes("text-generation")) {
+      if (capabilities.includes("embeddings")) return model.embeddingContext();
+      if (capabilities.includes("rerank")) return model.rankingContext();
+    }
+    return model.sequencePool(await this.adapterSet(target.adapterIds, model, signal));
   }
 
   /** Unloads an idle model: false when it was not loaded, MODEL_IN_USE while it serves requests. */
