@@ -195,6 +195,12 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
     expect(back.json).toEqual({ content: text });
     const backWithBos = await post("/detokenize", { model: TINY_CHAT_ID, tokens: prompt.slice(1) });
     expect((backWithBos.json.content as string).trim()).toBe(text);
+    // Strict fields, as on every other route: a field the node does not implement is named, not dropped.
+    for (const [path, body] of [["/tokenize", { model: TINY_CHAT_ID, content: text, with_pieces: true }], ["/detokenize", { model: TINY_CHAT_ID, tokens: ids, with_pieces: true }], ["/v1/rerank", { model: TINY_CHAT_ID, query: "q", documents: ["d"], with_pieces: true }]] as const) {
+      const refused = await post(path, body);
+      expect(refused.status, path).toBe(400);
+      expect(refused.json.error, path).toMatchObject({ code: "unsupported_field", param: "with_pieces" });
+    }
     const bad = await post("/detokenize", { model: TINY_CHAT_ID, tokens: [5, 999_999] });
     expect(bad.status).toBe(400);
     expect((bad.json.error as { message: string }).message).toContain("tokens[1]");

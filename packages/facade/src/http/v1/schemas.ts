@@ -304,6 +304,7 @@ export const rerankBody = {
     wait_for_model: { type: "boolean" },
     keep_alive: keepAliveSchema(),
   },
+  additionalProperties: false,
 } as const;
 
 export interface RerankBody {
@@ -324,6 +325,7 @@ export const tokenizeBody = {
     content: { type: "string" },
     add_special: { type: "boolean" },
   },
+  additionalProperties: false,
 } as const;
 
 export interface TokenizeBody {
@@ -339,6 +341,7 @@ export const detokenizeBody = {
     model: { type: "string", minLength: 1, maxLength: 200 },
     tokens: { type: "array", items: { type: "integer", minimum: 0, maximum: 4294967295 }, maxItems: 1_000_000 },
   },
+  additionalProperties: false,
 } as const;
 
 export interface DetokenizeBody {
