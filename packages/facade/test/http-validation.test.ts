@@ -128,6 +128,14 @@ describe("malformed HTTP requests get a 4xx that names the problem", () => {
     expect(await check.json()).toEqual({ status: "SERVING" });
   });
 
+  it("a user, system or tool message without content is refused, naming it", async () => {
+    for (const bad of [{ role: "user" }, { role: "user", content: null }, { role: "system", content: null }]) {
+      const res = await post("/v1/chat/completions", JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }, bad] }));
+      expect(res.status, JSON.stringify(bad)).toBe(400);
+      expect(((await res.json()) as ErrorBody).error.param).toBe("messages[1].content");
+    }
+  });
+
   it("bad list filters are refused", async () => {
     const res = await fetch(`${node.httpUrl}/v0/models?state=sleeping`);
     expect(res.status).toBe(400);

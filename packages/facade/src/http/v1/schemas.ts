@@ -104,6 +104,9 @@ const message = {
     parsed: {},
   },
   additionalProperties: false,
+  // Only an assistant turn (one that made tool calls) may come without content.
+  if: { properties: { role: { enum: ["system", "developer", "user", "tool"] } } },
+  then: { required: ["content"], properties: { content: { type: ["string", "array"] } } },
 } as const;
 
 const tool = {
