@@ -20,7 +20,7 @@ export function readOnlyCopy(id: string, path: string): LlmlbError {
 export function modelNotSupported(id: string): LlmlbError {
   return new LlmlbError(
     "MODEL_NOT_SUPPORTED",
-    `model ${id} is neither in supported_models.json nor registered; list models with ListModels or register it with RegisterModel`,
+    `model ${id} is neither in supported_models.json nor registered; list models with ListModels (GET /v0/models) or register it with RegisterModel (POST /v0/models/register, llmlb-node register)`,
     { model_id: id },
   );
 }
