@@ -347,7 +347,7 @@ describe("logprobs, n, completions, embeddings, strict fields", () => {
     const { text } = await post("/v1/chat/completions", { ...ask, max_tokens: 3, n: 2, stream: true, stream_options: { include_usage: true } });
     const chunks = sseChunks(text);
     const choices = chunks.flatMap((c) => c.choices as Array<{ index: number; finish_reason: string | null }>);
-    expect(choices.filter((c) => c.finish_reason === "length").map((c) => c.index)).toEqual([0, 1]);
+    expect(choices.filter((c) => c.finish_reason === "length").map((c) => c.index).sort()).toEqual([0, 1]);
     expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
     expect((chunks.at(-1)!.usage as { completion_tokens: number }).completion_tokens).toBe(6);
   });

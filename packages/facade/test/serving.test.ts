@@ -133,6 +133,35 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
     expect((await post(`/v0/models/${TINY_EMBED_ID}/unload`, {})).json).toMatchObject({ unloaded: true });
   }, 30_000);
 
+  it("generates the n choices of a request at once, in the model's parallel slots", async () => {
+    const res = await fetch(`${node.httpUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      // EOS banned: each choice runs until its context is full.
+      body: JSON.stringify({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "hello" }], n: 2, stream: true, temperature: 0, logit_bias: { "4": -100 } }),
+    });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    try {
+      text = decoder.decode((await reader.read()).value, { stream: true });
+      // Before, the second choice waited in the queue until the first had finished.
+      expect((await loaded()).find((m) => m.id === TINY_CHAT_ID)).toMatchObject({ active_requests: 2 });
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += decoder.decode(chunk.value, { stream: true });
+    } finally {
+      await reader.cancel().catch(() => undefined);
+    }
+    const finishes = text
+      .split("\n\n")
+      .filter((event) => event.startsWith("data: {"))
+      .flatMap((event) => (JSON.parse(event.slice(6)) as { choices: Array<{ index: number; finish_reason: string | null }> }).choices)
+      .filter((choice) => choice.finish_reason !== null);
+    expect(finishes.map((c) => c.index).sort()).toEqual([0, 1]);
+    expect(finishes.every((c) => c.finish_reason === "length")).toBe(true);
+    expect(text.trimEnd().endsWith("data: [DONE]")).toBe(true);
+  }, 60_000);
+
   it("keep_alive 0 unloads the model right after the answer", async () => {
     const answer = await chat([{ role: "user", content: "hello" }], { keep_alive: 0 });
     expect(answer.status).toBe(200);

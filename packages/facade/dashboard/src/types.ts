@@ -103,6 +103,8 @@ export interface LoadedModelJson {
   parallel_slots: number;
   active_requests: number;
   queued_requests: number;
+  /** The generation contexts it holds, one per adapter set ("" without adapters). */
+  adapter_sets: string[];
   expires_at: string | null;
 }
 

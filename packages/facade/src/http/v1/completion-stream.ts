@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { httpErrorOf } from "../error-mapping.js";
 import { sendOpenAiError } from "../openai-error.js";
 import { openSse, type SseStream } from "../sse.js";
+import { MAX_CHOICES } from "./schemas.js";
 
 export interface StreamedLogprob {
   token: string;
@@ -57,10 +58,18 @@ export interface ChoiceCall {
 }
 
 /**
- * Runs the Chat/Complete calls of a request (one per choice, in turn) and answers in OpenAI's
- * shape: one JSON body, or SSE chunks with the same id and created on each, usage on request,
- * `[DONE]` last. The calls are aborted when the HTTP client goes away, so no tokens are generated
- * for nobody.
+ * Calls of one request that run at once: a chat's n choices (at most MAX_CHOICES) share the
+ * model's parallel slots instead of each waiting its turn in the queue; the prompts of a
+ * completion go in waves of that size, so one request cannot fill the queue.
+ */
+const CALLS_AT_ONCE = MAX_CHOICES;
+
+/**
+ * Runs the Chat/Complete calls of a request (CALLS_AT_ONCE at a time) and answers in OpenAI's
+ * shape: one JSON body, or SSE chunks with the same id and created on each (the chunks of choices
+ * running at once interleaved, each naming its index), usage on request, `[DONE]` last. The calls
+ * are aborted when the HTTP client goes away or one of them fails, so no tokens are generated for
+ * nobody.
  */
 export async function answerCompletion(
   request: FastifyRequest,
@@ -73,45 +82,62 @@ export async function answerCompletion(
   const created = Math.floor(Date.now() / 1000);
   const base = { id, object: shape.chunkObject, created, model, system_fingerprint: null };
   const usage = new UsageSum();
-
   const controller = new AbortController();
+  const waves = Array.from({ length: Math.ceil(calls.length / CALLS_AT_ONCE) }, (_, w) => calls.slice(w * CALLS_AT_ONCE, (w + 1) * CALLS_AT_ONCE));
+  /** Runs each call of a wave at once; the first failure aborts the others. */
+  const eachAtOnce = <T>(wave: readonly ChoiceCall[], offset: number, run: (call: ChoiceCall, index: number, k: number) => Promise<T>) =>
+    Promise.all(wave.map((call, k) => run(call, offset + k, k).catch((err: unknown) => {
+      controller.abort();
+      throw err;
+    })));
+
   if (!options.stream) {
     const stopWatching = abortWhenClientLeaves(reply, controller);
-    const choices: Array<Record<string, unknown>> = [];
+    const results: ChoiceResult[] = [];
     try {
-      for (const [index, call] of calls.entries()) {
-        const result = emptyResult(index);
-        for await (const part of call.run(controller.signal)) {
-          accumulate(result, part);
-          usage.add(part, call.countsPrompt);
-        }
-        choices.push(shape.fullChoice(result));
+      for (const [w, wave] of waves.entries()) {
+        results.push(...(await eachAtOnce(wave, w * CALLS_AT_ONCE, async (call, index) => {
+          const result = emptyResult(index);
+          for await (const part of call.run(controller.signal)) {
+            accumulate(result, part);
+            usage.add(part, call.countsPrompt);
+          }
+          return result;
+        })));
       }
     } finally {
       stopWatching();
     }
-    await reply.send({ id, object: shape.object, created, model, system_fingerprint: null, choices, usage: usage.openAi() });
+    await reply.send({ id, object: shape.object, created, model, system_fingerprint: null, choices: results.map(shape.fullChoice), usage: usage.openAi() });
     return;
   }
 
-  const iterators = calls.map((call) => () => call.run(controller.signal)[Symbol.asyncIterator]());
-  let iterator = iterators[0]!();
-  const opened = await openStreamAfterFirst(reply, controller, iterator);
+  const start = (wave: readonly ChoiceCall[]) => wave.map((call) => call.run(controller.signal)[Symbol.asyncIterator]());
+  let iterators = start(waves[0]!);
+  const opened = await openStreamAfterFirst(reply, controller, iterators);
   if (!opened) return;
-  const { sse, first } = opened;
+  const { sse } = opened;
   const usageField = options.includeUsage ? { usage: null } : {};
   try {
-    for (const [index, call] of calls.entries()) {
-      let step = index === 0 ? first : await (iterator = iterators[index]!()).next();
-      let isFirst = true;
-      for (; !step.done; step = await iterator.next()) {
-        const part = step.value;
-        usage.add(part, call.countsPrompt);
-        if (hasContent(part) || part.finishReason || isFirst) {
-          await sse.send({ ...base, choices: [shape.chunkChoice(index, part, isFirst)], ...usageField });
-          isFirst = false;
-        }
+    let firsts = opened.firsts;
+    for (const [w, wave] of waves.entries()) {
+      if (w > 0) {
+        iterators = start(wave);
+        firsts = await Promise.all(iterators.map((iterator) => iterator.next()));
       }
+      const running = iterators;
+      const firstSteps = firsts;
+      await eachAtOnce(wave, w * CALLS_AT_ONCE, async (call, index, k) => {
+        let isFirst = true;
+        for (let step = firstSteps[k]!; !step.done; step = await running[k]!.next()) {
+          const part = step.value;
+          usage.add(part, call.countsPrompt);
+          if (hasContent(part) || part.finishReason || isFirst) {
+            await sse.send({ ...base, choices: [shape.chunkChoice(index, part, isFirst)], ...usageField });
+            isFirst = false;
+          }
+        }
+      });
     }
     if (options.includeUsage) await sse.send({ ...base, choices: [], usage: usage.openAi() });
     await sse.send("[DONE]");
@@ -140,26 +166,28 @@ export function abortWhenClientLeaves(reply: FastifyReply, controller: AbortCont
 }
 
 /**
- * Takes the first message of a streamed answer before committing to a 200, so early errors
- * (unknown model, bad field, queue full) still get their own HTTP status; then opens the SSE
- * stream, whose client going away aborts `controller`. Undefined when the error was answered.
+ * Takes the first message of each of a streamed answer's calls before committing to a 200, so
+ * early errors (unknown model, bad field, queue full for any choice) still get their own HTTP
+ * status and abort the other calls; then opens the SSE stream, whose client going away aborts
+ * `controller`. Undefined when the error was answered.
  */
 export async function openStreamAfterFirst(
   reply: FastifyReply,
   controller: AbortController,
-  iterator: AsyncIterator<Delta>,
-): Promise<{ sse: SseStream; first: IteratorResult<Delta> } | undefined> {
-  let first: IteratorResult<Delta>;
+  iterators: ReadonlyArray<AsyncIterator<Delta>>,
+): Promise<{ sse: SseStream; firsts: Array<IteratorResult<Delta>> } | undefined> {
+  let firsts: Array<IteratorResult<Delta>>;
   try {
-    first = await iterator.next();
+    firsts = await Promise.all(iterators.map((iterator) => iterator.next()));
   } catch (err) {
+    controller.abort();
     const mapped = httpErrorOf(err);
     await sendOpenAiError(reply, mapped.status, mapped.body, mapped.headers);
     return undefined;
   }
   const sse = openSse(reply);
   sse.signal.addEventListener("abort", () => controller.abort());
-  return { sse, first };
+  return { sse, firsts };
 }
 
 const hasContent = (part: Delta) => Boolean(part.delta || part.reasoning || part.toolCalls?.length || part.logprobs?.length);

@@ -129,7 +129,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
     const n = body.n ?? 1;
     const calls: ChoiceCall[] = Array.from({ length: n }, (_, i) => ({
       countsPrompt: i === 0,
-      run: (signal) => clients.inference.chat(choiceSampling(req, i, n), { signal }),
+      run: (signal) => clients.inference.chat(choiceSampling(req, i), { signal }),
     }));
     return answerCompletion(
       request,
@@ -149,7 +149,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
     const calls: ChoiceCall[] = prompts.flatMap((prompt, p) =>
       Array.from({ length: n }, (_, i) => ({
         countsPrompt: i === 0,
-        run: (signal: AbortSignal) => clients.inference.complete({ ...choiceSampling(fields, p * n + i, prompts.length * n), prompt }, { signal }),
+        run: (signal: AbortSignal) => clients.inference.complete({ ...choiceSampling(fields, p * n + i), prompt }, { signal }),
       })),
     );
     const echoed = (index: number) => (body.echo ? prompts[Math.floor(index / n)]! : "");

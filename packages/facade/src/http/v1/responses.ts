@@ -213,10 +213,10 @@ async function answerResponse(request: FastifyRequest<{ Body: ResponsesBody }>, 
   }
 
   const iterator = run(controller.signal)[Symbol.asyncIterator]();
-  const opened = await openStreamAfterFirst(reply, controller, iterator);
+  const opened = await openStreamAfterFirst(reply, controller, [iterator]);
   if (!opened) return;
   const { sse } = opened;
-  let step = opened.first;
+  let step = opened.firsts[0]!;
   const events = new ResponseEvents(state, (event) => sse.send(event, event.type as string));
   try {
     await events.start();

@@ -1,4 +1,3 @@
-import { parseDuration } from "@llmlb/runtime";
 import type { SamplingBody } from "./schemas.js";
 
 /** Maps OpenAI sampling fields onto the fields ChatRequest and CompleteRequest share. */
@@ -23,23 +22,12 @@ export function samplingFields(body: SamplingBody) {
 }
 
 /**
- * The fields of choice `index` of `count`: with a seed, each choice gets its own (seed + index), so
- * the choices differ yet the whole answer stays reproducible. keep_alive 0 ("unload after the
- * answer") applies to the last choice only: the choices before it leave the model loaded for the next.
+ * The fields of choice `index`: with a seed, each choice gets its own (seed + index), so the
+ * choices differ yet the whole answer stays reproducible. (Every choice carries the request's
+ * keep_alive: they run at once, and the model expires after the last one gives it back.)
  */
-export function choiceSampling<T extends { seed?: number; keepAlive?: string }>(fields: T, index: number, count: number): T {
-  const { keepAlive, ...rest } = fields;
-  const unloadsNow = keepAlive !== undefined && index < count - 1 && unloadsAtOnce(keepAlive);
-  const choice = (unloadsNow ? rest : fields) as T;
-  return index === 0 || fields.seed === undefined ? choice : { ...choice, seed: (fields.seed + index) >>> 0 };
-}
-
-function unloadsAtOnce(keepAlive: string): boolean {
-  try {
-    return parseDuration(keepAlive) === 0;
-  } catch {
-    return false; // the service names the bad value
-  }
+export function choiceSampling<T extends { seed?: number }>(fields: T, index: number): T {
+  return index === 0 || fields.seed === undefined ? fields : { ...fields, seed: (fields.seed + index) >>> 0 };
 }
 
 /** keep_alive as the services take it (the duration text; a number is seconds). */
