@@ -106,7 +106,7 @@ const message = {
   additionalProperties: false,
   // Only an assistant turn (one that made tool calls) may come without content.
   if: { properties: { role: { enum: ["system", "developer", "user", "tool"] } } },
-  then: { required: ["content"], properties: { content: { type: ["string", "array"] } } },
+  then: { required: ["content"], properties: { content: { anyOf: [{ type: "string" }, { type: "array" }] } } },
 } as const;
 
 const tool = {
