@@ -61,6 +61,8 @@ describe("llmlb-node CLI", () => {
       await expect(fresh.parseAsync(["node", "llmlb-node", command, "--help"])).rejects.toMatchObject({ code: "commander.helpDisplayed" });
       expect(out, command).toContain(`Usage: llmlb-node ${command}`);
       expect(out, command).toMatch(/Examples?:\n {2}llmlb-node /);
+      // The setting flags are global and hidden: each command says they exist.
+      expect(out, command).toContain("--grpc-port");
     }
   });
 

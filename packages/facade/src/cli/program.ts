@@ -24,6 +24,10 @@ export function createProgram(): Command {
   registerSourcesCommand(program);
   registerChatCommand(program);
   registerConfigCommand(program);
+  // The setting flags are global and hidden from the help lists: say they exist under each command.
+  for (const command of program.commands) {
+    command.addHelpText("after", "\nEvery setting is also a flag of every command (e.g. --home, --host, --grpc-port, --http-port, --api-key);\n`llmlb-node config` lists the settings, their values and where each came from.\n");
+  }
   return program;
 }
 
