@@ -111,6 +111,9 @@ describe("malformed HTTP requests get a 4xx that names the problem", () => {
   it("a non-JSON content type → 415", async () => {
     const res = await post("/v1/chat/completions", "model=m", "application/x-www-form-urlencoded");
     expect(res.status).toBe(415);
+    const asText = await post("/v1/chat/completions", JSON.stringify({ model: "m", messages: [] }), "text/plain");
+    expect(asText.status).toBe(415);
+    expect(((await asText.json()) as ErrorBody).error.message).toContain('"text/plain"');
   });
 
   it("a compressed REST body → 415 naming the encoding; a compressed Connect call still works", async () => {

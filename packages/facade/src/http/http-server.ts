@@ -59,6 +59,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   });
   if (tls) tls.track(app.server as unknown as TlsServer);
+  // Every body here is JSON (or a Connect call): text/plain would reach the schemas as a string.
+  app.removeContentTypeParser("text/plain");
   installErrorHandlers(app);
   app.addHook("onRequest", guardHook(guard));
   // Before the schemas run and the body is copied or serialized anywhere (both recurse).
