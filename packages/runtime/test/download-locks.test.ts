@@ -46,6 +46,22 @@ describe("one download per model across processes", () => {
     }
   });
 
+  it("deletes a model that is installed even while its download's lock is still held", async () => {
+    const repo = await world.newRepo();
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url }, models: [entry("fresh", repo, FILE)] });
+    try {
+      await stack.resolver.resolve({ modelId: "fresh" });
+      // The moment after an install, when READY is announced and the job still holds its lock.
+      writeLock(stack.home, "fresh", { pid: process.pid, completedBytes: SIZE });
+      expect(await readDownloadLock(stack.home, "fresh")).toMatchObject({ stale: false });
+      // Before, this was refused as "being downloaded by process <this one>".
+      expect(await stack.store.deleteModel("fresh")).toBe(true);
+      expect(await stack.store.getModel("fresh")).toBeUndefined();
+    } finally {
+      await stack.dispose();
+    }
+  });
+
   it("takes over a lock whose heartbeat stopped more than 30 s ago", async () => {
     const repo = await world.newRepo();
     const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url }, models: [entry("m", repo, FILE)] });

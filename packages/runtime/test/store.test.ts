@@ -99,22 +99,29 @@ describe("Store", () => {
     expect(await store.getModel("damaged")).toBeUndefined();
   });
 
-  it("deletes one model (emitting deleted), clears all, and refuses while a live download holds the lock", async () => {
+  it("deletes one model (emitting deleted), clears all, and refuses while a live download holds the lock of a model not installed yet", async () => {
     await install(store, "a", { "a.gguf": "1" });
     await install(store, "b", { "b.gguf": "2" });
-    const lock = path.join(home.dir, ".locks", "b.lock");
-    fs.mkdirSync(path.dirname(lock), { recursive: true });
-    const now = new Date().toISOString();
-    fs.writeFileSync(lock, JSON.stringify({ id: "b", kind: "model", pid: process.pid, host: os.hostname(), startedAt: now, heartbeatAt: now, token: "t", progress: {} }));
-    expect(await readDownloadLock(home.dir, "b")).toMatchObject({ pid: process.pid, stale: false });
-
-    expect(await failure(store.deleteModel("b"))).toMatchObject({ code: Code.FailedPrecondition, reason: "MODEL_IN_USE" });
+    const holdLock = (id: string) => {
+      const lock = path.join(home.dir, ".locks", `${id}.lock`);
+      fs.mkdirSync(path.dirname(lock), { recursive: true });
+      const now = new Date().toISOString();
+      fs.writeFileSync(lock, JSON.stringify({ id, kind: "model", pid: process.pid, host: os.hostname(), startedAt: now, heartbeatAt: now, token: "t", progress: {} }));
+      return lock;
+    };
+    // c is being downloaded: nothing of it is installed yet.
+    const lock = holdLock("c");
+    expect(await readDownloadLock(home.dir, "c")).toMatchObject({ pid: process.pid, stale: false });
+    expect(await failure(store.deleteModel("c"))).toMatchObject({ code: Code.FailedPrecondition, reason: "MODEL_IN_USE" });
+    // b is installed; its download's job holds the lock a moment longer, and the bytes are final.
+    holdLock("b");
+    expect(await store.deleteModel("b")).toBe(true);
     expect(await store.deleteModel("a")).toBe(true);
     expect(await store.deleteModel("a")).toBe(false);
-    expect(events).toEqual([{ type: "deleted", modelId: "a" }]);
-    expect(await store.clear()).toEqual({ deleted: [], skipped: ["b"] });
+    expect(events).toEqual([{ type: "deleted", modelId: "b" }, { type: "deleted", modelId: "a" }]);
+    await install(store, "d", { "d.gguf": "3" });
+    expect(await store.clear()).toEqual({ deleted: ["d"], skipped: [] });
     fs.rmSync(lock);
-    expect(await store.clear()).toEqual({ deleted: ["b"], skipped: [] });
     expect(await store.listModels()).toEqual([]);
   });
 

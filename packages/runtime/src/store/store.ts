@@ -289,9 +289,14 @@ export class Store {
     await this.index.close();
   }
 
+  /**
+   * A live download lock refuses a delete, unless the artifact is installed: a job holds its lock
+   * for a moment after installing (and announcing READY), and an installed artifact is never
+   * downloaded again, so the lock only guards bytes that are already final.
+   */
   private async refuseWhileDownloading(kind: ArtifactKind, id: string): Promise<void> {
     const lock = await readDownloadLock(this.home, kind === "model" ? validateModelId(id) : validateAdapterId(id), kind);
-    if (lock && !lock.stale) {
+    if (lock && !lock.stale && !(await (kind === "model" ? this.models : this.adapters).get(id))) {
       throw new LlmlbError(
         "MODEL_IN_USE",
         `${id} is being downloaded by process ${lock.pid} on ${lock.host}; cancel that download or wait for it, then delete`,
