@@ -126,8 +126,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
   app.post<{ Body: ChatCompletionBody }>("/v1/chat/completions", { schema: { body: chatCompletionBody } }, (request, reply) => {
     const body = request.body;
     const req = chatRequest(body);
-    const n = body.n ?? 1;
-    const calls: ChoiceCall[] = Array.from({ length: n }, (_, i) => ({
+    const calls: ChoiceCall[] = Array.from({ length: body.n ?? 1 }, (_, i) => ({
       countsPrompt: i === 0,
       run: (signal) => clients.inference.chat(choiceSampling(req, i), { signal }),
     }));
