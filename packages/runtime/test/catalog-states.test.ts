@@ -68,7 +68,7 @@ describe("model states, listing and watching", () => {
     }
     const elapsed = Date.now() - started;
     await w.until((seen) => seen.at(-1)?.model?.progress?.completedBytes === 1000n);
-    events.emit({ type: "transfer-finished", modelId: id, source: "huggingface", path: "/models/model-00/f.gguf" });
+    events.emit({ type: "transfer-finished", modelId: id, source: "huggingface", path: "/models/model-00/f.gguf", sizeBytes: 1000, verified: true });
     events.emit({ type: "loaded", modelId: id });
     events.emit({ type: "unloaded", modelId: id });
     events.emit({ type: "load-failed", modelId: id, reason: "out of memory", code: "INSUFFICIENT_MEMORY" });
@@ -84,6 +84,8 @@ describe("model states, listing and watching", () => {
     expect(transitions).toEqual([S.AVAILABLE, S.DOWNLOADING, S.READY, S.LOADED, S.READY, S.FAILED, S.AVAILABLE]);
     const ready = w.seen.find((r) => r.model?.state === S.READY);
     expect(ready?.model?.local?.path).toBe("/models/model-00/f.gguf");
+    // READY says how big the copy is and whether it was verified from the start, not a moment later.
+    expect(ready?.model?.local).toMatchObject({ sizeOnDiskBytes: 1000n, verified: true });
     expect(w.seen.find((r) => r.model?.state === S.FAILED)?.model?.failureReason).toBe("out of memory");
   });
 

@@ -72,7 +72,8 @@ export class ModelStates {
         return this.set(id, { state: "downloading", progress: event.progress, ...keepLocal(current) });
       case "transfer-finished":
         this.ownTransfers.delete(id);
-        return this.set(id, { state: "ready", local: { ...current.local, path: event.path, source: event.source } });
+        // Complete at once: a client that sees READY also sees the copy's size (the store's read fills in the rest).
+        return this.set(id, { state: "ready", local: { ...current.local, path: event.path, source: event.source, sizeOnDiskBytes: event.sizeBytes, verified: event.verified } });
       case "transfer-failed":
         this.ownTransfers.delete(id);
         return this.set(id, { state: "failed", failureReason: event.reason, failureCode: event.code, ...keepLocal(current) });

@@ -29,7 +29,8 @@ export function withFraction(progress: Omit<TransferProgress, "fraction">): Tran
 export type ModelEvent =
   | { type: "transfer-started"; modelId: string; source: string; external?: boolean }
   | { type: "transfer-progress"; modelId: string; progress: TransferProgress; external?: boolean }
-  | { type: "transfer-finished"; modelId: string; source: string; path: string }
+  /** Installed: the copy's first file, total size and whether every file matched a known sha256. */
+  | { type: "transfer-finished"; modelId: string; source: string; path: string; sizeBytes: number; verified: boolean }
   | { type: "transfer-failed"; modelId: string; reason: string; code: string }
   /** A source found the model's files on this machine (an extra model directory): used in place, not installed. */
   | { type: "found-local"; modelId: string; source: string; path: string; sizeBytes: number; verified: boolean }

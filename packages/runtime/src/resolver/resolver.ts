@@ -364,7 +364,9 @@ export class Resolver {
         },
         onInstalled: (done) => {
           this.deps.logger.info({ id: job.id, source, path: done.paths[0] }, `${label} is ready`);
-          if (model) events.emit({ type: "transfer-finished", modelId: job.id, source, path: done.paths[0]! });
+          if (model) {
+            events.emit({ type: "transfer-finished", modelId: job.id, source, path: done.paths[0]!, sizeBytes: done.metadata.size_bytes, verified: done.metadata.verified === true });
+          }
         },
       });
       return this.fromInstalled(job.kind, installed, fetched ? source : installed.metadata.source);
