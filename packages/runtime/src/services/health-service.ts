@@ -49,10 +49,9 @@ export function createHealthService(state: HealthState, endStreams: AbortSignal)
       return { statuses: Object.fromEntries(state.services.map((s) => [s, { status: state.statusOf(s)! }])) };
     },
     async *watch(req, ctx) {
-      const changes = new AsyncQueue<true>(ctx.signal);
+      // As WatchModels: the queue stops at the client's cancel or the drain, whichever comes first.
+      const changes = new AsyncQueue<true>(AbortSignal.any([ctx.signal, endStreams]));
       const unsubscribe = state.onChange(() => changes.replaceLast(true));
-      const endOnDrain = () => changes.end();
-      endStreams.addEventListener("abort", endOnDrain, { once: true });
       const statusNow = () => state.statusOf(req.service) ?? ServingStatus.SERVICE_UNKNOWN;
       try {
         let last: ServingStatus | undefined;
@@ -60,10 +59,9 @@ export function createHealthService(state: HealthState, endStreams: AbortSignal)
           const status = statusNow();
           if (status !== last) yield { status };
           last = status;
-        } while (!endStreams.aborted && (await changes.take()));
+        } while (await changes.take());
         if (!ctx.signal.aborted && statusNow() !== last) yield { status: statusNow() };
       } finally {
-        endStreams.removeEventListener("abort", endOnDrain);
         unsubscribe();
         changes.end();
       }
