@@ -1,9 +1,9 @@
 import type { Server as TlsServer } from "node:tls";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
-import { createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import fastifyCors from "@fastify/cors";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
-import { LISTENER_CLOSE_GRACE_MS, MAX_JSON_DEPTH, bodyTooDeep, dropUnwaitableDeadline, listenOrExplain, nestsDeeperThan, type ListenerGuard, type Logger } from "@llmlb/runtime";
+import { LISTENER_CLOSE_GRACE_MS, MAX_JSON_DEPTH, bodyTooDeep, dropUnwaitableDeadline, listenOrExplain, nestsDeeperThan, rpcAccess, type ListenerGuard, type Logger } from "@llmlb/runtime";
 import type { NodeClients } from "../clients.js";
 import { guardHook } from "./guard-hook.js";
 import { registerHealthRoutes } from "./health-routes.js";
@@ -77,7 +77,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       strictPreflight: true,
     });
   }
-  refuseCompressedRestBodies(app, options.routes);
+  refuseCompressedRestBodies(app);
   if (options.routes) {
     // The same deadline rule as on the gRPC listener: Connect and gRPC-Web calls arrive here too.
     app.addHook("onRequest", (request, _reply, done) => {
@@ -120,17 +120,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
  * limit); the REST routes read plain JSON, so a compressed body is refused unread with 415 instead
  * of failing as malformed JSON.
  */
-function refuseCompressedRestBodies(app: FastifyInstance, routes: ((router: ConnectRouter) => void) | undefined): void {
-  const connectPaths = new Set<string>();
-  if (routes) {
-    const router = createConnectRouter();
-    routes(router);
-    for (const handler of router.handlers) connectPaths.add(handler.requestPath);
-  }
+function refuseCompressedRestBodies(app: FastifyInstance): void {
   app.addHook("onRequest", async (request, reply) => {
     const encoding = request.headers["content-encoding"]?.trim().toLowerCase();
     const route = request.routeOptions.url;
-    if (!encoding || encoding === "identity" || route === undefined || connectPaths.has(route)) return;
+    // A method path ("/package.Service/Method", as the guard tells them apart) is a Connect call.
+    if (!encoding || encoding === "identity" || route === undefined || rpcAccess(route) !== null) return;
     return sendOpenAiError(reply, 415, {
       message: `content-encoding "${encoding}" is not accepted here; send the JSON body uncompressed (only Connect and gRPC calls take compressed bodies)`,
       type: "invalid_request_error",
