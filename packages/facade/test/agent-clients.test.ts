@@ -374,6 +374,24 @@ describe("logprobs, n, completions, embeddings, strict fields", () => {
     expect(res.choices[1]!.text).toBe(`The sky${plain.choices[0]!.text}`);
   });
 
+  it("/v1/completions runs more choices than go at once in waves, each choice answered with its prompt", async () => {
+    const prompts = ["Once upon", "The sky", "In the"];
+    const whole = await openai.completions.create({ model: TINY_CHAT_ID, prompt: prompts, n: 2, echo: true, max_tokens: 3, temperature: 0 });
+    expect(whole.choices.map((c) => c.index)).toEqual([0, 1, 2, 3, 4, 5]);
+    whole.choices.forEach((c) => expect(c.text.startsWith(prompts[Math.floor(c.index / 2)]!)).toBe(true));
+    expect(whole.usage!.completion_tokens).toBe(18);
+    // Streamed: 6 calls, 4 then 2, every one finished once, usage summed, [DONE] last.
+    const stream = await openai.completions.create({ model: TINY_CHAT_ID, prompt: prompts, n: 2, max_tokens: 3, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const finished: number[] = [];
+    let completionTokens = 0;
+    for await (const chunk of stream) {
+      for (const choice of chunk.choices) if (choice.finish_reason) finished.push(choice.index);
+      if (chunk.usage) completionTokens = chunk.usage.completion_tokens;
+    }
+    expect(finished.sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(completionTokens).toBe(18);
+  });
+
   it("embeddings dimensions halves the vector with unit norm; more than the model's is a 400", async () => {
     const full = await openai.embeddings.create({ model: TINY_EMBED_ID, input: "hello", encoding_format: "float" });
     const size = full.data[0]!.embedding.length;

@@ -113,20 +113,15 @@ export async function answerCompletion(
   }
 
   const start = (wave: readonly ChoiceCall[]) => wave.map((call) => call.run(controller.signal)[Symbol.asyncIterator]());
-  let iterators = start(waves[0]!);
-  const opened = await openStreamAfterFirst(reply, controller, iterators);
+  const firstWave = start(waves[0]!);
+  const opened = await openStreamAfterFirst(reply, controller, firstWave);
   if (!opened) return;
   const { sse } = opened;
   const usageField = options.includeUsage ? { usage: null } : {};
   try {
-    let firsts = opened.firsts;
     for (const [w, wave] of waves.entries()) {
-      if (w > 0) {
-        iterators = start(wave);
-        firsts = await Promise.all(iterators.map((iterator) => iterator.next()));
-      }
-      const running = iterators;
-      const firstSteps = firsts;
+      const running = w === 0 ? firstWave : start(wave);
+      const firstSteps = w === 0 ? opened.firsts : await Promise.all(running.map((iterator) => iterator.next()));
       await eachAtOnce(wave, w * CALLS_AT_ONCE, async (call, index, k) => {
         let isFirst = true;
         for (let step = firstSteps[k]!; !step.done; step = await running[k]!.next()) {
