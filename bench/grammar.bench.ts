@@ -1,7 +1,8 @@
 /**
  * JSON-schema-constrained generation (512 tokens) over gRPC versus node-llama-cpp called directly
  * with the same grammar, same model (the generated tiny llama, CPU, 1 thread, context 1024,
- * greedy), the baseline in a process of its own (directChat), alternating runs, medians. The
+ * greedy), the baseline in a process of its own (directChat), both warmed up (WARM_UP_CALLS in
+ * bench-kit.ts), alternating runs, medians. The
  * schema asks for more array items than fit in the token budget, so every run samples exactly
  * TOKENS tokens under the grammar.
  *

@@ -4,6 +4,8 @@
  *   sse_stream_ratio    tokens/s of /v1/chat/completions streamed over SSE / tokens/s of
  *                       node-llama-cpp called directly (median of alternating runs); target ≥ 0.95
  *   ttft_added_ms       time to first token over SSE minus direct (median)
+ *   ttft_added_first_calls_ms   the same over the first 10 calls after the model is loaded,
+ *                       before the warm-up (see WARM_UP_CALLS in bench-kit.ts); informational
  *   sse_after_first_token_ratio   the ratio from each stream's first token to its end: the
  *                       per-token cost and the stream's end, without the time to first token
  *   v0_models_rps       GET /v0/models requests/s with 50 concurrent keep-alive clients
@@ -70,6 +72,7 @@ async function measureSse(bench: BenchNode): Promise<Record<string, string | num
     sse_stream_ratio: comparison.ratio.toFixed(3),
     sse_after_first_token_ratio: comparison.afterFirstTokenRatio.toFixed(3),
     ttft_added_ms: comparison.ttftAdded.toFixed(2),
+    ttft_added_first_calls_ms: comparison.firstCallsTtftAdded.toFixed(2),
   };
 }
 
