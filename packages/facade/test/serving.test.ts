@@ -162,10 +162,12 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
     expect(text.trimEnd().endsWith("data: [DONE]")).toBe(true);
   }, 60_000);
 
-  it("keep_alive 0 unloads the model right after the answer", async () => {
-    const answer = await chat([{ role: "user", content: "hello" }], { keep_alive: 0 });
-    expect(answer.status).toBe(200);
-    expect(await eventually(async () => !(await isLoaded(TINY_CHAT_ID)), 2_000)).toBe(true);
+  it("keep_alive 0 (and a negative zero, \"-0\") unloads the model right after the answer", async () => {
+    for (const keepAlive of [0, "-0"]) {
+      const answer = await chat([{ role: "user", content: "hello" }], { keep_alive: keepAlive });
+      expect(answer.status).toBe(200);
+      expect(await eventually(async () => !(await isLoaded(TINY_CHAT_ID)), 2_000), `keep_alive ${JSON.stringify(keepAlive)}`).toBe(true);
+    }
   }, 30_000);
 
   it("keep_alive 0 with n choices loads the model once and unloads it after the last choice", async () => {

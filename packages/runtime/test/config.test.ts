@@ -61,6 +61,11 @@ describe("loadConfig", () => {
     ]);
     // Longer than any Node.js timer can wait (~24.8 days, which would fire after 1 ms): forever.
     expect([keepAlive("596h"), keepAlive("597h"), keepAlive("1000000000000"), keepAlive("-5m")]).toEqual([2_145_600_000, -1, -1, -1]);
+    // A negative zero is at once (Ollama reads "-0" so); a negative with a bad unit is an error, not forever.
+    expect([keepAlive("-0"), keepAlive("-0s"), keepAlive("-0.0"), keepAlive("-1h30m")]).toEqual([0, 0, 0, -1]);
+    expect(Object.is(keepAlive("-0"), 0)).toBe(true);
+    expect(() => keepAlive("-5parsecs")).toThrow(/LLMLB_KEEP_ALIVE = "-5parsecs"/);
+    expect(() => keepAlive("--5")).toThrow(/LLMLB_KEEP_ALIVE = "--5"/);
     expect(() => keepAlive("soon")).toThrow(/LLMLB_KEEP_ALIVE = "soon": expected a duration such as "5m"/);
     expect(() => keepAlive("5m later")).toThrow(/LLMLB_KEEP_ALIVE/);
     const contextSize = (value: string) => loadConfig({ env: { LLMLB_HOME: dir, LLMLB_CONTEXT_SIZE: value } }).contextSize;

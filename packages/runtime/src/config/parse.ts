@@ -127,7 +127,8 @@ const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h
 
 /**
  * Milliseconds from a number of seconds or text like "5m", "30s", "1h30m", "250ms"; a negative
- * value ("-1") means forever and comes back as -1.
+ * value ("-1", "-5m") means forever and comes back as -1. A negative zero ("-0", "-0s") is zero,
+ * as Ollama's Go durations read it: at once, not forever.
  */
 export const parseDuration: Parser<number> = (raw) => {
   const fail = () => new Error('expected a duration such as "5m", "30s", "1h" or seconds (0 = at once, -1 = forever)');
@@ -137,7 +138,11 @@ export const parseDuration: Parser<number> = (raw) => {
   }
   if (typeof raw !== "string") throw fail();
   const text = raw.trim().toLowerCase();
-  if (/^-\d+(\.\d+)?[a-z]*$/.test(text)) return -1;
+  if (text.startsWith("-")) {
+    // The magnitude follows the same grammar, so "-5 parsecs" is refused, not read as forever.
+    if (text.startsWith("--")) throw fail();
+    return parseDuration(text.slice(1)) === 0 ? 0 : -1;
+  }
   if (/^\d+(\.\d+)?$/.test(text)) return timerDuration(Number(text) * 1000);
   const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)];
   if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) throw fail();
@@ -149,7 +154,8 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Milliseconds, or -1 (forever) for a duration no timer can wait for: longer than MAX_TIMER_MS. */
 function timerDuration(ms: number): number {
-  return ms > MAX_TIMER_MS ? -1 : Math.round(ms);
+  // + 0: a negative zero (keep_alive: -0) is plain 0.
+  return ms > MAX_TIMER_MS ? -1 : Math.round(ms) + 0;
 }
 
 /** A context length in tokens, or "auto" (returned as 0): the largest that fits, up to the trained length. */
