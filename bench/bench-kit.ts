@@ -1,7 +1,6 @@
 /** Pieces the benchmarks share: statistics, the tiny model on a node, direct node-llama-cpp runs. */
 import { execFileSync, fork } from "node:child_process";
 import path from "node:path";
-import { InferenceEngine, silentLogger } from "@llmlb/runtime";
 import { allowedCpus, parseRunnerCpus, pinnedNode } from "../packages/runtime/src/host/cpu-affinity.js";
 import type { ChatResponse } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
 import { grpcJsClient, resolveModel, startTestNode, type TestNode } from "../testkit/node/index.js";
@@ -42,10 +41,9 @@ export function printFigures(figures: Record<string, string | number>): void {
 
 /**
  * The stream benchmarks run twice. Pinned: every generation, the baseline's and the node's, on
- * the same CPU: the node's inference runner there (LLMLB_RUNNER_CPUS) and the direct baseline's
- * process (directChat) too, taking turns; this process (the node's API, the clients) on another
- * CPU, where it stays. (Only the in-process engine of the runner figures, onGenerationCpu, moves
- * this process to the generation CPU for each of its runs.) The CPUs of a VM are not
+ * the same CPU: the node's inference runner there (LLMLB_RUNNER_CPUS) and the baselines'
+ * processes (directChat, engineBaseline) too, taking turns; this process (the node's API, the
+ * clients) on another CPU, where it stays. The CPUs of a VM are not
  * equal (here the second generates 4-5% faster than the first, which takes the machine's
  * interrupts), so the baseline and the runner must not be compared on different ones. Free: every thread wherever the OS puts it, as a node runs by
  * default; on a small VM this mostly measures where the scheduler happens to place
@@ -55,7 +53,7 @@ export function printFigures(figures: Record<string, string | number>): void {
 export interface CpuLayout {
   /** This process: the node's event loop, the clients. */
   node: string;
-  /** The node's inference runner and the direct baseline's process. */
+  /** The node's inference runner and the baselines' processes. */
   generation: string;
 }
 
@@ -114,10 +112,8 @@ export interface BenchNode {
   world: TinyWorld;
   node: TestNode;
   modelId: string;
-  /** The CPU of the node's inference runner and of the direct baseline when pinned. */
+  /** The CPU of the node's inference runner and of the baselines when pinned. */
   generationCpus?: string;
-  /** Runs `run` with this process on the runner's CPU when pinned (the in-process engine of the runner figures). */
-  onGenerationCpu<T>(run: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -131,20 +127,17 @@ export async function startBenchNode(env: Record<string, string> = {}, layout?: 
     node,
     modelId: TINY_CHAT_ID,
     ...(layout ? { generationCpus: layout.generation } : {}),
-    async onGenerationCpu(run) {
-      if (!layout) return run();
-      pinThisProcess(layout.generation);
-      try {
-        return await run();
-      } finally {
-        pinThisProcess(layout.node);
-      }
-    },
     async close() {
       await node.stop();
       await world.close();
     },
   };
+}
+
+/** A process that runs one timed generation per question (the baselines), pinned with the runner when the layout is. */
+export interface TimedProcess {
+  run(prompt: string, maxTokens: number): Promise<StreamRun>;
+  dispose(): Promise<void>;
 }
 
 /**
@@ -156,26 +149,46 @@ export async function startBenchNode(env: Record<string, string> = {}, layout?: 
  * node's API and the clients) never leaves its own CPU. Each run is timed inside that process, so
  * the baseline pays no process boundary.
  */
-export async function directChat(bench: BenchNode, contextSize = 1024, options: { jsonSchema?: object } = {}) {
+export async function directChat(bench: BenchNode, contextSize = 1024, options: { jsonSchema?: object } = {}): Promise<TimedProcess> {
   const { path: modelPath } = (await bench.node.runtime.store.getModel(bench.modelId))!;
-  const init = JSON.stringify({ modelPath, gpu: bench.node.config.gpu, contextSize, ...(options.jsonSchema ? { jsonSchema: options.jsonSchema } : {}) });
+  return timedProcess(bench, "direct-chat-process.ts", { modelPath, gpu: bench.node.config.gpu, contextSize, ...(options.jsonSchema ? { jsonSchema: options.jsonSchema } : {}) });
+}
+
+/**
+ * The node's InferenceEngine with the node's settings on the node's copy of the model, in a
+ * process of its own placed as the runner is (bench/engine-process.ts): the runner's calls
+ * without the process boundary, the baseline of the runner figures.
+ */
+export async function engineBaseline(bench: BenchNode, settings: { parallelism: number }): Promise<TimedProcess> {
+  const { config, resolver, engine } = bench.node.runtime;
+  const located = await resolver.locateModel(bench.modelId, { signal: AbortSignal.timeout(60_000), localOnly: true });
+  return timedProcess(bench, "engine-process.ts", {
+    located,
+    settings: {
+      gpu: config.gpu, threads: 1, memoryBudget: engine.memoryBudget, parallelism: settings.parallelism, queueSize: 64,
+      contextSize: config.contextSize, keepAliveMs: -1, streamIntervalMs: config.streamIntervalMs,
+    },
+  });
+}
+
+async function timedProcess(bench: BenchNode, file: string, init: object): Promise<TimedProcess> {
   const pinned = bench.generationCpus ? pinnedNode(bench.generationCpus) : undefined;
-  const child = fork(path.join(import.meta.dirname, "direct-chat-process.ts"), [init], {
+  const child = fork(path.join(import.meta.dirname, file), [JSON.stringify(init)], {
     ...(pinned ? { execPath: pinned.execPath } : {}),
     execArgv: [...(pinned?.prefixArgs ?? []), ...process.execArgv],
     serialization: "advanced",
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
-  const exited = new Promise<never>((_, reject) => child.once("exit", (code, signal) => reject(new Error(`the direct baseline process exited (${signal ?? code})`))));
+  const exited = new Promise<never>((_, reject) => child.once("exit", (code, signal) => reject(new Error(`the baseline process ${file} exited (${signal ?? code})`))));
   exited.catch(() => undefined);
   const answer = <T>() => Promise.race([new Promise<T>((resolve) => child.once("message", (m) => resolve(m as T))), exited]);
   await answer<{ ready: true }>();
   return {
-    async run(prompt: string, maxTokens: number): Promise<StreamRun> {
+    async run(prompt, maxTokens) {
       const done = answer<{ ok: true; result: StreamRun } | { ok: false; error: string }>();
       child.send({ t: "run", prompt, maxTokens });
       const outcome = await done;
-      if (!outcome.ok) throw new Error(`the direct baseline failed: ${outcome.error}`);
+      if (!outcome.ok) throw new Error(`the baseline process ${file} failed: ${outcome.error}`);
       return outcome.result;
     },
     async dispose() {
@@ -233,9 +246,9 @@ export async function compareToDirect(options: {
   tokens: number;
   repetitions: number;
   prompt: (i: number) => string;
-  direct: { run(prompt: string, maxTokens: number): Promise<StreamRun> };
+  direct: Pick<TimedProcess, "run">;
   measured: (prompt: number) => Promise<StreamRun>;
-}): Promise<ReturnType<typeof streamComparison> & { prompts: number[]; firstCallsTtftAdded: number }> {
+}): Promise<ReturnType<typeof streamComparison> & { firstCallsTtftAdded: number; runs: Awaited<ReturnType<typeof pairedRuns>> }> {
   const { tokens, prompt, direct, measured } = options;
   const warmUpPrompt = (call: number) => 1_000_000 + call;
   // The first call loads the model: it is in no figure.
@@ -252,21 +265,9 @@ export async function compareToDirect(options: {
   const runs = await pairedRuns({ ...options, direct: (i) => direct.run(prompt(i), tokens), measured });
   return {
     ...streamComparison(runs.direct, runs.measured),
-    prompts: runs.prompts,
+    runs,
     firstCallsTtftAdded: median(firstCalls.measured) - median(firstCalls.direct),
   };
-}
-
-/** The node's InferenceEngine run in this process on the node's copy of the model (no runner, no gRPC). */
-export async function inProcessEngine(bench: BenchNode, settings: { parallelism: number }) {
-  const { config, store, resolver } = bench.node.runtime;
-  const engine = new InferenceEngine({
-    settings: { gpu: config.gpu, threads: 1, memoryBudget: bench.node.runtime.engine.memoryBudget, parallelism: settings.parallelism, queueSize: 64, contextSize: config.contextSize, keepAliveMs: -1, streamIntervalMs: config.streamIntervalMs },
-    models: { locate: (id, options) => resolver.locateModel(id, options) },
-    adapters: { locate: (id) => store.adapterFile(id) },
-    logger: silentLogger(),
-  });
-  return { engine, close: () => engine.close() };
 }
 
 /** One Chat streamed over gRPC, timed as the direct baseline is: first delta, completion tokens from usage. */

@@ -1,8 +1,9 @@
 /**
  * Streaming overhead of our Chat over gRPC versus node-llama-cpp called directly, same model
  * (the generated tiny llama, CPU, 1 thread, context 1024, greedy, 512 tokens), the baseline in a
- * process of its own (directChat), both warmed up (WARM_UP_CALLS in bench-kit.ts), alternating runs, medians. The node runs in this process (model pulled from the HF stand-in);
- * the client is @grpc/grpc-js over h2c on loopback, one connection.
+ * process of its own (directChat), both warmed up (WARM_UP_CALLS in bench-kit.ts), alternating
+ * runs, medians. The node runs in this process (model pulled from the HF stand-in); the client is
+ * @grpc/grpc-js over h2c on loopback, one connection.
  *
  *   grpc_stream_ratio   tokens/s over gRPC (server streaming) / tokens/s direct; target ≥ 0.97
  *   ttft_added_ms       time to first token over gRPC minus direct; target ≤ 5 ms
@@ -16,13 +17,15 @@
  *                       acknowledges the runner's deltas while the runner generates, per token
  *                       (the engine called directly, no gRPC). CPU time, not wall time: on a
  *                       shared machine wall-time differences of a few µs per token drown in noise.
- *   runner_wall_us_per_token  wall time per token after the first, through the runner minus the
- *                       same InferenceEngine in this process (median of paired runs; noisy, and
- *                       negative when the engine inside this busy process is the slower one)
+ *   runner_stream_ratio       tokens/s of the engine called through the runner (no gRPC) / the
+ *                       same InferenceEngine, with the node's settings, in a process of its own
+ *                       placed as the runner is (engineBaseline: no boundary); warmed up, alternating
+ *   runner_wall_us_per_token  wall time per token after the first, through the runner minus that
+ *                       baseline (median of paired runs)
  *   runner_ttft_added_ms      the same comparison for the time to the first delta
  *
  * Measured twice (see CpuLayout in bench-kit.ts): the names above with every generation (the
- * baselines' and the runner's) on one CPU and this process on another between baseline runs, the
+ * baselines' and the runner's) on one CPU and this process on another, the
  * same names ending in _unpinned with every thread free.
  *
  *   node --conditions=source --import tsx bench/inference.bench.ts
@@ -30,7 +33,7 @@
 import { InferenceService } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
 import { grpcJsClient } from "../testkit/node/index.js";
 import {
-  compareToDirect, cpuMicros, directChat, grpcChatRun, inProcessEngine, median, pairedRuns, printInBothLayouts, tokensPerSecond,
+  compareToDirect, cpuMicros, directChat, engineBaseline, grpcChatRun, median, printInBothLayouts, tokensPerSecond,
   type BenchNode, type StreamRun,
 } from "./bench-kit.js";
 
@@ -47,7 +50,7 @@ async function measure(bench: BenchNode): Promise<Record<string, string | number
 
   const direct = await directChat(bench);
   const grpc = await compareToDirect({ label: "gRPC", tokens: TOKENS, repetitions: REPETITIONS, prompt, direct, measured: viaGrpc });
-  const { prompts } = grpc;
+  const { prompts } = grpc.runs;
 
   const parallelRates: number[] = [];
   const singleRates: number[] = [];
@@ -58,15 +61,15 @@ async function measure(bench: BenchNode): Promise<Record<string, string | number
     singleRates.push(tokensPerSecond(await viaGrpc(prompts[round % prompts.length]!)));
   }
 
-  // The runner's own cost: the same engine call through the process boundary and in this process.
-  const local = await inProcessEngine(bench, { parallelism: PARALLEL });
+  // The runner's own cost: the same engine call through the process boundary, and in a process of
+  // its own with no boundary (placed as the runner is), both warmed up and alternating.
   const cpuSpent = new Map<StreamRun, number>();
-  const viaEngine = async (engine: Pick<typeof bench.node.runtime.engine, "chat">, i: number): Promise<StreamRun> => {
+  const viaRunner = async (i: number): Promise<StreamRun> => {
     const cpuBefore = cpuMicros();
     const started = performance.now();
     let firstTokenMs = 0;
     let tokens = 0;
-    for await (const event of engine.chat({ modelId: bench.modelId, messages: [{ role: "user", content: prompt(i) }], temperature: 0, maxTokens: TOKENS })) {
+    for await (const event of bench.node.runtime.engine.chat({ modelId: bench.modelId, messages: [{ role: "user", content: prompt(i) }], temperature: 0, maxTokens: TOKENS })) {
       if (event.type === "delta" && firstTokenMs === 0) firstTokenMs = performance.now() - started;
       if (event.type === "end") tokens = event.usage.completionTokens;
     }
@@ -74,17 +77,13 @@ async function measure(bench: BenchNode): Promise<Record<string, string | number
     cpuSpent.set(run, cpuMicros() - cpuBefore);
     return run;
   };
-  await viaEngine(local.engine, 0);
-  const { direct: localRuns, measured: runnerRuns } = await pairedRuns({
-    label: "runner", tokens: TOKENS, repetitions: REPETITIONS,
-    direct: (i) => bench.onGenerationCpu(() => viaEngine(local.engine, i)),
-    measured: (i) => viaEngine(bench.node.runtime.engine, i),
-  });
+  const engineAlone = await engineBaseline(bench, { parallelism: PARALLEL });
+  const runner = await compareToDirect({ label: "runner", tokens: TOKENS, repetitions: REPETITIONS, prompt, direct: engineAlone, measured: viaRunner });
+  const { direct: engineRuns, measured: runnerRuns } = runner.runs;
   const afterFirst = (run: StreamRun) => run.ms - run.firstTokenMs;
   const runnerCpuUsPerToken = runnerRuns.reduce((sum, run) => sum + cpuSpent.get(run)!, 0) / (runnerRuns.length * TOKENS);
-  const runnerWallUsPerToken = median(runnerRuns.map((run, k) => ((afterFirst(run) - afterFirst(localRuns[k]!)) * 1000) / (TOKENS - 1)));
-  const runnerTtftAdded = median(runnerRuns.map((r) => r.firstTokenMs)) - median(localRuns.map((r) => r.firstTokenMs));
-  await local.close();
+  const runnerWallUsPerToken = median(runnerRuns.map((run, k) => ((afterFirst(run) - afterFirst(engineRuns[k]!)) * 1000) / (TOKENS - 1)));
+  await engineAlone.dispose();
   client.close();
   await direct.dispose();
 
@@ -100,9 +99,10 @@ async function measure(bench: BenchNode): Promise<Record<string, string | number
     parallel1_tokens_per_s: median(singleRates).toFixed(0),
     parallel4_tokens_per_s: median(parallelRates).toFixed(0),
     parallel4_vs_1: (median(parallelRates) / median(singleRates)).toFixed(2),
+    runner_stream_ratio: runner.ratio.toFixed(3),
     runner_ipc_us_per_token: runnerCpuUsPerToken.toFixed(1),
     runner_wall_us_per_token: runnerWallUsPerToken.toFixed(1),
-    runner_ttft_added_ms: runnerTtftAdded.toFixed(2),
+    runner_ttft_added_ms: runner.ttftAdded.toFixed(2),
   };
 }
 
