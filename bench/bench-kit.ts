@@ -1,6 +1,7 @@
 /** Pieces the benchmarks share: statistics, the tiny model on a node, direct node-llama-cpp runs. */
 import { execFileSync, fork } from "node:child_process";
 import path from "node:path";
+import { engineSettingsFrom } from "@llmlb/runtime";
 import { allowedCpus, parseRunnerCpus, pinnedNode } from "../packages/runtime/src/host/cpu-affinity.js";
 import type { ChatResponse } from "../packages/runtime/src/gen/llmlb/node/v1/inference_pb.js";
 import { grpcJsClient, resolveModel, startTestNode, type TestNode } from "../testkit/node/index.js";
@@ -10,11 +11,9 @@ import { median } from "./stats.js";
 
 export { median, percentile } from "./stats.js";
 
-export interface StreamRun {
-  tokens: number;
-  ms: number;
-  firstTokenMs: number;
-}
+import type { StreamRun } from "./timed-run.js";
+
+export type { StreamRun } from "./timed-run.js";
 
 export const tokensPerSecond = (run: StreamRun) => run.tokens / (run.ms / 1000);
 
@@ -159,16 +158,12 @@ export async function directChat(bench: BenchNode, contextSize = 1024, options: 
  * process of its own placed as the runner is (bench/engine-process.ts): the runner's calls
  * without the process boundary, the baseline of the runner figures.
  */
-export async function engineBaseline(bench: BenchNode, settings: { parallelism: number }): Promise<TimedProcess> {
+export async function engineBaseline(bench: BenchNode): Promise<TimedProcess> {
   const { config, resolver, engine } = bench.node.runtime;
   const located = await resolver.locateModel(bench.modelId, { signal: AbortSignal.timeout(60_000), localOnly: true });
-  return timedProcess(bench, "engine-process.ts", {
-    located,
-    settings: {
-      gpu: config.gpu, threads: 1, memoryBudget: engine.memoryBudget, parallelism: settings.parallelism, queueSize: 64,
-      contextSize: config.contextSize, keepAliveMs: -1, streamIntervalMs: config.streamIntervalMs,
-    },
-  });
+  // The runner's settings: the node's, with the budget it resolved at start; never unloaded between runs.
+  const settings = { ...engineSettingsFrom(config), memoryBudget: engine.memoryBudget, keepAliveMs: -1 };
+  return timedProcess(bench, "engine-process.ts", { located, settings });
 }
 
 async function timedProcess(bench: BenchNode, file: string, init: object): Promise<TimedProcess> {

@@ -7,6 +7,7 @@
  */
 import { LlamaChat, type ChatHistoryItem, type LlamaContext } from "node-llama-cpp";
 import { loadLlama, silentLogger } from "@llmlb/runtime";
+import { serveTimedRuns } from "./timed-run.js";
 
 interface Init {
   modelPath: string;
@@ -14,7 +15,6 @@ interface Init {
   contextSize: number;
   jsonSchema?: object;
 }
-type Ask = { t: "run"; prompt: string; maxTokens: number } | { t: "close" };
 
 const init = JSON.parse(process.argv[2] ?? "{}") as Init;
 const llama = await loadLlama(init.gpu, 1, silentLogger());
@@ -43,21 +43,8 @@ async function run(prompt: string, maxTokens: number) {
   return { tokens, ms: performance.now() - started, firstTokenMs };
 }
 
-process.on("message", (ask: Ask) => {
-  if (ask.t === "close") {
-    void (async () => {
-      await context.dispose();
-      await model.dispose();
-      await llama.dispose();
-      process.exit(0);
-    })();
-    return;
-  }
-  run(ask.prompt, ask.maxTokens).then(
-    (result) => process.send!({ ok: true, result }),
-    (err: unknown) => process.send!({ ok: false, error: String(err) }),
-  );
+serveTimedRuns(run, async () => {
+  await context.dispose();
+  await model.dispose();
+  await llama.dispose();
 });
-// A benchmark that dies takes its baseline with it.
-process.on("disconnect", () => process.exit(0));
-process.send!({ ready: true });

@@ -36,6 +36,7 @@ import {
   compareToDirect, cpuMicros, directChat, engineBaseline, grpcChatRun, median, printInBothLayouts, tokensPerSecond,
   type BenchNode, type StreamRun,
 } from "./bench-kit.js";
+import { timeGeneration } from "./timed-run.js";
 
 const TOKENS = 512;
 const REPETITIONS = 15;
@@ -66,18 +67,11 @@ async function measure(bench: BenchNode): Promise<Record<string, string | number
   const cpuSpent = new Map<StreamRun, number>();
   const viaRunner = async (i: number): Promise<StreamRun> => {
     const cpuBefore = cpuMicros();
-    const started = performance.now();
-    let firstTokenMs = 0;
-    let tokens = 0;
-    for await (const event of bench.node.runtime.engine.chat({ modelId: bench.modelId, messages: [{ role: "user", content: prompt(i) }], temperature: 0, maxTokens: TOKENS })) {
-      if (event.type === "delta" && firstTokenMs === 0) firstTokenMs = performance.now() - started;
-      if (event.type === "end") tokens = event.usage.completionTokens;
-    }
-    const run = { tokens, ms: performance.now() - started, firstTokenMs };
+    const run = await timeGeneration(bench.node.runtime.engine.chat({ modelId: bench.modelId, messages: [{ role: "user", content: prompt(i) }], temperature: 0, maxTokens: TOKENS }));
     cpuSpent.set(run, cpuMicros() - cpuBefore);
     return run;
   };
-  const engineAlone = await engineBaseline(bench, { parallelism: PARALLEL });
+  const engineAlone = await engineBaseline(bench);
   const runner = await compareToDirect({ label: "runner", tokens: TOKENS, repetitions: REPETITIONS, prompt, direct: engineAlone, measured: viaRunner });
   const { direct: engineRuns, measured: runnerRuns } = runner.runs;
   const afterFirst = (run: StreamRun) => run.ms - run.firstTokenMs;
