@@ -21,7 +21,12 @@ const MIN_PIECE = 1 << 20;
 const MAX_PIECE = 16 << 20;
 /** Dirty bytes after which writeback is started, so the final fsync has little left to do. */
 const SYNC_EVERY_BYTES = 64 << 20;
-const STATE_SAVE_MS = 1_000;
+/**
+ * How often the record of the bytes written is saved (after an fdatasync of them). A crash loses
+ * what arrived since the last save: at 1 s, four connections at 24 MiB/s each lost up to ~90 MiB a
+ * kill, as much as starting over.
+ */
+const STATE_SAVE_MS = 250;
 
 export interface FileTransferOptions {
   http: HttpClient;
