@@ -79,12 +79,15 @@ describe("the source chain", () => {
       const err = await failure(stack.resolver.resolve({ modelId: "nowhere" }));
       // HF really failed, the router simply does not have it: the hub's error is the answer.
       expect(err).toMatchObject({ code: Code.NotFound, reason: "REPO_NOT_FOUND" });
+      // Each source is named once, before its own reason.
+      expect(err.message).toMatch(/\(other sources: local: not in the store[^;]*; router-proxy: http:\/\/127\.0\.0\.1:\d+ does not have it\)$/);
+      expect(err.message).not.toMatch(/(local|router-proxy): \1:/);
       await router.down({ mode: "503" });
       const both = await failure(stack.resolver.resolve({ modelId: "nowhere" }));
       expect(both).toMatchObject({ code: Code.Unavailable, reason: "ALL_SOURCES_FAILED" });
       expect(both.message).toMatch(/huggingface: repository org\/none does not exist.*router-proxy: no router could serve nowhere/);
       expect(JSON.parse(both.metadata.sources!)).toEqual([
-        expect.objectContaining({ source: "local", code: "NOT_HERE" }),
+        expect.objectContaining({ source: "local", code: "NOT_HERE", reason: expect.stringMatching(/^not in the store/) }),
         expect.objectContaining({ source: "huggingface", code: "REPO_NOT_FOUND" }),
         expect.objectContaining({ source: "router-proxy", code: "SOURCE_UNAVAILABLE" }),
       ]);

@@ -248,7 +248,7 @@ export class Resolver {
         continue;
       }
       if (located.type === "not-here") {
-        fail({ source: source.name, code: located.code ?? "NOT_HERE", reason: `${source.name}: ${located.reason}`, notHere: true });
+        fail({ source: source.name, code: located.code ?? "NOT_HERE", reason: located.reason, notHere: true });
         continue;
       }
       try {

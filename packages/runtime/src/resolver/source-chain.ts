@@ -26,7 +26,7 @@ export class SourceFailedError extends Error {
 export function failureOf(source: string, err: unknown): SourceFailure {
   if (err instanceof SourceFailedError) return err.failure;
   if (err instanceof LlmlbError) return { source, code: err.reason, reason: err.message, notHere: false, error: err };
-  return { source, code: "SOURCE_ERROR", reason: `${source} failed: ${(err as Error)?.message ?? String(err)}`, notHere: false };
+  return { source, code: "SOURCE_ERROR", reason: `failed: ${(err as Error)?.message ?? String(err)}`, notHere: false };
 }
 
 class PluginTimeout extends Error {}
