@@ -200,6 +200,11 @@ describe("llmlb-node CLI", () => {
 
     const unload = await cli(["unload", TINY_CHAT_ID], env);
     expect(unload.stdout).toBe(`unloaded ${TINY_CHAT_ID}\n`);
+    const again = await cli(["unload", TINY_CHAT_ID], env);
+    expect([again.code, again.stdout]).toEqual([0, `${TINY_CHAT_ID} was not loaded\n`]);
+    const mistyped = await cli(["unload", "tiny-chatt"], env);
+    expect(mistyped.code).toBe(1);
+    expect(mistyped.stderr).toMatch(/^llmlb-node: model tiny-chatt is neither in supported_models\.json nor registered; .+ \(MODEL_NOT_SUPPORTED\)\n$/);
     expect(JSON.parse((await cli(["ps", "--json"], env)).stdout)).toMatchObject({ models: [] });
     expect((await cli(["ps"], env)).stdout).toMatch(/^no model is loaded \(memory budget \S+ \S+\); models load on their first request or with llmlb-node load <id>\n$/);
 
