@@ -403,6 +403,14 @@ describe("logprobs, n, completions, embeddings, strict fields", () => {
     expect((tooMany.json as ErrorBody).error.param).toBe("dimensions");
   });
 
+  it("an embeddings error about one input names it as sent (input, input[i]), not by the gRPC field", async () => {
+    const single = await post("/v1/embeddings", { model: TINY_EMBED_ID, input: "" });
+    expect(single.status).toBe(400);
+    expect((single.json as ErrorBody).error).toMatchObject({ param: "input", message: "input is empty" });
+    const listed = await post("/v1/embeddings", { model: TINY_EMBED_ID, input: ["hello", ""] });
+    expect((listed.json as ErrorBody).error).toMatchObject({ param: "input[1]", message: "input[1] is empty" });
+  });
+
   it("a field the node does not implement is a 400 naming it, at any depth", async () => {
     const top = await post("/v1/chat/completions", { ...ask, service_tier: "flex" });
     expect(top.status).toBe(400);

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { LlmlbError, fromConnectError } from "@llmlb/runtime";
 import { ModelState, type Model } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import type { NodeClients } from "../../clients.js";
 import { chatRequest } from "./chat-request.js";
@@ -163,12 +164,16 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
   app.post<{ Body: EmbeddingBody }>("/v1/embeddings", { schema: { body: embeddingBody } }, async (request) => {
     const body = request.body;
     const inputs = Array.isArray(body.input) ? body.input : [body.input];
-    const res = await clients.inference.embed({
-      modelId: body.model,
-      inputs,
-      noWait: body.wait_for_model === false,
-      ...(body.dimensions !== undefined ? { dimensions: body.dimensions } : {}),
-    });
+    const res = await clients.inference
+      .embed({
+        modelId: body.model,
+        inputs,
+        noWait: body.wait_for_model === false,
+        ...(body.dimensions !== undefined ? { dimensions: body.dimensions } : {}),
+      })
+      .catch((err: unknown) => {
+        throw namedAsSent(err, typeof body.input === "string");
+      });
     const base64 = body.encoding_format === "base64";
     return {
       object: "list",
@@ -217,4 +222,16 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
     const { content } = await clients.inference.detokenize({ modelId: request.body.model, tokens: request.body.tokens });
     return { content };
   });
+}
+
+/**
+ * The engine names EmbedRequest's field, `inputs`; an OpenAI client sent `input`, a string or a
+ * list. An error about one of the inputs names it as the client wrote it.
+ */
+function namedAsSent(err: unknown, single: boolean): unknown {
+  const error = fromConnectError(err);
+  const field = error.metadata.field;
+  if (!field?.startsWith("inputs[")) return err;
+  const asSent = single ? "input" : field.replace(/^inputs/, "input");
+  return new LlmlbError(error.reason, error.message.replace(field, asSent), { ...error.metadata, field: asSent }, { cause: err });
 }
