@@ -110,6 +110,18 @@ describe("RegisterModel against the Hugging Face stand-in", () => {
     expect(await failure(world.node.catalog.registerModel(register({ repo: NO_GGUF_REPO })))).toMatchObject({ code: Code.FailedPrecondition, reason: "NO_GGUF_FILES" });
     expect(await failure(world.node.catalog.registerModel(register({ repo: "https://example.com/a/b" })))).toMatchObject({ code: Code.InvalidArgument, reason: "INVALID_REPO" });
     expect(await failure(world.node.catalog.registerModel(register({ repo: CHAT_REPO, id: "Bad/../id" })))).toMatchObject({ reason: "INVALID_MODEL_ID" });
+    expect(await failure(world.node.catalog.registerModel(register({ repo: CHAT_REPO, filename: "tiny-chat-Q4_K_M.bin" })))).toMatchObject({
+      reason: "INVALID_ARGUMENT",
+      message: 'filename "tiny-chat-Q4_K_M.bin" is not a GGUF file (its name must end in .gguf)',
+      metadata: { field: "filename" },
+    });
+    for (const filename of ["../tiny-chat-Q4_K_M.gguf", "sub/./tiny-chat-Q4_K_M.gguf"]) {
+      expect(await failure(world.node.catalog.registerModel(register({ repo: CHAT_REPO, filename })))).toMatchObject({
+        reason: "INVALID_ARGUMENT",
+        message: expect.stringMatching(/has a '\.' or '\.\.' segment; give the file's path inside the repository/),
+        metadata: { field: "filename" },
+      });
+    }
   });
 
   it("refuses an id the catalog already has with ALREADY_EXISTS", async () => {

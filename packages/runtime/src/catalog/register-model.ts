@@ -32,8 +32,11 @@ export async function planRegistration(input: RegisterInput, hub: HubClient, sig
     throw new LlmlbError("INVALID_ARGUMENT", `the URL names ${fileFromUrl} but filename says ${fileGiven}; give one of them`, { repo: ref.repo });
   }
   const filename = fileGiven || fileFromUrl;
-  if (filename && (!isGguf(filename) || filename.split("/").includes(".."))) {
-    throw new LlmlbError("INVALID_ARGUMENT", `filename ${JSON.stringify(filename)} is not a .gguf file of the repository`, { repo: ref.repo });
+  if (filename && !isGguf(filename)) {
+    throw new LlmlbError("INVALID_ARGUMENT", `filename ${JSON.stringify(filename)} is not a GGUF file (its name must end in .gguf)`, { repo: ref.repo, field: "filename" });
+  }
+  if (filename?.split("/").some((segment) => segment === "." || segment === "..")) {
+    throw new LlmlbError("INVALID_ARGUMENT", `filename ${JSON.stringify(filename)} has a '.' or '..' segment; give the file's path inside the repository (e.g. "sub/model-Q4_K_M.gguf")`, { repo: ref.repo, field: "filename" });
   }
   const revision = input.revision.trim() || ref.revision || undefined;
   if (input.contextLength !== 0 && (input.contextLength < 256 || input.contextLength > 16_777_216)) {
