@@ -110,6 +110,15 @@ describe("llmlb-node CLI", () => {
     const table = await cli(["ls"], env);
     expect(table.stdout).toMatch(/^ID\s+STATE\s+SIZE\s+SOURCE\s+VERIFIED\s+PATH/m);
     expect(table.stdout).toMatch(new RegExp(`^${BIG_ID}\\s+ready\\s+8\\.0 MiB\\s+huggingface\\s+yes\\s+`, "m"));
+    // --state takes any case and the REST alias "downloaded"; an unknown state is a usage error listing them.
+    for (const state of ["READY", "downloaded"]) {
+      const filtered = JSON.parse((await cli(["ls", "--state", state, "--json"], env)).stdout) as Array<{ id: string }>;
+      expect(filtered.map((m) => m.id)).toContain(BIG_ID);
+    }
+    expect(JSON.parse((await cli(["ls", "--state", "failed", "--json"], env)).stdout)).toEqual([]);
+    const bogus = await cli(["ls", "--state", "bogus"], env);
+    expect(bogus.code).toBe(2);
+    expect(bogus.stderr).toMatch(/option '--state <state>' argument 'bogus' is invalid\. expected one of available, downloading, ready, downloaded, loaded, failed, unsupported/);
   });
 
   it("pull draws a progress bar on a terminal", async () => {

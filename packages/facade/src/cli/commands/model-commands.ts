@@ -1,6 +1,7 @@
-import type { Command } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
 import { LlmlbError } from "@llmlb/runtime";
-import { modelJson } from "../../http/v0/model-json.js";
+import type { ModelState } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
+import { STATE_NAMES, modelJson, stateFromName } from "../../http/v0/model-json.js";
 import { withNode, wantsJson } from "../command-context.js";
 import { bytes, printJson, printTable } from "../output.js";
 
@@ -9,11 +10,11 @@ export function registerModelCommands(program: Command): void {
   program
     .command("ls")
     .description("list models with their state, size, where they came from and path")
-    .option("--state <state>", "only models in this state (available, downloading, ready, loaded, failed)")
+    .addOption(new Option("--state <state>", `only models in this state (${STATE_NAMES.join(", ")})`).argParser(parseState))
     .option("--all", "include models that are not on disk (default: only downloaded or downloading)")
     .option("--json", "print JSON")
     .addHelpText("after", "\nExamples:\n  llmlb-node ls\n  llmlb-node ls --all --json | jq '.[].id'\n")
-    .action(async (opts: { state?: string; all?: boolean }, command: Command) => {
+    .action(async (opts: { state?: ModelState; all?: boolean }, command: Command) => {
       await withNode(command, async ({ clients }) => {
         const models = [];
         let pageToken = "";
@@ -22,7 +23,7 @@ export function registerModelCommands(program: Command): void {
           models.push(...page.models.map(modelJson));
           pageToken = page.nextPageToken;
         } while (pageToken);
-        const shown = models.filter((m) => (opts.state ? m.state === opts.state.toLowerCase() : opts.all || m.state !== "available"));
+        const shown = models.filter((m) => (opts.state !== undefined ? stateFromName(m.state) === opts.state : opts.all || m.state !== "available"));
         if (wantsJson(command)) return printJson(shown);
         printTable(
           shown.map((m) => ({
@@ -96,4 +97,11 @@ export function registerModelCommands(program: Command): void {
         for (const warning of res.warnings) process.stderr.write(`warning: ${warning}\n`);
       });
     });
+}
+
+/** A --state value, in any case; anything else is a usage error listing the states. */
+function parseState(value: string): ModelState {
+  const state = stateFromName(value);
+  if (state === undefined) throw new InvalidArgumentError(`expected one of ${STATE_NAMES.join(", ")}`);
+  return state;
 }
