@@ -72,6 +72,9 @@ describe("loadConfig", () => {
     expect(loadConfig({ env: { LLMLB_HOME: dir } }).contextSize).toBe(0);
     expect([contextSize("auto"), contextSize("AUTO"), contextSize("16384")]).toEqual([0, 0, 16_384]);
     expect(() => contextSize("big")).toThrow(/LLMLB_CONTEXT_SIZE = "big": expected "auto" or a number of tokens/);
+    // A context shorter than a registration may have (256) would refuse every chat; 0 still means auto.
+    expect([contextSize("0"), contextSize("256")]).toEqual([0, 256]);
+    expect(() => contextSize("12")).toThrow(/LLMLB_CONTEXT_SIZE = "12": expected "auto" or a number of tokens from 256 to 16777216/);
   });
 
   it("names the variable, the value and what was expected when a value is bad", () => {
@@ -91,6 +94,16 @@ describe("loadConfig", () => {
     expect(() => cpus("one")).toThrow(/LLMLB_RUNNER_CPUS = "one": expected CPU numbers and ranges such as 1 or 1-3/);
     expect(() => cpus("0-4000000000")).toThrow(/LLMLB_RUNNER_CPUS = "0-4000000000": CPU 4000000000 is beyond the 8192 CPUs Linux can number/);
     expect(() => cpus("4095")).toThrow(/LLMLB_RUNNER_CPUS = "4095": CPU 4095 is not one this machine lets the node use \(0/);
+    // Thousands of CPUs outside the machine read as ranges, not as a list of every number.
+    const many = (() => {
+      try {
+        cpus("0-8191");
+      } catch (err) {
+        return (err as Error).message;
+      }
+    })();
+    expect(many).toMatch(/CPU [\d,-]*\d+-8191 are not ones this machine lets the node use \([\d,-]+\)$/);
+    expect(many!.length).toBeLessThan(300);
   });
 
   it("takes a redis:// or postgres:// LLMLB_STATE_URL and says which schemes it accepts otherwise, never echoing the URL", () => {

@@ -1,3 +1,4 @@
+import { MAX_CONTEXT_LENGTH, MIN_CONTEXT_LENGTH } from "../config/parse.js";
 import { LlmlbError } from "../errors/index.js";
 import type { RegisterModelRequest } from "../gen/llmlb/node/v1/catalog_pb.js";
 import { MAX_ID_LENGTH, validateModelId } from "../store/model-id.js";
@@ -39,8 +40,8 @@ export async function planRegistration(input: RegisterInput, hub: HubClient, sig
     throw new LlmlbError("INVALID_ARGUMENT", `filename ${JSON.stringify(filename)} has a '.' or '..' segment; give the file's path inside the repository (e.g. "sub/model-Q4_K_M.gguf")`, { repo: ref.repo, field: "filename" });
   }
   const revision = input.revision.trim() || ref.revision || undefined;
-  if (input.contextLength !== 0 && (input.contextLength < 256 || input.contextLength > 16_777_216)) {
-    throw new LlmlbError("INVALID_ARGUMENT", `context_length ${input.contextLength} is out of range; give 256 to 16777216 tokens, or 0 for the node's LLMLB_CONTEXT_SIZE`, { field: "context_length" });
+  if (input.contextLength !== 0 && (input.contextLength < MIN_CONTEXT_LENGTH || input.contextLength > MAX_CONTEXT_LENGTH)) {
+    throw new LlmlbError("INVALID_ARGUMENT", `context_length ${input.contextLength} is out of range; give ${MIN_CONTEXT_LENGTH} to ${MAX_CONTEXT_LENGTH} tokens, or 0 for the node's LLMLB_CONTEXT_SIZE`, { field: "context_length" });
   }
   const explicitId = input.id.trim();
   if (explicitId) validateModelId(explicitId);

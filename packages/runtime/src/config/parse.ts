@@ -159,13 +159,24 @@ function timerDuration(ms: number): number {
 }
 
 /** A context length in tokens, or "auto" (returned as 0): the largest that fits, up to the trained length. */
+/**
+ * Tokens per sequence a setting or a registration may ask for. Below the minimum no chat template
+ * and question fit; above the maximum (not an assert in llama.cpp) every size estimate overflows.
+ */
+export const MIN_CONTEXT_LENGTH = 256;
+export const MAX_CONTEXT_LENGTH = 1 << 24;
+
 export const parseContextSize: Parser<number> = (raw) => {
   if (typeof raw === "string" && raw.trim().toLowerCase() === "auto") return 0;
+  const expected = `expected "auto" or a number of tokens from ${MIN_CONTEXT_LENGTH} to ${MAX_CONTEXT_LENGTH} such as 16384`;
+  let tokens: number;
   try {
-    return parseInteger(0, 1 << 24)(raw);
+    tokens = parseInteger(0, MAX_CONTEXT_LENGTH)(raw);
   } catch {
-    throw new Error('expected "auto" or a number of tokens such as 16384');
+    throw new Error(expected);
   }
+  if (tokens !== 0 && tokens < MIN_CONTEXT_LENGTH) throw new Error(expected);
+  return tokens;
 };
 
 export function formatDuration(ms: number): string {

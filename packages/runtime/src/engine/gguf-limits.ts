@@ -1,3 +1,4 @@
+import { MAX_CONTEXT_LENGTH } from "../config/parse.js";
 import { GgufFormatError, type GgufMetaValue, type GgufScalar } from "./gguf-structure.js";
 import { LLAMA_ARCHITECTURES } from "./llama-architectures.js";
 
@@ -7,8 +8,6 @@ import { LLAMA_ARCHITECTURES } from "./llama-architectures.js";
  */
 export const LLAMA_MAX_LAYERS = 512;
 export const LLAMA_MAX_EXPERTS = 1024;
-/** Not an assert in llama.cpp, but a context this long makes every size estimate overflow. */
-export const MAX_CONTEXT_LENGTH = 1 << 24;
 const ROPE_SCALING_TYPES = new Set(["none", "linear", "yarn", "longrope"]);
 /** Architectures without attention/feed-forward hyperparameters (state-space and RWKV models). */
 const RECURRENT_ARCHITECTURES = new Set(["mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7"]);

@@ -22,6 +22,18 @@ export function expandCpuList(list: string): number[] {
   return [...cpus].sort((a, b) => a - b);
 }
 
+/** Sorted CPU numbers as a Linux CPU list, runs joined into ranges: [0, 1, 2, 5] → "0-2,5". */
+export function formatCpuList(cpus: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < cpus.length; ) {
+    let j = i;
+    while (j + 1 < cpus.length && cpus[j + 1] === cpus[j]! + 1) j++;
+    parts.push(j === i ? String(cpus[i]) : `${cpus[i]}-${cpus[j]}`);
+    i = j + 1;
+  }
+  return parts.join(",");
+}
+
 /** The CPUs this process may run on (its affinity: a container's cpuset, a taskset around the node). */
 export function allowedCpus(): number[] {
   try {
@@ -77,7 +89,8 @@ export const parseRunnerCpus: Parser<string> = (raw) => {
   const usable = usableCpus();
   const outside = cpus.filter((cpu) => !usable.includes(cpu));
   if (outside.length > 0) {
-    throw new Error(`CPU ${outside.join(", ")} is not one this machine lets the node use (${usable.join(",")})`);
+    const which = outside.length === 1 ? "is not one" : "are not ones";
+    throw new Error(`CPU ${formatCpuList(outside)} ${which} this machine lets the node use (${formatCpuList(usable)})`);
   }
   taskset(); // on PATH now, or the node refuses to start
   return cpus.join(",");
