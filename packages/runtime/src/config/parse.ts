@@ -158,7 +158,6 @@ function timerDuration(ms: number): number {
   return ms > MAX_TIMER_MS ? -1 : Math.round(ms) + 0;
 }
 
-/** A context length in tokens, or "auto" (returned as 0): the largest that fits, up to the trained length. */
 /**
  * Tokens per sequence a setting or a registration may ask for. Below the minimum no chat template
  * and question fit; above the maximum (not an assert in llama.cpp) every size estimate overflows.
@@ -166,6 +165,7 @@ function timerDuration(ms: number): number {
 export const MIN_CONTEXT_LENGTH = 256;
 export const MAX_CONTEXT_LENGTH = 1 << 24;
 
+/** A context length in tokens, or "auto" (returned as 0): the largest that fits, up to the trained length. */
 export const parseContextSize: Parser<number> = (raw) => {
   if (typeof raw === "string" && raw.trim().toLowerCase() === "auto") return 0;
   const expected = `expected "auto" or a number of tokens from ${MIN_CONTEXT_LENGTH} to ${MAX_CONTEXT_LENGTH} such as 16384`;
