@@ -156,4 +156,28 @@ describe("POST /v1/responses with the openai SDK", () => {
     expect(image.message).toContain("text only");
     expect((await refused({ input: [{ type: "function_call_output", output: "x" }] })).param).toBe("input[0].call_id");
   });
+
+  it("names the input item a refused message came from, never the chat message it became", async () => {
+    const refused = async (body: Record<string, unknown>) => {
+      const res = await fetch(`${node.httpUrl}/v1/responses`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...greedy, ...body }) });
+      expect(res.status).toBe(400);
+      return ((await res.json()) as { error: { param: string | null; message: string } }).error;
+    };
+    // Instructions become message 0 and the two function calls one assistant message: the bad
+    // arguments are the third input item's.
+    const calls = await refused({
+      instructions: "be brief",
+      input: [
+        { role: "user", content: "weather?" },
+        { type: "function_call", call_id: "c1", name: "get_weather", arguments: '{"city":"Paris"}' },
+        { type: "function_call", call_id: "c2", name: "get_weather", arguments: "{not json" },
+        { type: "function_call_output", call_id: "c1", output: "sunny" },
+        { type: "function_call_output", call_id: "c2", output: "rain" },
+      ],
+    });
+    expect(calls).toMatchObject({ param: "input[2].arguments", message: "input[2].arguments is not valid JSON" });
+    const long = await refused({ input: "word ".repeat(3000) });
+    expect(long.param).toBe("input");
+    expect(long.message).toMatch(/^input: the prompt has more than \d+ tokens/);
+  });
 });

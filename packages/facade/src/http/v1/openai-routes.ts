@@ -1,8 +1,8 @@
 import type { FastifyInstance } from "fastify";
-import { LlmlbError, fromConnectError } from "@llmlb/runtime";
 import { ModelState, type Model } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import type { NodeClients } from "../../clients.js";
 import { chatRequest } from "./chat-request.js";
+import { withFieldAsSent } from "./field-as-sent.js";
 import { answerCompletion, openAiLogprob, type ChoiceCall, type CompletionShape, type Delta, type StreamedLogprob } from "./completion-stream.js";
 import { choiceSampling, keepAliveField, samplingFields } from "./sampling.js";
 import { modelFacts } from "../../router/node-facts.js";
@@ -172,7 +172,8 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
         ...(body.dimensions !== undefined ? { dimensions: body.dimensions } : {}),
       })
       .catch((err: unknown) => {
-        throw namedAsSent(err, typeof body.input === "string");
+        // EmbedRequest's field is `inputs`; the client sent `input`, a string or a list.
+        throw withFieldAsSent(err, (field) => (!field.startsWith("inputs[") ? undefined : typeof body.input === "string" ? "input" : field.replace(/^inputs/, "input")));
       });
     const base64 = body.encoding_format === "base64";
     return {
@@ -222,16 +223,4 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
     const { content } = await clients.inference.detokenize({ modelId: request.body.model, tokens: request.body.tokens });
     return { content };
   });
-}
-
-/**
- * The engine names EmbedRequest's field, `inputs`; an OpenAI client sent `input`, a string or a
- * list. An error about one of the inputs names it as the client wrote it.
- */
-function namedAsSent(err: unknown, single: boolean): unknown {
-  const error = fromConnectError(err);
-  const field = error.metadata.field;
-  if (!field?.startsWith("inputs[")) return err;
-  const asSent = single ? "input" : field.replace(/^inputs/, "input");
-  return new LlmlbError(error.reason, error.message.replace(field, asSent), { ...error.metadata, field: asSent }, { cause: err });
 }

@@ -7,6 +7,7 @@ import type { NodeClients } from "../../clients.js";
 import { httpErrorOf } from "../error-mapping.js";
 import { abortWhenClientLeaves, accumulate, emptyResult, openStreamAfterFirst, type ChoiceResult, type Delta } from "./completion-stream.js";
 import { outputFormat, toolChoice, toolDefinition } from "./chat-request.js";
+import { streamWithFieldsAsSent } from "./field-as-sent.js";
 import { samplingFields } from "./sampling.js";
 import { responsesBody, type ResponsesBody, type ResponsesInputItem } from "./responses-schema.js";
 
@@ -18,16 +19,22 @@ const newId = (prefix: string) => `${prefix}_${randomBytes(16).toString("hex")}`
 /** POST /v1/responses: OpenAI's Responses API (stateless) over the same Chat call as /v1/chat/completions. */
 export function registerResponsesRoute(app: FastifyInstance, clients: NodeClients): void {
   app.post<{ Body: ResponsesBody }>("/v1/responses", { schema: { body: responsesBody } }, (request, reply) => {
-    const chat = chatRequestOf(request.body);
-    return answerResponse(request, reply, (signal) => clients.inference.chat(chat, { signal }));
+    const { chat, fieldAsSent } = chatRequestOf(request.body);
+    return answerResponse(request, reply, (signal) => streamWithFieldsAsSent(clients.inference.chat(chat, { signal }), fieldAsSent));
   });
 }
 
-/** A Responses body as a ChatRequest: instructions first, then the input items as messages. */
-export function chatRequestOf(body: ResponsesBody): ChatRequestInit {
+/**
+ * A Responses body as a ChatRequest: instructions first, then the input items as messages. And
+ * for an error's field, the Responses field it came from (`messages[2].tool_calls[0].arguments`
+ * was sent as `input[3].arguments`).
+ */
+export function chatRequestOf(body: ResponsesBody): { chat: ChatRequestInit; fieldAsSent: (field: string) => string | undefined } {
   const format = body.text?.format;
   const effort = body.reasoning?.effort;
-  return {
+  const input = inputMessages(body.input);
+  const origins: MessageOrigin[] = [...(body.instructions ? [{ from: "instructions" as const, calls: [] }] : []), ...input.origins];
+  const chat: ChatRequestInit = {
     ...samplingFields({
       model: body.model,
       max_tokens: body.max_output_tokens,
@@ -37,7 +44,7 @@ export function chatRequestOf(body: ResponsesBody): ChatRequestInit {
       ...(body.wait_for_model !== undefined ? { wait_for_model: body.wait_for_model } : {}),
       ...(body.keep_alive !== undefined ? { keep_alive: body.keep_alive } : {}),
     }),
-    messages: [...(body.instructions ? [{ role: "system", content: body.instructions }] : []), ...inputMessages(body.input)],
+    messages: [...(body.instructions ? [{ role: "system", content: body.instructions }] : []), ...input.messages],
     tools: (body.tools ?? []).map(toolDefinition),
     ...(body.tool_choice !== undefined ? { toolChoice: toolChoice(body.tool_choice) } : {}),
     ...(body.parallel_tool_calls != null ? { parallelToolCalls: body.parallel_tool_calls } : {}),
@@ -45,6 +52,33 @@ export function chatRequestOf(body: ResponsesBody): ChatRequestInit {
     // "none" turns thinking off; "minimal" is the least this node's effort levels offer.
     ...(effort ? { reasoning: effort === "none" ? { effort: "", enabled: false } : { effort: effort === "minimal" ? "low" : effort } } : {}),
   };
+  return { chat, fieldAsSent: (field) => inputFieldOf(field, origins) };
+}
+
+/** Where a chat message came from: the instructions, the input string, or the input item that started it (and its function_call items). */
+interface MessageOrigin {
+  from: "instructions" | "input" | number;
+  /** The input item of each of the message's tool calls. */
+  calls: number[];
+}
+
+/** The names a message's fields have in a Responses input item. */
+const ITEM_FIELDS: Record<string, string> = { tool_call_id: "call_id", id: "call_id" };
+
+function inputFieldOf(field: string, origins: readonly MessageOrigin[]): string | undefined {
+  if (field === "messages") return "input";
+  const match = /^messages\[(\d+)\](?:\.tool_calls\[(\d+)\])?(?:\.([a-z_]+))?(.*)$/.exec(field);
+  const origin = match ? origins[Number(match[1])] : undefined;
+  if (!match || !origin) return undefined;
+  const [, , call, name, rest] = match;
+  const named = name ? `.${ITEM_FIELDS[name] ?? name}${rest}` : rest;
+  if (call !== undefined) {
+    const item = origin.calls[Number(call)];
+    return item === undefined ? undefined : `input[${item}]${named}`;
+  }
+  if (origin.from === "instructions") return "instructions";
+  if (origin.from === "input") return "input";
+  return `input[${origin.from}]${named}`;
 }
 
 /** A chat message being built from input items. */
@@ -60,16 +94,21 @@ interface Turn {
  * Input items as chat messages: a function_call joins the assistant turn before it (or starts
  * one), its output is a tool message, and reasoning sent back goes with the next assistant turn.
  */
-function inputMessages(input: ResponsesBody["input"]): ChatMessageInit[] {
-  if (typeof input === "string") return [{ role: "user", content: input }];
+function inputMessages(input: ResponsesBody["input"]): { messages: ChatMessageInit[]; origins: MessageOrigin[] } {
+  if (typeof input === "string") return { messages: [{ role: "user", content: input }], origins: [{ from: "input", calls: [] }] };
   const messages: Turn[] = [];
+  const origins: MessageOrigin[] = [];
+  const push = (turn: Turn, i: number) => {
+    messages.push(turn);
+    origins.push({ from: i, calls: [] });
+  };
   let reasoning = "";
-  const assistantTurn = (): Turn => {
+  const assistantTurn = (i: number): Turn => {
     const last = messages.at(-1);
     if (last?.role === "assistant") return last;
     const turn: Turn = { role: "assistant", content: "", toolCalls: [], ...(reasoning ? { reasoning } : {}) };
     reasoning = "";
-    messages.push(turn);
+    push(turn, i);
     return turn;
   };
   input.forEach((item, i) => {
@@ -78,21 +117,22 @@ function inputMessages(input: ResponsesBody["input"]): ChatMessageInit[] {
         if (!item.role) throw missing(i, "role");
         const content = messageText(item, i);
         if (item.role === "assistant") {
-          const turn = assistantTurn();
+          const turn = assistantTurn(i);
           turn.content += content;
         } else {
-          messages.push({ role: item.role === "developer" ? "system" : item.role, content });
+          push({ role: item.role === "developer" ? "system" : item.role, content }, i);
         }
         break;
       }
       case "function_call":
         if (!item.call_id) throw missing(i, "call_id");
         if (!item.name) throw missing(i, "name");
-        assistantTurn().toolCalls!.push({ id: item.call_id, name: item.name, argumentsJson: item.arguments ?? "{}" });
+        assistantTurn(i).toolCalls!.push({ id: item.call_id, name: item.name, argumentsJson: item.arguments ?? "{}" });
+        origins.at(-1)!.calls.push(i);
         break;
       case "function_call_output":
         if (!item.call_id) throw missing(i, "call_id");
-        messages.push({ role: "tool", content: item.output ?? "", toolCallId: item.call_id });
+        push({ role: "tool", content: item.output ?? "", toolCallId: item.call_id }, i);
         break;
       case "reasoning":
         // This node's reasoning items carry the thought as reasoning_text content; OpenAI's, a summary.
@@ -101,7 +141,7 @@ function inputMessages(input: ResponsesBody["input"]): ChatMessageInit[] {
         break;
     }
   });
-  return messages;
+  return { messages, origins };
 }
 
 function messageText(item: ResponsesInputItem, i: number): string {
