@@ -1,6 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { LlmlbError } from "@llmlb/runtime";
-import type { ModelState } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
+import { ModelState, type Model } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import { STATE_NAMES, modelJson, stateFromName } from "../../http/v0/model-json.js";
 import { withNode, wantsJson } from "../command-context.js";
 import { bytes, printJson, printTable } from "../output.js";
@@ -16,14 +16,16 @@ export function registerModelCommands(program: Command): void {
     .addHelpText("after", "\nExamples:\n  llmlb-node ls\n  llmlb-node ls --all --json | jq '.[].id'\n")
     .action(async (opts: { state?: ModelState; all?: boolean }, command: Command) => {
       await withNode(command, async ({ clients }) => {
-        const models = [];
+        const models: Model[] = [];
         let pageToken = "";
         do {
           const page = await clients.catalog.listModels({ pageSize: 1000, pageToken });
-          models.push(...page.models.map(modelJson));
+          models.push(...page.models);
           pageToken = page.nextPageToken;
         } while (pageToken);
-        const shown = models.filter((m) => (opts.state !== undefined ? stateFromName(m.state) === opts.state : opts.all || m.state !== "available"));
+        const shown = models
+          .filter((m) => (opts.state !== undefined ? m.state === opts.state : opts.all || m.state !== ModelState.AVAILABLE))
+          .map(modelJson);
         if (wantsJson(command)) return printJson(shown);
         printTable(
           shown.map((m) => ({
