@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import rangeParser from "range-parser";
+import { MAX_CONTEXT_LENGTH } from "@llmlb/runtime";
 import { ModelState } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import type { NodeClients } from "../../clients.js";
 import { httpErrorOf } from "../error-mapping.js";
@@ -40,7 +41,7 @@ const registerBodySchema = {
     description: { type: "string", maxLength: 2000 },
     tags: { type: "array", items: { type: "string", maxLength: 100 }, maxItems: 50 },
     revision: { type: "string", maxLength: 200 },
-    context_length: { type: "integer", minimum: 0, maximum: 16_777_216 },
+    context_length: { type: "integer", minimum: 0, maximum: MAX_CONTEXT_LENGTH },
   },
   additionalProperties: false,
 } as const;
