@@ -34,7 +34,9 @@ describe("/v1 with the official openai SDK, /v0 pull and events", () => {
   beforeAll(async () => {
     world = await startTinyWorld({ extraModels: [{ ...tinyEntry(BIG_ID, BIG_FILE, BIG, ["text-generation"]), repo: BIG_REPO }] });
     await world.hf.addRepo(BIG_REPO, { files: { [BIG_FILE]: BIG } });
-    world.hf.throttle(4 * 1024 * 1024, { path: BIG_FILE });
+    // Paced per response: the node fetches a 4 MiB file over 4 ranged connections, so 512 KiB/s each
+    // keeps the transfer ~2 s long, several 250 ms progress intervals even on a loaded machine.
+    world.hf.throttle(512 * 1024, { path: BIG_FILE });
     node = await startTestNode({ ...world.env, LLMLB_PARALLELISM: "1", LLMLB_QUEUE_SIZE: "0" });
     openai = new OpenAI({ apiKey: "unused", baseURL: `${node.httpUrl}/v1`, maxRetries: 0 });
   });
