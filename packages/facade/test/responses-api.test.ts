@@ -176,6 +176,13 @@ describe("POST /v1/responses with the openai SDK", () => {
       ],
     });
     expect(calls).toMatchObject({ param: "input[2].arguments", message: "input[2].arguments is not valid JSON" });
+    // A call without its output, and an output without its call, are explained in this API's items.
+    const unanswered = await refused({ input: [{ role: "user", content: "weather?" }, { type: "function_call", call_id: "c1", name: "get_weather", arguments: "{}" }] });
+    expect(unanswered).toMatchObject({ param: "input[1]" });
+    expect(unanswered.message).toBe('input[1] (call_id "c1") has no function_call_output item with its result; send {"type":"function_call_output","call_id":"c1","output":...} after it');
+    const orphan = await refused({ input: [{ role: "user", content: "weather?" }, { type: "function_call_output", call_id: "c9", output: "sunny" }] });
+    expect(orphan).toMatchObject({ param: "input[1].call_id" });
+    expect(orphan.message).toMatch(/^input\[1\]\.call_id "c9" answers no function_call item before it/);
     const long = await refused({ input: "word ".repeat(3000) });
     expect(long.param).toBe("input");
     expect(long.message).toMatch(/^input: the prompt has more than \d+ tokens/);

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { LlmlbError } from "@llmlb/runtime";
+import { LlmlbError, invalidField } from "@llmlb/runtime";
 import type { ChatMessageSchema, ChatRequestSchema } from "@llmlb/runtime/gen/llmlb/node/v1/inference_pb";
 import type { NodeClients } from "../../clients.js";
 import { httpErrorOf } from "../error-mapping.js";
@@ -141,7 +141,31 @@ function inputMessages(input: ResponsesBody["input"]): { messages: ChatMessageIn
         break;
     }
   });
+  checkCallsAnswered(input);
   return { messages, origins };
+}
+
+/**
+ * Each function_call item needs its function_call_output after it, and each output a call before
+ * it, as OpenAI's Responses API requires. The engine checks the same pairing on chat messages;
+ * checked here first, the error names the items and the fix in this API's words.
+ */
+function checkCallsAnswered(input: readonly ResponsesInputItem[]): void {
+  const calls = new Map<string, number>();
+  const answered = new Set<string>();
+  input.forEach((item, i) => {
+    const callId = item.call_id!;
+    if (item.type === "function_call") calls.set(callId, i);
+    if (item.type !== "function_call_output") return;
+    if (!calls.has(callId)) {
+      throw invalidField(`input[${i}].call_id`, `"${callId}" answers no function_call item before it; send the model's function_call item with call_id "${callId}" ahead of its output`);
+    }
+    answered.add(callId);
+  });
+  for (const [callId, i] of calls) {
+    if (answered.has(callId)) continue;
+    throw invalidField(`input[${i}]`, `(call_id "${callId}") has no function_call_output item with its result; send {"type":"function_call_output","call_id":"${callId}","output":...} after it`);
+  }
 }
 
 function messageText(item: ResponsesInputItem, i: number): string {
