@@ -29,6 +29,9 @@ export class DeleteDialog {
     });
     byId("delete-cancel", HTMLButtonElement).addEventListener("click", () => this.dialog.close());
     this.dialog.addEventListener("close", () => {
+      // The close event is queued, and input goes first: after Escape and a quick reopen, the
+      // first close arrives with the dialog open again, and must not forget the model shown now.
+      if (this.dialog.open) return;
       this.model = null;
       if (this.returnFocus?.isConnected) this.returnFocus.focus();
     });

@@ -32,7 +32,10 @@ export function keyPrompt(): (reason: "missing" | "invalid") => Promise<string |
         finish(key);
       };
       const onCancel = () => finish(null);
-      const onClose = () => finish(null);
+      // A close event queued by an earlier prompt can arrive after this one opened (input goes first).
+      const onClose = () => {
+        if (!dialog.open) finish(null);
+      };
       let settled = false;
       function finish(key: string | null) {
         if (settled) return;
