@@ -189,6 +189,8 @@ describe("dashboard in Chromium against a running node", () => {
     await dialog.waitFor({ state: "hidden" });
     await row.waitFor({ state: "detached" });
     expect(await page.locator("#local-empty").isVisible()).toBe(true);
+    // The button that opened the dialog is gone with its row: focus goes to what took its place.
+    await expect.poll(() => page.locator(":focus").getAttribute("id")).toBe("local-empty");
     expect(fs.existsSync(shownPath)).toBe(false);
 
     await page.getByRole("tab", { name: /Model Hub/ }).click();

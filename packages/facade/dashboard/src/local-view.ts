@@ -25,8 +25,14 @@ export class LocalView {
     replaceChildren(this.list, ...local.map((m) => this.row(m)));
     if (inList) {
       const again = focusedId ? this.list.querySelector<HTMLElement>(`[data-model-id="${CSS.escape(focusedId)}"] button`) : null;
-      (again ?? this.list.querySelector<HTMLElement>("button") ?? this.empty).focus();
+      if (again) again.focus();
+      else this.focusFirst();
     }
+  }
+
+  /** Focus on the first row's button, or on the empty state when no model is left. */
+  focusFirst(): void {
+    (this.list.querySelector<HTMLElement>("button") ?? this.empty).focus();
   }
 
   private deleteButton(m: ModelJson, name: string): HTMLElement {

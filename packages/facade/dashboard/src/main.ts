@@ -46,7 +46,7 @@ const deleteDialog = new DeleteDialog(api, (model, res) => {
   if (res.model) store.apply({ kind: "model", model: res.model });
   else store.apply({ kind: "removed", id: model.id });
   toasts.note(`Deleted ${nameOf(model)}${res.freed_bytes > 0 ? `, freed ${formatBytes(res.freed_bytes)}` : ""}.`);
-});
+}, () => local.focusFirst());
 
 const local = new LocalView(byId("local-list", HTMLElement), byId("local-empty", HTMLElement), { delete: (m) => deleteDialog.open(m) });
 

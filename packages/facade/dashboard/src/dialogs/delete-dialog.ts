@@ -22,6 +22,8 @@ export class DeleteDialog {
   constructor(
     private readonly api: Api,
     private readonly done: (model: ModelJson, res: DeleteResponseJson) => void,
+    /** Where focus goes when the button that opened the dialog is gone (its row was deleted). */
+    private readonly focusElsewhere: () => void,
   ) {
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -34,6 +36,7 @@ export class DeleteDialog {
       if (this.dialog.open) return;
       this.model = null;
       if (this.returnFocus?.isConnected) this.returnFocus.focus();
+      else this.focusElsewhere();
     });
   }
 
