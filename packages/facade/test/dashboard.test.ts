@@ -54,7 +54,7 @@ describe("dashboard in Chromium against a running node", () => {
     const keyDialog = page.getByRole("dialog", { name: "API key required" });
     await keyDialog.waitFor();
     // A close event queued by an earlier prompt, arriving while this one is open, does not cancel it.
-    await page.evaluate(() => document.querySelector("#key-dialog")!.dispatchEvent(new Event("close")));
+    await page.evaluate(`document.querySelector("#key-dialog").dispatchEvent(new Event("close"))`);
     await keyDialog.getByLabel("API key").fill("wrong-key");
     await keyDialog.getByLabel("API key").press("Enter");
     // A wrong key is refused at the field and asked for again.
@@ -184,7 +184,7 @@ describe("dashboard in Chromium against a running node", () => {
     await dialog.waitFor();
     // The close event of the Escape above is queued, and input goes first: on a busy machine it can
     // arrive after the Enter that opened the dialog again. Delete must still work when it does.
-    await page.evaluate(() => document.querySelector("#delete-dialog")!.dispatchEvent(new Event("close")));
+    await page.evaluate(`document.querySelector("#delete-dialog").dispatchEvent(new Event("close"))`);
     await page.keyboard.press("Enter"); // the focused confirm button
     await dialog.waitFor({ state: "hidden" });
     await row.waitFor({ state: "detached" });
