@@ -364,6 +364,19 @@ describe("logprobs, n, completions, embeddings, strict fields", () => {
     expect(logprobs.text_offset[0]).toBe(0);
   });
 
+  it("/v1/completions finishes a character split over two tokens past max_tokens, and usage counts every token (README: Sampling)", async () => {
+    // With this model, greedy after "a": "+", " I", then byte 224 (the first piece of a character) and one more token.
+    const res = (await post("/v1/completions", { model: TINY_CHAT_ID, prompt: "a", max_tokens: 3, temperature: 0, logprobs: 0 })).json as {
+      choices: Array<{ text: string; finish_reason: string; logprobs: { tokens: string[] } }>;
+      usage: { completion_tokens: number };
+    };
+    const [choice] = res.choices;
+    expect(choice!.finish_reason).toBe("length");
+    expect(choice!.logprobs.tokens).toHaveLength(4);
+    expect(res.usage.completion_tokens).toBe(4);
+    expect(choice!.logprobs.tokens.join("")).toBe(choice!.text);
+  });
+
   it("/v1/completions takes several prompts and echoes them", async () => {
     const res = await openai.completions.create({ model: TINY_CHAT_ID, prompt: ["Once upon", "The sky"], echo: true, max_tokens: 3, temperature: 0 });
     expect(res.choices.map((c) => c.index)).toEqual([0, 1]);
