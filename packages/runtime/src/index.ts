@@ -4,7 +4,7 @@ export * from "./logging/index.js";
 export { NodeRuntime } from "./node-runtime.js";
 export { nodeRoutes, SERVED_SERVICE_NAMES, type NodeServices } from "./services/routes.js";
 export { HealthState } from "./services/health-service.js";
-export { startGrpcServer, type GrpcServer } from "./server/grpc-server.js";
+export { CONNECT_JSON_OPTIONS, startGrpcServer, type GrpcServer } from "./server/grpc-server.js";
 export { LISTENER_CLOSE_GRACE_MS, listenOrExplain } from "./server/listen.js";
 export { dropUnwaitableDeadline } from "./server/unwaitable-deadline.js";
 export { errorInterceptor } from "./server/interceptors.js";

@@ -3,7 +3,7 @@ import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import fastifyCors from "@fastify/cors";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
-import { LISTENER_CLOSE_GRACE_MS, MAX_JSON_DEPTH, bodyTooDeep, dropUnwaitableDeadline, listenOrExplain, nestsDeeperThan, rpcAccess, type ListenerGuard, type Logger } from "@llmlb/runtime";
+import { CONNECT_JSON_OPTIONS, LISTENER_CLOSE_GRACE_MS, MAX_JSON_DEPTH, bodyTooDeep, dropUnwaitableDeadline, listenOrExplain, nestsDeeperThan, rpcAccess, type ListenerGuard, type Logger } from "@llmlb/runtime";
 import type { NodeClients } from "../clients.js";
 import { guardHook } from "./guard-hook.js";
 import { registerHealthRoutes } from "./health-routes.js";
@@ -89,6 +89,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       interceptors: options.interceptors,
       // Enforced while reading, on the compressed and on the decompressed size.
       readMaxBytes: limits.maxRequestBytes,
+      jsonOptions: CONNECT_JSON_OPTIONS,
     });
   }
   registerHealthRoutes(app, options.clients);

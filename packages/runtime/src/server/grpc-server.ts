@@ -58,6 +58,14 @@ function guarded(guard: ListenerGuard, next: Handler): Handler {
 }
 
 /**
+ * How both listeners read JSON requests (Connect protocol): a key the message does not define is
+ * refused with INVALID_ARGUMENT naming it, as protobuf's JSON mapping does by default, instead of
+ * connect-es's default of dropping it. A hand-written body with `"text"` for `"content"` must not
+ * silently become an empty request. Binary protobuf keeps ignoring unknown fields, as protobuf does.
+ */
+export const CONNECT_JSON_OPTIONS = { ignoreUnknownFields: false } as const;
+
+/**
  * gRPC over h2c (HTTP/2 without TLS), or over TLS with ALPN "h2" when the guard holds a certificate.
  * The same handlers also answer the Connect and gRPC-Web protocols here, so any client works on
  * this port.
@@ -78,6 +86,7 @@ export async function startGrpcServer(options: {
     // Gzip is still accepted, but only large answers are compressed: on loopback and in a rack,
     // compressing every catalog page cost more CPU (~1 ms a call) than the bytes it saved.
     compressMinBytes: 256 * 1024,
+    jsonOptions: CONNECT_JSON_OPTIONS,
   }));
   const settings: http2.Settings = { maxConcurrentStreams: guard.limits.maxConcurrentStreams };
   const serverOptions = { settings, maxSessionInvalidFrames: 100, maxSessionRejectedStreams: 100 };
