@@ -171,6 +171,24 @@ describe("tools", () => {
     expect(refused.message).toContain('"pattern"');
     expect(refused.metadata.field).toBe("tools[0].function.parameters");
   });
+
+  it("calls a function with a JSON object of arguments: a schema of another type is refused, one without a type is an object", async () => {
+    for (const parameters of [{ type: "array", items: { type: "integer" } }, { type: "string" }, { anyOf: [{ type: "object" }, { type: "string" }] }]) {
+      const refused = await reasonOf(chat({ tools: [{ name: "f", parameters }], toolChoice: "required" }));
+      expect(refused.reason).toBe("INVALID_ARGUMENT");
+      expect(refused.metadata.field).toBe("tools[0].function.parameters");
+      expect(refused.message).toContain("must describe an object");
+    }
+    // {} once let the grammar produce any JSON value (a bare number came back as the arguments).
+    for (const parameters of [{}, { properties: { n: { type: "integer" } }, required: ["n"] }]) {
+      const got = await chat({ modelId: "tiny-hermes", tools: [{ name: "f", parameters }], toolChoice: "required", parallelToolCalls: false, maxTokens: 200 });
+      expect(got.calls.length).toBeGreaterThan(0);
+      for (const call of got.calls) {
+        const args: unknown = JSON.parse(call.arguments);
+        expect(typeof args === "object" && args !== null && !Array.isArray(args), call.arguments).toBe(true);
+      }
+    }
+  });
 });
 
 describe("structured output", () => {

@@ -158,15 +158,34 @@ function validateTools(tools: readonly ToolDefinition[] | undefined, choice: Too
     if (!TOOL_NAME.test(tool.name)) throw invalidField(`tools[${i}].function.name`, `must be 1-64 letters, digits, _ or - (got ${JSON.stringify(tool.name)})`);
     if (names.has(tool.name)) throw invalidField(`tools[${i}].function.name`, `"${tool.name}" is defined twice`);
     names.add(tool.name);
-    const params = tool.parameters;
-    if (params !== undefined && (typeof params !== "object" || params === null || Array.isArray(params))) {
-      throw invalidField(`tools[${i}].function.parameters`, "must be a JSON Schema object");
-    }
+    checkToolParameters(tool.parameters, `tools[${i}].function.parameters`);
   });
   if (choice === undefined || choice === "auto" || choice === "none") return;
   if (names.size === 0) throw invalidField("tool_choice", "asks for a tool call but no tools are given");
   if (typeof choice === "object" && !names.has(choice.function)) {
     throw invalidField("tool_choice", `names the function "${choice.function}", which is not in tools`);
+  }
+}
+
+/** Keywords that let a schema's root be something other than an object. */
+const ROOT_ALTERNATIVES = ["anyOf", "oneOf", "allOf", "$ref", "enum", "const"];
+
+/**
+ * A function's arguments are a JSON object of named parameters (what OpenAI's API requires, and what
+ * agents parse them into). A schema without "type" is read as an object (chatFunctions adds it), so
+ * it may not offer other root alternatives.
+ */
+function checkToolParameters(params: unknown, field: string): void {
+  if (params === undefined) return;
+  if (typeof params !== "object" || params === null || Array.isArray(params)) throw invalidField(field, "must be a JSON Schema object");
+  const { type } = params as Record<string, unknown>;
+  const example = `{"type":"object","properties":{"value":<your schema>},"required":["value"]}`;
+  if (type !== undefined && type !== "object") {
+    throw invalidField(field, `must describe an object (its "type" is ${JSON.stringify(type)}): a function's arguments are named parameters; put the value in one, e.g. ${example}`);
+  }
+  const alternative = type === undefined ? ROOT_ALTERNATIVES.find((keyword) => keyword in params) : undefined;
+  if (alternative) {
+    throw invalidField(field, `must describe an object: add "type": "object" at its root, or move "${alternative}" into a property, e.g. ${example}`);
   }
 }
 

@@ -22,7 +22,8 @@ export function chatFunctions(tools: readonly ToolDefinition[] | undefined, choi
         tool.name,
         {
           ...(tool.description ? { description: tool.description } : {}),
-          ...(tool.parameters ? { params: grammarSchema(tool.parameters, `tools[${index}].function.parameters`) } : {}),
+          // A schema without "type" describes an object (checkToolParameters): {} would let any JSON value through.
+          ...(tool.parameters ? { params: grammarSchema({ type: "object", ...tool.parameters }, `tools[${index}].function.parameters`) } : {}),
         },
       ];
     }),
