@@ -151,6 +151,10 @@ describe("POST /v1/responses with the openai SDK", () => {
     };
     expect((await refused({ input: "hi", previous_response_id: "resp_1" })).param).toBe("previous_response_id");
     expect((await refused({ input: "hi", tools: [{ type: "web_search" }] })).param).toBe("tools[0].type");
+    // A Responses tool is flat: the error names its field as sent, not the chat tool's tools[0].function.parameters.
+    const notObject = await refused({ input: "hi", tools: [{ type: "function", name: "f", parameters: { type: "string" } }] });
+    expect(notObject.param).toBe("tools[0].parameters");
+    expect(notObject.message).toMatch(/^tools\[0\]\.parameters must describe an object/);
     const image = await refused({ input: [{ role: "user", content: [{ type: "input_image", image_url: "data:image/png;base64,AA" }] }] });
     expect(image).toMatchObject({ param: "input[0].content[0].type", code: "unsupported_content_part" });
     expect(image.message).toContain("text only");

@@ -27,7 +27,7 @@ export function registerResponsesRoute(app: FastifyInstance, clients: NodeClient
 /**
  * A Responses body as a ChatRequest: instructions first, then the input items as messages. And
  * for an error's field, the Responses field it came from (`messages[2].tool_calls[0].arguments`
- * was sent as `input[3].arguments`).
+ * was sent as `input[3].arguments`, `tools[0].function.name` as `tools[0].name`).
  */
 export function chatRequestOf(body: ResponsesBody): { chat: ChatRequestInit; fieldAsSent: (field: string) => string | undefined } {
   const format = body.text?.format;
@@ -52,7 +52,13 @@ export function chatRequestOf(body: ResponsesBody): { chat: ChatRequestInit; fie
     // "none" turns thinking off; "minimal" is the least this node's effort levels offer.
     ...(effort ? { reasoning: effort === "none" ? { effort: "", enabled: false } : { effort: effort === "minimal" ? "low" : effort } } : {}),
   };
-  return { chat, fieldAsSent: (field) => inputFieldOf(field, origins) };
+  return { chat, fieldAsSent: (field) => toolFieldOf(field) ?? inputFieldOf(field, origins) };
+}
+
+/** A Responses tool is flat: the chat tool's `tools[0].function.parameters` was sent as `tools[0].parameters`. */
+function toolFieldOf(field: string): string | undefined {
+  const match = /^(tools\[\d+\])\.function(\..*)?$/.exec(field);
+  return match ? `${match[1]}${match[2] ?? ""}` : undefined;
 }
 
 /** Where a chat message came from: the instructions, the input string, or the input item that started it (and its function_call items). */
