@@ -434,6 +434,16 @@ describe("logprobs, n, completions, embeddings, strict fields", () => {
     expect((completion.json as ErrorBody).error.param).toBe("suffix");
   });
 
+  it("chat takes OpenAI's bookkeeping fields as /v1/responses does, and refuses to be asked to store", async () => {
+    const tagged = await post("/v1/chat/completions", { ...ask, max_tokens: 2, store: false, metadata: { team: "search" }, prompt_cache_key: "user-42" });
+    expect(tagged.status).toBe(200);
+    const storing = await post("/v1/chat/completions", { ...ask, store: true });
+    expect(storing.status).toBe(400);
+    expect((storing.json as ErrorBody).error).toMatchObject({ param: "store", message: 'invalid field "store": must be one of false, null' });
+    const badTag = await post("/v1/chat/completions", { ...ask, metadata: { team: 7 } });
+    expect((badTag.json as ErrorBody).error.param).toBe("metadata.team");
+  });
+
   it("a value outside a fixed set is a 400 that lists the values allowed", async () => {
     const effort = await post("/v1/chat/completions", { ...ask, reasoning_effort: "extreme" });
     expect(effort.status).toBe(400);

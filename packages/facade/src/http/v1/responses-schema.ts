@@ -1,5 +1,5 @@
 import { REQUEST_LIMITS } from "@llmlb/runtime";
-import { jsonSchemaFormatProperties, samplingProperties } from "./schemas.js";
+import { jsonSchemaFormatProperties, metadataSchema, promptCacheKeySchema, samplingProperties } from "./schemas.js";
 
 /**
  * The body of POST /v1/responses (OpenAI's Responses API, stateless): the parts that map onto a
@@ -96,10 +96,9 @@ export const responsesBody = {
     /** Nothing is ever stored; `previous_response_id` is therefore refused. */
     store: { type: ["boolean", "null"] },
     /** Accepted, echoed back; not used. */
-    metadata: { type: ["object", "null"], additionalProperties: { type: "string", maxLength: 512 }, maxProperties: 16 },
+    metadata: metadataSchema,
     user: samplingProperties.user,
-    /** Accepted: prompt-cache reuse is automatic (the longest cached prefix). */
-    prompt_cache_key: { type: "string" },
+    prompt_cache_key: promptCacheKeySchema,
     /** Accepted; nothing listed is produced (no encrypted reasoning, no logprobs here). */
     include: { type: ["array", "null"], items: { type: "string" } },
     truncation: { enum: ["disabled", null] },

@@ -172,6 +172,12 @@ const responseFormat = {
   then: { required: ["json_schema"] },
 } as const;
 
+/** OpenAI's developer tags on a request (16 keys, values up to 512 characters): accepted and echoed or ignored, never stored. */
+export const metadataSchema = { type: ["object", "null"], additionalProperties: { type: "string", maxLength: 512 }, maxProperties: 16 } as const;
+
+/** Accepted: prompt-cache reuse is automatic (the longest cached prefix), a key adds nothing. */
+export const promptCacheKeySchema = { type: "string" } as const;
+
 export const chatCompletionBody = {
   type: "object",
   required: ["model", "messages"],
@@ -188,6 +194,10 @@ export const chatCompletionBody = {
     chat_template_kwargs: { type: "object", properties: { enable_thinking: { type: "boolean" } }, additionalProperties: false },
     logprobs: { type: ["boolean", "null"] },
     top_logprobs: { type: ["integer", "null"], minimum: 0, maximum: 20 },
+    /** Nothing is stored here, so only `false` is taken: a client asking to store is told so, not ignored. */
+    store: { enum: [false, null] },
+    metadata: metadataSchema,
+    prompt_cache_key: promptCacheKeySchema,
   },
   additionalProperties: false,
 } as const;
