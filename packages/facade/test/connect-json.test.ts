@@ -1,28 +1,7 @@
-import http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
-import { grpcFrame, rawGrpc } from "./helpers/raw-clients.js";
-
-/** A Connect unary call with a JSON body over HTTP/2 without TLS (the gRPC listener). */
-async function connectJsonOverH2(url: string, path: string, body: unknown): Promise<{ status: number; json: { code?: string; message?: string } }> {
-  const session = http2.connect(url);
-  session.on("error", () => {});
-  try {
-    const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/json" });
-    stream.end(JSON.stringify(body));
-    return await new Promise((resolve, reject) => {
-      let status = 0;
-      let text = "";
-      stream.on("response", (headers) => (status = Number(headers[":status"])));
-      stream.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
-      stream.on("end", () => resolve({ status, json: JSON.parse(text) as { code?: string; message?: string } }));
-      stream.on("error", reject);
-    });
-  } finally {
-    session.close();
-  }
-}
+import { grpcFrame, rawGrpc, rawHttp2 } from "./helpers/raw-clients.js";
 
 describe("Connect JSON requests", () => {
   let node: TestNode;
@@ -46,10 +25,11 @@ describe("Connect JSON requests", () => {
     expect(refused.code).toBe("invalid_argument");
     expect(refused.message).toContain('key "text" is unknown');
 
-    const overH2 = await connectJsonOverH2(node.grpcUrl, "/llmlb.node.v1.InferenceService/Tokenize", typo);
+    const overH2 = await rawHttp2(node.grpcUrl, { ":path": "/llmlb.node.v1.InferenceService/Tokenize", "content-type": "application/json" }, { body: JSON.stringify(typo) });
     expect(overH2.status).toBe(400);
-    expect(overH2.json).toMatchObject({ code: "invalid_argument" });
-    expect(overH2.json.message).toContain('key "text" is unknown');
+    const refusedH2 = JSON.parse(overH2.body) as { code: string; message: string };
+    expect(refusedH2.code).toBe("invalid_argument");
+    expect(refusedH2.message).toContain('key "text" is unknown');
 
     // Known keys still work.
     const listed = await fetch(`${node.httpUrl}/llmlb.node.v1.ModelCatalogService/ListModels`, {

@@ -28,50 +28,69 @@ export interface GrpcAnswer {
   message: string;
 }
 
+/** What one raw HTTP/2 request got: status, headers and trailers merged, and the body as text. */
+export interface H2Answer {
+  status: number;
+  headers: http2.IncomingHttpHeaders;
+  body: string;
+}
+
 /**
- * One gRPC call over a raw HTTP/2 stream with any :path and :authority, as a hostile client would
- * send it; body is the framed request (or nothing, with endStream false, to hold the body back).
+ * One request over a raw HTTP/2 stream with any :path and :authority, as a hostile client would send
+ * it; body as given (or nothing, with endStream false, to hold the body back).
  */
+export async function rawHttp2(
+  url: string,
+  headers: http2.OutgoingHttpHeaders,
+  options: { body?: Uint8Array | string; endStream?: boolean } = {},
+): Promise<H2Answer> {
+  const session = http2.connect(url);
+  session.on("error", () => {});
+  try {
+    const stream = session.request({ ":method": "POST", ...headers }, { endStream: false });
+    return await new Promise<H2Answer>((resolve, reject) => {
+      const answer: H2Answer = { status: 0, headers: {}, body: "" };
+      const take = (received: http2.IncomingHttpHeaders) => {
+        Object.assign(answer.headers, received);
+        if (received[":status"]) answer.status = Number(received[":status"]);
+      };
+      stream.on("response", take);
+      stream.on("trailers", take);
+      stream.setEncoding("utf8").on("data", (chunk: string) => (answer.body += chunk));
+      stream.on("close", () => resolve(answer));
+      stream.on("error", reject);
+      if (options.body) stream.write(options.body);
+      if (options.endStream !== false) stream.end();
+    });
+  } finally {
+    session.close();
+  }
+}
+
+/** One gRPC call over a raw HTTP/2 stream (rawHttp2); body is the framed request. */
 export async function rawGrpc(
   url: string,
   path: string,
   options: { headers?: Record<string, string>; body?: Uint8Array; endStream?: boolean; authority?: string } = {},
 ): Promise<GrpcAnswer> {
-  const session = http2.connect(url);
-  session.on("error", () => {});
-  try {
-    const stream = session.request(
-      {
-        ":method": "POST",
-        ":path": path,
-        ...(options.authority ? { ":authority": options.authority } : {}),
-        "content-type": "application/grpc+proto",
-        te: "trailers",
-        ...options.headers,
-      },
-      { endStream: false },
-    );
-    const answer = await new Promise<GrpcAnswer>((resolve, reject) => {
-      let status = 0;
-      let grpcStatus: number | undefined;
-      let message = "";
-      const take = (headers: http2.IncomingHttpHeaders) => {
-        if (headers[":status"]) status = Number(headers[":status"]);
-        if (headers["grpc-status"] !== undefined) grpcStatus = Number(headers["grpc-status"]);
-        if (headers["grpc-message"]) message = decodeURIComponent(String(headers["grpc-message"]));
-      };
-      stream.on("response", take);
-      stream.on("trailers", take);
-      stream.on("data", () => {});
-      stream.on("close", () => resolve({ status, grpcStatus, message }));
-      stream.on("error", reject);
-      if (options.body) stream.write(options.body);
-      if (options.endStream !== false) stream.end();
-    });
-    return answer;
-  } finally {
-    session.close();
-  }
+  const answer = await rawHttp2(
+    url,
+    {
+      ":path": path,
+      ...(options.authority ? { ":authority": options.authority } : {}),
+      "content-type": "application/grpc+proto",
+      te: "trailers",
+      ...options.headers,
+    },
+    options,
+  );
+  const grpcStatus = answer.headers["grpc-status"];
+  const message = answer.headers["grpc-message"];
+  return {
+    status: answer.status,
+    grpcStatus: grpcStatus === undefined ? undefined : Number(grpcStatus),
+    message: message ? decodeURIComponent(String(message)) : "",
+  };
 }
 
 /** A gRPC length-prefixed message frame. */
