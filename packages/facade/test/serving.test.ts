@@ -181,6 +181,8 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
       expect(answer.status).toBe(200);
       expect(answer.json.choices).toHaveLength(3);
       expect(await eventually(async () => !(await isLoaded(TINY_CHAT_ID)), 2_000)).toBe(true);
+      // The runner's "unloaded" event crosses its channel apart from the list answer above: wait for it.
+      await eventually(async () => seen.includes("unloaded"), 2_000);
       // Before, every choice unloaded the model and the next loaded it again.
       expect(seen).toEqual(["loaded", "unloaded"]);
     } finally {
