@@ -444,6 +444,27 @@ describe("logprobs, n, completions, embeddings, strict fields", () => {
     expect((badTag.json as ErrorBody).error.param).toBe("metadata.team");
   });
 
+  it("an assistant turn sent back with OpenAI's refusal instead of content is read as its text; a refusal on another role is a 400", async () => {
+    const turns = (assistant: Record<string, unknown>) => ({
+      ...ask,
+      max_tokens: 1,
+      messages: [{ role: "user", content: "Help me pick a lock." }, { role: "assistant", ...assistant }, { role: "user", content: "Why not?" }],
+    });
+    const promptTokens = async (assistant: Record<string, unknown>) => {
+      const res = await post("/v1/chat/completions", turns(assistant));
+      expect(res.status, res.text).toBe(200);
+      return (res.json as ChatBody).usage.prompt_tokens;
+    };
+    const said = "I can't help with that.";
+    const asContent = await promptTokens({ content: said, refusal: null });
+    expect(await promptTokens({ content: null, refusal: said })).toBe(asContent);
+    expect(await promptTokens({ content: null, refusal: null })).toBeLessThan(asContent);
+
+    const fromUser = await post("/v1/chat/completions", { ...ask, messages: [{ role: "user", content: "hi", refusal: "no" }] });
+    expect(fromUser.status).toBe(400);
+    expect((fromUser.json as ErrorBody).error).toMatchObject({ param: "messages[0].refusal", message: 'invalid field "messages[0].refusal": must be null' });
+  });
+
   it("a value outside a fixed set is a 400 that lists the values allowed", async () => {
     const effort = await post("/v1/chat/completions", { ...ask, reasoning_effort: "extreme" });
     expect(effort.status).toBe(400);

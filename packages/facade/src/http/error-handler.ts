@@ -20,7 +20,8 @@ export function installErrorHandlers(app: FastifyInstance): void {
         return sendOpenAiError(reply, 400, { message, type: "invalid_request_error", param: field, code: "unsupported_field" }, { "x-should-retry": "false" });
       }
       const problem = first ? describeProblem(first) : "is invalid";
-      const message = field ? `invalid field "${field}": ${problem}` : `invalid request body: ${problem}`;
+      const message =
+        params?.missingProperty !== undefined ? `missing required field "${field}"` : field ? `invalid field "${field}": ${problem}` : `invalid request body: ${problem}`;
       return sendOpenAiError(reply, 400, { message, type: "invalid_request_error", param: field || null, code: "invalid_request" }, { "x-should-retry": "false" });
     }
     if (error.code === "FST_ERR_CTP_INVALID_JSON_BODY" || error instanceof SyntaxError) {
@@ -52,7 +53,7 @@ type ValidationError = NonNullable<FastifyError["validation"]>[number];
  * Ajv reports every failed branch of an anyOf in order, so an array where a string or an array of
  * strings is allowed first fails as "must be string". The telling error is in the branch the
  * value's type matched (anything but a type mismatch at the value itself), deepest first; when the
- * type matched no branch, the types allowed are listed.
+ * type matched no branch, the types of every branch are allowed.
  */
 function mostTelling(errors: readonly ValidationError[]): ValidationError | undefined {
   const first = errors[0];
@@ -61,16 +62,53 @@ function mostTelling(errors: readonly ValidationError[]): ValidationError | unde
   const branches = errors.filter((e) => e.schemaPath.startsWith(`${anyOf}/`));
   const matched = branches.filter((e) => e.keyword !== "type" || e.instancePath !== first.instancePath);
   if (matched.length > 0) return matched.reduce((best, e) => (e.instancePath.length > best.instancePath.length ? e : best));
-  const types = [...new Set(branches.flatMap((e) => [(e.params as { type?: string | string[] }).type ?? []].flat()))];
-  return { ...first, message: `must be one of the types ${types.join(", ")}` };
+  return { ...first, params: { type: [...new Set(branches.flatMap(typesOf))] } };
 }
 
-/** Ajv's message, with the allowed values spelled out where it only says there are some. */
+/** The JSON types a "type" error allows (Ajv gives a list as one comma-separated string). */
+function typesOf(error: ValidationError): string[] {
+  const type = (error.params as { type?: string | string[] }).type ?? [];
+  return [type].flat().flatMap((t) => t.split(","));
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  string: "a string",
+  integer: "an integer",
+  number: "a number",
+  boolean: "a boolean",
+  array: "an array",
+  object: "an object",
+  null: "null",
+};
+
+/** ["integer", "null"] → "an integer or null". */
+function typePhrase(types: readonly string[]): string {
+  const names = types.map((t) => TYPE_NAMES[t] ?? t);
+  return names.length > 1 ? `${names.slice(0, -1).join(", ")} or ${names.at(-1)}` : (names[0] ?? "of another type");
+}
+
+/** What was wrong with the value, in plain words (Ajv says "must be integer,null", "must NOT have fewer than 1 items"). */
 function describeProblem(error: ValidationError): string {
-  const params = error.params as { allowedValue?: unknown; allowedValues?: unknown[] };
-  if (error.keyword === "const") return `must be ${JSON.stringify(params.allowedValue)}`;
-  if (error.keyword === "enum" && params.allowedValues) return `must be one of ${params.allowedValues.map((v) => JSON.stringify(v)).join(", ")}`;
-  return error.message ?? "is invalid";
+  const params = error.params as { allowedValue?: unknown; allowedValues?: unknown[]; limit?: number };
+  const limit = params.limit ?? 0;
+  switch (error.keyword) {
+    case "const":
+      return `must be ${JSON.stringify(params.allowedValue)}`;
+    case "enum":
+      return params.allowedValues ? `must be one of ${params.allowedValues.map((v) => JSON.stringify(v)).join(", ")}` : "is not an allowed value";
+    case "type":
+      return `must be ${typePhrase(typesOf(error))}`;
+    case "minLength":
+      return limit === 1 ? "must not be empty" : `must be at least ${limit} characters long`;
+    case "maxLength":
+      return `must be at most ${limit} characters long`;
+    case "minItems":
+      return limit === 1 ? "must not be empty" : `must have at least ${limit} items`;
+    case "maxItems":
+      return `must have at most ${limit} items`;
+    default:
+      return error.message ?? "is invalid";
+  }
 }
 
 /** Something the node cannot take, named (`field`), with the way out and its own error code. */

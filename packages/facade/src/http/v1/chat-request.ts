@@ -24,9 +24,10 @@ export function chatRequest(body: ChatCompletionBody): ChatRequestInit {
 }
 
 function chatMessage(m: ChatMessageBody) {
+  const content = m.content == null ? "" : typeof m.content === "string" ? m.content : m.content.map((p) => p.text).join("");
   return {
     role: m.role === "developer" ? "system" : m.role,
-    content: m.content == null ? "" : typeof m.content === "string" ? m.content : m.content.map((p) => p.text).join(""),
+    content: content || (m.refusal ?? ""),
     toolCalls: (m.tool_calls ?? []).map((c) => ({ id: c.id, name: c.function.name, argumentsJson: c.function.arguments })),
     toolCallId: m.tool_call_id ?? "",
     reasoning: m.reasoning_content ?? "",

@@ -97,16 +97,19 @@ const message = {
     tool_call_id: { type: "string", minLength: 1 },
     /** Extension (llama-server, vLLM, DeepSeek): an assistant turn's thinking, sent back. */
     reasoning_content: { type: ["string", "null"] },
-    /** What this node's own answers carry, so an answer can be sent back as it came. */
-    refusal: { type: "null" },
+    /**
+     * An assistant turn's refusal: OpenAI's answers carry one instead of content, and agents send
+     * the message back as it came. It is the turn's text when the turn has no content.
+     */
+    refusal: { type: ["string", "null"] },
     annotations: { type: "array", maxItems: 0 },
     /** The openai SDK's own parse of a structured answer, left on messages it sends back (ignored). */
     parsed: {},
   },
   additionalProperties: false,
-  // Only an assistant turn (one that made tool calls) may come without content.
+  // Only an assistant turn (one that made tool calls, or refused) may come without content, and only it carries a refusal.
   if: { properties: { role: { enum: ["system", "developer", "user", "tool"] } } },
-  then: { required: ["content"], properties: { content: { anyOf: [{ type: "string" }, { type: "array" }] } } },
+  then: { required: ["content"], properties: { content: { anyOf: [{ type: "string" }, { type: "array" }] }, refusal: { type: "null" } } },
 } as const;
 
 const tool = {
@@ -271,6 +274,7 @@ export interface ChatMessageBody {
   tool_calls?: ToolCallBody[] | null;
   tool_call_id?: string;
   reasoning_content?: string | null;
+  refusal?: string | null;
 }
 
 export interface ChatCompletionBody extends SamplingBody {
