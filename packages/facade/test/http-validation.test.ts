@@ -76,6 +76,14 @@ describe("malformed HTTP requests get a 4xx that names the problem", () => {
       'field "messages[0].content[0].cache" is not supported by this node; remove it (README lists the fields and extensions it implements)',
     ]);
     expect(await problem({ prompt: [] }, "/v1/completions")).toEqual(["prompt", 'invalid field "prompt": must not be empty']);
+    // The same again inside a branch: content (a string or a list of parts) of one input item.
+    const responses = (input: unknown) => problem({ input }, "/v1/responses");
+    expect(await responses([{ role: "user", content: 5 }])).toEqual(["input[0].content", 'invalid field "input[0].content": must be a string or an array']);
+    expect(await responses([{ role: "user", content: [5] }])).toEqual(["input[0].content[0]", 'invalid field "input[0].content[0]": must be an object']);
+    expect(await responses([{ role: "user", content: [{ type: "input_text", text: 5 }] }])).toEqual(["input[0].content[0].text", 'invalid field "input[0].content[0].text": must be a string']);
+    // A fixed value or an object: both named, and an object missing its part is told what it misses.
+    expect(await problem({ tool_choice: 5 })).toEqual(["tool_choice", 'invalid field "tool_choice": must be "none", "auto", "required" or an object']);
+    expect(await problem({ tool_choice: { type: "function" } })).toEqual(["tool_choice.function", 'missing required field "tool_choice.function"']);
   });
 
   it("token ids as embeddings input or completion prompt are refused as such, with the way out", async () => {

@@ -52,17 +52,40 @@ type ValidationError = NonNullable<FastifyError["validation"]>[number];
 /**
  * Ajv reports every failed branch of an anyOf in order, so an array where a string or an array of
  * strings is allowed first fails as "must be string". The telling error is in the branch the
- * value's type matched (anything but a type mismatch at the value itself), deepest first; when the
- * type matched no branch, the types of every branch are allowed.
+ * value's type matched (anything but a type mismatch at the value itself), deepest first, and the
+ * same holds again for an anyOf inside that branch; when the type matched no branch, the types of
+ * every branch are allowed.
  */
 function mostTelling(errors: readonly ValidationError[]): ValidationError | undefined {
   const first = errors[0];
-  const anyOf = first ? /^(.*\/anyOf)\/\d+\//.exec(first.schemaPath)?.[1] : undefined;
-  if (!first || !anyOf) return first;
-  const branches = errors.filter((e) => e.schemaPath.startsWith(`${anyOf}/`));
-  const matched = branches.filter((e) => e.keyword !== "type" || e.instancePath !== first.instancePath);
-  if (matched.length > 0) return matched.reduce((best, e) => (e.instancePath.length > best.instancePath.length ? e : best));
-  return { ...first, params: { type: [...new Set(branches.flatMap(typesOf))] } };
+  const anyOf = first ? /^(.*?\/anyOf)\/\d+\//.exec(first.schemaPath)?.[1] : undefined;
+  return first && anyOf ? tellingIn(errors, anyOf, first.instancePath) : first;
+}
+
+/** The telling error among those of `anyOf`'s branches for the value at `at`. */
+function tellingIn(errors: readonly ValidationError[], anyOf: string, at: string): ValidationError {
+  const branches = errors.filter((e) => e.schemaPath.startsWith(`${anyOf}/`) && (e.instancePath === at || e.instancePath.startsWith(`${at}/`)));
+  const matched = branches.filter((e) => !SHAPE_KEYWORDS.has(e.keyword) || e.instancePath !== at);
+  if (matched.length === 0) return { ...branches[0]!, keyword: "anyOf", params: { alternatives: [...new Set(branches.flatMap(alternativesOf))] } };
+  const best = matched.reduce((deepest, e) => (e.instancePath.length > deepest.instancePath.length ? e : deepest));
+  const inner = /^(.*?\/anyOf)\/\d+\//.exec(best.schemaPath.slice(anyOf.length))?.[1];
+  if (!inner) return best;
+  // The value the inner anyOf is about: where its branches' own type checks failed (or the error's own place).
+  const innerAnyOf = anyOf + inner;
+  const innerAt = matched.find((e) => e.keyword === "type" && e.schemaPath.startsWith(`${innerAnyOf}/`) && best.instancePath.startsWith(e.instancePath))?.instancePath ?? best.instancePath;
+  return tellingIn(matched, innerAnyOf, innerAt);
+}
+
+/** Errors that say the value is not of a branch's shape at all (as opposed to a problem inside it). */
+const SHAPE_KEYWORDS = new Set(["type", "enum", "const"]);
+
+/** What a shape error allows, in words: "a string", "\"auto\"". */
+function alternativesOf(error: ValidationError): string[] {
+  const params = error.params as { allowedValue?: unknown; allowedValues?: unknown[] };
+  if (error.keyword === "type") return typesOf(error).map((t) => TYPE_NAMES[t] ?? t);
+  if (error.keyword === "enum") return (params.allowedValues ?? []).map((v) => JSON.stringify(v));
+  if (error.keyword === "const") return [JSON.stringify(params.allowedValue)];
+  return [];
 }
 
 /** The JSON types a "type" error allows (Ajv gives a list as one comma-separated string). */
@@ -81,15 +104,14 @@ const TYPE_NAMES: Record<string, string> = {
   null: "null",
 };
 
-/** ["integer", "null"] → "an integer or null". */
-function typePhrase(types: readonly string[]): string {
-  const names = types.map((t) => TYPE_NAMES[t] ?? t);
-  return names.length > 1 ? `${names.slice(0, -1).join(", ")} or ${names.at(-1)}` : (names[0] ?? "of another type");
+/** ["an integer", "null"] → "an integer or null". */
+function orList(names: readonly string[]): string {
+  return names.length > 1 ? `${names.slice(0, -1).join(", ")} or ${names.at(-1)}` : (names[0] ?? "of another kind");
 }
 
 /** What was wrong with the value, in plain words (Ajv says "must be integer,null", "must NOT have fewer than 1 items"). */
 function describeProblem(error: ValidationError): string {
-  const params = error.params as { allowedValue?: unknown; allowedValues?: unknown[]; limit?: number };
+  const params = error.params as { allowedValue?: unknown; allowedValues?: unknown[]; limit?: number; alternatives?: string[] };
   const limit = params.limit ?? 0;
   switch (error.keyword) {
     case "const":
@@ -97,7 +119,9 @@ function describeProblem(error: ValidationError): string {
     case "enum":
       return params.allowedValues ? `must be one of ${params.allowedValues.map((v) => JSON.stringify(v)).join(", ")}` : "is not an allowed value";
     case "type":
-      return `must be ${typePhrase(typesOf(error))}`;
+      return `must be ${orList(alternativesOf(error))}`;
+    case "anyOf":
+      return params.alternatives ? `must be ${orList(params.alternatives)}` : (error.message ?? "is invalid");
     case "minLength":
       return limit === 1 ? "must not be empty" : `must be at least ${limit} characters long`;
     case "maxLength":
