@@ -458,11 +458,16 @@ describe("logprobs, n, completions, embeddings, strict fields", () => {
     const said = "I can't help with that.";
     const asContent = await promptTokens({ content: said, refusal: null });
     expect(await promptTokens({ content: null, refusal: said })).toBe(asContent);
+    expect(await promptTokens({ content: [{ type: "refusal", refusal: said }] })).toBe(asContent);
     expect(await promptTokens({ content: null, refusal: null })).toBeLessThan(asContent);
 
     const fromUser = await post("/v1/chat/completions", { ...ask, messages: [{ role: "user", content: "hi", refusal: "no" }] });
     expect(fromUser.status).toBe(400);
     expect((fromUser.json as ErrorBody).error).toMatchObject({ param: "messages[0].refusal", message: 'invalid field "messages[0].refusal": must be null' });
+    const partFromUser = await post("/v1/chat/completions", { ...ask, messages: [{ role: "user", content: [{ type: "refusal", refusal: "no" }] }] });
+    expect((partFromUser.json as ErrorBody).error).toMatchObject({ param: "messages[0].content[0].type", message: 'invalid field "messages[0].content[0].type": must be "text"' });
+    const mixedPart = await post("/v1/chat/completions", { ...ask, messages: [{ role: "assistant", content: [{ type: "text", text: "a", refusal: "b" }] }, ...ask.messages] });
+    expect((mixedPart.json as ErrorBody).error).toMatchObject({ param: "messages[0].content[0].refusal", code: "unsupported_field" });
   });
 
   it("a value outside a fixed set is a 400 that lists the values allowed", async () => {

@@ -10,12 +10,14 @@ export function installErrorHandlers(app: FastifyInstance): void {
       const first = mostTelling(error.validation);
       const params = first?.params as { missingProperty?: string; additionalProperty?: string } | undefined;
       const field = fieldName(first?.instancePath ?? "", params?.missingProperty ?? params?.additionalProperty);
+      // A property a schema forbids in this shape (false), e.g. `refusal` on a text part, is unsupported there.
+      const unsupported = params?.additionalProperty !== undefined || first?.keyword === "false schema";
       // What the client sent that the node cannot take at all (an image, token ids) says so, whatever Ajv reported first.
       const refused = unsupportedContentPart(request.body, first?.instancePath ?? "") ?? tokenIdInput(request.body, first?.instancePath ?? "");
       if (refused) {
         return sendOpenAiError(reply, 400, { message: refused.message, type: "invalid_request_error", param: refused.field, code: refused.code }, { "x-should-retry": "false" });
       }
-      if (params?.additionalProperty !== undefined) {
+      if (unsupported) {
         const message = `field "${field}" is not supported by this node; remove it (README lists the fields and extensions it implements)`;
         return sendOpenAiError(reply, 400, { message, type: "invalid_request_error", param: field, code: "unsupported_field" }, { "x-should-retry": "false" });
       }
@@ -144,7 +146,7 @@ interface Refusal {
 
 /** The content parts each route's messages take, all text; the first is the one to send instead. */
 const TEXT_PARTS: Record<string, readonly string[]> = {
-  messages: ["text"],
+  messages: ["text", "refusal"],
   input: ["input_text", "output_text", "refusal", "reasoning_text"],
 };
 

@@ -24,7 +24,7 @@ export function chatRequest(body: ChatCompletionBody): ChatRequestInit {
 }
 
 function chatMessage(m: ChatMessageBody) {
-  const content = m.content == null ? "" : typeof m.content === "string" ? m.content : m.content.map((p) => p.text).join("");
+  const content = m.content == null ? "" : typeof m.content === "string" ? m.content : m.content.map((p) => (p.type === "text" ? p.text : p.refusal)).join("");
   return {
     role: m.role === "developer" ? "system" : m.role,
     content: content || (m.refusal ?? ""),

@@ -54,14 +54,18 @@ export const samplingProperties = {
   keep_alive: keepAliveSchema(),
 } as const;
 
-const textPart = {
+/** A text part, or (on an assistant turn, as OpenAI's API allows) a refusal part. */
+const contentPart = {
   type: "object",
-  required: ["type", "text"],
-  properties: { type: { const: "text" }, text: { type: "string" } },
+  required: ["type"],
+  properties: { type: { enum: ["text", "refusal"] }, text: { type: "string" }, refusal: { type: "string" } },
   additionalProperties: false,
+  if: { properties: { type: { const: "refusal" } } },
+  then: { required: ["refusal"], properties: { text: false } },
+  else: { required: ["text"], properties: { refusal: false } },
 } as const;
 
-const content = { anyOf: [{ type: "string" }, { type: "array", items: textPart }, { type: "null" }] } as const;
+const content = { anyOf: [{ type: "string" }, { type: "array", items: contentPart }, { type: "null" }] } as const;
 
 const toolCall = {
   type: "object",
@@ -109,7 +113,10 @@ const message = {
   additionalProperties: false,
   // Only an assistant turn (one that made tool calls, or refused) may come without content, and only it carries a refusal.
   if: { properties: { role: { enum: ["system", "developer", "user", "tool"] } } },
-  then: { required: ["content"], properties: { content: { anyOf: [{ type: "string" }, { type: "array" }] }, refusal: { type: "null" } } },
+  then: {
+    required: ["content"],
+    properties: { content: { anyOf: [{ type: "string" }, { type: "array", items: { properties: { type: { const: "text" } } } }] }, refusal: { type: "null" } },
+  },
 } as const;
 
 const tool = {
@@ -240,7 +247,7 @@ export const embeddingBody = {
   additionalProperties: false,
 } as const;
 
-type TextPart = { type: "text"; text: string };
+type ContentPart = { type: "text"; text: string } | { type: "refusal"; refusal: string };
 
 export interface SamplingBody {
   model: string;
@@ -270,7 +277,7 @@ export interface ToolCallBody {
 
 export interface ChatMessageBody {
   role: "system" | "developer" | "user" | "assistant" | "tool";
-  content?: string | TextPart[] | null;
+  content?: string | ContentPart[] | null;
   tool_calls?: ToolCallBody[] | null;
   tool_call_id?: string;
   reasoning_content?: string | null;
