@@ -60,8 +60,13 @@ type ValidationError = NonNullable<FastifyError["validation"]>[number];
  */
 function mostTelling(errors: readonly ValidationError[]): ValidationError | undefined {
   const first = errors[0];
-  const anyOf = first ? /^(.*?\/anyOf)\/\d+\//.exec(first.schemaPath)?.[1] : undefined;
+  const anyOf = first ? firstAnyOf(first.schemaPath) : undefined;
   return first && anyOf ? tellingIn(errors, anyOf, first.instancePath) : first;
+}
+
+/** The first anyOf a schema path goes through ("#/properties/stop/anyOf/1/type" → "#/properties/stop/anyOf"). */
+function firstAnyOf(schemaPath: string): string | undefined {
+  return /^(.*?\/anyOf)\/\d+\//.exec(schemaPath)?.[1];
 }
 
 /** The telling error among those of `anyOf`'s branches for the value at `at`. */
@@ -70,7 +75,7 @@ function tellingIn(errors: readonly ValidationError[], anyOf: string, at: string
   const matched = branches.filter((e) => !SHAPE_KEYWORDS.has(e.keyword) || e.instancePath !== at);
   if (matched.length === 0) return { ...branches[0]!, keyword: "anyOf", params: { alternatives: [...new Set(branches.flatMap(alternativesOf))] } };
   const best = matched.reduce((deepest, e) => (e.instancePath.length > deepest.instancePath.length ? e : deepest));
-  const inner = /^(.*?\/anyOf)\/\d+\//.exec(best.schemaPath.slice(anyOf.length))?.[1];
+  const inner = firstAnyOf(best.schemaPath.slice(anyOf.length));
   if (!inner) return best;
   // The value the inner anyOf is about: where its branches' own type checks failed (or the error's own place).
   const innerAnyOf = anyOf + inner;
@@ -113,15 +118,16 @@ function orList(names: readonly string[]): string {
 
 /** What was wrong with the value, in plain words (Ajv says "must be integer,null", "must NOT have fewer than 1 items"). */
 function describeProblem(error: ValidationError): string {
-  const params = error.params as { allowedValue?: unknown; allowedValues?: unknown[]; limit?: number; alternatives?: string[] };
+  const params = error.params as { limit?: number; alternatives?: string[] };
   const limit = params.limit ?? 0;
   switch (error.keyword) {
     case "const":
-      return `must be ${JSON.stringify(params.allowedValue)}`;
-    case "enum":
-      return params.allowedValues ? `must be one of ${params.allowedValues.map((v) => JSON.stringify(v)).join(", ")}` : "is not an allowed value";
     case "type":
       return `must be ${orList(alternativesOf(error))}`;
+    case "enum": {
+      const values = alternativesOf(error);
+      return values.length > 0 ? `must be one of ${values.join(", ")}` : "is not an allowed value";
+    }
     case "anyOf":
       return params.alternatives ? `must be ${orList(params.alternatives)}` : (error.message ?? "is invalid");
     case "minLength":
