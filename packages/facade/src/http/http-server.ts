@@ -55,8 +55,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     ...(tls ? { https: { ...tls.options, ...serverTimeouts } } : { http: serverTimeouts }),
     forceCloseConnections: "idle",
     return503OnClosing: true,
-    // Wrong types are errors, not something to coerce: "5" is not a max_tokens.
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    // Wrong types are errors, not something to coerce: "5" is not a max_tokens. A schema Ajv finds
+    // ambiguous fails the node's start (and every test) instead of printing a warning on each start;
+    // `required` inside if/then names properties of the enclosing object, which strictRequired would refuse.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, strict: true, strictRequired: false } },
   });
   if (tls) tls.track(app.server as unknown as TlsServer);
   // Every body here is JSON (or a Connect call): text/plain would reach the schemas as a string.

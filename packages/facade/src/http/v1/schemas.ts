@@ -115,7 +115,7 @@ const message = {
   if: { properties: { role: { enum: ["system", "developer", "user", "tool"] } } },
   then: {
     required: ["content"],
-    properties: { content: { anyOf: [{ type: "string" }, { type: "array", items: { properties: { type: { const: "text" } } } }] }, refusal: { type: "null" } },
+    properties: { content: { anyOf: [{ type: "string" }, { type: "array", items: { type: "object", properties: { type: { const: "text" } } } }] }, refusal: { type: "null" } },
   },
 } as const;
 
