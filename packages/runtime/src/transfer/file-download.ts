@@ -1,3 +1,4 @@
+import { defaultMaxListeners, setMaxListeners } from "node:events";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
@@ -291,6 +292,11 @@ class FileDownload {
     while (pieces.length > 0) {
       const pool = new AbortController();
       const signal = AbortSignal.any([this.options.signal, pool.signal]);
+      const origins = this.liveOrigins();
+      const perOrigin = Math.min(connections, pieces.length);
+      // Each connection holds one abort listener on this signal at a time (its request or its retry
+      // wait); 3 peers x 4 connections pass Node's default of 10 and would print a leak warning.
+      setMaxListeners(Math.max(origins.length * perOrigin, defaultMaxListeners), signal);
       const worker = async (origin: Origin) => {
         for (let piece = pieces.shift(); piece; piece = pieces.shift()) {
           if (origin.dropped) {
@@ -307,8 +313,8 @@ class FileDownload {
           }
         }
       };
-      const workers = this.liveOrigins().flatMap((origin) =>
-        Array.from({ length: Math.min(connections, pieces.length) }, () =>
+      const workers = origins.flatMap((origin) =>
+        Array.from({ length: perOrigin }, () =>
           worker(origin).catch((err: unknown) => {
             pool.abort(err);
             throw err;
