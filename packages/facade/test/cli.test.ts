@@ -176,13 +176,23 @@ describe("llmlb-node CLI", () => {
     expect(fs.existsSync(path.join(node.home, "models", BIG_ID))).toBe(false);
   });
 
-  it("chat streams an answer to piped input", async () => {
+  it("chat checks the model before it reads a line: a mistyped id fails at once", async () => {
+    const mistyped = await cli(["chat", "tiny-chatt"], env);
+    expect(mistyped.code).toBe(1);
+    expect(mistyped.stderr).toMatch(/^llmlb-node: model tiny-chatt is neither in supported_models\.json nor registered; .+ \(MODEL_NOT_SUPPORTED\)\n$/);
+  });
+
+  it("chat downloads a model not on disk with its progress shown, then streams an answer to piped input", async () => {
+    expect((await node.clients.catalog.getModel({ modelId: TINY_CHAT_ID })).model?.local).toBeUndefined();
     const child = spawn(process.execPath, [...CLI, "chat", TINY_CHAT_ID, "--max-tokens", "6", "--temperature", "0"], { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
+    let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.stdin.end("Hello\n");
     const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
     expect(code).toBe(0);
+    expect(stderr).toMatch(/^progress 100% .+ left$/m);
     expect(stdout.trim().length).toBeGreaterThan(0);
   });
 

@@ -1,6 +1,7 @@
 import readline from "node:readline/promises";
 import type { Command } from "commander";
 import { withNode } from "../command-context.js";
+import { resolveShowingProgress } from "./pull-command.js";
 
 /** `chat <id>`: an interactive, streamed conversation (reads one message per line when piped). */
 export function registerChatCommand(program: Command): void {
@@ -14,6 +15,9 @@ export function registerChatCommand(program: Command): void {
     .addHelpText("after", "\nType /exit or Ctrl-D to leave.\n\nExamples:\n  llmlb-node chat qwen2.5-0.5b-instruct-q4_k_m\n  echo 'Hello' | llmlb-node chat qwen2.5-0.5b-instruct-q4_k_m --max-tokens 32\n")
     .action(async (id: string, opts: { system?: string; maxTokens?: number; temperature?: number; seed?: number }, command: Command) => {
       await withNode(command, async ({ clients }) => {
+        // Before any input: a mistyped id or a stopped node fails now, and a model not on disk yet
+        // downloads with its progress shown instead of silently holding the first answer.
+        if (!(await resolveShowingProgress(clients, { case: "modelId", value: id }, { announceSources: false }))) return;
         const messages: Array<{ role: string; content: string }> = opts.system ? [{ role: "system", content: opts.system }] : [];
         const interactive = process.stdin.isTTY === true;
         const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: interactive });

@@ -3,6 +3,8 @@ import cliProgress from "cli-progress";
 import { isAbortError, errorInfoOf } from "@llmlb/runtime";
 import { Code } from "@connectrpc/connect";
 import { withNode, wantsJson } from "../command-context.js";
+import type { NodeConnection } from "../node-connection.js";
+import type { ResolveResponse } from "@llmlb/runtime/gen/llmlb/node/v1/resolver_pb";
 import { bytes, duration, printJson } from "../output.js";
 
 /** Exit status of a pull the user interrupted (128 + SIGINT), as shells expect. */
@@ -40,6 +42,50 @@ function progressDisplay(tty: boolean) {
   };
 }
 
+type ResolveTarget = { case: "modelId"; value: string } | { case: "adapterRef"; value: string };
+type ResolveDone = Extract<ResolveResponse["event"], { case: "done" }>["value"];
+
+/**
+ * Resolves a model or adapter through the node, showing what it does on stderr: the download's
+ * progress, each source that fails, a wait on another process's download (and, with
+ * `announceSources`, each source asked). Ctrl-C cancels: the download's partial file stays, the
+ * command exits 130 saying so, and undefined is returned.
+ */
+export async function resolveShowingProgress(
+  clients: NodeConnection["clients"],
+  target: ResolveTarget,
+  options: { announceSources: boolean; json?: boolean },
+): Promise<ResolveDone | undefined> {
+  const controller = new AbortController();
+  const onSigint = () => controller.abort();
+  process.once("SIGINT", onSigint);
+  const display = progressDisplay(process.stderr.isTTY === true && options.json !== true);
+  try {
+    let done: ResolveDone | undefined;
+    for await (const res of clients.resolver.resolve({ target }, { signal: controller.signal })) {
+      const event = res.event;
+      if (event.case === "progress") display.update(event.value);
+      else if (event.case === "sourceTried" && options.announceSources) process.stderr.write(`trying ${event.value.source}\n`);
+      else if (event.case === "sourceFailed") process.stderr.write(`${event.value.source}: ${event.value.reason}\n`);
+      else if (event.case === "lockWait") process.stderr.write(`waiting for pid ${event.value.holderPid} on ${event.value.holderHost}, which is downloading it\n`);
+      else if (event.case === "done") done = event.value;
+    }
+    display.stop();
+    if (!done) throw new Error(`the node ended the resolution of ${target.value} without an answer`);
+    return done;
+  } catch (err) {
+    display.stop();
+    if (controller.signal.aborted && (isAbortError(err) || errorInfoOf(err).code === Code.Canceled)) {
+      process.stderr.write("\ncancelled; run the same pull again to resume\n");
+      process.exitCode = EXIT_INTERRUPTED;
+      return undefined;
+    }
+    throw err;
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
+}
+
 /** `pull <id>`: resolves a model (or an adapter reference) and shows the download. */
 export function registerPullCommand(program: Command): void {
   program
@@ -49,37 +95,12 @@ export function registerPullCommand(program: Command): void {
     .option("--json", "print the result as JSON")
     .addHelpText("after", "\nCtrl-C cancels; running the same pull again resumes where it stopped.\n\nExamples:\n  llmlb-node pull qwen2.5-0.5b-instruct-q4_k_m\n  llmlb-node pull --adapter github:acme/adapters@v1/style.gguf\n")
     .action(async (id: string, opts: { adapter?: boolean }, command: Command) => {
-      const controller = new AbortController();
-      const onSigint = () => controller.abort();
-      process.once("SIGINT", onSigint);
-      const display = progressDisplay(process.stderr.isTTY === true && !wantsJson(command));
-      try {
-        await withNode(command, async ({ clients }) => {
-          const target = opts.adapter ? { case: "adapterRef" as const, value: id } : { case: "modelId" as const, value: id };
-          for await (const res of clients.resolver.resolve({ target }, { signal: controller.signal })) {
-            const event = res.event;
-            if (event.case === "progress") display.update(event.value);
-            else if (event.case === "sourceTried") process.stderr.write(`trying ${event.value.source}\n`);
-            else if (event.case === "sourceFailed") process.stderr.write(`${event.value.source}: ${event.value.reason}\n`);
-            else if (event.case === "lockWait") process.stderr.write(`waiting for pid ${event.value.holderPid} on ${event.value.holderHost}, which is downloading it\n`);
-            else if (event.case === "done") {
-              display.stop();
-              const done = event.value;
-              if (wantsJson(command)) printJson({ id: done.id, path: done.path, source: done.source, size_bytes: Number(done.sizeBytes), sha256: done.sha256 });
-              else process.stdout.write(`${done.id} ready at ${done.path} (from ${done.source}, ${bytes(done.sizeBytes)})\n`);
-            }
-          }
-        });
-      } catch (err) {
-        display.stop();
-        if (controller.signal.aborted && (isAbortError(err) || errorInfoOf(err).code === Code.Canceled)) {
-          process.stderr.write("\ncancelled; run the same pull again to resume\n");
-          process.exitCode = EXIT_INTERRUPTED;
-          return;
-        }
-        throw err;
-      } finally {
-        process.off("SIGINT", onSigint);
-      }
+      await withNode(command, async ({ clients }) => {
+        const target = opts.adapter ? { case: "adapterRef" as const, value: id } : { case: "modelId" as const, value: id };
+        const done = await resolveShowingProgress(clients, target, { announceSources: true, json: wantsJson(command) });
+        if (!done) return;
+        if (wantsJson(command)) printJson({ id: done.id, path: done.path, source: done.source, size_bytes: Number(done.sizeBytes), sha256: done.sha256 });
+        else process.stdout.write(`${done.id} ready at ${done.path} (from ${done.source}, ${bytes(done.sizeBytes)})\n`);
+      });
     });
 }
