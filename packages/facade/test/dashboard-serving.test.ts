@@ -2,7 +2,8 @@
  * The dashboard's Chat and Loaded tabs in Debian's Chromium (headless, playwright-core) against a
  * real node serving the generated tiny model: chat streams an answer, Stop ends a generation, the
  * Loaded view shows the model with its context, slots and expiry, and Unload empties it.
- * Screenshots go to docs/screenshots/.
+ * Screenshots go to test-artifacts/dashboard/; with LLMLB_UPDATE_SCREENSHOTS=1 they also replace
+ * the README's copies in docs/screenshots/ (a plain test run leaves the working tree as it was).
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -14,7 +15,14 @@ import { startTinyWorld, tinyEntry, TINY_CHAT_ID, type TinyWorld } from "../../.
 import { launchChromium, type Browser } from "./helpers/chromium.js";
 import { ensureDashboardBuilt } from "./helpers/dashboard-build.js";
 
-const SCREENSHOTS = path.resolve(import.meta.dirname, "../../../docs/screenshots");
+const ARTIFACTS = path.resolve(import.meta.dirname, "../../../test-artifacts/dashboard");
+const README_SCREENSHOTS = path.resolve(import.meta.dirname, "../../../docs/screenshots");
+/** Takes a full-page screenshot into the test artifacts, and into the README's when asked to. */
+async function screenshot(page: Page, name: string): Promise<void> {
+  const file = path.join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  if (process.env.LLMLB_UPDATE_SCREENSHOTS === "1") fs.copyFileSync(file, path.join(README_SCREENSHOTS, `${name}.png`));
+}
 /** An embedding model found in an extra model directory (not a chat model, so the Chat tab's list stays as it is). */
 const IN_PLACE_ID = "tiny-embed-in-place";
 const IN_PLACE_FILE = "tiny-embed-in-place.gguf";
@@ -32,7 +40,7 @@ describe("dashboard Chat and Loaded tabs in Chromium", () => {
 
   beforeAll(async () => {
     ensureDashboardBuilt();
-    fs.mkdirSync(SCREENSHOTS, { recursive: true });
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
     fs.writeFileSync(path.join(extraDir.dir, IN_PLACE_FILE), inPlaceBytes);
     world = await startTinyWorld({ extraModels: [{ ...tinyEntry(IN_PLACE_ID, IN_PLACE_FILE, inPlaceBytes, ["embeddings"]), sha256: undefined }] });
     [node, browser] = await Promise.all([startTestNode({ ...world.env, LLMLB_PARALLELISM: "2", LLMLB_EXTRA_MODEL_DIRS: extraDir.dir }), launchChromium()]);
@@ -65,7 +73,7 @@ describe("dashboard Chat and Loaded tabs in Chromium", () => {
     expect((await answer.locator(".bubble-text").textContent())?.length).toBeGreaterThan(0);
     expect(await page.locator("#chat-stats").textContent()).toMatch(/^([1-9]|1\d|2[0-4]) tokens · \d+\.\d tokens\/s · first token after \d+ ms$/);
     expect(await page.locator('.bubble[data-role="user"]').allTextContents()).toEqual(["Youhello world"]);
-    await page.screenshot({ path: path.join(SCREENSHOTS, "dashboard-chat.png"), fullPage: true });
+    await screenshot(page, "dashboard-chat");
   }, 60_000);
 
   it("Stop ends a long generation on the node", async () => {
@@ -95,7 +103,7 @@ describe("dashboard Chat and Loaded tabs in Chromium", () => {
       .toEqual([TINY_CHAT_ID, expect.stringMatching(/MiB$/), "1,024 tokens", "0 / 2", "0", expect.stringMatching(/^[45] min \d+ s$/)]);
     expect(await page.locator("#loaded-budget-text").textContent()).toMatch(/MiB of .+ budget \(\d+%\)$/);
     expect(await page.locator("#loaded-count").textContent()).toBe("1");
-    await page.screenshot({ path: path.join(SCREENSHOTS, "dashboard-loaded.png"), fullPage: true });
+    await screenshot(page, "dashboard-loaded");
 
     await row.getByRole("button", { name: `Unload ${TINY_CHAT_ID}` }).click();
     await page.locator("#loaded-empty").waitFor();
