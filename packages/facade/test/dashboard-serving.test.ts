@@ -2,8 +2,7 @@
  * The dashboard's Chat and Loaded tabs in Debian's Chromium (headless, playwright-core) against a
  * real node serving the generated tiny model: chat streams an answer, Stop ends a generation, the
  * Loaded view shows the model with its context, slots and expiry, and Unload empties it.
- * Screenshots go to test-artifacts/dashboard/; with LLMLB_UPDATE_SCREENSHOTS=1 they also replace
- * the README's copies in docs/screenshots/ (a plain test run leaves the working tree as it was).
+ * Its screenshots are the README's (see `screenshot` in helpers/chromium.ts).
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -12,17 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
 import { resolveModel, startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
 import { startTinyWorld, tinyEntry, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
-import { launchChromium, type Browser } from "./helpers/chromium.js";
+import { launchChromium, screenshot, type Browser } from "./helpers/chromium.js";
 import { ensureDashboardBuilt } from "./helpers/dashboard-build.js";
 
-const ARTIFACTS = path.resolve(import.meta.dirname, "../../../test-artifacts/dashboard");
-const README_SCREENSHOTS = path.resolve(import.meta.dirname, "../../../docs/screenshots");
-/** Takes a full-page screenshot into the test artifacts, and into the README's when asked to. */
-async function screenshot(page: Page, name: string): Promise<void> {
-  const file = path.join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  if (process.env.LLMLB_UPDATE_SCREENSHOTS === "1") fs.copyFileSync(file, path.join(README_SCREENSHOTS, `${name}.png`));
-}
 /** An embedding model found in an extra model directory (not a chat model, so the Chat tab's list stays as it is). */
 const IN_PLACE_ID = "tiny-embed-in-place";
 const IN_PLACE_FILE = "tiny-embed-in-place.gguf";
@@ -40,7 +31,6 @@ describe("dashboard Chat and Loaded tabs in Chromium", () => {
 
   beforeAll(async () => {
     ensureDashboardBuilt();
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
     fs.writeFileSync(path.join(extraDir.dir, IN_PLACE_FILE), inPlaceBytes);
     world = await startTinyWorld({ extraModels: [{ ...tinyEntry(IN_PLACE_ID, IN_PLACE_FILE, inPlaceBytes, ["embeddings"]), sha256: undefined }] });
     [node, browser] = await Promise.all([startTestNode({ ...world.env, LLMLB_PARALLELISM: "2", LLMLB_EXTRA_MODEL_DIRS: extraDir.dir }), launchChromium()]);
@@ -73,7 +63,7 @@ describe("dashboard Chat and Loaded tabs in Chromium", () => {
     expect((await answer.locator(".bubble-text").textContent())?.length).toBeGreaterThan(0);
     expect(await page.locator("#chat-stats").textContent()).toMatch(/^([1-9]|1\d|2[0-4]) tokens · \d+\.\d tokens\/s · first token after \d+ ms$/);
     expect(await page.locator('.bubble[data-role="user"]').allTextContents()).toEqual(["Youhello world"]);
-    await screenshot(page, "dashboard-chat");
+    await screenshot(page, "dashboard-chat", { readme: true });
   }, 60_000);
 
   it("Stop ends a long generation on the node", async () => {
@@ -103,7 +93,7 @@ describe("dashboard Chat and Loaded tabs in Chromium", () => {
       .toEqual([TINY_CHAT_ID, expect.stringMatching(/MiB$/), "1,024 tokens", "0 / 2", "0", expect.stringMatching(/^[45] min \d+ s$/)]);
     expect(await page.locator("#loaded-budget-text").textContent()).toMatch(/MiB of .+ budget \(\d+%\)$/);
     expect(await page.locator("#loaded-count").textContent()).toBe("1");
-    await screenshot(page, "dashboard-loaded");
+    await screenshot(page, "dashboard-loaded", { readme: true });
 
     await row.getByRole("button", { name: `Unload ${TINY_CHAT_ID}` }).click();
     await page.locator("#loaded-empty").waitFor();

@@ -4,18 +4,15 @@
  * an operator would: unlock, search, pull, look at Local, delete, register.
  */
 import fs from "node:fs";
-import path from "node:path";
 import Fastify from "fastify";
 import type { Locator, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { registerDashboardRoutes } from "../src/http/dashboard-routes.js";
 import { tempDir } from "../../../testkit/node/index.js";
-import { launchChromium, type Browser } from "./helpers/chromium.js";
+import { launchChromium, screenshot, type Browser } from "./helpers/chromium.js";
 import { dashboardDistDir, ensureDashboardBuilt } from "./helpers/dashboard-build.js";
 import { API_KEY, EXTRA_FILE, EXTRA_REPO, SUPPORTED_MODELS, TINY_ID, TINY_NAME, TINY_REPO, TINY_SIZE_TEXT, UNSUPPORTED_ID, startDashboardWorld, type DashboardWorld } from "./helpers/dashboard-world.js";
 
-const ARTIFACTS = path.resolve(import.meta.dirname, "../../../test-artifacts/dashboard");
-const screenshot = (page: Page, name: string) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
 
 const card = (page: Page, id: string): Locator => page.locator(`#hub-grid .card[data-model-id="${id}"]`);
 const visibleCards = (page: Page): Locator => page.locator("#hub-grid .card:visible");
@@ -29,7 +26,6 @@ describe("dashboard in Chromium against a running node", () => {
 
   beforeAll(async () => {
     ensureDashboardBuilt();
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
     [world, browser] = await Promise.all([startDashboardWorld(), launchChromium()]);
     page = browser.context.pages()[0] ?? (await browser.context.newPage());
     page.setDefaultTimeout(15_000);

@@ -1,5 +1,6 @@
 import fs from "node:fs";
-import { chromium, type BrowserContext } from "playwright-core";
+import path from "node:path";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { tempDir } from "../../../../testkit/node/index.js";
 
 export const CHROMIUM_PATH = "/usr/bin/chromium";
@@ -52,4 +53,19 @@ export async function launchChromium(): Promise<Browser> {
     profile.cleanup();
     throw err;
   }
+}
+
+const ARTIFACTS = path.resolve(import.meta.dirname, "../../../../test-artifacts/dashboard");
+const README_SCREENSHOTS = path.resolve(import.meta.dirname, "../../../../docs/screenshots");
+
+/**
+ * A full-page screenshot into test-artifacts/dashboard/. One the README shows (`readme`) also
+ * replaces its copy in docs/screenshots/ when LLMLB_UPDATE_SCREENSHOTS=1, so a plain test run
+ * leaves the working tree as it was.
+ */
+export async function screenshot(page: Page, name: string, options: { readme?: boolean } = {}): Promise<void> {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const file = path.join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  if (options.readme && process.env.LLMLB_UPDATE_SCREENSHOTS === "1") fs.copyFileSync(file, path.join(README_SCREENSHOTS, `${name}.png`));
 }

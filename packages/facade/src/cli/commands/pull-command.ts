@@ -4,7 +4,7 @@ import { isAbortError, errorInfoOf } from "@llmlb/runtime";
 import { Code } from "@connectrpc/connect";
 import { withNode, wantsJson } from "../command-context.js";
 import type { NodeConnection } from "../node-connection.js";
-import type { ResolveResponse } from "@llmlb/runtime/gen/llmlb/node/v1/resolver_pb";
+import type { ResolveDone } from "@llmlb/runtime/gen/llmlb/node/v1/resolver_pb";
 import { bytes, duration, printJson } from "../output.js";
 
 /** Exit status of a pull the user interrupted (128 + SIGINT), as shells expect. */
@@ -43,7 +43,6 @@ function progressDisplay(tty: boolean) {
 }
 
 type ResolveTarget = { case: "modelId"; value: string } | { case: "adapterRef"; value: string };
-type ResolveDone = Extract<ResolveResponse["event"], { case: "done" }>["value"];
 
 /**
  * Resolves a model or adapter through the node, showing what it does on stderr: the download's
