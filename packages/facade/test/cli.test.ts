@@ -138,7 +138,7 @@ describe("llmlb-node CLI", () => {
     expect(run.stdout).toMatch(/left/);
   });
 
-  it("Ctrl-C cancels a pull, and the next pull resumes where it stopped", async () => {
+  it("Ctrl-C cancels a pull (or a chat downloading its model), and the next pull resumes where it stopped", async () => {
     await cli(["rm", BIG_ID], env);
     world.hf.clearLog();
     world.hf.throttle(2 * 1024 * 1024, { path: BIG_FILE });
@@ -153,9 +153,23 @@ describe("llmlb-node CLI", () => {
     });
     expect(signalled).toBe(true);
     expect(interrupted.code).toBe(130);
-    expect(interrupted.stderr).toContain("cancelled; run the same pull again to resume");
+    expect(interrupted.stderr).toContain("cancelled; the partial download is kept: run the same pull again to resume it");
     const { model } = await node.clients.catalog.getModel({ modelId: BIG_ID });
     expect(model?.local).toBeUndefined();
+
+    // A chat that has to download the model first cancels the same way, naming itself.
+    let chatSignalled = false;
+    const chat = await cli(["chat", BIG_ID], env, {
+      onStderr: (text, child) => {
+        if (!chatSignalled && /^progress [3-9]\d%/m.test(text)) {
+          chatSignalled = true;
+          child.kill("SIGINT");
+        }
+      },
+    });
+    expect(chatSignalled).toBe(true);
+    expect(chat.code).toBe(130);
+    expect(chat.stderr).toContain("cancelled; the partial download is kept: run the same chat again to resume it");
 
     world.hf.throttle(null);
     const resumed = await cli(["pull", BIG_ID], env);

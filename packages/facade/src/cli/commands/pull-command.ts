@@ -48,12 +48,13 @@ type ResolveTarget = { case: "modelId"; value: string } | { case: "adapterRef"; 
  * Resolves a model or adapter through the node, showing what it does on stderr: the download's
  * progress, each source that fails, a wait on another process's download (and, with
  * `announceSources`, each source asked). Ctrl-C cancels: the download's partial file stays, the
- * command exits 130 saying so, and undefined is returned.
+ * command exits 130 saying that running `command` (pull, chat) again resumes it, and undefined
+ * is returned.
  */
 export async function resolveShowingProgress(
   clients: NodeConnection["clients"],
   target: ResolveTarget,
-  options: { announceSources: boolean; json?: boolean },
+  options: { command: "pull" | "chat"; announceSources: boolean; json?: boolean },
 ): Promise<ResolveDone | undefined> {
   const controller = new AbortController();
   const onSigint = () => controller.abort();
@@ -75,7 +76,7 @@ export async function resolveShowingProgress(
   } catch (err) {
     display.stop();
     if (controller.signal.aborted && (isAbortError(err) || errorInfoOf(err).code === Code.Canceled)) {
-      process.stderr.write("\ncancelled; run the same pull again to resume\n");
+      process.stderr.write(`\ncancelled; the partial download is kept: run the same ${options.command} again to resume it\n`);
       process.exitCode = EXIT_INTERRUPTED;
       return undefined;
     }
@@ -96,7 +97,7 @@ export function registerPullCommand(program: Command): void {
     .action(async (id: string, opts: { adapter?: boolean }, command: Command) => {
       await withNode(command, async ({ clients }) => {
         const target = opts.adapter ? { case: "adapterRef" as const, value: id } : { case: "modelId" as const, value: id };
-        const done = await resolveShowingProgress(clients, target, { announceSources: true, json: wantsJson(command) });
+        const done = await resolveShowingProgress(clients, target, { command: "pull", announceSources: true, json: wantsJson(command) });
         if (!done) return;
         if (wantsJson(command)) printJson({ id: done.id, path: done.path, source: done.source, size_bytes: Number(done.sizeBytes), sha256: done.sha256 });
         else process.stdout.write(`${done.id} ready at ${done.path} (from ${done.source}, ${bytes(done.sizeBytes)})\n`);
