@@ -101,6 +101,15 @@ describe("tools", () => {
     expect(validWeather(JSON.parse(got.calls[0]!.arguments)), got.calls[0]!.arguments).toBe(true);
   });
 
+  it("a call that runs to the end of the context ends with length, as a cut-off answer does", async () => {
+    const NOTE = { name: "note", description: "Keep a note", parameters: { type: "object", properties: { text: { type: "string" } }, required: ["text"] } };
+    for (const toolChoice of ["required", { function: "note" }] as const) {
+      const got = await chat({ tools: [NOTE], toolChoice, maxTokens: undefined });
+      expect(got.end.finishReason, JSON.stringify(toolChoice)).toBe("length");
+      expect(got.end.usage.promptTokens + got.end.usage.completionTokens).toBeLessThanOrEqual(1024);
+    }
+  });
+
   it("takes the call and its result back for the next turn", async () => {
     const first = await chat({ tools: TOOLS, toolChoice: { function: "get_time" } });
     const call = first.calls[0]!;

@@ -119,6 +119,12 @@ export async function generateChat(
     return outcome(result.metadata.stopReason, promptTokens, completionTokens, taken.cachedTokens);
   } catch (err) {
     if (err instanceof llamaCpp().LlamaJsonSchemaValidationError) throw invalidModelOutput(err.message);
+    // The budget counts sampled tokens only: a tool call's syntax, which LlamaChat writes itself, can
+    // fill the context first. LlamaChat then tries to shift the context, which a prompt that was
+    // kept whole cannot survive: the answer was cut off by the context, as max_tokens cuts one off.
+    if (sequence.nextTokenIndex >= target.contextSize - 1 && !signal.aborted) {
+      return outcome("maxTokens", promptTokens, sequence.tokenMeter.diff(before).usedOutputTokens, taken.cachedTokens);
+    }
     throw err;
   } finally {
     chat.dispose({ disposeSequence: false });
