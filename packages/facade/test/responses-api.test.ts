@@ -104,6 +104,42 @@ describe("POST /v1/responses with the openai SDK", () => {
     });
     expect(answered.output.map((item) => item.type)).toEqual(["message"]);
     expect(answered.usage!.input_tokens).toBeGreaterThan(bare.usage!.input_tokens + 10);
+
+    // The SDK's stream() and parse() leave their own parse on the items (parsed_arguments on a
+    // call, parsed on a text part); sent back as they came, with the output given as text parts
+    // (as the current API allows), they are the same conversation.
+    const streamedItems = (await openai.responses.stream({ ...greedy, input, tools, tool_choice: "required", max_output_tokens: 120 }).finalResponse()).output;
+    expect(streamedItems.find((item) => item.type === "function_call")).toHaveProperty("parsed_arguments");
+    const streamedCall = streamedItems.find((item) => item.type === "function_call")!;
+    const partsAnswered = await openai.responses.create({
+      ...greedy,
+      input: [
+        ...input,
+        ...(streamedItems as unknown as ResponseInputItem[]),
+        { type: "function_call_output", call_id: streamedCall.type === "function_call" ? streamedCall.call_id : "", output: [{ type: "input_text", text: '{"forecast":"sunny"}' }] },
+      ],
+      tools,
+      tool_choice: "none",
+      max_output_tokens: 6,
+    });
+    expect(partsAnswered.status).toBe("incomplete");
+    const text = await openai.responses.stream({ ...greedy, input: "Tell me about Paris", max_output_tokens: 4 }).finalResponse();
+    expect(text.output[0]).toMatchObject({ type: "message", content: [{ type: "output_text", parsed: null }] });
+    const followUp = await openai.responses.create({ ...greedy, input: [{ role: "user", content: "Tell me about Paris" }, ...(text.output as unknown as ResponseInputItem[]), { role: "user", content: "More" }], max_output_tokens: 2 });
+    expect(followUp.output_text.length).toBeGreaterThan(0);
+  });
+
+  it("marks a function call cut off by max_output_tokens incomplete, streamed and not", async () => {
+    const tools = [{ type: "function" as const, name: "note", description: "Keep a note", parameters: { type: "object", properties: { text: { type: "string" } }, required: ["text"] }, strict: true }];
+    const request = { ...greedy, input: "Write a note", tools, tool_choice: "required" as const, max_output_tokens: 12 };
+    const whole = await openai.responses.create(request);
+    expect(whole.status).toBe("incomplete");
+    expect(whole.output.at(-1)).toMatchObject({ type: "function_call", status: "incomplete" });
+    const events: ResponseStreamEvent[] = [];
+    const stream = openai.responses.stream(request);
+    for await (const event of stream) events.push(event);
+    expect((await stream.finalResponse()).output.at(-1)).toMatchObject({ type: "function_call", status: "incomplete" });
+    expect(events.find((e) => e.type === "response.function_call_arguments.done")).toMatchObject({ name: "note" });
   });
 
   it("json_schema output parses and validates", async () => {
@@ -158,6 +194,13 @@ describe("POST /v1/responses with the openai SDK", () => {
     const image = await refused({ input: [{ role: "user", content: [{ type: "input_image", image_url: "data:image/png;base64,AA" }] }] });
     expect(image).toMatchObject({ param: "input[0].content[0].type", code: "unsupported_content_part" });
     expect(image.message).toContain("text only");
+    const outputImage = await refused({
+      input: [
+        { type: "function_call", call_id: "c1", name: "f", arguments: "{}" },
+        { type: "function_call_output", call_id: "c1", output: [{ type: "input_image", image_url: "data:image/png;base64,AA" }] },
+      ],
+    });
+    expect(outputImage).toMatchObject({ param: "input[1].output[0].type", code: "unsupported_content_part" });
     expect((await refused({ input: [{ type: "function_call_output", output: "x" }] })).param).toBe("input[0].call_id");
   });
 

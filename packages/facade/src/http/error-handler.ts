@@ -158,22 +158,22 @@ const TEXT_PARTS: Record<string, readonly string[]> = {
 
 /**
  * An image, audio or file part in a message's content (`messages` of /v1/chat/completions, `input`
- * items of /v1/responses), named with the way out. Ajv alone would report the first branch of the
+ * items of /v1/responses, and their function_call_output's output), named with the way out. Ajv alone would report the first branch of the
  * content's schema ("must be string") or an unexpected property.
  */
 function unsupportedContentPart(body: unknown, instancePath: string): Refusal | undefined {
-  const at = /^\/(messages|input)\/(\d+)\/content(\/|$)/.exec(instancePath);
+  const at = /^\/(messages|input)\/(\d+)\/(content|output)(\/|$)/.exec(instancePath);
   if (!at) return undefined;
-  const [, list, item] = at as unknown as [string, string, string];
+  const [, list, item, key] = at as unknown as [string, string, string, "content" | "output"];
   const items = (body as Record<string, unknown> | null)?.[list];
-  const content = Array.isArray(items) ? (items[Number(item)] as { content?: unknown } | null)?.content : undefined;
+  const content = Array.isArray(items) ? (items[Number(item)] as Record<string, unknown> | null)?.[key] : undefined;
   if (!Array.isArray(content)) return undefined;
   const text = TEXT_PARTS[list]!;
   const index = content.findIndex((part) => typeof part === "object" && part !== null && "type" in part && !text.includes(part.type as string));
   if (index === -1) return undefined;
   const type = JSON.stringify((content[index] as { type: unknown }).type);
   return {
-    field: `${list}[${item}].content[${index}].type`,
+    field: `${list}[${item}].${key}[${index}].type`,
     message: `content parts of type ${type} are not supported: the models this node serves take text only (no image, audio or file input); send the content as a string or as {"type": "${text[0]}", "text": "..."} parts`,
     code: "unsupported_content_part",
   };

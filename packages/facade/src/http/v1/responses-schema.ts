@@ -17,6 +17,8 @@ const contentPart = {
     /** What this node's own output_text parts carry, so an answer can be sent back as it came. */
     annotations: { type: "array", maxItems: 0 },
     logprobs: { type: "array" },
+    /** The openai SDK's own parse of an output_text part, left on items it sends back (ignored). */
+    parsed: {},
   },
   additionalProperties: false,
 } as const;
@@ -33,7 +35,10 @@ const inputItem = {
     call_id: { type: "string", minLength: 1, maxLength: 200 },
     name: { type: "string" },
     arguments: { type: "string" },
-    output: { type: "string" },
+    /** The openai SDK's own parse of a call's arguments, left on items it sends back (ignored). */
+    parsed_arguments: {},
+    /** A function's result: text, or text parts (joined). */
+    output: { anyOf: [{ type: "string" }, { type: "array", items: contentPart }] },
     summary: { type: "array", items: { type: "object", properties: { type: { const: "summary_text" }, text: { type: "string" } }, additionalProperties: false } },
     encrypted_content: { type: ["string", "null"] },
   },
@@ -123,7 +128,7 @@ export interface ResponsesInputItem {
   call_id?: string;
   name?: string;
   arguments?: string;
-  output?: string;
+  output?: string | ResponsesContentPart[];
   summary?: Array<{ text?: string }>;
 }
 

@@ -138,7 +138,7 @@ function inputMessages(input: ResponsesBody["input"]): { messages: ChatMessageIn
         break;
       case "function_call_output":
         if (!item.call_id) throw missing(i, "call_id");
-        push({ role: "tool", content: item.output ?? "", toolCallId: item.call_id }, i);
+        push({ role: "tool", content: typeof item.output === "string" ? item.output : (item.output ?? []).map((part) => part.text ?? "").join(""), toolCallId: item.call_id }, i);
         break;
       case "reasoning":
         // This node's reasoning items carry the thought as reasoning_text content; OpenAI's, a summary.
@@ -207,7 +207,12 @@ class ResponseState {
   setOutput(result: ChoiceResult): void {
     if (result.reasoning) this.output.push(reasoningItem(newId("rs"), result.reasoning));
     if (result.text || result.toolCalls.length === 0) this.output.push(messageItem(newId("msg"), result.text, this.status));
-    for (const call of result.toolCalls) this.output.push(functionCallItem(newId("fc"), call.id, call.name, call.arguments, "completed"));
+    result.toolCalls.forEach((call, k) => this.output.push(functionCallItem(newId("fc"), call.id, call.name, call.arguments, this.callStatus(k === result.toolCalls.length - 1))));
+  }
+
+  /** A call is complete unless the answer was cut off while it was being written (the last one). */
+  callStatus(last: boolean): "completed" | "incomplete" {
+    return last ? this.status : "completed";
   }
 
   get status(): "completed" | "incomplete" {
@@ -354,9 +359,10 @@ class ResponseEvents {
       await this.text("message", "");
       await this.closeOpen();
     }
-    for (const call of this.calls.values()) {
-      await this.send("response.function_call_arguments.done", { item_id: call.item.id, output_index: call.index, arguments: call.args });
-      const done = { ...call.item, arguments: call.args, status: "completed" };
+    const calls = [...this.calls.values()];
+    for (const [k, call] of calls.entries()) {
+      await this.send("response.function_call_arguments.done", { item_id: call.item.id, output_index: call.index, name: call.item.name, arguments: call.args });
+      const done = { ...call.item, arguments: call.args, status: this.state.callStatus(k === calls.length - 1) };
       this.state.output[call.index] = done;
       await this.send("response.output_item.done", { output_index: call.index, item: done });
     }
