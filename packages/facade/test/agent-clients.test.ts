@@ -364,6 +364,27 @@ describe("logprobs, n, completions, embeddings, strict fields", () => {
     expect(logprobs.text_offset[0]).toBe(0);
   });
 
+  it("/v1/completions streamed with logprobs: each chunk carries its own tokens, offsets count from the start of the text", async () => {
+    const request = { model: TINY_CHAT_ID, prompt: "Once upon a time", max_tokens: 8, temperature: 0, logprobs: 0, echo: true };
+    const whole = (await post("/v1/completions", request)).json as { choices: Array<{ text: string; logprobs: { tokens: string[]; text_offset: number[] } }> };
+    const { text } = await post("/v1/completions", { ...request, stream: true });
+    const chunks = sseChunks(text).map((c) => (c.choices as Array<{ text: string; logprobs: { tokens: string[]; text_offset: number[] } }>)[0]!);
+    let sent = "";
+    for (const [k, chunk] of chunks.entries()) {
+      const generated = k === 0 ? chunk.text.slice(request.prompt.length) : chunk.text;
+      expect(chunk.logprobs.tokens.join(""), `chunk ${k}`).toBe(generated);
+      let at = sent.length + (k === 0 ? request.prompt.length : 0);
+      for (const [i, token] of chunk.logprobs.tokens.entries()) {
+        expect(chunk.logprobs.text_offset[i]).toBe(at);
+        at += token.length;
+      }
+      sent += chunk.text;
+    }
+    expect(sent).toBe(whole.choices[0]!.text);
+    expect(chunks.flatMap((c) => c.logprobs.tokens)).toEqual(whole.choices[0]!.logprobs.tokens);
+    expect(chunks.flatMap((c) => c.logprobs.text_offset)).toEqual(whole.choices[0]!.logprobs.text_offset);
+  });
+
   it("/v1/completions finishes a character split over two tokens past max_tokens, and usage counts every token (README: Sampling)", async () => {
     // With this model, greedy after "a": "+", " I", then byte 224 (the first piece of a character) and one more token.
     const res = (await post("/v1/completions", { model: TINY_CHAT_ID, prompt: "a", max_tokens: 3, temperature: 0, logprobs: 0 })).json as {

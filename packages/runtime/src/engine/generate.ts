@@ -22,7 +22,7 @@ import { renderPromptOnce } from "./rendered-prompt.js";
 import { samplingOptions } from "./sampling.js";
 import { TokenLogprobs } from "./token-logprobs.js";
 import { ToolCallPieces, boundsStringLength, chatFunctions, forcedCallWrapper, forcesCall, requireToolSupport } from "./tool-calls.js";
-import type { ChatInput, CompletionInput, DeltaParts, FinishReason, OutputParams, ReasoningOptions, SamplingParams, TokenUsage } from "./types.js";
+import type { ChatInput, CompletionInput, DeltaParts, FinishReason, OutputParams, ReasoningOptions, SamplingParams, TokenLogprob, TokenUsage } from "./types.js";
 
 /** Where a generation reports as it goes. */
 export interface GenerationSink {
@@ -149,7 +149,15 @@ export async function generateCompletion(target: GenerationTarget, input: Comple
 
   const completion = new (llamaCpp().LlamaCompletion)({ contextSequence: sequence, autoDisposeSequence: false });
   const before = sequence.tokenMeter.getState();
-  let pendingText = "";
+  // With logprobs, a chunk's text goes out with its own tokens' entries: LlamaCompletion reports
+  // the tokens and their text in two calls, so whichever comes second sends both.
+  let pendingText: string | undefined;
+  let pendingLogprobs: TokenLogprob[] | undefined;
+  const sendPair = () => {
+    if (pendingText === undefined || pendingLogprobs === undefined) return;
+    sink.emit({ text: pendingText, logprobs: pendingLogprobs });
+    pendingText = pendingLogprobs = undefined;
+  };
   try {
     const result = await completion.generateCompletionWithMeta(tokens, {
       ...samplingOptions(input, maxTokens),
@@ -160,19 +168,19 @@ export async function generateCompletion(target: GenerationTarget, input: Comple
       disableContextShift: true,
       contextShiftSize: 0,
       onTextChunk: (text) => {
-        if (logprobs) pendingText += text;
-        else sink.emit({ text });
+        if (!logprobs) return sink.emit({ text });
+        pendingText = (pendingText ?? "") + text;
+        sendPair();
       },
       onToken: (generated: Token[]) => {
-        // LlamaCompletion reports a chunk's tokens after its text: the text waits for them.
         if (logprobs) {
-          sink.emit({ text: pendingText, logprobs: logprobs.take(generated) });
-          pendingText = "";
+          pendingLogprobs = [...(pendingLogprobs ?? []), ...logprobs.take(generated)];
+          sendPair();
         }
         sink.tokens(generated.length);
       },
     });
-    if (pendingText) sink.emit({ text: pendingText });
+    if (pendingText !== undefined || pendingLogprobs !== undefined) sink.emit({ text: pendingText ?? "", ...(pendingLogprobs ? { logprobs: pendingLogprobs } : {}) });
     return outcome(result.metadata.stopReason, promptTokens, sequence.tokenMeter.diff(before).usedOutputTokens, taken.cachedTokens);
   } finally {
     completion.dispose({ disposeSequence: false });

@@ -65,23 +65,32 @@ function completionLogprobs(entries: StreamedLogprob[], offset: number) {
   };
 }
 
-const completionShape = (withLogprobs: boolean, echoed: (index: number) => string): CompletionShape => ({
-  idPrefix: "cmpl",
-  object: "text_completion",
-  chunkObject: "text_completion",
-  chunkChoice: (index, part, first) => ({
-    index,
-    text: (first ? echoed(index) : "") + part.delta,
-    finish_reason: part.finishReason || null,
-    logprobs: withLogprobs ? completionLogprobs(part.logprobs ?? [], 0) : null,
-  }),
-  fullChoice: (result) => ({
-    index: result.index,
-    text: echoed(result.index) + result.text,
-    finish_reason: result.finishReason,
-    logprobs: withLogprobs ? completionLogprobs(result.logprobs, echoed(result.index).length) : null,
-  }),
-});
+function completionShape(withLogprobs: boolean, echoed: (index: number) => string): CompletionShape {
+  // Where each streamed choice's next text starts, counted from the start of its whole text (echo included).
+  const textLengths = new Map<number, number>();
+  return {
+    idPrefix: "cmpl",
+    object: "text_completion",
+    chunkObject: "text_completion",
+    chunkChoice: (index, part, first) => {
+      const echo = first ? echoed(index) : "";
+      const sent = textLengths.get(index) ?? 0;
+      textLengths.set(index, sent + echo.length + part.delta.length);
+      return {
+        index,
+        text: echo + part.delta,
+        finish_reason: part.finishReason || null,
+        logprobs: withLogprobs ? completionLogprobs(part.logprobs ?? [], sent + echo.length) : null,
+      };
+    },
+    fullChoice: (result) => ({
+      index: result.index,
+      text: echoed(result.index) + result.text,
+      finish_reason: result.finishReason,
+      logprobs: withLogprobs ? completionLogprobs(result.logprobs, echoed(result.index).length) : null,
+    }),
+  };
+}
 
 /** Only models that can answer now: on disk or in memory. */
 const canAnswer = (m: Model) => m.state === ModelState.READY || m.state === ModelState.LOADED;
