@@ -11,16 +11,22 @@
  *   GET  /api/models, /api/models/registry/:name/manifest.json, /api/models/blob/:id → the same,
  *        always behind the API key (newer routers).
  * Push era (what a node sends):
- *   POST /v0/nodes   → registration: payload checked field by field; 403 without a GPU unless
- *                      `acceptCpuNodes`; GET http://ip:(runtime_port+1)/v1/models before answering
- *                      (500 when that fails); 201 new / 200 same machine_name+port, new token each time.
+ *   POST /v0/nodes   → registration: payload checked field by field (ip_address must be an IP);
+ *                      403 without a GPU unless `acceptCpuNodes`; GET http://ip:(runtime_port+1)/v1/models
+ *                      before answering (500 when that fails); 201 new / 200 same machine_name+port,
+ *                      new token each time. A real router keeps a new node pending until an admin
+ *                      approves it; the stand-in approves at once: online when ready_models says
+ *                      ready >= total, else registering.
  *   POST /v0/health  → heartbeat: 401 without the key or X-Node-Token, 404 for an unknown node_id,
- *                      fields and types checked (problems recorded, 400).
- *   POST /v1/*       → passed to the first registered node unchanged, the answer streamed back byte for byte.
+ *                      fields and types checked (problems recorded, 400); ready_models is a (u8, u8)
+ *                      pair and a registering node goes online once ready >= total.
+ *   POST /v1/*       → passed to the first online node unchanged, the answer streamed back byte for
+ *                      byte; 503 when no node is online.
  * Pull era (what a router does to a node): pollNode() below.
  * Errors are OpenAI-style JSON: {"error": {"message", "type", "param": null, "code"}}.
  */
 import { randomUUID } from "node:crypto";
+import { isIP } from "node:net";
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import { type FileBody, type DiskFile, sendBlob, toBlob } from "./body.js";
 import { type FaultControls, faultControls, Faults } from "./faults.js";
@@ -49,15 +55,20 @@ export interface RouterModelInfo {
   sha256: string;
 }
 
+/** A node's state in the router once approved: registering (models still coming) or online (routed to). */
+export type NodeStatus = "registering" | "online";
+
 export interface RegisteredNode {
   nodeId: string;
+  status: NodeStatus;
   token: string;
   machineName: string;
   ipAddress: string;
   runtimePort: number;
   /** What GET /v1/models of the node answered at registration. */
   modelIds: string[];
-  readyModels: unknown;
+  /** The last [ready, total] the node reported (registration's /v1/models, then heartbeats). */
+  readyModels: [number, number] | null;
   registration: Record<string, unknown>;
 }
 
@@ -129,7 +140,9 @@ const isGpuDevice: Check = (v) => {
   const d = v as { model?: unknown; count?: unknown; memory?: unknown } | null;
   return d !== null && typeof d === "object" && isString(d.model) && isInt(d.count) && isInt(d.memory);
 };
-const isReadyModels: Check = (v) => Array.isArray(v) && v.length === 2 && v.every(isInt);
+const isU8: Check = (v) => isInt(v) && (v as number) >= 0 && (v as number) <= 255;
+const isReadyModels: Check = (v) => Array.isArray(v) && v.length === 2 && v.every(isU8);
+const isIpAddress: Check = (v) => isString(v) && isIP(v as string) !== 0;
 const isSyncProgress: Check = (v) => {
   const p = v as Record<string, unknown> | null;
   return p !== null && typeof p === "object" && isString(p.model_id) && isString(p.file) && isInt(p.downloaded_bytes) && isInt(p.total_bytes);
@@ -138,7 +151,7 @@ const isSyncProgress: Check = (v) => {
 /** The registration contract: required fields and their types. */
 const REGISTRATION: Record<string, Check> = {
   machine_name: isString,
-  ip_address: isString,
+  ip_address: isIpAddress,
   runtime_version: isString,
   runtime_port: isInt,
   gpu_available: isBool,
@@ -233,19 +246,22 @@ export async function startRouterStandin(options: RouterStandinOptions = {}): Pr
       return answer(403, { error: "GPU is required: gpu_available is false or gpu_devices is empty (CPU-only nodes are not supported)" });
     }
     let modelIds: string[];
-    let readyModels: unknown = null;
+    let readyModels: [number, number] | null;
     try {
       const r = await fetch(`http://${String(payload.ip_address)}:${Number(payload.runtime_port) + 1}/v1/models`, { signal: AbortSignal.timeout(5000) });
       if (!r.ok) throw new Error(`HTTP ${r.status}`);
       const body = (await r.json()) as { data: Array<{ id: string }>; ready_models?: unknown };
-      modelIds = body.data.map((m) => m.id);
-      readyModels = body.ready_models ?? null;
+      modelIds = [...new Set(body.data.map((m) => m.id.trim()).filter(Boolean))];
+      const pair = body.ready_models;
+      // The real router casts each number `as u8` (so 256 wraps to 0) and falls back to [listed, listed].
+      readyModels = Array.isArray(pair) && pair.length === 2 ? [Number(pair[0]) % 256, Number(pair[1]) % 256] : modelIds.length ? [modelIds.length, modelIds.length] : null;
     } catch (e) {
       return answer(500, { error: `node API unreachable at /v1/models: ${(e as Error).message}` });
     }
     const existing = [...nodes.values()].find((n) => n.machineName === payload.machine_name && n.runtimePort === payload.runtime_port);
     const node: RegisteredNode = {
       nodeId: existing?.nodeId ?? randomUUID(),
+      status: readyModels !== null && readyModels[0] >= readyModels[1] ? "online" : "registering",
       token: `nt_${randomUUID()}`,
       machineName: String(payload.machine_name),
       ipAddress: String(payload.ip_address),
@@ -278,13 +294,15 @@ export async function startRouterStandin(options: RouterStandinOptions = {}): Pr
     if (!node) return answer(404, { error: `node ${String(payload.node_id)} is not registered` });
     if (token !== node.token) return answer(401, { error: "invalid X-Node-Token" });
     if (problems.length) return answer(400, { error: `invalid heartbeat: ${problems.join("; ")}` });
+    if (Array.isArray(payload.ready_models)) node.readyModels = payload.ready_models as [number, number];
+    if (node.status === "registering" && node.readyModels !== null && node.readyModels[0] >= node.readyModels[1]) node.status = "online";
     answer(200, { status: "ok" });
   }
 
-  /** Passes an OpenAI request to the first registered node, unchanged, and streams the answer back. */
+  /** Passes an OpenAI request to the first online node, unchanged, and streams the answer back. */
   async function proxy(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-    const node = nodes.values().next().value;
-    if (!node) return err(req, res, 503, "no node available", "server_error", "no_nodes");
+    const node = [...nodes.values()].find((n) => n.status === "online");
+    if (!node) return err(req, res, 503, "No available nodes", "server_error", "no_nodes");
     const upstream = httpRequest({
       host: node.ipAddress,
       port: node.runtimePort + 1,

@@ -90,7 +90,8 @@ describe("a pull-era router polling the node (router-format catalog, API key set
     expect(before.system).toMatchObject({ xllm_version: "0.1.0", device: { device_type: "cpu", gpu_devices: [] } });
     expect(before.health).toEqual({ status: 200, deviceCount: 0, totalMemoryBytes: 0, usedMemoryBytes: 0, capabilityScore: 0, activeRequests: 0 });
     expect(before.modelIds).toEqual([]);
-    expect(before.models).toMatchObject({ ready_models: [0, 2], initializing: false });
+    // An idle node reports [ready, ready]: llmlb reads it as "models synced", not as a node still loading.
+    expect(before.models).toMatchObject({ ready_models: [0, 0], initializing: false });
     const v0 = (await (await fetch(`${node.httpUrl}/v0/system`, { headers: auth })).json()) as Record<string, unknown>;
     expect(v0).toMatchObject({ xllm_version: "0.1.0", device: { device_type: "cpu" } });
   });
@@ -109,7 +110,7 @@ describe("a pull-era router polling the node (router-format catalog, API key set
 
     const after = await pollNode(node.httpUrl, NODE_KEY);
     expect(after.modelIds).toEqual([TINY_CHAT_ID]);
-    expect(after.models).toMatchObject({ ready_models: [1, 2] });
+    expect(after.models).toMatchObject({ ready_models: [1, 1] });
     expect(after.info[TINY_CHAT_ID]).toMatchObject({ model: TINY_CHAT_ID, size_bytes: describeBytes(tinyChat).size, quantization: "F32", parameter_size: "0.2M" });
     expect((await fetch(`${node.httpUrl}/api/models/${encodeURIComponent("gpt-oss-20b")}/info`, { headers: auth })).status).toBe(404);
     expect((await fetch(`${node.httpUrl}/api/models/nope/info`, { headers: auth })).status).toBe(404);

@@ -95,7 +95,9 @@ describe("a push-era router that accepts this CPU node", () => {
     expect(router.registrations[0]).toMatchObject({ status: 201, problems: [] });
     const [registered] = [...router.nodes.values()];
     expect(registered!.modelIds).toEqual([]);
-    expect(registered!.readyModels).toEqual([0, 2]);
+    expect(registered!.readyModels).toEqual([0, 0]);
+    // ready >= total: the router puts the node online (routes to it) instead of leaving it "registering".
+    expect(registered!.status).toBe("online");
     expect(router.heartbeats.every((h) => h.problems.length === 0)).toBe(true);
     const beat = okBeats().at(-1)!.payload;
     expect(beat).toMatchObject({
@@ -107,7 +109,7 @@ describe("a push-era router that accepts this CPU node", () => {
       loaded_embedding_models: [],
       supported_runtimes: ["llama_cpp"],
       initializing: false,
-      ready_models: [0, 2],
+      ready_models: [0, 0],
       sync_state: "idle",
       sync_progress: null,
     });
@@ -142,10 +144,10 @@ describe("a push-era router that accepts this CPU node", () => {
     expect(pushed.status).toBe(200);
     expect(await pushed.json()).toEqual({ status: "ok" });
     await expect.poll(async () => ((await (await fetch(`${node.httpUrl}/v0/models/${TINY_CHAT_ID}`)).json()) as { state: string }).state, { timeout: 15_000 }).toBe("ready");
-    await expect.poll(() => okBeats().at(-1)?.payload.ready_models, { timeout: 10_000 }).toEqual([1, 2]);
+    await expect.poll(() => okBeats().at(-1)?.payload.ready_models, { timeout: 10_000 }).toEqual([1, 1]);
     const models = (await (await fetch(`${node.httpUrl}/v1/models`)).json()) as { data: Array<{ id: string }>; ready_models: number[]; initializing: boolean };
     expect(models.data.map((m) => m.id)).toEqual([TINY_CHAT_ID]);
-    expect(models).toMatchObject({ ready_models: [1, 2], initializing: false });
+    expect(models).toMatchObject({ ready_models: [1, 1], initializing: false });
   });
 
   it("answers OpenAI requests the router passes through unchanged, streaming included", async () => {
@@ -209,9 +211,11 @@ describe("start-up sync with the router (LLMLB_PREFETCH)", () => {
     await expect.poll(() => router.heartbeats.find((h) => h.payload.sync_state === "running" && h.payload.sync_progress !== null), { timeout: 20_000 }).toBeTruthy();
     const running = router.heartbeats.find((h) => h.payload.sync_state === "running" && h.payload.sync_progress !== null)!;
     expect(running.problems).toEqual([]);
-    expect(running.payload).toMatchObject({ initializing: true, sync_progress: { model_id: TINY_CHAT_ID, file: TINY_CHAT_FILE, total_bytes: describeBytes(tinyChat).size } });
+    // One download in flight, none on disk yet: [0, 1] keeps the router from routing here before it is done.
+    expect(running.payload).toMatchObject({ initializing: true, ready_models: [0, 1], sync_progress: { model_id: TINY_CHAT_ID, file: TINY_CHAT_FILE, total_bytes: describeBytes(tinyChat).size } });
     await expect.poll(() => router.heartbeats.at(-1)?.payload.sync_state, { timeout: 30_000 }).toBe("success");
-    expect(router.heartbeats.at(-1)!.payload).toMatchObject({ ready_models: [1, 2], initializing: false, sync_progress: null });
+    expect(router.heartbeats.at(-1)!.payload).toMatchObject({ ready_models: [1, 1], initializing: false, sync_progress: null });
+    expect([...router.nodes.values()][0]!.status).toBe("online");
     world.hf.throttle(null);
 
     // The router stops listing it and pushes another model: that one is pulled, the first one stays.

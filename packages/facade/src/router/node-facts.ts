@@ -5,7 +5,10 @@ import type { NodeClients } from "../clients.js";
 
 /** The models side of what a router asks about. */
 export interface ModelFacts {
-  /** [on disk or loaded, runnable models in the catalog]. */
+  /**
+   * [on disk or loaded, that plus downloads in flight], each at most 255: an llmlb router reads
+   * a (u8, u8) pair and routes to a node only once ready >= total, so an idle node reports [n, n].
+   */
   readyModels: [number, number];
   /** Loaded models by what they do. */
   loadedChat: string[];
@@ -23,6 +26,8 @@ export interface GpuSummary {
   /** GiB of GPU memory, rounded (0 without a GPU): llmlb ranks nodes by it. */
   capabilityScore: number;
 }
+
+const U8_MAX = 255;
 
 /** Every catalog model, all pages. */
 export async function allModels(clients: NodeClients): Promise<Model[]> {
@@ -45,7 +50,7 @@ export async function modelFacts(clients: NodeClients): Promise<ModelFacts> {
   const loadedIds = loaded.models.map((m) => m.modelId);
   const isEmbedding = (id: string) => byId.get(id)?.capabilities.includes(Capability.EMBEDDINGS) === true;
   return {
-    readyModels: [ready, runnable.length],
+    readyModels: [Math.min(ready, U8_MAX), Math.min(ready + downloading.length, U8_MAX)],
     loadedChat: loadedIds.filter((id) => !isEmbedding(id)),
     loadedEmbedding: loadedIds.filter(isEmbedding),
     downloading,
