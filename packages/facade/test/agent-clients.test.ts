@@ -385,6 +385,27 @@ describe("logprobs, n, completions, embeddings, strict fields", () => {
     expect(chunks.flatMap((c) => c.logprobs.text_offset)).toEqual(whole.choices[0]!.logprobs.text_offset);
   });
 
+  it("/v1/completions stops at a stop string that starts inside a token or holds a space, streamed and not", async () => {
+    const request = { model: TINY_CHAT_ID, prompt: "Hello", max_tokens: 20, temperature: 0 };
+    const full = ((await post("/v1/completions", request)).json as { choices: Array<{ text: string }> }).choices[0]!.text;
+    // Stop strings cut from the greedy answer itself: one across a space (SentencePiece tokens carry it in front).
+    const space = full.indexOf(" ", 2);
+    expect(space).toBeGreaterThan(1);
+    for (const stop of [full.slice(space - 1, space + 2), full.slice(space, space + 3)]) {
+      const cut = full.indexOf(stop);
+      const res = (await post("/v1/completions", { ...request, stop, logprobs: 0 })).json as { choices: Array<{ text: string; finish_reason: string; logprobs: { tokens: string[] } }> };
+      expect(res.choices[0], JSON.stringify(stop)).toMatchObject({ text: full.slice(0, cut), finish_reason: "stop" });
+      // Logprobs for every token whose text starts before the stop (the last may run into it).
+      const tokens = res.choices[0]!.logprobs.tokens;
+      expect(tokens.join("").startsWith(full.slice(0, cut)), tokens.join("|")).toBe(true);
+      expect(tokens.slice(0, -1).join("").length).toBeLessThan(cut);
+      const { text } = await post("/v1/completions", { ...request, stop: [stop], stream: true });
+      const chunks = sseChunks(text).map((c) => (c.choices as Array<{ text: string; finish_reason: string | null }>)[0]!);
+      expect(chunks.map((c) => c.text).join("")).toBe(full.slice(0, cut));
+      expect(chunks.at(-1)!.finish_reason).toBe("stop");
+    }
+  });
+
   it("/v1/completions finishes a character split over two tokens past max_tokens, and usage counts every token (README: Sampling)", async () => {
     // With this model, greedy after "a": "+", " I", then byte 224 (the first piece of a character) and one more token.
     const res = (await post("/v1/completions", { model: TINY_CHAT_ID, prompt: "a", max_tokens: 3, temperature: 0, logprobs: 0 })).json as {

@@ -14,6 +14,7 @@ import { llamaCpp } from "./llama-cpp.js";
 import { partialCharacterTokens } from "./partial-character-tokens.js";
 import { LlmlbError, invalidModelOutput } from "../errors/index.js";
 import { chatHistory } from "./chat-history.js";
+import { CompletionOutput } from "./completion-output.js";
 import { valueAt } from "./gguf-check.js";
 import { grammarCache } from "./grammar-cache.js";
 import { refuseBeyondContext } from "./bounded-tokens.js";
@@ -22,7 +23,7 @@ import { renderPromptOnce } from "./rendered-prompt.js";
 import { samplingOptions } from "./sampling.js";
 import { TokenLogprobs } from "./token-logprobs.js";
 import { ToolCallPieces, boundsStringLength, chatFunctions, forcedCallWrapper, forcesCall, requireToolSupport } from "./tool-calls.js";
-import type { ChatInput, CompletionInput, DeltaParts, FinishReason, OutputParams, ReasoningOptions, SamplingParams, TokenLogprob, TokenUsage } from "./types.js";
+import type { ChatInput, CompletionInput, DeltaParts, FinishReason, OutputParams, ReasoningOptions, SamplingParams, TokenUsage } from "./types.js";
 
 /** Where a generation reports as it goes. */
 export interface GenerationSink {
@@ -149,39 +150,31 @@ export async function generateCompletion(target: GenerationTarget, input: Comple
 
   const completion = new (llamaCpp().LlamaCompletion)({ contextSequence: sequence, autoDisposeSequence: false });
   const before = sequence.tokenMeter.getState();
-  // With logprobs, a chunk's text goes out with its own tokens' entries: LlamaCompletion reports
-  // the tokens and their text in two calls, so whichever comes second sends both.
-  let pendingText: string | undefined;
-  let pendingLogprobs: TokenLogprob[] | undefined;
-  const sendPair = () => {
-    if (pendingText === undefined || pendingLogprobs === undefined) return;
-    sink.emit({ text: pendingText, logprobs: pendingLogprobs });
-    pendingText = pendingLogprobs = undefined;
-  };
+  const output = new CompletionOutput((parts) => sink.emit(parts), input.stop);
+  // A stop string ends the generation through this signal; the client's own abort still throws.
+  const stopped = new AbortController();
   try {
     const result = await completion.generateCompletionWithMeta(tokens, {
-      ...samplingOptions(input, maxTokens),
+      ...samplingOptions({ ...input, stop: [] }, maxTokens),
       ...outputOptions(model, input),
       ...(grammar ? { grammar } : {}),
-      signal,
-      stopOnAbortSignal: false,
+      signal: AbortSignal.any([signal, stopped.signal]),
+      stopOnAbortSignal: true,
       disableContextShift: true,
       contextShiftSize: 0,
       onTextChunk: (text) => {
-        if (!logprobs) return sink.emit({ text });
-        pendingText = (pendingText ?? "") + text;
-        sendPair();
+        output.text(text);
+        if (output.stopped) stopped.abort();
       },
       onToken: (generated: Token[]) => {
-        if (logprobs) {
-          pendingLogprobs = [...(pendingLogprobs ?? []), ...logprobs.take(generated)];
-          sendPair();
-        }
+        if (logprobs) output.logprobs(logprobs.take(generated));
         sink.tokens(generated.length);
       },
     });
-    if (pendingText !== undefined || pendingLogprobs !== undefined) sink.emit({ text: pendingText ?? "", ...(pendingLogprobs ? { logprobs: pendingLogprobs } : {}) });
-    return outcome(result.metadata.stopReason, promptTokens, sequence.tokenMeter.diff(before).usedOutputTokens, taken.cachedTokens);
+    signal.throwIfAborted();
+    output.end();
+    const stopReason = output.stopped ? "customStopTrigger" : result.metadata.stopReason;
+    return outcome(stopReason, promptTokens, sequence.tokenMeter.diff(before).usedOutputTokens, taken.cachedTokens);
   } finally {
     completion.dispose({ disposeSequence: false });
   }
