@@ -305,6 +305,12 @@ describe("reasoning over /v1", () => {
     const off = (await post("/v1/chat/completions", { ...think, chat_template_kwargs: { enable_thinking: false } })).json as ChatBody;
     expect(off.choices[0]!.message.reasoning_content).toBeUndefined();
     expect(off.usage.completion_tokens).toBeGreaterThan(0);
+    // OpenAI's efforts below low: "none" turns thinking off as enable_thinking false does, "minimal" thinks as "low".
+    const none = (await post("/v1/chat/completions", { ...think, reasoning_effort: "none" })).json as ChatBody;
+    expect(none.choices[0]!.message).toEqual(off.choices[0]!.message);
+    const minimal = (await post("/v1/chat/completions", { ...think, reasoning_effort: "minimal" })).json as ChatBody;
+    const low = (await post("/v1/chat/completions", { ...think, reasoning_effort: "low" })).json as ChatBody;
+    expect(minimal.choices[0]!.message).toEqual(low.choices[0]!.message);
   });
 });
 

@@ -15,11 +15,25 @@ export function chatRequest(body: ChatCompletionBody): ChatRequestInit {
     ...(body.tool_choice !== undefined ? { toolChoice: toolChoice(typeof body.tool_choice === "string" ? body.tool_choice : body.tool_choice.function) } : {}),
     ...(body.parallel_tool_calls != null ? { parallelToolCalls: body.parallel_tool_calls } : {}),
     ...(body.response_format ? { responseFormat: responseFormat(body.response_format) } : {}),
-    ...(body.reasoning_effort != null || enableThinking !== undefined
-      ? { reasoning: { effort: body.reasoning_effort ?? "", ...(enableThinking !== undefined ? { enabled: enableThinking } : {}) } }
-      : {}),
+    ...reasoningFor(body.reasoning_effort, enableThinking),
     logprobs: body.logprobs === true,
     ...(body.top_logprobs != null ? { topLogprobs: body.top_logprobs } : {}),
+  };
+}
+
+/**
+ * A reasoning effort (chat's reasoning_effort, Responses' reasoning.effort) and chat's
+ * enable_thinking as ChatRequest's reasoning: "none" turns thinking off, "minimal" is the least
+ * this node's effort levels offer (low).
+ */
+export function reasoningFor(effort: string | null | undefined, enabled?: boolean) {
+  if (effort == null && enabled === undefined) return {};
+  const off = effort === "none";
+  return {
+    reasoning: {
+      effort: effort == null || off ? "" : effort === "minimal" ? "low" : effort,
+      ...(enabled !== undefined ? { enabled } : off ? { enabled: false } : {}),
+    },
   };
 }
 

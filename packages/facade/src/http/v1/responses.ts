@@ -6,7 +6,7 @@ import type { ChatMessageSchema, ChatRequestSchema } from "@llmlb/runtime/gen/ll
 import type { NodeClients } from "../../clients.js";
 import { httpErrorOf } from "../error-mapping.js";
 import { abortWhenClientLeaves, accumulate, emptyResult, openStreamAfterFirst, type ChoiceResult, type Delta } from "./completion-stream.js";
-import { outputFormat, toolChoice, toolDefinition } from "./chat-request.js";
+import { outputFormat, reasoningFor, toolChoice, toolDefinition } from "./chat-request.js";
 import { streamWithFieldsAsSent } from "./field-as-sent.js";
 import { samplingFields } from "./sampling.js";
 import { responsesBody, type ResponsesBody, type ResponsesInputItem } from "./responses-schema.js";
@@ -49,8 +49,7 @@ export function chatRequestOf(body: ResponsesBody): { chat: ChatRequestInit; fie
     ...(body.tool_choice !== undefined ? { toolChoice: toolChoice(body.tool_choice) } : {}),
     ...(body.parallel_tool_calls != null ? { parallelToolCalls: body.parallel_tool_calls } : {}),
     ...(format && format.type !== "text" ? { responseFormat: outputFormat(format) } : {}),
-    // "none" turns thinking off; "minimal" is the least this node's effort levels offer.
-    ...(effort ? { reasoning: effort === "none" ? { effort: "", enabled: false } : { effort: effort === "minimal" ? "low" : effort } } : {}),
+    ...reasoningFor(effort),
   };
   return { chat, fieldAsSent: (field) => toolFieldOf(field) ?? inputFieldOf(field, origins) };
 }

@@ -199,7 +199,7 @@ export const chatCompletionBody = {
     tool_choice: toolChoice,
     parallel_tool_calls: { type: ["boolean", "null"] },
     response_format: responseFormat,
-    reasoning_effort: { enum: ["low", "medium", "high", null] },
+    reasoning_effort: { enum: ["none", "minimal", "low", "medium", "high", null] },
     /** Extension (vLLM, llama-server): only `enable_thinking` is understood. */
     chat_template_kwargs: { type: "object", properties: { enable_thinking: { type: "boolean" } }, additionalProperties: false },
     logprobs: { type: ["boolean", "null"] },
@@ -290,7 +290,7 @@ export interface ChatCompletionBody extends SamplingBody {
   tool_choice?: "none" | "auto" | "required" | { type: "function"; function: { name: string } };
   parallel_tool_calls?: boolean | null;
   response_format?: { type: "text" | "json_object" } | { type: "json_schema"; json_schema: { name: string; schema?: Record<string, unknown> } };
-  reasoning_effort?: "low" | "medium" | "high" | null;
+  reasoning_effort?: "none" | "minimal" | "low" | "medium" | "high" | null;
   chat_template_kwargs?: { enable_thinking?: boolean };
   logprobs?: boolean | null;
   top_logprobs?: number | null;
