@@ -12,17 +12,20 @@ interface Answer {
   reasoning: string;
   calls: Array<{ id: string; name: string; arguments: string }>;
   pieces: ToolCallDelta[];
+  /** The tool-call indexes of each delta, in order. */
+  deltaIndexes: number[][];
   logprobs: TokenLogprob[];
   end: Extract<GenerationEvent, { type: "end" }>;
 }
 
 async function answer(events: AsyncIterable<GenerationEvent>): Promise<Answer> {
-  const out: Omit<Answer, "end"> = { text: "", reasoning: "", calls: [], pieces: [], logprobs: [] };
+  const out: Omit<Answer, "end"> = { text: "", reasoning: "", calls: [], pieces: [], deltaIndexes: [], logprobs: [] };
   for await (const event of events) {
     if (event.type === "end") return { ...out, end: event };
     out.text += event.text;
     out.reasoning += event.reasoning ?? "";
     out.logprobs.push(...(event.logprobs ?? []));
+    if (event.toolCalls?.length) out.deltaIndexes.push(event.toolCalls.map((piece) => piece.index));
     for (const piece of event.toolCalls ?? []) {
       out.pieces.push(piece);
       const call = (out.calls[piece.index] ??= { id: "", name: "", arguments: "" });
@@ -87,10 +90,12 @@ describe("tools", () => {
       if (call.name === "get_weather") expect(validWeather(args), JSON.stringify(validWeather.errors)).toBe(true);
       else expect(args).toMatchObject({ zone: expect.any(String) });
     }
-    // Streamed as OpenAI does: the first piece of a call has id and name, later ones only arguments.
+    // Streamed as OpenAI does: the first piece of a call has id and name, later ones only
+    // arguments, and a delta holds at most one piece per call.
     const first = got.pieces[0]!;
     expect(first).toMatchObject({ index: 0, id: got.calls[0]!.id, name: got.calls[0]!.name, arguments: "" });
     expect(got.pieces.slice(1).filter((p) => p.index === 0).every((p) => p.id === undefined && p.name === undefined)).toBe(true);
+    for (const indexes of got.deltaIndexes) expect(new Set(indexes).size, JSON.stringify(got.deltaIndexes)).toBe(indexes.length);
   });
 
   it("a named function is the one called, with arguments valid against its schema", async () => {

@@ -70,8 +70,9 @@ export async function* deltaStream(
   try {
     for (;;) {
       if (pending.length > 0 && (settled || performance.now() - lastDeltaAt >= minIntervalMs)) {
-        const parts = mergeParts(pending);
-        pending = [];
+        const length = nextDeltaLength(pending);
+        const parts = mergeParts(pending.slice(0, length));
+        pending = pending.slice(length);
         lastDeltaAt = performance.now();
         yield { type: "delta", ...parts };
         continue;
@@ -96,6 +97,20 @@ export async function* deltaStream(
 
 function isEmpty(parts: Partial<DeltaParts>): boolean {
   return !parts.text && !parts.reasoning && !parts.toolCalls?.length && !parts.logprobs?.length;
+}
+
+/**
+ * How many queued pieces go into the next delta: all, except that a call's first piece (id and
+ * name) ends its delta when more of the same call is queued. So a delta holds one entry per call,
+ * and a call opens with its own entry, as OpenAI's chunks do.
+ */
+function nextDeltaLength(pending: ReadonlyArray<Partial<DeltaParts>>): number {
+  for (let i = 0; i < pending.length - 1; i++) {
+    for (const call of pending[i]!.toolCalls ?? []) {
+      if (call.id !== undefined && pending.slice(i + 1).some((later) => later.toolCalls?.some((c) => c.index === call.index))) return i + 1;
+    }
+  }
+  return pending.length;
 }
 
 /** Joins queued pieces into one delta; argument pieces of the same tool call become one piece. */
