@@ -13,7 +13,8 @@
  * Push era (what a node sends):
  *   POST /v0/nodes   → registration: payload checked field by field (ip_address must be an IP);
  *                      403 without a GPU unless `acceptCpuNodes`; GET http://ip:(runtime_port+1)/v1/models
- *                      before answering (500 when that fails); 201 new / 200 same machine_name+port,
+ *                      before answering (500 when that fails or lists no model, as the real router's
+ *                      "Node reported no executable models"); 201 new / 200 same machine_name+port,
  *                      new token each time. A real router keeps a new node pending until an admin
  *                      approves it; the stand-in approves at once: online when ready_models says
  *                      ready >= total, else registering.
@@ -258,6 +259,8 @@ export async function startRouterStandin(options: RouterStandinOptions = {}): Pr
     } catch (e) {
       return answer(500, { error: `node API unreachable at /v1/models: ${(e as Error).message}` });
     }
+    // The real router refuses a node that lists nothing it could route to, with its generic 500 body.
+    if (modelIds.length === 0) return answer(500, { error: "Internal server error" });
     const existing = [...nodes.values()].find((n) => n.machineName === payload.machine_name && n.runtimePort === payload.runtime_port);
     const node: RegisteredNode = {
       nodeId: existing?.nodeId ?? randomUUID(),

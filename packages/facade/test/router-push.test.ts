@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { startRouterStandin, type RouterStandin } from "../../../testkit/standins/index.js";
 import { describeBytes } from "../../../testkit/gguf/tiny-gguf.js";
-import { startTinyWorld, tinyChat, TINY_CHAT_FILE, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+import { startTinyWorld, tinyEmbed, TINY_CHAT_ID, TINY_EMBED_FILE, TINY_EMBED_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
 const ROUTER_KEY = "rk_router_secret_77";
 
@@ -47,6 +47,8 @@ describe("a push-era router without CPU nodes (the real router's rule)", () => {
   });
 
   it("registers with the reference payload, gets 403, logs the router's reason once and keeps serving", async () => {
+    // A node registers once it has a model to offer.
+    expect((await fetch(`${node.httpUrl}/v0/models/${TINY_CHAT_ID}/pull`, { method: "POST" })).status).toBeLessThan(300);
     await expect.poll(() => router.registrations.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
     for (const r of router.registrations) {
       expect(r.problems).toEqual([]);
@@ -90,12 +92,28 @@ describe("a push-era router that accepts this CPU node", () => {
 
   const okBeats = () => router.heartbeats.filter((h) => h.status === 200);
 
+  const waitingLines = () => logs.lines.filter((l) => typeof l.msg === "string" && l.msg.startsWith("not registering with the router yet"));
+
+  it("with no model on disk, does not register (the router would answer 500), says why once, and registers as soon as a model is pulled", async () => {
+    await expect.poll(() => waitingLines().length, { timeout: 10_000 }).toBe(1);
+    // Several heartbeat intervals (1 s) pass without an attempt the router would refuse.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(router.registrations).toHaveLength(0);
+    expect(waitingLines()).toHaveLength(1);
+    expect(waitingLines()[0]).toMatchObject({ level: "warn", fix: expect.stringContaining("LLMLB_PREFETCH") });
+    expect(waitingLines()[0]!.msg).toContain("no model on disk");
+
+    expect((await fetch(`${node.httpUrl}/v0/models/${TINY_CHAT_ID}/pull`, { method: "POST" })).status).toBeLessThan(300);
+    await expect.poll(() => router.registrations[0]?.status, { timeout: 15_000 }).toBe(201);
+    expect(router.registrations).toHaveLength(1);
+  });
+
   it("registers (201, the router read its /v1/models) and heartbeats every interval with every field", async () => {
     await expect.poll(() => okBeats().length, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
     expect(router.registrations[0]).toMatchObject({ status: 201, problems: [] });
     const [registered] = [...router.nodes.values()];
-    expect(registered!.modelIds).toEqual([]);
-    expect(registered!.readyModels).toEqual([0, 0]);
+    expect(registered!.modelIds).toEqual([TINY_CHAT_ID]);
+    expect(registered!.readyModels).toEqual([1, 1]);
     // ready >= total: the router puts the node online (routes to it) instead of leaving it "registering".
     expect(registered!.status).toBe("online");
     expect(router.heartbeats.every((h) => h.problems.length === 0)).toBe(true);
@@ -109,7 +127,7 @@ describe("a push-era router that accepts this CPU node", () => {
       loaded_embedding_models: [],
       supported_runtimes: ["llama_cpp"],
       initializing: false,
-      ready_models: [0, 0],
+      ready_models: [1, 1],
       sync_state: "idle",
       sync_progress: null,
     });
@@ -140,14 +158,14 @@ describe("a push-era router that accepts this CPU node", () => {
   it("takes a pushed pull ({status: ok}; 404 for a model it does not know) and reports the model ready", async () => {
     const unknown = await fetch(`${node.httpUrl}/api/models/pull`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "no-such-model" }) });
     expect(unknown.status).toBe(404);
-    const pushed = await fetch(`${node.httpUrl}/api/models/pull`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: TINY_CHAT_ID }) });
+    const pushed = await fetch(`${node.httpUrl}/api/models/pull`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: TINY_EMBED_ID }) });
     expect(pushed.status).toBe(200);
     expect(await pushed.json()).toEqual({ status: "ok" });
-    await expect.poll(async () => ((await (await fetch(`${node.httpUrl}/v0/models/${TINY_CHAT_ID}`)).json()) as { state: string }).state, { timeout: 15_000 }).toBe("ready");
-    await expect.poll(() => okBeats().at(-1)?.payload.ready_models, { timeout: 10_000 }).toEqual([1, 1]);
+    await expect.poll(async () => ((await (await fetch(`${node.httpUrl}/v0/models/${TINY_EMBED_ID}`)).json()) as { state: string }).state, { timeout: 15_000 }).toBe("ready");
+    await expect.poll(() => okBeats().at(-1)?.payload.ready_models, { timeout: 10_000 }).toEqual([2, 2]);
     const models = (await (await fetch(`${node.httpUrl}/v1/models`)).json()) as { data: Array<{ id: string }>; ready_models: number[]; initializing: boolean };
-    expect(models.data.map((m) => m.id)).toEqual([TINY_CHAT_ID]);
-    expect(models).toMatchObject({ ready_models: [1, 1], initializing: false });
+    expect(models.data.map((m) => m.id).sort()).toEqual([TINY_CHAT_ID, TINY_EMBED_ID]);
+    expect(models).toMatchObject({ ready_models: [2, 2], initializing: false });
   });
 
   it("answers OpenAI requests the router passes through unchanged, streaming included", async () => {
@@ -194,11 +212,11 @@ describe("start-up sync with the router (LLMLB_PREFETCH)", () => {
   let node: TestNode;
   beforeAll(async () => {
     world = await startTinyWorld();
-    // Slow enough (~7 s) for a heartbeat to see the download running even on a busy machine.
-    world.hf.throttle(120_000);
     router = await startRouterStandin({ apiKey: ROUTER_KEY, acceptCpuNodes: true, realRouter: true });
     await router.addModel(TINY_CHAT_ID, new Uint8Array(8));
     await router.addModel("a-model-this-node-does-not-know", new Uint8Array(8));
+    // A start-up download of a few seconds: registering during it would list nothing.
+    world.hf.throttle(400_000);
     node = await startTestNode(pushEnv(world, router, { LLMLB_PREFETCH: "true" }));
   });
   afterAll(async () => {
@@ -207,22 +225,32 @@ describe("start-up sync with the router (LLMLB_PREFETCH)", () => {
     await world?.close();
   });
 
-  it("pulls what the router lists at start, reports sync state and progress in heartbeats, and never deletes what it stops listing", async () => {
-    await expect.poll(() => router.heartbeats.find((h) => h.payload.sync_state === "running" && h.payload.sync_progress !== null), { timeout: 20_000 }).toBeTruthy();
-    const running = router.heartbeats.find((h) => h.payload.sync_state === "running" && h.payload.sync_progress !== null)!;
-    expect(running.problems).toEqual([]);
-    // One download in flight, none on disk yet: [0, 1] keeps the router from routing here before it is done.
-    expect(running.payload).toMatchObject({ initializing: true, ready_models: [0, 1], sync_progress: { model_id: TINY_CHAT_ID, file: TINY_CHAT_FILE, total_bytes: describeBytes(tinyChat).size } });
-    await expect.poll(() => router.heartbeats.at(-1)?.payload.sync_state, { timeout: 30_000 }).toBe("success");
-    expect(router.heartbeats.at(-1)!.payload).toMatchObject({ ready_models: [1, 1], initializing: false, sync_progress: null });
-    expect([...router.nodes.values()][0]!.status).toBe("online");
+  it("pulls what the router lists before registering, so the router learns those models and routes to the node at once", async () => {
+    await expect.poll(() => router.registrations[0]?.status, { timeout: 20_000 }).toBe(201);
+    expect(router.registrations).toHaveLength(1);
+    const [registered] = [...router.nodes.values()];
+    // The router takes a node's model list only when it registers: it is the synced one.
+    expect(registered).toMatchObject({ modelIds: [TINY_CHAT_ID], readyModels: [1, 1], status: "online" });
+    await expect.poll(() => router.heartbeats.at(-1)?.payload.sync_state, { timeout: 10_000 }).toBe("success");
     world.hf.throttle(null);
+  });
 
-    // The router stops listing it and pushes another model: that one is pulled, the first one stays.
+  it("reports a later sync's state and progress in heartbeats, and never deletes what the router stops listing", async () => {
+    // Slow enough (~7 s) for a heartbeat to see the download running even on a busy machine.
+    world.hf.throttle(120_000);
+    await router.addModel(TINY_EMBED_ID, new Uint8Array(8));
     router.removeModel(TINY_CHAT_ID);
-    const pushed = await fetch(`${node.httpUrl}/api/models/pull`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "tiny-embed" }) });
+    // The router pushes a model it lists; with LLMLB_PREFETCH the node syncs again.
+    const pushed = await fetch(`${node.httpUrl}/api/models/pull`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: TINY_EMBED_ID }) });
     expect(pushed.status).toBe(200);
-    await expect.poll(() => router.heartbeats.at(-1)?.payload.ready_models, { timeout: 20_000 }).toEqual([2, 2]);
+    const running = () => router.heartbeats.find((h) => h.payload.sync_state === "running" && h.payload.sync_progress !== null);
+    await expect.poll(running, { timeout: 20_000 }).toBeTruthy();
+    expect(running()!.problems).toEqual([]);
+    // One download in flight next to one model on disk: [1, 2].
+    expect(running()!.payload).toMatchObject({ initializing: true, ready_models: [1, 2], sync_progress: { model_id: TINY_EMBED_ID, file: TINY_EMBED_FILE, total_bytes: describeBytes(tinyEmbed).size } });
+    await expect.poll(() => router.heartbeats.at(-1)?.payload.sync_state, { timeout: 30_000 }).toBe("success");
+    expect(router.heartbeats.at(-1)!.payload).toMatchObject({ ready_models: [2, 2], initializing: false, sync_progress: null });
+    world.hf.throttle(null);
     const chat = (await (await fetch(`${node.httpUrl}/v0/models/${TINY_CHAT_ID}`)).json()) as { state: string };
     expect(chat.state).toBe("ready");
   });

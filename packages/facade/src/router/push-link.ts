@@ -2,8 +2,9 @@ import os from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "@llmlb/runtime";
 import type { GetHostStatusResponse } from "@llmlb/runtime/gen/llmlb/node/v1/inference_pb";
+import { ModelState, type Model } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import type { NodeClients } from "../clients.js";
-import { gpuSummary, hostStatus, modelFacts } from "./node-facts.js";
+import { allModels, gpuSummary, hostStatus, modelFacts } from "./node-facts.js";
 import { RouterClient, routerReason } from "./router-client.js";
 import type { RouterSync } from "./router-sync.js";
 
@@ -22,9 +23,13 @@ export interface PushLinkOptions {
   mode: "push" | "auto";
   /** Longest wait between failed attempts (default 60 s). */
   maxBackoffMs?: number;
+  /** Settles when the start-up sync is done (LLMLB_PREFETCH): the first registration waits for it. */
+  synced?: Promise<unknown> | undefined;
 }
 
-export type PushLinkStatus = "starting" | "registered" | "refused" | "polled" | "retrying" | "stopped";
+export type PushLinkStatus = "starting" | "waiting-for-model" | "registered" | "refused" | "polled" | "retrying" | "stopped";
+
+const isReady = (m: Model | undefined) => m?.state === ModelState.READY || m?.state === ModelState.LOADED;
 
 const SUPPORTED_RUNTIMES = ["llama_cpp"];
 
@@ -39,6 +44,7 @@ export class PushLink {
   private nodeToken: string | undefined;
   private failures = 0;
   private refusedLogged = false;
+  private waitLogged = false;
   private current: PushLinkStatus = "starting";
   private loop: Promise<void> | undefined;
 
@@ -66,9 +72,13 @@ export class PushLink {
 
   private async run(): Promise<void> {
     const { signal } = this.controller;
+    // The router reads /v1/models only when a node registers: register with what the sync brings.
+    await this.options.synced;
     while (!signal.aborted) {
       let wait: number;
       try {
+        if (this.nodeToken === undefined) await this.untilModelReady();
+        if (signal.aborted) return;
         wait = this.nodeToken === undefined ? await this.register() : await this.heartbeat();
       } catch (err) {
         if (signal.aborted) return;
@@ -81,6 +91,32 @@ export class PushLink {
       } catch {
         return;
       }
+    }
+  }
+
+  /**
+   * A push-era router refuses a node whose /v1/models lists nothing (500 "Node reported no executable
+   * models"): until a model is on disk, say why once and wait for one, watching the catalog.
+   */
+  private async untilModelReady(): Promise<void> {
+    const { clients, logger, router } = this.options;
+    const { signal } = this.controller;
+    if ((await allModels(clients)).some(isReady)) return;
+    this.current = "waiting-for-model";
+    if (!this.waitLogged) {
+      const fields = {
+        router: router.base,
+        fix: "pull a model (llmlb pull <id>, or POST /v0/models/<id>/pull), or set LLMLB_PREFETCH=true to fetch the models the router lists",
+        ...(this.options.mode === "auto" ? { note: "a pull-era router (llmlb ≥ 3.0) needs no registration: it polls this node" } : {}),
+      };
+      const message = "not registering with the router yet: a push-era llmlb router refuses a node with no model on disk; registering as soon as one is ready";
+      if (this.options.mode === "push") logger.warn(fields, message);
+      else logger.info(fields, message);
+      this.waitLogged = true;
+    }
+    // include_initial covers a model that became ready between the check above and the watch.
+    for await (const change of clients.catalog.watchModels({ modelIds: [], includeInitial: true }, { signal })) {
+      if (!change.removed && isReady(change.model)) return;
     }
   }
 

@@ -44,7 +44,7 @@ export class RouterLink {
   start(httpPort: number): void {
     const [first] = this.routers();
     if (!first) return;
-    if (this.config.prefetch) void this.runSync();
+    const synced = this.config.prefetch ? this.runSync() : undefined;
     if (this.config.routerMode === "poll") return;
     this.push = new PushLink({
       router: first,
@@ -56,6 +56,7 @@ export class RouterLink {
       version: NODE_VERSION,
       intervalMs: this.config.heartbeatIntervalSeconds * 1000,
       mode: this.config.routerMode,
+      synced,
     });
     this.push.start();
   }
