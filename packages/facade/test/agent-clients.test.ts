@@ -215,6 +215,16 @@ describe("tool calls over /v1", () => {
     expect(status).toBe(400);
     expect((json as ErrorBody).error.param).toBe("messages[1].tool_call_id");
   });
+
+  it("a call sent back with arguments that are not JSON is a 400 naming them where the client put them", async () => {
+    const call = { id: "call_1", type: "function", function: { name: "get_weather", arguments: "{not json" } };
+    const { status, json } = await post("/v1/chat/completions", {
+      ...ask,
+      messages: [...ask.messages, { role: "assistant", content: null, tool_calls: [call] }, { role: "tool", tool_call_id: "call_1", content: "sunny" }],
+    });
+    expect(status).toBe(400);
+    expect((json as ErrorBody).error).toMatchObject({ param: "messages[1].tool_calls[0].function.arguments", message: "messages[1].tool_calls[0].function.arguments is not valid JSON" });
+  });
 });
 
 describe("structured output over /v1", () => {

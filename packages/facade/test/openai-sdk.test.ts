@@ -61,6 +61,7 @@ describe("/v1 with the official openai SDK, /v0 pull and events", () => {
     expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
     const body = (await res.json()) as { error: { code: string; type: string; message: string } };
     expect(body.error).toMatchObject({ code: "model_not_ready", type: "server_error" });
+    expect(body.error.message).toContain("wait_for_model: false");
     expect((await node.clients.catalog.getModel({ modelId: TINY_CHAT_ID })).model?.local).toBeUndefined();
   });
 

@@ -40,7 +40,7 @@ function modelTurn(message: ChatMessage, index: number, results: Map<string, str
     if (result === undefined) {
       throw invalidField(field, `(id "${call.id}") has no tool message with its result; send {"role":"tool","tool_call_id":"${call.id}","content":...} after it`);
     }
-    const item: ChatModelFunctionCall = { type: "functionCall", name: call.name, params: parseArguments(call.arguments, `${field}.arguments`), result, startsNewChunk: j === 0 };
+    const item: ChatModelFunctionCall = { type: "functionCall", name: call.name, params: parseArguments(call.arguments, `${field}.function.arguments`), result, startsNewChunk: j === 0 };
     response.push(item);
   });
   return { type: "model", response };

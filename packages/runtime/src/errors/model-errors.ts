@@ -35,7 +35,7 @@ export function modelNotReady(id: string, why: "no-wait" | "no-resolver"): Llmlb
   return new LlmlbError(
     "MODEL_NOT_READY",
     why === "no-wait"
-      ? `model "${id}" is not on this node yet and no_wait was set; pull it first or retry without no_wait`
+      ? `model "${id}" is not on this node yet and the request asked not to wait for its download (no_wait; wait_for_model: false on /v1); pull it first, or send the request again allowing the wait`
       : `model "${id}" is not on this node and no resolver is configured to download it`,
     { model_id: id },
   );

@@ -76,7 +76,8 @@ function inputFieldOf(field: string, origins: readonly MessageOrigin[]): string 
   const origin = match ? origins[Number(match[1])] : undefined;
   if (!match || !origin) return undefined;
   const [, , call, name, rest] = match;
-  const named = name ? `.${ITEM_FIELDS[name] ?? name}${rest}` : rest;
+  // A Responses function_call is flat: chat's `tool_calls[0].function.arguments` was sent as `arguments`.
+  const named = name === "function" ? rest : name ? `.${ITEM_FIELDS[name] ?? name}${rest}` : rest;
   if (call !== undefined) {
     const item = origin.calls[Number(call)];
     return item === undefined ? undefined : `input[${item}]${named}`;
