@@ -223,6 +223,14 @@ describe("POST /v1/responses with the openai SDK", () => {
       ],
     });
     expect(calls).toMatchObject({ param: "input[2].arguments", message: "input[2].arguments is not valid JSON" });
+    const badName = await refused({
+      input: [
+        { role: "user", content: "weather?" },
+        { type: "function_call", call_id: "c1", name: "get weather!", arguments: "{}" },
+        { type: "function_call_output", call_id: "c1", output: "sunny" },
+      ],
+    });
+    expect(badName).toMatchObject({ param: "input[1].name" });
     // A call without its output, and an output without its call, are explained in this API's items.
     const unanswered = await refused({ input: [{ role: "user", content: "weather?" }, { type: "function_call", call_id: "c1", name: "get_weather", arguments: "{}" }] });
     expect(unanswered).toMatchObject({ param: "input[1]" });
