@@ -3,7 +3,8 @@
  *
  * Model routes (what a node reads from a router):
  *   GET  /v0/models              → peer form { models: [{ id, size_bytes, sha256 }] }, or with
- *                                  `realRouter` the router's bare array [{ name, size, description, … }]
+ *                                  `realRouter` the router's bare array [{ name, size, description, …,
+ *                                  repo, filename }], name = the repo lower-cased (see addModel)
  *   GET|HEAD /v0/models/blob/:id → the file. Peer form: Range (206/416), If-Range, ETag = quoted sha256.
  *                                  `realRouter`: 200 only, whole file, no Range, no ETag,
  *                                  Content-Disposition: attachment. The id is one percent-encoded segment.
@@ -102,8 +103,12 @@ export interface RouterStandin extends FaultControls {
   clearLog(): void;
   /** File-content bytes of this model sent so far. */
   bytesServed(id: string): number;
-  /** Offers a model: bytes, a disk path (streamed; hashed once), or {path, sha256} (not read at registration). */
-  addModel(id: string, src: Uint8Array | string | DiskFile): Promise<RouterModelInfo>;
+  /**
+   * Offers a model: bytes, a disk path (streamed; hashed once), or {path, sha256} (not read at registration).
+   * With `realRouter` and a Hugging Face repo, the model is named as the real router names it (the
+   * repo, lower-cased: generate_model_id) and listed with its repo and file; the returned id is that name.
+   */
+  addModel(id: string, src: Uint8Array | string | DiskFile, hf?: { repo: string; filename: string }): Promise<RouterModelInfo>;
   removeModel(id: string): void;
   /** Serves /v0/models/registry/:name/manifest.json (and the /api variant). */
   setManifest(name: string, manifest: Manifest): void;
@@ -204,7 +209,7 @@ function problemsOf(payload: Record<string, unknown>, required: Record<string, C
 export async function startRouterStandin(options: RouterStandinOptions = {}): Promise<RouterStandin> {
   const log = new RequestLog<RouterHost>();
   const faults = new Faults();
-  const models = new Map<string, { blob: FileBody; addedAt: Date }>();
+  const models = new Map<string, { blob: FileBody; addedAt: Date; hf?: { repo: string; filename: string } }>();
   const manifests = new Map<string, Manifest>();
   const nodes = new Map<string, RegisteredNode>();
   const registrations: RegistrationRecord[] = [];
@@ -227,6 +232,7 @@ export async function startRouterStandin(options: RouterStandinOptions = {}): Pr
           capabilities: ["TextGeneration"],
           source: "hf_gguf",
           status: "ready",
+          ...(m.hf ? { repo: m.hf.repo, filename: m.hf.filename } : {}),
         }))
       : { models: [...models].map(([mid, m]) => ({ id: mid, size_bytes: m.blob.size, sha256: m.blob.sha256 })) };
 
@@ -394,10 +400,11 @@ export async function startRouterStandin(options: RouterStandinOptions = {}): Pr
     nodes,
     clearLog: () => log.clear(),
     bytesServed: (id) => log.fileBytes(undefined, id),
-    async addModel(id, src) {
+    async addModel(given, src, hf) {
       const s = typeof src === "string" ? { path: src } : src;
       const blob = await toBlob(s, false);
-      models.set(id, { blob, addedAt: new Date() });
+      const id = realRouter && hf ? hf.repo.toLowerCase().replace(/^\/+|\/+$/g, "") : given;
+      models.set(id, { blob, addedAt: new Date(), ...(hf ? { hf } : {}) });
       return { id, size_bytes: blob.size, sha256: blob.sha256 };
     },
     removeModel(id) {

@@ -3,9 +3,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { startRouterStandin, type RouterStandin } from "../../../testkit/standins/index.js";
 import { describeBytes } from "../../../testkit/gguf/tiny-gguf.js";
-import { startTinyWorld, tinyEmbed, TINY_CHAT_ID, TINY_EMBED_FILE, TINY_EMBED_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+import { startTinyWorld, tinyEmbed, TINY_CHAT_FILE, TINY_CHAT_ID, TINY_EMBED_FILE, TINY_EMBED_ID, TINY_REPO, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
 const ROUTER_KEY = "rk_router_secret_77";
+/** What an llmlb router names a model of TINY_REPO (generate_model_id: the repo, lower-cased). */
+const ROUTER_NAME = "llmlb-test/tiny-gguf";
+
+const push = (node: TestNode, model: string) =>
+  fetch(`${node.httpUrl}/api/models/pull`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model }) });
 
 /** A stream collecting the node's JSON log lines. */
 function logSink() {
@@ -80,7 +85,7 @@ describe("a push-era router that accepts this CPU node", () => {
   beforeAll(async () => {
     world = await startTinyWorld();
     router = await startRouterStandin({ apiKey: ROUTER_KEY, acceptCpuNodes: true, realRouter: true });
-    await router.addModel(TINY_CHAT_ID, new Uint8Array(8));
+    expect((await router.addModel(TINY_EMBED_ID, new Uint8Array(8), { repo: TINY_REPO, filename: TINY_EMBED_FILE })).id).toBe(ROUTER_NAME);
     node = await startTestNode(pushEnv(world, router), {}, { logTo: logs.stream });
   });
   afterAll(async () => {
@@ -155,10 +160,10 @@ describe("a push-era router that accepts this CPU node", () => {
     await expect.poll(() => okBeats().length, { timeout: 10_000 }).toBeGreaterThan(beatsBefore);
   });
 
-  it("takes a pushed pull ({status: ok}; 404 for a model it does not know) and reports the model ready", async () => {
-    const unknown = await fetch(`${node.httpUrl}/api/models/pull`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "no-such-model" }) });
-    expect(unknown.status).toBe(404);
-    const pushed = await fetch(`${node.httpUrl}/api/models/pull`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: TINY_EMBED_ID }) });
+  it("takes a pushed pull under the router's name ({status: ok}; 404 for a model it does not know) and reports the model ready", async () => {
+    expect((await push(node, "no-such-model")).status).toBe(404);
+    // Two catalog models share the repo: the router's list (repo + filename) says which one it means.
+    const pushed = await push(node, ROUTER_NAME);
     expect(pushed.status).toBe(200);
     expect(await pushed.json()).toEqual({ status: "ok" });
     await expect.poll(async () => ((await (await fetch(`${node.httpUrl}/v0/models/${TINY_EMBED_ID}`)).json()) as { state: string }).state, { timeout: 15_000 }).toBe("ready");
@@ -213,8 +218,8 @@ describe("start-up sync with the router (LLMLB_PREFETCH)", () => {
   beforeAll(async () => {
     world = await startTinyWorld();
     router = await startRouterStandin({ apiKey: ROUTER_KEY, acceptCpuNodes: true, realRouter: true });
-    await router.addModel(TINY_CHAT_ID, new Uint8Array(8));
-    await router.addModel("a-model-this-node-does-not-know", new Uint8Array(8));
+    await router.addModel(TINY_CHAT_ID, new Uint8Array(8), { repo: TINY_REPO, filename: TINY_CHAT_FILE });
+    await router.addModel("unknown", new Uint8Array(8), { repo: "nobody/Unknown-GGUF", filename: "unknown-Q4_K_M.gguf" });
     // A start-up download of a few seconds: registering during it would list nothing.
     world.hf.throttle(400_000);
     node = await startTestNode(pushEnv(world, router, { LLMLB_PREFETCH: "true" }));
@@ -238,10 +243,11 @@ describe("start-up sync with the router (LLMLB_PREFETCH)", () => {
   it("reports a later sync's state and progress in heartbeats, and never deletes what the router stops listing", async () => {
     // Slow enough (~7 s) for a heartbeat to see the download running even on a busy machine.
     world.hf.throttle(120_000);
-    await router.addModel(TINY_EMBED_ID, new Uint8Array(8));
-    router.removeModel(TINY_CHAT_ID);
+    // A real router has one model per repo: it now lists the embedding file of the same repo instead.
+    router.removeModel(ROUTER_NAME);
+    await router.addModel(TINY_EMBED_ID, new Uint8Array(8), { repo: TINY_REPO, filename: TINY_EMBED_FILE });
     // The router pushes a model it lists; with LLMLB_PREFETCH the node syncs again.
-    const pushed = await fetch(`${node.httpUrl}/api/models/pull`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: TINY_EMBED_ID }) });
+    const pushed = await push(node, ROUTER_NAME);
     expect(pushed.status).toBe(200);
     const running = () => router.heartbeats.find((h) => h.payload.sync_state === "running" && h.payload.sync_progress !== null);
     await expect.poll(running, { timeout: 20_000 }).toBeTruthy();
@@ -253,5 +259,36 @@ describe("start-up sync with the router (LLMLB_PREFETCH)", () => {
     world.hf.throttle(null);
     const chat = (await (await fetch(`${node.httpUrl}/v0/models/${TINY_CHAT_ID}`)).json()) as { state: string };
     expect(chat.state).toBe("ready");
+  });
+});
+
+describe("start-up sync with a router that lists nothing this node's catalog knows", () => {
+  let world: TinyWorld;
+  let router: RouterStandin;
+  let node: TestNode;
+  const logs = logSink();
+  beforeAll(async () => {
+    world = await startTinyWorld();
+    router = await startRouterStandin({ apiKey: ROUTER_KEY, acceptCpuNodes: true, realRouter: true });
+    await router.addModel("unknown", new Uint8Array(8), { repo: "nobody/Unknown-GGUF", filename: "unknown-Q4_K_M.gguf" });
+    node = await startTestNode(pushEnv(world, router, { LLMLB_PREFETCH: "true" }), {}, { logTo: logs.stream });
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await router?.close();
+    await world?.close();
+  });
+
+  it("says the sync found nothing (not success), names the router's models, and does not register", async () => {
+    const nothing = () => logs.lines.find((l) => l.msg === "router sync found none of the router's models in this node's catalog; nothing synced");
+    await expect.poll(nothing, { timeout: 10_000 }).toBeTruthy();
+    expect(nothing()).toMatchObject({ level: "warn", router_models: ["nobody/unknown-gguf"], fix: expect.stringContaining("/v0/models/register") });
+    expect(logs.lines.find((l) => l.msg === "router lists a model this node's catalog does not know; skipped")).toMatchObject({
+      router_model: "nobody/unknown-gguf",
+      repo: "nobody/Unknown-GGUF",
+      filename: "unknown-Q4_K_M.gguf",
+    });
+    await expect.poll(() => logs.lines.some((l) => typeof l.msg === "string" && l.msg.startsWith("not registering with the router yet")), { timeout: 10_000 }).toBe(true);
+    expect(router.registrations).toHaveLength(0);
   });
 });

@@ -1,4 +1,5 @@
 import { request } from "undici";
+import type { RouterModelName } from "./model-match.js";
 
 /** An answer from a router: status and the parsed JSON body (undefined when it was not JSON). */
 export interface RouterAnswer {
@@ -64,16 +65,16 @@ export function routerReason(answer: RouterAnswer): string {
 }
 
 /**
- * Model ids in a router's model list: the bare array of `GET /v0/models` (keyed by `name`, or `id`
- * when present), or an object with `models` / `data` (newer routers, peer nodes).
+ * Models in a router's model list: the bare array of `GET /v0/models` (keyed by `name`, or `id`
+ * when present, with `repo` and `filename`), or an object with `models` / `data` (newer routers, peer nodes).
  */
-export function listedModelIds(body: unknown): string[] {
+export function listedModels(body: unknown): RouterModelName[] {
   const list = Array.isArray(body) ? body : ((body as { models?: unknown; data?: unknown } | undefined)?.models ?? (body as { data?: unknown } | undefined)?.data);
   if (!Array.isArray(list)) return [];
-  return list
-    .map((m: unknown) => {
-      const entry = m as { id?: unknown; name?: unknown } | null;
-      return typeof entry?.id === "string" ? entry.id : typeof entry?.name === "string" ? entry.name : undefined;
-    })
-    .filter((id): id is string => typeof id === "string" && id !== "");
+  const text = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
+  return list.flatMap((m: unknown) => {
+    const entry = (m ?? {}) as { id?: unknown; name?: unknown; repo?: unknown; filename?: unknown };
+    const name = text(entry.id) ?? text(entry.name);
+    return name === undefined ? [] : [{ name, repo: text(entry.repo), filename: text(entry.filename) }];
+  });
 }

@@ -6,7 +6,7 @@ import { NODE_VERSION } from "../version.js";
 import { advertisedAddress, PushLink } from "./push-link.js";
 import { RouterClient } from "./router-client.js";
 import { registerRouterRoutes } from "./router-routes.js";
-import { RouterSync } from "./router-sync.js";
+import { modelsListedByRouter, RouterSync } from "./router-sync.js";
 
 /**
  * This node's side of an llmlb router, either era: the routes a router calls, the start-up sync
@@ -37,6 +37,7 @@ export class RouterLink {
       onPush: () => {
         if (this.config.prefetch && this.config.routerUrls.length > 0) void this.runSync();
       },
+      routerModel: async (name) => (await modelsListedByRouter(this.routers(), this.logger, this.controller.signal))?.find((m) => m.name === name),
     });
   }
 

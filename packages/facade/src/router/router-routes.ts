@@ -5,13 +5,16 @@ import type { NodeClients } from "../clients.js";
 import { assertPullable, type PullRegistry } from "../http/v0/pull-registry.js";
 import { sendOpenAiError } from "../http/openai-error.js";
 import { DownloadTasks } from "./download-tasks.js";
-import { gpuSummary, hostStatus, isServing } from "./node-facts.js";
+import { matchRouterModel, type RouterModelName } from "./model-match.js";
+import { allModels, gpuSummary, hostStatus, isServing } from "./node-facts.js";
 
 export interface RouterRoutesDeps {
   pulls: PullRegistry;
   logs: LogRing | undefined;
   /** Runs on each model a router pushes (start-up sync again, when enabled). */
   onPush?: (modelId: string) => void;
+  /** The entry (repo, file) a router lists under a name, when a pushed name needs it. */
+  routerModel?: (name: string) => Promise<RouterModelName | undefined>;
   version: string;
 }
 
@@ -101,12 +104,18 @@ export function registerRouterRoutes(app: FastifyInstance, clients: NodeClients,
     "/api/models/pull",
     { schema: { body: { type: "object", required: ["model"], properties: { model: { type: "string", minLength: 1, maxLength: 256 } } } } },
     async (request, reply) => {
-      const id = request.body.model;
-      const { model } = await clients.catalog.getModel({ modelId: id }).catch(() => ({ model: undefined }));
-      if (!model) return notFound(reply, `model "${id}" is not in this node's catalog`);
+      const name = request.body.model;
+      const catalog = await allModels(clients);
+      // A push-era router sends its own name (the lower-cased repo); its model list tells which file it means.
+      let model = matchRouterModel(catalog, { name });
+      if (!model) {
+        const listed = await deps.routerModel?.(name).catch(() => undefined);
+        if (listed) model = matchRouterModel(catalog, listed);
+      }
+      if (!model) return notFound(reply, `model "${name}" is not in this node's catalog (by id, or by Hugging Face repo and file)`);
       assertPullable(model);
-      deps.pulls.start(id);
-      deps.onPush?.(id);
+      deps.pulls.start(model.id);
+      deps.onPush?.(model.id);
       return { status: "ok" };
     },
   );

@@ -2,8 +2,9 @@ import type { Logger } from "@llmlb/runtime";
 import { ModelState } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import type { NodeClients } from "../clients.js";
 import type { PullRegistry } from "../http/v0/pull-registry.js";
-import type { ModelFacts } from "./node-facts.js";
-import { listedModelIds, RouterClient, routerReason } from "./router-client.js";
+import { matchRouterModel, type RouterModelName } from "./model-match.js";
+import { allModels, type ModelFacts } from "./node-facts.js";
+import { listedModels, RouterClient, routerReason } from "./router-client.js";
 
 export type SyncState = "idle" | "running" | "success" | "failed";
 
@@ -15,13 +16,13 @@ export interface SyncProgress {
   total_bytes: number;
 }
 
-/** Model ids a router lists (`/v0/models`, else `/api/models`), from the first router that answers. */
-export async function modelsListedByRouter(routers: readonly RouterClient[], logger: Logger, signal?: AbortSignal): Promise<string[] | undefined> {
+/** Models a router lists (`/v0/models`, else `/api/models`), from the first router that answers. */
+export async function modelsListedByRouter(routers: readonly RouterClient[], logger: Logger, signal?: AbortSignal): Promise<RouterModelName[] | undefined> {
   for (const router of routers) {
     try {
       for (const path of ["/v0/models", "/api/models"]) {
         const answer = await router.get(path, signal);
-        if (answer.status === 200) return listedModelIds(answer.body);
+        if (answer.status === 200) return listedModels(answer.body);
         logger.warn({ router: router.base, path, status: answer.status, reason: routerReason(answer) }, "router did not list models");
       }
     } catch (err) {
@@ -90,22 +91,34 @@ export class RouterSync {
       this.current = "failed";
       return [];
     }
-    const wanted: string[] = [];
-    for (const id of listed) {
-      const model = await this.clients.catalog.getModel({ modelId: id }).then((r) => r.model, () => undefined);
+    const catalog = await allModels(this.clients);
+    const wanted = new Set<string>();
+    let runnable = 0;
+    for (const entry of listed) {
+      const model = matchRouterModel(catalog, entry);
       if (!model) {
-        this.logger.info({ modelId: id }, "router lists a model this node's catalog does not know; skipped");
+        this.logger.info({ router_model: entry.name, repo: entry.repo, filename: entry.filename }, "router lists a model this node's catalog does not know; skipped");
         continue;
       }
       if (model.state === ModelState.UNSUPPORTED) {
-        this.logger.info({ modelId: id, reason: model.unsupportedReason }, "router lists a model this node cannot run; skipped");
+        this.logger.info({ router_model: entry.name, modelId: model.id, reason: model.unsupportedReason }, "router lists a model this node cannot run; skipped");
         continue;
       }
-      if (model.state !== ModelState.READY && model.state !== ModelState.LOADED) wanted.push(id);
+      runnable += 1;
+      if (model.state !== ModelState.READY && model.state !== ModelState.LOADED) wanted.add(model.id);
     }
-    if (wanted.length) this.logger.info({ models: wanted }, "pulling models listed by the router");
-    const outcomes = await Promise.all(wanted.map((id) => this.pulls.start(id).done));
+    if (listed.length > 0 && runnable === 0) {
+      // Nothing synced is not a success: the router lists models and this node can serve none of them.
+      this.logger.warn(
+        { router_models: listed.map((m) => m.name), fix: "add them to the catalog (LLMLB_SUPPORTED_MODELS, or POST /v0/models/register {repo, filename})" },
+        "router sync found none of the router's models in this node's catalog; nothing synced",
+      );
+      this.current = "failed";
+      return [];
+    }
+    if (wanted.size) this.logger.info({ models: [...wanted] }, "pulling models listed by the router");
+    const outcomes = await Promise.all([...wanted].map((id) => this.pulls.start(id).done));
     this.current = outcomes.every(Boolean) ? "success" : "failed";
-    return wanted;
+    return [...wanted];
   }
 }
