@@ -454,7 +454,8 @@ export async function pollNode(baseUrl: string, apiKey?: string): Promise<PollRe
   const modelIds = (models.data ?? []).map((m) => m.id);
   const info: PollResult["info"] = {};
   for (const id of modelIds) {
-    const r = await get(`/api/models/${encodeURIComponent(id)}/info`);
+    // llmlb's own encoding (metadata/xllm.rs): only ' ', '/' and ':' are escaped.
+    const r = await get(`/api/models/${id.replaceAll(" ", "%20").replaceAll("/", "%2F").replaceAll(":", "%3A")}/info`);
     info[id] = r.status === 404 ? null : ((await r.json()) as Record<string, unknown>);
   }
   return {

@@ -4,14 +4,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
 import { pollNode } from "../../../testkit/standins/index.js";
 import { describeBytes } from "../../../testkit/gguf/tiny-gguf.js";
-import { startTinyWorld, tinyChat, tinyEmbed, TINY_CHAT_FILE, TINY_CHAT_ID, TINY_EMBED_FILE, TINY_EMBED_ID, TINY_REPO, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+import { startTinyWorld, tinyChat, tinyEmbed, TINY_CHAT_FILE, TINY_CHAT_ID, TINY_EMBED_FILE, TINY_REPO, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
 const NODE_KEY = "nk_node_key_42";
+/** A catalog id with a namespace, as llmlb's own ids often have: the router sends it as "llmlb-test%2Ftiny-embed". */
+const EMBED_ID = "llmlb-test/tiny-embed";
 const auth = { authorization: `Bearer ${NODE_KEY}` };
 
 /** The tiny models and a safetensors model, written exactly as an llmlb router writes its supported_models.json. */
 function routerCatalog(): unknown[] {
-  const entry = (id: string, file: string, bytes: Uint8Array, capability: string) => ({
+  const entry = (id: string, file: string, bytes: Uint8Array, capability: string, extra: Record<string, unknown> = {}) => ({
     id,
     name: `Tiny ${id}`,
     description: "tiny test model",
@@ -26,10 +28,11 @@ function routerCatalog(): unknown[] {
     format: "gguf",
     engine: "llama_cpp",
     platforms: ["cpu", "linux-cuda"],
+    ...extra,
   });
   return [
     entry(TINY_CHAT_ID, TINY_CHAT_FILE, tinyChat, "TextGeneration"),
-    entry(TINY_EMBED_ID, TINY_EMBED_FILE, tinyEmbed, "Embedding"),
+    entry(EMBED_ID, TINY_EMBED_FILE, tinyEmbed, "Embedding", { context_length: 512 }),
     {
       id: "gpt-oss-20b", name: "GPT-OSS 20B", description: "OpenAI's GPT-OSS 20B (Metal optimized)", repo: "openai/gpt-oss-20b",
       recommended_filename: "model.safetensors.index.json", size_bytes: 13761316904, required_memory_bytes: 20641975356,
@@ -61,7 +64,7 @@ describe("a pull-era router polling the node (router-format catalog, API key set
     const list = (await (await fetch(`${node.httpUrl}/v0/models`, { headers: auth })).json()) as { models: Array<Record<string, unknown>> };
     const byId = Object.fromEntries(list.models.map((m) => [m.id, m]));
     expect(byId[TINY_CHAT_ID]).toMatchObject({ state: "available", parameter_count: "0.2M", quantization: "F32", capabilities: ["text-generation"] });
-    expect(byId[TINY_EMBED_ID]).toMatchObject({ capabilities: ["embeddings"] });
+    expect(byId[EMBED_ID]).toMatchObject({ capabilities: ["embeddings"] });
     expect(byId["gpt-oss-20b"]).toMatchObject({ state: "unsupported", format: "safetensors", engine: "gptoss_cpp", quantization: null, parameter_count: "20B" });
     expect(byId["gpt-oss-20b"]!.unsupported_reason).toContain('format "safetensors" is not supported');
     const pull = await fetch(`${node.httpUrl}/v0/models/gpt-oss-20b/pull`, { method: "POST", headers: auth });
@@ -111,9 +114,34 @@ describe("a pull-era router polling the node (router-format catalog, API key set
     const after = await pollNode(node.httpUrl, NODE_KEY);
     expect(after.modelIds).toEqual([TINY_CHAT_ID]);
     expect(after.models).toMatchObject({ ready_models: [1, 1] });
-    expect(after.info[TINY_CHAT_ID]).toMatchObject({ model: TINY_CHAT_ID, size_bytes: describeBytes(tinyChat).size, quantization: "F32", parameter_size: "0.2M" });
+    expect(after.info[TINY_CHAT_ID]).toMatchObject({ model: TINY_CHAT_ID, size_bytes: describeBytes(tinyChat).size, quantization: "F32", parameter_size: "0.2M", context_length: null });
     expect((await fetch(`${node.httpUrl}/api/models/${encodeURIComponent("gpt-oss-20b")}/info`, { headers: auth })).status).toBe(404);
     expect((await fetch(`${node.httpUrl}/api/models/nope/info`, { headers: auth })).status).toBe(404);
+  });
+
+  it("answers /api/models/{id}/info for an id the router percent-encodes, with the context length as /v1/models/{id} reports it", async () => {
+    const info = async (encodedId: string) => fetch(`${node.httpUrl}/api/models/${encodedId}/info`, { headers: auth });
+    // Not on disk yet: the catalog's context length.
+    const embed = await info("llmlb-test%2Ftiny-embed");
+    expect(embed.status).toBe(200);
+    expect(await embed.json()).toMatchObject({ model: EMBED_ID, context_length: 512 });
+    expect((await info("llmlb-test%2ftiny-embed")).status).toBe(200);
+    expect((await info("llmlb-test%2Fnope")).status).toBe(404);
+    // Other routes keep refusing an encoded separator, and this one an encoded backslash.
+    expect((await fetch(`${node.httpUrl}/v0/models/llmlb-test%2Ftiny-embed`, { headers: auth })).status).toBe(400);
+    expect((await fetch(`${node.httpUrl}/api/models/llmlb-test%2Ftiny-embed/info/x`, { headers: auth })).status).toBe(400);
+    expect((await info("llmlb-test%5Ctiny-embed")).status).toBe(400);
+
+    // Loaded: the context it was loaded with, the same number /v1/models/{id} gives.
+    const chat = await fetch(`${node.httpUrl}/v1/chat/completions`, {
+      method: "POST", headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "hi" }], max_tokens: 2 }),
+    });
+    expect(chat.status).toBe(200);
+    const v1 = (await (await fetch(`${node.httpUrl}/v1/models/${TINY_CHAT_ID}`, { headers: auth })).json()) as { context_length: number };
+    expect(v1.context_length).toBeGreaterThan(0);
+    const polled = await pollNode(node.httpUrl, NODE_KEY);
+    expect(polled.info[TINY_CHAT_ID]).toMatchObject({ context_length: v1.context_length });
   });
 
   it("refuses a download of a repository the Hub does not have, and a body without repo", async () => {

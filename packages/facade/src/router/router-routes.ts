@@ -4,6 +4,7 @@ import { ModelState } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import type { NodeClients } from "../clients.js";
 import { assertPullable, type PullRegistry } from "../http/v0/pull-registry.js";
 import { sendOpenAiError } from "../http/openai-error.js";
+import { contextLengthOf } from "../http/v1/openai-routes.js";
 import { DownloadTasks } from "./download-tasks.js";
 import { matchRouterModel, type RouterModelName } from "./model-match.js";
 import { allModels, gpuSummary, hostStatus, isServing } from "./node-facts.js";
@@ -90,8 +91,7 @@ export function registerRouterRoutes(app: FastifyInstance, clients: NodeClients,
     if (!model || model.state === ModelState.UNSUPPORTED) return notFound(reply, `model "${id}" is not offered by this node`);
     return {
       model: model.id,
-      // Set by the engine per load, not known ahead of it.
-      context_length: null,
+      context_length: await contextLengthOf(clients, model),
       size_bytes: Number(model.sizeBytes),
       quantization: model.quantization || null,
       family: null,

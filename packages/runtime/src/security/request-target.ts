@@ -1,9 +1,18 @@
 import { invalidRequestTarget } from "../errors/index.js";
 
-/** Percent-escapes that decode to a path separator; only the blob route may carry one (an "org%2Fname" id). */
+/**
+ * Percent-escapes that decode to a path separator. Only routes whose model id is one encoded segment
+ * may carry one: the blob route (an "org%2Fname" id), and llmlb's `/api/models/{id}/info`, which the
+ * router calls with '/' sent as %2F (that route takes %2F only, in its id segment).
+ */
 const ENCODED_SLASH = /%(2f|5c)/i;
 const BLOB_PREFIX = "/v0/models/blob/";
+const MODEL_INFO = /^\/api\/models\/[^/]+\/info$/;
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
+
+function mayEncodeSeparator(path: string, escape: string): boolean {
+  return path.startsWith(BLOB_PREFIX) || (escape.toLowerCase() === "%2f" && MODEL_INFO.test(path));
+}
 
 /**
  * Checks that a raw request target (HTTP request line or h2 :path) is the plain, normalised path the
@@ -24,7 +33,7 @@ export function normalisedPath(target: string): string {
     const char = String.fromCharCode(parseInt(hex, 16));
     if (UNRESERVED.test(char)) throw invalidRequestTarget(target, `percent-encodes ${JSON.stringify(char)}, which must be sent as is`);
     if (char.charCodeAt(0) < 0x20 || char === "\x7f") throw invalidRequestTarget(target, "percent-encodes a control character");
-    if (ENCODED_SLASH.test(match[0]) && !path.startsWith(BLOB_PREFIX)) throw invalidRequestTarget(target, "percent-encodes a path separator");
+    if (ENCODED_SLASH.test(match[0]) && !mayEncodeSeparator(path, match[0])) throw invalidRequestTarget(target, "percent-encodes a path separator");
   }
   const segments = path.split("/").slice(1);
   segments.forEach((segment, i) => {

@@ -102,6 +102,12 @@ const openAiModel = (m: Model) => ({
   owned_by: m.repo.split("/")[0] || "llmlb",
 });
 
+/** Tokens per request: the loaded context when in memory, else the catalog's, else null (decided at load). */
+export async function contextLengthOf(clients: NodeClients, model: Model): Promise<number | null> {
+  const { models: loaded } = await clients.inference.listLoadedModels({});
+  return loaded.find((m) => m.modelId === model.id)?.contextLength || model.contextLength || null;
+}
+
 /** /v1: the OpenAI-compatible API over the same services gRPC serves. */
 export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients): void {
   app.get("/v1/models", async () => {
@@ -127,10 +133,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
         error: { message: `model "${id}" is not on this node yet; pull it with POST /v0/models/${id}/pull`, type: "not_found_error", param: "model", code: "model_not_found" },
       });
     }
-    // Tokens per request: the loaded context when in memory, else the catalog's, else decided at load.
-    const { models: loaded } = await clients.inference.listLoadedModels({});
-    const contextLength = loaded.find((m) => m.modelId === id)?.contextLength || model.contextLength || null;
-    return { ...openAiModel(model), context_length: contextLength };
+    return { ...openAiModel(model), context_length: await contextLengthOf(clients, model) };
   });
 
   app.post<{ Body: ChatCompletionBody }>("/v1/chat/completions", { schema: { body: chatCompletionBody } }, (request, reply) => {
