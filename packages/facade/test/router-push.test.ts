@@ -292,3 +292,37 @@ describe("start-up sync with a router that lists nothing this node's catalog kno
     expect(router.registrations).toHaveLength(0);
   });
 });
+
+describe("LLMLB_ADVERTISE_HOST given as a host name (the router takes only an IP)", () => {
+  let world: TinyWorld;
+  let router: RouterStandin;
+  let named: TestNode;
+  let unresolvable: TestNode;
+  const namedLogs = logSink();
+  const badLogs = logSink();
+  beforeAll(async () => {
+    world = await startTinyWorld();
+    router = await startRouterStandin({ apiKey: ROUTER_KEY, acceptCpuNodes: true, realRouter: true });
+    named = await startTestNode(pushEnv(world, router, { LLMLB_ADVERTISE_HOST: "localhost" }), {}, { logTo: namedLogs.stream });
+    unresolvable = await startTestNode(pushEnv(world, router, { LLMLB_ADVERTISE_HOST: "no-such-node.invalid" }), {}, { logTo: badLogs.stream });
+  });
+  afterAll(async () => {
+    await named?.stop();
+    await unresolvable?.stop();
+    await router?.close();
+    await world?.close();
+  });
+
+  it("registers with the IP a name resolves to, and says in one line, naming the setting, when a name does not resolve", async () => {
+    for (const node of [named, unresolvable]) expect((await fetch(`${node.httpUrl}/v0/models/${TINY_CHAT_ID}/pull`, { method: "POST" })).status).toBeLessThan(300);
+    await expect.poll(() => router.registrations.find((r) => r.payload.runtime_port === named.http.port - 1)?.status, { timeout: 15_000 }).toBe(201);
+    expect(router.registrations.find((r) => r.payload.runtime_port === named.http.port - 1)).toMatchObject({ problems: [], payload: { ip_address: "127.0.0.1" } });
+
+    const refused = () => badLogs.lines.filter((l) => typeof l.msg === "string" && l.msg.startsWith("LLMLB_ADVERTISE_HOST=no-such-node.invalid does not resolve"));
+    await expect.poll(() => refused().length, { timeout: 10_000 }).toBe(1);
+    expect(refused()[0]).toMatchObject({ level: "error" });
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(refused()).toHaveLength(1);
+    expect(router.registrations.filter((r) => r.payload.runtime_port === unresolvable.http.port - 1)).toHaveLength(0);
+  });
+});

@@ -1,3 +1,5 @@
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
 import os from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "@llmlb/runtime";
@@ -15,8 +17,10 @@ export interface PushLinkOptions {
   logger: Logger;
   /** The HTTP port this node serves on; the router is told port − 1 (it adds one). */
   httpPort: number;
-  /** Address the router reaches this node at. */
+  /** Address the router reaches this node at: an IP, or a host name resolved once at start. */
   address: string;
+  /** The setting the address came from, named when it cannot be used. */
+  addressSetting?: string;
   version: string;
   intervalMs: number;
   /** push: keep trying to register; auto: a router without /v0/nodes (pull era) ends the link. */
@@ -47,6 +51,7 @@ export class PushLink {
   private waitLogged = false;
   private current: PushLinkStatus = "starting";
   private loop: Promise<void> | undefined;
+  private address: string | undefined;
 
   constructor(private readonly options: PushLinkOptions) {}
 
@@ -72,6 +77,11 @@ export class PushLink {
 
   private async run(): Promise<void> {
     const { signal } = this.controller;
+    this.address = await this.resolvedAddress();
+    if (this.address === undefined) {
+      this.current = "stopped";
+      return;
+    }
     // The router reads /v1/models only when a node registers: register with what the sync brings.
     await this.options.synced;
     while (!signal.aborted) {
@@ -91,6 +101,23 @@ export class PushLink {
       } catch {
         return;
       }
+    }
+  }
+
+  /** The router's registration takes an IP address (a host name gets 422): a name is resolved, IPv4 first. */
+  private async resolvedAddress(): Promise<string | undefined> {
+    const { address, logger } = this.options;
+    if (isIP(address)) return address;
+    const setting = this.options.addressSetting ?? "LLMLB_ADVERTISE_HOST";
+    try {
+      const found = await lookup(address, { all: true });
+      const ip = (found.find((a) => a.family === 4) ?? found[0])?.address;
+      if (ip === undefined) throw new Error("no address");
+      logger.info({ host: address, address: ip, setting }, "advertising the router the IP address this host name resolves to");
+      return ip;
+    } catch (err) {
+      logger.error({ host: address, setting, err }, `${setting}=${address} does not resolve to an IP address, and the router takes only an IP: set ${setting} to this node's IP. Not registering with the router`);
+      return undefined;
     }
   }
 
@@ -211,7 +238,7 @@ export class PushLink {
     const devices = [...byName.values()];
     return {
       machine_name: os.hostname(),
-      ip_address: this.options.address,
+      ip_address: this.address,
       runtime_version: this.options.version,
       runtime_port: this.options.httpPort - 1,
       gpu_available: devices.length > 0,

@@ -54,6 +54,7 @@ export class RouterLink {
       logger: this.logger.child({ component: "router-link" }),
       httpPort,
       address: advertisedAddress(this.config.advertiseHost, this.config.host),
+      addressSetting: this.config.advertiseHost ? "LLMLB_ADVERTISE_HOST" : "LLMLB_HOST",
       version: NODE_VERSION,
       intervalMs: this.config.heartbeatIntervalSeconds * 1000,
       mode: this.config.routerMode,

@@ -129,7 +129,7 @@ export const SETTINGS = {
   heartbeatIntervalSeconds: setting({ env: ["LLMLB_HEARTBEAT_INTERVAL"], parse: parseInteger(1, 3600), default: 10,
     description: "Seconds between heartbeats to a push-era router." }),
   advertiseHost: setting({ env: ["LLMLB_ADVERTISE_HOST"], parse: parseString, default: "",
-    description: "Address the router should reach this node at; empty means LLMLB_HOST, or the first non-loopback IPv4 when that is 0.0.0.0." }),
+    description: "Address the router should reach this node at (an IP; a host name is resolved once at start, IPv4 first, and the node does not register when it does not resolve); empty means LLMLB_HOST, or the first non-loopback IPv4 when that is 0.0.0.0." }),
   githubUrl: setting({ env: ["LLMLB_GITHUB_URL"], parse: parseUrl, default: "https://github.com",
     description: "GitHub (Enterprise) base URL for github: adapter references." }),
   githubToken: setting({ env: ["GITHUB_TOKEN"], parse: parseString, default: "", secret: true,
