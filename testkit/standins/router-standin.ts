@@ -25,7 +25,10 @@
  *   POST /v1/*       → passed to the first online node unchanged, the answer streamed back byte for
  *                      byte; 503 when no node is online.
  * Pull era (what a router does to a node): pollNode() below.
- * Errors are OpenAI-style JSON: {"error": {"message", "type", "param": null, "code"}}.
+ * Errors are OpenAI-style JSON: {"error": {"message", "type", "param": null, "code"}}; with `realRouter`,
+ * authentication failures are plain text as the real router's auth layer sends them ("Missing
+ * X-API-Key header or Authorization header", "Invalid API key", "Missing X-Node-Token header",
+ * "Invalid node token"), and a heartbeat that does not match the contract gets 422 in plain text.
  */
 import { randomUUID } from "node:crypto";
 import { isIP } from "node:net";
@@ -34,7 +37,7 @@ import { type FileBody, type DiskFile, sendBlob, toBlob } from "./body.js";
 import { type FaultControls, faultControls, Faults } from "./faults.js";
 import { type DownMode, Listener } from "./listener.js";
 import { RequestLog, type RequestLogEntry } from "./request-log.js";
-import { bearerToken, decodeSegments, sendJson, statusText } from "./respond.js";
+import { bearerToken, decodeSegments, send, sendJson, statusText } from "./respond.js";
 
 export type RouterHost = "router";
 
@@ -297,12 +300,19 @@ export async function startRouterStandin(options: RouterStandinOptions = {}): Pr
       heartbeats.push(record);
       sendJson(req, res, status, body);
     };
+    const text = (status: number, message: string) => {
+      record.status = status;
+      heartbeats.push(record);
+      send(req, res, status, { "content-type": "text/plain; charset=utf-8" }, message);
+    };
     const node = typeof payload.node_id === "string" ? nodes.get(payload.node_id) : undefined;
     const token = req.headers["x-node-token"];
-    if (typeof token !== "string" || token === "") return answer(401, { error: "missing X-Node-Token" });
+    if (typeof token !== "string" || token === "") return realRouter ? text(401, "Missing X-Node-Token header") : answer(401, { error: "missing X-Node-Token" });
     if (!node) return answer(404, { error: `node ${String(payload.node_id)} is not registered` });
-    if (token !== node.token) return answer(401, { error: "invalid X-Node-Token" });
-    if (problems.length) return answer(400, { error: `invalid heartbeat: ${problems.join("; ")}` });
+    if (token !== node.token) return realRouter ? text(401, "Invalid node token") : answer(401, { error: "invalid X-Node-Token" });
+    if (problems.length) {
+      return realRouter ? text(422, `Failed to deserialize the JSON body into the target type: ${problems[0]}`) : answer(400, { error: `invalid heartbeat: ${problems.join("; ")}` });
+    }
     if (Array.isArray(payload.ready_models)) node.readyModels = payload.ready_models as [number, number];
     if (node.status === "registering" && node.readyModels !== null && node.readyModels[0] >= node.readyModels[1]) node.status = "online";
     answer(200, { status: "ok" });
@@ -356,6 +366,10 @@ export async function startRouterStandin(options: RouterStandinOptions = {}): Pr
     const method = req.method ?? "GET";
     if (segs[0] === "v1" && method === "POST") return proxy(req, res, req.url ?? rawPath);
     if ((apiKey !== undefined || isApi) && bearerToken(req) !== apiKey) {
+      if (realRouter) {
+        const message = req.headers.authorization === undefined ? "Missing X-API-Key header or Authorization header" : "Invalid API key";
+        return send(req, res, 401, { "content-type": "text/plain; charset=utf-8" }, message);
+      }
       return err(req, res, 401, "Invalid API key", "authentication_error", "invalid_api_key", { "WWW-Authenticate": 'Bearer realm="llmlb"' });
     }
     if (segs.length === 2 && segs[0] === "v0" && segs[1] === "nodes") {

@@ -155,6 +155,8 @@ describe("a push-era router that accepts this CPU node", () => {
     // A registration is recorded when it arrives and answered after the router has read the node's /v1/models.
     await expect.poll(() => router.registrations.slice(registrationsBefore).find((r) => r.status !== 0)?.status, { timeout: 10_000 }).toBe(200);
     expect(router.heartbeats.some((h) => h.status === 401)).toBe(true);
+    // The real router's auth layer answers in plain text; the node logs that text, not just "HTTP 401".
+    expect(logs.lines.find((l) => l.msg === "the router no longer knows this node; registering again" && l.status === 401)).toMatchObject({ reason: "Invalid node token" });
     expect(router.registrations.slice(registrationsBefore).find((r) => r.status !== 0)).toMatchObject({ body: { status: "updated", node_id: second.nodeId } });
     const beatsBefore = okBeats().length;
     await expect.poll(() => okBeats().length, { timeout: 10_000 }).toBeGreaterThan(beatsBefore);

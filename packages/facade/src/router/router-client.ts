@@ -1,11 +1,14 @@
 import { request } from "undici";
 import type { RouterModelName } from "./model-match.js";
 
-/** An answer from a router: status and the parsed JSON body (undefined when it was not JSON). */
+/** An answer from a router: status, the parsed JSON body (undefined when it was not JSON) and the raw text. */
 export interface RouterAnswer {
   status: number;
   body: unknown;
+  text?: string;
 }
+
+const REASON_MAX = 200;
 
 const TIMEOUT_MS = 10_000;
 
@@ -52,16 +55,23 @@ export class RouterClient {
     } catch {
       parsed = undefined;
     }
-    return { status: res.statusCode, body: parsed };
+    return { status: res.statusCode, body: parsed, text };
   }
 }
 
-/** The router's reason in an error body ({"error": "…"} or {"error": {"message": "…"}}), else the status. */
+/**
+ * The router's reason in an error body: {"error": "…"} or {"error": {"message": "…"}}, else a plain
+ * text body (the router's auth layer and request rejections answer "Invalid node token" and the
+ * like), trimmed and capped, else the status.
+ */
 export function routerReason(answer: RouterAnswer): string {
   const error = (answer.body as { error?: unknown; message?: unknown } | undefined)?.error ?? (answer.body as { message?: unknown } | undefined)?.message;
   if (typeof error === "string") return error;
   const message = (error as { message?: unknown } | undefined)?.message;
-  return typeof message === "string" ? message : `HTTP ${answer.status}`;
+  if (typeof message === "string") return message;
+  const text = answer.body === undefined ? answer.text?.trim() : undefined;
+  if (!text) return `HTTP ${answer.status}`;
+  return text.length > REASON_MAX ? `${text.slice(0, REASON_MAX)}…` : text;
 }
 
 /**
