@@ -108,7 +108,8 @@ describe("a pull-era router polling the node (router-format catalog, API key set
     expect(task).toMatchObject({ model: TINY_CHAT_ID, status: "pending" });
     const progress = async () => (await (await fetch(`${node.httpUrl}/api/download/progress?task_id=${task.task_id}`, { headers: auth })).json()) as Record<string, unknown>;
     await expect.poll(async () => (await progress()).status, { timeout: 15_000 }).toBe("completed");
-    expect(await progress()).toMatchObject({ task_id: task.task_id, model: TINY_CHAT_ID, progress: 1, error: null });
+    // A percentage (0.0–100.0), as llmlb's client reads it.
+    expect(await progress()).toMatchObject({ task_id: task.task_id, model: TINY_CHAT_ID, progress: 100, error: null });
     expect((await fetch(`${node.httpUrl}/api/download/progress?task_id=nope`, { headers: auth })).status).toBe(404);
 
     const after = await pollNode(node.httpUrl, NODE_KEY);

@@ -50,7 +50,8 @@ export class DownloadTasks {
       task_id: taskId,
       model: task.model,
       status,
-      progress: ready ? 1 : (p?.fraction ?? 0),
+      // llmlb's client type for this answer documents 0.0–100.0.
+      progress: ready ? 100 : Math.round((p?.fraction ?? 0) * 1000) / 10,
       downloaded_bytes: Number(p?.completedBytes ?? (ready ? model?.sizeBytes ?? 0n : 0n)),
       total_bytes: Number(p?.totalBytes ?? model?.sizeBytes ?? 0n),
       error: status === "failed" ? model?.failureReason || "the download failed" : null,
