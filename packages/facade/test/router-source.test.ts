@@ -79,3 +79,41 @@ describe("an llmlb router as the model source (manifest, whole-file blob route)"
     expect(model).toMatchObject({ state: "ready", local: { source: "router-proxy" } });
   });
 });
+
+describe("an llmlb router that names its models by repository, as the real one does", () => {
+  let world: TinyWorld;
+  let router: RouterStandin;
+  let node: TestNode;
+  beforeAll(async () => {
+    world = await startTinyWorld();
+    router = await startRouterStandin({ apiKey: ROUTER_KEY, realRouter: true });
+    node = await startTestNode({ ...world.env, HF_ENDPOINT: "http://127.0.0.1:9", LLMLB_ROUTER_URL: router.url, LLMLB_ROUTER_API_KEY: ROUTER_KEY, LLMLB_ROUTER_MODE: "poll" });
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await router?.close();
+    await world?.close();
+  });
+
+  const outcome = async (id: string) => {
+    const events = [];
+    for await (const res of node.clients.resolver.resolve({ target: { case: "modelId", value: id } })) events.push(res.event);
+    return events;
+  };
+
+  it("fetches a catalog model the router lists under its repo's name, and not another file of that repo", async () => {
+    // The router holds the repo's chat file under the name llmlb-test/tiny-gguf.
+    const { id: routerName } = await router.addModel("ignored", tinyChat, { repo: TINY_REPO, filename: TINY_CHAT_FILE });
+    expect(routerName).toBe(TINY_REPO.toLowerCase());
+    const chat = await outcome(TINY_CHAT_ID);
+    expect(chat.find((e) => e.case === "done")?.value).toMatchObject({ source: "router-proxy" });
+    expect(router.bytesServed(routerName)).toBe(describeBytes(tinyChat).size);
+
+    // The embedding model is another file of the same repo: the router's copy is not it.
+    const embed = (await outcome(TINY_EMBED_ID).catch((err: Error) => [{ case: "error", value: err.message }])) as Array<{ case: string; value: unknown }>;
+    expect(embed.find((e) => e.case === "done")).toBeUndefined();
+    const failed = embed.find((e) => e.case === "sourceFailed" || e.case === "error");
+    expect(JSON.stringify(failed ?? embed)).toMatch(/another file/);
+    expect(router.bytesServed(routerName)).toBe(describeBytes(tinyChat).size);
+  });
+});

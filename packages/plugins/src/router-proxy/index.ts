@@ -1,3 +1,4 @@
+import path from "node:path";
 import { definePlugin, fetchWithRetry, LlmlbError, mapBounded, type ArtifactSpec, type LocateResult, type RemoteFile, type SourceContext } from "@llmlb/runtime/plugin";
 import { expandShards, storeName } from "../huggingface/shards.js";
 import { stringListOption, stringOption } from "../options.js";
@@ -88,6 +89,24 @@ async function readManifest(ctx: SourceContext, base: string, id: string, header
   return last;
 }
 
+type ModelSpec = Extract<ArtifactSpec, { kind: "model" }>;
+
+/** Why a router could not serve the model; `missing` when it simply does not have it. */
+interface Failure {
+  missing: boolean;
+  why: string;
+}
+
+/**
+ * What a router may call this model: its catalog id (peer nodes, routers that list our ids), then
+ * an llmlb router's own name for a one-file model, its Hugging Face repo lower-cased
+ * (generate_model_id), checked against the catalog's file before use.
+ */
+function routerNames(spec: ModelSpec): string[] {
+  const byRepo = spec.model.repo.toLowerCase();
+  return byRepo && byRepo !== spec.id && spec.model.files.length === 1 ? [spec.id, byRepo] : [spec.id];
+}
+
 /**
  * Models from upstream llmlb routers or peer nodes (LLMLB_ROUTER_URL, comma-separated), with
  * `Authorization: Bearer LLMLB_ROUTER_API_KEY` when set (sent only to the router's own host).
@@ -102,9 +121,14 @@ export default definePlugin(({ options }) => {
   const apiKey = typeof options.apiKey === "string" ? options.apiKey : stringOption(options, "routerApiKey");
   const headers: Record<string, string> = apiKey ? { authorization: `Bearer ${apiKey}` } : {};
 
-  async function fromManifest(ctx: SourceContext, base: string, spec: Extract<ArtifactSpec, { kind: "model" }>, read: Extract<ManifestRead, { found: true }>): Promise<RemoteFile[] | string> {
+  async function fromManifest(ctx: SourceContext, base: string, spec: ModelSpec, routerName: string, read: Extract<ManifestRead, { found: true }>): Promise<RemoteFile[] | Failure> {
     const usable = read.files.filter((f) => f.runtimes === undefined || f.runtimes.includes("llama_cpp"));
-    if (usable.length === 0) return "its manifest lists no file for llama_cpp";
+    if (usable.length === 0) return { missing: false, why: "its manifest lists no file for llama_cpp" };
+    if (routerName !== spec.id) {
+      // Named by its repo, the router's model may be another file of it: only the catalog's file will do.
+      const other = usable.find((f) => !f.url || path.posix.basename(new URL(f.url, base).pathname) !== spec.model.files[0]);
+      if (other) return { missing: true, why: `has ${routerName} with another file (${other.url ?? other.name}), not ${spec.model.files[0]}` };
+    }
     const catalogNames = expandShards(spec.model.files).map(storeName);
     const files: RemoteFile[] = [];
     for (const [i, f] of usable.entries()) {
@@ -115,21 +139,26 @@ export default definePlugin(({ options }) => {
         continue;
       }
       if (direct) ctx.logger.info({ url: f.url, why: direct.why }, "the manifest's URL is not reachable from this node; fetching through the router");
-      const url = blobUrl(base, spec.id, i === 0 ? undefined : f.name, read.prefix);
+      const url = blobUrl(base, routerName, i === 0 ? undefined : f.name, read.prefix);
       const viaRouter = await probe(ctx, url, headers);
-      if (!viaRouter.ok) return `${url} ${viaRouter.why}`;
+      if (!viaRouter.ok) return { missing: viaRouter.missing, why: `${url} ${viaRouter.why}` };
       files.push({ name, url, ...(viaRouter.size !== undefined ? { size: viaRouter.size } : {}), ...(viaRouter.sha256 && viaRouter.digestVerified ? { sha256: viaRouter.sha256 } : {}), headers });
     }
     return files;
   }
 
-  async function fromBlobRoute(ctx: SourceContext, base: string, spec: Extract<ArtifactSpec, { kind: "model" }>): Promise<RemoteFile[] | Extract<Probe, { ok: false }>> {
+  async function fromBlobRoute(ctx: SourceContext, base: string, spec: ModelSpec, name: string): Promise<RemoteFile[] | Extract<Probe, { ok: false }>> {
     const files = expandShards(spec.model.files);
     let failed: Extract<Probe, { ok: false }> | undefined;
     for (const prefix of PREFIXES) {
-      const wanted = files.map((f, i) => ({ name: storeName(f), url: blobUrl(base, spec.id, i === 0 ? undefined : storeName(f), prefix) }));
+      const wanted = files.map((f, i) => ({ name: storeName(f), url: blobUrl(base, name, i === 0 ? undefined : storeName(f), prefix) }));
       const probes = await mapBounded(wanted, (w) => probe(ctx, w.url, headers));
       failed = probes.find((p): p is Extract<Probe, { ok: false }> => !p.ok);
+      const size = probes[0]?.ok ? probes[0].size : undefined;
+      if (!failed && name !== spec.id && size !== undefined && spec.model.sizeBytes !== undefined && size !== spec.model.sizeBytes) {
+        // Named by its repo, the router serves another file of it (the size tells).
+        return { ok: false, missing: true, why: `has ${name} with another file (${size} bytes, not the ${spec.model.sizeBytes} of ${spec.model.files[0]})` };
+      }
       if (!failed) {
         return wanted.map((w, i) => {
           const p = probes[i] as Extract<Probe, { ok: true }>;
@@ -148,27 +177,32 @@ export default definePlugin(({ options }) => {
     async locate(spec: ArtifactSpec, ctx: SourceContext): Promise<LocateResult> {
       if (spec.kind !== "model") return { type: "not-here", reason: "serves models only", code: "NOT_HERE" };
       if (urls.length === 0) return { type: "not-here", reason: "no upstream router is configured (LLMLB_ROUTER_URL)", code: "NOT_CONFIGURED" };
-      const problems: string[] = [];
+      // Each router's answer, and whether it only lacks the model (then the chain goes on to the next source).
+      const problems: Array<{ text: string; missing: boolean }> = [];
       let unauthorized = false;
       for (const base of urls) {
-        const manifest = await readManifest(ctx, base, spec.id, headers);
-        if (manifest.found) {
-          const files = await fromManifest(ctx, base, spec, manifest);
-          if (typeof files !== "string") return { type: "remote", files };
-          problems.push(`${base} ${files}`);
-          continue;
+        for (const name of routerNames(spec)) {
+          const manifest = await readManifest(ctx, base, name, headers);
+          if (manifest.found) {
+            const files = await fromManifest(ctx, base, spec, name, manifest);
+            if (Array.isArray(files)) return { type: "remote", files };
+            problems.push({ text: `${base} ${files.why}`, missing: files.missing });
+            continue;
+          }
+          if (manifest.status === 401 || manifest.status === 403) unauthorized = true;
+          const files = await fromBlobRoute(ctx, base, spec, name);
+          if (Array.isArray(files)) return { type: "remote", files };
+          problems.push({ text: `${base} ${files.why}`, missing: files.missing });
+          if (files.status === 401 || files.status === 403) unauthorized = true;
+          if (!files.missing) break;
         }
-        if (manifest.status === 401 || manifest.status === 403) unauthorized = true;
-        const files = await fromBlobRoute(ctx, base, spec);
-        if (Array.isArray(files)) return { type: "remote", files };
-        problems.push(`${base} ${files.why}`);
-        if (files.status === 401 || files.status === 403) unauthorized = true;
       }
-      if (problems.every((p) => p.endsWith("does not have it"))) return { type: "not-here", reason: problems.join("; "), code: "NOT_HERE" };
+      const reason = problems.map((p) => p.text).join("; ");
+      if (problems.every((p) => p.missing)) return { type: "not-here", reason, code: "NOT_HERE" };
       if (unauthorized) {
-        throw new LlmlbError("AUTH_REQUIRED", `the router refused this node: ${problems.join("; ")}; set LLMLB_ROUTER_API_KEY`, { model_id: spec.id });
+        throw new LlmlbError("AUTH_REQUIRED", `the router refused this node: ${reason}; set LLMLB_ROUTER_API_KEY`, { model_id: spec.id });
       }
-      throw new LlmlbError("SOURCE_UNAVAILABLE", `no router could serve ${spec.id}: ${problems.join("; ")}`, { model_id: spec.id });
+      throw new LlmlbError("SOURCE_UNAVAILABLE", `no router could serve ${spec.id}: ${reason}`, { model_id: spec.id });
     },
   };
 });
