@@ -2,7 +2,8 @@ import OpenAI from "openai";
 import { sizedModelBytes } from "../../../testkit/gguf/sized-gguf.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
-import { startTinyWorld, tinyEntry, TINY_CHAT_ID, TINY_EMBED_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+import { ModelState } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
+import { startTinyWorld, tinyEntry, TINY_CHAT_ID, TINY_EMBED_FILE, TINY_EMBED_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
 /** 4 MiB of bytes (only downloaded, never loaded): big enough for several progress events. */
 const BIG = sizedModelBytes(4 * 1024 * 1024, 31);
@@ -131,6 +132,25 @@ describe("/v1 with the official openai SDK, /v0 pull and events", () => {
     let text = "";
     for await (const chunk of stream) text += chunk.choices[0]?.text ?? "";
     expect(text).toBe(res.choices[0]!.text);
+  });
+
+  it("stops a download an embeddings client started when it leaves; the model is left available, not failed", async () => {
+    const slow = world.hf.throttle(16 * 1024, { path: TINY_EMBED_FILE });
+    const left = await fetch(`${node.httpUrl}/v1/embeddings`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: TINY_EMBED_ID, input: "hello" }),
+      signal: AbortSignal.timeout(800),
+    }).catch((err: Error) => err.name);
+    expect(left).toBe("TimeoutError");
+    const state = async () => (await node.clients.catalog.getModel({ modelId: TINY_EMBED_ID })).model?.state;
+    await expect.poll(state, { timeout: 10_000, interval: 100 }).toBe(ModelState.AVAILABLE);
+    const served = world.hf.bytesServed("llmlb-test/tiny-GGUF", TINY_EMBED_FILE);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(world.hf.bytesServed("llmlb-test/tiny-GGUF", TINY_EMBED_FILE)).toBe(served);
+    const metrics = await (await fetch(`${node.httpUrl}/metrics`)).text();
+    expect(metrics).not.toMatch(/^llmlb_download_failures_total\{reason="CANCELLED"\}/m);
+    slow?.remove();
   });
 
   it("returns embeddings as floats and as base64 (the SDK's default), auto-downloading the model", async () => {

@@ -74,6 +74,9 @@ export class ModelStates {
         this.ownTransfers.delete(id);
         // Complete at once: a client that sees READY also sees the copy's size (the store's read fills in the rest).
         return this.set(id, { state: "ready", local: { ...current.local, path: event.path, source: event.source, sizeOnDiskBytes: event.sizeBytes, verified: event.verified } });
+      case "transfer-cancelled":
+        this.ownTransfers.delete(id);
+        return this.set(id, current.local ? { state: "ready", local: current.local } : { state: "available" });
       case "transfer-failed":
         this.ownTransfers.delete(id);
         return this.set(id, { state: "failed", failureReason: event.reason, failureCode: event.code, ...keepLocal(current) });

@@ -32,6 +32,8 @@ export type ModelEvent =
   /** Installed: the copy's first file, total size and whether every file matched a known sha256. */
   | { type: "transfer-finished"; modelId: string; source: string; path: string; sizeBytes: number; verified: boolean }
   | { type: "transfer-failed"; modelId: string; reason: string; code: string }
+  /** Stopped because every caller waiting for it went away: not a failure; the partial file stays for the next attempt. */
+  | { type: "transfer-cancelled"; modelId: string }
   /** A source found the model's files on this machine (an extra model directory): used in place, not installed. */
   | { type: "found-local"; modelId: string; source: string; path: string; sizeBytes: number; verified: boolean }
   | { type: "deleted"; modelId: string }

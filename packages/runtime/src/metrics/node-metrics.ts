@@ -84,6 +84,9 @@ export class NodeMetrics {
           this.transfers.delete(event.modelId);
           this.downloadFailures.inc({ reason: event.code });
           break;
+        case "transfer-cancelled":
+          this.transfers.delete(event.modelId);
+          break;
         default:
           break;
       }

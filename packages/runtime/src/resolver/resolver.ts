@@ -201,7 +201,8 @@ export class Resolver {
     } catch (err) {
       if (job.kind === "model") {
         const failed = err instanceof LlmlbError ? err : new LlmlbError("INTERNAL", (err as Error).message);
-        this.deps.events.emit({ type: "transfer-failed", modelId: job.id, reason: failed.message, code: failed.reason });
+        if (failed.reason === "CANCELLED") this.deps.events.emit({ type: "transfer-cancelled", modelId: job.id });
+        else this.deps.events.emit({ type: "transfer-failed", modelId: job.id, reason: failed.message, code: failed.reason });
       }
       throw err;
     }

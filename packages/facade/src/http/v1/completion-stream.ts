@@ -152,6 +152,13 @@ export const emptyResult = (index: number): ChoiceResult => ({ index, text: "", 
  * closing before it finished (the request's own "close" only says its body was read). Returns the
  * function that stops watching.
  */
+/** For an answer sent whole: a signal that aborts when the client goes away before it is sent (a download it started then stops when nobody else waits). */
+export function clientLeftSignal(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  abortWhenClientLeaves(reply, controller);
+  return controller.signal;
+}
+
 export function abortWhenClientLeaves(reply: FastifyReply, controller: AbortController): () => void {
   const onClose = () => {
     if (!reply.raw.writableFinished) controller.abort();

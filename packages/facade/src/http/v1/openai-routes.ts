@@ -1,9 +1,9 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import { ModelState, type Model } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import type { NodeClients } from "../../clients.js";
 import { chatRequest } from "./chat-request.js";
 import { withFieldAsSent } from "./field-as-sent.js";
-import { answerCompletion, openAiLogprob, type ChoiceCall, type CompletionShape, type Delta, type StreamedLogprob } from "./completion-stream.js";
+import { answerCompletion, clientLeftSignal, openAiLogprob, type ChoiceCall, type CompletionShape, type Delta, type StreamedLogprob } from "./completion-stream.js";
 import { choiceSampling, keepAliveField, samplingFields } from "./sampling.js";
 import { modelFacts } from "../../router/node-facts.js";
 import {
@@ -173,16 +173,19 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
     );
   });
 
-  app.post<{ Body: EmbeddingBody }>("/v1/embeddings", { schema: { body: embeddingBody } }, async (request) => {
+  app.post<{ Body: EmbeddingBody }>("/v1/embeddings", { schema: { body: embeddingBody } }, async (request, reply) => {
     const body = request.body;
     const inputs = Array.isArray(body.input) ? body.input : [body.input];
     const res = await clients.inference
-      .embed({
-        modelId: body.model,
-        inputs,
-        noWait: body.wait_for_model === false,
-        ...(body.dimensions !== undefined ? { dimensions: body.dimensions } : {}),
-      })
+      .embed(
+        {
+          modelId: body.model,
+          inputs,
+          noWait: body.wait_for_model === false,
+          ...(body.dimensions !== undefined ? { dimensions: body.dimensions } : {}),
+        },
+        { signal: clientLeftSignal(reply) },
+      )
       .catch((err: unknown) => {
         // EmbedRequest's field is `inputs`; the client sent `input`, a string or a list.
         throw withFieldAsSent(err, (field) => (!field.startsWith("inputs[") ? undefined : typeof body.input === "string" ? "input" : field.replace(/^inputs/, "input")));
@@ -200,17 +203,20 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
     };
   });
 
-  const rerank = async (request: { body: RerankBody }) => {
+  const rerank = async (request: { body: RerankBody }, reply: FastifyReply) => {
     const body = request.body;
     const documents = body.documents.map((d) => (typeof d === "string" ? d : d.text));
-    const res = await clients.inference.rerank({
-      modelId: body.model,
-      query: body.query,
-      documents,
-      noWait: body.wait_for_model === false,
-      ...(body.top_n !== undefined ? { topN: body.top_n } : {}),
-      ...keepAliveField(body.keep_alive),
-    });
+    const res = await clients.inference.rerank(
+      {
+        modelId: body.model,
+        query: body.query,
+        documents,
+        noWait: body.wait_for_model === false,
+        ...(body.top_n !== undefined ? { topN: body.top_n } : {}),
+        ...keepAliveField(body.keep_alive),
+      },
+      { signal: clientLeftSignal(reply) },
+    );
     return {
       object: "list",
       model: body.model,
@@ -225,14 +231,14 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
   app.post<{ Body: RerankBody }>("/v1/rerank", { schema: { body: rerankBody } }, rerank);
   app.post<{ Body: RerankBody }>("/rerank", { schema: { body: rerankBody } }, rerank);
 
-  app.post<{ Body: TokenizeBody }>("/tokenize", { schema: { body: tokenizeBody } }, async (request) => {
+  app.post<{ Body: TokenizeBody }>("/tokenize", { schema: { body: tokenizeBody } }, async (request, reply) => {
     const body = request.body;
-    const { tokens } = await clients.inference.tokenize({ modelId: body.model, content: body.content, addSpecial: body.add_special === true });
+    const { tokens } = await clients.inference.tokenize({ modelId: body.model, content: body.content, addSpecial: body.add_special === true }, { signal: clientLeftSignal(reply) });
     return { tokens };
   });
 
-  app.post<{ Body: DetokenizeBody }>("/detokenize", { schema: { body: detokenizeBody } }, async (request) => {
-    const { content } = await clients.inference.detokenize({ modelId: request.body.model, tokens: request.body.tokens });
+  app.post<{ Body: DetokenizeBody }>("/detokenize", { schema: { body: detokenizeBody } }, async (request, reply) => {
+    const { content } = await clients.inference.detokenize({ modelId: request.body.model, tokens: request.body.tokens }, { signal: clientLeftSignal(reply) });
     return { content };
   });
 }
