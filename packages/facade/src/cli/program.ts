@@ -1,4 +1,4 @@
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, type ErrorOptions } from "commander";
 import { errorInfoOf } from "@llmlb/runtime";
 import { registerServeCommand } from "./serve-command.js";
 import { registerChatCommand } from "./commands/chat-command.js";
@@ -9,9 +9,24 @@ import { registerPullCommand } from "./commands/pull-command.js";
 import { registerSourcesCommand } from "./commands/sources-command.js";
 import { addSettingFlags } from "./setting-flags.js";
 
+/**
+ * A command whose bad flag value is answered with the one line naming the flag and what it
+ * expects: the whole help after it (shown after other usage errors) would bury that line.
+ */
+class CliCommand extends Command {
+  override createCommand(name?: string): CliCommand {
+    return new CliCommand(name);
+  }
+
+  override error(message: string, errorOptions?: ErrorOptions): never {
+    if (errorOptions?.code === "commander.invalidArgument") this.showHelpAfterError(false);
+    return super.error(message, errorOptions);
+  }
+}
+
 /** The llmlb-node command. Exit codes: 0 ok, 1 failure, 2 usage. */
 export function createProgram(): Command {
-  const program = new Command("llmlb-node")
+  const program = new CliCommand("llmlb-node")
     .description("llmlb node runtime: model store, resolver and inference over gRPC and HTTP")
     .showHelpAfterError()
     .addHelpText("after", "\nExamples:\n  llmlb-node serve\n  llmlb-node pull qwen2.5-0.5b-instruct-q4_k_m\n  llmlb-node ls --json\n\nExit codes: 0 ok, 1 failure, 2 usage, 130 interrupted.\n")

@@ -1,6 +1,7 @@
 import readline from "node:readline/promises";
 import type { Command } from "commander";
 import { withNode } from "../command-context.js";
+import { maxTokensFlag, seedFlag, temperatureFlag } from "../flag-values.js";
 import { resolveShowingProgress } from "./pull-command.js";
 
 /** `chat <id>`: an interactive, streamed conversation (reads one message per line when piped). */
@@ -9,9 +10,9 @@ export function registerChatCommand(program: Command): void {
     .command("chat <id>")
     .description("chat with a model, streamed (the model is pulled first if needed)")
     .option("--system <text>", "system prompt")
-    .option("--max-tokens <n>", "tokens per answer", (v) => Number.parseInt(v, 10))
-    .option("--temperature <t>", "sampling temperature (0 = greedy)", Number.parseFloat)
-    .option("--seed <n>", "sampling seed", (v) => Number.parseInt(v, 10))
+    .option("--max-tokens <n>", "tokens per answer", maxTokensFlag)
+    .option("--temperature <t>", "sampling temperature from 0 (greedy) to 2", temperatureFlag)
+    .option("--seed <n>", "sampling seed", seedFlag)
     .addHelpText("after", "\nType /exit or Ctrl-D to leave. Ctrl-C during the model's download cancels it; the same chat again resumes it.\n\nExamples:\n  llmlb-node chat qwen2.5-0.5b-instruct-q4_k_m\n  echo 'Hello' | llmlb-node chat qwen2.5-0.5b-instruct-q4_k_m --max-tokens 32\n")
     .action(async (id: string, opts: { system?: string; maxTokens?: number; temperature?: number; seed?: number }, command: Command) => {
       await withNode(command, async ({ clients }) => {

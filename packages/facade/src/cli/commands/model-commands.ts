@@ -1,8 +1,8 @@
 import { InvalidArgumentError, Option, type Command } from "commander";
-import { LlmlbError } from "@llmlb/runtime";
 import { ModelState, type Model } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import { STATE_NAMES, modelJson, stateFromName } from "../../http/v0/model-json.js";
 import { withNode, wantsJson } from "../command-context.js";
+import { contextLengthFlag } from "../flag-values.js";
 import { bytes, printJson, printTable } from "../output.js";
 
 /** ls, info, rm, register: the catalog from the command line. */
@@ -84,14 +84,11 @@ export function registerModelCommands(program: Command): void {
     .option("--file <name>", "GGUF file inside the repo (default: a sensible quantization)")
     .option("--name <display name>", "display name")
     .option("--id <id>", "id to register under")
-    .option("--context-length <tokens>", "tokens per request for this model (default: the node's LLMLB_CONTEXT_SIZE)")
+    .option("--context-length <tokens>", "tokens per request for this model (default: the node's LLMLB_CONTEXT_SIZE)", contextLengthFlag)
     .option("--json", "print JSON")
     .addHelpText("after", "\nExamples:\n  llmlb-node register Qwen/Qwen2.5-0.5B-Instruct-GGUF\n  llmlb-node register https://huggingface.co/org/repo/blob/main/model-Q4_K_M.gguf\n")
-    .action(async (repo: string, opts: { file?: string; name?: string; id?: string; contextLength?: string }, command: Command) => {
-      const contextLength = opts.contextLength === undefined ? 0 : Number(opts.contextLength);
-      if (!Number.isInteger(contextLength)) {
-        throw new LlmlbError("INVALID_ARGUMENT", `--context-length ${JSON.stringify(opts.contextLength)} is not a whole number of tokens`, { field: "context_length" });
-      }
+    .action(async (repo: string, opts: { file?: string; name?: string; id?: string; contextLength?: number }, command: Command) => {
+      const contextLength = opts.contextLength ?? 0;
       await withNode(command, async ({ clients }) => {
         const res = await clients.catalog.registerModel({ repo, filename: opts.file ?? "", displayName: opts.name ?? "", id: opts.id ?? "", contextLength });
         if (wantsJson(command)) return printJson({ model: res.model ? modelJson(res.model) : null, warnings: res.warnings });

@@ -1,0 +1,43 @@
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { isolatedEnv, tempDir } from "../../../testkit/node/index.js";
+
+const root = path.resolve(import.meta.dirname, "../../..");
+const CLI = ["--conditions=source", "--import", "tsx", path.join(root, "packages/facade/src/cli.ts")];
+
+function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe("a bad flag value", () => {
+  const { dir, cleanup } = tempDir();
+  afterAll(cleanup);
+  // No node answers, no hub: had the command run, it would have created the home (and tried a download).
+  const home = path.join(dir, "home");
+  const env = isolatedEnv(home, { LLMLB_GRPC_PORT: "9" });
+
+  const cases: Array<[string[], string]> = [
+    [["chat", "tiny-chat", "--max-tokens", "abc"], "option '--max-tokens <n>' argument 'abc' is invalid. expected a whole number from 1 to 1000000"],
+    [["chat", "tiny-chat", "--max-tokens", "12abc"], "option '--max-tokens <n>' argument '12abc' is invalid. expected a whole number from 1 to 1000000"],
+    [["chat", "tiny-chat", "--temperature", "hot"], "option '--temperature <t>' argument 'hot' is invalid. expected a number from 0 to 2"],
+    [["chat", "tiny-chat", "--seed", "-1"], "option '--seed <n>' argument '-1' is invalid. expected a whole number from 0 to 4294967295"],
+    [["register", "org/repo-GGUF", "--context-length", "lots"], "option '--context-length <tokens>' argument 'lots' is invalid. expected a number of tokens from 256 to 16777216 (0: the node's LLMLB_CONTEXT_SIZE)"],
+  ];
+
+  it("is a usage error (exit 2) naming the flag and what it expects, before the command runs", async () => {
+    for (const [args, message] of cases) {
+      const run = await cli(args, env);
+      expect({ args, code: run.code, stderr: run.stderr, stdout: run.stdout }).toEqual({ args, code: 2, stderr: `error: ${message}\n`, stdout: "" });
+    }
+    expect(fs.existsSync(home)).toBe(false);
+  });
+});
