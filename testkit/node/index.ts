@@ -2,3 +2,4 @@ export { startTestNode, tempDir, isolatedEnv, type TestNode } from "./test-node.
 export { errorInfoOf, grpcJsClient, streamOutcome } from "./grpc-js-client.js";
 export { spawnChildNode, type ChildNode } from "./child-node.js";
 export { resolveModel, failureLabels, sha256OfFile, type Resolution } from "./resolve-model.js";
+export { logSink } from "./log-sink.js";

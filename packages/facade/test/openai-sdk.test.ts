@@ -1,7 +1,7 @@
 import OpenAI from "openai";
 import { sizedModelBytes } from "../../../testkit/gguf/sized-gguf.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
+import { logSink, startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { ModelState } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import { startTinyWorld, tinyEntry, TINY_CHAT_ID, TINY_EMBED_FILE, TINY_EMBED_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
@@ -216,5 +216,33 @@ describe("/v1 with an API key", () => {
     const keyed = new OpenAI({ apiKey: "sk-node-key", baseURL: `${node.httpUrl}/v1`, maxRetries: 0 });
     const res = await keyed.chat.completions.create({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "hi" }], max_tokens: 3, temperature: 0 });
     expect(res.usage?.completion_tokens).toBe(3);
+  });
+});
+
+describe("/v1 log lines", () => {
+  let world: TinyWorld;
+  let node: TestNode;
+  const logs = logSink();
+  beforeAll(async () => {
+    world = await startTinyWorld();
+    node = await startTestNode({ ...world.env, LLMLB_LOG_LEVEL: "info" }, {}, { logTo: logs.stream });
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await world?.close();
+  });
+
+  it("a 5xx answered on purpose (model not on disk, wait_for_model false) is a warning without a stack, not an error", async () => {
+    const res = await fetch(`${node.httpUrl}/v1/embeddings`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: TINY_EMBED_ID, input: "hi", wait_for_model: false }),
+    });
+    expect(res.status).toBe(503);
+    const refused = logs.lines.filter((l) => l.msg === "request refused");
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ level: "warn", reason: "MODEL_NOT_READY" });
+    expect(JSON.stringify(refused[0])).not.toContain("stack");
+    expect(logs.lines.filter((l) => l.level === "error" || l.level === "fatal")).toEqual([]);
   });
 });

@@ -1,6 +1,5 @@
-import { Writable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
+import { logSink, startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { startRouterStandin, type RouterStandin } from "../../../testkit/standins/index.js";
 import { describeBytes } from "../../../testkit/gguf/tiny-gguf.js";
 import { startTinyWorld, tinyEmbed, TINY_CHAT_FILE, TINY_CHAT_ID, TINY_EMBED_FILE, TINY_EMBED_ID, TINY_REPO, type TinyWorld } from "../../../testkit/world/tiny-world.js";
@@ -11,18 +10,6 @@ const ROUTER_NAME = "llmlb-test/tiny-gguf";
 
 const push = (node: TestNode, model: string) =>
   fetch(`${node.httpUrl}/api/models/pull`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model }) });
-
-/** A stream collecting the node's JSON log lines. */
-function logSink() {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split("\n")) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { lines, stream };
-}
 
 const pushEnv = (world: TinyWorld, router: RouterStandin, extra: Record<string, string> = {}) => ({
   ...world.env,

@@ -1,5 +1,5 @@
-import type { FastifyError, FastifyInstance } from "fastify";
-import { LlmlbError, requestTooLarge } from "@llmlb/runtime";
+import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
+import { LlmlbError, fromConnectError, requestTooLarge } from "@llmlb/runtime";
 import { httpErrorOf } from "./error-mapping.js";
 import { sendOpenAiError } from "./openai-error.js";
 
@@ -41,12 +41,23 @@ export function installErrorHandlers(app: FastifyInstance): void {
       return sendOpenAiError(reply, 415, { message: `unsupported content type "${request.headers["content-type"] ?? ""}"; send application/json`, type: "invalid_request_error", code: "unsupported_media_type" });
     }
     const mapped = httpErrorOf(error instanceof LlmlbError || !error.statusCode ? error : error);
-    if (mapped.status >= 500) request.log.error({ err: error }, "request failed");
+    if (mapped.status >= 500) logServerError(request, error);
     return sendOpenAiError(reply, mapped.status, mapped.body, mapped.headers);
   });
   app.setNotFoundHandler(async (request, reply) =>
     sendOpenAiError(reply, 404, { message: `no route ${request.method} ${request.url.split("?")[0]}`, type: "not_found_error", code: "route_not_found" }),
   );
+}
+
+/**
+ * A 5xx the node answers on purpose (a typed reason: model not on disk yet, disk full, source
+ * unavailable) is a warning without a stack: a router probing with wait_for_model false would
+ * otherwise fill the log with errors. Anything else is a bug, logged as an error with its stack.
+ */
+function logServerError(request: FastifyRequest, error: unknown): void {
+  const { reason, message } = fromConnectError(error);
+  if (reason !== "INTERNAL") request.log.warn({ reason, message }, "request refused");
+  else request.log.error({ err: error }, "request failed");
 }
 
 type ValidationError = NonNullable<FastifyError["validation"]>[number];
