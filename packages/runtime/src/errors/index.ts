@@ -22,3 +22,4 @@ export {
 export { describeExit, engineCrashed, loadCrashBackoff, loadCrashedTwice, runnerStartFailed, type RunnerExit } from "./runner-errors.js";
 export { MAX_JSON_DEPTH, bodyTooDeep, invalidField, nestsDeeperThan, parseJsonField } from "./request-errors.js";
 export { diskFilledUp, reservationsLockTimeout } from "./disk-errors.js";
+export { homeNotWritable, nodeDbNotWritable } from "./home-errors.js";

@@ -20,6 +20,7 @@ import { createInferenceService } from "../services/inference-service.js";
 import { createResolverService } from "../services/resolver-service.js";
 import { SERVED_SERVICE_NAMES, type NodeServices } from "../services/routes.js";
 import { Store } from "../store/store.js";
+import { prepareNodeDb } from "../db/node-db.js";
 import { openStateStore, type StateStore } from "../state/state-store.js";
 import { Fleet } from "../fleet/fleet.js";
 import type { LiveFiles } from "../transfer/live-files.js";
@@ -83,6 +84,8 @@ export async function composeNode(options: ComposeOptions): Promise<NodeComponen
   try {
     const events = new ModelEvents();
     const health = new HealthState(SERVED_SERVICE_NAMES);
+    // Before anything opens node.db: a corrupt file is moved aside and rebuilt, an unwritable home stops start-up with one clear error.
+    await prepareNodeDb(config.home, logger);
     const state = await openStateStore(config, logger);
     closers.push(() => state.close());
     const store = await Store.open({ home: config.home, logger, events });

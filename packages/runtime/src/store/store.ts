@@ -11,6 +11,7 @@ import { ArtifactArea, type FileToInstall, type InstalledArtifact } from "./arti
 import type { ArtifactMetadata, StoredFile } from "./metadata.js";
 import { validateAdapterId, validateModelId } from "./model-id.js";
 import { StoreIndex } from "./store-index.js";
+import { prepareNodeDb } from "../db/node-db.js";
 import { runInstallJob, type InstallJob, type InstallOutcome } from "./install-job.js";
 
 /** What identifies one version of a file on disk. */
@@ -141,8 +142,10 @@ export class Store {
   }
 
   static async open(options: StoreOptions): Promise<Store> {
-    await fs.mkdir(options.home, { recursive: true });
-    const index = new StoreIndex(options.home, options.logger ?? silentLogger());
+    const logger = options.logger ?? silentLogger();
+    // A corrupt node.db is moved aside and rebuilt; an unwritable home stops here with one clear error.
+    await prepareNodeDb(options.home, logger);
+    const index = new StoreIndex(options.home, logger);
     const store = new Store(options, index);
     // metadata.json files are the truth: bring the index in line with them at start.
     await Promise.all([store.models.list(), store.adapters.list()]);

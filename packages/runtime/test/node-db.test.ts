@@ -1,0 +1,142 @@
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Store } from "../src/index.js";
+import { openNodeDb } from "../src/db/node-db.js";
+import { tempDir } from "../../../testkit/node/index.js";
+import { captureLogger, failure, sha256 } from "./resolver-world.js";
+
+const root = path.resolve(import.meta.dirname, "../../..");
+const CLI = ["--conditions=source", "--import", "tsx", path.join(root, "packages/facade/src/cli.ts")];
+
+/** Installs a model the way the resolver does: verified files moved in from the partial directory. */
+async function install(store: Store, id: string, content: string) {
+  const partial = store.models.partialDir(id);
+  fs.mkdirSync(partial, { recursive: true });
+  const from = path.join(partial, "m.gguf.part");
+  fs.writeFileSync(from, content);
+  return store.installModel(id, [{ name: "m.gguf", from, size: content.length, sha256: sha256(Buffer.from(content)) }], {
+    source: "huggingface", downloaded_at: "2025-01-02T03:04:05.000Z", display_name: id, repo: "org/repo", revision: "a".repeat(40),
+  });
+}
+
+/** Runs the CLI (source build) and collects its output. */
+function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...CLI, ...args], { cwd: root, env: { ...process.env, LLMLB_LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe("a corrupt node.db", () => {
+  let home: { dir: string; cleanup: () => void };
+  const unhandled: unknown[] = [];
+  const onUnhandled = (err: unknown) => unhandled.push(err);
+  beforeEach(() => {
+    home = tempDir("llmlb-nodedb-");
+    unhandled.length = 0;
+    process.on("unhandledRejection", onUnhandled);
+  });
+  afterEach(() => {
+    process.off("unhandledRejection", onUnhandled);
+    home.cleanup();
+  });
+
+  it.each([
+    ["random bytes (SQLITE_NOTADB)", (db: string) => fs.writeFileSync(db, randomBytes(20480))],
+    ["a truncated database (SQLITE_CORRUPT)", (db: string) => {
+      const bytes = fs.readFileSync(db);
+      fs.writeFileSync(db, Buffer.concat([bytes.subarray(0, 100), Buffer.alloc(bytes.length - 100, 0xa5)]));
+    }],
+  ])("holding %s is moved aside, kept, and rebuilt from the metadata.json files with one warn line", async (_what, damage) => {
+    const first = await Store.open({ home: home.dir });
+    for (let i = 0; i < 40; i++) await install(first, `model-${i}`, `weights of model ${i}`);
+    await first.close();
+    const db = path.join(home.dir, "node.db");
+    damage(db);
+    const damaged = fs.readFileSync(db);
+
+    const { logger, lines } = captureLogger();
+    const store = await Store.open({ home: home.dir, logger });
+    try {
+      expect((await store.listModels()).map((m) => m.id).sort()).toEqual(Array.from({ length: 40 }, (_, i) => `model-${i}`).sort());
+      const aside = fs.readdirSync(home.dir).filter((n) => n.startsWith("node.db.corrupt-"));
+      expect(aside).toHaveLength(1);
+      expect(fs.readFileSync(path.join(home.dir, aside[0]!))).toEqual(damaged);
+      const warns = lines.filter((l) => l.level === 40);
+      expect(warns).toHaveLength(1);
+      expect(warns[0]).toMatchObject({ path: db, moved_to: path.join(home.dir, aside[0]!) });
+      expect(warns[0]!.msg).toMatch(/node\.db is corrupt .*moved aside to .*node\.db\.corrupt-.* and rebuilt/);
+      // The new file works: an install is indexed and listed again after a restart.
+      await install(store, "after", "new weights");
+    } finally {
+      await store.close();
+    }
+    const again = await Store.open({ home: home.dir });
+    expect((await again.listModels()).map((m) => m.id)).toContain("after");
+    await again.close();
+    expect(unhandled).toEqual([]);
+  });
+
+  it("opened without the start-up check fails its operations, never the process", async () => {
+    fs.writeFileSync(path.join(home.dir, "node.db"), randomBytes(20480));
+    const kv = openNodeDb<string>(home.dir, "x");
+    kv.on("error", () => undefined);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await kv.get("k")).toBeUndefined();
+    expect(unhandled).toEqual([]);
+  });
+
+  it("does not stop the CLI: it works on the rebuilt database", async () => {
+    fs.writeFileSync(path.join(home.dir, "node.db"), randomBytes(20480));
+    const run = await cli(["ls", "--home", home.dir, "--grpc-port", "1"]);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(fs.readdirSync(home.dir).some((n) => n.startsWith("node.db.corrupt-"))).toBe(true);
+  }, 60_000);
+});
+
+describe("a home that cannot be written", () => {
+  let scratch: { dir: string; cleanup: () => void };
+  beforeEach(() => {
+    scratch = tempDir("llmlb-nohome-");
+  });
+  afterEach(() => scratch.cleanup());
+
+  it("stops opening the store with INVALID_CONFIG naming the path and LLMLB_HOME / --home", async () => {
+    const file = path.join(scratch.dir, "a-file");
+    fs.writeFileSync(file, "");
+    const home = path.join(file, "home");
+    const err = await failure(Store.open({ home }));
+    expect(err).toMatchObject({ reason: "INVALID_CONFIG", metadata: { path: home, setting: "LLMLB_HOME" } });
+    expect(err.message).toContain(`the node's home ${home} cannot be used (ENOTDIR`);
+    expect(err.message).toContain("point LLMLB_HOME (or --home) at a writable directory");
+
+    fs.mkdirSync(path.join(scratch.dir, "node.db"));
+    const db = await failure(Store.open({ home: scratch.dir }));
+    expect(db).toMatchObject({ reason: "INVALID_CONFIG", metadata: { path: path.join(scratch.dir, "node.db") } });
+    expect(db.message).toMatch(/the node's database .*node\.db cannot be opened for writing .*LLMLB_HOME \(or --home\)/);
+  });
+
+  it.each([
+    ["serve", ["serve", "--http-port", "0", "--grpc-port", "0"]],
+    ["ls", ["ls", "--grpc-port", "1"]],
+  ])("makes `%s` exit 1 with one line naming node.db and LLMLB_HOME, no stack trace", async (_name, args) => {
+    fs.mkdirSync(path.join(scratch.dir, "node.db"));
+    const run = await cli([...args, "--home", scratch.dir]);
+    expect(run.code).toBe(1);
+    const lines = run.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toBe(
+      `llmlb-node: the node's database ${path.join(scratch.dir, "node.db")} cannot be opened for writing (EISDIR: it is a directory, not a file); ` +
+        `it lives in the node's home ${scratch.dir}: make it writable by the user running the node, or point LLMLB_HOME (or --home) at a writable directory (INVALID_CONFIG)`,
+    );
+    expect(run.stdout).toBe("");
+  }, 60_000);
+});
