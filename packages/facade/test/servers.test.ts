@@ -291,6 +291,21 @@ describe("start-up and shutdown", () => {
     }
   });
 
+  it("names LLMLB_HOST when the host is not an address of this machine or does not resolve", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      for (const [host, problem] of [
+        ["192.0.2.7", "192.0.2.7 is not an address of this machine"],
+        ["no-such-host.invalid", "the host name no-such-host.invalid does not resolve"],
+      ]) {
+        const config = loadConfig({ env: isolatedEnv(dir, { LLMLB_HOST: host! }) });
+        await expect(startNode(config, silentLogger())).rejects.toThrow(`cannot listen on ${host}: ${problem}; set LLMLB_HOST (or --host) to one of its addresses`);
+      }
+    } finally {
+      cleanup();
+    }
+  });
+
   it("the CLI serves health, then drains and exits 0 on SIGTERM", async () => {
     const { dir, cleanup } = tempDir();
     const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", path.join(root, "packages/facade/src/cli.ts"), "serve"], {

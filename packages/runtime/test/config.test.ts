@@ -83,6 +83,9 @@ describe("loadConfig", () => {
     );
     expect(() => loadConfig({ env: { LLMLB_HOME: home(), LLMLB_GPU: "tpu" } })).toThrow(/LLMLB_GPU.*expected one of auto, cuda, metal, vulkan, cpu/);
     expect(() => loadConfig({ env: { LLMLB_HOME: home({ grpcPort: -1 }) } })).toThrow(/"grpcPort" in .*config\.json = -1/);
+    expect(() => loadConfig({ env: { LLMLB_HOME: home(), LLMLB_GRPC_PORT: "9000", LLMLB_HTTP_PORT: "9000" } })).toThrow(
+      "the gRPC and HTTP listeners are both set to port 9000 (environment variable LLMLB_GRPC_PORT, environment variable LLMLB_HTTP_PORT): give one of them another port",
+    );
   });
 
   it("takes a CPU list for the inference runner only if this node may use those CPUs, and says why not otherwise", () => {

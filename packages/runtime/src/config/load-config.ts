@@ -72,14 +72,26 @@ export function loadConfig(options: LoadConfigOptions = {}): NodeConfig {
       origins[key] = { kind: "default" };
     }
   }
-  return { ...(values as Settings), configFile, sources: file.sources, origins };
+  const settings = values as Settings;
+  if (settings.grpcPort !== 0 && settings.grpcPort === settings.httpPort) {
+    throw new LlmlbError(
+      "INVALID_CONFIG",
+      `the gRPC and HTTP listeners are both set to port ${settings.grpcPort} (${originText("grpcPort", origins.grpcPort)}, ${originText("httpPort", origins.httpPort)}): give one of them another port`,
+      { setting: "grpcPort" },
+    );
+  }
+  return { ...settings, configFile, sources: file.sources, origins };
+}
+
+function originText(key: string, origin: Origin): string {
+  return origin.kind === "flag" ? `flag ${origin.name}` : origin.kind === "env" ? `environment variable ${origin.name}` : `"${key}" in ${origin.kind === "file" ? origin.name : "defaults"}`;
 }
 
 function parseOrThrow(key: string, raw: unknown, origin: Origin, parse = SETTINGS[key as SettingKey]?.parse): unknown {
   try {
     return parse!(raw);
   } catch (err) {
-    const where = origin.kind === "flag" ? `flag ${origin.name}` : origin.kind === "env" ? `environment variable ${origin.name}` : `"${key}" in ${origin.kind === "file" ? origin.name : "defaults"}`;
+    const where = originText(key, origin);
     const shown = SETTINGS[key as SettingKey] && "secret" in SETTINGS[key as SettingKey] ? "(hidden)" : JSON.stringify(raw);
     throw new LlmlbError("INVALID_CONFIG", `invalid ${where} = ${shown}: ${(err as Error).message}`, { setting: key });
   }

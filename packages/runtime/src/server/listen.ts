@@ -16,6 +16,9 @@ export async function listenOrExplain(server: Server, host: string, port: number
         reject(new LlmlbError("INVALID_CONFIG", `port ${port} on ${host} is already in use: set ${setting.env} (or ${setting.flag}) to a free port`, { port: String(port) }));
       } else if (err.code === "EACCES") {
         reject(new LlmlbError("INVALID_CONFIG", `no permission to listen on ${host}:${port}: set ${setting.env} (or ${setting.flag}) to a port above 1023`, { port: String(port) }));
+      } else if (err.code === "EADDRNOTAVAIL" || err.code === "ENOTFOUND" || err.code === "EAI_AGAIN") {
+        const problem = err.code === "EADDRNOTAVAIL" ? `${host} is not an address of this machine` : `the host name ${host} does not resolve`;
+        reject(new LlmlbError("INVALID_CONFIG", `cannot listen on ${host}: ${problem}; set LLMLB_HOST (or --host) to one of its addresses (127.0.0.1 for this machine only, 0.0.0.0 for every interface)`, { setting: "host" }));
       } else {
         reject(err);
       }
