@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { entry, failure, listTree, openStack, payload, recorder, sha256, hfWorld } from "./resolver-world.js";
+import { captureLogger, entry, failure, listTree, openStack, payload, recorder, sha256, hfWorld } from "./resolver-world.js";
 
 const SIZE = 4 << 20;
 const DATA = payload(SIZE, 42);
@@ -169,6 +169,40 @@ describe("the transfer engine against a misbehaving CDN", () => {
       world.hf.throttle(null);
       expect(await stack.resolver.resolve({ modelId: "m" })).toMatchObject({ sha256: SHA });
       expect(world.hf.bytesServed(repo, FILE) - SIZE).toBeLessThan(SIZE * 0.1);
+    } finally {
+      await stack.dispose();
+    }
+  });
+  it("resumes a partial file cut shorter than its record from where the file ends, fetches the gap, logs what it dropped, and verifies", async () => {
+    const repo = await world.newRepo();
+    world.hf.throttle(4 << 20, { host: "cdn" });
+    const { logger, lines } = captureLogger();
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_DOWNLOAD_CONNECTIONS: "1" }, models: [entry("m", repo, FILE)], logger });
+    try {
+      const controller = new AbortController();
+      const cancelled = stack.resolver.resolve({ modelId: "m" }, {
+        signal: controller.signal,
+        onEvent: (e) => {
+          if (e.type === "progress" && e.progress.completedBytes >= SIZE / 2) controller.abort();
+        },
+      });
+      await failure(cancelled);
+      await expect.poll(() => stack.resolver.inFlight()).toEqual([]);
+      const part = path.join(stack.store.models.partialDir("m"), `${FILE}.part`);
+      const recorded = (JSON.parse(fs.readFileSync(`${part}.json`, "utf8")) as { done: Array<[number, number]> }).done;
+      const recordedEnd = recorded.at(-1)![1];
+      const cut = 300_000;
+      expect(recordedEnd).toBeGreaterThan(cut * 2);
+      fs.truncateSync(part, cut);
+      world.hf.throttle(null);
+      const gets = cdnGets(repo).length;
+
+      expect(await stack.resolver.resolve({ modelId: "m" })).toMatchObject({ sha256: SHA, sizeBytes: SIZE });
+      expect(cdnGets(repo).slice(gets).map((r) => r.rangeStart ?? 0)).toEqual([cut]);
+      const dropped = lines.filter((l) => l.msg?.toString().includes("less than its record"));
+      expect(dropped).toHaveLength(1);
+      expect(dropped[0]).toMatchObject({ level: 40, file: FILE, part: part, part_bytes: cut, recorded_bytes: recordedEnd, dropped_bytes: recordedEnd - cut });
+      expect(lines.some((l) => l.reason === "CHECKSUM_MISMATCH" || /CHECKSUM_MISMATCH/.test(String(l.msg)))).toBe(false);
     } finally {
       await stack.dispose();
     }

@@ -6,7 +6,6 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { LlmlbError, isAbortError, isLlmlbError } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
 import type { RemoteFile } from "../plugin/contract.js";
-import { exists } from "../store/fs-utils.js";
 import { createHashFollower, type HashFollower } from "./hash-follower.js";
 import type { LiveFile } from "./live-files.js";
 import { discardBody, headerValue, type HttpClient, type OpenResponse } from "./http-client.js";
@@ -72,7 +71,7 @@ export interface PreparedFile {
   fromElsewhere: boolean;
 }
 
-export async function prepareFile(file: RemoteFile, partialDir: string, revision?: string): Promise<PreparedFile> {
+export async function prepareFile(file: RemoteFile, partialDir: string, revision?: string, logger?: Logger): Promise<PreparedFile> {
   const partPath = path.join(partialDir, `${file.name}.part`);
   const statePath = `${partPath}.json`;
   const saved = await readPartialState(statePath);
@@ -84,12 +83,33 @@ export async function prepareFile(file: RemoteFile, partialDir: string, revision
     ...(file.sha256 ? { sha256: file.sha256 } : {}),
     ...(revision ? { revision } : {}),
   };
-  const usable = saved && samePartial(saved, file) && (await exists(partPath));
-  const state = usable ? { ...saved, url: file.url } : fresh;
+  const onDisk = saved && samePartial(saved, file) ? await fsp.stat(partPath).catch(() => undefined) : undefined;
+  const usable = saved && onDisk?.isFile();
+  const state = usable ? { ...saved, url: file.url, done: coveredBy(saved.done, onDisk!.size) } : fresh;
+  if (usable) {
+    // The record is saved after its bytes are synced, but a file cut short afterwards (truncated by
+    // hand, a restored backup, a filesystem that lost its tail) would make a resume skip bytes it
+    // lacks: trust only what the file's size covers, and fetch the rest again.
+    const recorded = new Intervals(saved.done).total;
+    const kept = new Intervals(state.done).total;
+    if (kept < recorded) {
+      logger?.warn(
+        { part: partPath, part_bytes: onDisk!.size, recorded_bytes: recorded, dropped_bytes: recorded - kept },
+        `the partial file ${partPath} holds ${onDisk!.size} bytes, less than its record of ${recorded}; the ${recorded - kept} bytes it lacks are fetched again`,
+      );
+    }
+  }
   // A validator (ETag) belongs to the server that sent it: bytes verified by sha256 resume from another one.
   if (usable && saved.url !== file.url) delete state.validator;
   const resumedBytes = new Intervals(state.done).total;
   return { file, partPath, statePath, state, resumedBytes, fromElsewhere: Boolean(usable && saved.url !== file.url && resumedBytes > 0) };
+}
+
+/** The recorded ranges cut at `size`, the length of the file that holds them. */
+function coveredBy(done: ReadonlyArray<readonly [number, number]>, size: number): Array<[number, number]> {
+  const kept = new Intervals();
+  for (const [start, end] of done) kept.add(start, Math.min(end, size));
+  return kept.toJSON();
 }
 
 /** One URL the file's bytes come from: the source's own, or one of its mirrors. */

@@ -56,7 +56,7 @@ export class TransferEngine {
 
   async download(request: TransferRequest): Promise<DownloadedFile[]> {
     const { settings, logger } = this.options;
-    const prepared = await Promise.all(request.files.map((f) => prepareFile(f, request.partialDir, request.revision)));
+    const prepared = await Promise.all(request.files.map((f) => prepareFile(f, request.partialDir, request.revision, logger.child({ file: f.name }))));
     const known = prepared.filter((p) => p.file.size !== undefined);
     const needed = known.reduce((n, p) => n + p.file.size! - p.resumedBytes, 0);
     const reservation = await this.disk.reserve(request.partialDir, needed, settings.diskReserve, request.label);
