@@ -134,6 +134,30 @@ describe("GGUF validation: structure", () => {
   });
 });
 
+describe("a damaged installed copy", () => {
+  it("is fetched again by the next pull (resolve) instead of being reported ready, even damaged in place with its size and mtime kept", async () => {
+    const { openStack, entry, TINY } = await import("./resolver-world.js");
+    const { startHfStandin } = await import("../../../testkit/standins/index.js");
+    const hf = await startHfStandin();
+    await hf.addRepo("org/one", { files: { "one.gguf": TINY } });
+    const stack = await openStack({ env: { HF_ENDPOINT: hf.url }, models: [entry("one", "org/one", "one.gguf")] });
+    try {
+      const first = await stack.resolver.resolve({ modelId: "one" });
+      const stat = fs.statSync(first.path);
+      fs.writeFileSync(first.path, Buffer.alloc(stat.size, 7));
+      fs.utimesSync(first.path, stat.atime, stat.mtime);
+      const again = await stack.resolver.resolve({ modelId: "one" });
+      expect(again.source).toBe("huggingface");
+      expect(Buffer.from(fs.readFileSync(again.path)).equals(Buffer.from(TINY))).toBe(true);
+      // A sound copy is answered from the store.
+      expect((await stack.resolver.resolve({ modelId: "one" })).source).toBe("local");
+    } finally {
+      await stack.dispose();
+      await hf.close();
+    }
+  });
+});
+
 describe("models installed before validation existed", () => {
   it("are validated once at start: a bad one becomes FAILED naming the field, a good one stays; passes are remembered", async () => {
     const { openStack, entry, TINY } = await import("./resolver-world.js");

@@ -179,6 +179,10 @@ export default definePlugin(({ options }) => {
       if (urls.length === 0) return { type: "not-here", reason: "no upstream router is configured (LLMLB_ROUTER_URL)", code: "NOT_CONFIGURED" };
       // Each router's answer, and whether it only lacks the model (then the chain goes on to the next source).
       const problems: Array<{ text: string; missing: boolean }> = [];
+      // Asked under two names, a router that has neither says so once.
+      const note = (text: string, missing: boolean) => {
+        if (!problems.some((p) => p.text === text)) problems.push({ text, missing });
+      };
       let unauthorized = false;
       for (const base of urls) {
         for (const name of routerNames(spec)) {
@@ -186,13 +190,13 @@ export default definePlugin(({ options }) => {
           if (manifest.found) {
             const files = await fromManifest(ctx, base, spec, name, manifest);
             if (Array.isArray(files)) return { type: "remote", files };
-            problems.push({ text: `${base} ${files.why}`, missing: files.missing });
+            note(`${base} ${files.why}`, files.missing);
             continue;
           }
           if (manifest.status === 401 || manifest.status === 403) unauthorized = true;
           const files = await fromBlobRoute(ctx, base, spec, name);
           if (Array.isArray(files)) return { type: "remote", files };
-          problems.push({ text: `${base} ${files.why}`, missing: files.missing });
+          note(`${base} ${files.why}`, files.missing);
           if (files.status === 401 || files.status === 403) unauthorized = true;
           if (!files.missing) break;
         }

@@ -187,7 +187,7 @@ export class Resolver {
     const area = this.area(job.kind);
     if (!job.storeChecked) {
       const installed = await area.get(job.id);
-      if (installed) return this.fromInstalled(job.kind, installed, "local");
+      if (installed && (await this.stillUsable(job, area, installed))) return this.fromInstalled(job.kind, installed, "local");
     }
 
     let entry = job.entry;
@@ -411,6 +411,24 @@ export class Resolver {
     }, PEER_CHECK_MS);
     timer.unref();
     return { signal: controller.signal, stop: () => clearInterval(timer) };
+  }
+
+  /**
+   * An explicit resolution (a pull) checks the installed files again, not from memory: a copy
+   * damaged in place (same size, even the same mtime) is moved out and fetched again, instead of
+   * being reported ready while every load of it fails.
+   */
+  private async stillUsable(job: Job, area: ArtifactArea, installed: InstalledArtifact): Promise<boolean> {
+    try {
+      await this.deps.checks.validate(installed.paths, job.kind);
+      return true;
+    } catch (err) {
+      if (!isLlmlbError(err, "INVALID_MODEL_FILE")) throw err;
+      this.deps.logger.warn({ id: job.id, err: err.message }, "the installed copy is damaged; it is removed and fetched again");
+      await area.remove(job.id);
+      if (job.kind === "model") this.deps.events.emit({ type: "deleted", modelId: job.id });
+      return false;
+    }
   }
 
   private fromInstalled(kind: ArtifactKind, a: InstalledArtifact, source: string): ResolveResult {
