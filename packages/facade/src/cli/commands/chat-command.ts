@@ -15,10 +15,11 @@ export function registerChatCommand(program: Command): void {
     .option("--seed <n>", "sampling seed", seedFlag)
     .addHelpText("after", "\nType /exit or Ctrl-D to leave. Ctrl-C during the model's download cancels it; the same chat again resumes it.\n\nExamples:\n  llmlb-node chat qwen2.5-0.5b-instruct-q4_k_m\n  echo 'Hello' | llmlb-node chat qwen2.5-0.5b-instruct-q4_k_m --max-tokens 32\n")
     .action(async (id: string, opts: { system?: string; maxTokens?: number; temperature?: number; seed?: number }, command: Command) => {
-      await withNode(command, async ({ clients }) => {
-        // Before any input: a mistyped id or a stopped node fails now, and a model not on disk yet
+      await withNode(command, async (connection) => {
+        const { clients } = connection;
+        // Before any input: a mistyped id fails now, and a model not on disk yet
         // downloads with its progress shown instead of silently holding the first answer.
-        if (!(await resolveShowingProgress(clients, { case: "modelId", value: id }, { command: "chat", announceSources: false }))) return;
+        if (!(await resolveShowingProgress(connection, { case: "modelId", value: id }, { command: "chat", announceSources: false }))) return;
         const messages: Array<{ role: string; content: string }> = opts.system ? [{ role: "system", content: opts.system }] : [];
         const interactive = process.stdin.isTTY === true;
         const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: interactive });

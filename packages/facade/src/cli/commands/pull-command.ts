@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import cliProgress from "cli-progress";
 import { isAbortError, errorInfoOf } from "@llmlb/runtime";
 import { Code } from "@connectrpc/connect";
+import { HealthCheckResponse_ServingStatus } from "@llmlb/runtime/gen/grpc/health/v1/health_pb";
 import { withNode, wantsJson } from "../command-context.js";
 import type { NodeConnection } from "../node-connection.js";
 import type { ResolveDone } from "@llmlb/runtime/gen/llmlb/node/v1/resolver_pb";
@@ -49,10 +50,11 @@ type ResolveTarget = { case: "modelId"; value: string } | { case: "adapterRef"; 
  * progress, each source that fails, a wait on another process's download (and, with
  * `announceSources`, each source asked). Ctrl-C cancels: the download's partial file stays, the
  * command exits 130 saying that running `command` (pull, chat) again resumes it, and undefined
- * is returned.
+ * is returned. A resolution cut off because the node stopped (or can no longer be reached) fails
+ * with one line saying so, and that the same command resumes the download.
  */
 export async function resolveShowingProgress(
-  clients: NodeConnection["clients"],
+  { clients, mode }: NodeConnection,
   target: ResolveTarget,
   options: { command: "pull" | "chat"; announceSources: boolean; json?: boolean },
 ): Promise<ResolveDone | undefined> {
@@ -80,9 +82,26 @@ export async function resolveShowingProgress(
       process.exitCode = EXIT_INTERRUPTED;
       return undefined;
     }
+    if (mode === "remote" && !(await nodeServing(clients))) {
+      throw new Error(`the connection to the node was lost (the node stopped); run the same ${options.command} again to resume the download`);
+    }
     throw err;
   } finally {
     process.off("SIGINT", onSigint);
+  }
+}
+
+/**
+ * Whether the node still answers SERVING: after a failed call, tells the node's own answer (a
+ * model it cannot find) from a node that stopped under the call (a stream cut, NOT_SERVING while
+ * it drains, a refused connection).
+ */
+async function nodeServing(clients: NodeConnection["clients"]): Promise<boolean> {
+  try {
+    const { status } = await clients.health.check({ service: "" }, { timeoutMs: 1500 });
+    return status === HealthCheckResponse_ServingStatus.SERVING;
+  } catch {
+    return false;
   }
 }
 
@@ -95,9 +114,9 @@ export function registerPullCommand(program: Command): void {
     .option("--json", "print the result as JSON")
     .addHelpText("after", "\nCtrl-C cancels; running the same pull again resumes where it stopped.\n\nExamples:\n  llmlb-node pull qwen2.5-0.5b-instruct-q4_k_m\n  llmlb-node pull --adapter github:acme/adapters@v1/style.gguf\n")
     .action(async (id: string, opts: { adapter?: boolean }, command: Command) => {
-      await withNode(command, async ({ clients }) => {
+      await withNode(command, async (connection) => {
         const target = opts.adapter ? { case: "adapterRef" as const, value: id } : { case: "modelId" as const, value: id };
-        const done = await resolveShowingProgress(clients, target, { command: "pull", announceSources: true, json: wantsJson(command) });
+        const done = await resolveShowingProgress(connection, target, { command: "pull", announceSources: true, json: wantsJson(command) });
         if (!done) return;
         if (wantsJson(command)) printJson({ id: done.id, path: done.path, source: done.source, size_bytes: Number(done.sizeBytes), sha256: done.sha256 });
         else process.stdout.write(`${done.id} ready at ${done.path} (from ${done.source}, ${bytes(done.sizeBytes)})\n`);

@@ -1,0 +1,71 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sizedModelBytes } from "../../../testkit/gguf/sized-gguf.js";
+import { spawnChildNode, type ChildNode } from "../../../testkit/node/index.js";
+import { startTinyWorld, tinyEntry, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+
+const root = path.resolve(import.meta.dirname, "../../..");
+const CLI = ["--conditions=source", "--import", "tsx", path.join(root, "packages/facade/src/cli.ts")];
+
+/** 8 MiB of bytes (downloaded, never loaded): slow enough under a throttle to stop the node mid-way. */
+const BIG = sizedModelBytes(8 * 1024 * 1024, 7);
+const BIG_ID = "tiny-big";
+const BIG_REPO = "llmlb-test/big-GGUF";
+const BIG_FILE = "big-F32.gguf";
+
+interface Run { code: number | null; stdout: string; stderr: string }
+
+function cli(args: string[], env: NodeJS.ProcessEnv, onStderr?: (text: string, child: ChildProcess) => void): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      onStderr?.(stderr, child);
+    });
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const lastLine = (text: string) => text.trimEnd().split("\n").at(-1);
+
+describe("llmlb-node when the node stops under it", () => {
+  let world: TinyWorld;
+  let node: ChildNode;
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    world = await startTinyWorld({ extraModels: [{ ...tinyEntry(BIG_ID, BIG_FILE, BIG, ["text-generation"]), repo: BIG_REPO }] });
+    await world.hf.addRepo(BIG_REPO, { files: { [BIG_FILE]: BIG } });
+    node = await spawnChildNode(world.env);
+    const grpcUrl = node.logs.find((l) => typeof l.msg === "string" && l.msg.startsWith("gRPC listening"))?.url;
+    const grpcPort = new URL(String(grpcUrl)).port;
+    env = { ...world.env, LLMLB_HOME: node.home, LLMLB_HOST: "127.0.0.1", LLMLB_GRPC_PORT: grpcPort, LLMLB_LOG_LEVEL: "silent" };
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await world?.close();
+  });
+
+  it("a pull cut off by the node's shutdown says the connection was lost and that the same pull resumes (exit 1)", async () => {
+    // Slow enough that the 10 s the node gives calls in flight when it stops do not finish it.
+    world.hf.throttle(128 * 1024, { path: BIG_FILE });
+    let stopped = false;
+    const exited = new Promise((resolve) => node.process.once("exit", resolve));
+    const run = await cli(["pull", BIG_ID], env, (text) => {
+      if (!stopped && /^progress [1-9]\d%/m.test(text)) {
+        stopped = true;
+        node.process.kill("SIGTERM");
+      }
+    });
+    world.hf.throttle(null);
+    await exited;
+    expect(stopped).toBe(true);
+    expect(run.code).toBe(1);
+    expect(lastLine(run.stderr)).toBe("llmlb-node: the connection to the node was lost (the node stopped); run the same pull again to resume the download");
+    expect(run.stdout).toBe("");
+  });
+});
