@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileNameToId, idToFileName } from "./model-id.js";
 import type { ArtifactKind } from "./artifact-kind.js";
-import { isErrno, randomSuffix, writeFileAtomic } from "./fs-utils.js";
+import { isErrno, randomSuffix, tmpNameFor, writeFileAtomic } from "./fs-utils.js";
 
 /** A lock whose heartbeat is older than this is abandoned and may be taken over. */
 export const STALE_LOCK_MS = 30_000;
@@ -45,7 +45,8 @@ export function lockFile(home: string, id: string, kind: ArtifactKind = "model")
   return path.join(locksDir(home, kind), `${idToFileName(id)}.lock`);
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether a process with this pid runs on this host (EPERM: it does, under another user). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -182,9 +183,10 @@ export async function tryAcquireLockFile(file: string, id: string, kind: Artifac
     id, kind, pid: process.pid, host: os.hostname(), startedAt: now, heartbeatAt: now, progress: EMPTY_PROGRESS,
     token: randomSuffix(),
   };
-  const tmp = `${file}.${process.pid}.${randomSuffix()}.tmp`;
-  await fs.writeFile(tmp, JSON.stringify(info));
+  const tmp = tmpNameFor(file);
   try {
+    // Inside the try: a write that fails (a full disk) must not leave the temporary file behind.
+    await fs.writeFile(tmp, JSON.stringify(info));
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
         await fs.link(tmp, file);
@@ -201,7 +203,7 @@ export async function tryAcquireLockFile(file: string, id: string, kind: Artifac
     if (holder) return { holder };
     throw new Error(`could not create lock file ${file}`);
   } finally {
-    await fs.rm(tmp, { force: true });
+    await fs.rm(tmp, { force: true }).catch(() => undefined);
   }
 }
 

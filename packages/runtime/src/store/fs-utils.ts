@@ -3,20 +3,29 @@ import fs from "node:fs/promises";
 
 export const randomSuffix = (): string => randomBytes(6).toString("hex");
 
-/** Writes a file so that readers see either the old or the new content, never a torn one. */
+/** The name of a temporary file this process writes next to `file` (the sweep at start recognises it by TMP_NAME). */
+export const tmpNameFor = (file: string): string => `${file}.${process.pid}.${randomSuffix()}.tmp`;
+
+/** A temporary file named by tmpNameFor: group 1 is the pid of the process that wrote it. */
+export const TMP_NAME = /\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+
+/**
+ * Writes a file so that readers see either the old or the new content, never a torn one. On any
+ * failure (a full disk while writing, a failed rename) the temporary file is removed.
+ */
 export async function writeFileAtomic(file: string, data: string, options: { fsync?: boolean } = {}): Promise<void> {
-  const tmp = `${file}.${process.pid}.${randomSuffix()}.tmp`;
-  const handle = await fs.open(tmp, "w");
+  const tmp = tmpNameFor(file);
   try {
-    await handle.writeFile(data);
-    if (options.fsync) await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
+    const handle = await fs.open(tmp, "w");
+    try {
+      await handle.writeFile(data);
+      if (options.fsync) await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await fs.rename(tmp, file);
   } catch (err) {
-    await fs.rm(tmp, { force: true });
+    await fs.rm(tmp, { force: true }).catch(() => undefined);
     throw err;
   }
 }
