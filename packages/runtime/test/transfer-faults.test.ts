@@ -1,6 +1,8 @@
 import fs from "node:fs";
 import path from "node:path";
+import { Writable } from "node:stream";
 import { Code } from "@connectrpc/connect";
+import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { captureLogger, entry, failure, listTree, openStack, payload, recorder, sha256, hfWorld } from "./resolver-world.js";
 
@@ -27,6 +29,28 @@ describe("the transfer engine against a misbehaving CDN", () => {
       const gets = cdnGets(repo);
       expect(gets.some((r) => r.aborted)).toBe(true);
       expect(gets.some((r) => (r.rangeStart ?? 0) >= SIZE * 0.5 && r.headers["if-range"] === `"${SHA}"`)).toBe(true);
+    } finally {
+      await stack.dispose();
+    }
+  });
+
+  it("names the file once in the retry warning (a JSON line with one \"file\" key)", async () => {
+    const repo = await world.newRepo();
+    world.hf.dropAt(Math.floor(SIZE * 0.6), { host: "cdn" });
+    const raw: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        raw.push(...chunk.toString("utf8").split("\n").filter(Boolean));
+        done();
+      },
+    });
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_DOWNLOAD_CONNECTIONS: "1" }, models: [entry("m", repo, FILE)], logger: pino({ level: "info" }, sink) });
+    try {
+      await stack.resolver.resolve({ modelId: "m" });
+      const retries = raw.filter((l) => l.includes("download interrupted; retrying from where it stopped"));
+      expect(retries).toHaveLength(1);
+      expect(retries[0]!.match(/"file":/g)).toHaveLength(1);
+      expect(JSON.parse(retries[0]!)).toMatchObject({ level: 40, file: FILE, at: Math.floor(SIZE * 0.6), attempt: 1 });
     } finally {
       await stack.dispose();
     }

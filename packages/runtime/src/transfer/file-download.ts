@@ -38,6 +38,7 @@ export interface FileTransferOptions {
   retryBaseMs: number;
   /** A server asking to wait longer than this fails the transfer with RATE_LIMITED at once. */
   maxRetryAfterMs: number;
+  /** Bound to the file already (`file`: its name): the lines written here do not repeat it. */
   logger: Logger;
   /** Bytes newly on disk (negative when a restart discards some). */
   onBytes: (n: number) => void;
@@ -233,7 +234,7 @@ class FileDownload {
           // parts from several sources, one of which is wrong: all of it once more from one source
           // alone before giving up, so a failure then names the source at fault.
           const reason = `the file, ${carriedOver ? "resumed from bytes another source sent" : `put together from ${senders.map(hostOf).join(", ")}`}, has sha256 ${sha256}, expected ${this.file.sha256}`;
-          this.options.logger.warn({ file: this.file.name, reason }, "restarting the download from the first byte");
+          this.options.logger.warn({ reason }, "restarting the download from the first byte");
           const keep = this.liveOrigins()[0] ?? this.origins[0]!;
           for (const o of this.origins) if (o !== keep) o.dropped ??= new Error(reason);
           keep.dropped = undefined;
@@ -261,7 +262,7 @@ class FileDownload {
         return;
       } catch (err) {
         if (!(err instanceof RestartFromZero) || round >= this.options.retries) throw err;
-        this.options.logger.warn({ file: this.file.name, reason: err.message }, "restarting the download from the first byte");
+        this.options.logger.warn({ reason: err.message }, "restarting the download from the first byte");
         this.rangesSupported = err.rangesSupported;
         await this.restart();
         this.options.onRestart?.(err.message);
@@ -353,7 +354,7 @@ class FileDownload {
     if (!this.origins.some((o) => o !== origin && !o.dropped)) return false;
     origin.dropped = err as Error;
     this.options.logger.warn(
-      { file: this.file.name, source: hostOf(origin), err: (err as Error).message, remaining: this.liveOrigins().map(hostOf) },
+      { source: hostOf(origin), err: (err as Error).message, remaining: this.liveOrigins().map(hostOf) },
       "a source of the file failed; its ranges go to the other sources",
     );
     return true;
@@ -387,7 +388,7 @@ class FileDownload {
         if (failures > this.options.retries || (asked !== undefined && asked > this.options.maxRetryAfterMs)) throw this.exhausted(err, failures, origin);
         const delay = asked ?? backoffMs(failures, { baseMs: this.options.retryBaseMs });
         this.options.logger.warn(
-          { file: this.file.name, at: cursor.pos, attempt: failures, delayMs: delay, err: (err as Error).message },
+          { at: cursor.pos, attempt: failures, delayMs: delay, err: (err as Error).message },
           "download interrupted; retrying from where it stopped",
         );
         await sleep(delay, undefined, { signal });
