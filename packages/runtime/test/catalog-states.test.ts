@@ -114,6 +114,17 @@ describe("model states, listing and watching", () => {
     await w.stop();
   });
 
+  it("turns a READY model whose directory was removed behind its back AVAILABLE again, while someone looks", async () => {
+    const id = "tiny-chat-q4_k_m";
+    for await (const res of world.node.clients.resolver.resolve({ target: { case: "modelId", value: id } })) void res;
+    const { model } = await world.node.catalog.getModel({ modelId: id });
+    expect(model?.state).toBe(S.READY);
+    fs.rmSync(path.dirname(model!.local!.path), { recursive: true });
+    await expect.poll(async () => (await world.node.catalog.getModel({ modelId: id })).model?.state, { timeout: 5_000, interval: 100 }).toBe(S.AVAILABLE);
+    const listed = await world.node.catalog.listModels({ state: S.READY });
+    expect(listed.models.map((m) => m.id)).not.toContain(id);
+  });
+
   it("filters by state, tag and free text, and pages with opaque tokens", async () => {
     const all = await world.node.catalog.listModels({});
     expect(all.totalSize).toBe(13);

@@ -1,3 +1,4 @@
+import fs from "node:fs/promises";
 import { LlmlbError, modelNotSupported, readOnlyCopy } from "../errors/index.js";
 import { chatTemplateProblem } from "../engine/chat-template-check.js";
 import type { TemplateSandbox } from "../engine/template-sandbox.js";
@@ -406,6 +407,22 @@ export class Catalog {
       if (active.has(id)) continue;
       const local = await this.options.store.getModel(id).catch(() => undefined);
       this.states.clearExternal(id, local);
+    }
+    await this.forgetRemovedCopies();
+  }
+
+  /**
+   * A READY model whose files were removed behind the node's back (its directory deleted) is
+   * AVAILABLE again, so lists, /v1/models and routers stop offering it. Checked with the locks,
+   * while someone looks; a loaded model keeps serving from memory.
+   */
+  private async forgetRemovedCopies(): Promise<void> {
+    for (const id of this.order) {
+      const path = this.states.get(id).local?.path;
+      if (this.states.get(id).state !== "ready" || !path) continue;
+      if (await fs.access(path).then(() => true, () => false)) continue;
+      this.options.logger.info({ modelId: id, path }, "the model's files were removed; it is available again");
+      this.states.setLocal(id, undefined);
     }
   }
 }
