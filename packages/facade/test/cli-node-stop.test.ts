@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sizedModelBytes } from "../../../testkit/gguf/sized-gguf.js";
@@ -67,5 +68,19 @@ describe("llmlb-node when the node stops under it", () => {
     expect(run.code).toBe(1);
     expect(lastLine(run.stderr)).toBe("llmlb-node: the connection to the node was lost (the node stopped); run the same pull again to resume the download");
     expect(run.stdout).toBe("");
+  });
+
+  it("rm of a partial download says the bytes it freed; with nothing on disk, that there was nothing to delete", async () => {
+    // The node is gone: rm works on its store in this process.
+    const partial = path.join(node.home, "models", ".partial");
+    expect(fs.readdirSync(partial).length).toBeGreaterThan(0);
+    const rm = await cli(["rm", BIG_ID], env);
+    expect(rm.code).toBe(0);
+    expect(rm.stdout).toMatch(new RegExp(`^deleted ${BIG_ID} \\(\\d+(\\.\\d)? (KiB|MiB) freed\\)\\n$`));
+    expect(fs.readdirSync(partial)).toEqual([]);
+
+    const again = await cli(["rm", BIG_ID], env);
+    expect([again.code, again.stdout]).toEqual([0, `nothing to delete: ${BIG_ID} has no files on disk\n`]);
+    expect(JSON.parse((await cli(["rm", BIG_ID, "--json"], env)).stdout)).toEqual({ id: BIG_ID, freed_bytes: 0 });
   });
 });

@@ -31,7 +31,7 @@ export interface CatalogStorePort {
 }
 
 /** The store methods the catalog uses. */
-export type CatalogStore = Pick<Store, "listModels" | "getModel" | "deleteModel" | "listAdapters" | "getAdapter" | "deleteAdapter">;
+export type CatalogStore = Pick<Store, "listModels" | "getModel" | "deleteModel" | "listAdapters" | "getAdapter" | "deleteAdapter" | "models">;
 
 function localOf(m: CachedModel): LocalCopyInfo {
   return {
@@ -54,8 +54,10 @@ export function storePort(store: CatalogStore): CatalogStorePort {
     },
     deleteModel: async (id) => {
       const before = await store.getModel(id);
+      // An interrupted download is deleted too: its bytes are freed as well.
+      const partial = await store.models.partialBytes(id);
       const removed = await store.deleteModel(id);
-      return { freedBytes: removed ? (before?.sizeBytes ?? 0) : 0 };
+      return { freedBytes: removed ? (before?.sizeBytes ?? 0) + partial : 0 };
     },
     listAdapters: async () =>
       (await store.listAdapters()).map((a) => ({

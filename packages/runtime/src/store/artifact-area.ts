@@ -123,6 +123,20 @@ export class ArtifactArea {
     return undefined;
   }
 
+  /** Disk space an interrupted download of an artifact holds (its partial directory); 0 when there is none. */
+  async partialBytes(id: string): Promise<number> {
+    const dir = this.partialDir(id);
+    const names = await fs.readdir(dir, { recursive: true }).catch(() => [] as string[]);
+    const sizes = await Promise.all(
+      names.map(async (name) => {
+        const stat = await fs.stat(path.join(dir, name)).catch(() => undefined);
+        // Blocks, not the size: a file written in ranges may still have holes.
+        return stat?.isFile() ? Math.min(stat.size, stat.blocks > 0 ? stat.blocks * 512 : stat.size) : 0;
+      }),
+    );
+    return sizes.reduce((sum, n) => sum + n, 0);
+  }
+
   /** Removes an artifact (files, metadata, partial download); false when there was nothing. */
   async remove(id: string): Promise<boolean> {
     const trash = await this.moveToTrash(this.dir(id));

@@ -74,7 +74,11 @@ export function registerModelCommands(program: Command): void {
       await withNode(command, async ({ clients }) => {
         const res = await clients.catalog.deleteModel({ modelId: id, removeRegistration: opts.unregister === true });
         if (wantsJson(command)) return printJson({ id, freed_bytes: Number(res.freedBytes) });
-        process.stdout.write(`deleted ${id} (${bytes(res.freedBytes)} freed)\n`);
+        // freed_bytes counts the files and any partial download removed; 0 means there were none.
+        const unregistered = opts.unregister === true && !res.model;
+        if (res.freedBytes > 0n) process.stdout.write(`deleted ${id} (${bytes(res.freedBytes)} freed)${unregistered ? " and removed its registration" : ""}\n`);
+        else if (unregistered) process.stdout.write(`removed the registration of ${id} (it had no files on disk)\n`);
+        else process.stdout.write(`nothing to delete: ${id} has no files on disk\n`);
       });
     });
 
