@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -92,6 +92,52 @@ describe("one download per model across processes", () => {
       expect(world.hf.bytesServed(repo, FILE)).toBe(0);
     } finally {
       clearInterval(beat);
+      await stack.dispose();
+    }
+  });
+
+  it("follows the process that took its lock over (it was stopped too long) instead of failing, and takes the model it installs", async () => {
+    const repo = await world.newRepo();
+    world.hf.throttle(256 << 10, { host: "cdn" });
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_DOWNLOAD_CONNECTIONS: "1" }, models: [entry("m", repo, FILE)] });
+    // The process that judged this one stale and took over: alive, heartbeating its own lock.
+    const taker = spawn("sleep", ["60"], { stdio: "ignore" });
+    let beat: NodeJS.Timeout | undefined;
+    try {
+      const rec = recorder();
+      let tookOver = false;
+      const resolving = stack.resolver.resolve({ modelId: "m" }, {
+        onEvent: (e) => {
+          rec.onEvent(e);
+          if (!tookOver && e.type === "progress" && e.progress.completedBytes >= SIZE / 8) {
+            tookOver = true;
+            beat = setInterval(() => writeLock(stack.home, "m", { pid: taker.pid!, completedBytes: SIZE / 2 }), 100);
+          }
+        },
+      });
+      await expect.poll(() => rec.events.some((e) => e.type === "lock-wait" && e.pid === taker.pid), { timeout: 10_000 }).toBe(true);
+      // The taker finishes: installs a correct copy and releases its lock.
+      const elsewhere = path.join(stack.home, "taker", FILE);
+      fs.mkdirSync(path.dirname(elsewhere), { recursive: true });
+      fs.writeFileSync(elsewhere, DATA);
+      await stack.store.installModel("m", [{ name: FILE, from: elsewhere, size: SIZE, sha256: sha256(DATA) }], {
+        source: "huggingface", downloaded_at: new Date().toISOString(), display_name: "m", repo, revision: "a".repeat(40),
+      });
+      clearInterval(beat);
+      fs.rmSync(path.join(stack.home, ".locks", "m.lock"));
+
+      const result = await resolving;
+      expect(result).toMatchObject({ sha256: sha256(DATA), sizeBytes: SIZE });
+      expect(sha256(fs.readFileSync(result.path))).toBe(sha256(DATA));
+      // huggingface supplied it (no "another process took over" failure, no try of the next source).
+      expect(rec.events.filter((e) => (e.type === "source-failed" || e.type === "source-tried") && e.source !== "local")).toEqual([{ type: "source-tried", source: "huggingface" }]);
+      expect(result.source).toBe("huggingface");
+      // It stopped downloading once the lock was no longer its own.
+      expect(world.hf.bytesServed(repo, FILE)).toBeLessThan(SIZE);
+    } finally {
+      clearInterval(beat);
+      taker.kill();
+      world.hf.throttle(null);
       await stack.dispose();
     }
   });

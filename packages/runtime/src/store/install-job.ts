@@ -52,45 +52,61 @@ export interface InstallOutcome {
  * them atomically.
  */
 export async function runInstallJob(home: string, area: ArtifactArea, job: InstallJob): Promise<InstallOutcome> {
-  const lost = new AbortController();
-  const deadline = Date.now() + job.lockWaitTimeoutSeconds * 1000;
-  let lock: HeldLock | undefined;
-  while (!lock) {
-    const attempt = await tryAcquireLock(home, job.id, area.kind, () =>
-      lost.abort(new LlmlbError("INTERNAL", `another process took over the download of ${job.id}`)),
-    );
-    if ("held" in attempt) {
-      lock = attempt.held;
-      break;
+  let deadline = Date.now() + job.lockWaitTimeoutSeconds * 1000;
+  for (;;) {
+    const lost = new AbortController();
+    let lock: HeldLock | undefined;
+    while (!lock) {
+      const attempt = await tryAcquireLock(home, job.id, area.kind, () =>
+        lost.abort(new LlmlbError("INTERNAL", `another process took over the download of ${job.id}`)),
+      );
+      if ("held" in attempt) {
+        lock = attempt.held;
+        break;
+      }
+      job.onLockWait?.(attempt.holder);
+      await waitForLock(home, job.id, area.kind, {
+        signal: job.signal,
+        deadline,
+        onHolder: (holder) => job.onHolderProgress?.(withFraction(holder.progress)),
+      });
+      const installed = await area.get(job.id);
+      if (installed) return { installed, fetched: false };
     }
-    job.onLockWait?.(attempt.holder);
-    await waitForLock(home, job.id, area.kind, {
-      signal: job.signal,
-      deadline,
-      onHolder: (holder) => job.onHolderProgress?.(withFraction(holder.progress)),
-    });
-    const installed = await area.get(job.id);
-    if (installed) return { installed, fetched: false };
+    try {
+      return await fetchAndInstall(area, job, lock, lost.signal);
+    } catch (err) {
+      if (!lost.signal.aborted || job.signal.aborted) throw err;
+      // This process was judged gone (stopped, or starved of CPU, for longer than a heartbeat may
+      // lapse) and another one took the download over: follow it as any second process does,
+      // waiting for as long as a fresh wait may last, and take its installed model.
+      deadline = Date.now() + job.lockWaitTimeoutSeconds * 1000;
+    }
   }
-  const held = lock;
+}
+
+/** Under the lock: look again, fetch, verify, validate, install. */
+async function fetchAndInstall(area: ArtifactArea, job: InstallJob, held: HeldLock, lost: AbortSignal): Promise<InstallOutcome> {
   try {
     // Another process may have finished between the caller's first look and taking the lock.
     const installed = await area.get(job.id);
     if (installed) return { installed, fetched: false };
     await area.removeStaleStaging(job.id);
     job.onFetchStart?.();
-    const fetched = await job.fetch(area.partialDir(job.id), AbortSignal.any([job.signal, lost.signal]), (progress) => {
+    const fetched = await job.fetch(area.partialDir(job.id), AbortSignal.any([job.signal, lost]), (progress) => {
       held.setProgress(progress);
       job.onProgress?.(progress);
     });
+    lost.throwIfAborted();
     verifyFetched(job, fetched);
     try {
       await job.validate(fetched.map((f) => f.path));
     } catch (err) {
-      // Deleted, so no retry resumes into the same refused bytes.
-      await fs.rm(area.partialDir(job.id), { recursive: true, force: true });
+      // Deleted, so no retry resumes into the same refused bytes (unless they are another holder's now).
+      if (!lost.aborted) await fs.rm(area.partialDir(job.id), { recursive: true, force: true });
       throw err;
     }
+    lost.throwIfAborted();
     const result = await area.install(
       job.id,
       fetched.map((f) => ({ name: f.name, from: f.path, size: f.size, sha256: f.sha256 })),
