@@ -133,7 +133,7 @@ export class PushLink {
     if (!this.waitLogged) {
       const fields = {
         router: router.base,
-        fix: "pull a model (llmlb pull <id>, or POST /v0/models/<id>/pull), or set LLMLB_PREFETCH=true to fetch the models the router lists",
+        fix: "pull a model (llmlb-node pull <id>, or POST /v0/models/<id>/pull), or set LLMLB_PREFETCH=true to fetch the models the router lists",
         ...(this.options.mode === "auto" ? { note: "a pull-era router (llmlb ≥ 3.0) needs no registration: it polls this node" } : {}),
       };
       const message = "not registering with the router yet: a push-era llmlb router refuses a node with no model on disk; registering as soon as one is ready";
