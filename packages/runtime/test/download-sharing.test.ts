@@ -71,7 +71,9 @@ describe("callers of the same model in one process share one transfer", () => {
       expect(await readDownloadLock(stack.home, "b")).toBeUndefined();
       expect(await stack.store.isCached("b")).toBe(false);
       expect(fs.existsSync(`${stack.store.models.partialDir("b")}/${FILE}.part`)).toBe(true);
-      expect(bus).toContainEqual(expect.objectContaining({ type: "transfer-failed", modelId: "b", code: "CANCELLED" }));
+      // Nobody waiting is not a failure: the model is announced cancelled (back to available), never failed.
+      expect(bus).toContainEqual({ type: "transfer-cancelled", modelId: "b" });
+      expect(bus.filter((e) => e.type === "transfer-failed" && e.modelId === "b")).toEqual([]);
     } finally {
       await stack.dispose();
     }
