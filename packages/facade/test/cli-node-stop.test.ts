@@ -4,7 +4,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sizedModelBytes } from "../../../testkit/gguf/sized-gguf.js";
 import { spawnChildNode, type ChildNode } from "../../../testkit/node/index.js";
-import { startTinyWorld, tinyEntry, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+import { startTinyWorld, tinyEntry, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
 const root = path.resolve(import.meta.dirname, "../../..");
 const CLI = ["--conditions=source", "--import", "tsx", path.join(root, "packages/facade/src/cli.ts")];
@@ -66,7 +66,7 @@ describe("llmlb-node when the node stops under it", () => {
     await exited;
     expect(stopped).toBe(true);
     expect(run.code).toBe(1);
-    expect(lastLine(run.stderr)).toBe("llmlb-node: the connection to the node was lost (the node stopped); run the same pull again to resume the download");
+    expect(lastLine(run.stderr)).toBe("llmlb-node: the connection to the node was lost (the node stopped); run the same pull again to resume the download (NODE_NOT_RUNNING)");
     expect(run.stdout).toBe("");
   });
 
@@ -82,5 +82,54 @@ describe("llmlb-node when the node stops under it", () => {
     const again = await cli(["rm", BIG_ID], env);
     expect([again.code, again.stdout]).toEqual([0, `nothing to delete: ${BIG_ID} has no files on disk\n`]);
     expect(JSON.parse((await cli(["rm", BIG_ID, "--json"], env)).stdout)).toEqual({ id: BIG_ID, freed_bytes: 0 });
+  });
+});
+
+describe("llmlb-node chat when its answer is cut", () => {
+  let world: TinyWorld;
+  let node: ChildNode;
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    world = await startTinyWorld();
+    node = await spawnChildNode(world.env);
+    const grpcUrl = node.logs.find((l) => typeof l.msg === "string" && l.msg.startsWith("gRPC listening"))?.url;
+    env = { ...world.env, LLMLB_HOME: node.home, LLMLB_HOST: "127.0.0.1", LLMLB_GRPC_PORT: new URL(String(grpcUrl)).port, LLMLB_LOG_LEVEL: "silent" };
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await world?.close();
+  });
+
+  /** A piped chat of one long answer; `cut` runs once the first words of the answer are out. */
+  const chatCut = (cut: (child: ChildProcess) => void) =>
+    new Promise<Run>((resolve) => {
+      const child = spawn(process.execPath, [...CLI, "chat", TINY_CHAT_ID, "--max-tokens", "1000", "--temperature", "1", "--seed", "3"], { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      let done = false;
+      child.stdout.on("data", (d: Buffer) => {
+        stdout += d.toString();
+        if (!done && stdout.length > 0) {
+          done = true;
+          cut(child);
+        }
+      });
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      child.stdin.end("Tell me a long story\nAnd another one\n");
+      child.on("close", (code) => resolve({ code, stdout, stderr }));
+    });
+
+  it("Ctrl-C stops a piped chat's answer and ends the chat (exit 130)", async () => {
+    const run = await chatCut((child) => child.kill("SIGINT"));
+    expect(run.code).toBe(130);
+    expect(run.stderr).not.toMatch(/llmlb-node:/);
+    expect(run.stdout.endsWith("\n")).toBe(true);
+  });
+
+  it("a node that dies under an answer is named, not a transport error (exit 1)", async () => {
+    const run = await chatCut(() => node.process.kill("SIGKILL"));
+    expect(run.code).toBe(1);
+    expect(lastLine(run.stderr)).toBe("llmlb-node: the connection to the node was lost (the node stopped); the answer was cut off; start the node and chat again (NODE_NOT_RUNNING)");
   });
 });

@@ -1,5 +1,6 @@
 import { builtinSourceDefaults } from "@llmlb/plugins";
 import { LlmlbError, NodeRuntime, silentLogger, type NodeConfig } from "@llmlb/runtime";
+import { HealthCheckResponse_ServingStatus } from "@llmlb/runtime/gen/grpc/health/v1/health_pb";
 import { createNodeClients, remoteTransport, type NodeClients } from "../clients.js";
 
 export interface NodeConnection {
@@ -30,7 +31,7 @@ export async function connectToNode(
     return { clients: remote, mode: "remote", close: async () => {} };
   } catch {
     if (options.localFallback === false) {
-      throw new LlmlbError("NODE_NOT_RUNNING", `no node answers at ${config.runtimeUrl || grpcUrlOf(config)}; start one with llmlb-node serve`);
+      throw nodeNotRunning(config.runtimeUrl || grpcUrlOf(config));
     }
     const runtime = await NodeRuntime.create(config, silentLogger(), { sourceDefaults: builtinSourceDefaults(config) });
     return {
@@ -39,4 +40,28 @@ export async function connectToNode(
       close: () => runtime.close(),
     };
   }
+}
+
+function nodeNotRunning(url: string): LlmlbError {
+  return new LlmlbError("NODE_NOT_RUNNING", `no node answers at ${url}; start one with llmlb-node serve`);
+}
+
+/** The node stopped under a call (a stream cut, NOT_SERVING while it drains, a refused connection): what was lost and how to go on. */
+function connectionLost(consequence: string): LlmlbError {
+  return new LlmlbError("NODE_NOT_RUNNING", `the connection to the node was lost (the node stopped); ${consequence}`);
+}
+
+/**
+ * After a call to a running node failed: the error to show. The node's own answer (a model it
+ * cannot find) is shown as it is; a node that is gone or draining is named, with `consequence`.
+ */
+export async function explainFailure(connection: NodeConnection, err: unknown, consequence: string): Promise<unknown> {
+  if (connection.mode !== "remote") return err;
+  try {
+    const { status } = await connection.clients.health.check({ service: "" }, { timeoutMs: 1500 });
+    if (status === HealthCheckResponse_ServingStatus.SERVING) return err;
+  } catch {
+    // No answer at all: the node is gone.
+  }
+  return connectionLost(consequence);
 }

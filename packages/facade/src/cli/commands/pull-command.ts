@@ -2,9 +2,8 @@ import type { Command } from "commander";
 import cliProgress from "cli-progress";
 import { isAbortError, errorInfoOf } from "@llmlb/runtime";
 import { Code } from "@connectrpc/connect";
-import { HealthCheckResponse_ServingStatus } from "@llmlb/runtime/gen/grpc/health/v1/health_pb";
 import { withNode, wantsJson } from "../command-context.js";
-import type { NodeConnection } from "../node-connection.js";
+import { explainFailure, type NodeConnection } from "../node-connection.js";
 import type { ResolveDone } from "@llmlb/runtime/gen/llmlb/node/v1/resolver_pb";
 import { bytes, duration, printJson } from "../output.js";
 
@@ -54,7 +53,7 @@ type ResolveTarget = { case: "modelId"; value: string } | { case: "adapterRef"; 
  * with one line saying so, and that the same command resumes the download.
  */
 export async function resolveShowingProgress(
-  { clients, mode }: NodeConnection,
+  connection: NodeConnection,
   target: ResolveTarget,
   options: { command: "pull" | "chat"; announceSources: boolean; json?: boolean },
 ): Promise<ResolveDone | undefined> {
@@ -64,7 +63,7 @@ export async function resolveShowingProgress(
   const display = progressDisplay(process.stderr.isTTY === true && options.json !== true);
   try {
     let done: ResolveDone | undefined;
-    for await (const res of clients.resolver.resolve({ target }, { signal: controller.signal })) {
+    for await (const res of connection.clients.resolver.resolve({ target }, { signal: controller.signal })) {
       const event = res.event;
       if (event.case === "progress") display.update(event.value);
       else if (event.case === "sourceTried" && options.announceSources) process.stderr.write(`trying ${event.value.source}\n`);
@@ -82,26 +81,9 @@ export async function resolveShowingProgress(
       process.exitCode = EXIT_INTERRUPTED;
       return undefined;
     }
-    if (mode === "remote" && !(await nodeServing(clients))) {
-      throw new Error(`the connection to the node was lost (the node stopped); run the same ${options.command} again to resume the download`);
-    }
-    throw err;
+    throw await explainFailure(connection, err, `run the same ${options.command} again to resume the download`);
   } finally {
     process.off("SIGINT", onSigint);
-  }
-}
-
-/**
- * Whether the node still answers SERVING: after a failed call, tells the node's own answer (a
- * model it cannot find) from a node that stopped under the call (a stream cut, NOT_SERVING while
- * it drains, a refused connection).
- */
-async function nodeServing(clients: NodeConnection["clients"]): Promise<boolean> {
-  try {
-    const { status } = await clients.health.check({ service: "" }, { timeoutMs: 1500 });
-    return status === HealthCheckResponse_ServingStatus.SERVING;
-  } catch {
-    return false;
   }
 }
 
