@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from "commander";
-import { MAX_CONTEXT_LENGTH, MIN_CONTEXT_LENGTH, REQUEST_LIMITS } from "@llmlb/runtime";
+import { MAX_CONTEXT_LENGTH, MIN_CONTEXT_LENGTH, REQUEST_LIMITS, parseInteger } from "@llmlb/runtime";
 
 /**
  * A commander argParser from a check that throws an Error saying what it expected: a bad value is
@@ -21,13 +21,8 @@ function numberOf(raw: string): number {
   return raw.trim() === "" ? Number.NaN : Number(raw);
 }
 
-/** A whole number from min to max. */
-export const wholeNumber = (min: number, max: number) =>
-  flagValue((raw) => {
-    const n = numberOf(raw);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`expected a whole number from ${min} to ${max}`);
-    return n;
-  });
+/** A whole number from min to max (the configuration's own check). */
+export const wholeNumber = (min: number, max: number) => flagValue(parseInteger(min, max));
 
 /** A number from min to max. */
 export const numberBetween = (min: number, max: number) =>

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import cliProgress from "cli-progress";
-import { isAbortError, errorInfoOf } from "@llmlb/runtime";
+import { LlmlbError, isAbortError, errorInfoOf } from "@llmlb/runtime";
 import { Code } from "@connectrpc/connect";
 import { withNode, wantsJson } from "../command-context.js";
 import { explainFailure, type NodeConnection } from "../node-connection.js";
@@ -72,7 +72,7 @@ export async function resolveShowingProgress(
       else if (event.case === "done") done = event.value;
     }
     display.stop();
-    if (!done) throw new Error(`the node ended the resolution of ${target.value} without an answer`);
+    if (!done) throw new LlmlbError("INTERNAL", `the node ended the resolution of ${target.value} without an answer`);
     return done;
   } catch (err) {
     display.stop();
