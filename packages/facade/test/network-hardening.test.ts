@@ -186,6 +186,20 @@ describe("Host and Origin", () => {
     const read = await fetch(`${node.httpUrl}/v1/models`, { headers: { origin: "https://ops.example" } });
     expect(read.headers.get("access-control-allow-origin")).toBe("https://ops.example");
   });
+
+  it("lets a browser on an allowed origin read the node's refusals (401 without the key)", async () => {
+    const keyed = await startTestNode({ LLMLB_CORS_ORIGINS: "https://ops.example", LLMLB_API_KEY: "sk-cors-key-1234" });
+    try {
+      const refused = await fetch(`${keyed.httpUrl}/v0/models`, { headers: { origin: "https://ops.example" } });
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get("access-control-allow-origin")).toBe("https://ops.example");
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("invalid_api_key");
+      const foreign = await fetch(`${keyed.httpUrl}/v0/models`, { headers: { origin: "https://attacker.example" } });
+      expect(foreign.headers.get("access-control-allow-origin")).toBeNull();
+    } finally {
+      await keyed.stop();
+    }
+  });
 });
 
 describe("stream caps", () => {

@@ -158,6 +158,9 @@ describe("router-proxy source", () => {
 
   it("asks for the key when the router refuses", async () => {
     const keyless = await provider(routerPlugin, { LLMLB_ROUTER_URL: router.url });
-    await expect(keyless.locate(spec(), ctx)).rejects.toMatchObject({ reason: "AUTH_REQUIRED" });
+    await expect(keyless.locate(spec(), ctx)).rejects.toMatchObject({ reason: "AUTH_REQUIRED", message: expect.stringMatching(/; set LLMLB_ROUTER_API_KEY$/) });
+    // With a key the router refuses, the way out is to check that key, not to set one.
+    const wrongKey = await provider(routerPlugin, { LLMLB_ROUTER_URL: router.url, LLMLB_ROUTER_API_KEY: "not-the-key" });
+    await expect(wrongKey.locate(spec(), ctx)).rejects.toMatchObject({ reason: "AUTH_REQUIRED", message: expect.stringContaining("the key in LLMLB_ROUTER_API_KEY was refused") });
   });
 });

@@ -83,6 +83,10 @@ describe("loadConfig", () => {
     );
     expect(() => loadConfig({ env: { LLMLB_HOME: home(), LLMLB_GPU: "tpu" } })).toThrow(/LLMLB_GPU.*expected one of auto, cuda, metal, vulkan, cpu/);
     expect(() => loadConfig({ env: { LLMLB_HOME: home({ grpcPort: -1 }) } })).toThrow(/"grpcPort" in .*config\.json = -1/);
+    // A URL with a password: refused (fetch never takes one, and errors naming the address would carry it), and not echoed.
+    const withPassword = () => loadConfig({ env: { LLMLB_HOME: home(), LLMLB_ROUTER_URL: "http://rtuser:rtpass-SECRET@127.0.0.1:9" } });
+    expect(withPassword).toThrow(/^invalid environment variable LLMLB_ROUTER_URL = "http:\/\/rtuser:\*\*\*@127\.0\.0\.1:9": item 1: expected a URL without a user name or password/);
+    expect(withPassword).not.toThrow(/rtpass/);
     expect(() => loadConfig({ env: { LLMLB_HOME: home(), LLMLB_GRPC_PORT: "9000", LLMLB_HTTP_PORT: "9000" } })).toThrow(
       "the gRPC and HTTP listeners are both set to port 9000 (environment variable LLMLB_GRPC_PORT, environment variable LLMLB_HTTP_PORT): give one of them another port",
     );

@@ -75,6 +75,16 @@ describe("the keys file", () => {
     expect(() => parseKeysFile("/keys.json", text)).toThrow(expect.objectContaining({ reason: "INVALID_CONFIG", message: expect.stringContaining(problem) }));
   });
 
+  it("says where a syntax error is without quoting the file, whose text around it is someone's key", () => {
+    const text = '[\n {"label":"ops","scope":"admin","key":NEW-ADMIN-SECRET-KEY-9999}\n]';
+    const refusal = () => parseKeysFile("/keys.json", text);
+    expect(refusal).toThrow(/^API keys file \/keys\.json: not valid JSON/);
+    expect(refusal).not.toThrow(/NEW-ADMIN|SECRET|9999/);
+    const trailingComma = () => parseKeysFile("/keys.json", '[\n {"label":"a","key":"0123456789abcdef","scope":"read",}\n]');
+    expect(trailingComma).toThrow(/not valid JSON at line 2, column \d+\./);
+    expect(trailingComma).not.toThrow(/0123456789abcdef/);
+  });
+
   it("authenticates by key or digest, and keeps the old keys when a reload finds a bad file", () => {
     const { dir, cleanup } = tempDir();
     try {
@@ -99,7 +109,7 @@ describe("Host and Origin", () => {
   it("serves only loopback names on a loopback node, plus LLMLB_ALLOWED_HOSTS", () => {
     const policy = new HostPolicy("127.0.0.1", ["node.internal"], []);
     for (const host of ["127.0.0.1:8080", "localhost:8080", "[::1]:8080", "node.internal:8080", "app.localhost"]) expect(() => policy.checkHost(host)).not.toThrow();
-    for (const host of ["attacker.example:8080", "127.0.0.1.nip.io", "", undefined]) expect(() => policy.checkHost(host)).toThrow(/not served by this node/);
+    for (const host of ["attacker.example:8080", "127.0.0.1.nip.io", "127.0.0.1:80@evil.example", "127.0.0.1:x", "[::1", "", undefined]) expect(() => policy.checkHost(host)).toThrow(/not served by this node/);
   });
 
   it("serves any name on a network-bound node unless names are listed", () => {

@@ -64,11 +64,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   // Every body here is JSON (or a Connect call): text/plain would reach the schemas as a string.
   app.removeContentTypeParser("text/plain");
   installErrorHandlers(app);
-  app.addHook("onRequest", guardHook(guard));
-  // Before the schemas run and the body is copied or serialized anywhere (both recurse).
-  app.addHook("preValidation", async (request) => {
-    if (nestsDeeperThan(request.body, MAX_JSON_DEPTH)) throw bodyTooDeep();
-  });
+  // CORS before the guard: a refusal the guard sends (401, 403, 413, 429) must carry the CORS
+  // headers too, or a browser on an allowed origin reads only an opaque network error. A foreign
+  // origin gets none and goes on to the guard, which refuses it.
   if (guard.hosts.corsEnabled) {
     await app.register(fastifyCors, {
       origin: (origin, callback) => callback(null, origin !== undefined && guard.hosts.isCorsOrigin(origin)),
@@ -79,6 +77,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       strictPreflight: true,
     });
   }
+  app.addHook("onRequest", guardHook(guard));
+  // Before the schemas run and the body is copied or serialized anywhere (both recurse).
+  app.addHook("preValidation", async (request) => {
+    if (nestsDeeperThan(request.body, MAX_JSON_DEPTH)) throw bodyTooDeep();
+  });
   refuseCompressedRestBodies(app);
   if (options.routes) {
     // The same deadline rule as on the gRPC listener: Connect and gRPC-Web calls arrive here too.

@@ -204,7 +204,8 @@ export default definePlugin(({ options }) => {
       const reason = problems.map((p) => p.text).join("; ");
       if (problems.every((p) => p.missing)) return { type: "not-here", reason, code: "NOT_HERE" };
       if (unauthorized) {
-        throw new LlmlbError("AUTH_REQUIRED", `the router refused this node: ${reason}; set LLMLB_ROUTER_API_KEY`, { model_id: spec.id });
+        const fix = apiKey ? "the key in LLMLB_ROUTER_API_KEY was refused: check it against the router's API keys" : "set LLMLB_ROUTER_API_KEY";
+        throw new LlmlbError("AUTH_REQUIRED", `the router refused this node: ${reason}; ${fix}`, { model_id: spec.id });
       }
       throw new LlmlbError("SOURCE_UNAVAILABLE", `no router could serve ${spec.id}: ${reason}`, { model_id: spec.id });
     },

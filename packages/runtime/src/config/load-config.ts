@@ -1,5 +1,6 @@
 import path from "node:path";
 import { LlmlbError } from "../errors/index.js";
+import { createRedactor } from "../logging/redact.js";
 import { readConfigFile, type SourceEntry } from "./config-file.js";
 import { parsePath } from "./parse.js";
 import { SETTINGS, type SettingKey, type Settings } from "./settings.js";
@@ -83,6 +84,9 @@ export function loadConfig(options: LoadConfigOptions = {}): NodeConfig {
   return { ...settings, configFile, sources: file.sources, origins };
 }
 
+/** A bad value as the start-up error shows it: a password in a URL is masked. */
+const showValue = createRedactor([]);
+
 function originText(key: string, origin: Origin): string {
   return origin.kind === "flag" ? `flag ${origin.name}` : origin.kind === "env" ? `environment variable ${origin.name}` : `"${key}" in ${origin.kind === "file" ? origin.name : "defaults"}`;
 }
@@ -92,7 +96,7 @@ function parseOrThrow(key: string, raw: unknown, origin: Origin, parse = SETTING
     return parse!(raw);
   } catch (err) {
     const where = originText(key, origin);
-    const shown = SETTINGS[key as SettingKey] && "secret" in SETTINGS[key as SettingKey] ? "(hidden)" : JSON.stringify(raw);
+    const shown = SETTINGS[key as SettingKey] && "secret" in SETTINGS[key as SettingKey] ? "(hidden)" : showValue(JSON.stringify(raw));
     throw new LlmlbError("INVALID_CONFIG", `invalid ${where} = ${shown}: ${(err as Error).message}`, { setting: key });
   }
 }

@@ -55,6 +55,10 @@ export const parseUrl: Parser<string> = (raw) => {
     throw new Error("expected an http(s) URL such as https://host:port");
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("expected an http(s) URL");
+  // fetch refuses such a URL, and errors that name the address would carry the password to clients.
+  if (url.username || url.password) {
+    throw new Error("expected a URL without a user name or password; give the credential in its own setting (LLMLB_ROUTER_API_KEY, HF_TOKEN, LLMLB_API_KEY)");
+  }
   return url.toString().replace(/\/+$/, "");
 };
 

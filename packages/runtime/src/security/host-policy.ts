@@ -8,12 +8,16 @@ function isLoopbackAddress(host: string): boolean {
   return net.isIPv4(host) && host.startsWith("127.");
 }
 
-/** "Example.COM:8080" → "example.com"; "[::1]:80" → "::1". */
+/**
+ * "Example.COM:8080" → "example.com"; "[::1]:80" → "::1". A value that is not host[:port]
+ * ("127.0.0.1:80@evil") is returned whole, so it matches no name and is refused.
+ */
 export function hostName(hostHeader: string): string {
   const value = hostHeader.trim().toLowerCase();
-  if (value.startsWith("[")) return value.slice(1, value.indexOf("]") === -1 ? undefined : value.indexOf("]"));
-  const colon = value.lastIndexOf(":");
-  return (colon === -1 ? value : value.slice(0, colon)).replace(/\.$/, "");
+  const bracketed = /^\[([0-9a-f:.]+)\](?::\d+)?$/.exec(value);
+  if (bracketed) return bracketed[1]!;
+  const plain = /^([^:[\]@/\\\s]+?)\.?(?::\d+)?$/.exec(value);
+  return plain ? plain[1]! : value;
 }
 
 /**

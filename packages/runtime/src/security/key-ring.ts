@@ -22,13 +22,25 @@ function keysFileError(file: string, problem: string): LlmlbError {
   return new LlmlbError("INVALID_CONFIG", `API keys file ${file}: ${problem}. Expected a JSON array of {"label", "key" or "sha256", "scope": "inference" | "read" | "admin"}`, { file });
 }
 
+/**
+ * Where JSON.parse stopped, as line and column, when its message says: never the message itself,
+ * which quotes the text around the error — here, someone's key.
+ */
+function syntaxErrorPlace(text: string, err: Error): string {
+  const at = /at position (\d+)/.exec(err.message);
+  if (!at) return "";
+  const before = text.slice(0, Number(at[1]));
+  const line = before.split("\n").length;
+  return ` at line ${line}, column ${before.length - before.lastIndexOf("\n")}`;
+}
+
 /** Parses the keys file (LLMLB_API_KEYS_FILE): a JSON array of {label, key | sha256, scope}. */
 export function parseKeysFile(file: string, text: string): ApiKey[] {
   let entries: unknown;
   try {
     entries = JSON.parse(text);
   } catch (err) {
-    throw keysFileError(file, `not valid JSON (${(err as Error).message})`);
+    throw keysFileError(file, `not valid JSON${syntaxErrorPlace(text, err as Error)}`);
   }
   if (!Array.isArray(entries)) throw keysFileError(file, "the top level is not an array");
   const labels = new Set<string>();
