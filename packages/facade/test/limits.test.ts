@@ -107,7 +107,15 @@ describe("limits before work, timeouts, and SIGHUP reload (a node in its own pro
       headers: { authorization: `Bearer ${KEY}`, "grpc-encoding": "gzip" },
       body: grpcFrame(bomb, true),
     });
-    expect(grpcBomb.grpcStatus).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(grpcBomb).toMatchObject({ grpcStatus: grpc.status.RESOURCE_EXHAUSTED, reason: "REQUEST_TOO_LARGE" });
+    expect(grpcBomb.message).toMatch(/once decompressed.*LLMLB_MAX_REQUEST_BYTES=4194304/);
+    // A body that is not a valid message (a string field holding bytes that are not UTF-8): the client's fault, with its ErrorInfo.
+    const malformed = await rawGrpc(node.grpcUrl, "/llmlb.node.v1.ModelCatalogService/GetModel", {
+      headers: { authorization: `Bearer ${KEY}` },
+      body: grpcFrame(Uint8Array.from([0x0a, 0x02, 0xff, 0xfe])),
+    });
+    expect(malformed).toMatchObject({ grpcStatus: grpc.status.INVALID_ARGUMENT, reason: "INVALID_ARGUMENT" });
+    expect(malformed.message).toMatch(/^parse binary: .*utf-8/);
     const keyed = grpcJsClient(InferenceService, node.grpcUrl, { authorization: `Bearer ${KEY}` });
     try {
       await expect(keyed.unary("embed", huge)).rejects.toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED, details: expect.stringContaining("4194304") });

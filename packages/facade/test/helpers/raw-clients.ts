@@ -1,3 +1,6 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import { ErrorInfoSchema } from "@llmlb/runtime/gen/google/rpc/error_details_pb";
+import { StatusSchema } from "@llmlb/runtime/gen/google/rpc/status_pb";
 import http2 from "node:http2";
 import net from "node:net";
 
@@ -26,6 +29,8 @@ export interface GrpcAnswer {
   status: number;
   grpcStatus: number | undefined;
   message: string;
+  /** The reason of the google.rpc.ErrorInfo in grpc-status-details-bin, when there is one. */
+  reason?: string;
 }
 
 /** What one raw HTTP/2 request got: status, headers and trailers merged, and the body as text. */
@@ -86,10 +91,13 @@ export async function rawGrpc(
   );
   const grpcStatus = answer.headers["grpc-status"];
   const message = answer.headers["grpc-message"];
+  const details = answer.headers["grpc-status-details-bin"];
+  const info = details ? fromBinary(StatusSchema, Buffer.from(String(details), "base64")).details.find((d) => d.typeUrl.endsWith("google.rpc.ErrorInfo")) : undefined;
   return {
     status: answer.status,
     grpcStatus: grpcStatus === undefined ? undefined : Number(grpcStatus),
     message: message ? decodeURIComponent(String(message)) : "",
+    ...(info ? { reason: fromBinary(ErrorInfoSchema, info.value).reason } : {}),
   };
 }
 
