@@ -78,6 +78,25 @@ for (const engine of engines) {
       expect(await observer.holders("model-a")).toEqual([]);
       await observer.close();
     });
+
+    it("a node whose clock runs ahead does not erase the other nodes' entries", async () => {
+      const kv = state.remoteNamespace<NodeRecord>("nodes")!;
+      const directory = (self: string, ready: string[]) => new NodeDirectory({ kv, self, readyModels: async () => ready, ttlMs: 15_000, heartbeatMs: 60_000, logger: silentLogger() });
+      const other = directory("http://other", ["model-c"]);
+      const fast = directory("http://fast", []);
+      await other.publish();
+      const realNow = Date.now;
+      Date.now = () => realNow() + 30_000; // this reader's clock is 30 s ahead: the entry looks expired to it
+      try {
+        expect(await fast.holders("model-c")).toEqual([]);
+      } finally {
+        Date.now = realNow;
+      }
+      // Still there for every node with the right time.
+      expect(await fast.holders("model-c")).toEqual(["http://other"]);
+      await other.close();
+      await fast.close();
+    });
   });
 }
 

@@ -57,16 +57,36 @@ class PooledPostgres extends KeyvPostgres {
   }
 }
 
-/** Every entry of a namespace (local or shared); throws when the store cannot be read. */
+/** Every entry of a namespace (local or shared) that has not expired; throws when the store cannot be read. */
 export async function allEntries<V>(kv: Keyv<V>): Promise<Array<[string, V]>> {
   // KeyvRedis connects lazily in get/set but not before SCAN.
   if (kv.store instanceof KeyvRedis) await kv.store.getClient();
   const out: Array<[string, V]> = [];
+  if (kv.store instanceof KeyvRedis || kv.store instanceof PooledPostgres) {
+    for await (const entry of sharedEntries(kv)) out.push(entry);
+    return out;
+  }
   if (!kv.iterator) return out;
   for await (const [key, value] of kv.iterator(kv.namespace)) {
     if (value !== undefined) out.push([key as string, value as V]);
   }
   return out;
+}
+
+/**
+ * A shared namespace's entries, skipping those expired by this node's clock but never deleting
+ * them: keyv's own iterator deletes what looks expired to the reader, so a node whose clock ran
+ * ahead erased every other node's live entries (the node directory, for a start). Redis expires
+ * keys itself; in PostgreSQL an entry stays until its writer overwrites it.
+ */
+async function* sharedEntries<V>(kv: Keyv<V>): AsyncGenerator<[string, V]> {
+  const prefix = kv.namespace ? `${kv.namespace}:` : "";
+  const iterate = (kv.store as { iterator(namespace?: string): AsyncGenerator<[string, unknown]> }).iterator.bind(kv.store);
+  for await (const [key, raw] of iterate(kv.namespace)) {
+    const data = (typeof raw === "string" && kv.deserialize ? await kv.deserialize(raw) : raw) as { value?: V; expires?: number } | undefined;
+    if (data?.value === undefined || (typeof data.expires === "number" && Date.now() > data.expires)) continue;
+    yield [key.startsWith(prefix) ? key.slice(prefix.length) : key, data.value];
+  }
 }
 
 /** A keyv namespace in the shared store; operations throw when the store cannot be reached. */
