@@ -5,6 +5,8 @@ export interface TransferProgress {
   totalBytes: number;
   currentFile: string;
   bytesPerSecond: number;
+  /** Bytes this transfer moved so far (not the bytes a resume found on disk; a restart's twice), when it runs in this process. */
+  transferredBytes?: number;
   /** Times the transfer started over from the first byte (a server without ranges, a changed file). */
   restarts?: number;
   /** Why it last started over. */

@@ -68,8 +68,10 @@ export class NodeMetrics {
         case "transfer-progress": {
           const transfer = this.transfers.get(event.modelId);
           if (transfer && !event.external) {
-            this.downloadBytes.inc({ source: transfer.source }, Math.max(0, event.progress.completedBytes - transfer.bytes));
-            transfer.bytes = Math.max(transfer.bytes, event.progress.completedBytes);
+            // Bytes moved by this transfer: a resume's bytes already on disk were counted by the transfer that fetched them.
+            const moved = event.progress.transferredBytes ?? event.progress.completedBytes;
+            this.downloadBytes.inc({ source: transfer.source }, Math.max(0, moved - transfer.bytes));
+            transfer.bytes = Math.max(transfer.bytes, moved);
           }
           break;
         }

@@ -82,6 +82,7 @@ export class ProgressTracker {
       totalBytes: this.total,
       currentFile: this.currentFile,
       bytesPerSecond: rate,
+      transferredBytes: this.transferred,
       ...(this.restarts > 0 ? { restarts: this.restarts, restartReason: this.restartReason } : {}),
     };
   }
