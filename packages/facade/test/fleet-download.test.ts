@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePrometheusText } from "../../../testkit/metrics/prometheus-text.js";
-import { resolveModel, sha256OfFile, startTestNode, type TestNode } from "../../../testkit/node/index.js";
+import { logSink, resolveModel, sha256OfFile, startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { redisMissing } from "../../../testkit/services/index.js";
 import { startRouterStandin } from "../../../testkit/standins/index.js";
 import { FLEET_MODEL_ID, FLEET_SHARDED_ID, FLEET_UNDIGESTED_ID, startFleetWorld, type FleetWorld } from "../../../testkit/world/fleet-world.js";
@@ -132,5 +132,31 @@ describe.skipIf(noRedis !== undefined)(`one hub download per fleet (${NODES} in-
       await holder.stop();
       await router.close();
     }
+  });
+});
+
+describe.skipIf(noRedis !== undefined)("a node of the fleet with another API key", () => {
+  let world: FleetWorld;
+  let holder: TestNode;
+  let stranger: TestNode;
+  const logs = logSink();
+
+  beforeAll(async () => {
+    world = await startFleetWorld(2 * MiB);
+    holder = await startTestNode({ ...world.env, LLMLB_API_KEY: "fleet-a-key-0123456789" });
+    stranger = await startTestNode({ ...world.env, LLMLB_API_KEY: "fleet-b-key-0123456789", LLMLB_LOG_LEVEL: "info" }, {}, { logTo: logs.stream });
+  });
+  afterAll(async () => {
+    await Promise.allSettled([holder?.stop(), stranger?.stop()]);
+    await world?.close();
+  });
+
+  it("says that a peer refused its key (once), instead of going to the hub without a word", async () => {
+    await resolveModel(holder, FLEET_MODEL_ID);
+    const { source } = await stranger.runtime.resolver.resolve({ modelId: FLEET_MODEL_ID });
+    expect(source).toBe("huggingface");
+    const refused = logs.lines.filter((l) => typeof l.msg === "string" && l.msg.startsWith("a node of the fleet refused this node's key"));
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ level: "warn", peer: holder.httpUrl, status: 401 });
   });
 });

@@ -20,6 +20,9 @@ type Asked = { base: string; answers: Answer[] } | { base: string; problem: Extr
  * `llmlb-verified: true`; `false` leaves the file without a digest); a file with no such digest is
  * size-checked only and the model is installed `verified: false`. Not a member of a fleet: "not here".
  */
+/** Peers whose refusal of this node's key was logged, per node (its fleet view). */
+const refusalsWarned = new WeakMap<object, Set<string>>();
+
 export default definePlugin({
   name: "peer",
   priority: 15,
@@ -47,6 +50,18 @@ export default definePlugin({
       .filter((a): a is { base: string; answers: Answer[] } => "answers" in a)
       .sort((a, b) => Number(verified(b)) - Number(verified(a)));
     const [primary, ...others] = serving;
+    // A peer refusing this node's key means the fleet's keys differ: every download then goes to the
+    // hub without a word, so it is said (once per peer) where operators look.
+    for (const a of asked) {
+      const warned = refusalsWarned.get(fleet) ?? refusalsWarned.set(fleet, new Set()).get(fleet)!;
+      if ("problem" in a && (a.problem.status === 401 || a.problem.status === 403) && !warned.has(a.base)) {
+        warned.add(a.base);
+        ctx.logger.warn(
+          { peer: a.base, status: a.problem.status },
+          "a node of the fleet refused this node's key: the nodes of a fleet must share LLMLB_API_KEY (or a key of LLMLB_API_KEYS_FILE with the read scope); models it holds are fetched from elsewhere",
+        );
+      }
+    }
     if (!primary) {
       const problems = asked.flatMap((a) => ("problem" in a ? [`${a.base} ${a.problem.why}`] : [])).join("; ");
       const missing = asked.every((a) => "problem" in a && a.problem.missing);
