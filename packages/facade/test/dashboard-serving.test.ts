@@ -80,6 +80,41 @@ describe("dashboard Chat and Loaded tabs in Chromium", () => {
     expect(await page.getByRole("button", { name: "Send" }).isEnabled()).toBe(true);
   }, 60_000);
 
+  it("keeps an answer with no text in the conversation and says so; a failed one marks its question unsent", async () => {
+    await page.goto(`${node.httpUrl}/#chat`);
+    await expect.poll(() => page.getByLabel("Model").locator("option").count()).toBe(1);
+    // The answer the tiny model gives greedily is never empty: this one comes from the network edge,
+    // the page's own request answered as the node answers a model that ends at once.
+    const chunk = (delta: object, finish: string | null, usage?: object) =>
+      `data: ${JSON.stringify({ id: "chatcmpl-1", object: "chat.completion.chunk", created: 1, model: TINY_CHAT_ID, choices: usage ? [] : [{ index: 0, delta, finish_reason: finish }], ...(usage ? { usage } : {}) })}\n\n`;
+    const empty = chunk({ role: "assistant", content: "" }, null) + chunk({}, "stop") + chunk({}, null, { prompt_tokens: 9, completion_tokens: 1, total_tokens: 10 }) + "data: [DONE]\n\n";
+    await page.route("**/v1/chat/completions", (route) => route.fulfill({ status: 200, headers: { "content-type": "text/event-stream" }, body: empty }));
+    await page.getByLabel("Message").fill("first question");
+    await page.getByRole("button", { name: "Send" }).click();
+    const answer = page.locator('.bubble[data-role="assistant"]').last();
+    await expect.poll(() => answer.getAttribute("class")).toContain("empty-answer");
+    expect(await answer.locator(".bubble-text").textContent()).toBe("(no text: the model ended its answer at once)");
+    expect(await page.locator("#chat-stats").textContent()).toBe("1 token");
+    expect(await page.locator("#chat-empty").isHidden()).toBe(true);
+
+    // The next question is sent with the first one and its (empty) answer, as the page shows them.
+    const sent: unknown[] = [];
+    await page.route("**/v1/chat/completions", (route) => {
+      sent.push(JSON.parse(route.request().postData() ?? "{}"));
+      return route.fulfill({ status: 503, headers: { "content-type": "application/json" }, body: JSON.stringify({ error: { message: "model not ready", type: "server_error", code: "model_not_ready" } }) });
+    });
+    await page.getByLabel("Message").fill("second question");
+    await page.getByRole("button", { name: "Send" }).click();
+    await expect.poll(() => page.locator('.bubble[data-role="user"]').last().getAttribute("class")).toContain("unsent");
+    expect(sent).toMatchObject([
+      { messages: [{ role: "user", content: "first question" }, { role: "assistant", content: "" }, { role: "user", content: "second question" }] },
+    ]);
+    // The failed question is back in the box, ready to send again.
+    expect(await page.getByLabel("Message").inputValue()).toBe("second question");
+    await page.unroute("**/v1/chat/completions");
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
   it("shows the loaded model with memory, context, slots and expiry; Unload empties the view", async () => {
     await page.getByRole("tab", { name: /Local/ }).click();
     expect(await page.locator(`.local-row[data-model-id="${TINY_CHAT_ID}"] .facts`).innerText()).toMatch(/Context\s+node default/i);

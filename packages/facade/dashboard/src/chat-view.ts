@@ -1,5 +1,6 @@
 import type { Api } from "./api.js";
 import { h, replaceChildren } from "./dom.js";
+import { counted } from "./format.js";
 import { isDownloaded, type ModelJson } from "./types.js";
 
 export interface ChatElements {
@@ -71,7 +72,7 @@ export class ChatView {
   }
 
   private updateEmpty(): void {
-    this.el.empty.hidden = this.turns.length > 0;
+    this.el.empty.hidden = this.el.log.querySelector(".bubble") !== null;
   }
 
   private async send(): Promise<void> {
@@ -133,8 +134,20 @@ export class ChatView {
       }
     } finally {
       answer.classList.remove("streaming");
-      if (content) this.turns.push({ role: "assistant", content });
-      else if (!controller.signal.aborted) this.turns.pop();
+      if (!content && (answer.classList.contains("failed") || controller.signal.aborted)) {
+        // Unanswered, so not part of the conversation: the question is marked and goes back into the box.
+        this.turns.pop();
+        answer.previousElementSibling?.classList.add("unsent");
+        if (!this.el.message.value) this.el.message.value = text;
+      } else {
+        if (!content) {
+          // The model ended its answer at once: the turn stays in the conversation, and says so.
+          body.textContent = "(no text: the model ended its answer at once)";
+          answer.classList.add("empty-answer");
+        }
+        this.turns.push({ role: "assistant", content });
+      }
+      this.updateEmpty();
       this.running = undefined;
       this.setRunning(false);
       this.onAnswered();
@@ -159,7 +172,7 @@ function bubble(role: Turn["role"], text: string): HTMLElement {
 
 /** "12 tokens · 48.0 tokens/s · first token after 35 ms": the rate counts the tokens after the first. */
 function statsText(tokens: number, started: number, firstAt: number): string {
-  if (tokens === 0 || firstAt === 0) return `${tokens} tokens`;
+  if (tokens === 0 || firstAt === 0) return counted(tokens, "token");
   const seconds = (performance.now() - started) / 1000;
   const generating = (performance.now() - firstAt) / 1000;
   const rate = tokens > 1 && generating > 0.001 ? (tokens - 1) / generating : tokens / seconds;

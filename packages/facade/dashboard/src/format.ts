@@ -23,6 +23,11 @@ export function formatCount(n: number): string {
   return `${(n / 1_000_000).toFixed(n < 10_000_000 ? 1 : 0)}M`;
 }
 
+/** 1 → "1 like", 12345 → "12.3k likes": a count (formatCount) with its noun. */
+export function counted(n: number, singular: string, plural = `${singular}s`): string {
+  return `${formatCount(n)} ${n === 1 ? singular : plural}`;
+}
+
 /** Seconds → "42 s", "3 min 5 s", "1 h 2 min". */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return "—";

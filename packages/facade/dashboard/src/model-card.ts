@@ -1,5 +1,5 @@
 import { h, icon, ICONS, replaceChildren } from "./dom.js";
-import { formatBytes, formatCount, formatDuration, formatParameters, formatPercent, formatRate } from "./format.js";
+import { counted, formatBytes, formatDuration, formatParameters, formatPercent, formatRate } from "./format.js";
 import { isDownloaded, type ModelJson } from "./types.js";
 
 export interface CardActions {
@@ -134,9 +134,9 @@ export class ModelCard {
         "span",
         { title: `${info.downloads.toLocaleString()} downloads on Hugging Face` },
         icon([...ICONS.download], "icon icon-sm"),
-        `${formatCount(info.downloads)} downloads`,
+        counted(info.downloads, "download"),
       ),
-      h("span", { title: `${info.likes.toLocaleString()} likes on Hugging Face` }, icon([...ICONS.heart], "icon icon-sm"), `${formatCount(info.likes)} likes`),
+      h("span", { title: `${info.likes.toLocaleString()} likes on Hugging Face` }, icon([...ICONS.heart], "icon icon-sm"), counted(info.likes, "like")),
     );
   }
 
