@@ -121,6 +121,16 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
     expect((await post(`/v0/models/${TINY_CHAT_ID}/unload`, {})).json).toEqual({ model_id: TINY_CHAT_ID, unloaded: false });
   }, 30_000);
 
+  it("a request refused for an unknown adapter leaves a pinned model's keep-alive as it was", async () => {
+    expect((await post(`/v0/models/${TINY_CHAT_ID}/load`, { keep_alive: -1 })).status).toBe(200);
+    expect((await loaded()).find((m) => m.id === TINY_CHAT_ID)?.expires_at).toBeNull();
+    const refused = await post("/v1/chat/completions", { model: TINY_CHAT_ID, messages: [{ role: "user", content: "hi" }], max_tokens: 2, adapters: ["no-such-adapter"] });
+    expect(refused.status).toBe(404);
+    expect((await post(`/v0/models/${TINY_CHAT_ID}/load`, { adapters: ["no-such-adapter"] })).status).toBe(404);
+    expect((await loaded()).find((m) => m.id === TINY_CHAT_ID)?.expires_at).toBeNull();
+    await post(`/v0/models/${TINY_CHAT_ID}/unload`, {});
+  }, 30_000);
+
   it("loading an embedding model prepares its embedding context, not a generation context", async () => {
     await resolveModel(node, TINY_EMBED_ID);
     expect((await post(`/v0/models/${TINY_EMBED_ID}/load`, { keep_alive: "1m" })).status).toBe(200);

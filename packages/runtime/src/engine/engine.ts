@@ -273,8 +273,11 @@ export class InferenceEngine {
       const signal = this.requestSignal(options);
       model = await this.leaseModel(target, signal);
       const leased = model;
-      held.add(() => this.pool.release(leased, target.keepAliveMs));
+      let served = false;
+      // A refused load (an adapter that does not fit) leaves the model's keep-alive as it was.
+      held.add(() => this.pool.release(leased, served ? target.keepAliveMs : leased.keepAliveMs));
       await raceAbort(this.servingContext(model, target, signal), signal);
+      served = true;
     } finally {
       held.release();
     }
@@ -340,9 +343,13 @@ export class InferenceEngine {
     try {
       const signal = this.requestSignal(options);
       const model = await this.leaseModel(target, signal, "text-generation");
-      held.add(() => this.pool.release(model, target.keepAliveMs));
+      let served = false;
+      // A request refused here (an unknown adapter, a full queue) leaves the model's keep-alive as it was:
+      // one client's mistake must not unpin a model an operator loaded with keep_alive -1.
+      held.add(() => this.pool.release(model, served ? target.keepAliveMs : model.keepAliveMs));
       const adapters = await this.adapterSet(target.adapterIds, model, signal);
       held.add(await model.admission.enter(signal));
+      served = true;
       const pool = await raceAbort(model.sequencePool(adapters), signal);
       const sequenceFor = (prompt: readonly Token[]) => {
         const taken = pool.take(prompt);
