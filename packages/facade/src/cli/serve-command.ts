@@ -15,6 +15,11 @@ export function registerServeCommand(program: Command): void {
     .action(async (_opts, command: Command) => {
       const config = loadConfig({ flags: settingFlags(command.optsWithGlobals<GlobalFlags>()) });
       const logger = loggerFor(config);
+      // A promise rejected where nothing listens (a source plugin's call left unawaited, or a bug) is
+      // logged: Node's default would end the process, and with it every request and download.
+      process.on("unhandledRejection", (reason) => {
+        logger.error({ err: reason }, "a promise was rejected and nothing handled it (a source plugin's call left unawaited, or a bug); the node keeps serving");
+      });
       const node = config.runtimeUrl ? await startFacade(config, logger) : await startNode(config, logger);
       let stopping = false;
       const stop = (signal: string) => {
