@@ -3,6 +3,7 @@
  * fire-and-forget call) must not end the process, as Node's default would (docs/plugins.md,
  * Containment). A real `llmlb-node serve` in a child process, with such a plugin in its config.
  */
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -43,5 +44,24 @@ describe("a source plugin that leaves a promise rejected", () => {
     const logged = node.logs.find((l) => typeof l.msg === "string" && l.msg.startsWith("a promise was rejected and nothing handled it"));
     expect(logged).toMatchObject({ level: "error" });
     expect(JSON.stringify(logged)).toContain("a rejection nobody awaits");
+  });
+});
+
+describe("a plugin file outside the node's folder", () => {
+  it("that imports @llmlb/runtime is refused at start with the way out", () => {
+    const dir = tempDir("llmlb-plugin-");
+    try {
+      fs.writeFileSync(path.join(dir.dir, "outside.mjs"), `import { definePlugin } from "@llmlb/runtime/plugin";\nexport default definePlugin({ name: "outside", priority: 1, kinds: ["model"], async locate() { return { type: "not-here", reason: "-" }; } });\n`);
+      fs.writeFileSync(path.join(dir.dir, "config.json"), JSON.stringify({ sources: [{ module: "./outside.mjs" }] }));
+      const root = path.resolve(import.meta.dirname, "../../..");
+      const run = spawnSync(process.execPath, ["--conditions=source", "--import", "tsx", path.join(root, "packages/facade/src/cli.ts"), "sources"], {
+        env: { ...process.env, LLMLB_HOME: path.join(dir.dir, "home"), LLMLB_CONFIG: path.join(dir.dir, "config.json"), LLMLB_GRPC_PORT: "1", LLMLB_LOG_LEVEL: "silent" },
+        encoding: "utf8",
+      });
+      expect(run.status).toBe(1);
+      expect(run.stderr).toMatch(/cannot load source plugin "\.\/outside\.mjs": Cannot find package '@llmlb\/runtime'.*install the node's packages there .*or leave the import out/);
+    } finally {
+      dir.cleanup();
+    }
   });
 });

@@ -73,7 +73,12 @@ async function loadOne(entry: SourceEntry, options: Readonly<Record<string, unkn
   try {
     mod = await importModule(entry.module, config.configFile);
   } catch (err) {
-    throw new LlmlbError("INVALID_CONFIG", `cannot load source plugin "${entry.module}": ${(err as Error).message}`, { module: entry.module }, { cause: err });
+    const message = (err as Error).message;
+    // A plugin file outside this installation resolves its own imports from its own folder.
+    const hint = isPath(entry.module) && /Cannot find package '@llmlb\//.test(message)
+      ? "; a plugin file resolves its imports from its own folder: install the node's packages there (npm install <this node's folder>/packages/runtime), or leave the import out (definePlugin only types the object: export the provider object or factory itself)"
+      : "";
+    throw new LlmlbError("INVALID_CONFIG", `cannot load source plugin "${entry.module}": ${message}${hint}`, { module: entry.module }, { cause: err });
   }
   const exported = (mod as { default?: unknown }).default ?? mod;
   const plugin = exported as SourcePlugin;
