@@ -162,6 +162,15 @@ describe("/v1 with the official openai SDK, /v0 pull and events", () => {
     viaBase64.data[0]!.embedding.forEach((v, i) => expect(v).toBeCloseTo(floats.data[0]!.embedding[i]!, 5));
   });
 
+  it("DELETE of a supported model with remove_registration says in llmlb-notice that it stays in the catalog", async () => {
+    await fetch(`${node.httpUrl}/v0/models/${TINY_EMBED_ID}/unload`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    const res = await fetch(`${node.httpUrl}/v0/models/${TINY_EMBED_ID}?remove_registration=true`, { method: "DELETE" });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("llmlb-notice")).toMatch(new RegExp(`^${TINY_EMBED_ID} is a supported model .*cannot be unregistered`));
+    await fetch(`${node.httpUrl}/v0/models/${TINY_EMBED_ID}/pull`, { method: "POST" });
+    await expect.poll(async () => ((await (await fetch(`${node.httpUrl}/v0/models/${TINY_EMBED_ID}`)).json()) as { state: string }).state, { timeout: 15_000 }).toBe("ready");
+  });
+
   it("raises NotFoundError with code model_not_found for an unknown model", async () => {
     const err = await openai.chat.completions.create({ model: "no-such-model", messages: [{ role: "user", content: "x" }] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.NotFoundError);

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import rangeParser from "range-parser";
-import { MAX_CONTEXT_LENGTH } from "@llmlb/runtime";
+import { MAX_CONTEXT_LENGTH, NOTICE_HEADER } from "@llmlb/runtime";
 import { ModelState } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import type { NodeClients } from "../../clients.js";
 import { httpErrorOf } from "../error-mapping.js";
@@ -145,8 +145,12 @@ export function registerModelRoutes(
   app.delete<{ Params: { "*": string }; Querystring: { remove_registration?: string } }>(
     "/v0/models/*",
     { schema: { querystring: { type: "object", properties: { remove_registration: { enum: ["true", "false", "1", "0"] } } } } },
-    async (request) => {
-      const res = await clients.catalog.deleteModel({ modelId: request.params["*"], removeRegistration: ["true", "1"].includes(request.query.remove_registration ?? "") });
+    async (request, reply) => {
+      const res = await clients.catalog.deleteModel(
+        { modelId: request.params["*"], removeRegistration: ["true", "1"].includes(request.query.remove_registration ?? "") },
+        // A supported model cannot be unregistered: the catalog says so in this header, as on gRPC.
+        { onHeader: (headers) => headers.has(NOTICE_HEADER) && void reply.header(NOTICE_HEADER, headers.get(NOTICE_HEADER)) },
+      );
       return { model: res.model ? modelJson(res.model) : null, freed_bytes: Number(res.freedBytes) };
     },
   );
