@@ -83,6 +83,23 @@ describe("/v1 with the official openai SDK, /v0 pull and events", () => {
     world.hf.throttle(null);
   });
 
+  it("DELETE /v0/models/{id}/pull cancels a pull started over HTTP: the model is available again, its partial kept", async () => {
+    expect((await fetch(`${node.httpUrl}/v0/models/${BIG_ID}`, { method: "DELETE" })).status).toBe(200);
+    world.hf.throttle(128 * 1024, { path: BIG_FILE });
+    const state = async () => ((await (await fetch(`${node.httpUrl}/v0/models/${BIG_ID}`)).json()) as { state: string }).state;
+    expect((await fetch(`${node.httpUrl}/v0/models/${BIG_ID}/pull`, { method: "POST" })).status).toBe(202);
+    await expect.poll(state).toBe("downloading");
+    const refused = await fetch(`${node.httpUrl}/v0/models/${BIG_ID}`, { method: "DELETE" });
+    expect(refused.status).toBe(409);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toContain(`DELETE /v0/models/${BIG_ID}/pull`);
+    const cancel = await fetch(`${node.httpUrl}/v0/models/${BIG_ID}/pull`, { method: "DELETE" });
+    expect(await cancel.json()).toEqual({ model_id: BIG_ID, cancelled: true });
+    await expect.poll(state).toBe("available");
+    expect(await (await fetch(`${node.httpUrl}/v0/models/${BIG_ID}/pull`, { method: "DELETE" })).json()).toEqual({ model_id: BIG_ID, cancelled: false });
+    expect((await fetch(`${node.httpUrl}/v0/models/nope/pull`, { method: "DELETE" })).status).toBe(404);
+    world.hf.throttle(null);
+  });
+
   it("lists and retrieves a model once it is on disk", async () => {
     await fetch(`${node.httpUrl}/v0/models/${TINY_CHAT_ID}/pull`, { method: "POST" });
     await expect.poll(async () => (await (await fetch(`${node.httpUrl}/v0/models/${TINY_CHAT_ID}`)).json() as { state: string }).state, { timeout: 10_000 }).toBe("ready");

@@ -266,7 +266,7 @@ export class Catalog {
     const status = this.states.get(id);
     if (status.state === "downloading") {
       const who = status.external ? "another process is downloading it" : "it is downloading";
-      throw new LlmlbError("MODEL_IN_USE", `cannot delete ${id}: ${who}; wait for the download or cancel it first`, { model_id: id });
+      throw new LlmlbError("MODEL_IN_USE", `cannot delete ${id}: ${who}; wait for the download or cancel it first (a pull started over HTTP or the dashboard: DELETE /v0/models/${id}/pull; llmlb-node pull: Ctrl-C)`, { model_id: id });
     }
     if (status.state === "loaded") {
       throw new LlmlbError("MODEL_IN_USE", `cannot delete ${id}: it is loaded; unload it first`, { model_id: id });

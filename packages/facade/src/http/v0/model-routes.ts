@@ -146,6 +146,11 @@ export function registerModelRoutes(
     "/v0/models/*",
     { schema: { querystring: { type: "object", properties: { remove_registration: { enum: ["true", "false", "1", "0"] } } } } },
     async (request, reply) => {
+      const { id, action } = splitAction(request.params["*"], ["pull"]);
+      if (action === "pull") {
+        await clients.catalog.getModel({ modelId: id }); // an unknown id is a 404, as for every other route
+        return { model_id: id, cancelled: await deps.pulls.cancel(id) };
+      }
       const res = await clients.catalog.deleteModel(
         { modelId: request.params["*"], removeRegistration: ["true", "1"].includes(request.query.remove_registration ?? "") },
         // A supported model cannot be unregistered: the catalog says so in this header, as on gRPC.

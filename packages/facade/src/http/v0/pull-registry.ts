@@ -7,7 +7,7 @@ import type { NodeClients } from "../../clients.js";
  * of the same model joins the first; the resolver itself also shares one transfer between callers.
  */
 export class PullRegistry {
-  private readonly running = new Map<string, Promise<boolean>>();
+  private readonly running = new Map<string, { done: Promise<boolean>; controller: AbortController }>();
   private readonly controller = new AbortController();
 
   constructor(
@@ -18,23 +18,38 @@ export class PullRegistry {
   /** Starts (or joins) a pull; returns whether this call started it, and its outcome (true: on disk). */
   start(modelId: string): { started: boolean; done: Promise<boolean> } {
     const running = this.running.get(modelId);
-    if (running) return { started: false, done: running };
+    if (running) return { started: false, done: running.done };
+    const controller = new AbortController();
+    const signal = AbortSignal.any([this.controller.signal, controller.signal]);
     const run = (async () => {
       try {
-        for await (const _event of this.clients.resolver.resolve({ target: { case: "modelId", value: modelId } }, { signal: this.controller.signal })) {
+        for await (const _event of this.clients.resolver.resolve({ target: { case: "modelId", value: modelId } }, { signal })) {
           // Progress reaches watchers through WatchModels; nothing to do per event here.
         }
         this.logger.info({ modelId }, "pull finished");
         return true;
       } catch (err) {
-        if (!this.controller.signal.aborted) this.logger.warn({ modelId, err }, "pull failed");
+        if (controller.signal.aborted) this.logger.info({ modelId }, "pull cancelled; the partial download is kept for the next pull");
+        else if (!signal.aborted) this.logger.warn({ modelId, err }, "pull failed");
         return false;
       } finally {
         this.running.delete(modelId);
       }
     })();
-    this.running.set(modelId, run);
+    this.running.set(modelId, { done: run, controller });
     return { started: true, done: run };
+  }
+
+  /**
+   * Stops waiting for a pull started here; the download stops when nobody else waits for it (its
+   * partial file stays for the next pull). False when no pull of the model was started here.
+   */
+  async cancel(modelId: string): Promise<boolean> {
+    const running = this.running.get(modelId);
+    if (!running) return false;
+    running.controller.abort();
+    await running.done;
+    return true;
   }
 
   isRunning(modelId: string): boolean {
@@ -43,7 +58,7 @@ export class PullRegistry {
 
   async close(): Promise<void> {
     this.controller.abort();
-    await Promise.allSettled(this.running.values());
+    await Promise.allSettled([...this.running.values()].map((r) => r.done));
   }
 }
 
