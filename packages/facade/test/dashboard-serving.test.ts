@@ -83,6 +83,8 @@ describe("dashboard Chat and Loaded tabs in Chromium", () => {
   it("keeps an answer with no text in the conversation and says so; a failed one marks its question unsent", async () => {
     await page.goto(`${node.httpUrl}/#chat`);
     await expect.poll(() => page.getByLabel("Model").locator("option").count()).toBe(1);
+    // The page keeps its conversation across a reload: this test starts a new one.
+    await page.getByRole("button", { name: "New chat" }).click();
     // The answer the tiny model gives greedily is never empty: this one comes from the network edge,
     // the page's own request answered as the node answers a model that ends at once.
     const chunk = (delta: object, finish: string | null, usage?: object) =>
