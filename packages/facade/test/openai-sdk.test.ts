@@ -79,6 +79,10 @@ describe("/v1 with the official openai SDK, /v0 pull and events", () => {
     expect(progress.at(-1)!.progress.fraction).toBeGreaterThan(0);
     expect(seen.at(-1)!.event).toBe("ready");
     expect(JSON.parse(seen.at(-1)!.data)).toMatchObject({ id: BIG_ID, state: "ready" });
+    // The stream ends here: its last word carries the copy as GET shows it (when and from which commit).
+    const { local } = (await (await fetch(`${node.httpUrl}/v0/models/${BIG_ID}`)).json()) as { local: { downloaded_at: string; revision: string } };
+    expect(local.revision).toMatch(/^[0-9a-f]{40}$/);
+    expect(JSON.parse(seen.at(-1)!.data).local).toMatchObject({ downloaded_at: local.downloaded_at, revision: local.revision });
     expect(world.hf.bytesServed(BIG_REPO, BIG_FILE)).toBe(BIG.length);
     world.hf.throttle(null);
   });

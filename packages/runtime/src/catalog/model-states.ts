@@ -73,7 +73,14 @@ export class ModelStates {
       case "transfer-finished":
         this.ownTransfers.delete(id);
         // Complete at once: a client that sees READY also sees the copy's size (the store's read fills in the rest).
-        return this.set(id, { state: "ready", local: { ...current.local, path: event.path, source: event.source, sizeOnDiskBytes: event.sizeBytes, verified: event.verified } });
+        return this.set(id, {
+          state: "ready",
+          local: {
+            ...current.local, path: event.path, source: event.source, sizeOnDiskBytes: event.sizeBytes, verified: event.verified,
+            ...(event.revision ? { revision: event.revision } : {}),
+            ...(event.downloadedAt ? { downloadedAt: event.downloadedAt } : {}),
+          },
+        });
       case "transfer-cancelled":
         this.ownTransfers.delete(id);
         return this.set(id, current.local ? { state: "ready", local: current.local } : { state: "available" });

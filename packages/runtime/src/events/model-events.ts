@@ -32,7 +32,7 @@ export type ModelEvent =
   | { type: "transfer-started"; modelId: string; source: string; external?: boolean }
   | { type: "transfer-progress"; modelId: string; progress: TransferProgress; external?: boolean }
   /** Installed: the copy's first file, total size and whether every file matched a known sha256. */
-  | { type: "transfer-finished"; modelId: string; source: string; path: string; sizeBytes: number; verified: boolean }
+  | { type: "transfer-finished"; modelId: string; source: string; path: string; sizeBytes: number; verified: boolean; revision?: string; downloadedAt?: number }
   | { type: "transfer-failed"; modelId: string; reason: string; code: string }
   /** Stopped because every caller waiting for it went away: not a failure; the partial file stays for the next attempt. */
   | { type: "transfer-cancelled"; modelId: string }

@@ -366,7 +366,11 @@ export class Resolver {
         onInstalled: (done) => {
           this.deps.logger.info({ id: job.id, source, path: done.paths[0] }, `${label} is ready`);
           if (model) {
-            events.emit({ type: "transfer-finished", modelId: job.id, source, path: done.paths[0]!, sizeBytes: done.metadata.size_bytes, verified: done.metadata.verified === true });
+            events.emit({
+              type: "transfer-finished", modelId: job.id, source, path: done.paths[0]!, sizeBytes: done.metadata.size_bytes, verified: done.metadata.verified === true,
+              ...(done.metadata.revision ? { revision: done.metadata.revision } : {}),
+              ...(done.metadata.downloaded_at ? { downloadedAt: Date.parse(done.metadata.downloaded_at) } : {}),
+            });
           }
         },
       });
