@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import readline from "node:readline";
+import { CLI_ARGS } from "./run-cli.js";
 import { isolatedEnv, tempDir } from "./test-node.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
-const CLI = ["--conditions=source", "--import", "tsx", path.join(root, "packages/facade/src/cli.ts"), "serve"];
+const CLI = [...CLI_ARGS, "serve"];
 
 export interface ChildNode {
   process: ChildProcess;

@@ -3,3 +3,4 @@ export { errorInfoOf, grpcJsClient, streamOutcome } from "./grpc-js-client.js";
 export { spawnChildNode, type ChildNode } from "./child-node.js";
 export { resolveModel, failureLabels, sha256OfFile, type Resolution } from "./resolve-model.js";
 export { logSink } from "./log-sink.js";
+export { CLI_ARGS, runCli, type CliRun } from "./run-cli.js";

@@ -1,22 +1,9 @@
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { isolatedEnv, tempDir } from "../../../testkit/node/index.js";
+import { isolatedEnv, runCli as cli, tempDir } from "../../../testkit/node/index.js";
 
-const root = path.resolve(import.meta.dirname, "../../..");
-const CLI = ["--conditions=source", "--import", "tsx", path.join(root, "packages/facade/src/cli.ts")];
 
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe("a bad flag value", () => {
   const { dir, cleanup } = tempDir();

@@ -3,11 +3,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sizedModelBytes } from "../../../testkit/gguf/sized-gguf.js";
-import { spawnChildNode, type ChildNode } from "../../../testkit/node/index.js";
+import { CLI_ARGS as CLI, runCli as cli, spawnChildNode, type ChildNode, type CliRun as Run } from "../../../testkit/node/index.js";
 import { startTinyWorld, tinyEntry, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
-const root = path.resolve(import.meta.dirname, "../../..");
-const CLI = ["--conditions=source", "--import", "tsx", path.join(root, "packages/facade/src/cli.ts")];
 
 /** 8 MiB of bytes (downloaded, never loaded): slow enough under a throttle to stop the node mid-way. */
 const BIG = sizedModelBytes(8 * 1024 * 1024, 7);
@@ -15,21 +13,6 @@ const BIG_ID = "tiny-big";
 const BIG_REPO = "llmlb-test/big-GGUF";
 const BIG_FILE = "big-F32.gguf";
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function cli(args: string[], env: NodeJS.ProcessEnv, onStderr?: (text: string, child: ChildProcess) => void): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-      onStderr?.(stderr, child);
-    });
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const lastLine = (text: string) => text.trimEnd().split("\n").at(-1);
 
@@ -56,11 +39,13 @@ describe("llmlb-node when the node stops under it", () => {
     world.hf.throttle(128 * 1024, { path: BIG_FILE });
     let stopped = false;
     const exited = new Promise((resolve) => node.process.once("exit", resolve));
-    const run = await cli(["pull", BIG_ID], env, (text) => {
-      if (!stopped && /^progress [1-9]\d%/m.test(text)) {
-        stopped = true;
-        node.process.kill("SIGTERM");
-      }
+    const run = await cli(["pull", BIG_ID], env, {
+      onStderr: (text) => {
+        if (!stopped && /^progress [1-9]\d%/m.test(text)) {
+          stopped = true;
+          node.process.kill("SIGTERM");
+        }
+      },
     });
     world.hf.throttle(null);
     await exited;

@@ -1,15 +1,13 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { sizedModelBytes } from "../../../testkit/gguf/sized-gguf.js";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
+import { CLI_ARGS as CLI, runCli as cli, startTestNode, tempDir, type CliRun as Run, type TestNode } from "../../../testkit/node/index.js";
 import { createProgram } from "../src/index.js";
 import { parsePrometheusText } from "../../../testkit/metrics/prometheus-text.js";
 import { startTinyWorld, tinyChat, tinyEntry, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
-const root = path.resolve(import.meta.dirname, "../../..");
-const CLI = ["--conditions=source", "--import", "tsx", path.join(root, "packages/facade/src/cli.ts")];
 
 /** 8 MiB of bytes (downloaded, never loaded): slow enough under a throttle to interrupt. */
 const BIG = sizedModelBytes(8 * 1024 * 1024, 7);
@@ -17,21 +15,6 @@ const BIG_ID = "tiny-big";
 const BIG_REPO = "llmlb-test/big-GGUF";
 const BIG_FILE = "big-F32.gguf";
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function cli(args: string[], env: NodeJS.ProcessEnv, options: { onStderr?: (text: string, child: ChildProcess) => void } = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-      options.onStderr?.(stderr, child);
-    });
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe("llmlb-node CLI", () => {
   let world: TinyWorld;

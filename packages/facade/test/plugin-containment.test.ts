@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawnChildNode, tempDir, type ChildNode } from "../../../testkit/node/index.js";
+import { CLI_ARGS, spawnChildNode, tempDir, type ChildNode } from "../../../testkit/node/index.js";
 import { startTinyWorld, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
 describe("a source plugin that leaves a promise rejected", () => {
@@ -53,8 +53,7 @@ describe("a plugin file outside the node's folder", () => {
     try {
       fs.writeFileSync(path.join(dir.dir, "outside.mjs"), `import { definePlugin } from "@llmlb/runtime/plugin";\nexport default definePlugin({ name: "outside", priority: 1, kinds: ["model"], async locate() { return { type: "not-here", reason: "-" }; } });\n`);
       fs.writeFileSync(path.join(dir.dir, "config.json"), JSON.stringify({ sources: [{ module: "./outside.mjs" }] }));
-      const root = path.resolve(import.meta.dirname, "../../..");
-      const run = spawnSync(process.execPath, ["--conditions=source", "--import", "tsx", path.join(root, "packages/facade/src/cli.ts"), "sources"], {
+      const run = spawnSync(process.execPath, [...CLI_ARGS, "sources"], {
         env: { ...process.env, LLMLB_HOME: path.join(dir.dir, "home"), LLMLB_CONFIG: path.join(dir.dir, "config.json"), LLMLB_GRPC_PORT: "1", LLMLB_LOG_LEVEL: "silent" },
         encoding: "utf8",
       });

@@ -1,15 +1,14 @@
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Store } from "../src/index.js";
 import { openNodeDb } from "../src/db/node-db.js";
-import { tempDir } from "../../../testkit/node/index.js";
+import { runCli, tempDir } from "../../../testkit/node/index.js";
 import { captureLogger, failure, sha256 } from "./resolver-world.js";
 
-const root = path.resolve(import.meta.dirname, "../../..");
-const CLI = ["--conditions=source", "--import", "tsx", path.join(root, "packages/facade/src/cli.ts")];
+/** The CLI in a child process, logging at info (the warnings about node.db are asserted). */
+const cli = (args: string[]) => runCli(args, { LLMLB_LOG_LEVEL: "info" });
 
 /** Installs a model the way the resolver does: verified files moved in from the partial directory. */
 async function install(store: Store, id: string, content: string) {
@@ -22,17 +21,6 @@ async function install(store: Store, id: string, content: string) {
   });
 }
 
-/** Runs the CLI (source build) and collects its output. */
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { cwd: root, env: { ...process.env, LLMLB_LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe("a corrupt node.db", () => {
   let home: { dir: string; cleanup: () => void };
