@@ -6,6 +6,17 @@ import { startTinyWorld, tinyChat, tinyEmbed, TINY_CHAT_FILE, TINY_CHAT_ID, TINY
 
 const ROUTER_KEY = "rk_source_key_9";
 
+/** A node whose own Hugging Face source is unreachable: what it gets comes through the router (or the URLs the router's manifests give). */
+const routerSourcedNode = (world: TinyWorld, router: RouterStandin) =>
+  startTestNode({ ...world.env, HF_ENDPOINT: "http://127.0.0.1:9", LLMLB_ROUTER_URL: router.url, LLMLB_ROUTER_API_KEY: ROUTER_KEY, LLMLB_ROUTER_MODE: "poll" });
+
+/** Every event of one resolution of `id` on `node`. */
+async function resolveEvents(node: TestNode, id: string) {
+  const events = [];
+  for await (const res of node.clients.resolver.resolve({ target: { case: "modelId", value: id } })) events.push(res.event);
+  return events;
+}
+
 describe("an llmlb router as the model source (manifest, whole-file blob route)", () => {
   let world: TinyWorld;
   let router: RouterStandin;
@@ -15,14 +26,8 @@ describe("an llmlb router as the model source (manifest, whole-file blob route)"
     router = await startRouterStandin({ apiKey: ROUTER_KEY, realRouter: true });
     await router.addModel(TINY_CHAT_ID, tinyChat);
     await router.addModel(TINY_EMBED_ID, tinyEmbed);
-    // The node's own Hugging Face source is unreachable; the manifest's URLs point at the stand-in hub.
-    node = await startTestNode({
-      ...world.env,
-      HF_ENDPOINT: "http://127.0.0.1:9",
-      LLMLB_ROUTER_URL: router.url,
-      LLMLB_ROUTER_API_KEY: ROUTER_KEY,
-      LLMLB_ROUTER_MODE: "poll",
-    });
+    // The manifests' URLs point at the stand-in hub.
+    node = await routerSourcedNode(world, router);
   });
   afterAll(async () => {
     await node?.stop();
@@ -30,11 +35,7 @@ describe("an llmlb router as the model source (manifest, whole-file blob route)"
     await world?.close();
   });
 
-  const resolve = async (id: string) => {
-    const events = [];
-    for await (const res of node.clients.resolver.resolve({ target: { case: "modelId", value: id } })) events.push(res.event);
-    return events;
-  };
+  const resolve = (id: string) => resolveEvents(node, id);
 
   it("fetches the manifest's llama_cpp file from its URL when reachable, skipping other runtimes", async () => {
     router.setManifest(TINY_CHAT_ID, {
@@ -87,7 +88,7 @@ describe("an llmlb router that names its models by repository, as the real one d
   beforeAll(async () => {
     world = await startTinyWorld();
     router = await startRouterStandin({ apiKey: ROUTER_KEY, realRouter: true });
-    node = await startTestNode({ ...world.env, HF_ENDPOINT: "http://127.0.0.1:9", LLMLB_ROUTER_URL: router.url, LLMLB_ROUTER_API_KEY: ROUTER_KEY, LLMLB_ROUTER_MODE: "poll" });
+    node = await routerSourcedNode(world, router);
   });
   afterAll(async () => {
     await node?.stop();
@@ -95,11 +96,7 @@ describe("an llmlb router that names its models by repository, as the real one d
     await world?.close();
   });
 
-  const outcome = async (id: string) => {
-    const events = [];
-    for await (const res of node.clients.resolver.resolve({ target: { case: "modelId", value: id } })) events.push(res.event);
-    return events;
-  };
+  const outcome = (id: string) => resolveEvents(node, id);
 
   it("fetches a catalog model the router lists under its repo's name, and not another file of that repo", async () => {
     // The router holds the repo's chat file under the name llmlb-test/tiny-gguf.
