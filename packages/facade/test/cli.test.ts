@@ -125,32 +125,29 @@ describe("llmlb-node CLI", () => {
     await cli(["rm", BIG_ID], env);
     world.hf.clearLog();
     world.hf.throttle(2 * 1024 * 1024, { path: BIG_FILE });
-    let signalled = false;
-    const interrupted = await cli(["pull", BIG_ID], env, {
-      onStderr: (text, child) => {
-        if (!signalled && /^progress [3-9]\d%/m.test(text)) {
-          signalled = true;
-          child.kill("SIGINT");
-        }
-      },
-    });
-    expect(signalled).toBe(true);
+    /** Runs the command and presses Ctrl-C once its download shows 30% or more. */
+    const interruptedAtProgress = async (args: string[]) => {
+      let signalled = false;
+      const run = await cli(args, env, {
+        onStderr: (text, child) => {
+          if (!signalled && /^progress [3-9]\d%/m.test(text)) {
+            signalled = true;
+            child.kill("SIGINT");
+          }
+        },
+      });
+      return { ...run, signalled };
+    };
+    const interrupted = await interruptedAtProgress(["pull", BIG_ID]);
+    expect(interrupted.signalled).toBe(true);
     expect(interrupted.code).toBe(130);
     expect(interrupted.stderr).toContain("cancelled; the partial download is kept: run the same pull again to resume it");
     const { model } = await node.clients.catalog.getModel({ modelId: BIG_ID });
     expect(model?.local).toBeUndefined();
 
     // A chat that has to download the model first cancels the same way, naming itself.
-    let chatSignalled = false;
-    const chat = await cli(["chat", BIG_ID], env, {
-      onStderr: (text, child) => {
-        if (!chatSignalled && /^progress [3-9]\d%/m.test(text)) {
-          chatSignalled = true;
-          child.kill("SIGINT");
-        }
-      },
-    });
-    expect(chatSignalled).toBe(true);
+    const chat = await interruptedAtProgress(["chat", BIG_ID]);
+    expect(chat.signalled).toBe(true);
     expect(chat.code).toBe(130);
     expect(chat.stderr).toContain("cancelled; the partial download is kept: run the same chat again to resume it");
 
