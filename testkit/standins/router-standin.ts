@@ -356,7 +356,8 @@ export async function startRouterStandin(options: RouterStandinOptions = {}): Pr
     const isBlob = isModels && segs[2] === "blob" && segs.length >= 4;
     const id = isBlob ? segs.slice(3).join("/") : undefined;
     if (id !== undefined) entry.file = id;
-    const f = faults.takeRequestFault({ host: "router", path: id });
+    // A fault scoped to a path matches a blob by its model id, any other route by its path ("/v0/health").
+    const f = faults.takeRequestFault({ host: "router", path: id ?? rawPath });
     if (f) {
       if (f.kind === "rateLimit") {
         return err(req, res, 429, "rate limited (stand-in)", "rate_limit_error", "rate_limit_exceeded", { "Retry-After": String(f.resetSeconds) });

@@ -149,6 +149,27 @@ describe("a push-era router that accepts this CPU node", () => {
     await expect.poll(() => okBeats().length, { timeout: 10_000 }).toBeGreaterThan(beatsBefore);
   });
 
+  it("keeps heartbeating every interval while the router fails them (it marks a node offline after 60 s without one), then carries on registered", async () => {
+    const nodeId = [...router.nodes.values()][0]!.nodeId;
+    const registrationsBefore = router.registrations.length;
+    const failing = router.failStatus(503, "always", { host: "router", path: "/v0/health" });
+    const failedBeats = () => router.requests.filter((r) => r.path === "/v0/health" && r.status === 503);
+    try {
+      // Backing off 1, 2, 4, 8, 16 s would take 31 s to fail six times; at the 1 s interval it takes about six.
+      await expect.poll(() => failedBeats().length, { timeout: 15_000 }).toBeGreaterThanOrEqual(6);
+    } finally {
+      failing.remove();
+    }
+    const times = failedBeats().map((r) => r.time);
+    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    expect(Math.max(...gaps)).toBeLessThan(3000);
+    expect(logs.lines.some((l) => l.msg === "heartbeat failed" && l.status === 503)).toBe(true);
+    const beatsBefore = okBeats().length;
+    await expect.poll(() => okBeats().length, { timeout: 10_000 }).toBeGreaterThan(beatsBefore);
+    expect(router.registrations).toHaveLength(registrationsBefore);
+    expect(okBeats().at(-1)!.payload.node_id).toBe(nodeId);
+  });
+
   it("takes a pushed pull under the router's name ({status: ok}; 404 for a model it does not know) and reports the model ready", async () => {
     expect((await push(node, "no-such-model")).status).toBe(404);
     // Two catalog models share the repo: the router's list (repo + filename) says which one it means.

@@ -93,7 +93,7 @@ export class PushLink {
       } catch (err) {
         if (signal.aborted) return;
         this.options.logger.warn({ router: this.options.router.base, err }, "router unreachable");
-        wait = this.backoff();
+        wait = this.retryWait();
       }
       if (wait < 0) return;
       try {
@@ -225,7 +225,7 @@ export class PushLink {
       return 0;
     }
     logger.warn({ router: router.base, status: answer.status, reason: routerReason(answer) }, "heartbeat failed");
-    return this.backoff();
+    return this.retryWait();
   }
 
   private registration(host: GetHostStatusResponse) {
@@ -247,6 +247,16 @@ export class PushLink {
       gpu_model: devices[0]?.model ?? null,
       supported_runtimes: SUPPORTED_RUNTIMES,
     };
+  }
+
+  /**
+   * A registered node retries its heartbeat at least every interval: the router marks a node
+   * offline after 60 s without one, so backing off further would take a node that is fine offline
+   * for every blip of the router. Registration backs off in full.
+   */
+  private retryWait(): number {
+    const wait = this.backoff();
+    return this.nodeToken === undefined ? wait : Math.min(wait, this.options.intervalMs);
   }
 
   /** 1 s, 2 s, 4 s … up to the maximum, growing with consecutive failures. */
