@@ -21,6 +21,7 @@ export { storePort, type CatalogStore } from "./catalog/store-port.js";
 export { composeNode, type NodeComponents, type ComposeOptions } from "./node/compose.js";
 export { loadSupportedModels, parseSupportedModels, type SupportedModelRecord, type SupportedModelsFile } from "./catalog/supported-models.js";
 export { parseRepoRef, type RepoRef } from "./catalog/repo-ref.js";
+export { routerModelName } from "./catalog/router-model-name.js";
 export { quantizationOf, shardParts, groupGgufFiles, pickDefault, type GgufModelFiles, type RepoFile } from "./catalog/gguf-files.js";
 export type { CatalogStorePort, AdapterInfo } from "./catalog/store-port.js";
 export type { ModelStateName, ModelStatus, LocalCopyInfo } from "./catalog/model-states.js";

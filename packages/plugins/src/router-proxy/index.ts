@@ -1,5 +1,5 @@
 import path from "node:path";
-import { definePlugin, fetchWithRetry, LlmlbError, mapBounded, type ArtifactSpec, type LocateResult, type RemoteFile, type SourceContext } from "@llmlb/runtime/plugin";
+import { definePlugin, fetchWithRetry, LlmlbError, mapBounded, routerModelName, type ArtifactSpec, type LocateResult, type RemoteFile, type SourceContext } from "@llmlb/runtime/plugin";
 import { expandShards, storeName } from "../huggingface/shards.js";
 import { stringListOption, stringOption } from "../options.js";
 
@@ -99,11 +99,11 @@ interface Failure {
 
 /**
  * What a router may call this model: its catalog id (peer nodes, routers that list our ids), then
- * an llmlb router's own name for a one-file model, its Hugging Face repo lower-cased
- * (generate_model_id), checked against the catalog's file before use.
+ * an llmlb router's own name for a one-file model (routerModelName of its Hugging Face repo),
+ * checked against the catalog's file before use.
  */
 function routerNames(spec: ModelSpec): string[] {
-  const byRepo = spec.model.repo.toLowerCase();
+  const byRepo = routerModelName(spec.model.repo);
   return byRepo && byRepo !== spec.id && spec.model.files.length === 1 ? [spec.id, byRepo] : [spec.id];
 }
 

@@ -24,3 +24,4 @@ export { mapBounded, MAX_PARALLEL_LOOKUPS } from "./bounded.js";
 export { fetchWithRetry, retryAfterMs, backoffMs, isRetryableStatus, type FetchRetryOptions } from "../transfer/retry.js";
 export { parseAdapterRef, adapterIdFromRef, type AdapterRef } from "../resolver/adapter-ref.js";
 export { idToFileName } from "../store/model-id.js";
+export { routerModelName } from "../catalog/router-model-name.js";
