@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
 import { CLI_ARGS } from "./run-cli.js";
@@ -10,16 +11,26 @@ const CLI = [...CLI_ARGS, "serve"];
 export interface ChildNode {
   process: ChildProcess;
   httpUrl: string;
+  grpcUrl: string;
   home: string;
   /** JSON log lines so far. */
   logs: Array<Record<string, unknown>>;
+  /** Its stderr so far, as written. */
+  stderr(): string;
+  /** Resident memory of the node process, from /proc (bytes). */
+  rss(): number;
+  /** SIGTERM, as an operator stops it: resolves with its exit code (SIGKILL after 15 s). */
+  terminate(): Promise<number | null>;
   /** SIGKILL: the node dies without releasing anything (leases, directory entry). */
   kill9(): Promise<void>;
   /** Stops it if still running and removes its home. */
   stop(): Promise<void>;
 }
 
-/** `llmlb-node serve` in a child process on random loopback ports with a temporary home. */
+/**
+ * `llmlb-node serve` in a child process (its memory and its signals are its own) on random loopback
+ * ports with a temporary home, info-level JSON logs on stderr.
+ */
 export async function spawnChildNode(env: Record<string, string>, timeoutMs = 30_000): Promise<ChildNode> {
   const { dir, cleanup } = tempDir("llmlb-child-");
   const child = spawn(process.execPath, CLI, {
@@ -28,10 +39,13 @@ export async function spawnChildNode(env: Record<string, string>, timeoutMs = 30
     stdio: ["ignore", "ignore", "pipe"],
   });
   const logs: Array<Record<string, unknown>> = [];
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const httpUrl = await new Promise<string>((resolve, reject) => {
+  let stderr = "";
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const urls: { http?: string; grpc?: string } = {};
+  const { http: httpUrl, grpc: grpcUrl } = await new Promise<Required<typeof urls>>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the child node did not start within ${timeoutMs} ms: ${JSON.stringify(logs).slice(0, 2000)}`)), timeoutMs);
     readline.createInterface({ input: child.stderr! }).on("line", (text) => {
+      stderr += `${text}\n`;
       let line: Record<string, unknown>;
       try {
         line = JSON.parse(text) as Record<string, unknown>;
@@ -39,9 +53,12 @@ export async function spawnChildNode(env: Record<string, string>, timeoutMs = 30
         return;
       }
       logs.push(line);
-      if (line.msg === "HTTP listening" && typeof line.url === "string") {
+      if (typeof line.url !== "string") return;
+      if (line.msg === "HTTP listening" || line.msg === "HTTPS listening") urls.http = line.url;
+      if (typeof line.msg === "string" && line.msg.startsWith("gRPC listening")) urls.grpc = line.url;
+      if (urls.http !== undefined && urls.grpc !== undefined) {
         clearTimeout(timer);
-        resolve(line.url);
+        resolve({ http: urls.http, grpc: urls.grpc });
       }
     });
     void exited.then(() => {
@@ -49,15 +66,31 @@ export async function spawnChildNode(env: Record<string, string>, timeoutMs = 30
       reject(new Error(`the child node exited: ${JSON.stringify(logs).slice(0, 2000)}`));
     });
   });
+  const running = () => child.exitCode === null && child.signalCode === null;
   const kill9 = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    if (running()) child.kill("SIGKILL");
     await exited;
   };
   return {
     process: child,
     httpUrl,
+    grpcUrl,
     home: dir,
     logs,
+    stderr: () => stderr,
+    rss() {
+      const status = fs.readFileSync(`/proc/${child.pid}/status`, "utf8");
+      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
+    },
+    async terminate() {
+      if (running()) child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+      try {
+        return await exited;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
     kill9,
     async stop() {
       await kill9();

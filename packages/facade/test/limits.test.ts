@@ -6,9 +6,8 @@ import zlib from "node:zlib";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InferenceService } from "@llmlb/runtime/gen/llmlb/node/v1/inference_pb";
-import { grpcJsClient, tempDir } from "../../../testkit/node/index.js";
+import { grpcJsClient, spawnChildNode, tempDir, type ChildNode } from "../../../testkit/node/index.js";
 import { grpcFrame, rawGrpc } from "./helpers/raw-clients.js";
-import { startServeChild, type ServeChild } from "./helpers/serve-child.js";
 
 const KEY = "limits-admin-key-0123";
 const LATE_KEY = "late-inference-key-0123";
@@ -51,7 +50,7 @@ function chunkedPost(url: string, route: string, headers: Record<string, string>
 }
 
 describe("limits before work, timeouts, and SIGHUP reload (a node in its own process)", () => {
-  let node: ServeChild;
+  let node: ChildNode;
   let keysFile: string;
   let cleanup: () => void;
   beforeAll(async () => {
@@ -59,7 +58,7 @@ describe("limits before work, timeouts, and SIGHUP reload (a node in its own pro
     cleanup = tmp.cleanup;
     keysFile = path.join(tmp.dir, "keys.json");
     fs.writeFileSync(keysFile, JSON.stringify([{ label: "ops", key: KEY, scope: "admin" }]));
-    node = await startServeChild(path.join(tmp.dir, "home"), {
+    node = await spawnChildNode({
       LLMLB_API_KEYS_FILE: keysFile,
       LLMLB_HEADERS_TIMEOUT: "1",
       LLMLB_BODY_TIMEOUT: "2",
@@ -124,7 +123,7 @@ describe("limits before work, timeouts, and SIGHUP reload (a node in its own pro
     }
     const grown = node.rss() - before;
     expect(grown, `RSS grew by ${(grown / MiB).toFixed(1)} MiB`).toBeLessThan(32 * MiB);
-    expect(node.child.exitCode).toBeNull();
+    expect(node.process.exitCode).toBeNull();
   });
 
   it("drops a request whose body trickles in slower than the body timeout", async () => {
@@ -158,14 +157,14 @@ describe("limits before work, timeouts, and SIGHUP reload (a node in its own pro
     const list = () => fetch(`${node.httpUrl}/v1/models`, { headers: { authorization: `Bearer ${LATE_KEY}` } }).then((r) => r.status);
     expect(await list()).toBe(401);
     fs.writeFileSync(keysFile, JSON.stringify([{ label: "ops", key: KEY, scope: "admin" }, { label: "late", key: LATE_KEY, scope: "inference" }]));
-    node.child.kill("SIGHUP");
+    node.process.kill("SIGHUP");
     await expect.poll(list, { timeout: 10_000 }).toBe(200);
 
     fs.writeFileSync(keysFile, "[{ not json");
-    node.child.kill("SIGHUP");
+    node.process.kill("SIGHUP");
     await expect.poll(() => node.stderr(), { timeout: 10_000 }).toContain("API keys not reloaded");
     expect(await list()).toBe(200);
-    expect(node.child.exitCode).toBeNull();
+    expect(node.process.exitCode).toBeNull();
     expect(node.stderr()).not.toContain(LATE_KEY);
   });
 

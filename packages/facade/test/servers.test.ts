@@ -1,6 +1,4 @@
-import { spawn } from "node:child_process";
 import net from "node:net";
-import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { fromBinary } from "@bufbuild/protobuf";
 import { createClient, Code, ConnectError } from "@connectrpc/connect";
@@ -12,9 +10,8 @@ import { Health, HealthCheckResponse_ServingStatus } from "@llmlb/runtime/gen/gr
 import { ModelCatalogService } from "@llmlb/runtime/gen/llmlb/node/v1/catalog_pb";
 import { StatusSchema } from "@llmlb/runtime/gen/google/rpc/status_pb";
 import { createNodeClients, startHttpServer, startNode } from "../src/index.js";
-import { grpcJsClient, isolatedEnv, startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
+import { grpcJsClient, isolatedEnv, spawnChildNode, startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
 
-const root = path.resolve(import.meta.dirname, "../../..");
 
 describe("gRPC (h2c) and HTTP/1.1 listeners", () => {
   let node: TestNode;
@@ -307,32 +304,13 @@ describe("start-up and shutdown", () => {
   });
 
   it("the CLI serves health, then drains and exits 0 on SIGTERM", async () => {
-    const { dir, cleanup } = tempDir();
-    const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", path.join(root, "packages/facade/src/cli.ts"), "serve"], {
-      env: { ...process.env, ...isolatedEnv(dir, { LLMLB_LOG_LEVEL: "info", LLMLB_LOG_FORMAT: "json" }) },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const node = await spawnChildNode({}, 60_000);
     try {
-      const httpUrl = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no HTTP listener within 60 s:\n${stderr}`)), 60_000);
-        child.stderr.on("data", () => {
-          const match = /"url":"(http:\/\/127\.0\.0\.1:\d+)","msg":"HTTP listening"/.exec(stderr);
-          if (match) {
-            clearTimeout(timer);
-            resolve(match[1]!);
-          }
-        });
-      });
-      expect((await fetch(`${httpUrl}/v0/health`)).status).toBe(200);
-      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-      child.kill("SIGTERM");
-      expect(await exited).toBe(0);
-      expect(stderr).toContain("draining in-flight calls");
+      expect((await fetch(`${node.httpUrl}/v0/health`)).status).toBe(200);
+      expect(await node.terminate()).toBe(0);
+      expect(node.stderr()).toContain("draining in-flight calls");
     } finally {
-      child.kill("SIGKILL");
-      cleanup();
+      await node.stop();
     }
   });
 });
