@@ -12,6 +12,7 @@ export function grpcJsClient(
   address: string,
   metadata: Record<string, string> = {},
   credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+  channelOptions: grpc.ChannelOptions = {},
 ) {
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const method of service.methods) {
@@ -26,7 +27,7 @@ export function grpcJsClient(
     };
   }
   const Client = grpc.makeGenericClientConstructor(definition as grpc.ServiceDefinition, service.name);
-  const client = new Client(address.replace(/^https?:\/\//, ""), credentials);
+  const client = new Client(address.replace(/^https?:\/\//, ""), credentials, channelOptions);
   const meta = () => {
     const m = new grpc.Metadata();
     for (const [k, v] of Object.entries(metadata)) m.set(k, v);

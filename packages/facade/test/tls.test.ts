@@ -37,11 +37,13 @@ describe("TLS and mutual TLS on both ports", () => {
   });
 
   const mtls = () => grpc.credentials.createSsl(read(certs.ca), read(certs.clientKey), read(certs.clientCert));
+  // grpc-js sends the target's host as the TLS server name, and Node warns (DEP0123) when it is an IP.
+  const byName = { "grpc.ssl_target_name_override": "localhost" };
 
   it("serves gRPC over TLS to @grpc/grpc-js with a client certificate", async () => {
     expect(node.grpcUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
-    const health = grpcJsClient(Health, node.grpcUrl, {}, mtls());
-    const catalog = grpcJsClient(ModelCatalogService, node.grpcUrl, { authorization: `Bearer ${KEY}` }, mtls());
+    const health = grpcJsClient(Health, node.grpcUrl, {}, mtls(), byName);
+    const catalog = grpcJsClient(ModelCatalogService, node.grpcUrl, { authorization: `Bearer ${KEY}` }, mtls(), byName);
     try {
       await expect(health.unary("check", { service: "" })).resolves.toMatchObject({ status: 1 });
       await expect(catalog.unary("listModels", {})).resolves.toHaveProperty("models");
@@ -52,7 +54,7 @@ describe("TLS and mutual TLS on both ports", () => {
   });
 
   it("refuses a gRPC client without a client certificate", async () => {
-    const anonymous = grpcJsClient(Health, node.grpcUrl, {}, grpc.credentials.createSsl(read(certs.ca)));
+    const anonymous = grpcJsClient(Health, node.grpcUrl, {}, grpc.credentials.createSsl(read(certs.ca)), byName);
     try {
       await expect(anonymous.unary("check", { service: "" })).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
     } finally {
@@ -107,7 +109,7 @@ describe("TLS and mutual TLS on both ports", () => {
     node.reload();
     const after = await serialSeen();
     expect(after).not.toBe(before);
-    const health = grpcJsClient(Health, node.grpcUrl, {}, mtls());
+    const health = grpcJsClient(Health, node.grpcUrl, {}, mtls(), byName);
     try {
       await expect(health.unary("check", { service: "" })).resolves.toMatchObject({ status: 1 });
     } finally {
