@@ -41,6 +41,17 @@ function watch(node: CatalogNode, modelIds: string[], includeInitial = true) {
   };
 }
 
+const lockPath = (home: string, id: string) => path.join(home, ".locks", `${id}.lock`);
+
+/** The lock file of a download running in another process, as the store writes it. */
+function writeDownloadLock(home: string, id: string, completedBytes: number): void {
+  const lock = lockPath(home, id);
+  fs.mkdirSync(path.dirname(lock), { recursive: true });
+  const now = new Date().toISOString();
+  // Our own pid is a live process on this host, exactly what the store checks.
+  fs.writeFileSync(lock, JSON.stringify({ id, kind: "model", pid: process.pid, host: os.hostname(), startedAt: now, heartbeatAt: now, token: "t", progress: { completedBytes, totalBytes: 1000, currentFile: "tiny-chat-Q4_K_M.gguf", bytesPerSecond: 100 } }));
+}
+
 const models = (n: number) =>
   Array.from({ length: n }, (_, i) =>
     tinySupported({
@@ -91,13 +102,8 @@ describe("model states, listing and watching", () => {
 
   it("shows a download running in another process as DOWNLOADING with its progress", async () => {
     const id = "model-01";
-    const lock = path.join(world.home, ".locks", `${id}.lock`);
-    const writeLock = (completedBytes: number) => {
-      fs.mkdirSync(path.dirname(lock), { recursive: true });
-      const now = new Date().toISOString();
-      // Our own pid is a live process on this host, exactly what the store checks.
-      fs.writeFileSync(lock, JSON.stringify({ id, kind: "model", pid: process.pid, host: os.hostname(), startedAt: now, heartbeatAt: now, token: "t", progress: { completedBytes, totalBytes: 1000, currentFile: "tiny-chat-Q4_K_M.gguf", bytesPerSecond: 100 } }));
-    };
+    const lock = lockPath(world.home, id);
+    const writeLock = (completedBytes: number) => writeDownloadLock(world.home, id, completedBytes);
     const w = watch(world.node, [id]);
     writeLock(250);
     await w.until((seen) => seen.at(-1)?.model?.progress?.completedBytes === 250n);
@@ -157,6 +163,35 @@ describe("model states, listing and watching", () => {
     expect(otherFilters).toMatchObject({ code: Code.InvalidArgument, reason: "INVALID_PAGE_TOKEN" });
     expect((await world.node.catalog.listModels({ pageSize: 5000 })).models).toHaveLength(13);
     expect((await world.node.catalog.listModels({ state: S.READY })).totalSize).toBe(0);
+  });
+
+  it("pages without skipping or repeating a model when one changes state between pages, and refuses a token from before a restart", async () => {
+    const available = (await world.node.catalog.listModels({ state: S.AVAILABLE, pageSize: 1000 })).models.map((m) => m.id);
+    expect(available.length).toBeGreaterThan(8);
+    const first = await world.node.catalog.listModels({ state: S.AVAILABLE, pageSize: 4 });
+    const seen = first.models.map((m) => m.id);
+    expect(seen).toEqual(available.slice(0, 4));
+    // A model of the first page starts downloading in another process: it leaves the AVAILABLE list.
+    const leaving = seen[1]!;
+    writeDownloadLock(world.home, leaving, 10);
+    try {
+      await expect.poll(async () => (await world.node.catalog.getModel({ modelId: leaving })).model?.state, { timeout: 5_000, interval: 100 }).toBe(S.DOWNLOADING);
+      let pageToken = first.nextPageToken;
+      while (pageToken) {
+        const page = await world.node.catalog.listModels({ state: S.AVAILABLE, pageSize: 4, pageToken });
+        seen.push(...page.models.map((m) => m.id));
+        pageToken = page.nextPageToken;
+      }
+    } finally {
+      fs.rmSync(lockPath(world.home, leaving));
+    }
+    expect(seen).toEqual(available);
+
+    // The same token from an earlier process of the node (another catalog epoch) is refused, not misread.
+    const [version, afterSeq, , filterKey] = Buffer.from(first.nextPageToken, "base64url").toString("utf8").split(":");
+    const stale = Buffer.from([version, afterSeq, "0badc0de", filterKey].join(":"), "utf8").toString("base64url");
+    const refused = await world.node.catalog.listModels({ state: S.AVAILABLE, pageToken: stale }).catch((e: unknown) => errorInfoOf(e));
+    expect(refused).toMatchObject({ code: Code.InvalidArgument, reason: "INVALID_PAGE_TOKEN", message: expect.stringContaining("before the node restarted") });
   });
 
   it("answers the same over gRPC (binary) and the Connect protocol's JSON", async () => {

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import { LlmlbError, modelNotSupported, readOnlyCopy } from "../errors/index.js";
 import { chatTemplateProblem } from "../engine/chat-template-check.js";
@@ -9,7 +10,7 @@ import { validateModelId } from "../store/model-id.js";
 import { ChangeThrottle } from "./change-throttle.js";
 import type { HubClient } from "./hub-client.js";
 import type { HubInfoCache } from "./hub-info-cache.js";
-import { encodePageToken, matchesQuery, searchText, type ListQuery } from "./list-query.js";
+import { encodePageToken, matchesQuery, searchText, staleTokenError, type ListQuery } from "./list-query.js";
 import type { ActiveDownload } from "./lock-poller.js";
 import { LockPoller, type ActiveDownloadsReader } from "./lock-poller.js";
 import type { ModelDirectory, ModelEntry } from "./model-entry.js";
@@ -61,6 +62,8 @@ const UNSUPPORTED: ModelStatus = Object.freeze({ state: "unsupported" });
 
 interface Item {
   entry: ModelEntry;
+  /** Grows with each model added: the page order, and what a page token points after. */
+  seq: number;
   haystack: string;
   lowerTags: string[];
   /** Cached wire form; cleared on every change. */
@@ -77,6 +80,9 @@ export class Catalog {
   private readonly items = new Map<string, Item>();
   /** Supported models in file order, then registered ones by registration time. */
   private readonly order: string[] = [];
+  private nextSeq = 0;
+  /** Tells this catalog's page tokens from a previous process's, whose numbers mean other models. */
+  private readonly epoch = randomBytes(4).toString("hex");
   private readonly idsByRepo = new Map<string, Set<string>>();
   private readonly pendingIds = new Set<string>();
   private readonly states = new ModelStates();
@@ -204,6 +210,7 @@ export class Catalog {
 
   list(query: ListQuery): ListResult {
     this.locks.demand();
+    if (query.cursor && query.cursor.catalogEpoch !== this.epoch) throw staleTokenError();
     const filtered = query.state !== undefined || query.tag !== undefined || query.text !== undefined;
     const matching = filtered
       ? this.order.filter((id) => {
@@ -211,11 +218,14 @@ export class Catalog {
           return matchesQuery(query, this.statusOf(id).state, item.lowerTags, item.haystack);
         })
       : this.order;
-    const page = matching.slice(query.offset, query.offset + query.pageSize);
-    const next = query.offset + page.length;
+    // this.order is in seq order (models are appended, and removing one keeps the others' order).
+    const afterSeq = query.cursor?.afterSeq ?? -1;
+    const start = firstIndexAfter(matching, (id) => this.items.get(id)!.seq, afterSeq);
+    const page = matching.slice(start, start + query.pageSize);
+    const last = page.at(-1);
     return {
       models: page.map((id) => this.protoOf(id, true)),
-      nextPageToken: next < matching.length ? encodePageToken(next, query.filterKey) : "",
+      nextPageToken: last !== undefined && start + page.length < matching.length ? encodePageToken({ afterSeq: this.items.get(last)!.seq, catalogEpoch: this.epoch }, query.filterKey) : "",
       totalSize: matching.length,
     };
   }
@@ -330,6 +340,7 @@ export class Catalog {
   private add(entry: ModelEntry): void {
     this.items.set(entry.id, {
       entry,
+      seq: this.nextSeq++,
       haystack: searchText(entry),
       lowerTags: entry.tags.map((t) => t.toLowerCase()),
       proto: undefined,
@@ -425,4 +436,16 @@ export class Catalog {
       this.states.setLocal(id, undefined);
     }
   }
+}
+
+/** The index of the first id whose seq is above `afterSeq`, in ids sorted by seq (binary search). */
+function firstIndexAfter(ids: readonly string[], seqOf: (id: string) => number, afterSeq: number): number {
+  let low = 0;
+  let high = ids.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (seqOf(ids[mid]!) <= afterSeq) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }

@@ -15,9 +15,20 @@ export interface ListQuery {
   /** Lower-case free text. */
   text?: string;
   pageSize: number;
-  offset: number;
+  /** Where the previous page ended; none for the first page. */
+  cursor?: PageCursor;
   /** Identifies the filters, so a page token cannot be replayed with other ones. */
   filterKey: string;
+}
+
+/**
+ * The position after a page: the catalog's sequence number of the page's last model, and the
+ * catalog instance that numbered it. Models keep their number while they exist, so a model added,
+ * removed or changing state between pages neither skips nor repeats another one.
+ */
+export interface PageCursor {
+  afterSeq: number;
+  catalogEpoch: string;
 }
 
 export interface ListRequestFields {
@@ -48,25 +59,30 @@ export function parseListRequest(req: ListRequestFields): ListQuery {
     ...(tag ? { tag } : {}),
     ...(text ? { text } : {}),
     pageSize,
-    offset: req.pageToken ? decodePageToken(req.pageToken, filterKey) : 0,
+    ...(req.pageToken ? { cursor: decodePageToken(req.pageToken, filterKey) } : {}),
     filterKey,
   };
 }
 
-/** An opaque token: the offset of the next page and the filters it belongs to. */
-export function encodePageToken(offset: number, filterKey: string): string {
-  return Buffer.from(`v1:${offset}:${filterKey}`, "utf8").toString("base64url");
+/** An opaque token: where the page ended, and the filters it belongs to. */
+export function encodePageToken(cursor: PageCursor, filterKey: string): string {
+  return Buffer.from(`v2:${cursor.afterSeq}:${cursor.catalogEpoch}:${filterKey}`, "utf8").toString("base64url");
 }
 
-function decodePageToken(token: string, filterKey: string): number {
-  const match = /^v1:(\d{1,9}):(.+)$/.exec(Buffer.from(token, "base64url").toString("utf8"));
+function decodePageToken(token: string, filterKey: string): PageCursor {
+  const match = /^v2:(\d{1,15}):([0-9a-f]{1,32}):(.+)$/.exec(Buffer.from(token, "base64url").toString("utf8"));
   if (!match) {
     throw new LlmlbError("INVALID_PAGE_TOKEN", "page_token was not produced by ListModels; start again without it");
   }
-  if (match[2] !== filterKey) {
+  if (match[3] !== filterKey) {
     throw new LlmlbError("INVALID_PAGE_TOKEN", "page_token belongs to a ListModels call with other filters; use the same state, tag and query");
   }
-  return Number(match[1]);
+  return { afterSeq: Number(match[1]), catalogEpoch: match[2]! };
+}
+
+/** A token the catalog did not number: from before the node restarted. */
+export function staleTokenError(): LlmlbError {
+  return new LlmlbError("INVALID_PAGE_TOKEN", "page_token is from before the node restarted; start again without it");
 }
 
 /** The lower-case text the free-text filter searches: id, name, description, repo and tags. */

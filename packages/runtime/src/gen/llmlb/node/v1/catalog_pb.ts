@@ -26,7 +26,9 @@ export type ListModelsRequest = Message<"llmlb.node.v1.ListModelsRequest"> & {
   pageSize: number;
 
   /**
-   * next_page_token of a previous call with the same filters.
+   * next_page_token of a previous call with the same filters. The next page starts after the
+   * previous page's last model, so models added, removed or changing state between pages never
+   * make another model skipped or repeated. Tokens do not outlive a restart of the node.
    *
    * @generated from field: string page_token = 2;
    */
@@ -397,7 +399,7 @@ export const DeleteAdapterResponseSchema: GenMessage<DeleteAdapterResponse> = /*
  * Errors carry a google.rpc.ErrorInfo with domain "llmlb.node" and one of these reasons:
  * - INVALID_ARGUMENT / INVALID_MODEL_ID: the id is malformed (path separators, "..", control characters, too long).
  * - INVALID_ARGUMENT / INVALID_REPO: RegisterModel got something that is not a repo id or huggingface.co URL.
- * - INVALID_ARGUMENT / INVALID_PAGE_TOKEN: page_token was not produced by ListModels.
+ * - INVALID_ARGUMENT / INVALID_PAGE_TOKEN: page_token was not produced by ListModels (or by this run of the node).
  * - NOT_FOUND / MODEL_NOT_SUPPORTED: the id is neither in supported_models.json nor registered.
  * - NOT_FOUND / FILE_NOT_FOUND: RegisterModel named a file the repo does not have.
  * - NOT_FOUND / ADAPTER_NOT_FOUND: no adapter with that id on disk.
