@@ -73,6 +73,27 @@ describe.skipIf(noRedis !== undefined)("fleet state shared through Redis", () =>
     await eventually(async () => expect(await modelStatus(last, "fleet-chat")).toBe(404));
   });
 
+  it("keeps another fleet on the same Redis server apart when it uses another database number", async () => {
+    const other = await startTestNode({ ...world.env, LLMLB_STATE_URL: `${redis.url}/1` });
+    try {
+      await register(nodes[0]!, "fleet-a-only");
+      await register(other, "fleet-b-only");
+      await eventually(async () => expect(await modelStatus(nodes[5]!, "fleet-a-only")).toBe(200));
+      // Another node of fleet B (db 1) sees B's model, so a sync period has passed: A's has not come over.
+      const otherPeer = await startTestNode({ ...world.env, LLMLB_STATE_URL: `${redis.url}/1` });
+      try {
+        await eventually(async () => expect(await modelStatus(otherPeer, "fleet-b-only")).toBe(200));
+        expect(await modelStatus(otherPeer, "fleet-a-only")).toBe(404);
+      } finally {
+        await otherPeer.stop();
+      }
+      expect(await modelStatus(other, "fleet-a-only")).toBe(404);
+      expect(await modelStatus(nodes[5]!, "fleet-b-only")).toBe(404);
+    } finally {
+      await other.stop();
+    }
+  });
+
   it("keeps working on local state while Redis is down and catches up when it returns", async () => {
     const [a, b, c] = [nodes[0]!, nodes[1]!, nodes[2]!];
     await register(c, "before-outage");
