@@ -276,3 +276,48 @@ describe("/v1 log lines", () => {
     expect(logs.lines.filter((l) => l.level === "error" || l.level === "fatal")).toEqual([]);
   });
 });
+
+describe("/v1 streamed requests whose client leaves before the answer starts", () => {
+  let world: TinyWorld;
+  let node: TestNode;
+  /** Bans the tiny model's special tokens: with this seed, a generation then runs to max_tokens. */
+  const NO_END = { "0": -100, "1": -100, "2": -100, "3": -100, "4": -100 };
+  const post = (path: string, body: unknown, signal?: AbortSignal) =>
+    fetch(`${node.httpUrl}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal });
+  const loaded = async () => (await node.runtime.engine.list()).find((m) => m.modelId === TINY_CHAT_ID);
+
+  beforeAll(async () => {
+    world = await startTinyWorld();
+    node = await startTestNode({ ...world.env, LLMLB_PARALLELISM: "1", LLMLB_QUEUE_SIZE: "4" });
+    await (await post("/v1/completions", { model: TINY_CHAT_ID, prompt: "warm", max_tokens: 1 })).json();
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await world?.close();
+  });
+
+  it.each([
+    ["/v1/chat/completions", { messages: [{ role: "user", content: "x" }], max_tokens: 400, logit_bias: NO_END, stream: true }],
+    ["/v1/completions", { prompt: "x", max_tokens: 400, logit_bias: NO_END, stream: true }],
+    ["/v1/responses", { input: "x", max_output_tokens: 400, stream: true }],
+  ])("%s: a client that leaves while queued is never served (nothing generated for it)", async (path, body) => {
+    const before = (await loaded())!.generatedTokens;
+    // Three long answers hold the only slot, one after the other, while the request queues behind them and its client leaves.
+    // (Greedy, the tiny model's answer to this prompt ends within a few tokens even with its special tokens banned; sampled with this seed, it runs to max_tokens.)
+    const fillers = Array.from({ length: 3 }, () =>
+      post("/v1/completions", { model: TINY_CHAT_ID, prompt: "write a long story", max_tokens: 900, logit_bias: NO_END, temperature: 1, seed: 10 }).then((r) => r.json() as Promise<{ usage: { completion_tokens: number } }>),
+    );
+    await expect.poll(async () => (await loaded())?.queuedRequests, { timeout: 5_000, interval: 10 }).toBe(2);
+    const leaving = new AbortController();
+    const gone = post(path, { model: TINY_CHAT_ID, ...body }, leaving.signal).catch((err: unknown) => err);
+    await expect.poll(async () => (await loaded())?.queuedRequests, { timeout: 5_000, interval: 10 }).toBe(3);
+    leaving.abort();
+    expect(await gone).toMatchObject({ name: "AbortError" });
+    const fillerTokens = (await Promise.all(fillers)).reduce((sum, answer) => sum + answer.usage.completion_tokens, 0);
+    expect(fillerTokens).toBe(2700);
+    // Once the fillers are done, the slot stays free: the request of the client that left does not run.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await loaded()).toMatchObject({ activeRequests: 0, queuedRequests: 0 });
+    expect((await loaded())!.generatedTokens - before).toBe(fillerTokens);
+  });
+});

@@ -30,6 +30,8 @@ export function openSse(reply: FastifyReply, heartbeatMs = 15_000): SseStream {
   process.nextTick(() => res.uncork());
   const onClose = () => controller.abort();
   res.once("close", onClose);
+  // A client that left while the answer was being prepared: its "close" has already been emitted.
+  if (res.destroyed) controller.abort();
   const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), heartbeatMs);
   heartbeat.unref();
   let ended = false;

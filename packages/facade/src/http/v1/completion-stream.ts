@@ -147,11 +147,6 @@ export async function answerCompletion(
 /** A choice before its first message. */
 export const emptyResult = (index: number): ChoiceResult => ({ index, text: "", reasoning: "", toolCalls: [], logprobs: [], finishReason: "stop" });
 
-/**
- * Aborts `controller` when the client goes away before a non-streamed answer is sent: the response
- * closing before it finished (the request's own "close" only says its body was read). Returns the
- * function that stops watching.
- */
 /** For an answer sent whole: a signal that aborts when the client goes away before it is sent (a download it started then stops when nobody else waits). */
 export function clientLeftSignal(reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
@@ -159,6 +154,11 @@ export function clientLeftSignal(reply: FastifyReply): AbortSignal {
   return controller.signal;
 }
 
+/**
+ * Aborts `controller` when the client goes away before the answer is sent: the response closing
+ * before it finished (the request's own "close" only says its body was read). Returns the
+ * function that stops watching.
+ */
 export function abortWhenClientLeaves(reply: FastifyReply, controller: AbortController): () => void {
   const onClose = () => {
     if (!reply.raw.writableFinished) controller.abort();
@@ -170,21 +170,30 @@ export function abortWhenClientLeaves(reply: FastifyReply, controller: AbortCont
 /**
  * Takes the first message of each of a streamed answer's calls before committing to a 200, so
  * early errors (unknown model, bad field, queue full for any choice) still get their own HTTP
- * status and abort the other calls; then opens the SSE stream, whose client going away aborts
- * `controller`. Undefined when the error was answered.
+ * status and abort the other calls; then opens the SSE stream. The client going away aborts
+ * `controller` all along: while the calls wait in the queue or for a load, and once streaming.
+ * Undefined when the error was answered or the client left.
  */
 export async function openStreamAfterFirst(
   reply: FastifyReply,
   controller: AbortController,
   iterators: ReadonlyArray<AsyncIterator<Delta>>,
 ): Promise<{ sse: SseStream; firsts: Array<IteratorResult<Delta>> } | undefined> {
+  const stopWatching = abortWhenClientLeaves(reply, controller);
   let firsts: Array<IteratorResult<Delta>>;
   try {
     firsts = await Promise.all(iterators.map((iterator) => iterator.next()));
   } catch (err) {
     controller.abort();
+    if (reply.raw.destroyed) return undefined;
     const mapped = httpErrorOf(err);
     await sendOpenAiError(reply, mapped.status, mapped.body, mapped.headers);
+    return undefined;
+  } finally {
+    stopWatching();
+  }
+  if (reply.raw.destroyed) {
+    controller.abort();
     return undefined;
   }
   const sse = openSse(reply);
