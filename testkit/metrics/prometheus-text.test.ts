@@ -12,6 +12,11 @@ describe("parsePrometheusText", () => {
     ]);
   });
 
+  it("reads NaN and infinities in any case, as Prometheus does (prom-client writes NaN as \"Nan\")", () => {
+    const families = parsePrometheusText("# TYPE y gauge\ny 1\n# TYPE z gauge\nz Nan\n# TYPE w gauge\nw +Inf\n# TYPE v gauge\nv -inf\n");
+    expect([...families.values()].map((f) => f.samples[0]!.value)).toEqual([1, NaN, Infinity, -Infinity]);
+  });
+
   it("refuses samples without a TYPE, bad values and malformed labels, naming the line", () => {
     expect(() => parsePrometheusText("y 1\n")).toThrow(/line 1: sample y has no # TYPE/);
     expect(() => parsePrometheusText("# TYPE y gauge\ny one\n")).toThrow(/line 2: "one" is not a sample value/);

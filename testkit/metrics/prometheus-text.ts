@@ -29,10 +29,11 @@ function parseLabels(text: string, line: number): Record<string, string> {
   return labels;
 }
 
+/** As Prometheus reads a value (Go's ParseFloat): NaN and Inf in any case, which prom-client writes as "Nan". */
 function parseValue(text: string, line: number): number {
-  if (text === "+Inf") return Infinity;
-  if (text === "-Inf") return -Infinity;
-  if (text === "NaN") return NaN;
+  if (/^[+]?inf(inity)?$/i.test(text)) return Infinity;
+  if (/^-inf(inity)?$/i.test(text)) return -Infinity;
+  if (/^nan$/i.test(text)) return NaN;
   const value = Number(text);
   if (text.trim() === "" || Number.isNaN(value)) throw new Error(`line ${line}: "${text}" is not a sample value`);
   return value;

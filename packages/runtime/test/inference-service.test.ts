@@ -6,6 +6,7 @@ import { errorInfoOf, type ModelEvent } from "../src/index.js";
 import { InferenceService, type ChatResponse, type LoadedModel } from "../src/gen/llmlb/node/v1/inference_pb.js";
 import { grpcJsClient, startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { writeTinyLora } from "../../../testkit/gguf/tiny-gguf.js";
+import { parsePrometheusText } from "../../../testkit/metrics/prometheus-text.js";
 import { startTinyWorld, tinyChat, tinyEntry, TINY_CHAT_FILE, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
 const BROKEN_REPO = "llmlb-test/broken-GGUF";
@@ -167,6 +168,29 @@ describe("InferenceService over gRPC", () => {
     expect((bad as { details: string }).details).toMatch(/^temperature/);
     const unknown = await node.clients.inference.chat(greedy("nope", "x", 4))[Symbol.asyncIterator]().next().catch((e: unknown) => e);
     expect(errorInfoOf(unknown)).toMatchObject({ reason: "MODEL_NOT_SUPPORTED", code: 5 });
+  });
+
+  it("labels failed calls in llmlb_request_duration_seconds with the status their client got, never Unknown", async () => {
+    const counts = async () => {
+      const families = parsePrometheusText(await node.runtime.metrics.render());
+      const byCode = new Map<string, number>();
+      for (const sample of families.get("llmlb_request_duration_seconds")?.samples ?? []) {
+        if (sample.name === "llmlb_request_duration_seconds_count" && sample.labels.method === "InferenceService/Chat") byCode.set(sample.labels.code!, sample.value);
+      }
+      return byCode;
+    };
+    const before = await counts();
+    expect(await chat(greedy("nope", "x", 4)).catch((e: { code: number }) => e)).toMatchObject({ code: 5 }); // NOT_FOUND
+    expect(await chat({ ...greedy("tiny-chat", "x", 4), temperature: 3 }).catch((e: { code: number }) => e)).toMatchObject({ code: 3 }); // INVALID_ARGUMENT
+    const call = client.stream<ChatResponse>("chat", greedy("tiny-chat", "Go on", 100_000));
+    call.on("error", () => undefined);
+    await new Promise<void>((resolve) => call.once("data", () => resolve()));
+    call.cancel();
+    await untilIdle("tiny-chat");
+    const after = await counts();
+    const added = (code: string) => (after.get(code) ?? 0) - (before.get(code) ?? 0);
+    expect({ NotFound: added("NotFound"), InvalidArgument: added("InvalidArgument"), Canceled: added("Canceled") }).toEqual({ NotFound: 1, InvalidArgument: 1, Canceled: 1 });
+    expect(after.has("Unknown")).toBe(false);
   });
 
   it("names a tool's parameters_json and a schema_json that are not JSON", async () => {

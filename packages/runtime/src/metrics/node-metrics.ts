@@ -1,5 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { toConnectError } from "../errors/index.js";
 import type { ModelEvents } from "../events/model-events.js";
 
 interface UsageLike {
@@ -111,6 +112,7 @@ export class NodeMetrics {
       const started = performance.now();
       const method = `${req.service.typeName.split(".").pop()}/${req.method.name}`;
       const observe = (code: string) => this.requestDuration.observe({ method, code }, (performance.now() - started) / 1000);
+      const observeFailure = (err: unknown) => observe(statusOfFailure(err, req.signal));
       // Server-streaming calls arrive as a stream of (one) request message: read the model id as it passes.
       let modelId: string | undefined;
       const noteModel = (message: unknown) => {
@@ -156,7 +158,7 @@ export class NodeMetrics {
               }
               observe("ok");
             } catch (err) {
-              observe(Code[ConnectError.from(err).code] ?? "unknown");
+              observeFailure(err);
               throw err;
             } finally {
               recordUsage(usage, firstToken);
@@ -164,7 +166,7 @@ export class NodeMetrics {
           })(),
         };
       } catch (err) {
-        observe(Code[ConnectError.from(err).code] ?? "unknown");
+        observeFailure(err);
         throw err;
       }
     };
@@ -178,4 +180,15 @@ export class NodeMetrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+/**
+ * The gRPC status a failed call ends with, as its client sees it: a call whose client went away or
+ * ran out of time is Canceled or DeadlineExceeded whatever the handler then threw (often a write
+ * to a closed stream), and a typed error is its own code (the error interceptor, outside this
+ * one, has not converted it yet).
+ */
+function statusOfFailure(err: unknown, signal: AbortSignal): string {
+  const cause = signal.aborted ? ConnectError.from(signal.reason, Code.Canceled) : toConnectError(err);
+  return Code[cause.code] ?? "unknown";
 }
