@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { checkGgufFile, validateGgufFiles } from "../src/engine/gguf-check.js";
 import { encodeGguf, GgufType, gv, type GgufValue } from "../../../testkit/gguf/gguf-writer.js";
 import { hostileGgufBytes, hugeArrayCountBytes } from "../../../testkit/gguf/hostile-gguf.js";
-import { tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
+import { tinyModelBytes, tinyVocab } from "../../../testkit/gguf/tiny-gguf.js";
 import { reasonOf } from "./fixtures/engine-fixtures.js";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llmlb-gguf-validate-"));
@@ -52,6 +52,38 @@ describe("GGUF validation: the three crash classes", () => {
     expect(above.message).toMatch(/llama.expert_used_count = 8: must be at most llama.expert_count \(4\)/);
     const tooMany = await refusal(withMeta({ "llama.expert_count": gv.u32(5000), "llama.expert_used_count": gv.u32(2) }));
     expect(tooMany.metadata).toMatchObject({ field: "llama.expert_count", value: "5000" });
+  });
+});
+
+describe("GGUF validation: files that load and then abort llama.cpp (found by fuzzing the validator)", () => {
+  const tokens = tinyVocab().tokens;
+  const withTokens = (list: readonly string[]) => withMeta({ "tokenizer.ggml.tokens": gv.strings(list) });
+
+  it("refuses a NaN, infinite or negative epsilon, which aborts the runner at the first token", async () => {
+    const nan = await refusal(withMeta({ "llama.attention.layer_norm_rms_epsilon": gv.f32(NaN) }));
+    expect(nan.metadata).toMatchObject({ field: "llama.attention.layer_norm_rms_epsilon", value: "NaN" });
+    expect(nan.message).toMatch(/must be a finite number/);
+    expect((await refusal(withMeta({ "llama.rope.freq_base": gv.f32(Infinity) }))).metadata.field).toBe("llama.rope.freq_base");
+    expect((await refusal(withMeta({ "llama.attention.layer_norm_rms_epsilon": gv.f32(-1e-5) }))).message).toMatch(/must not be negative/);
+  });
+
+  it("refuses zero KV heads", async () => {
+    expect((await refusal(withMeta({ "llama.attention.head_count_kv": gv.u32(0) }))).metadata).toMatchObject({ field: "llama.attention.head_count_kv", value: "0" });
+  });
+
+  it("refuses a vocabulary with a repeated text (also up to a NUL byte, as llama.cpp reads it), an empty one, and a SentencePiece one missing a byte token", async () => {
+    const repeated = [...tokens];
+    repeated[300] = repeated[299]!;
+    const twice = await refusal(withTokens(repeated));
+    expect(twice.metadata).toMatchObject({ field: "tokenizer.ggml.tokens[300]" });
+    expect(twice.message).toMatch(/repeats the text of an earlier token/);
+    const nul = [...tokens, "zz-unique", "zz-unique\u0000tail"];
+    expect((await refusal(withTokens(nul))).metadata.field).toBe(`tokenizer.ggml.tokens[${tokens.length + 1}]`);
+    expect((await refusal(withTokens([]))).message).toMatch(/must hold the model's tokens/);
+    const renamed = tokens.map((t) => (t === "<0x01>" ? "zz-not-a-byte" : t));
+    expect((await refusal(withTokens(renamed))).message).toMatch(/has no token for 1 of the 256 bytes \(<0x01>\)/);
+    // Another tokenizer does not fall back to byte tokens: the same vocabulary is not refused for them.
+    await validateGgufFiles([write(withMeta({ "tokenizer.ggml.tokens": gv.strings(renamed), "tokenizer.ggml.model": gv.str("gpt2") }))]);
   });
 });
 

@@ -10,20 +10,19 @@ import { tinyChat, TINY_EMBED_FILE, TINY_EMBED_ID, type TinyWorld } from "../../
 
 const CRASH_REPO = "llmlb-test/crash-GGUF";
 const CRASH_ID = "tiny-crash";
-/**
- * The tiny model with two identical tokens in its vocabulary ("<0x01>" rewritten as "<0x00>"): it
- * passes the node's GGUF validation (which refuses the crash classes it knows, such as 100000
- * blocks) and llama.cpp aborts loading it (GGML_ASSERT id_to_token.size() == token_to_id.size()).
- */
-const CRASH = withDuplicateToken(tinyChat);
-
-function withDuplicateToken(bytes: Uint8Array): Uint8Array {
-  const copy = Buffer.from(bytes);
-  const at = copy.indexOf(Buffer.from("<0x01>"));
-  copy.write("<0x00>", at, "latin1");
-  return copy;
-}
+const ABORT_REPO = "llmlb-test/abort-GGUF";
+const ABORT_ID = "tiny-abort";
 const BACKOFF_SECONDS = 2;
+
+/**
+ * The node validates every model file just before llama.cpp loads it, so no file it knows to be
+ * harmful gets there: a native abort (GGML_ASSERT) is sent here as SIGABRT, as runner-hang.test
+ * sends SIGSTOP for a hang. The validator's own tests cover the files that abort llama.cpp.
+ */
+const abortRunnerOn = (event: ModelEvent["type"], modelId: string) =>
+  node.runtime.events.on((e) => {
+    if (e.type === event && e.modelId === modelId) process.kill(node.runtime.engine.runnerPid()!, "SIGABRT");
+  });
 
 let rw: RunnerWorld;
 let world: TinyWorld;
@@ -32,7 +31,13 @@ let inference: RunnerWorld["inference"];
 let events: ModelEvent[];
 
 beforeAll(async () => {
-  rw = await startRunnerWorld({ id: CRASH_ID, repo: CRASH_REPO, file: "crash.gguf", bytes: CRASH }, { LLMLB_RUNNER_CRASH_BACKOFF: String(BACKOFF_SECONDS) });
+  rw = await startRunnerWorld(
+    [
+      { id: CRASH_ID, repo: CRASH_REPO, file: "crash.gguf", bytes: tinyChat },
+      { id: ABORT_ID, repo: ABORT_REPO, file: "abort.gguf", bytes: tinyChat },
+    ],
+    { LLMLB_RUNNER_CRASH_BACKOFF: String(BACKOFF_SECONDS) },
+  );
   ({ world, node, inference, events } = rw);
 });
 afterAll(() => rw?.close());
@@ -100,6 +105,7 @@ describe("the supervised inference runner", () => {
 
   it("marks a model whose load crashes the runner FAILED, backs off, keeps it FAILED after a second crash, and keeps serving another model", async () => {
     const loadsOfCrash = () => events.filter((e) => e.type === "load-started" && e.modelId === CRASH_ID).length;
+    const stopAborting = abortRunnerOn("load-started", CRASH_ID);
 
     const first = await streamOutcome(inference.stream<ChatResponse>("chat", chatRequest(CRASH_ID, 4)));
     expect(first.error?.code).toBe(grpc.status.UNAVAILABLE);
@@ -108,7 +114,7 @@ describe("the supervised inference runner", () => {
     const failed = await rw.getModel(CRASH_ID);
     expect(failed.state).toBe(ModelState.FAILED);
     expect(failed.failureReason).toContain("crashed the inference runner");
-    expect(failed.failureReason).toContain("GGML_ASSERT");
+    expect(failed.failureReason).toContain("signal SIGABRT");
 
     // Within the backoff the model is refused without touching the runner.
     const refused = await streamOutcome(inference.stream<ChatResponse>("chat", chatRequest(CRASH_ID, 4)));
@@ -136,8 +142,41 @@ describe("the supervised inference runner", () => {
     const retried = await inference.unary("loadModel", { modelId: CRASH_ID }).catch((e: grpc.ServiceError) => e);
     expect(errorInfoOf(retried as grpc.ServiceError)).toMatchObject({ reason: "ENGINE_CRASHED" });
     expect(loadsOfCrash()).toBe(3);
+    stopAborting();
     await expectServes("tiny-chat");
   }, 240_000); // four runner starts: seconds each on a busy 2-core machine
+
+  it("marks a model that loads and then aborts the runner at its first request FAILED and backs off, instead of crashing on every request", async () => {
+    const stopAborting = abortRunnerOn("loaded", ABORT_ID);
+    const first = await streamOutcome(inference.stream<ChatResponse>("chat", chatRequest(ABORT_ID, 100_000)));
+    stopAborting();
+    expect(errorInfoOf(first.error!)).toMatchObject({ reason: "ENGINE_CRASHED", metadata: { model_id: ABORT_ID } });
+    expect(events.some((e) => e.type === "loaded" && e.modelId === ABORT_ID)).toBe(true);
+    const failed = await rw.getModel(ABORT_ID);
+    expect(failed.state).toBe(ModelState.FAILED);
+    expect(failed.failureReason).toContain("the first request to");
+    expect(failed.failureReason).toContain("SIGABRT");
+
+    // Within the backoff it is refused without loading it again, and the runner serves the others.
+    const loadsOfAbort = () => events.filter((e) => e.type === "load-started" && e.modelId === ABORT_ID).length;
+    const refused = await streamOutcome(inference.stream<ChatResponse>("chat", chatRequest(ABORT_ID, 4)));
+    expect(errorInfoOf(refused.error!)).toMatchObject({ reason: "ENGINE_CRASHED", metadata: { model_id: ABORT_ID } });
+    expect(errorInfoOf(refused.error!)?.metadata.retry_after_seconds).toMatch(/^[12]$/);
+    expect(loadsOfAbort()).toBe(1);
+    await expectServes("tiny-chat");
+  }, 120_000);
+
+  it("does not blame a model for a runner killed from outside (SIGKILL, as the OOM killer does) under its first request", async () => {
+    await inference.unary("unloadModel", { modelId: "tiny-chat" });
+    const killOnLoad = node.runtime.events.on((e) => {
+      if (e.type === "loaded" && e.modelId === "tiny-chat") process.kill(node.runtime.engine.runnerPid()!, "SIGKILL");
+    });
+    const first = await streamOutcome(inference.stream<ChatResponse>("chat", chatRequest("tiny-chat", 100_000)));
+    killOnLoad();
+    expect(errorInfoOf(first.error!)).toMatchObject({ reason: "ENGINE_CRASHED" });
+    expect(await modelState("tiny-chat")).toBe(ModelState.READY);
+    await expectServes("tiny-chat");
+  }, 120_000);
 });
 
 async function waitFor(condition: () => boolean, timeoutMs = 30_000): Promise<void> {

@@ -109,7 +109,7 @@ export const SETTINGS = {
   runnerCpus: setting({ env: ["LLMLB_RUNNER_CPUS"], parse: parseRunnerCpus, default: "",
     description: "CPUs the inference runner runs on (Linux, e.g. 1 or 1-7; needs taskset from util-linux); unset: any CPU. Keeps generation off the CPUs that serve the API; see CPU placement in the README." }),
   runnerCrashBackoffSeconds: setting({ env: ["LLMLB_RUNNER_CRASH_BACKOFF"], parse: parseInteger(0, 86400), default: 60,
-    description: "Seconds a model whose load crashed the inference runner is refused before one more try." }),
+    description: "Seconds a model whose load (or first request) crashed the inference runner is refused before one more try." }),
   runnerHangTimeout: setting({ env: ["LLMLB_RUNNER_HANG_TIMEOUT"], parse: parseDuration, default: 5_000,
     description: "An inference runner that answers no heartbeat for this long (e.g. 5s) is killed and restarted; 0 or -1 never." }),
   runnerLoadHangTimeout: setting({ env: ["LLMLB_RUNNER_LOAD_HANG_TIMEOUT"], parse: parseDuration, default: 60_000,

@@ -1,5 +1,5 @@
 import { MAX_CONTEXT_LENGTH } from "../config/parse.js";
-import { GgufFormatError, type GgufMetaValue, type GgufScalar } from "./gguf-structure.js";
+import { GgufFormatError, VOCABULARY_KEY, type GgufMetaValue, type GgufScalar } from "./gguf-structure.js";
 import { LLAMA_ARCHITECTURES } from "./llama-architectures.js";
 
 /**
@@ -91,15 +91,56 @@ export function checkModelHyperparameters(meta: Metadata): void {
 
   const heads = perLayer(meta, `${arch}.attention.head_count`, layers);
   const feedForward = perLayer(meta, `${arch}.feed_forward_length`, layers);
-  perLayer(meta, `${arch}.attention.head_count_kv`, layers);
+  const headsKv = perLayer(meta, `${arch}.attention.head_count_kv`, layers);
   if (!RECURRENT_ARCHITECTURES.has(arch)) {
     // A missing or all-zero value here fails a GGML_ASSERT while the graph is built.
     if (!heads?.some((n) => n > 0)) fail(`${arch}.attention.head_count`, heads?.join(",") ?? "missing", "must be positive");
     if (!feedForward?.some((n) => n > 0)) fail(`${arch}.feed_forward_length`, feedForward?.join(",") ?? "missing", "must be positive");
+    // Absent, llama.cpp takes head_count; all zero aborts the load (a tensor with a zero dimension).
+    if (headsKv && !headsKv.some((n) => n > 0)) fail(`${arch}.attention.head_count_kv`, headsKv.join(","), "must be positive");
   }
+  checkFloatHyperparameters(meta, arch);
   const rope = stringKey(meta, `${arch}.rope.scaling.type`);
   if (rope !== undefined && !ROPE_SCALING_TYPES.has(rope)) fail(`${arch}.rope.scaling.type`, JSON.stringify(rope), `must be one of ${[...ROPE_SCALING_TYPES].join(", ")}`);
-  if (stringKey(meta, "tokenizer.ggml.model") === undefined) fail("tokenizer.ggml.model", "missing", "is required");
+  checkVocabulary(meta);
+}
+
+/**
+ * No hyperparameter is NaN or infinite, and no epsilon is negative: ggml asserts eps >= 0 in
+ * every normalisation, so a NaN epsilon loads and then aborts the process at the first token.
+ */
+function checkFloatHyperparameters(meta: Metadata, arch: string): void {
+  for (const [key, v] of meta) {
+    if (!key.startsWith(`${arch}.`) || v.kind !== "scalar" || typeof v.value !== "number" || (v.type !== 6 && v.type !== 12)) continue;
+    if (!Number.isFinite(v.value)) fail(key, v.value, "must be a finite number");
+    if (key.endsWith("epsilon") && v.value < 0) fail(key, v.value, "must not be negative");
+  }
+}
+
+/** SentencePiece-style vocabularies ("llama"): text without a piece falls back to one token per byte. */
+const BYTE_FALLBACK_TOKENIZERS = new Set(["llama"]);
+const NO_VOCABULARY = new Set(["none", "no_vocab"]);
+
+/**
+ * The vocabulary as llama.cpp indexes it: two tokens with one text abort the load, an empty one
+ * aborts it too, and a SentencePiece vocabulary missing a byte's token aborts the first request
+ * whose text falls back to that byte.
+ */
+function checkVocabulary(meta: Metadata): void {
+  const model = stringKey(meta, "tokenizer.ggml.model");
+  if (model === undefined) fail("tokenizer.ggml.model", "missing", "is required");
+  if (NO_VOCABULARY.has(model)) return;
+  const tokens = meta.get(VOCABULARY_KEY);
+  if (tokens === undefined) return; // llama.cpp refuses it with an error of its own
+  if (tokens.kind !== "array" || !tokens.vocabulary) fail(VOCABULARY_KEY, tokens.kind === "array" ? "an array of numbers" : tokens.value, "must be an array of strings");
+  if (tokens.length === 0) fail(VOCABULARY_KEY, "an empty array", "must hold the model's tokens");
+  const { duplicate, bytesWithoutToken } = tokens.vocabulary;
+  if (duplicate) fail(`${VOCABULARY_KEY}[${duplicate.index}]`, JSON.stringify(duplicate.text.slice(0, 80)), "repeats the text of an earlier token; llama.cpp needs every token's text to be unique");
+  if (BYTE_FALLBACK_TOKENIZERS.has(model) && bytesWithoutToken.length > 0) {
+    const hex = (b: number) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`;
+    const missing = bytesWithoutToken.slice(0, 8).map(hex).join(", ") + (bytesWithoutToken.length > 8 ? ", …" : "");
+    fail(VOCABULARY_KEY, `${bytesWithoutToken.length} bytes without a token`, `has no token for ${bytesWithoutToken.length} of the 256 bytes (${missing}), which a "llama" (SentencePiece) tokenizer falls back to for text it has no piece for`);
+  }
 }
 
 /** A LoRA adapter: general.type "adapter" and an architecture llama.cpp knows. */

@@ -16,7 +16,23 @@ export type GgufScalar = number | bigint | boolean | string;
 export type GgufMetaValue =
   | { kind: "scalar"; type: number; value: GgufScalar }
   /** `values` is kept for short arrays (per-layer hyperparameters), left out for long ones (vocabularies). */
-  | { kind: "array"; itemType: number; length: number; values?: GgufScalar[] };
+  | { kind: "array"; itemType: number; length: number; values?: GgufScalar[]; vocabulary?: VocabularySummary };
+
+/** The key of the model's token texts, summarised as a VocabularySummary while it is read. */
+export const VOCABULARY_KEY = "tokenizer.ggml.tokens";
+/** More tokens than any vocabulary llama.cpp was made for (the largest are about 260,000). */
+export const MAX_VOCABULARY_TOKENS = 1 << 20;
+
+/**
+ * What the checks need to know of a vocabulary, read as llama.cpp indexes it (each text up to its
+ * first NUL byte, as a C string), without keeping its 100,000+ texts.
+ */
+export interface VocabularySummary {
+  /** The first token whose text an earlier token already has (llama.cpp aborts on it). */
+  duplicate?: { index: number; text: string };
+  /** Bytes with neither a "<0xNN>" token nor a one-byte token: SentencePiece falls back to these for text it has no piece for. */
+  bytesWithoutToken: number[];
+}
 
 export interface GgufTensorEntry {
   name: string;
@@ -107,12 +123,17 @@ class BoundedReader {
 
   /** A length-prefixed string; `keep: false` skips its bytes without decoding them. */
   async string(field: string, keep = true): Promise<string> {
+    const bytes = await this.stringBytes(field);
+    return keep ? bytes.toString("utf8") : "";
+  }
+
+  /** A length-prefixed string's bytes (valid until the next read). */
+  async stringBytes(field: string): Promise<Buffer> {
     const length = await this.u64(`${field} length`);
     if (length > BigInt(Math.min(MAX_STRING_BYTES, this.remaining))) {
       throw new GgufFormatError(field, `length ${length}`, `${field} claims ${length} bytes but only ${this.remaining} are left in the file`);
     }
-    const bytes = await this.need(Number(length), field);
-    return keep ? bytes.toString("utf8") : "";
+    return this.need(Number(length), field);
   }
 
   async scalar(type: number, field: string, keep: boolean): Promise<GgufScalar> {
@@ -151,6 +172,7 @@ async function readValue(r: BoundedReader, key: string, type: number): Promise<G
   const itemBytes = itemType === STRING ? 8 : SCALAR_BYTES[itemType];
   if (itemBytes === undefined) throw new GgufFormatError(key, `item type ${itemType}`, `${key} has unknown GGUF item type ${itemType}`);
   const length = boundedCount(await r.u64(`${key} length`), itemBytes, r.remaining, `${key} array length`, MAX_ARRAY_ITEMS);
+  if (key === VOCABULARY_KEY && itemType === STRING) return readVocabulary(r, length);
   const keep = length <= KEPT_ARRAY_ITEMS;
   if (!keep && itemType !== STRING) {
     await r.need(length * itemBytes, key);
@@ -162,6 +184,30 @@ async function readValue(r: BoundedReader, key: string, type: number): Promise<G
     if (keep) values.push(value);
   }
   return keep ? { kind: "array", itemType, length, values } : { kind: "array", itemType, length };
+}
+
+async function readVocabulary(r: BoundedReader, length: number): Promise<GgufMetaValue> {
+  if (length > MAX_VOCABULARY_TOKENS) {
+    throw new GgufFormatError(`${VOCABULARY_KEY} array length`, String(length), `${VOCABULARY_KEY} has ${length} tokens, more than the ${MAX_VOCABULARY_TOKENS} any vocabulary llama.cpp runs has`);
+  }
+  const seen = new Set<string>();
+  const covered = new Array<boolean>(256).fill(false);
+  let duplicate: VocabularySummary["duplicate"];
+  for (let i = 0; i < length; i++) {
+    const raw = await r.stringBytes(`${VOCABULARY_KEY}[${i}]`);
+    const nul = raw.indexOf(0);
+    // latin1 keeps every byte as one character: texts compare as llama.cpp compares them.
+    const text = (nul < 0 ? raw : raw.subarray(0, nul)).toString("latin1");
+    if (seen.has(text)) duplicate ??= { index: i, text };
+    seen.add(text);
+    const byteToken = /^<0x([0-9A-F]{2})>$/.exec(text);
+    if (byteToken) covered[parseInt(byteToken[1]!, 16)] = true;
+    // llama.cpp's one-byte fallback is a C string, so byte 0's is the empty text.
+    if (text.length === 1) covered[text.charCodeAt(0)] = true;
+    if (text.length === 0) covered[0] = true;
+  }
+  const bytesWithoutToken = covered.flatMap((has, byte) => (has ? [] : [byte]));
+  return { kind: "array", itemType: STRING, length, vocabulary: { ...(duplicate ? { duplicate } : {}), bytesWithoutToken } };
 }
 
 async function readTensorInfo(r: BoundedReader, index: number, seen: Set<string>): Promise<GgufTensorEntry> {

@@ -65,6 +65,9 @@ export function createRunnerEngine(options: RunnerEngineOptions): RunnerEngine {
   });
 }
 
+/** How a process dies of its own native fault (an abort or assert, a bad memory access), not of an outside kill. */
+const NATIVE_CRASH_SIGNALS = new Set<string>(["SIGABRT", "SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGTRAP"]);
+
 class RunnerSupervisor {
   readonly memoryBudget: number;
   private runner?: Promise<RunnerProcess>;
@@ -72,6 +75,10 @@ class RunnerSupervisor {
   /** Models the runner started loading and has not finished, with their file. */
   private readonly loading = new Map<string, string>();
   private readonly loaded = new Set<string>();
+  /** Loaded models that have not answered a request yet, with their file. */
+  private readonly unproven = new Map<string, string>();
+  /** Requests running on the runner, by model. */
+  private readonly running = new Map<string, number>();
   private readonly guard: LoadCrashGuard;
   private closed = false;
 
@@ -92,7 +99,13 @@ class RunnerSupervisor {
     const { signal, ...rest } = requestOptions;
     await this.refuseCrashedModel(input);
     const runner = await this.start(signal);
-    yield* runner.stream(method, input, rest, signal);
+    const done = this.track(modelIdOf(input));
+    try {
+      yield* runner.stream(method, input, rest, signal);
+      done(true);
+    } finally {
+      done(false);
+    }
   }
 
   async call(method: CallMethod, input: unknown, requestOptions: RequestOptions = {}): Promise<unknown> {
@@ -105,14 +118,37 @@ class RunnerSupervisor {
     if (method !== "unload") await this.refuseCrashedModel(input);
     const { signal, ...rest } = requestOptions;
     const runner = await this.start(signal);
+    const done = this.track(method === "load" || method === "unload" ? undefined : modelIdOf(input));
     try {
-      return await runner.call(method, input, rest, signal);
+      const answer = await runner.call(method, input, rest, signal);
+      done(true);
+      return answer;
     } catch (err) {
       // A runner that died (or hung) under a question about its state had nothing loaded after all:
       // listing models (/v1/models, metrics) keeps answering through a crash.
       if (method in ANSWERS_WITHOUT_RUNNER && !runner.alive) return ANSWERS_WITHOUT_RUNNER[method];
       throw err;
+    } finally {
+      done(false);
     }
+  }
+
+  /**
+   * Counts a request on `modelId` while it runs; the returned function ends it once (answered:
+   * the model has served, so a later crash is not laid to it alone).
+   */
+  private track(modelId: string | undefined): (answered: boolean) => void {
+    if (modelId === undefined) return () => {};
+    this.running.set(modelId, (this.running.get(modelId) ?? 0) + 1);
+    let ended = false;
+    return (answered) => {
+      if (ended) return;
+      ended = true;
+      if (answered) this.unproven.delete(modelId);
+      const left = (this.running.get(modelId) ?? 1) - 1;
+      if (left > 0) this.running.set(modelId, left);
+      else this.running.delete(modelId);
+    };
   }
 
   async close(): Promise<void> {
@@ -165,21 +201,37 @@ class RunnerSupervisor {
       case "load-started":
         this.loading.set(event.modelId, event.path);
         break;
-      case "loaded":
+      case "loaded": {
+        const path = this.loading.get(event.modelId);
         this.loading.delete(event.modelId);
         this.loaded.add(event.modelId);
+        if (path !== undefined) this.unproven.set(event.modelId, path);
         this.guard.forget(event.modelId);
         break;
+      }
       case "load-failed":
         this.loading.delete(event.modelId);
         break;
       case "unloaded":
         this.loaded.delete(event.modelId);
+        this.unproven.delete(event.modelId);
         break;
       default:
         break;
     }
     this.options.events.emit(event);
+  }
+
+  /** Marks the model FAILED for the crash and holds it back (the LoadCrashGuard's backoff). */
+  private chargeCrash(modelId: string, path: string, cause: string, during: "load" | "first-request"): void {
+    const count = this.guard.record(modelId, path, cause);
+    const next =
+      count >= 2
+        ? "it stays FAILED until its file changes (e.g. deleted and pulled again) or it is loaded with LoadModel"
+        : `it is tried once more after ${Math.ceil(this.options.crashBackoffMs / 1000)} s`;
+    const what = during === "load" ? `loading ${path}` : `the first request to ${path}`;
+    this.options.logger.error({ modelId, path, cause, crashes: count }, during === "load" ? "loading a model crashed the inference runner" : "a model's first request crashed the inference runner");
+    this.options.events.emit({ type: "load-failed", modelId, code: "ENGINE_CRASHED", reason: `${what} crashed the inference runner (${cause}); ${next}` });
   }
 
   /** Runs before the calls open on the dead runner fail, so a client that retries meets the guard. */
@@ -189,22 +241,17 @@ class RunnerSupervisor {
     this.live = undefined;
     if (this.closed) return;
     const cause = describeExit(exit);
-    for (const [modelId, path] of this.loading) {
-      const count = this.guard.record(modelId, path, cause);
-      const next =
-        count >= 2
-          ? "it stays FAILED until its file changes (e.g. deleted and pulled again) or it is loaded with LoadModel"
-          : `it is tried once more after ${Math.ceil(this.options.crashBackoffMs / 1000)} s`;
-      this.options.logger.error({ modelId, path, cause, crashes: count }, "loading a model crashed the inference runner");
-      this.options.events.emit({
-        type: "load-failed",
-        modelId,
-        code: "ENGINE_CRASHED",
-        reason: `loading ${path} crashed the inference runner (${cause}); ${next}`,
-      });
-    }
-    this.loading.clear();
+    // A native crash (an assert, a bad access) under the first requests of a freshly loaded model is
+    // that model's, as a load crash is: such a file would take the runner down on every request.
+    const nativeCrash = exit.signal !== null && NATIVE_CRASH_SIGNALS.has(exit.signal);
+    const firstRequestCrashes = nativeCrash ? [...this.unproven].filter(([modelId]) => this.running.has(modelId)) : [];
+    // Unloaded first: a model charged with the crash ends FAILED, not READY.
     for (const modelId of this.loaded) this.options.events.emit({ type: "unloaded", modelId });
+    for (const [modelId, path] of this.loading) this.chargeCrash(modelId, path, cause, "load");
+    for (const [modelId, path] of firstRequestCrashes) this.chargeCrash(modelId, path, cause, "first-request");
+    this.loading.clear();
+    this.unproven.clear();
+    this.running.clear();
     this.loaded.clear();
     // Restarted at once, with llama.cpp loaded, so the clients retrying do not wait for it. Only a
     // runner that had served calls is replaced this way (one that dies warming up is not, so no loop).
