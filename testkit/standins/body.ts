@@ -132,6 +132,12 @@ export function sendBlob(req: IncomingMessage, res: ServerResponse, blob: FileBo
     return Promise.resolve();
   }
   const plan = opts.faults && opts.target ? opts.faults.planBody(opts.target, start, end + 1) : undefined;
+  if (plan?.chunked) {
+    // As a proxy that streams a file would: chunked, and the connection closes after it.
+    delete headers["Content-Length"];
+    headers.Connection = "close";
+  }
+  if (plan?.overstateBy) headers["Content-Length"] = length + plan.overstateBy;
   res.writeHead(status, headers);
   return streamBody(res, blob, start, end + 1, plan).catch(() => {
     res.destroy();
@@ -255,13 +261,13 @@ async function streamBody(res: ServerResponse, blob: FileBody, start: number, en
     }
     pos = cEnd;
   }
-  finish(res, pos, endEx);
+  finish(res, pos, endEx, plan.overstateBy !== undefined);
 }
 
-function finish(res: ServerResponse, pos: number, endEx: number): void {
+function finish(res: ServerResponse, pos: number, endEx: number, lengthOverstated = false): void {
   if (res.destroyed) return;
-  if (pos < endEx) {
-    // The file shrank under us: never pretend the body is complete.
+  if (pos < endEx || lengthOverstated) {
+    // The file shrank under us (never pretend the body is complete), or the fault says more bytes follow.
     cut(res);
     return;
   }

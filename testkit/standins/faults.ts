@@ -36,7 +36,7 @@ export interface FaultTarget {
   path?: string | undefined;
 }
 
-export type FaultKind = "drop" | "stall" | "corrupt" | "throttle" | "status" | "rateLimit";
+export type FaultKind = "drop" | "stall" | "corrupt" | "throttle" | "status" | "rateLimit" | "overstate" | "chunked";
 
 export interface FaultHandle {
   readonly kind: FaultKind;
@@ -71,6 +71,10 @@ export interface BodyPlan {
   corrupt: number[];
   /** Pace the body at this many bytes per second. */
   bytesPerSecond?: number;
+  /** Content-Length claims this many bytes more than the body; the connection is cut after the body. */
+  overstateBy?: number;
+  /** Send the body chunked (Transfer-Encoding: chunked, no Content-Length). */
+  chunked?: boolean;
 }
 
 export class Faults {
@@ -110,6 +114,17 @@ export class Faults {
   stall(offset: number, ms: number | "forever", scope?: BodyFaultScope): FaultHandle {
     assertOffset(offset);
     return this.add("stall", offset, scope, 1, ms === "forever" ? Infinity : ms);
+  }
+
+  /** The next response's Content-Length claims `extraBytes` more than its body; the whole body is sent, then the connection is cut. */
+  overstateLength(extraBytes: number, scope?: FaultScope): FaultHandle {
+    if (!Number.isInteger(extraBytes) || extraBytes < 1) throw new RangeError("extraBytes must be a positive integer");
+    return this.add("overstate", extraBytes, scope, 1);
+  }
+
+  /** The next response is sent chunked, without a Content-Length (combine with dropAt to cut it mid-chunk). */
+  chunked(scope?: FaultScope): FaultHandle {
+    return this.add("chunked", 0, scope, 1);
   }
 
   /** Flip (XOR 0xff) the byte at `offset` in what is sent. */
@@ -189,6 +204,12 @@ export class Faults {
       } else if (f.kind === "throttle" && plan.bytesPerSecond === undefined && endExclusive > start) {
         plan.bytesPerSecond = f.value;
         used.push(f);
+      } else if (f.kind === "overstate" && plan.overstateBy === undefined) {
+        plan.overstateBy = f.value;
+        used.push(f);
+      } else if (f.kind === "chunked" && !plan.chunked) {
+        plan.chunked = true;
+        used.push(f);
       }
     }
     if (used.length === 0) return undefined;
@@ -223,6 +244,8 @@ export interface FaultControls {
   dropAt(offset: number, scope?: BodyFaultScope): FaultHandle;
   stall(offset: number, ms: number | "forever", scope?: BodyFaultScope): FaultHandle;
   corruptByte(offset: number, scope?: BodyFaultScope): FaultHandle;
+  overstateLength(extraBytes: number, scope?: FaultScope): FaultHandle;
+  chunked(scope?: FaultScope): FaultHandle;
   throttle(bytesPerSecond: number | null, scope?: FaultScope): FaultHandle | undefined;
   failStatus(status: number, n?: Times, scope?: FaultScope): FaultHandle;
   rateLimit(n?: Times, resetSeconds?: number, scope?: FaultScope): FaultHandle;
@@ -236,6 +259,8 @@ export function faultControls(faults: Faults, rateLimitDefaults: FaultScope = {}
     dropAt: (o, s) => faults.dropAt(o, s),
     stall: (o, ms, s) => faults.stall(o, ms, s),
     corruptByte: (o, s) => faults.corruptByte(o, s),
+    overstateLength: (n, s) => faults.overstateLength(n, s),
+    chunked: (s) => faults.chunked(s),
     throttle: (b, s) => faults.throttle(b, s),
     failStatus: (st, n, s) => faults.failStatus(st, n, s),
     rateLimit: (n, r, s) => faults.rateLimit(n, r, { ...rateLimitDefaults, ...s }),

@@ -34,6 +34,33 @@ describe("the transfer engine against a misbehaving CDN", () => {
     }
   });
 
+  it("installs a complete body whose Content-Length claimed more, without asking again for bytes past the end", async () => {
+    const repo = await world.newRepo();
+    world.hf.overstateLength(5000, { host: "cdn" });
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_DOWNLOAD_CONNECTIONS: "1" }, models: [entry("m", repo, FILE)] });
+    try {
+      expect(await stack.resolver.resolve({ modelId: "m" })).toMatchObject({ sha256: SHA, sizeBytes: SIZE });
+      expect(world.hf.bytesServed(repo, FILE)).toBe(SIZE);
+      expect(cdnGets(repo)).toHaveLength(1);
+    } finally {
+      await stack.dispose();
+    }
+  });
+
+  it("resumes a chunked body cut mid-way (undici's parser error) from where it stopped", async () => {
+    const repo = await world.newRepo();
+    world.hf.chunked({ host: "cdn" });
+    world.hf.dropAt(Math.floor(SIZE * 0.6), { host: "cdn" });
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_DOWNLOAD_CONNECTIONS: "1" }, models: [entry("m", repo, FILE)] });
+    try {
+      expect(await stack.resolver.resolve({ modelId: "m" })).toMatchObject({ sha256: SHA, sizeBytes: SIZE });
+      expect(world.hf.bytesServed(repo, FILE) - SIZE).toBeLessThan(SIZE * 0.1);
+      expect(cdnGets(repo).some((r) => (r.rangeStart ?? 0) >= SIZE * 0.5)).toBe(true);
+    } finally {
+      await stack.dispose();
+    }
+  });
+
   it("names the file once in the retry warning (a JSON line with one \"file\" key)", async () => {
     const repo = await world.newRepo();
     world.hf.dropAt(Math.floor(SIZE * 0.6), { host: "cdn" });

@@ -377,6 +377,10 @@ class FileDownload {
       } catch (err) {
         if (signal.aborted) throw signal.reason ?? err;
         if (err instanceof RestartFromZero || err instanceof LlmlbError || err instanceof DiskWriteError || isAbortError(err)) throw err;
+        // Every byte of the range arrived and the connection then failed (a Content-Length that
+        // claimed more): there is nothing left to ask for; the file's size and digest decide.
+        const target = end ?? this.size;
+        if (target !== undefined && cursor.pos >= target) return;
         if (shared && this.liveOrigins().length > 1) throw err;
         const status = err instanceof RetryableHttpError;
         const resumable = err instanceof ConnectionEndedError || err instanceof ExpiredRedirectError;

@@ -43,9 +43,11 @@ export function backoffMs(attempt: number, options: BackoffOptions = {}): number
   return Math.round(step * (0.5 + Math.random() * 0.5));
 }
 
-/** Network failures worth retrying (resets, refused, timeouts, early close); aborts never are. */
+/** Network failures worth retrying (resets, refused, timeouts, early close, a body cut mid-chunk); aborts never are. */
 export function isRetryableNetworkError(err: unknown): boolean {
   if (isAbortError(err)) return false;
+  // undici's parser error for a response cut short (a chunked body whose connection closed mid-way) has no code.
+  if ((err as Error | undefined)?.name === "HTTPParserError") return true;
   const code = (err as { code?: unknown } | undefined)?.code;
   if (typeof code === "string") {
     return /^(ECONNRESET|ECONNREFUSED|ECONNABORTED|EPIPE|ETIMEDOUT|EAI_AGAIN|ENETUNREACH|EHOSTUNREACH|UND_ERR_.*)$/.test(code);
