@@ -83,6 +83,21 @@ describe("the transfer engine against a misbehaving CDN", () => {
     }
   });
 
+  it("gives up on a connection that trickles (under 1 KiB/s over the stall window, never silent long enough to stall) and resumes on a fresh one", async () => {
+    const repo = await world.newRepo();
+    world.hf.throttle(400, { host: "cdn", times: 1 });
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_STALL_TIMEOUT: "1", LLMLB_DOWNLOAD_CONNECTIONS: "1" }, models: [entry("m", repo, FILE)] });
+    try {
+      expect(await stack.resolver.resolve({ modelId: "m" })).toMatchObject({ sha256: SHA, sizeBytes: SIZE });
+      const gets = cdnGets(repo);
+      expect(gets).toHaveLength(2);
+      expect(gets[0]!.aborted).toBe(true);
+      expect(gets[1]!.rangeStart).toBeGreaterThan(0);
+    } finally {
+      await stack.dispose();
+    }
+  });
+
   it("retries a stalled transfer from where it stopped", async () => {
     const repo = await world.newRepo();
     world.hf.stall(Math.floor(SIZE * 0.3), "forever", { host: "cdn" });

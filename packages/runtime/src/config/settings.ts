@@ -142,7 +142,7 @@ export const SETTINGS = {
   downloadRetries: setting({ env: ["LLMLB_DOWNLOAD_RETRIES"], parse: parseInteger(0, 100), default: 8,
     description: "Retries per file on 408/429/5xx, resets and stalls (with backoff)." }),
   stallTimeoutSeconds: setting({ env: ["LLMLB_STALL_TIMEOUT"], parse: parseInteger(1, 3600), default: 30,
-    description: "Seconds without a byte before a transfer is retried from where it stopped." }),
+    description: "Seconds without a byte (or under 1 KiB/s over that long) before a transfer is retried from where it stopped." }),
   lockWaitTimeoutSeconds: setting({ env: ["LLMLB_LOCK_WAIT_TIMEOUT"], parse: parseInteger(1, 86400), default: 300,
     description: "Seconds to wait for another process's download of the same model." }),
   allowedPrivateHosts: setting({ env: ["LLMLB_ALLOWED_PRIVATE_HOSTS"], parse: parseList(parseString), default: [] as string[],

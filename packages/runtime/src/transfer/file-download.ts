@@ -9,7 +9,7 @@ import type { RemoteFile } from "../plugin/contract.js";
 import { createHashFollower, type HashFollower } from "./hash-follower.js";
 import type { LiveFile } from "./live-files.js";
 import { discardBody, headerValue, type HttpClient, type OpenResponse } from "./http-client.js";
-import { ConnectionEndedError, ExpiredRedirectError, RetryableHttpError, httpStatusError } from "./http-errors.js";
+import { ConnectionEndedError, ExpiredRedirectError, MIN_BYTES_PER_SECOND, RetryableHttpError, TooSlowError, httpStatusError } from "./http-errors.js";
 import { Intervals } from "./intervals.js";
 import { readPartialState, samePartial, writePartialState, type PartialState } from "../store/partial-state.js";
 import { DiskWriteError, PositionalWriter } from "./positional-writer.js";
@@ -383,7 +383,7 @@ class FileDownload {
         if (target !== undefined && cursor.pos >= target) return;
         if (shared && this.liveOrigins().length > 1) throw err;
         const status = err instanceof RetryableHttpError;
-        const resumable = err instanceof ConnectionEndedError || err instanceof ExpiredRedirectError;
+        const resumable = err instanceof ConnectionEndedError || err instanceof ExpiredRedirectError || err instanceof TooSlowError;
         if (!status && !resumable && !isRetryableNetworkError(err)) throw err;
         if (cursor.pos > before) failures = 0;
         failures++;
@@ -411,7 +411,9 @@ class FileDownload {
     const code = (err as { code?: unknown }).code;
     const what = code === "UND_ERR_BODY_TIMEOUT" || code === "UND_ERR_HEADERS_TIMEOUT"
       ? `no data for ${this.options.stallMs / 1000} s`
-      : (err as Error).message;
+      : err instanceof TooSlowError
+        ? `under ${MIN_BYTES_PER_SECOND / 1024} KiB/s for ${err.seconds} s`
+        : (err as Error).message;
     return new LlmlbError("SOURCE_UNAVAILABLE", `downloading ${this.file.name} from ${host} failed ${failures} times in a row (${what})`, {
       host, file: this.file.name,
     }, { cause: err });
@@ -446,8 +448,18 @@ class FileDownload {
       origin.served += e - s;
       this.written(s, e);
     });
+    // The stall timeout only sees silence; a byte every few seconds would hold the download for days.
+    let windowStart = performance.now();
+    let windowBytes = 0;
     try {
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        windowBytes += chunk.length;
+        const elapsed = performance.now() - windowStart;
+        if (elapsed >= this.options.stallMs) {
+          if (windowBytes < (MIN_BYTES_PER_SECOND * elapsed) / 1000) throw new TooSlowError(windowBytes, Math.round(elapsed / 1000));
+          windowStart = performance.now();
+          windowBytes = 0;
+        }
         if (this.size === undefined && writer.position + chunk.length > this.options.maxUnknownSizeBytes) throw await this.tooLarge();
         const room = end !== undefined ? end - writer.position : Infinity;
         if (chunk.length > room) {
