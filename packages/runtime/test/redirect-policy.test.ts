@@ -1,3 +1,5 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { classifyAddress, classifyHost, classifyUrlHost, redirectProblem, type HostClassifier } from "../src/transfer/address-policy.js";
 import { HttpClient } from "../src/transfer/http-client.js";
@@ -104,6 +106,28 @@ describe("a hub on the public internet redirecting into this machine", () => {
       expect(await stack.resolver.resolve({ modelId: "tiny" })).toMatchObject({ source: "huggingface" });
     } finally {
       await stack.dispose();
+    }
+  });
+});
+
+describe("a server that redirects in a loop", () => {
+  it("is given up after 10 redirects with an error that says so, instead of a bare 302", async () => {
+    let asked = 0;
+    const loop = http.createServer((req, res) => {
+      asked++;
+      res.writeHead(302, { location: req.url === "/a" ? "/b" : "/a" }).end();
+    });
+    await new Promise<void>((resolve) => loop.listen(0, "127.0.0.1", resolve));
+    const client = new HttpClient();
+    try {
+      const { port } = loop.address() as AddressInfo;
+      const err = await client.open(`http://127.0.0.1:${port}/a`).catch((e: unknown) => e);
+      expect(err).toMatchObject({ reason: "SOURCE_UNAVAILABLE", metadata: { host: `127.0.0.1:${port}` } });
+      expect((err as Error).message).toMatch(/redirected more than 10 times .*a redirect loop/);
+      expect(asked).toBe(11);
+    } finally {
+      await client.close();
+      loop.close();
     }
   });
 });
