@@ -16,7 +16,7 @@ export default tseslint.config(
     files: ["packages/runtime/src/**/*.ts"],
     rules: {
       "no-restricted-imports": ["error", { patterns: [
-        { group: ["@llmlb/plugins", "@llmlb/plugins/*", "@llmlb/facade", "@llmlb/facade/*"], message: "runtime imports neither plugins nor facade (DESIGN.md layering)" },
+        { group: ["@llmlb/plugins", "@llmlb/plugins/*", "@llmlb/facade", "@llmlb/facade/*"], message: "runtime imports neither plugins nor facade (README, Architecture: the layering)" },
       ] }],
     },
   },
