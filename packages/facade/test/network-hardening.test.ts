@@ -298,8 +298,7 @@ describe("one input validation for gRPC and HTTP", () => {
       for (const c of cases) {
         const viaGrpc = await grpcMessage(c.grpc[0], c.grpc[1]);
         expect(viaGrpc.code, c.message).toBe(grpc.status.INVALID_ARGUMENT);
-        // connect-es percent-encodes grpc-message beyond what @grpc/grpc-js decodes (";" arrives as %3B).
-        expect(decodeURIComponent(viaGrpc.details)).toContain(c.message);
+        expect(viaGrpc.details).toContain(c.message);
         const viaHttp = await post(c.http[0], c.http[1]);
         expect(viaHttp.status, c.message).toBe(400);
         expect(viaHttp.message).toContain(c.message);

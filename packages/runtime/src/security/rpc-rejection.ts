@@ -1,6 +1,7 @@
 import { codeToHttpStatus, endStreamToJson, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { toConnectError } from "../errors/index.js";
+import { respecGrpcMessage } from "../server/grpc-message.js";
 
 export interface RawAnswer {
   status: number;
@@ -19,6 +20,7 @@ export function rpcRejection(contentType: string | undefined, err: unknown): Raw
     const trailers = setTrailerStatus(new Headers(), error);
     const headers: Record<string, string> = { "content-type": type };
     trailers.forEach((value, key) => (headers[key] = value));
+    respecGrpcMessage(headers);
     return { status: 200, headers, body: new Uint8Array() };
   }
   if (/^application\/connect\+/i.test(type)) {

@@ -5,27 +5,33 @@ import { ERROR_DOMAIN } from "../errors/reasons.js";
 import { requestTooLarge } from "../errors/index.js";
 import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
+import { encodeGrpcMessage, respecGrpcMessage } from "./grpc-message.js";
 
 const INTERNAL = "13";
 const INVALID_ARGUMENT = "3";
 const RESOURCE_EXHAUSTED = "8";
 
-/** gRPC's grpc-message: percent-encoded UTF-8. */
-const grpcMessage = (text: string) => encodeURIComponent(text);
 
 /** Sets the status with a google.rpc.Status carrying one ErrorInfo, as every error of this node does. */
 function setStatus(headers: OutgoingHttpHeaders, code: string, message: string, reason: string, metadata: Record<string, string> = {}): void {
   const info = create(ErrorInfoSchema, { reason, domain: ERROR_DOMAIN, metadata });
   const status = create(StatusSchema, { code: Number(code), message, details: [anyPack(ErrorInfoSchema, info)] });
   headers["grpc-status"] = code;
-  headers["grpc-message"] = grpcMessage(message);
+  headers["grpc-message"] = encodeGrpcMessage(message);
   headers["grpc-status-details-bin"] = Buffer.from(toBinary(StatusSchema, status)).toString("base64");
 }
 
-/** A gRPC status (in trailers, or in the headers of a trailers-only answer) that connect-es itself wrote for a request it could not read. */
+/**
+ * A gRPC status (in trailers, or in the headers of a trailers-only answer): one connect-es itself
+ * wrote for a request it could not read gets its ErrorInfo; every message is encoded the spec's way.
+ */
 function fixStatus(headers: OutgoingHttpHeaders | undefined): void {
   const raw = headers?.["grpc-message"];
-  if (!headers || typeof raw !== "string" || headers["grpc-status-details-bin"]) return;
+  if (!headers || typeof raw !== "string") return;
+  if (headers["grpc-status-details-bin"]) {
+    respecGrpcMessage(headers);
+    return;
+  }
   const message = decodeURIComponent(raw);
   if (headers["grpc-status"] === INTERNAL && message.startsWith("parse binary:")) {
     setStatus(headers, INVALID_ARGUMENT, message, "INVALID_ARGUMENT");
@@ -35,7 +41,9 @@ function fixStatus(headers: OutgoingHttpHeaders | undefined): void {
   if (headers["grpc-status"] === RESOURCE_EXHAUSTED && tooLarge) {
     const refusal = requestTooLarge(Number(tooLarge[1]), message.includes("decompress"));
     setStatus(headers, RESOURCE_EXHAUSTED, refusal.message, refusal.reason, refusal.metadata);
+    return;
   }
+  respecGrpcMessage(headers);
 }
 
 /**
