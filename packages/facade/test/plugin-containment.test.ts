@@ -64,3 +64,21 @@ describe("a plugin file outside the node's folder", () => {
     }
   });
 });
+
+describe("a plugin module that is not installed", () => {
+  it("stops start-up with one line naming it, without Node's require stack", () => {
+    const dir = tempDir("llmlb-plugin-");
+    try {
+      fs.writeFileSync(path.join(dir.dir, "config.json"), JSON.stringify({ sources: [{ module: "llmlb-source-nowhere" }] }));
+      const run = spawnSync(process.execPath, [...CLI_ARGS, "sources"], {
+        env: { ...process.env, LLMLB_HOME: path.join(dir.dir, "home"), LLMLB_CONFIG: path.join(dir.dir, "config.json"), LLMLB_GRPC_PORT: "1", LLMLB_LOG_LEVEL: "silent" },
+        encoding: "utf8",
+      });
+      expect(run.status).toBe(1);
+      expect(run.stderr).toMatch(/cannot load source plugin "llmlb-source-nowhere": Cannot find (module|package) 'llmlb-source-nowhere'/);
+      expect(run.stderr.trim().split("\n")).toHaveLength(1);
+    } finally {
+      dir.cleanup();
+    }
+  });
+});

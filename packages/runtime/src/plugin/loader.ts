@@ -73,7 +73,8 @@ async function loadOne(entry: SourceEntry, options: Readonly<Record<string, unkn
   try {
     mod = await importModule(entry.module, config.configFile);
   } catch (err) {
-    const message = (err as Error).message;
+    // Node's resolution errors append the require stack (the config file): one line is enough.
+    const message = (err as Error).message.split("\nRequire stack:")[0]!.trim();
     // A plugin file outside this installation resolves its own imports from its own folder.
     const hint = isPath(entry.module) && /Cannot find package '@llmlb\//.test(message)
       ? "; a plugin file resolves its imports from its own folder: install the node's packages there (npm install <this node's folder>/packages/runtime), or leave the import out (definePlugin only types the object: export the provider object or factory itself)"
