@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestNode, type TestNode } from "../../../testkit/node/index.js";
+import { logSink, startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { postgresMissing, redisMissing, startPostgres, startRedis, type PostgresServer, type RedisServer } from "../../../testkit/services/index.js";
 import { startTinyWorld, TINY_CHAT_FILE, TINY_REPO, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
@@ -113,6 +113,17 @@ describe.skipIf(noRedis !== undefined)("fleet state shared through Redis", () =>
     // A node joining now finds both, once every node's recovery probe has republished (within seconds).
     await eventually(async () => expect(await modelStatus(late, "before-outage")).toBe(200));
     await eventually(async () => expect(await modelStatus(late, "during-outage")).toBe(200));
+  });
+
+  it("says it joined the fleet only once the store has its record, not while the store cannot be reached", async () => {
+    await redis.stop();
+    const logs = logSink();
+    // The node opens its listeners after waiting 15 s for the store, then serves on its local state.
+    nodes.push(await startTestNode({ ...world.env, LLMLB_STATE_URL: redis.url, LLMLB_LOG_LEVEL: "info", LLMLB_LOG_FORMAT: "json" }, {}, { logTo: logs.stream }));
+    expect(logs.lines.some((l) => typeof l.msg === "string" && l.msg.startsWith("shared state store unreachable"))).toBe(true);
+    expect(logs.lines.some((l) => l.msg === "joined the fleet")).toBe(false);
+    await redis.start();
+    await expect.poll(() => logs.lines.some((l) => l.msg === "joined the fleet"), { timeout: 15_000 }).toBe(true);
   });
 });
 

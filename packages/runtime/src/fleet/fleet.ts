@@ -84,8 +84,9 @@ export class Fleet implements FleetDownloads {
       heartbeatMs: this.tuning.heartbeatMs,
       logger: this.options.logger,
     });
+    // Said once the store has this node's record, not while it cannot be reached.
+    this.directory.whenListed(() => this.options.logger.info({ advertise: url, store: this.options.state.name }, "joined the fleet"));
     this.directory.start();
-    this.options.logger.info({ advertise: url, store: this.options.state.name }, "joined the fleet");
   }
 
   get url(): string | undefined {

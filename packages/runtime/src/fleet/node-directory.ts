@@ -30,8 +30,16 @@ export class NodeDirectory {
   private timer: NodeJS.Timeout | undefined;
   private beats: Promise<void> = Promise.resolve();
   private closed = false;
+  private listed = false;
+  private readonly onListed: Array<() => void> = [];
 
   constructor(private readonly options: NodeDirectoryOptions) {}
+
+  /** Calls `listener` once this node's record is in the directory for the first time (the store answered). */
+  whenListed(listener: () => void): void {
+    if (this.listed) listener();
+    else this.onListed.push(listener);
+  }
 
   start(): void {
     this.changed();
@@ -73,6 +81,10 @@ export class NodeDirectory {
     try {
       const ready = await this.options.readyModels();
       await this.options.kv.set(this.options.self, { url: this.options.self, ready, heartbeatAt: Date.now() }, this.options.ttlMs);
+      if (!this.listed) {
+        this.listed = true;
+        for (const listener of this.onListed.splice(0)) listener();
+      }
     } catch (err) {
       this.options.logger.debug({ err }, "node directory heartbeat failed");
     }
