@@ -68,6 +68,14 @@ describe("llmlb-node CLI", () => {
       expect(config.httpPort).toEqual({ value: 7005, source: "env LLMLB_HTTP_PORT" });
       expect(config.parallelism).toEqual({ value: 3, source: `file ${file}` });
       expect(config.queueSize).toEqual({ value: 64, source: "default" });
+      // The table shows durations, sizes and "auto" as they are written, not in ms, bytes and 0.
+      const table = await cli(["config"], { LLMLB_HOME: dir, LLMLB_KEEP_ALIVE: "10m" });
+      expect(table.code).toBe(0);
+      const row = (key: string) => table.stdout.split("\n").find((l) => l.startsWith(`${key} `))?.replace(/\s+/g, " ").trim();
+      expect(row("keepAlive")).toBe("keepAlive 10m env LLMLB_KEEP_ALIVE");
+      expect(row("contextSize")).toBe("contextSize auto default");
+      expect(row("runnerHangTimeout")).toBe("runnerHangTimeout 5s default");
+      expect(row("diskReserve")).toBe("diskReserve 512.0 MiB default");
     } finally {
       cleanup();
     }

@@ -71,10 +71,10 @@ describe("loadConfig", () => {
     const contextSize = (value: string) => loadConfig({ env: { LLMLB_HOME: dir, LLMLB_CONTEXT_SIZE: value } }).contextSize;
     expect(loadConfig({ env: { LLMLB_HOME: dir } }).contextSize).toBe(0);
     expect([contextSize("auto"), contextSize("AUTO"), contextSize("16384")]).toEqual([0, 0, 16_384]);
-    expect(() => contextSize("big")).toThrow(/LLMLB_CONTEXT_SIZE = "big": expected "auto" or a number of tokens/);
+    expect(() => contextSize("big")).toThrow(/LLMLB_CONTEXT_SIZE = "big": expected "auto" \(or 0\) or a number of tokens/);
     // A context shorter than a registration may have (256) would refuse every chat; 0 still means auto.
     expect([contextSize("0"), contextSize("256")]).toEqual([0, 256]);
-    expect(() => contextSize("12")).toThrow(/LLMLB_CONTEXT_SIZE = "12": expected "auto" or a number of tokens from 256 to 16777216/);
+    expect(() => contextSize("12")).toThrow(/LLMLB_CONTEXT_SIZE = "12": expected "auto" \(or 0\) or a number of tokens from 256 to 16777216/);
   });
 
   it("names the variable, the value and what was expected when a value is bad", () => {

@@ -102,6 +102,16 @@ function parseOrThrow(key: string, raw: unknown, origin: Origin, parse = SETTING
 }
 
 /** A copy safe to print or log: secrets are masked. */
+/** Values as `llmlb-node config` shows them: secrets masked, durations, sizes and "auto" in the notation they are set in. */
+export function displayConfig(config: NodeConfig): Record<string, unknown> {
+  const out = redactConfig(config);
+  for (const [key, value] of Object.entries(out)) {
+    const def = SETTINGS[key as SettingKey] as { show?: (value: unknown) => string; secret?: boolean } | undefined;
+    if (def?.show && !def.secret) out[key] = def.show(value);
+  }
+  return out;
+}
+
 export function redactConfig(config: NodeConfig): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(config)) {

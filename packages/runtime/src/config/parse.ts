@@ -172,7 +172,7 @@ export const MAX_CONTEXT_LENGTH = 1 << 24;
 /** A context length in tokens, or "auto" (returned as 0): the largest that fits, up to the trained length. */
 export const parseContextSize: Parser<number> = (raw) => {
   if (typeof raw === "string" && raw.trim().toLowerCase() === "auto") return 0;
-  const expected = `expected "auto" or a number of tokens from ${MIN_CONTEXT_LENGTH} to ${MAX_CONTEXT_LENGTH} such as 16384`;
+  const expected = `expected "auto" (or 0) or a number of tokens from ${MIN_CONTEXT_LENGTH} to ${MAX_CONTEXT_LENGTH} such as 16384`;
   let tokens: number;
   try {
     tokens = parseInteger(0, MAX_CONTEXT_LENGTH)(raw);

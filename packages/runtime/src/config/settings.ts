@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
-  parseBoolean, parseContextSize, parseDuration, parseEnum, parseInteger, parseList, parsePath, parsePort, parseSize,
+  formatBytes, formatDuration, parseBoolean, parseContextSize, parseDuration, parseEnum, parseInteger, parseList, parsePath, parsePort, parseSize,
   parseStateUrl, parseString, parseUrl,
   type Parser,
 } from "./parse.js";
@@ -26,7 +26,12 @@ interface SettingDef<T> {
   description: string;
   /** Never printed in full (API keys, tokens). */
   secret?: boolean;
+  /** How `llmlb-node config` shows the value, in the notation the setting is written in. */
+  show?: (value: T) => string;
 }
+
+const showSize = (bytes: number) => formatBytes(bytes);
+const showDuration = (ms: number) => (ms < 0 ? "-1 (forever)" : formatDuration(ms));
 
 const setting = <T>(def: SettingDef<T>): SettingDef<T> => def;
 
@@ -67,7 +72,7 @@ export const SETTINGS = {
     description: "PEM private key for LLMLB_TLS_CERT." }),
   tlsClientCa: setting<string>({ env: ["LLMLB_TLS_CLIENT_CA"], parse: parsePath, default: "",
     description: "PEM CA bundle: require client certificates signed by it (mutual TLS)." }),
-  maxRequestBytes: setting({ env: ["LLMLB_MAX_REQUEST_BYTES"], parse: parseSize, default: 4 * 1024 * 1024,
+  maxRequestBytes: setting({ env: ["LLMLB_MAX_REQUEST_BYTES"], parse: parseSize, default: 4 * 1024 * 1024, show: showSize,
     description: "Largest request body (gRPC, Connect, REST), compressed and decompressed (e.g. 8MiB)." }),
   headersTimeoutSeconds: setting({ env: ["LLMLB_HEADERS_TIMEOUT"], parse: parseInteger(1, 3600), default: 30,
     description: "Seconds a client may take to send the request headers." }),
@@ -94,13 +99,13 @@ export const SETTINGS = {
     description: "auto, cuda, metal, vulkan or cpu." }),
   threads: setting({ env: ["LLMLB_THREADS"], parse: parseInteger(0, 1024), default: 0,
     description: "CPU threads per context; 0 picks one less than the number of cores." }),
-  memoryBudget: setting({ env: ["LLMLB_MEMORY_BUDGET"], parse: parseSize, default: 0,
+  memoryBudget: setting({ env: ["LLMLB_MEMORY_BUDGET"], parse: parseSize, default: 0, show: (bytes) => (bytes === 0 ? "auto (80% of free memory at start)" : formatBytes(bytes)),
     description: "Memory for loaded models (e.g. 16GiB); 0 means 80% of free memory at start." }),
   parallelism: setting({ env: ["LLMLB_PARALLELISM"], parse: parseInteger(1, 64), default: 4,
     description: "Requests one model serves at once (context sequences)." }),
-  contextSize: setting({ env: ["LLMLB_CONTEXT_SIZE"], parse: parseContextSize, default: 0,
+  contextSize: setting({ env: ["LLMLB_CONTEXT_SIZE"], parse: parseContextSize, default: 0, show: (tokens) => (tokens === 0 ? "auto" : String(tokens)),
     description: "Tokens per request (sequence) for models without their own context_length; auto (0) is the largest that fits the memory budget, up to the trained length." }),
-  keepAlive: setting({ env: ["LLMLB_KEEP_ALIVE"], parse: parseDuration, default: 300_000,
+  keepAlive: setting({ env: ["LLMLB_KEEP_ALIVE"], parse: parseDuration, default: 300_000, show: showDuration,
     description: "How long an idle model stays loaded (e.g. 5m, 30s, 1h; 0 unloads after each request, -1 keeps it); requests may override it with keep_alive." }),
   streamIntervalMs: setting({ env: ["LLMLB_STREAM_INTERVAL_MS"], parse: parseInteger(0, 1000), default: 30,
     description: "Shortest time in ms between two streamed deltas of one answer; text generated faster is joined into fewer, larger deltas (0 sends every token as it comes)." }),
@@ -110,9 +115,9 @@ export const SETTINGS = {
     description: "CPUs the inference runner runs on (Linux, e.g. 1 or 1-7; needs taskset from util-linux); unset: any CPU. Keeps generation off the CPUs that serve the API; see CPU placement in the README." }),
   runnerCrashBackoffSeconds: setting({ env: ["LLMLB_RUNNER_CRASH_BACKOFF"], parse: parseInteger(0, 86400), default: 60,
     description: "Seconds a model whose load (or first request) crashed the inference runner is refused before one more try." }),
-  runnerHangTimeout: setting({ env: ["LLMLB_RUNNER_HANG_TIMEOUT"], parse: parseDuration, default: 5_000,
+  runnerHangTimeout: setting({ env: ["LLMLB_RUNNER_HANG_TIMEOUT"], parse: parseDuration, default: 5_000, show: showDuration,
     description: "An inference runner that answers no heartbeat for this long (e.g. 5s) is killed and restarted; 0 or -1 never." }),
-  runnerLoadHangTimeout: setting({ env: ["LLMLB_RUNNER_LOAD_HANG_TIMEOUT"], parse: parseDuration, default: 60_000,
+  runnerLoadHangTimeout: setting({ env: ["LLMLB_RUNNER_LOAD_HANG_TIMEOUT"], parse: parseDuration, default: 60_000, show: showDuration,
     description: "The same bound while a model or llama.cpp loads (both block the runner's thread for a while); a model load past it is a load crash." }),
   hfEndpoint: setting({ env: ["HF_ENDPOINT", "MODEL_ENDPOINT"], parse: parseUrl, default: "https://huggingface.co",
     description: "Hugging Face endpoint (mirrors, proxies, tests)." }),
@@ -147,9 +152,9 @@ export const SETTINGS = {
     description: "Seconds to wait for another process's download of the same model." }),
   allowedPrivateHosts: setting({ env: ["LLMLB_ALLOWED_PRIVATE_HOSTS"], parse: parseList(parseString), default: [] as string[],
     description: "Host names a download redirect may lead to even when they are on a more private network than the server that redirected (private mirrors), comma-separated." }),
-  maxDownloadSize: setting({ env: ["LLMLB_MAX_DOWNLOAD_SIZE"], parse: parseSize, default: 256 * 1024 ** 3,
+  maxDownloadSize: setting({ env: ["LLMLB_MAX_DOWNLOAD_SIZE"], parse: parseSize, default: 256 * 1024 ** 3, show: showSize,
     description: "Largest file downloaded when neither the source nor the catalog says its size (e.g. 64GiB)." }),
-  diskReserve: setting({ env: ["LLMLB_DISK_RESERVE"], parse: parseSize, default: 512 * 1024 * 1024,
+  diskReserve: setting({ env: ["LLMLB_DISK_RESERVE"], parse: parseSize, default: 512 * 1024 * 1024, show: showSize,
     description: "Free space always left on the disk (e.g. 2GiB)." }),
   pluginTimeoutSeconds: setting({ env: ["LLMLB_PLUGIN_TIMEOUT"], parse: parseInteger(1, 3600), default: 30,
     description: "Seconds a source provider may take to locate an artifact." }),
