@@ -147,7 +147,10 @@ describe("loadConfig", () => {
     const saved = process.env.HF_HOME;
     process.env.HF_HOME = hfHome;
     try {
-      expect(loadConfig({ env: { LLMLB_HOME: home() } }).hfToken).toBe("hf_from_file");
+      const fromFile = loadConfig({ env: { LLMLB_HOME: home() } });
+      expect(fromFile.hfToken).toBe("hf_from_file");
+      // `llmlb-node config` names the file as the token's source.
+      expect(fromFile.origins.hfToken).toEqual({ kind: "file", name: path.join(hfHome, "token") });
       expect(loadConfig({ env: { LLMLB_HOME: home(), HF_TOKEN: "hf_env" } }).hfToken).toBe("hf_env");
     } finally {
       if (saved === undefined) delete process.env.HF_HOME;

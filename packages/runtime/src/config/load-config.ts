@@ -70,7 +70,8 @@ export function loadConfig(options: LoadConfigOptions = {}): NodeConfig {
       origins[key] = origin;
     } else {
       values[key] = typeof def.default === "function" ? def.default({ home: values.home as string }) : def.default;
-      origins[key] = { kind: "default" };
+      const defaultFile = (def as { defaultFile?: () => string }).defaultFile;
+      origins[key] = defaultFile && values[key] ? { kind: "file", name: defaultFile() } : { kind: "default" };
     }
   }
   const settings = values as Settings;

@@ -28,18 +28,21 @@ interface SettingDef<T> {
   secret?: boolean;
   /** How `llmlb-node config` shows the value, in the notation the setting is written in. */
   show?: (value: T) => string;
+  /** The file a default is read from: named as the value's source when it gave one. */
+  defaultFile?: () => string;
 }
 
-const showSize = (bytes: number) => formatBytes(bytes);
 const showDuration = (ms: number) => (ms < 0 ? "-1 (forever)" : formatDuration(ms));
 
 const setting = <T>(def: SettingDef<T>): SettingDef<T> => def;
 
-/** The token `huggingface-cli login` saved ($HF_HOME/token, default ~/.cache/huggingface/token), or "". */
+/** Where `huggingface-cli login` saves its token: $HF_HOME/token, default ~/.cache/huggingface/token. */
+const hfTokenFile = () => path.join(process.env.HF_HOME ?? path.join(os.homedir(), ".cache", "huggingface"), "token");
+
+/** The token `huggingface-cli login` saved, or "". */
 function readHfTokenFile(): string {
-  const file = path.join(process.env.HF_HOME ?? path.join(os.homedir(), ".cache", "huggingface"), "token");
   try {
-    return fs.readFileSync(file, "utf8").trim();
+    return fs.readFileSync(hfTokenFile(), "utf8").trim();
   } catch {
     return "";
   }
@@ -72,7 +75,7 @@ export const SETTINGS = {
     description: "PEM private key for LLMLB_TLS_CERT." }),
   tlsClientCa: setting<string>({ env: ["LLMLB_TLS_CLIENT_CA"], parse: parsePath, default: "",
     description: "PEM CA bundle: require client certificates signed by it (mutual TLS)." }),
-  maxRequestBytes: setting({ env: ["LLMLB_MAX_REQUEST_BYTES"], parse: parseSize, default: 4 * 1024 * 1024, show: showSize,
+  maxRequestBytes: setting({ env: ["LLMLB_MAX_REQUEST_BYTES"], parse: parseSize, default: 4 * 1024 * 1024, show: formatBytes,
     description: "Largest request body (gRPC, Connect, REST), compressed and decompressed (e.g. 8MiB)." }),
   headersTimeoutSeconds: setting({ env: ["LLMLB_HEADERS_TIMEOUT"], parse: parseInteger(1, 3600), default: 30,
     description: "Seconds a client may take to send the request headers." }),
@@ -121,7 +124,7 @@ export const SETTINGS = {
     description: "The same bound while a model or llama.cpp loads (both block the runner's thread for a while); a model load past it is a load crash." }),
   hfEndpoint: setting({ env: ["HF_ENDPOINT", "MODEL_ENDPOINT"], parse: parseUrl, default: "https://huggingface.co",
     description: "Hugging Face endpoint (mirrors, proxies, tests)." }),
-  hfToken: setting({ env: ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"], parse: parseString, default: readHfTokenFile, secret: true,
+  hfToken: setting({ env: ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"], parse: parseString, default: readHfTokenFile, defaultFile: hfTokenFile, secret: true,
     description: "Hugging Face token; sent only to the HF endpoint's host. Also read from ~/.cache/huggingface/token." }),
   routerUrls: setting({ env: ["LLMLB_ROUTER_URL"], parse: parseList(parseUrl), default: [] as string[],
     description: "Upstream llmlb routers or peer nodes (comma-separated) for the router-proxy source." }),
@@ -152,9 +155,9 @@ export const SETTINGS = {
     description: "Seconds to wait for another process's download of the same model." }),
   allowedPrivateHosts: setting({ env: ["LLMLB_ALLOWED_PRIVATE_HOSTS"], parse: parseList(parseString), default: [] as string[],
     description: "Host names a download redirect may lead to even when they are on a more private network than the server that redirected (private mirrors), comma-separated." }),
-  maxDownloadSize: setting({ env: ["LLMLB_MAX_DOWNLOAD_SIZE"], parse: parseSize, default: 256 * 1024 ** 3, show: showSize,
+  maxDownloadSize: setting({ env: ["LLMLB_MAX_DOWNLOAD_SIZE"], parse: parseSize, default: 256 * 1024 ** 3, show: formatBytes,
     description: "Largest file downloaded when neither the source nor the catalog says its size (e.g. 64GiB)." }),
-  diskReserve: setting({ env: ["LLMLB_DISK_RESERVE"], parse: parseSize, default: 512 * 1024 * 1024, show: showSize,
+  diskReserve: setting({ env: ["LLMLB_DISK_RESERVE"], parse: parseSize, default: 512 * 1024 * 1024, show: formatBytes,
     description: "Free space always left on the disk (e.g. 2GiB)." }),
   pluginTimeoutSeconds: setting({ env: ["LLMLB_PLUGIN_TIMEOUT"], parse: parseInteger(1, 3600), default: 30,
     description: "Seconds a source provider may take to locate an artifact." }),
