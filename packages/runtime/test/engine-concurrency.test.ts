@@ -2,7 +2,9 @@ import { setTimeout as delay } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Llama } from "node-llama-cpp";
 import type { GenerationEvent, InferenceEngine } from "../src/index.js";
-import { collect, engineFixture, reasonOf, truncatedModel, user, type EngineFixture } from "./fixtures/engine-fixtures.js";
+import { ModelEvents, silentLogger } from "../src/index.js";
+import { ModelPool } from "../src/engine/model-pool.js";
+import { collect, engineFixture, entry, reasonOf, truncatedModel, user, type EngineFixture } from "./fixtures/engine-fixtures.js";
 
 const chatRequest = (modelId: string, maxTokens: number, content = "Hello world") => ({
   modelId,
@@ -213,6 +215,80 @@ describe("load and unload", () => {
     expect(await fx.engine.unload("solo")).toBe(false);
     expect(fx.engine.list().map((m) => m.modelId)).not.toContain("solo");
     expect(fx.events).toContainEqual({ type: "unloaded", modelId: "solo" });
+  });
+
+  /**
+   * The pool runs allocations, evictions and unloads one at a time; while another model's load
+   * holds that queue, a request may take a model an unload or an expiry is waiting to remove. The
+   * queue is held here by an allocation whose work the test finishes when it chooses.
+   */
+  function heldPool() {
+    const pool = new ModelPool({ llama: async () => llama, budget: 1024 ** 3, parallelism: 2, queueSize: 4, threads: 1, contextSize: 1024, keepAliveMs: -1, events: new ModelEvents(), logger: silentLogger() });
+    const located = { id: "a", path: fx.modelPath, entry: entry("a") };
+    let finish!: () => void;
+    /** Resolves once the holding allocation runs, with the promise of its end. */
+    const hold = () =>
+      new Promise<{ done: Promise<void> }>((running) => {
+        const done = pool.allocate(0, "other", () => new Promise<void>((resolve) => {
+          finish = resolve;
+          running({ done });
+        }));
+      });
+    return { pool, lease: () => pool.lease(located, new AbortController().signal), hold, finish: () => finish() };
+  }
+
+  it("refuses an unload that waited its turn once a request took the model meanwhile (it was unloaded under the request)", async () => {
+    const { pool, lease, hold, finish } = heldPool();
+    try {
+      pool.release(await lease());
+      const held = await hold();
+      const unload = pool.unload("a").catch((err: unknown) => err);
+      await delay(1); // the unload has looked at the model (idle then) and waits for its turn
+      const serving = await lease();
+      finish();
+      await held.done;
+      expect(await unload).toMatchObject({ reason: "MODEL_IN_USE" });
+      expect(pool.list()).toContain(serving);
+      pool.release(serving);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("lets the last request's keep-alive decide: an expiry of keep_alive 0 waiting its turn does not unload a model a later request pinned with -1", async () => {
+    const { pool, lease, hold, finish } = heldPool();
+    try {
+      const model = await lease();
+      const held = await hold();
+      pool.release(model, 0); // its expiry now waits behind the held queue
+      pool.release(await lease(), -1);
+      finish();
+      await held.done;
+      await delay(50);
+      expect(pool.list()).toContain(model);
+      expect(model.expiresAt).toBeUndefined();
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("keeps a context that a request holds but has not taken a sequence of yet, when room is made for another adapter set", async () => {
+    const { pool, lease } = heldPool();
+    try {
+      const model = await lease();
+      const claim = model.claimSequencePool({ key: "set-1", adapters: [] });
+      const contexts = await claim.pool;
+      // What making room does: dispose the contexts of other adapter sets that look idle.
+      expect(await model.disposeIdleContexts("")).toBe(0);
+      const taken = contexts.take([]);
+      expect(taken.sequence.disposed).toBe(false);
+      contexts.give(taken.sequence);
+      claim.release();
+      expect(await model.disposeIdleContexts("")).toBeGreaterThan(0);
+      pool.release(model);
+    } finally {
+      await pool.close();
+    }
   });
 
   it("refuses to unload a model while a load is still setting it up, saying so", async () => {

@@ -350,7 +350,9 @@ export class InferenceEngine {
       const adapters = await this.adapterSet(target.adapterIds, model, signal);
       held.add(await model.admission.enter(signal));
       served = true;
-      const pool = await raceAbort(model.sequencePool(adapters), signal);
+      const claim = model.claimSequencePool(adapters);
+      held.add(claim.release);
+      const pool = await raceAbort(claim.pool, signal);
       const sequenceFor = (prompt: readonly Token[]) => {
         const taken = pool.take(prompt);
         held.add(() => pool.give(taken.sequence));

@@ -68,6 +68,8 @@ export class LoadedModel {
   private weightBytes: number;
   private readonly contexts = new Map<string, Promise<SequencePool>>();
   private readonly liveContexts = new Map<string, SequencePool>();
+  /** Requests holding a context (by adapter-set key) that have not taken their sequence yet, or still run. */
+  private readonly claims = new Map<string, number>();
   private readonly sideContexts = new Map<keyof SideContexts, Promise<SideContext<unknown>>>();
   private readonly liveSideContexts = new Map<keyof SideContexts, SideContext<{ dispose(): Promise<void> }>>();
   private readonly loadedAdapterPaths = new Set<string>();
@@ -101,6 +103,25 @@ export class LoadedModel {
   }
 
   /** The context for an adapter set, created (inside the memory budget) on first use. */
+  /**
+   * The context of `adapters` for a request, kept from disposal (to make room for another
+   * adapter set) from now until `release`: between getting it and taking a sequence, a request
+   * renders its prompt, and its context must not go away under it.
+   */
+  claimSequencePool(adapters: AdapterSet): { pool: Promise<SequencePool>; release: () => void } {
+    const key = adapters.key;
+    this.claims.set(key, (this.claims.get(key) ?? 0) + 1);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      const left = (this.claims.get(key) ?? 1) - 1;
+      if (left > 0) this.claims.set(key, left);
+      else this.claims.delete(key);
+    };
+    return { pool: this.sequencePool(adapters), release };
+  }
+
   sequencePool(adapters: AdapterSet): Promise<SequencePool> {
     let pool = this.contexts.get(adapters.key);
     if (!pool) {
@@ -124,7 +145,7 @@ export class LoadedModel {
   async disposeIdleContexts(keep: string): Promise<number> {
     let freed = 0;
     for (const [key, pool] of this.liveContexts) {
-      if (key === keep || pool.busy) continue;
+      if (key === keep || pool.busy || this.claims.has(key)) continue;
       this.liveContexts.delete(key);
       this.contexts.delete(key);
       freed += pool.memoryBytes;

@@ -100,13 +100,16 @@ export class ModelPool {
     this.cancelExpiry(model);
     const ms = model.keepAliveMs;
     if (ms < 0) return;
+    const expiresAt = new Date(Date.now() + ms);
     const expire = () => {
       this.expiryTimers.delete(model);
       void this.serialized(async () => {
-        if (model.idle && this.models.get(model.id) === model) await this.evict(model, ms === 0 ? "keep_alive 0" : "idle keep-alive expired");
+        // Waiting its turn, the model may have been leased and released again: only the expiry
+        // the last request set (still this one, the model idle) unloads it.
+        if (model.idle && model.expiresAt === expiresAt && this.models.get(model.id) === model) await this.evict(model, ms === 0 ? "keep_alive 0" : "idle keep-alive expired");
       }).catch((err: unknown) => this.options.logger.warn({ modelId: model.id, err }, "idle unload failed"));
     };
-    model.expiresAt = new Date(Date.now() + ms);
+    model.expiresAt = expiresAt;
     if (ms === 0) return expire();
     const timer = setTimeout(expire, ms);
     timer.unref();
@@ -127,17 +130,20 @@ export class ModelPool {
   /** Unloads an idle model; false when it was not loaded; MODEL_IN_USE while it serves requests. */
   async unload(id: string): Promise<boolean> {
     await this.pending.get(id)?.promise.catch(() => undefined);
-    const model = this.models.get(id);
-    if (!model) return false;
-    if (!model.idle) {
-      const { active, queued } = model.admission;
-      const why = active + queued > 0
-        ? `is serving ${active} requests (${queued} queued); unload it when they finish`
-        : "is still being set up for a request or a load (its context is being created); unload it once that has finished";
-      throw new LlmlbError("MODEL_IN_USE", `model "${id}" ${why}`, { model_id: id });
-    }
-    await this.serialized(() => this.evict(model, "requested"));
-    return true;
+    // Checked in the allocation queue, right before the eviction: a request may take the model while the unload waits its turn.
+    return this.serialized(async () => {
+      const model = this.models.get(id);
+      if (!model) return false;
+      if (!model.idle) {
+        const { active, queued } = model.admission;
+        const why = active + queued > 0
+          ? `is serving ${active} requests (${queued} queued); unload it when they finish`
+          : "is still being set up for a request or a load (its context is being created); unload it once that has finished";
+        throw new LlmlbError("MODEL_IN_USE", `model "${id}" ${why}`, { model_id: id });
+      }
+      await this.evict(model, "requested");
+      return true;
+    });
   }
 
   async close(): Promise<void> {
