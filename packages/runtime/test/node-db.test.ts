@@ -106,6 +106,12 @@ describe("a home that cannot be written", () => {
     expect(err.message).toContain(`the node's home ${home} cannot be used (ENOTDIR`);
     expect(err.message).toContain("point LLMLB_HOME (or --home) at a writable directory");
 
+    // Where mkdir says ENOENT under a parent that exists (procfs), Node's recursive mkdir spins for ever.
+    if (fs.existsSync("/proc/self")) {
+      const proc = await failure(Store.open({ home: "/proc/llmlb-home" }));
+      expect(proc.message).toContain("the node's home /proc/llmlb-home cannot be used (ENOENT");
+    }
+
     fs.mkdirSync(path.join(scratch.dir, "node.db"));
     const db = await failure(Store.open({ home: scratch.dir }));
     expect(db).toMatchObject({ reason: "INVALID_CONFIG", metadata: { path: path.join(scratch.dir, "node.db") } });

@@ -4,6 +4,7 @@ import KeyvSqlite from "@keyv/sqlite";
 import { Keyv } from "keyv";
 import { homeNotWritable, nodeDbNotWritable } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
+import { makeDirectories } from "../store/fs-utils.js";
 
 /** `<home>/node.db`. */
 export const nodeDbPath = (home: string): string => path.join(home, "node.db");
@@ -48,7 +49,7 @@ export function prepareNodeDb(home: string, logger: Logger): Promise<void> {
 
 async function checkNodeDb(home: string, logger: Logger, attempt = 0): Promise<void> {
   try {
-    await fs.promises.mkdir(home, { recursive: true });
+    await makeDirectories(home);
   } catch (err) {
     throw homeNotWritable(home, err as Error);
   }

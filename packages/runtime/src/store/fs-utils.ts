@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
+import path from "node:path";
 
 export const randomSuffix = (): string => randomBytes(6).toString("hex");
 
@@ -53,3 +54,29 @@ export async function exists(file: string): Promise<boolean> {
 }
 
 export const isErrno = (err: unknown, code: string): boolean => (err as NodeJS.ErrnoException | undefined)?.code === code;
+
+/**
+ * `mkdir -p` one level at a time. Node's recursive mkdir loops forever where mkdir answers ENOENT
+ * under a parent that exists (procfs: `--home /proc/x` hung every command); here that ENOENT is
+ * the error.
+ */
+export async function makeDirectories(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let current = path.resolve(dir); ; current = path.dirname(current)) {
+    try {
+      await fs.stat(current);
+      break;
+    } catch (err) {
+      if (!isErrno(err, "ENOENT")) throw err;
+      missing.push(current);
+      if (path.dirname(current) === current) break;
+    }
+  }
+  for (const next of missing.reverse()) {
+    try {
+      await fs.mkdir(next);
+    } catch (err) {
+      if (!isErrno(err, "EEXIST")) throw err;
+    }
+  }
+}
