@@ -100,6 +100,16 @@ describe("model states, listing and watching", () => {
     expect(w.seen.find((r) => r.model?.state === S.FAILED)?.model?.failureReason).toBe("out of memory");
   });
 
+  it("refuses to delete a model while it is being loaded for a request (the load would fail as an invalid file)", async () => {
+    const id = "model-04";
+    const events = world.node.runtime.events;
+    events.emit({ type: "load-started", modelId: id, path: "/models/model-04/f.gguf" });
+    const refused = await world.node.catalog.deleteModel({ modelId: id }).catch((e: unknown) => errorInfoOf(e));
+    expect(refused).toMatchObject({ code: Code.FailedPrecondition, reason: "MODEL_IN_USE", message: expect.stringContaining("being loaded") });
+    events.emit({ type: "load-failed", modelId: id, reason: "out of memory", code: "INSUFFICIENT_MEMORY" });
+    expect((await world.node.catalog.deleteModel({ modelId: id })).model?.state).toBe(S.AVAILABLE);
+  });
+
   it("shows a download running in another process as DOWNLOADING with its progress", async () => {
     const id = "model-01";
     const lock = lockPath(world.home, id);

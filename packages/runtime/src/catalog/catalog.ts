@@ -281,6 +281,10 @@ export class Catalog {
     if (status.state === "loaded") {
       throw new LlmlbError("MODEL_IN_USE", `cannot delete ${id}: it is loaded; unload it first`, { model_id: id });
     }
+    if (this.states.isLoading(id)) {
+      // Its requests wait for the load: removing the file under it failed them all as an invalid file.
+      throw new LlmlbError("MODEL_IN_USE", `cannot delete ${id}: it is being loaded for a request; unload it once loaded, then delete it`, { model_id: id });
+    }
     if (!removeRegistration && status.local && !(await this.options.store.getModel(id))) throw readOnlyCopy(id, status.local.path);
     const { freedBytes } = await this.options.store.deleteModel(id);
     // A concurrent DeleteModel with remove_registration may have removed it meanwhile.

@@ -41,6 +41,8 @@ export class ModelStates {
   private readonly statuses = new Map<string, ModelStatus>();
   /** Models this process is transferring (so our own lock files are not mistaken for another process's). */
   private readonly ownTransfers = new Set<string>();
+  /** Models the engine is loading now (their state stays READY until they are LOADED). */
+  private readonly loading = new Set<string>();
   private readonly listeners = new Set<StatusListener>();
 
   get(id: string): ModelStatus {
@@ -49,6 +51,10 @@ export class ModelStates {
 
   isTransferringHere(id: string): boolean {
     return this.ownTransfers.has(id);
+  }
+
+  isLoading(id: string): boolean {
+    return this.loading.has(id);
   }
 
   onChange(listener: StatusListener): () => void {
@@ -96,12 +102,15 @@ export class ModelStates {
         this.ownTransfers.delete(id);
         return this.set(id, { state: "available" });
       case "load-started":
+        this.loading.add(id);
         return;
       case "loaded":
+        this.loading.delete(id);
         return this.set(id, { state: "loaded", ...keepLocal(current) });
       case "unloaded":
         return this.set(id, current.local ? { state: "ready", local: current.local } : { state: "available" });
       case "load-failed":
+        this.loading.delete(id);
         return this.set(id, { state: "failed", failureReason: event.reason, failureCode: event.code, ...keepLocal(current) });
     }
   }
