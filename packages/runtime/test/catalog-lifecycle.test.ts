@@ -1,9 +1,12 @@
+import fs from "node:fs";
+import path from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { describe, expect, it } from "vitest";
 import type { WatchModelsResponse } from "../src/gen/llmlb/node/v1/catalog_pb.js";
 import { ModelState } from "../src/gen/llmlb/node/v1/model_pb.js";
 import { ResolverService } from "../src/gen/llmlb/node/v1/resolver_pb.js";
+import { errorInfoOf } from "../src/errors/index.js";
 import { tinyInfo, tinySupported, useCatalogWorld } from "./catalog-world.js";
 
 const S = ModelState;
@@ -60,5 +63,23 @@ describe("a model's life as WatchModels shows it over gRPC", () => {
     expect(states.filter((s, i) => s !== states[i - 1])).toEqual([S.AVAILABLE, S.DOWNLOADING, S.READY, S.AVAILABLE]);
     const progress = seen.filter((r) => r.model?.state === S.DOWNLOADING).map((r) => r.model?.progress?.completedBytes ?? 0n);
     expect(progress.some((b) => b > 0n)).toBe(true);
+  });
+});
+
+describe("a model dropped from supported_models.json while its files are on disk", () => {
+  const world = useCatalogWorld([tinySupported(), tinySupported({ id: "dropped-later" })]);
+
+  it("can still be removed with DeleteModel (llmlb-node rm), which frees its files and says why", async () => {
+    for await (const res of world.node.clients.resolver.resolve({ target: { case: "modelId", value: "dropped-later" } })) void res;
+    const dir = path.join(world.home, "models", "dropped-later");
+    expect(fs.existsSync(dir)).toBe(true);
+    fs.writeFileSync(world.supportedFile, JSON.stringify({ models: [tinySupported()] }));
+    await world.restart();
+
+    const deleted = await world.node.catalog.deleteModel({ modelId: "dropped-later" });
+    expect(deleted.freedBytes).toBe(BigInt(tinyInfo.size));
+    expect(fs.existsSync(dir)).toBe(false);
+    const again = await world.node.catalog.deleteModel({ modelId: "dropped-later" }).catch((e: unknown) => errorInfoOf(e));
+    expect(again).toMatchObject({ reason: "MODEL_NOT_SUPPORTED" });
   });
 });

@@ -191,8 +191,13 @@ export class Catalog {
   /** Marks every model that is on disk READY (start-up). */
   private async syncWithStore(): Promise<void> {
     try {
+      const orphans: string[] = [];
       for (const { id, local } of await this.options.store.listModels()) {
-        if (this.items.has(id) && !this.items.get(id)!.entry.unsupportedReason) this.states.setLocal(id, local);
+        if (!this.items.has(id)) orphans.push(id);
+        else if (!this.items.get(id)!.entry.unsupportedReason) this.states.setLocal(id, local);
+      }
+      if (orphans.length > 0) {
+        this.options.logger.warn({ models: orphans }, `models on disk that the catalog no longer lists (${orphans.join(", ")}): they are not served; free them with \`llmlb-node rm <id>\` (DeleteModel)`);
       }
     } catch (err) {
       this.options.logger.warn({ err }, "could not list the models on disk; they show as AVAILABLE until used");
@@ -228,6 +233,18 @@ export class Catalog {
       nextPageToken: last !== undefined && start + page.length < matching.length ? encodePageToken({ afterSeq: this.items.get(last)!.seq, catalogEpoch: this.epoch }, query.filterKey) : "",
       totalSize: matching.length,
     };
+  }
+
+  /**
+   * A copy in the store of a model the catalog no longer lists (dropped from supported_models.json):
+   * nothing else can remove it, so it is deleted like any other; an id that is not on disk either
+   * stays MODEL_NOT_SUPPORTED.
+   */
+  private async deleteOrphan(id: string): Promise<DeleteResult> {
+    if (!(await this.options.store.getModel(id))) throw modelNotSupported(id);
+    const { freedBytes } = await this.options.store.deleteModel(id);
+    this.options.logger.info({ modelId: id, freedBytes }, "deleted the files of a model the catalog no longer lists");
+    return { freedBytes, notice: `${id} is no longer in the catalog (supported_models.json or a registration); its files were removed` };
   }
 
   get(id: string): Model {
@@ -272,7 +289,7 @@ export class Catalog {
   async delete(id: string, removeRegistration: boolean): Promise<DeleteResult> {
     validateModelId(id);
     const item = this.items.get(id);
-    if (!item) throw modelNotSupported(id);
+    if (!item) return this.deleteOrphan(id);
     const status = this.states.get(id);
     if (status.state === "downloading") {
       const who = status.external ? "another process is downloading it" : "it is downloading";
