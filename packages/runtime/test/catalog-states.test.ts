@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -8,7 +9,8 @@ import { Health } from "../src/gen/grpc/health/v1/health_pb.js";
 import type { WatchModelsResponse } from "../src/gen/llmlb/node/v1/catalog_pb.js";
 import { ModelState } from "../src/gen/llmlb/node/v1/model_pb.js";
 import { tempDir } from "../../../testkit/node/index.js";
-import { CHAT_REPO, EMBED_REPO, startCatalogNode, tinySupported, useCatalogWorld, writeSupportedFile, type CatalogNode } from "./catalog-world.js";
+import { CHAT_REPO, EMBED_REPO, startCatalogNode, tiny, tinySupported, useCatalogWorld, writeSupportedFile, type CatalogNode } from "./catalog-world.js";
+import { Store } from "../src/store/store.js";
 
 const S = ModelState;
 
@@ -128,6 +130,25 @@ describe("model states, listing and watching", () => {
     fs.rmSync(lock);
     await w.until((seen) => seen.at(-1)?.model?.state === S.AVAILABLE);
     await w.stop();
+  });
+
+  it("turns a model another process installed (an in-process CLI pull on this home) READY, while someone looks", async () => {
+    const id = "model-05";
+    expect((await world.node.catalog.getModel({ modelId: id })).model?.state).toBe(S.AVAILABLE);
+    const other = await Store.open({ home: world.home });
+    try {
+      const partial = other.models.partialDir(id);
+      fs.mkdirSync(partial, { recursive: true });
+      const from = path.join(partial, "m.gguf.part");
+      fs.writeFileSync(from, tiny);
+      await other.installModel(id, [{ name: "m.gguf", from, size: tiny.length, sha256: createHash("sha256").update(tiny).digest("hex") }], {
+        source: "huggingface", downloaded_at: new Date().toISOString(), display_name: id, repo: EMBED_REPO, revision: "a".repeat(40),
+      });
+    } finally {
+      await other.close();
+    }
+    await expect.poll(async () => (await world.node.catalog.getModel({ modelId: id })).model?.state, { timeout: 5_000, interval: 100 }).toBe(S.READY);
+    await world.node.catalog.deleteModel({ modelId: id });
   });
 
   it("turns a READY model whose directory was removed behind its back AVAILABLE again, while someone looks", async () => {

@@ -441,6 +441,21 @@ export class Catalog {
       this.states.clearExternal(id, local);
     }
     await this.forgetRemovedCopies();
+    await this.noticeInstalledCopies();
+  }
+
+  /**
+   * A model another process installed (an in-process `llmlb-node pull` on this home) is READY
+   * here too, even when its download lock came and went between two looks.
+   */
+  private async noticeInstalledCopies(): Promise<void> {
+    for (const id of await this.options.store.modelIdsOnDisk()) {
+      if (!this.items.has(id) || this.items.get(id)!.entry.unsupportedReason || this.states.get(id).state !== "available") continue;
+      const local = await this.options.store.getModel(id).catch(() => undefined);
+      if (!local || this.states.get(id).state !== "available") continue;
+      this.options.logger.info({ modelId: id, path: local.path }, "the model was installed by another process; it is ready");
+      this.states.setLocal(id, local);
+    }
   }
 
   /**

@@ -23,6 +23,8 @@ export interface CatalogStorePort {
   listModels(): Promise<Array<{ id: string; local: LocalCopyInfo }>>;
   /** One model's copy on disk, or undefined. */
   getModel(id: string): Promise<LocalCopyInfo | undefined>;
+  /** Ids of the models with a directory in the store (one readdir). */
+  modelIdsOnDisk(): Promise<string[]>;
   /** Removes a model's files; MODEL_IN_USE while it is loaded or downloading. */
   deleteModel(id: string): Promise<{ freedBytes: number }>;
   listAdapters(): Promise<AdapterInfo[]>;
@@ -52,6 +54,7 @@ export function storePort(store: CatalogStore): CatalogStorePort {
       const m = await store.getModel(id);
       return m && localOf(m);
     },
+    modelIdsOnDisk: () => store.models.ids(),
     deleteModel: async (id) => {
       const before = await store.getModel(id);
       // An interrupted download is deleted too: its bytes are freed as well.

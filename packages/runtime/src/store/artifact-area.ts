@@ -56,8 +56,8 @@ export class ArtifactArea {
     return { metadata, dir, paths };
   }
 
-  /** Scans the directory (the truth) and brings the index in line with it. */
-  async list(): Promise<InstalledArtifact[]> {
+  /** Ids with a directory here (installed, or being replaced), without reading any metadata. */
+  async ids(): Promise<string[]> {
     let names: string[];
     try {
       names = await fs.readdir(this.root);
@@ -65,7 +65,12 @@ export class ArtifactArea {
       if (isErrno(err, "ENOENT")) return [];
       throw err;
     }
-    const ids = names.filter((n) => !n.startsWith(".")).map(fileNameToId).filter((id): id is string => id !== undefined);
+    return names.filter((n) => !n.startsWith(".")).map(fileNameToId).filter((id): id is string => id !== undefined);
+  }
+
+  /** Scans the directory (the truth) and brings the index in line with it. */
+  async list(): Promise<InstalledArtifact[]> {
+    const ids = await this.ids();
     const found = (await Promise.all(ids.map((id) => this.get(id).catch(() => undefined)))).filter(
       (a): a is InstalledArtifact => a !== undefined,
     );
