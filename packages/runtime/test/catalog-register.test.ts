@@ -10,6 +10,7 @@ import {
   SHARDED_REPO,
   shardA,
   shardB,
+  startCatalogNode,
   tinyInfo,
   tinySupported,
   useCatalogWorld,
@@ -185,5 +186,21 @@ describe("RegisterModel against the Hugging Face stand-in", () => {
       code: Code.NotFound,
       reason: "ADAPTER_NOT_FOUND",
     });
+  });
+});
+
+describe("two nodes on one home", () => {
+  const world = useCatalogWorld([tinySupported()]);
+
+  it("share registrations: one node's shows up on the other, which then refuses the same id", async () => {
+    const second = await startCatalogNode({ HF_ENDPOINT: world.hf.url, LLMLB_SUPPORTED_MODELS: world.supportedFile, LLMLB_HOME: world.home });
+    try {
+      await world.node.catalog.registerModel(register({ repo: CHAT_REPO, id: "shared-home" }));
+      await expect.poll(async () => (await second.catalog.getModel({ modelId: "shared-home" }).catch(() => undefined))?.model?.id, { timeout: 10_000, interval: 200 }).toBe("shared-home");
+      const again = await second.catalog.registerModel(register({ repo: CHAT_REPO, id: "shared-home", filename: "tiny-chat-Q8_0.gguf" })).catch((e: unknown) => errorInfoOf(e));
+      expect(again).toMatchObject({ reason: "MODEL_ALREADY_EXISTS" });
+    } finally {
+      await second.stop();
+    }
   });
 });

@@ -53,8 +53,9 @@ export interface OpenCatalogOptions {
 /**
  * Opens the catalog: loads supported_models.json (an invalid file stops start-up with one
  * message), opens registrations and the hub-info cache in the state store, and follows the store.
- * In a fleet, registrations other nodes make are re-read (every registrationSyncMs, and when the
- * shared store is reachable again).
+ * Registrations other nodes make are re-read every registrationSyncMs (and, in a fleet, when the
+ * shared store is reachable again): those of a fleet, and those of another node or an in-process
+ * CLI on the same home, whose node.db is this one's.
  */
 export async function openCatalog(options: OpenCatalogOptions): Promise<{ catalog: Catalog; close(): Promise<void> }> {
   const t = { ...DEFAULT_CATALOG_TUNING, ...options.tuning };
@@ -86,7 +87,7 @@ export async function openCatalog(options: OpenCatalogOptions): Promise<{ catalo
       store: storePort(options.store),
       readActiveDownloads: () => activeDownloads(config.home),
       logger,
-      ...(options.state.shared ? { registrationSyncMs: t.registrationSyncMs } : {}),
+      registrationSyncMs: t.registrationSyncMs,
       templates: options.templates,
     });
     options.state.link?.onRecovered(() => catalog.syncRegistrations());
