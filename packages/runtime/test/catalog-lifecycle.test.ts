@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { createClient } from "@connectrpc/connect";
@@ -7,7 +8,8 @@ import type { WatchModelsResponse } from "../src/gen/llmlb/node/v1/catalog_pb.js
 import { ModelState } from "../src/gen/llmlb/node/v1/model_pb.js";
 import { ResolverService } from "../src/gen/llmlb/node/v1/resolver_pb.js";
 import { errorInfoOf } from "../src/errors/index.js";
-import { tinyInfo, tinySupported, useCatalogWorld } from "./catalog-world.js";
+import { tinyInfo, tinyQ8, tinySupported, useCatalogWorld } from "./catalog-world.js";
+import { describeBytes } from "../../../testkit/gguf/tiny-gguf.js";
 
 const S = ModelState;
 
@@ -81,5 +83,23 @@ describe("a model dropped from supported_models.json while its files are on disk
     expect(fs.existsSync(dir)).toBe(false);
     const again = await world.node.catalog.deleteModel({ modelId: "dropped-later" }).catch((e: unknown) => errorInfoOf(e));
     expect(again).toMatchObject({ reason: "MODEL_NOT_SUPPORTED" });
+  });
+});
+
+describe("a catalog entry whose file changes while a copy is on disk", () => {
+  const world = useCatalogWorld([tinySupported()]);
+
+  it("is fetched again by the next pull, replacing the copy the catalog no longer vouches for", async () => {
+    const resolve = async () => {
+      for await (const res of world.node.clients.resolver.resolve({ target: { case: "modelId", value: "tiny-chat-q4_k_m" } })) void res;
+    };
+    await resolve();
+    const q8 = describeBytes(tinyQ8);
+    fs.writeFileSync(world.supportedFile, JSON.stringify({ models: [tinySupported({ recommended_filename: "tiny-chat-Q8_0.gguf", sha256: q8.sha256, size_bytes: q8.size, quantization: "Q8_0" })] }));
+    await world.restart();
+    await resolve();
+    const { model } = await world.node.catalog.getModel({ modelId: "tiny-chat-q4_k_m" });
+    expect(model?.local).toMatchObject({ verified: true });
+    expect(createHash("sha256").update(fs.readFileSync(model!.local!.path)).digest("hex")).toBe(q8.sha256);
   });
 });

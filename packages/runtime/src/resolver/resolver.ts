@@ -185,16 +185,19 @@ export class Resolver {
 
   private async run(job: Job, shared: SharedJob<ResolveResult>): Promise<ResolveResult> {
     const area = this.area(job.kind);
+    let entry = job.entry;
     if (!job.storeChecked) {
       const installed = await area.get(job.id);
-      if (installed && (await this.stillUsable(job, area, installed))) return this.fromInstalled(job.kind, installed, "local");
+      if (installed && job.kind === "model") entry ??= await this.deps.models.get(job.id);
+      if (installed && !(await this.replacedInCatalog(job, area, installed, entry)) && (await this.stillUsable(job, area, installed))) {
+        return this.fromInstalled(job.kind, installed, "local");
+      }
     }
-
-    let entry = job.entry;
     if (job.kind === "model" && !entry) {
       entry = await this.deps.models.get(job.id);
       if (!entry) throw modelNotSupported(job.id);
     }
+
     if (entry?.unsupportedReason) throw modelUnsupported(job.id, entry.unsupportedReason);
     try {
       return await this.fromSources(job, shared, area, entry);
@@ -415,6 +418,25 @@ export class Resolver {
     }, PEER_CHECK_MS);
     timer.unref();
     return { signal: controller.signal, stop: () => clearInterval(timer) };
+  }
+
+  /**
+   * The catalog now gives another sha256 for a file than the installed copy has (the file was
+   * replaced upstream, or the entry now names another file): an explicit resolution removes the
+   * old copy and fetches the catalog's, instead of answering "ready" with bytes the catalog no
+   * longer vouches for. Requests keep using the copy on disk until then.
+   */
+  private async replacedInCatalog(job: Job, area: ArtifactArea, installed: InstalledArtifact, entry: ModelEntry | undefined): Promise<boolean> {
+    if (job.kind !== "model" || !entry) return false;
+    const changed = installed.metadata.files.find((file, i) => {
+      const expected = expectedSha256(entry, i);
+      return expected !== undefined && file.sha256 !== "" && expected !== file.sha256.toLowerCase();
+    });
+    if (!changed) return false;
+    this.deps.logger.warn({ id: job.id, file: changed.name, installed: changed.sha256 }, "the catalog now lists another file for this model; the installed copy is removed and the catalog's fetched");
+    await area.remove(job.id);
+    this.deps.events.emit({ type: "deleted", modelId: job.id });
+    return true;
   }
 
   /**
