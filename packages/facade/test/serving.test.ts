@@ -143,6 +143,20 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
     expect((await post(`/v0/models/${TINY_EMBED_ID}/unload`, {})).json).toMatchObject({ unloaded: true });
   }, 30_000);
 
+  it("takes keep_alive on /v1/embeddings too: -1 keeps an embedding model pinned, and a bad value is a 400 naming it", async () => {
+    await resolveModel(node, TINY_EMBED_ID);
+    expect((await post("/v1/embeddings", { model: TINY_EMBED_ID, input: "hello", keep_alive: -1 })).status).toBe(200);
+    expect((await loaded()).find((m) => m.id === TINY_EMBED_ID)?.expires_at).toBeNull();
+    expect((await post("/v1/embeddings", { model: TINY_EMBED_ID, input: "hello", keep_alive: "2m" })).status).toBe(200);
+    const expiresIn = Date.parse((await loaded()).find((m) => m.id === TINY_EMBED_ID)!.expires_at!) - Date.now();
+    expect(expiresIn).toBeGreaterThan(60_000);
+    expect(expiresIn).toBeLessThanOrEqual(120_000);
+    const bad = await post("/v1/embeddings", { model: TINY_EMBED_ID, input: "hello", keep_alive: "5 parsecs" });
+    expect(bad.status).toBe(400);
+    expect(bad.json).toMatchObject({ error: { param: "keep_alive" } });
+    expect((await post(`/v0/models/${TINY_EMBED_ID}/unload`, {})).json).toMatchObject({ unloaded: true });
+  }, 30_000);
+
   it("generates the n choices of a request at once, in the model's parallel slots", async () => {
     const res = await fetch(`${node.httpUrl}/v1/chat/completions`, {
       method: "POST",

@@ -79,7 +79,7 @@ export function createInferenceService(
 
     async embed(req, ctx) {
       const result = await engine.embed(
-        { modelId: req.modelId, inputs: req.inputs, noWait: req.noWait, ...(req.dimensions !== undefined ? { dimensions: req.dimensions } : {}) },
+        { modelId: req.modelId, inputs: req.inputs, noWait: req.noWait, ...(req.dimensions !== undefined ? { dimensions: req.dimensions } : {}), ...keepAlive(req.keepAlive) },
         { signal: ctx.signal },
       );
       return {

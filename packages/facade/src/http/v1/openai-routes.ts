@@ -183,6 +183,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
           inputs,
           noWait: body.wait_for_model === false,
           ...(body.dimensions !== undefined ? { dimensions: body.dimensions } : {}),
+          ...keepAliveField(body.keep_alive),
         },
         { signal: clientLeftSignal(reply) },
       )

@@ -243,6 +243,7 @@ export const embeddingBody = {
     dimensions: { type: "integer", minimum: 1 },
     user: { type: "string" },
     wait_for_model: { type: "boolean" },
+    keep_alive: keepAliveSchema(),
   },
   additionalProperties: false,
 } as const;
@@ -308,6 +309,7 @@ export interface EmbeddingBody {
   encoding_format?: "float" | "base64";
   dimensions?: number;
   wait_for_model?: boolean;
+  keep_alive?: string | number;
 }
 
 export const rerankBody = {
