@@ -102,7 +102,6 @@ function parseOrThrow(key: string, raw: unknown, origin: Origin, parse = SETTING
   }
 }
 
-/** A copy safe to print or log: secrets are masked. */
 /** Values as `llmlb-node config` shows them: secrets masked, durations, sizes and "auto" in the notation they are set in. */
 export function displayConfig(config: NodeConfig): Record<string, unknown> {
   const out = redactConfig(config);
@@ -113,6 +112,7 @@ export function displayConfig(config: NodeConfig): Record<string, unknown> {
   return out;
 }
 
+/** A copy safe to print or log: secrets are masked. */
 export function redactConfig(config: NodeConfig): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(config)) {

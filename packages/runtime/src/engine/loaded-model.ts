@@ -102,7 +102,6 @@ export class LoadedModel {
     this.lastUsedAt = new Date();
   }
 
-  /** The context for an adapter set, created (inside the memory budget) on first use. */
   /**
    * The context of `adapters` for a request, kept from disposal (to make room for another
    * adapter set) from now until `release`: between getting it and taking a sequence, a request
@@ -122,6 +121,7 @@ export class LoadedModel {
     return { pool: this.sequencePool(adapters), release };
   }
 
+  /** The context for an adapter set, created (inside the memory budget) on first use. */
   sequencePool(adapters: AdapterSet): Promise<SequencePool> {
     let pool = this.contexts.get(adapters.key);
     if (!pool) {

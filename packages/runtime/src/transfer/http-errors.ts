@@ -15,7 +15,6 @@ export class RetryableHttpError extends Error {
   }
 }
 
-/** The connection closed before the bytes asked for arrived; the download resumes where it stopped. */
 /** A connection that trickles: fewer bytes in a stall window than the slowest useful link sends. */
 export class TooSlowError extends Error {
   override readonly name = "TooSlowError";
@@ -30,6 +29,7 @@ export class TooSlowError extends Error {
 /** Below this a connection counts as stalled (LLMLB_STALL_TIMEOUT is the window), as curl's --speed-limit would. */
 export const MIN_BYTES_PER_SECOND = 1024;
 
+/** The connection closed before the bytes asked for arrived; the download resumes where it stopped. */
 export class ConnectionEndedError extends Error {
   override readonly name = "ConnectionEndedError";
   constructor(
