@@ -185,19 +185,15 @@ export class Resolver {
 
   private async run(job: Job, shared: SharedJob<ResolveResult>): Promise<ResolveResult> {
     const area = this.area(job.kind);
-    let entry = job.entry;
+    const entry = job.kind === "model" ? (job.entry ?? (await this.deps.models.get(job.id))) : job.entry;
     if (!job.storeChecked) {
+      // A copy on disk answers even for an id the catalog no longer lists.
       const installed = await area.get(job.id);
-      if (installed && job.kind === "model") entry ??= await this.deps.models.get(job.id);
       if (installed && !(await this.replacedInCatalog(job, area, installed, entry)) && (await this.stillUsable(job, area, installed))) {
         return this.fromInstalled(job.kind, installed, "local");
       }
     }
-    if (job.kind === "model" && !entry) {
-      entry = await this.deps.models.get(job.id);
-      if (!entry) throw modelNotSupported(job.id);
-    }
-
+    if (job.kind === "model" && !entry) throw modelNotSupported(job.id);
     if (entry?.unsupportedReason) throw modelUnsupported(job.id, entry.unsupportedReason);
     try {
       return await this.fromSources(job, shared, area, entry);

@@ -11,7 +11,6 @@ const INTERNAL = "13";
 const INVALID_ARGUMENT = "3";
 const RESOURCE_EXHAUSTED = "8";
 
-
 /** Sets the status with a google.rpc.Status carrying one ErrorInfo, as every error of this node does. */
 function setStatus(headers: OutgoingHttpHeaders, code: string, message: string, reason: string, metadata: Record<string, string> = {}): void {
   const info = create(ErrorInfoSchema, { reason, domain: ERROR_DOMAIN, metadata });
@@ -43,7 +42,7 @@ function fixStatus(headers: OutgoingHttpHeaders | undefined): void {
     setStatus(headers, RESOURCE_EXHAUSTED, refusal.message, refusal.reason, refusal.metadata);
     return;
   }
-  respecGrpcMessage(headers);
+  headers["grpc-message"] = encodeGrpcMessage(message);
 }
 
 /**

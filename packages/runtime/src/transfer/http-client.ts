@@ -118,12 +118,12 @@ export class HttpClient {
         return { status: res.statusCode, headers: res.headers, body: res.body, url: current.toString(), redirected: hop > 0 };
       }
       await res.body.dump().catch(() => undefined);
+      const next = new URL(location, current);
       if (hop >= MAX_REDIRECTS) {
-        throw new LlmlbError("SOURCE_UNAVAILABLE", `${firstOrigin} redirected more than ${MAX_REDIRECTS} times (last to ${new URL(location, current).origin}): a redirect loop; check the server or the mirror's configuration`, {
+        throw new LlmlbError("SOURCE_UNAVAILABLE", `${firstOrigin} redirected more than ${MAX_REDIRECTS} times (last to ${next.origin}): a redirect loop; check the server or the mirror's configuration`, {
           host: new URL(url).host,
         });
       }
-      const next = new URL(location, current);
       const problem = await redirectProblem(current, next, this.redirects);
       if (problem) throw new LlmlbError("REDIRECT_REFUSED", problem, { from: current.origin, to: next.origin });
       current = next;
