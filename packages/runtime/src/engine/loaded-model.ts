@@ -9,6 +9,7 @@ import type { GpuBackend } from "./llama-backend.js";
 import { SequencePool } from "./sequence-pool.js";
 import { linearTemplateCost, type TemplateCost } from "./template-cost.js";
 import type { LoadedModelInfo } from "./types.js";
+import { KeyedClaims } from "./keyed-claims.js";
 
 export interface LoadedModelOptions {
   id: string;
@@ -69,7 +70,7 @@ export class LoadedModel {
   private readonly contexts = new Map<string, Promise<SequencePool>>();
   private readonly liveContexts = new Map<string, SequencePool>();
   /** Requests holding a context (by adapter-set key) that have not taken their sequence yet, or still run. */
-  private readonly claims = new Map<string, number>();
+  private readonly claims = new KeyedClaims<string>();
   private readonly sideContexts = new Map<keyof SideContexts, Promise<SideContext<unknown>>>();
   private readonly liveSideContexts = new Map<keyof SideContexts, SideContext<{ dispose(): Promise<void> }>>();
   private readonly loadedAdapterPaths = new Set<string>();
@@ -108,17 +109,7 @@ export class LoadedModel {
    * renders its prompt, and its context must not go away under it.
    */
   claimSequencePool(adapters: AdapterSet): { pool: Promise<SequencePool>; release: () => void } {
-    const key = adapters.key;
-    this.claims.set(key, (this.claims.get(key) ?? 0) + 1);
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      const left = (this.claims.get(key) ?? 1) - 1;
-      if (left > 0) this.claims.set(key, left);
-      else this.claims.delete(key);
-    };
-    return { pool: this.sequencePool(adapters), release };
+    return { pool: this.sequencePool(adapters), release: this.claims.claim(adapters.key) };
   }
 
   /** The context for an adapter set, created (inside the memory budget) on first use. */

@@ -17,6 +17,7 @@ import {
   type StreamMethod,
 } from "./protocol.js";
 import { RunnerProcess } from "./runner-process.js";
+import { KeyedClaims } from "../keyed-claims.js";
 
 export interface RunnerEngineOptions {
   settings: EngineSettings;
@@ -78,7 +79,7 @@ class RunnerSupervisor {
   /** Loaded models that have not answered a request yet, with their file. */
   private readonly unproven = new Map<string, string>();
   /** Requests running on the runner, by model. */
-  private readonly running = new Map<string, number>();
+  private readonly running = new KeyedClaims<string>();
   private readonly guard: LoadCrashGuard;
   private closed = false;
 
@@ -139,15 +140,10 @@ class RunnerSupervisor {
    */
   private track(modelId: string | undefined): (answered: boolean) => void {
     if (modelId === undefined) return () => {};
-    this.running.set(modelId, (this.running.get(modelId) ?? 0) + 1);
-    let ended = false;
+    const release = this.running.claim(modelId);
     return (answered) => {
-      if (ended) return;
-      ended = true;
       if (answered) this.unproven.delete(modelId);
-      const left = (this.running.get(modelId) ?? 1) - 1;
-      if (left > 0) this.running.set(modelId, left);
-      else this.running.delete(modelId);
+      release();
     };
   }
 
