@@ -214,6 +214,35 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
     }
   }, 30_000);
 
+  it("keep_alive 0 on a completion of more prompts than run at once loads the model once, not once per wave", async () => {
+    await post(`/v0/models/${TINY_CHAT_ID}/unload`, {});
+    const seen: string[] = [];
+    const off = node.runtime.events.on((event) => {
+      if (event.modelId === TINY_CHAT_ID && (event.type === "loaded" || event.type === "unloaded")) seen.push(event.type);
+    });
+    try {
+      const prompts = Array.from({ length: 9 }, (_, i) => `prompt ${i}`);
+      for (const stream of [false, true]) {
+        seen.length = 0;
+        const res = await fetch(`${node.httpUrl}/v1/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model: TINY_CHAT_ID, prompt: prompts, max_tokens: 3, temperature: 0, keep_alive: 0, stream }),
+        });
+        expect(res.status).toBe(200);
+        const body = await res.text();
+        if (stream) expect(body.trimEnd().endsWith("data: [DONE]")).toBe(true);
+        else expect((JSON.parse(body) as { choices: unknown[] }).choices).toHaveLength(9);
+        expect(await eventually(async () => !(await isLoaded(TINY_CHAT_ID)), 2_000)).toBe(true);
+        await eventually(async () => seen.includes("unloaded"), 2_000);
+        // Before, the model unloaded after each wave of 4 prompts and loaded again for the next.
+        expect(seen, stream ? "streamed" : "whole").toEqual(["loaded", "unloaded"]);
+      }
+    } finally {
+      off();
+    }
+  }, 60_000);
+
   it("unloads an idle model when the node's 2 s default keep-alive runs out", async () => {
     const answer = await chat([{ role: "user", content: "hello" }]);
     expect(answer.status).toBe(200);
