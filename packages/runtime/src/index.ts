@@ -28,7 +28,7 @@ export type { ModelStateName, ModelStatus, LocalCopyInfo } from "./catalog/model
 export { createCatalogService, NOTICE_HEADER } from "./services/catalog-service.js";
 export { Store, type CachedModel, type CachedAdapter, type CachedFile, type ModelFileRead, type ByteRange, type StoreOptions } from "./store/store.js";
 export { followModelFile, type GrowingFile, type FollowOptions } from "./store/growing-file.js";
-export { validateModelId, validateAdapterId, idToFileName, fileNameToId, MAX_ID_LENGTH } from "./store/model-id.js";
+export { validateModelId, validateAdapterId, isValidModelId, idToFileName, fileNameToId, MAX_ID_LENGTH } from "./store/model-id.js";
 export type { ArtifactMetadata, StoredFile } from "./store/metadata.js";
 export { readDownloadLock, listDownloadLocks, STALE_LOCK_MS, type DownloadLockInfo, type DownloadLockState, type LockProgress } from "./store/download-lock.js";
 export { Resolver } from "./resolver/resolver.js";

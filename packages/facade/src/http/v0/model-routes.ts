@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import rangeParser from "range-parser";
-import { MAX_CONTEXT_LENGTH, NOTICE_HEADER } from "@llmlb/runtime";
-import { ModelState } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { isValidModelId, MAX_CONTEXT_LENGTH, NOTICE_HEADER } from "@llmlb/runtime";
+import { ModelState, type Model } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import type { NodeClients } from "../../clients.js";
 import { httpErrorOf } from "../error-mapping.js";
 import { sendOpenAiError } from "../openai-error.js";
@@ -65,6 +66,28 @@ function splitAction(rest: string, actions: readonly string[]): { id: string; ac
   return { id: rest, action: undefined };
 }
 
+/**
+ * The model and action a "/v0/models/<rest>" path names. An id has at most one "/", so
+ * "<ns>/events" is either model "<ns>"'s events or model "<ns>/events" itself: a model whose id
+ * is the whole path wins (and comes back as `model`), else the action applies.
+ */
+async function modelPath(clients: NodeClients, rest: string, actions: readonly string[]): Promise<{ id: string; action: string | undefined; model?: Model }> {
+  const split = splitAction(rest, actions);
+  const whole = split.action !== undefined ? await catalogModel(clients, rest) : undefined;
+  return whole ? { id: rest, action: undefined, model: whole } : split;
+}
+
+/** The catalog's model with this id; undefined for an id it does not know or that is not an id at all. */
+async function catalogModel(clients: NodeClients, id: string): Promise<Model | undefined> {
+  if (!isValidModelId(id)) return undefined;
+  try {
+    return (await clients.catalog.getModel({ modelId: id })).model;
+  } catch (err) {
+    if (ConnectError.from(err).code === Code.NotFound) return undefined;
+    throw err;
+  }
+}
+
 /** /v0: model management over the catalog and resolver services. */
 export function registerModelRoutes(
   app: FastifyInstance,
@@ -103,14 +126,27 @@ export function registerModelRoutes(
     });
   });
 
-  app.get("/v0/models/blob/*", (request, reply) => serveBlob(request, reply, deps.blobs));
-
-  app.get<{ Params: { "*": string } }>("/v0/models/*", async (request, reply) => {
-    const { id, action } = splitAction(request.params["*"], ["events"]);
-    if (action === "events") return streamModelEvents(request, reply, clients, id, closing.signal);
-    const { model } = await clients.catalog.getModel({ modelId: id });
+  const getModel = async (request: FastifyRequest, reply: FastifyReply, rest: string) => {
+    const path = await modelPath(clients, rest, ["events"]);
+    if (path.action === "events") return streamModelEvents(request, reply, clients, path.id, closing.signal);
+    const model = path.model ?? (await clients.catalog.getModel({ modelId: path.id })).model;
     return model ? modelJson(model) : reply.callNotFound();
+  };
+
+  app.get<{ Params: { "*": string } }>("/v0/models/blob/*", async (request, reply) => {
+    if (!deps.blobs) {
+      return sendOpenAiError(reply, 501, { message: "this HTTP facade serves a remote runtime and has no local model files", type: "server_error", code: "unimplemented" });
+    }
+    const found = await findBlob(deps.blobs, request.url);
+    if (!found) {
+      // A model in namespace "blob" is answered here, where no local model file has that path.
+      const rest = `blob/${request.params["*"]}`;
+      if (await catalogModel(clients, splitAction(rest, ["events"]).id)) return getModel(request, reply, rest);
+    }
+    return serveBlob(request, reply, deps.blobs, found);
   });
+
+  app.get<{ Params: { "*": string } }>("/v0/models/*", (request, reply) => getModel(request, reply, request.params["*"]));
 
   app.get("/v0/loaded", async () => {
     const res = await clients.inference.listLoadedModels({});
@@ -146,7 +182,7 @@ export function registerModelRoutes(
     "/v0/models/*",
     { schema: { querystring: { type: "object", properties: { remove_registration: { enum: ["true", "false", "1", "0"] } } } } },
     async (request, reply) => {
-      const { id, action } = splitAction(request.params["*"], ["pull"]);
+      const { id, action } = await modelPath(clients, request.params["*"], ["pull"]);
       if (action === "pull") {
         await clients.catalog.getModel({ modelId: id }); // an unknown id is a 404, as for every other route
         return { model_id: id, cancelled: await deps.pulls.cancel(id) };
@@ -217,14 +253,11 @@ async function streamAllModelEvents(request: FastifyRequest, reply: FastifyReply
 }
 
 /**
- * Streams a READY model file with Range, ETag (its sha256), Content-Length and `llmlb-verified`
- * (what router-proxy and peer sources fetch).
+ * Streams the READY model file `found` at a blob path with Range, ETag (its sha256), Content-Length
+ * and `llmlb-verified` (what router-proxy and peer sources fetch); else a download followed as it
+ * grows, or 404.
  */
-async function serveBlob(request: FastifyRequest, reply: FastifyReply, blobs: BlobSource | undefined) {
-  if (!blobs) {
-    return sendOpenAiError(reply, 501, { message: "this HTTP facade serves a remote runtime and has no local model files", type: "server_error", code: "unimplemented" });
-  }
-  const found = await findBlob(blobs, request.url);
+async function serveBlob(request: FastifyRequest, reply: FastifyReply, blobs: BlobSource, found: Awaited<ReturnType<typeof findBlob>>) {
   if (!found && blobs.follow && (await followBlob(blobs, request, reply))) return reply;
   if (!found) {
     return sendOpenAiError(reply, 404, { message: `no READY model file at ${request.url.split("?")[0]}`, type: "not_found_error", param: "id", code: "model_not_found" });
