@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Store } from "../src/index.js";
 import { openNodeDb } from "../src/db/node-db.js";
 import { runCli, tempDir } from "../../../testkit/node/index.js";
+import { startTinyWorld, TINY_CHAT_FILE, TINY_REPO } from "../../../testkit/world/tiny-world.js";
 import { captureLogger, failure, sha256 } from "./resolver-world.js";
 
 /** The CLI in a child process, logging at info (the warnings about node.db are asserted). */
@@ -80,6 +81,27 @@ describe("a corrupt node.db", () => {
     expect(await kv.get("k")).toBeUndefined();
     expect(unhandled).toEqual([]);
   });
+
+  it("keeps the models registered in it: they come back from registrations.json", async () => {
+    const world = await startTinyWorld();
+    try {
+      const env = { ...world.env, LLMLB_LOG_LEVEL: "info" };
+      const home_ = ["--home", home.dir, "--grpc-port", "1"];
+      for (const id of ["org/kept", "gone"]) {
+        const run = await runCli(["register", TINY_REPO, "--file", TINY_CHAT_FILE, "--id", id, ...home_], env);
+        expect(run.code, run.stderr).toBe(0);
+      }
+      expect((await runCli(["rm", "gone", "--unregister", ...home_], env)).code).toBe(0);
+      fs.writeFileSync(path.join(home.dir, "node.db"), randomBytes(20480));
+
+      const ls = await runCli(["ls", "--all", "--json", ...home_], env);
+      expect(ls.code, ls.stderr).toBe(0);
+      const ids = (JSON.parse(ls.stdout) as Array<{ id: string; origin: string }>).filter((m) => m.origin === "registered").map((m) => m.id).sort();
+      expect(ids).toEqual(["org/kept"]);
+    } finally {
+      await world.close();
+    }
+  }, 60_000);
 
   it("does not stop the CLI: it works on the rebuilt database", async () => {
     fs.writeFileSync(path.join(home.dir, "node.db"), randomBytes(20480));

@@ -9,6 +9,7 @@ import { Catalog } from "./catalog.js";
 import { openCatalogDb } from "./catalog-db.js";
 import { HubClient } from "./hub-client.js";
 import { HubInfoCache } from "./hub-info-cache.js";
+import { RegistrationBackup } from "./registration-backup.js";
 import { RegistrationStore } from "./registration-store.js";
 import type { ActiveDownload } from "./lock-poller.js";
 import { storePort } from "./store-port.js";
@@ -78,9 +79,11 @@ export async function openCatalog(options: OpenCatalogOptions): Promise<{ catalo
         return lookup.ok ? { downloads: lookup.info.downloads ?? 0, likes: lookup.info.likes ?? 0 } : undefined;
       },
     });
+    const registrations = new RegistrationStore(db.registrations, logger, new RegistrationBackup(config.home, logger));
+    await registrations.restoreFromBackup();
     const catalog = await Catalog.open({
       supported,
-      registrations: new RegistrationStore(db.registrations, logger),
+      registrations,
       hub: new HubClient({ ...hubOptions, timeoutMs: t.registerTimeoutMs }),
       hubInfo,
       events: options.events,

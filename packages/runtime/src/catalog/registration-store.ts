@@ -1,13 +1,9 @@
 import type { Logger } from "../logging/index.js";
 import type { KvNamespace } from "../state/shared-kv.js";
-import type { ModelEntry } from "./model-entry.js";
+import type { RegistrationBackup } from "./registration-backup.js";
+import { isRegistrationRecord, type RegistrationRecord } from "./registration-record.js";
 
-/** A registered model as persisted. */
-export interface RegistrationRecord {
-  entry: ModelEntry;
-  /** Epoch milliseconds; ListModels shows registered models in this order. */
-  registeredAt: number;
-}
+export type { RegistrationRecord } from "./registration-record.js";
 
 /** Registrations in the state store (their own namespace), keyed by model id. */
 export class RegistrationStore {
@@ -16,7 +12,25 @@ export class RegistrationStore {
   constructor(
     private readonly kv: KvNamespace<RegistrationRecord>,
     private readonly logger: Logger,
+    /** Kept in step with every change; see RegistrationBackup. */
+    private readonly backup?: RegistrationBackup,
   ) {}
+
+  /**
+   * Takes back the registrations a rebuilt node.db lost from the backup (those it does not hold),
+   * then names the current node.db in the backup.
+   */
+  async restoreFromBackup(): Promise<void> {
+    if (!this.backup) return;
+    const lost = await this.backup.fromAnotherNodeDb();
+    const held = new Set((await this.loadAll()).map((r) => r.entry.id));
+    const missing = lost.filter((r) => !held.has(r.entry.id));
+    for (const record of missing) await this.kv.set(record.entry.id, record);
+    if (missing.length > 0) {
+      this.logger.warn({ file: this.backup.file, ids: missing.map((r) => r.entry.id) }, `restored ${missing.length} model registrations from ${this.backup.file} (node.db was rebuilt)`);
+    }
+    await this.backup.save(await this.loadAll());
+  }
 
   /** Every registration, oldest first. Malformed records are skipped with a warning. */
   async loadAll(): Promise<RegistrationRecord[]> {
@@ -31,7 +45,7 @@ export class RegistrationStore {
     const { entries, complete } = await this.kv.entries();
     const records: RegistrationRecord[] = [];
     for (const [key, value] of entries) {
-      if (isRecord(value) && value.entry.id === key) records.push(value);
+      if (isRegistrationRecord(value) && value.entry.id === key) records.push(value);
       else if (!this.warned.has(key)) {
         this.warned.add(key);
         this.logger.warn({ key }, "ignoring a malformed model registration in the state store");
@@ -42,24 +56,12 @@ export class RegistrationStore {
 
   async add(record: RegistrationRecord): Promise<void> {
     await this.kv.set(record.entry.id, record);
+    await this.backup?.save(await this.loadAll());
   }
 
   async remove(id: string): Promise<boolean> {
-    return this.kv.delete(id);
+    const removed = await this.kv.delete(id);
+    await this.backup?.save(await this.loadAll());
+    return removed;
   }
-}
-
-function isRecord(value: unknown): value is RegistrationRecord {
-  if (typeof value !== "object" || value === null) return false;
-  const { entry, registeredAt } = value as Partial<RegistrationRecord>;
-  return (
-    typeof registeredAt === "number" &&
-    typeof entry === "object" &&
-    entry !== null &&
-    typeof entry.id === "string" &&
-    typeof entry.repo === "string" &&
-    Array.isArray(entry.files) &&
-    entry.files.length > 0 &&
-    entry.origin === "registered"
-  );
 }

@@ -34,7 +34,8 @@ const checking = new Map<string, Promise<void>>();
  * Makes `<home>/node.db` usable before anything opens it: creates the home, and checks that the file
  * is a healthy SQLite database this process can write. A corrupt file is moved aside (kept for
  * inspection as `node.db.corrupt-<time>`) with one warn line, and a new one is created: the store's
- * index is rebuilt from the metadata.json files (registrations and caches kept only there are lost).
+ * index is rebuilt from the metadata.json files, registrations come back from registrations.json
+ * (see RegistrationBackup), caches start empty.
  * A home or database that cannot be written throws INVALID_CONFIG naming the path and LLMLB_HOME.
  */
 export function prepareNodeDb(home: string, logger: Logger): Promise<void> {
@@ -73,7 +74,7 @@ async function checkNodeDb(home: string, logger: Logger, attempt = 0): Promise<v
   for (const side of ["-wal", "-shm", "-journal"]) await fs.promises.rename(`${file}${side}`, `${aside}${side}`).catch(() => undefined);
   logger.warn(
     { path: file, moved_to: aside, err: problem.message },
-    `node.db is corrupt (${problem.code}): moved aside to ${aside} and rebuilt; models are re-indexed from their metadata.json files, registrations kept only in the old file must be registered again`,
+    `node.db is corrupt (${problem.code}): moved aside to ${aside} and rebuilt; models are re-indexed from their metadata.json files and registrations restored from registrations.json`,
   );
   const again = await probe(file);
   if (again) throw nodeDbNotWritable(home, file, again);
