@@ -79,23 +79,36 @@ for (const engine of engines) {
       await observer.close();
     });
 
-    it("a node whose clock runs ahead does not erase the other nodes' entries", async () => {
+    it("a node whose clock is off by more than the TTL still sees its peers, and is seen", async () => {
       const kv = state.remoteNamespace<NodeRecord>("nodes")!;
       const directory = (self: string, ready: string[]) => new NodeDirectory({ kv, self, readyModels: async () => ready, ttlMs: 15_000, heartbeatMs: 60_000, logger: silentLogger() });
       const other = directory("http://other", ["model-c"]);
       const fast = directory("http://fast", []);
-      await other.publish();
+      const slow = directory("http://slow", ["model-d"]);
       const realNow = Date.now;
-      Date.now = () => realNow() + 30_000; // this reader's clock is 30 s ahead: the entry looks expired to it
+      const withClock = async <T>(offsetMs: number, run: () => Promise<T>) => {
+        Date.now = () => realNow() + offsetMs;
+        try {
+          return await run();
+        } finally {
+          Date.now = realNow;
+        }
+      };
       try {
-        expect(await fast.holders("model-c")).toEqual([]);
+        await other.publish();
+        // Its record, written by a clock 30 s behind, has expired by its own clock when it is written.
+        await withClock(-30_000, () => slow.publish());
+        // Before, a reader 30 s ahead saw no peer at all, and nobody saw "slow".
+        expect(await withClock(30_000, () => fast.holders("model-c"))).toEqual(["http://other"]);
+        expect(await withClock(30_000, () => fast.holders("model-d"))).toEqual(["http://slow"]);
+        expect(await other.holders("model-d")).toEqual(["http://slow"]);
+        // Reading through keyv's get (which deletes what looks expired to the reader) keeps it too.
+        expect(await withClock(30_000, () => kv.get("http://other"))).toMatchObject({ url: "http://other" });
+        expect(await other.holders("model-c")).toEqual([]); // "other" is itself, not a peer
+        expect(await fast.holders("model-c")).toEqual(["http://other"]);
       } finally {
-        Date.now = realNow;
+        await Promise.all([other.close(), fast.close(), slow.close()]);
       }
-      // Still there for every node with the right time.
-      expect(await fast.holders("model-c")).toEqual(["http://other"]);
-      await other.close();
-      await fast.close();
     });
   });
 }

@@ -22,6 +22,39 @@ export function redactUrl(url: string): string {
 }
 
 /**
+ * An entry's expiry in the shared store is kept by the store's clock, never by a node's: keyv
+ * writes the writer's `Date.now() + ttl` into the value and readers compare it with their own
+ * clock, so a node whose clock was 15 s off saw live peers as gone (or went unseen itself). The
+ * shared stores drop that field from what they write and expire entries themselves: Redis by
+ * its key TTL, PostgreSQL by an `expires_at` its own clock sets and every read filters on.
+ */
+function withoutWriterClock<T>(serialized: T): T {
+  if (typeof serialized !== "string") return serialized;
+  try {
+    const data = JSON.parse(serialized) as { expires?: unknown };
+    if (data === null || typeof data !== "object" || !("expires" in data)) return serialized;
+    delete data.expires;
+    return JSON.stringify(data) as T;
+  } catch {
+    return serialized;
+  }
+}
+
+/** @keyv/redis with expiry by the server's key TTL only (see withoutWriterClock). */
+class ServerClockRedis extends KeyvRedis<string> {
+  override async set(key: string, value: string, ttl?: number): Promise<void> {
+    await super.set(key, withoutWriterClock(value), ttl);
+  }
+
+  override async setMany(entries: Array<{ key: string; value: string; ttl?: number }>): Promise<void> {
+    for (const { key, value, ttl } of entries) await this.set(key, value, ttl);
+  }
+}
+
+/** The rows of the shared table that have not expired by PostgreSQL's clock. */
+const LIVE = "(expires_at IS NULL OR expires_at > now())";
+
+/**
  * @keyv/postgres on a pool of its own: the adapter's built-in pool is one per process and URI
  * (closing one node's store would close every in-process node's), has no connect timeout, and
  * an idle connection dropped by a restarting server would raise an unhandled 'error'. Its
@@ -36,16 +69,52 @@ class PooledPostgres extends KeyvPostgres {
     this.pgPool = new pg.Pool({ connectionString: this.opts.uri, max: 4, connectionTimeoutMillis: 3_000, idleTimeoutMillis: 10_000 });
     this.pgPool.on("error", () => {}); // a dropped idle connection: the next query reconnects
     const { schema, table, keySize } = this.opts;
-    const tableReady = tableOnce(this.pgPool, `CREATE TABLE IF NOT EXISTS ${schema}.${table}(key VARCHAR(${Number(keySize)}) PRIMARY KEY, value TEXT)`);
+    const tableReady = tableOnce(
+      this.pgPool,
+      `CREATE TABLE IF NOT EXISTS ${schema}.${table}(key VARCHAR(${Number(keySize)}) PRIMARY KEY, value TEXT, expires_at TIMESTAMPTZ);` +
+        // Tables made by earlier versions have no expiry column yet.
+        `ALTER TABLE ${schema}.${table} ADD COLUMN IF NOT EXISTS expires_at TIMESTAMPTZ`,
+    );
     return async (sql, values) => {
       await tableReady();
       return (await this.pgPool.query(sql, values as unknown[])).rows as unknown[];
     };
   }
 
+  private get tableName(): string {
+    return `${this.opts.schema}.${this.opts.table}`;
+  }
+
+  override async get<Value>(key: string): Promise<Value | undefined> {
+    const rows = (await this.query(`SELECT value FROM ${this.tableName} WHERE key = $1 AND ${LIVE}`, [key])) as Array<{ value: Value }>;
+    return rows[0]?.value;
+  }
+
+  override async getMany<Value>(keys: string[]): Promise<Array<Value | undefined>> {
+    const rows = (await this.query(`SELECT key, value FROM ${this.tableName} WHERE key = ANY($1) AND ${LIVE}`, [keys])) as Array<{ key: string; value: Value }>;
+    const byKey = new Map(rows.map((row) => [row.key, row.value]));
+    return keys.map((key) => byKey.get(key));
+  }
+
+  override async has(key: string): Promise<boolean> {
+    return (await this.get(key)) !== undefined;
+  }
+
+  override async set(key: string, value: unknown, ttl?: number): Promise<void> {
+    await this.query(
+      `INSERT INTO ${this.tableName} (key, value, expires_at) VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+      [key, withoutWriterClock(value), typeof ttl === "number" && ttl > 0 ? ttl : null],
+    );
+  }
+
+  override async setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
+    for (const { key, value, ttl } of entries) await this.set(key, value, ttl);
+  }
+
   override async *iterator(namespace?: string): AsyncGenerator<string[], void, unknown> {
     const pattern = `${namespace ? `${namespace.replace(/[%_\\]/g, "\\$&")}:` : ""}%`;
-    const rows = (await this.query(`SELECT key, value FROM ${this.opts.schema}.${this.opts.table} WHERE key LIKE $1 ORDER BY key`, [pattern])) as Array<{
+    const rows = (await this.query(`SELECT key, value FROM ${this.tableName} WHERE key LIKE $1 AND ${LIVE} ORDER BY key`, [pattern])) as Array<{
       key: string;
       value: string;
     }>;
@@ -62,7 +131,7 @@ export async function allEntries<V>(kv: Keyv<V>): Promise<Array<[string, V]>> {
   // KeyvRedis connects lazily in get/set but not before SCAN.
   if (kv.store instanceof KeyvRedis) await kv.store.getClient();
   const out: Array<[string, V]> = [];
-  if (kv.store instanceof KeyvRedis || kv.store instanceof PooledPostgres) {
+  if (kv.store instanceof ServerClockRedis || kv.store instanceof PooledPostgres) {
     for await (const entry of sharedEntries(kv)) out.push(entry);
     return out;
   }
@@ -74,10 +143,10 @@ export async function allEntries<V>(kv: Keyv<V>): Promise<Array<[string, V]>> {
 }
 
 /**
- * A shared namespace's entries, skipping those expired by this node's clock but never deleting
- * them: keyv's own iterator deletes what looks expired to the reader, so a node whose clock ran
- * ahead erased every other node's live entries (the node directory, for a start). Redis expires
- * keys itself; in PostgreSQL an entry stays until its writer overwrites it.
+ * A shared namespace's entries. The store leaves out what has expired by its own clock (see
+ * withoutWriterClock); an entry written by an earlier version still carries its writer's expiry,
+ * which is honoured. Nothing is deleted here: keyv's own iterator deletes what looks expired to
+ * the reader, so a node whose clock ran ahead erased every other node's live entries.
  */
 async function* sharedEntries<V>(kv: Keyv<V>): AsyncGenerator<[string, V]> {
   const prefix = kv.namespace ? `${kv.namespace}:` : "";
@@ -93,7 +162,7 @@ async function* sharedEntries<V>(kv: Keyv<V>): AsyncGenerator<[string, V]> {
 export function openRemoteKv<T>(url: string, namespace: string): Keyv<T> {
   const store: KeyvStoreAdapter =
     remoteKindOf(url) === "redis"
-      ? new KeyvRedis(
+      ? new ServerClockRedis(
           {
             url,
             // Commands wait in the client's queue while it (re)connects; the state link's operation
