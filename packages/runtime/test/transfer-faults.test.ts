@@ -220,10 +220,18 @@ describe("the transfer engine against a misbehaving CDN", () => {
     const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_DOWNLOAD_CONNECTIONS: "1" }, models: [entry("m", repo, FILE)] });
     try {
       const controller = new AbortController();
+      // What the node's metrics and dashboard see: the events of the node, up to the cancel.
+      let lastReported = 0;
+      let ended = false;
+      const off = stack.events.on((e) => {
+        if (e.type === "transfer-cancelled") ended = true;
+        if (e.type === "transfer-progress" && !ended) lastReported = e.progress.completedBytes;
+      });
       const cancelled = stack.resolver.resolve({ modelId: "m" }, {
         signal: controller.signal,
         onEvent: (e) => {
-          if (e.type === "progress" && e.progress.completedBytes >= SIZE / 4) controller.abort();
+          // Not at once: bytes keep arriving between two throttled updates.
+          if (e.type === "progress" && e.progress.completedBytes >= SIZE / 4) setTimeout(() => controller.abort(), 100);
         },
       });
       expect(await failure(cancelled)).toMatchObject({ code: Code.Canceled, reason: "CANCELLED" });
@@ -235,6 +243,10 @@ describe("the transfer engine against a misbehaving CDN", () => {
       world.hf.throttle(null);
       expect(await stack.resolver.resolve({ modelId: "m" })).toMatchObject({ sha256: SHA });
       expect(world.hf.bytesServed(repo, FILE) - SIZE).toBeLessThan(SIZE * 0.1);
+      // The cancelled transfer's last progress counts every byte it kept (what metrics and the dashboard show).
+      off();
+      expect(ended).toBe(true);
+      expect(lastReported).toBe(cdnGets(repo).at(-1)!.rangeStart);
     } finally {
       await stack.dispose();
     }

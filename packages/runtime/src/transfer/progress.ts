@@ -108,9 +108,8 @@ export class ProgressTracker {
     this.onProgress(this.snapshot());
   }
 
-  /** Stops a pending trailing update (the transfer ended). */
-  stop(): void {
-    clearTimeout(this.trailing);
-    this.trailing = undefined;
+  /** The transfer ended (done, failed or cancelled): an update still held back by the throttle goes out now, so every byte moved is reported. */
+  end(): void {
+    if (this.trailing) this.emit(true);
   }
 }

@@ -117,7 +117,7 @@ export class TransferEngine {
       throw err;
     } finally {
       unlist();
-      tracker.stop();
+      tracker.end();
       reservation.release();
     }
     return results;
