@@ -190,6 +190,38 @@ describe("a damaged installed copy", () => {
   });
 });
 
+describe("an installed model file changed on disk", () => {
+  it("is hashed again before it is loaded: other bytes of the same size are fetched again, the same bytes touched are kept", async () => {
+    const { openStack, entry, TINY } = await import("./resolver-world.js");
+    const { startHfStandin } = await import("../../../testkit/standins/index.js");
+    const hf = await startHfStandin();
+    // Another valid GGUF of exactly the same size (other weights): the structure check cannot tell them apart.
+    const other = tinyModelBytes({ seed: 9 });
+    expect(other.length).toBe(TINY.length);
+    await hf.addRepo("org/one", { files: { "one.gguf": TINY } });
+    const stack = await openStack({ env: { HF_ENDPOINT: hf.url }, models: [entry("one", "org/one", "one.gguf")] });
+    const served = () => hf.requests.filter((r) => r.method === "GET" && r.path.endsWith("one.gguf")).length;
+    try {
+      const installed = await stack.resolver.resolve({ modelId: "one" });
+      expect(served()).toBe(1);
+
+      const later = new Date(Date.now() + 5_000);
+      fs.utimesSync(installed.path, later, later); // touched, same bytes
+      expect((await stack.resolver.locateModel("one")).path).toBe(installed.path);
+      expect(served()).toBe(1);
+
+      fs.writeFileSync(installed.path, other); // replaced in place: same size, valid, other bytes
+      // Before, these bytes were loaded as the verified model.
+      const located = await stack.resolver.locateModel("one");
+      expect(served()).toBe(2);
+      expect(Buffer.from(fs.readFileSync(located.path)).equals(Buffer.from(TINY))).toBe(true);
+    } finally {
+      await stack.dispose();
+      await hf.close();
+    }
+  });
+});
+
 describe("models installed before validation existed", () => {
   it("are validated once at start: a bad one becomes FAILED naming the field, a good one stays; passes are remembered", async () => {
     const { openStack, entry, TINY } = await import("./resolver-world.js");

@@ -7,12 +7,13 @@ import type { ArtifactKind } from "../store/artifact-kind.js";
 import type { ArtifactSpec, LocateResult, RemoteFile } from "../plugin/contract.js";
 import type { ArtifactArea, InstalledArtifact } from "../store/artifact-area.js";
 import { validateModelId } from "../store/model-id.js";
-import type { Store } from "../store/store.js";
+import type { CachedModel, Store } from "../store/store.js";
 import { DiskWriteError } from "../transfer/positional-writer.js";
 import type { TransferEngine } from "../transfer/transfer-engine.js";
 import type { FleetDownloads } from "../fleet/fleet.js";
 import { adapterIdFromRef } from "./adapter-ref.js";
 import { combineFailures } from "./failures.js";
+import { changedSinceInstall } from "./installed-digest.js";
 import type { FileChecks } from "./file-checks.js";
 import { checkLocalFiles, recalledLocalFiles, type CheckedLocalFiles } from "./local-files.js";
 import { modelFile, type ModelFile, type ModelFileOptions } from "./model-file.js";
@@ -106,7 +107,7 @@ export class Resolver {
     return modelFile(
       {
         directory: this.deps.models,
-        installed: this.deps.store,
+        installed: { getModel: (id) => this.installedAsInstalled(id) },
         obtain: (entry, signal) => this.join({ kind: "model", id: entry.id, entry, storeChecked: true }, signal ? { signal } : {}),
       },
       modelId,
@@ -446,11 +447,27 @@ export class Resolver {
       return true;
     } catch (err) {
       if (!isLlmlbError(err, "INVALID_MODEL_FILE")) throw err;
-      this.deps.logger.warn({ id: job.id, err: err.message }, "the installed copy is damaged; it is removed and fetched again");
-      await area.remove(job.id);
-      if (job.kind === "model") this.deps.events.emit({ type: "deleted", modelId: job.id });
+      await this.discardDamaged(job.kind, job.id, area, { err: err.message });
       return false;
     }
+  }
+
+  /**
+   * An installed model whose files still hold the bytes installed (see changedSinceInstall); a
+   * copy changed on disk since is removed, so the caller fetches it again.
+   */
+  private async installedAsInstalled(id: string): Promise<CachedModel | undefined> {
+    const installed = await this.deps.store.getModel(id);
+    const changed = installed && (await changedSinceInstall(this.deps.store, installed));
+    if (!changed) return installed;
+    await this.discardDamaged("model", id, this.deps.store.models, { file: changed.path, sha256: changed.sha256, installed_sha256: changed.installedSha256 });
+    return undefined;
+  }
+
+  private async discardDamaged(kind: ArtifactKind, id: string, area: ArtifactArea, details: Record<string, string>): Promise<void> {
+    this.deps.logger.warn({ id, ...details }, "the installed copy is damaged; it is removed and fetched again");
+    await area.remove(id);
+    if (kind === "model") this.deps.events.emit({ type: "deleted", modelId: id });
   }
 
   private fromInstalled(kind: ArtifactKind, a: InstalledArtifact, source: string): ResolveResult {

@@ -21,6 +21,9 @@ export interface FileIdentity {
   mtimeMs: number;
 }
 
+/** The fact (see Store.remember) of an installed file's sha256, remembered with the file's identity at install. */
+export const INSTALLED_SHA256 = "installed-sha256";
+
 export interface CachedFile extends StoredFile {
   path: string;
 }
@@ -271,7 +274,10 @@ export class Store {
 
   /** Installs verified files as a model (the caller holds the model's lock). */
   async installModel(id: string, files: FileToInstall[], metadata: InstallMetadata): Promise<CachedModel> {
-    return toCachedModel(await this.models.install(id, files, metadata));
+    const model = toCachedModel(await this.models.install(id, files, metadata));
+    // Each file's identity with the bytes it holds, so a file changed on disk later is noticed (changedSinceInstall).
+    for (const file of model.files) await this.remember(INSTALLED_SHA256, file.path, await fs.stat(file.path), file.sha256);
+    return model;
   }
 
   async installAdapter(id: string, files: FileToInstall[], metadata: InstallMetadata): Promise<CachedAdapter> {
@@ -280,8 +286,14 @@ export class Store {
 
   /** A remembered fact about a file (e.g. "passed validation"), valid while its inode, size and mtime stay the same. */
   async recalled<T>(kind: string, file: string, stat: FileIdentity): Promise<T | undefined> {
+    const hit = await this.recall<T>(kind, file, stat);
+    return hit?.same ? hit.value : undefined;
+  }
+
+  /** The fact remembered about a file, and whether the file is still as it was then (`same`); undefined when none was. */
+  async recall<T>(kind: string, file: string, stat: FileIdentity): Promise<{ value: T; same: boolean } | undefined> {
     const hit = await this.index.get<FileIdentity & { value: T }>(`${kind}:${file}`);
-    return hit && hit.ino === stat.ino && hit.size === stat.size && hit.mtimeMs === stat.mtimeMs ? hit.value : undefined;
+    return hit && { value: hit.value, same: hit.ino === stat.ino && hit.size === stat.size && hit.mtimeMs === stat.mtimeMs };
   }
 
   async remember(kind: string, file: string, stat: FileIdentity, value: unknown): Promise<void> {
