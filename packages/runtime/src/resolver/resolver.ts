@@ -107,7 +107,7 @@ export class Resolver {
     return modelFile(
       {
         directory: this.deps.models,
-        installed: { getModel: (id) => this.installedAsInstalled(id) },
+        installed: { getModel: (id) => this.intactInstalledModel(id) },
         obtain: (entry, signal) => this.join({ kind: "model", id: entry.id, entry, storeChecked: true }, signal ? { signal } : {}),
       },
       modelId,
@@ -456,7 +456,7 @@ export class Resolver {
    * An installed model whose files still hold the bytes installed (see changedSinceInstall); a
    * copy changed on disk since is removed, so the caller fetches it again.
    */
-  private async installedAsInstalled(id: string): Promise<CachedModel | undefined> {
+  private async intactInstalledModel(id: string): Promise<CachedModel | undefined> {
     const installed = await this.deps.store.getModel(id);
     const changed = installed && (await changedSinceInstall(this.deps.store, installed));
     if (!changed) return installed;
