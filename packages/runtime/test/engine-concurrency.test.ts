@@ -272,6 +272,22 @@ describe("load and unload", () => {
     }
   });
 
+  it("keep_alive 0 unloads a model once it has been idle for a moment, not between requests that follow each other", async () => {
+    const { pool, lease } = heldPool();
+    try {
+      const model = await lease();
+      pool.release(model, 0);
+      await delay(50); // the next wave of a multi-prompt completion, a client's next request
+      const again = await lease();
+      expect(again).toBe(model);
+      pool.release(again, 0);
+      expect(pool.list()).toContain(model);
+      await expect.poll(() => pool.list(), { timeout: 3_000 }).not.toContain(model);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it("keeps a context that a request holds but has not taken a sequence of yet, when room is made for another adapter set", async () => {
     const { pool, lease } = heldPool();
     try {

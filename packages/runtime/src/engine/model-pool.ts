@@ -30,6 +30,13 @@ interface PendingLoad {
 }
 
 /**
+ * How long a model released with keep_alive 0 stays before it is unloaded: a moment, so the calls of
+ * one request that run one after another (the waves of a multi-prompt completion) and a client's
+ * back-to-back requests do not unload and load it again in between.
+ */
+const KEEP_ALIVE_ZERO_GRACE_MS = 500;
+
+/**
  * Loaded models by id, inside a memory budget: loading or growing a model first evicts
  * least-recently-used idle models; one load per id at a time. Allocations run one at a time so
  * the accounting never races. An idle model unloads when its keep-alive runs out. Publishes
@@ -100,7 +107,8 @@ export class ModelPool {
     this.cancelExpiry(model);
     const ms = model.keepAliveMs;
     if (ms < 0) return;
-    const expiresAt = new Date(Date.now() + ms);
+    const waitMs = ms === 0 ? KEEP_ALIVE_ZERO_GRACE_MS : ms;
+    const expiresAt = new Date(Date.now() + waitMs);
     const expire = () => {
       this.expiryTimers.delete(model);
       void this.serialized(async () => {
@@ -110,8 +118,7 @@ export class ModelPool {
       }).catch((err: unknown) => this.options.logger.warn({ modelId: model.id, err }, "idle unload failed"));
     };
     model.expiresAt = expiresAt;
-    if (ms === 0) return expire();
-    const timer = setTimeout(expire, ms);
+    const timer = setTimeout(expire, waitMs);
     timer.unref();
     this.expiryTimers.set(model, timer);
   }

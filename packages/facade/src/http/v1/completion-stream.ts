@@ -54,8 +54,7 @@ export interface CompletionShape {
 export interface ChoiceCall {
   /** Counted in prompt_tokens (once per prompt, not once per choice). */
   countsPrompt: boolean;
-  /** `more`: calls of the same request run after this one's wave. */
-  run(signal: AbortSignal, more: boolean): AsyncIterable<Delta>;
+  run(signal: AbortSignal): AsyncIterable<Delta>;
 }
 
 /**
@@ -85,7 +84,6 @@ export async function answerCompletion(
   const usage = new UsageSum();
   const controller = new AbortController();
   const waves = Array.from({ length: Math.ceil(calls.length / CALLS_AT_ONCE) }, (_, w) => calls.slice(w * CALLS_AT_ONCE, (w + 1) * CALLS_AT_ONCE));
-  const moreAfter = (w: number) => w < waves.length - 1;
   /** Runs each call of a wave at once; the first failure aborts the others. */
   const eachAtOnce = <T>(wave: readonly ChoiceCall[], offset: number, run: (call: ChoiceCall, index: number, k: number) => Promise<T>) =>
     Promise.all(wave.map((call, k) => run(call, offset + k, k).catch((err: unknown) => {
@@ -100,7 +98,7 @@ export async function answerCompletion(
       for (const [w, wave] of waves.entries()) {
         results.push(...(await eachAtOnce(wave, w * CALLS_AT_ONCE, async (call, index) => {
           const result = emptyResult(index);
-          for await (const part of call.run(controller.signal, moreAfter(w))) {
+          for await (const part of call.run(controller.signal)) {
             accumulate(result, part);
             usage.add(part, call.countsPrompt);
           }
@@ -114,15 +112,15 @@ export async function answerCompletion(
     return;
   }
 
-  const start = (w: number) => waves[w]!.map((call) => call.run(controller.signal, moreAfter(w))[Symbol.asyncIterator]());
-  const firstWave = start(0);
+  const start = (wave: readonly ChoiceCall[]) => wave.map((call) => call.run(controller.signal)[Symbol.asyncIterator]());
+  const firstWave = start(waves[0]!);
   const opened = await openStreamAfterFirst(reply, controller, firstWave);
   if (!opened) return;
   const { sse } = opened;
   const usageField = options.includeUsage ? { usage: null } : {};
   try {
     for (const [w, wave] of waves.entries()) {
-      const running = w === 0 ? firstWave : start(w);
+      const running = w === 0 ? firstWave : start(wave);
       const firstSteps = w === 0 ? opened.firsts : await Promise.all(running.map((iterator) => iterator.next()));
       await eachAtOnce(wave, w * CALLS_AT_ONCE, async (call, index, k) => {
         let isFirst = true;

@@ -4,7 +4,7 @@ import type { NodeClients } from "../../clients.js";
 import { chatRequest } from "./chat-request.js";
 import { withFieldAsSent } from "./field-as-sent.js";
 import { answerCompletion, clientLeftSignal, openAiLogprob, type ChoiceCall, type CompletionShape, type Delta, type StreamedLogprob } from "./completion-stream.js";
-import { choiceSampling, keepAliveBetweenWaves, keepAliveField, samplingFields } from "./sampling.js";
+import { choiceSampling, keepAliveField, samplingFields } from "./sampling.js";
 import { modelFacts } from "../../router/node-facts.js";
 import {
   chatCompletionBody, completionBody, detokenizeBody, embeddingBody, rerankBody, tokenizeBody,
@@ -161,8 +161,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
     const calls: ChoiceCall[] = prompts.flatMap((prompt, p) =>
       Array.from({ length: n }, (_, i) => ({
         countsPrompt: i === 0,
-        run: (signal: AbortSignal, more: boolean) =>
-          clients.inference.complete({ ...choiceSampling(fields, p * n + i), prompt, ...(more ? keepAliveBetweenWaves(body.keep_alive) : {}) }, { signal }),
+        run: (signal: AbortSignal) => clients.inference.complete({ ...choiceSampling(fields, p * n + i), prompt }, { signal }),
       })),
     );
     const echoed = (index: number) => (body.echo ? prompts[Math.floor(index / n)]! : "");

@@ -1,4 +1,3 @@
-import { parseDuration } from "@llmlb/runtime";
 import type { SamplingBody } from "./schemas.js";
 
 /** Maps OpenAI sampling fields onto the fields ChatRequest and CompleteRequest share. */
@@ -34,24 +33,4 @@ export function choiceSampling<T extends { seed?: number }>(fields: T, index: nu
 /** keep_alive as the services take it (the duration text; a number is seconds). */
 export function keepAliveField(value: string | number | undefined): { keepAlive?: string } {
   return value === undefined ? {} : { keepAlive: String(value) };
-}
-
-/** How long the calls of a wave that more calls follow keep the model loaded at least (see keepAliveBetweenWaves). */
-const BETWEEN_WAVES = "10s";
-
-/**
- * keep_alive for the calls of a request that more of its calls follow. A keep_alive of 0 (or
- * shorter than the moment between two waves) would unload the model after each wave and load it
- * again for the next: these calls keep it BETWEEN_WAVES long, and the last wave's own keep_alive
- * then applies. A value that does not parse is left to the service, which refuses it naming the field.
- */
-export function keepAliveBetweenWaves(value: string | number | undefined): { keepAlive?: string } {
-  const field = keepAliveField(value);
-  if (field.keepAlive === undefined) return field;
-  try {
-    const ms = parseDuration(field.keepAlive);
-    return ms >= 0 && ms < parseDuration(BETWEEN_WAVES) ? { keepAlive: BETWEEN_WAVES } : field;
-  } catch {
-    return field;
-  }
 }
