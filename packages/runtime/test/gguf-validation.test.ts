@@ -205,16 +205,18 @@ describe("an installed model file changed on disk", () => {
       const installed = await stack.resolver.resolve({ modelId: "one" });
       expect(served()).toBe(1);
 
-      const later = new Date(Date.now() + 5_000);
-      fs.utimesSync(installed.path, later, later); // touched, same bytes
-      expect((await stack.resolver.locateModel("one")).path).toBe(installed.path);
-      expect(served()).toBe(1);
-
-      fs.writeFileSync(installed.path, other); // replaced in place: same size, valid, other bytes
+      // Replaced in place right after the download, before any load: same size, valid, other bytes.
+      await new Promise((r) => setTimeout(r, 20));
+      fs.writeFileSync(installed.path, other);
       // Before, these bytes were loaded as the verified model.
       const located = await stack.resolver.locateModel("one");
       expect(served()).toBe(2);
       expect(Buffer.from(fs.readFileSync(located.path)).equals(Buffer.from(TINY))).toBe(true);
+
+      const later = new Date(Date.now() + 5_000);
+      fs.utimesSync(located.path, later, later); // touched, same bytes: hashed, kept
+      expect((await stack.resolver.locateModel("one")).path).toBe(located.path);
+      expect(served()).toBe(2);
     } finally {
       await stack.dispose();
       await hf.close();

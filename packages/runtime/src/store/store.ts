@@ -268,16 +268,22 @@ export class Store {
    * The install transaction of a model or adapter: lock, look again, fetch, verify, install
    * atomically (see install-job.ts). One download per artifact across processes.
    */
-  install(kind: ArtifactKind, job: InstallJob): Promise<InstallOutcome> {
-    return runInstallJob(this.home, kind === "model" ? this.models : this.adapters, job);
+  async install(kind: ArtifactKind, job: InstallJob): Promise<InstallOutcome> {
+    const outcome = await runInstallJob(this.home, kind === "model" ? this.models : this.adapters, job);
+    if (kind === "model" && outcome.fetched) await this.rememberInstalled(outcome.installed);
+    return outcome;
   }
 
   /** Installs verified files as a model (the caller holds the model's lock). */
   async installModel(id: string, files: FileToInstall[], metadata: InstallMetadata): Promise<CachedModel> {
-    const model = toCachedModel(await this.models.install(id, files, metadata));
-    // Each file's identity with the bytes it holds, so a file changed on disk later is noticed (changedSinceInstall).
-    for (const file of model.files) await this.remember(INSTALLED_SHA256, file.path, await fs.stat(file.path), file.sha256);
-    return model;
+    const installed = await this.models.install(id, files, metadata);
+    await this.rememberInstalled(installed);
+    return toCachedModel(installed);
+  }
+
+  /** Each installed file's identity with the sha256 it holds, so a file changed on disk later is noticed (changedSinceInstall). */
+  private async rememberInstalled(installed: InstalledArtifact): Promise<void> {
+    for (const [i, file] of installed.paths.entries()) await this.remember(INSTALLED_SHA256, file, await fs.stat(file), installed.metadata.files[i]!.sha256);
   }
 
   async installAdapter(id: string, files: FileToInstall[], metadata: InstallMetadata): Promise<CachedAdapter> {
