@@ -6,6 +6,7 @@ import { freePort, postgresMissing, redisMissing, startPostgres, startRedis } fr
 import { openLeaseBackend } from "../src/fleet/lease-backend.js";
 import { NodeDirectory, type NodeRecord } from "../src/fleet/node-directory.js";
 import { silentLogger } from "../src/logging/index.js";
+import { captureLogger } from "./resolver-world.js";
 import { openStateStore, type StateStore } from "../src/state/state-store.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -112,6 +113,51 @@ for (const engine of engines) {
     });
   });
 }
+
+describe.skipIf(postgresMissing() !== undefined)("a PostgreSQL user granted only the rows of the shared table", () => {
+  it("works on the tables their owner made (an earlier version's llmlb_state once its owner adds expires_at, as the log says)", async () => {
+    const server = await startPostgres();
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "llmlb-fleet-role-"));
+    const pg = await import("pg");
+    const owner = new pg.default.Client({ connectionString: server.url });
+    await owner.connect();
+    const appUrl = server.url.replace("llmlb@", "app@");
+    try {
+      // The table an earlier version made, and a role that may use its rows but does not own it.
+      await owner.query("CREATE TABLE llmlb_state(key VARCHAR(255) PRIMARY KEY, value TEXT)");
+      await owner.query("CREATE TABLE llmlb_leases (key TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)");
+      await owner.query("CREATE ROLE app LOGIN");
+      await owner.query("GRANT SELECT, INSERT, UPDATE, DELETE ON llmlb_state, llmlb_leases TO app");
+      /** Opens the store as "app", writes one entry; what the link says, and what it logged. */
+      const open = async () => {
+        const { logger, lines } = captureLogger();
+        const state = await openStateStore({ home, stateUrl: appUrl }, logger, { connectTimeoutMs: 2_000, probeIntervalMs: 60_000 });
+        await state.remoteNamespace<NodeRecord>("nodes")!.set("http://x", { url: "http://x", ready: [], heartbeatAt: 0 }, 60_000);
+        const reachable = state.link!.reachable;
+        await state.close();
+        return { reachable, logged: lines.map((l) => String(l.err ?? "")).join("\n") };
+      };
+      // Without the column, the owner must add it: the log says how.
+      const before = await open();
+      expect(before.reachable).toBe(false);
+      expect(before.logged).toContain("have the table's owner run ALTER TABLE public.llmlb_state ADD COLUMN IF NOT EXISTS expires_at TIMESTAMPTZ");
+      await owner.query("ALTER TABLE llmlb_state ADD COLUMN IF NOT EXISTS expires_at TIMESTAMPTZ");
+      // Before, every start ran CREATE TABLE and ALTER TABLE, which need CREATE on the schema and ownership.
+      expect(await open()).toEqual({ reachable: true, logged: "" });
+      expect((await owner.query("SELECT key FROM llmlb_state WHERE expires_at > now()")).rows).toEqual([{ key: "nodes:http://x" }]);
+      const leases = openLeaseBackend(appUrl);
+      try {
+        expect(await leases.claim("model-a", "http://x", 2_000)).toBe(true);
+      } finally {
+        await leases.close();
+      }
+    } finally {
+      await owner.end();
+      await server.close();
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
 
 describe.skipIf(postgresMissing() !== undefined)("a node whose PostgreSQL is not up yet", () => {
   it("creates the shared table once the server is up, and its state link comes up with it", async () => {

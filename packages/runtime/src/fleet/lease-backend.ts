@@ -55,7 +55,11 @@ function redisLeases(url: string): LeaseBackend {
 function postgresLeases(url: string): LeaseBackend {
   const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 3_000, idleTimeoutMillis: 10_000 });
   pool.on("error", () => {});
-  const ready = tableOnce(pool, "CREATE TABLE IF NOT EXISTS llmlb_leases (key TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)");
+  // Created only where missing: a user granted just the table's rows (no CREATE on the schema) must still start.
+  const ready = tableOnce(
+    pool,
+    "DO $$ BEGIN IF to_regclass('llmlb_leases') IS NULL THEN CREATE TABLE llmlb_leases (key TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL); END IF; END $$",
+  );
   return {
     async claim(key, holder, ttlMs) {
       await ready();

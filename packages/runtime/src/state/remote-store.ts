@@ -69,14 +69,22 @@ class PooledPostgres extends KeyvPostgres {
     this.pgPool = new pg.Pool({ connectionString: this.opts.uri, max: 4, connectionTimeoutMillis: 3_000, idleTimeoutMillis: 10_000 });
     this.pgPool.on("error", () => {}); // a dropped idle connection: the next query reconnects
     const { schema, table, keySize } = this.opts;
+    // Created, or given the expiry column an earlier version's table lacks, only where missing: a
+    // user granted just the table's rows (no CREATE on the schema, not its owner) must still start.
     const tableReady = tableOnce(
       this.pgPool,
-      `CREATE TABLE IF NOT EXISTS ${schema}.${table}(key VARCHAR(${Number(keySize)}) PRIMARY KEY, value TEXT, expires_at TIMESTAMPTZ);` +
-        // Tables made by earlier versions have no expiry column yet.
-        `ALTER TABLE ${schema}.${table} ADD COLUMN IF NOT EXISTS expires_at TIMESTAMPTZ`,
+      `DO $$ BEGIN
+        IF to_regclass('${schema}.${table}') IS NULL THEN
+          CREATE TABLE ${schema}.${table}(key VARCHAR(${Number(keySize)}) PRIMARY KEY, value TEXT, expires_at TIMESTAMPTZ);
+        ELSIF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = '${schema}' AND table_name = '${table}' AND column_name = 'expires_at') THEN
+          ALTER TABLE ${schema}.${table} ADD COLUMN expires_at TIMESTAMPTZ;
+        END IF;
+      END $$`,
     );
     return async (sql, values) => {
-      await tableReady();
+      await tableReady().catch((err: unknown) => {
+        throw withTableAdvice(err, `${schema}.${table}`);
+      });
       return (await this.pgPool.query(sql, values as unknown[])).rows as unknown[];
     };
   }
@@ -124,6 +132,15 @@ class PooledPostgres extends KeyvPostgres {
   override async disconnect(): Promise<void> {
     await this.pgPool.end();
   }
+}
+
+/** A table this PostgreSQL user may not create or alter: the error says what its owner must run. */
+function withTableAdvice(err: unknown, table: string): unknown {
+  if ((err as { code?: string }).code !== "42501") return err;
+  return new Error(
+    `${(err as Error).message}: this PostgreSQL user cannot create ${table} or add its expires_at column; ` +
+      `have the table's owner run ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS expires_at TIMESTAMPTZ (or grant this user ownership)`,
+  );
 }
 
 /** Every entry of a namespace (local or shared) that has not expired; throws when the store cannot be read. */
