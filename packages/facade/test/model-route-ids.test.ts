@@ -20,7 +20,7 @@ describe("/v0 model routes for ids that end like an action", () => {
   beforeAll(async () => {
     world = await startTinyWorld();
     node = await startTestNode(world.env);
-    for (const id of ["ns/events", "ns/pull", "blob/model", "plain"]) {
+    for (const id of ["ns/events", "ns/pull", "blob/model", "blob/events", "plain"]) {
       expect((await call("POST", "/v0/models/register", { repo: TINY_REPO, filename: TINY_CHAT_FILE, id })).status, id).toBe(201);
     }
   }, 60_000);
@@ -30,7 +30,7 @@ describe("/v0 model routes for ids that end like an action", () => {
   });
 
   it("GET answers the model whose id is the whole path", async () => {
-    for (const id of ["ns/events", "ns/pull", "blob/model"]) {
+    for (const id of ["ns/events", "ns/pull", "blob/model", "blob/events"]) {
       const res = await call("GET", `/v0/models/${id}`);
       expect(res.status, id).toBe(200);
       expect(res.json, id).toMatchObject({ id });

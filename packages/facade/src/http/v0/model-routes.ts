@@ -134,14 +134,14 @@ export function registerModelRoutes(
   };
 
   app.get<{ Params: { "*": string } }>("/v0/models/blob/*", async (request, reply) => {
+    const found = deps.blobs ? await findBlob(deps.blobs, request.url) : undefined;
+    if (!found) {
+      // A model in namespace "blob" (or its events) is answered here, where no local model file has that path.
+      const rest = `blob/${request.params["*"]}`;
+      if ((await catalogModel(clients, rest)) ?? (await catalogModel(clients, splitAction(rest, ["events"]).id))) return getModel(request, reply, rest);
+    }
     if (!deps.blobs) {
       return sendOpenAiError(reply, 501, { message: "this HTTP facade serves a remote runtime and has no local model files", type: "server_error", code: "unimplemented" });
-    }
-    const found = await findBlob(deps.blobs, request.url);
-    if (!found) {
-      // A model in namespace "blob" is answered here, where no local model file has that path.
-      const rest = `blob/${request.params["*"]}`;
-      if (await catalogModel(clients, splitAction(rest, ["events"]).id)) return getModel(request, reply, rest);
     }
     return serveBlob(request, reply, deps.blobs, found);
   });
