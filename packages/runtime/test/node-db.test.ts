@@ -93,6 +93,15 @@ describe("a corrupt node.db", () => {
       }
       expect((await runCli(["rm", "gone", "--unregister", ...home_], env)).code).toBe(0);
       fs.writeFileSync(path.join(home.dir, "node.db"), randomBytes(20480));
+      // Records edited in by hand that no registration could make are not restored.
+      const copyFile = path.join(home.dir, "registrations.json");
+      const copy = JSON.parse(fs.readFileSync(copyFile, "utf8")) as { registrations: Array<{ entry: Record<string, unknown> }> };
+      const kept = copy.registrations[0]!;
+      copy.registrations.push(
+        { ...kept, entry: { ...kept.entry, id: "../evil" } },
+        { ...kept, entry: { ...kept.entry, id: "escape", files: ["../../../../tmp/escape.gguf"] } },
+      );
+      fs.writeFileSync(copyFile, JSON.stringify(copy));
 
       const ls = await runCli(["ls", "--all", "--json", ...home_], env);
       expect(ls.code, ls.stderr).toBe(0);

@@ -47,7 +47,12 @@ export class RegistrationBackup {
       this.logger.warn({ file: this.file }, "ignoring a malformed copy of the model registrations (it is rewritten at the next change)");
       return [];
     }
-    return backup.nodeDb === (await this.nodeDbInode()) ? [] : backup.registrations.filter(isRegistrationRecord);
+    if (backup.nodeDb === (await this.nodeDbInode())) return [];
+    const records = backup.registrations.filter(isRegistrationRecord);
+    if (records.length < backup.registrations.length) {
+      this.logger.warn({ file: this.file, skipped: backup.registrations.length - records.length }, "skipping malformed registrations in the copy (an invalid id, repo or file path)");
+    }
+    return records;
   }
 
   private async nodeDbInode(): Promise<string> {

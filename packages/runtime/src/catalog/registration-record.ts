@@ -1,4 +1,6 @@
+import { isValidModelId } from "../store/model-id.js";
 import type { ModelEntry } from "./model-entry.js";
+import { isRepoId } from "./repo-ref.js";
 
 /** A registered model as persisted. */
 export interface RegistrationRecord {
@@ -7,7 +9,7 @@ export interface RegistrationRecord {
   registeredAt: number;
 }
 
-/** Whether a stored value is a well-formed registration (anything else is skipped with a warning). */
+/** Whether a stored value (node.db, the fleet's store, registrations.json) is a well-formed registration; anything else is skipped with a warning. */
 export function isRegistrationRecord(value: unknown): value is RegistrationRecord {
   if (typeof value !== "object" || value === null) return false;
   const { entry, registeredAt } = value as Partial<RegistrationRecord>;
@@ -16,9 +18,17 @@ export function isRegistrationRecord(value: unknown): value is RegistrationRecor
     typeof entry === "object" &&
     entry !== null &&
     typeof entry.id === "string" &&
+    isValidModelId(entry.id) &&
     typeof entry.repo === "string" &&
+    isRepoId(entry.repo) &&
     Array.isArray(entry.files) &&
     entry.files.length > 0 &&
+    entry.files.every(isRepoFilePath) &&
     entry.origin === "registered"
   );
+}
+
+/** A file's path inside a repository, as registration takes it: relative, no empty, "." or ".." segment. */
+function isRepoFilePath(file: unknown): boolean {
+  return typeof file === "string" && !/[\\\0]/.test(file) && file.split("/").every((segment) => segment !== "" && segment !== "." && segment !== "..");
 }
