@@ -79,7 +79,9 @@ export async function openCatalog(options: OpenCatalogOptions): Promise<{ catalo
         return lookup.ok ? { downloads: lookup.info.downloads ?? 0, likes: lookup.info.likes ?? 0 } : undefined;
       },
     });
-    const registrations = new RegistrationStore(db.registrations, logger, new RegistrationBackup(config.home, logger));
+    // In a fleet the shared store holds the registrations (and takes removals made on other nodes): no copy.
+    const backup = options.state.shared ? undefined : new RegistrationBackup(config.home, logger);
+    const registrations = new RegistrationStore(db.registrations, logger, backup);
     await registrations.restoreFromBackup();
     const catalog = await Catalog.open({
       supported,
