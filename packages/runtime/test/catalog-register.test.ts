@@ -116,10 +116,10 @@ describe("RegisterModel against the Hugging Face stand-in", () => {
       message: 'filename "tiny-chat-Q4_K_M.bin" is not a GGUF file (its name must end in .gguf)',
       metadata: { field: "filename" },
     });
-    for (const filename of ["../tiny-chat-Q4_K_M.gguf", "sub/./tiny-chat-Q4_K_M.gguf"]) {
-      expect(await failure(world.node.catalog.registerModel(register({ repo: CHAT_REPO, filename })))).toMatchObject({
+    for (const filename of ["../tiny-chat-Q4_K_M.gguf", "sub/./tiny-chat-Q4_K_M.gguf", "sub//tiny-chat-Q4_K_M.gguf", "sub\\tiny-chat-Q4_K_M.gguf"]) {
+      expect(await failure(world.node.catalog.registerModel(register({ repo: CHAT_REPO, filename }))), filename).toMatchObject({
         reason: "INVALID_ARGUMENT",
-        message: expect.stringMatching(/has a '\.' or '\.\.' segment; give the file's path inside the repository/),
+        message: expect.stringMatching(/has a '\.' or '\.\.' segment, an empty one, a backslash or a NUL; give the file's path inside the repository/),
         metadata: { field: "filename" },
       });
     }

@@ -5,7 +5,7 @@ import { MAX_ID_LENGTH, validateModelId } from "../store/model-id.js";
 import { baseName, groupGgufFiles, groupOf, isGguf, pickDefault, quantizationOf, shardParts, shardSequenceProblem, type GgufModelFiles } from "./gguf-files.js";
 import type { HubClient, HubModelInfo } from "./hub-client.js";
 import type { ModelEntry } from "./model-entry.js";
-import { parseRepoRef } from "./repo-ref.js";
+import { isRepoFilePath, parseRepoRef } from "./repo-ref.js";
 
 /** The fields of a RegisterModel request the catalog reads. */
 export type RegisterInput = Pick<RegisterModelRequest, "repo" | "filename" | "displayName" | "id" | "chatTemplate" | "description" | "tags" | "revision" | "contextLength">;
@@ -36,8 +36,8 @@ export async function planRegistration(input: RegisterInput, hub: HubClient, sig
   if (filename && !isGguf(filename)) {
     throw new LlmlbError("INVALID_ARGUMENT", `filename ${JSON.stringify(filename)} is not a GGUF file (its name must end in .gguf)`, { repo: ref.repo, field: "filename" });
   }
-  if (filename?.split("/").some((segment) => segment === "." || segment === "..")) {
-    throw new LlmlbError("INVALID_ARGUMENT", `filename ${JSON.stringify(filename)} has a '.' or '..' segment; give the file's path inside the repository (e.g. "sub/model-Q4_K_M.gguf")`, { repo: ref.repo, field: "filename" });
+  if (filename && !isRepoFilePath(filename)) {
+    throw new LlmlbError("INVALID_ARGUMENT", `filename ${JSON.stringify(filename)} has a '.' or '..' segment, an empty one, a backslash or a NUL; give the file's path inside the repository (e.g. "sub/model-Q4_K_M.gguf")`, { repo: ref.repo, field: "filename" });
   }
   const revision = input.revision.trim() || ref.revision || undefined;
   if (input.contextLength !== 0 && (input.contextLength < MIN_CONTEXT_LENGTH || input.contextLength > MAX_CONTEXT_LENGTH)) {

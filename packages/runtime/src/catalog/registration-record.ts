@@ -1,6 +1,6 @@
 import { isValidModelId } from "../store/model-id.js";
 import type { ModelEntry } from "./model-entry.js";
-import { isRepoId } from "./repo-ref.js";
+import { isRepoFilePath, isRepoId } from "./repo-ref.js";
 
 /** A registered model as persisted. */
 export interface RegistrationRecord {
@@ -26,9 +26,4 @@ export function isRegistrationRecord(value: unknown): value is RegistrationRecor
     entry.files.every(isRepoFilePath) &&
     entry.origin === "registered"
   );
-}
-
-/** A file's path inside a repository, as registration takes it: relative, no empty, "." or ".." segment. */
-function isRepoFilePath(file: unknown): boolean {
-  return typeof file === "string" && !/[\\\0]/.test(file) && file.split("/").every((segment) => segment !== "" && segment !== "." && segment !== "..");
 }

@@ -19,6 +19,11 @@ export function isRepoId(value: string): boolean {
   return REPO_ID.test(value) && !value.includes("..");
 }
 
+/** A file's path inside a repository: relative, with no empty, "." or ".." segment, no backslash or NUL. */
+export function isRepoFilePath(file: unknown): boolean {
+  return typeof file === "string" && !/[\\\0]/.test(file) && file.split("/").every((segment) => segment !== "" && segment !== "." && segment !== "..");
+}
+
 /**
  * Parses a repo id or a Hugging Face URL (huggingface.co, hf.co, or the configured endpoint's
  * host, including a mirror's path prefix). Throws INVALID_REPO saying which forms are accepted.
