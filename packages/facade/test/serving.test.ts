@@ -190,7 +190,7 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
     for (const keepAlive of [0, "-0"]) {
       const answer = await chat([{ role: "user", content: "hello" }], { keep_alive: keepAlive });
       expect(answer.status).toBe(200);
-      expect(await eventually(async () => !(await isLoaded(TINY_CHAT_ID)), 2_000), `keep_alive ${JSON.stringify(keepAlive)}`).toBe(true);
+      expect(await eventually(async () => !(await isLoaded(TINY_CHAT_ID)), 5_000), `keep_alive ${JSON.stringify(keepAlive)}`).toBe(true);
     }
   }, 30_000);
 
@@ -204,9 +204,9 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
       const answer = await chat([{ role: "user", content: "hello" }], { keep_alive: 0, n: 3 });
       expect(answer.status).toBe(200);
       expect(answer.json.choices).toHaveLength(3);
-      expect(await eventually(async () => !(await isLoaded(TINY_CHAT_ID)), 2_000)).toBe(true);
+      expect(await eventually(async () => !(await isLoaded(TINY_CHAT_ID)), 5_000)).toBe(true);
       // The runner's "unloaded" event crosses its channel apart from the list answer above: wait for it.
-      await eventually(async () => seen.includes("unloaded"), 2_000);
+      await eventually(async () => seen.includes("unloaded"), 5_000);
       // Before, every choice unloaded the model and the next loaded it again.
       expect(seen).toEqual(["loaded", "unloaded"]);
     } finally {
@@ -233,8 +233,8 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
         const body = await res.text();
         if (stream) expect(body.trimEnd().endsWith("data: [DONE]")).toBe(true);
         else expect((JSON.parse(body) as { choices: unknown[] }).choices).toHaveLength(9);
-        expect(await eventually(async () => !(await isLoaded(TINY_CHAT_ID)), 2_000)).toBe(true);
-        await eventually(async () => seen.includes("unloaded"), 2_000);
+        expect(await eventually(async () => !(await isLoaded(TINY_CHAT_ID)), 5_000)).toBe(true);
+        await eventually(async () => seen.includes("unloaded"), 5_000);
         // Before, the model unloaded after each wave of 4 prompts and loaded again for the next.
         expect(seen, stream ? "streamed" : "whole").toEqual(["loaded", "unloaded"]);
       }

@@ -282,7 +282,7 @@ describe("load and unload", () => {
       expect(again).toBe(model);
       pool.release(again, 0);
       expect(pool.list()).toContain(model);
-      await expect.poll(() => pool.list(), { timeout: 3_000 }).not.toContain(model);
+      await expect.poll(() => pool.list(), { timeout: 5_000 }).not.toContain(model);
     } finally {
       await pool.close();
     }

@@ -34,7 +34,7 @@ interface PendingLoad {
  * one request that run one after another (the waves of a multi-prompt completion) and a client's
  * back-to-back requests do not unload and load it again in between.
  */
-const KEEP_ALIVE_ZERO_GRACE_MS = 500;
+const KEEP_ALIVE_ZERO_GRACE_MS = 1_000;
 
 /**
  * Loaded models by id, inside a memory budget: loading or growing a model first evicts
