@@ -255,12 +255,13 @@ describe("load and unload", () => {
     }
   });
 
-  it("lets the last request's keep-alive decide: an expiry of keep_alive 0 waiting its turn does not unload a model a later request pinned with -1", async () => {
+  it("lets the last request's keep-alive decide: an expiry waiting its turn does not unload a model a later request pinned with -1", async () => {
     const { pool, lease, hold, finish } = heldPool();
     try {
       const model = await lease();
       const held = await hold();
-      pool.release(model, 0); // its expiry now waits behind the held queue
+      pool.release(model, 1);
+      await delay(30); // its expiry has fired and now waits behind the held queue
       pool.release(await lease(), -1);
       finish();
       await held.done;
