@@ -23,13 +23,14 @@ export class RegistrationStore {
   async restoreFromBackup(): Promise<void> {
     if (!this.backup) return;
     const lost = await this.backup.fromAnotherNodeDb();
-    const held = new Set((await this.loadAll()).map((r) => r.entry.id));
-    const missing = lost.filter((r) => !held.has(r.entry.id));
+    const held = await this.loadAll();
+    const heldIds = new Set(held.map((r) => r.entry.id));
+    const missing = lost.filter((r) => !heldIds.has(r.entry.id));
     for (const record of missing) await this.kv.set(record.entry.id, record);
     if (missing.length > 0) {
       this.logger.warn({ file: this.backup.file, ids: missing.map((r) => r.entry.id) }, `restored ${missing.length} model registrations from ${this.backup.file} (node.db was rebuilt)`);
     }
-    await this.backup.save(await this.loadAll());
+    await this.backup.save(byRegistration([...held, ...missing]));
   }
 
   /** Every registration, oldest first. Malformed records are skipped with a warning. */
@@ -51,7 +52,7 @@ export class RegistrationStore {
         this.logger.warn({ key }, "ignoring a malformed model registration in the state store");
       }
     }
-    return { records: records.sort((a, b) => a.registeredAt - b.registeredAt), complete };
+    return { records: byRegistration(records), complete };
   }
 
   async add(record: RegistrationRecord): Promise<void> {
@@ -64,4 +65,9 @@ export class RegistrationStore {
     await this.backup?.save(await this.loadAll());
     return removed;
   }
+}
+
+/** Oldest registration first (the order ListModels shows them in). */
+function byRegistration(records: RegistrationRecord[]): RegistrationRecord[] {
+  return records.sort((a, b) => a.registeredAt - b.registeredAt);
 }
