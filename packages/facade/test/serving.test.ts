@@ -194,19 +194,28 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
     }
   }, 30_000);
 
-  it("keep_alive 0 with n choices loads the model once and unloads it after the last choice", async () => {
+  /** Unloads the chat model, then records its loaded and unloaded events; `unloaded()` waits for its next unload. */
+  const watchLoads = async () => {
     await post(`/v0/models/${TINY_CHAT_ID}/unload`, {});
     const seen: string[] = [];
     const off = node.runtime.events.on((event) => {
       if (event.modelId === TINY_CHAT_ID && (event.type === "loaded" || event.type === "unloaded")) seen.push(event.type);
     });
+    const unloaded = async () => {
+      expect(await eventually(async () => !(await isLoaded(TINY_CHAT_ID)), 5_000)).toBe(true);
+      // The runner's "unloaded" event crosses its channel apart from the list answer above: wait for it.
+      await eventually(async () => seen.includes("unloaded"), 5_000);
+    };
+    return { seen, off, unloaded };
+  };
+
+  it("keep_alive 0 with n choices loads the model once and unloads it after the last choice", async () => {
+    const { seen, off, unloaded } = await watchLoads();
     try {
       const answer = await chat([{ role: "user", content: "hello" }], { keep_alive: 0, n: 3 });
       expect(answer.status).toBe(200);
       expect(answer.json.choices).toHaveLength(3);
-      expect(await eventually(async () => !(await isLoaded(TINY_CHAT_ID)), 5_000)).toBe(true);
-      // The runner's "unloaded" event crosses its channel apart from the list answer above: wait for it.
-      await eventually(async () => seen.includes("unloaded"), 5_000);
+      await unloaded();
       // Before, every choice unloaded the model and the next loaded it again.
       expect(seen).toEqual(["loaded", "unloaded"]);
     } finally {
@@ -215,11 +224,7 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
   }, 30_000);
 
   it("keep_alive 0 on a completion of more prompts than run at once loads the model once, not once per wave", async () => {
-    await post(`/v0/models/${TINY_CHAT_ID}/unload`, {});
-    const seen: string[] = [];
-    const off = node.runtime.events.on((event) => {
-      if (event.modelId === TINY_CHAT_ID && (event.type === "loaded" || event.type === "unloaded")) seen.push(event.type);
-    });
+    const { seen, off, unloaded } = await watchLoads();
     try {
       const prompts = Array.from({ length: 9 }, (_, i) => `prompt ${i}`);
       for (const stream of [false, true]) {
@@ -233,8 +238,7 @@ describe("serving: context, keep-alive, prompt reuse, rerank, tokenize", () => {
         const body = await res.text();
         if (stream) expect(body.trimEnd().endsWith("data: [DONE]")).toBe(true);
         else expect((JSON.parse(body) as { choices: unknown[] }).choices).toHaveLength(9);
-        expect(await eventually(async () => !(await isLoaded(TINY_CHAT_ID)), 5_000)).toBe(true);
-        await eventually(async () => seen.includes("unloaded"), 5_000);
+        await unloaded();
         // Before, the model unloaded after each wave of 4 prompts and loaded again for the next.
         expect(seen, stream ? "streamed" : "whole").toEqual(["loaded", "unloaded"]);
       }
