@@ -82,7 +82,14 @@ describe("a corrupt node.db", () => {
     expect(unhandled).toEqual([]);
   });
 
-  it("keeps the models registered in it: they come back from registrations.json", async () => {
+  it.each([
+    ["corrupt", (db: string) => fs.writeFileSync(db, randomBytes(20480))],
+    // Deleted by hand and created again, with the same inode as ext4 often gives it: still another database.
+    ["emptied in place", (db: string) => {
+      fs.truncateSync(db, 0);
+      for (const side of ["-wal", "-shm"]) fs.rmSync(`${db}${side}`, { force: true });
+    }],
+  ])("%s, keeps the models registered in it: they come back from registrations.json", async (_what, damage) => {
     const world = await startTinyWorld();
     try {
       const env = { ...world.env, LLMLB_LOG_LEVEL: "info" };
@@ -92,7 +99,7 @@ describe("a corrupt node.db", () => {
         expect(run.code, run.stderr).toBe(0);
       }
       expect((await runCli(["rm", "gone", "--unregister", ...home_], env)).code).toBe(0);
-      fs.writeFileSync(path.join(home.dir, "node.db"), randomBytes(20480));
+      damage(path.join(home.dir, "node.db"));
       // Records edited in by hand that no registration could make are not restored.
       const copyFile = path.join(home.dir, "registrations.json");
       const copy = JSON.parse(fs.readFileSync(copyFile, "utf8")) as { registrations: Array<{ entry: Record<string, unknown> }> };

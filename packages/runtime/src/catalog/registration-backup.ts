@@ -1,6 +1,6 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import { nodeDbPath } from "../db/node-db.js";
+import { nodeDbIdentity } from "../db/node-db.js";
 import type { Logger } from "../logging/index.js";
 import { writeFileAtomic } from "../store/fs-utils.js";
 import { isRegistrationRecord, type RegistrationRecord } from "./registration-record.js";
@@ -9,7 +9,7 @@ import { isRegistrationRecord, type RegistrationRecord } from "./registration-re
 export const registrationBackupPath = (home: string): string => path.join(home, "registrations.json");
 
 interface BackupFile {
-  /** The inode of the node.db the copy was taken from, as text (inodes may exceed 2^53). */
+  /** The identity of the node.db the copy was taken from (see nodeDbIdentity); an inode in earlier versions. */
   nodeDb: string;
   registrations: RegistrationRecord[];
 }
@@ -31,7 +31,7 @@ export class RegistrationBackup {
 
   async save(records: readonly RegistrationRecord[]): Promise<void> {
     try {
-      const backup: BackupFile = { nodeDb: await this.nodeDbInode(), registrations: [...records] };
+      const backup: BackupFile = { nodeDb: await nodeDbIdentity(this.home), registrations: [...records] };
       await writeFileAtomic(this.file, `${JSON.stringify(backup, null, 1)}\n`, { fsync: true });
     } catch (err) {
       this.logger.warn({ err, file: this.file }, "could not write the copy of the model registrations; if node.db is ever rebuilt, registrations made since are lost");
@@ -47,16 +47,12 @@ export class RegistrationBackup {
       this.logger.warn({ file: this.file }, "ignoring a malformed copy of the model registrations (it is rewritten at the next change)");
       return [];
     }
-    if (backup.nodeDb === (await this.nodeDbInode())) return [];
+    if (backup.nodeDb === (await nodeDbIdentity(this.home))) return [];
     const records = backup.registrations.filter(isRegistrationRecord);
     if (records.length < backup.registrations.length) {
       this.logger.warn({ file: this.file, skipped: backup.registrations.length - records.length }, "skipping malformed registrations in the copy (an invalid id, repo or file path)");
     }
     return records;
-  }
-
-  private async nodeDbInode(): Promise<string> {
-    return String((await fs.stat(nodeDbPath(this.home), { bigint: true })).ino);
   }
 }
 

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import KeyvSqlite from "@keyv/sqlite";
@@ -22,6 +23,25 @@ export function openNodeDb<T>(home: string, namespace: string, options: { table?
   // killed the process. Failures still reach every operation and the "error" event.
   store.query("SELECT 1").catch(() => undefined);
   return new Keyv<T>({ store, namespace, ...(options.throwOnErrors ? { throwOnErrors: true } : {}) });
+}
+
+const IDENTITY_KEY = "llmlb:node-db-id";
+
+/**
+ * The id of `<home>/node.db`: a random one written into the file the first time it is asked for, so a
+ * rebuilt, replaced or emptied file has another one. (Not its inode: ext4 gives a file created right
+ * after a deletion the inode of the one deleted.) The first process to write it wins.
+ */
+export async function nodeDbIdentity(home: string): Promise<string> {
+  const store = new KeyvSqlite({ uri: `sqlite://${nodeDbPath(home)}`, busyTimeout: 10_000 });
+  store.on("error", () => undefined);
+  try {
+    await store.query("INSERT OR IGNORE INTO keyv (key, value) VALUES (?, ?)", IDENTITY_KEY, randomUUID());
+    const rows = (await store.query("SELECT value FROM keyv WHERE key = ?", IDENTITY_KEY)) as Array<{ value: string }>;
+    return rows[0]!.value;
+  } finally {
+    await store.close().catch(() => undefined);
+  }
 }
 
 /** SQLite's answers for a file that is not (or no longer) a usable database: such a file is moved aside. */
