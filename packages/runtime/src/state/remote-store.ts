@@ -54,6 +54,9 @@ class ServerClockRedis extends KeyvRedis<string> {
 /** The rows of the shared table that have not expired by PostgreSQL's clock. */
 const LIVE = "(expires_at IS NULL OR expires_at > now())";
 
+/** How often a node deletes the shared table's expired rows (on its next write). */
+const EXPIRED_ROWS_SWEEP_MS = 60_000;
+
 /**
  * @keyv/postgres on a pool of its own: the adapter's built-in pool is one per process and URI
  * (closing one node's store would close every in-process node's), has no connect timeout, and
@@ -64,6 +67,7 @@ const LIVE = "(expires_at IS NULL OR expires_at > now())";
  */
 class PooledPostgres extends KeyvPostgres {
   declare private pgPool: pg.Pool;
+  private lastSweep = -Infinity;
 
   override async connect(): Promise<(sql: string, values?: unknown) => Promise<unknown[]>> {
     this.pgPool = new pg.Pool({ connectionString: this.opts.uri, max: 4, connectionTimeoutMillis: 3_000, idleTimeoutMillis: 10_000 });
@@ -114,6 +118,19 @@ class PooledPostgres extends KeyvPostgres {
        ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
       [key, withoutWriterClock(value), typeof ttl === "number" && ttl > 0 ? ttl : null],
     );
+    this.sweepExpired();
+  }
+
+  /**
+   * Expired rows are never read, but nothing rewrites the key of a node that left for good (a
+   * container's address changes at every restart): without this the table kept one row per
+   * departure, scanned by every listing. Any node may delete them; failures wait for the next sweep.
+   */
+  private sweepExpired(): void {
+    const now = performance.now();
+    if (now - this.lastSweep < EXPIRED_ROWS_SWEEP_MS) return;
+    this.lastSweep = now;
+    this.query(`DELETE FROM ${this.tableName} WHERE expires_at <= now()`).catch(() => undefined);
   }
 
   override async setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
