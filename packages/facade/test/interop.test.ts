@@ -113,4 +113,33 @@ describe("a client in another language", () => {
     expect(result.usage.completion_tokens).toBe(12);
     expect(result.usage.prompt_tokens).toBeGreaterThan(0);
   });
+
+  it.each(["v1", "v1alpha"])("Python grpcio with nothing but gRPC Server Reflection %s (as grpcurl) finds the services and their messages and streams a chat", async (version) => {
+    const address = node.grpcUrl.replace("http://", "");
+    const { stdout } = await promisify(execFile)(
+      PYTHON, [path.join(import.meta.dirname, "fixtures/python_reflection_client.py"), descriptorSet, address, TINY_CHAT_ID, "py-key", version], { timeout: 60_000 },
+    );
+    const result = JSON.parse(stdout) as {
+      unauthenticated: string | null; services: string[]; first_names: string[]; fetched_by_name: string[]; text: string; finish_reason: string;
+      several: [string[], string[], { code: number; message: string }, string]; original_requests: string[];
+    };
+    expect(result.unauthenticated).toBe("UNAUTHENTICATED"); // a read key is needed, as for ListModels
+    expect(result.services).toEqual(expect.arrayContaining([
+      "llmlb.node.v1.ModelCatalogService", "llmlb.node.v1.ResolverService", "llmlb.node.v1.InferenceService",
+      "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
+    ]));
+    // The file asked for first, with its imports: nothing had to be asked for by name.
+    expect(result.first_names).toEqual(["llmlb/node/v1/inference.proto", "google/protobuf/timestamp.proto"]);
+    expect(result.fetched_by_name).toEqual([]);
+    expect(result.text.length).toBeGreaterThan(0);
+    expect(result.finish_reason).toBe("length");
+    // One answer per question on one stream, in order; timestamp.proto went out with inference.proto
+    // and is not sent again with model.proto, which imports it too.
+    expect(result.original_requests).toEqual(["file_containing_symbol", "file_containing_symbol", "file_containing_symbol", "all_extension_numbers_of_type"]);
+    expect(result.several[0]).toEqual(["llmlb/node/v1/inference.proto", "google/protobuf/timestamp.proto"]);
+    expect(result.several[1]).toEqual(["llmlb/node/v1/catalog.proto", "llmlb/node/v1/model.proto"]);
+    expect(result.several[2]).toMatchObject({ code: 5 });
+    expect(result.several[2].message).toContain("llmlb.node.v1.NoSuchThing");
+    expect(result.several[3]).toBe("llmlb.node.v1.ChatRequest");
+  });
 });

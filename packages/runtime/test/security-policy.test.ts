@@ -33,6 +33,8 @@ describe("request targets", () => {
 describe("scopes by route family", () => {
   it("maps every RPC by service and verb, admin for unknown state changes", () => {
     expect(rpcAccess("/grpc.health.v1.Health/Watch")).toBe("open");
+    expect(rpcAccess("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")).toBe("read");
+    expect(rpcAccess("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")).toBe("read");
     expect(rpcAccess("/llmlb.node.v1.InferenceService/Chat")).toBe("inference");
     expect(rpcAccess("/llmlb.node.v1.InferenceService/Rerank")).toBe("inference");
     expect(rpcAccess("/llmlb.node.v1.InferenceService/LoadModel")).toBe("admin");

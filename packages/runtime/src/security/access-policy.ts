@@ -15,6 +15,8 @@ export function scopeAllows(held: Scope, needed: Scope): boolean {
 }
 
 const OPEN_SERVICES = new Set(["grpc.health.v1.Health"]);
+/** Services that only describe: gRPC Server Reflection tells the API's shape, never a model or a file. */
+const READ_SERVICES = new Set(["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
 const INFERENCE_SERVICE = "llmlb.node.v1.InferenceService";
 const READ_VERB = /^(Get|List|Watch|Check)/;
 const ADMIN_VERB = /^(Load|Unload|Delete|Register|Pull|Resolve|Create|Update|Set|Remove)/;
@@ -25,6 +27,7 @@ export function rpcAccess(path: string): Access | null {
   if (!match) return null;
   const [, service, method] = match as unknown as [string, string, string];
   if (OPEN_SERVICES.has(service)) return "open";
+  if (READ_SERVICES.has(service)) return "read";
   if (ADMIN_VERB.test(method)) return "admin";
   if (READ_VERB.test(method)) return "read";
   return service === INFERENCE_SERVICE ? "inference" : "admin";
