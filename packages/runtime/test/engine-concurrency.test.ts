@@ -48,6 +48,24 @@ describe("parallel requests", () => {
   });
 });
 
+describe("a request arriving while others generate", () => {
+  it("starts at once on a sequence that still holds an earlier answer, not once the others have ended", async () => {
+    // Every sequence holds an earlier answer, which the next request on it must first drop.
+    await Promise.all(["w", "x", "y", "z"].map((p) => collect(fx.engine.chat(chatRequest("tiny", 8, `Warm up ${p}`)))));
+    const ended: number[] = [];
+    const running = await Promise.all([1, 2, 4].map((i) => started(fx.engine.chat(chatRequest("tiny", 400, `Tell me a long story, number ${i}`)))));
+    running.forEach((run, i) => void run.done.then(() => ended.push(i)));
+
+    const late = fx.engine.chat(chatRequest("tiny", 4, "A question that arrives late"));
+    expect((await late.next()).value).toMatchObject({ type: "delta" });
+    // node-llama-cpp's batch loop kept the context's lock while any sequence generated, and the late
+    // request waited for all three (patches/node-llama-cpp+3.22.1.patch).
+    expect(ended).toEqual([]);
+    await collect(late);
+    for (const run of running) expect(await run.done).toMatchObject({ end: { usage: { completionTokens: 400 } } });
+  });
+});
+
 describe("queue", () => {
   it("answers QUEUE_FULL with a retry hint once parallelism and queue are taken", async () => {
     const small = another({ models: { tiny: {} }, settings: { parallelism: 1, queueSize: 1 } });
