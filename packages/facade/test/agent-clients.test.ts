@@ -446,13 +446,13 @@ describe("logprobs, n, completions, embeddings, strict fields", () => {
     expect(res.choices[1]!.text).toBe(`The sky${plain.choices[0]!.text}`);
   });
 
-  it("/v1/completions runs more choices than go at once in waves, each choice answered with its prompt", async () => {
+  it("/v1/completions runs more choices than go at once, each choice answered with its prompt", async () => {
     const prompts = ["Once upon", "The sky", "In the"];
     const whole = await openai.completions.create({ model: TINY_CHAT_ID, prompt: prompts, n: 2, echo: true, max_tokens: 3, temperature: 0 });
     expect(whole.choices.map((c) => c.index)).toEqual([0, 1, 2, 3, 4, 5]);
     whole.choices.forEach((c) => expect(c.text.startsWith(prompts[Math.floor(c.index / 2)]!)).toBe(true));
     expect(whole.usage!.completion_tokens).toBe(18);
-    // Streamed: 6 calls, 4 then 2, every one finished once, usage summed, [DONE] last.
+    // Streamed: 6 calls, 4 at once, every one finished once, usage summed, [DONE] last.
     const stream = await openai.completions.create({ model: TINY_CHAT_ID, prompt: prompts, n: 2, max_tokens: 3, temperature: 0, stream: true, stream_options: { include_usage: true } });
     const finished: number[] = [];
     let completionTokens = 0;
@@ -462,6 +462,33 @@ describe("logprobs, n, completions, embeddings, strict fields", () => {
     }
     expect(finished.sort()).toEqual([0, 1, 2, 3, 4, 5]);
     expect(completionTokens).toBe(18);
+  });
+
+  it("/v1/completions starts a further prompt as soon as an earlier one ends, not after the slowest of its wave", async () => {
+    // Greedy answers of the random model: a stop string that ends one prompt's answer early and
+    // appears in none of four others, which run to max_tokens.
+    const candidates = Array.from({ length: 16 }, (_, i) => `Story ${i}:`);
+    const probe = await openai.completions.create({ model: TINY_CHAT_ID, prompt: candidates, max_tokens: 40, temperature: 0 });
+    const texts = probe.choices.sort((a, b) => a.index - b.index).map((c) => c.text);
+    let picked: { stop: string; prompts: string[] } | undefined;
+    for (let short = 0; short < texts.length && !picked; short++) {
+      const stop = texts[short]!.slice(4, 10);
+      const others = texts.flatMap((text, i) => (i !== short && !text.includes(stop) ? [candidates[i]!] : []));
+      if (stop.length === 6 && others.length >= 4) picked = { stop, prompts: [candidates[short]!, ...others.slice(0, 4)] };
+    }
+    expect(picked, "a stop string that ends one candidate early and no four others").toBeDefined();
+    const { stop, prompts } = picked!;
+
+    const stream = await openai.completions.create({ model: TINY_CHAT_ID, prompt: prompts, max_tokens: 40, temperature: 0, stop, stream: true });
+    const order: string[] = [];
+    for await (const chunk of stream) {
+      for (const choice of chunk.choices) order.push(choice.finish_reason ? `end ${choice.index}` : `text ${choice.index}`);
+    }
+    // The fifth prompt started when the first ended: its text streams while the long ones still run
+    // (in waves of four it started only after all four had ended).
+    const lastLongEnd = Math.max(...[1, 2, 3].map((i) => order.indexOf(`end ${i}`)));
+    expect(order.indexOf("text 4")).toBeGreaterThanOrEqual(0);
+    expect(order.indexOf("text 4")).toBeLessThan(lastLongEnd);
   });
 
   it("embeddings dimensions halves the vector with unit norm; more than the model's is a 400", async () => {

@@ -59,13 +59,15 @@ export interface ChoiceCall {
 
 /**
  * Calls of one request that run at once: a chat's n choices (at most MAX_CHOICES) share the
- * model's parallel slots instead of each waiting its turn in the queue; the prompts of a
- * completion go in waves of that size, so one request cannot fill the queue.
+ * model's parallel slots instead of each waiting its turn in the queue; a completion's further
+ * prompts start one by one as earlier ones end, so one request cannot fill the queue.
  */
 const CALLS_AT_ONCE = MAX_CHOICES;
 
 /**
- * Runs the Chat/Complete calls of a request (CALLS_AT_ONCE at a time) and answers in OpenAI's
+ * Runs the Chat/Complete calls of a request (CALLS_AT_ONCE at a time, the next starting as soon as
+ * one ends, so the request never waits on its slowest call and never leaves the model idle in
+ * between, where it could be unloaded or evicted) and answers in OpenAI's
  * shape: one JSON body, or SSE chunks with the same id and created on each (the chunks of choices
  * running at once interleaved, each naming its index), usage on request, `[DONE]` last. The calls
  * are aborted when the HTTP client goes away or one of them fails, so no tokens are generated for
@@ -83,28 +85,34 @@ export async function answerCompletion(
   const base = { id, object: shape.chunkObject, created, model, system_fingerprint: null };
   const usage = new UsageSum();
   const controller = new AbortController();
-  const waves = Array.from({ length: Math.ceil(calls.length / CALLS_AT_ONCE) }, (_, w) => calls.slice(w * CALLS_AT_ONCE, (w + 1) * CALLS_AT_ONCE));
-  /** Runs each call of a wave at once; the first failure aborts the others. */
-  const eachAtOnce = <T>(wave: readonly ChoiceCall[], offset: number, run: (call: ChoiceCall, index: number, k: number) => Promise<T>) =>
-    Promise.all(wave.map((call, k) => run(call, offset + k, k).catch((err: unknown) => {
+  /** Runs every call, CALLS_AT_ONCE at a time; the first failure aborts the others. */
+  const eachCall = <T>(run: (call: ChoiceCall, index: number) => Promise<T>): Promise<T[]> => {
+    const results: T[] = [];
+    let next = 0;
+    const worker = async () => {
+      for (let index = next++; index < calls.length; index = next++) {
+        controller.signal.throwIfAborted();
+        results[index] = await run(calls[index]!, index);
+      }
+    };
+    return Promise.all(Array.from({ length: Math.min(CALLS_AT_ONCE, calls.length) }, () => worker().catch((err: unknown) => {
       controller.abort();
       throw err;
-    })));
+    }))).then(() => results);
+  };
 
   if (!options.stream) {
     const stopWatching = abortWhenClientLeaves(reply, controller);
-    const results: ChoiceResult[] = [];
+    let results: ChoiceResult[];
     try {
-      for (const [w, wave] of waves.entries()) {
-        results.push(...(await eachAtOnce(wave, w * CALLS_AT_ONCE, async (call, index) => {
-          const result = emptyResult(index);
-          for await (const part of call.run(controller.signal)) {
-            accumulate(result, part);
-            usage.add(part, call.countsPrompt);
-          }
-          return result;
-        })));
-      }
+      results = await eachCall(async (call, index) => {
+        const result = emptyResult(index);
+        for await (const part of call.run(controller.signal)) {
+          accumulate(result, part);
+          usage.add(part, call.countsPrompt);
+        }
+        return result;
+      });
     } finally {
       stopWatching();
     }
@@ -112,28 +120,25 @@ export async function answerCompletion(
     return;
   }
 
-  const start = (wave: readonly ChoiceCall[]) => wave.map((call) => call.run(controller.signal)[Symbol.asyncIterator]());
-  const firstWave = start(waves[0]!);
-  const opened = await openStreamAfterFirst(reply, controller, firstWave);
+  const start = (call: ChoiceCall) => call.run(controller.signal)[Symbol.asyncIterator]();
+  const firstCalls = calls.slice(0, CALLS_AT_ONCE).map(start);
+  const opened = await openStreamAfterFirst(reply, controller, firstCalls);
   if (!opened) return;
   const { sse } = opened;
   const usageField = options.includeUsage ? { usage: null } : {};
   try {
-    for (const [w, wave] of waves.entries()) {
-      const running = w === 0 ? firstWave : start(wave);
-      const firstSteps = w === 0 ? opened.firsts : await Promise.all(running.map((iterator) => iterator.next()));
-      await eachAtOnce(wave, w * CALLS_AT_ONCE, async (call, index, k) => {
-        let isFirst = true;
-        for (let step = firstSteps[k]!; !step.done; step = await running[k]!.next()) {
-          const part = step.value;
-          usage.add(part, call.countsPrompt);
-          if (hasContent(part) || part.finishReason || isFirst) {
-            await sse.send({ ...base, choices: [shape.chunkChoice(index, part, isFirst)], ...usageField });
-            isFirst = false;
-          }
+    await eachCall(async (call, index) => {
+      const running = firstCalls[index] ?? start(call);
+      let isFirst = true;
+      for (let step = opened.firsts[index] ?? (await running.next()); !step.done; step = await running.next()) {
+        const part = step.value;
+        usage.add(part, call.countsPrompt);
+        if (hasContent(part) || part.finishReason || isFirst) {
+          await sse.send({ ...base, choices: [shape.chunkChoice(index, part, isFirst)], ...usageField });
+          isFirst = false;
         }
-      });
-    }
+      }
+    });
     if (options.includeUsage) await sse.send({ ...base, choices: [], usage: usage.openAi() });
     await sse.send("[DONE]");
   } catch (err) {
