@@ -79,6 +79,26 @@ afterAll(async () => {
 });
 
 describe("tools", () => {
+  it("a forced call whose opening does not fit after the prompt is INVALID_ARGUMENT, whatever the sequence held before", async () => {
+    const CONTEXT = 1024;
+    const forced = (words: number) => ({ modelId: "tiny-hermes", messages: user("x ".repeat(words)), tools: TOOLS, toolChoice: "required" as const, maxTokens: 8 });
+    // The longest prompt the node takes (it keeps two tokens free): the call's opening, which
+    // LlamaChat writes after it, does not fit.
+    const base = (await chat(forced(0))).end.usage.promptTokens;
+    let words = CONTEXT - base;
+    let refused = await reasonOf(answer(fx.engine.chat(forced(words))));
+    while (words > 0 && / and at most \d+ fit /.test(refused.message)) refused = await reasonOf(answer(fx.engine.chat(forced(--words))));
+    expect(refused.metadata).toMatchObject({ field: "messages", context_length: String(CONTEXT) });
+    expect(Number(refused.metadata.prompt_tokens)).toBeGreaterThan(CONTEXT - 4);
+    expect(refused.message).toMatch(/with the opening of the tool call the model must make they do not fit the model's context of 1024 tokens/);
+
+    // The same request after an unforced one left its sequence nearly full: the same refusal, not an
+    // empty answer cut off "by the context" (the sequence's length was the earlier request's).
+    const unforced = await chat({ ...forced(words), toolChoice: "auto" });
+    expect(unforced.end.usage.promptTokens).toBeGreaterThan(CONTEXT - 40);
+    expect(await reasonOf(answer(fx.engine.chat(forced(words))))).toMatchObject({ reason: "INVALID_ARGUMENT" });
+  });
+
   it('tool_choice "required" gives a call whose arguments validate against the schema', async () => {
     const got = await chat({ tools: TOOLS, toolChoice: "required" });
     expect(got.end.finishReason).toBe("tool_calls");

@@ -194,16 +194,32 @@ describe("request checks", () => {
   it("refuses a prompt longer than the context instead of cutting it", async () => {
     const failure = await reasonOf(collect(fx.engine.chat({ ...greedy("x ".repeat(1100)) })));
     expect(failure).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "messages" } });
-    expect(failure.message).toMatch(/the prompt has (more than )?\d+ tokens and at most 1023 fit/);
+    expect(failure.message).toMatch(/the prompt has (more than )?\d+ tokens and at most 1022 fit/);
     const completion = await reasonOf(collect(fx.engine.complete({ modelId: "tiny", prompt: "x ".repeat(1100), maxTokens: 4 })));
     expect(completion).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "prompt" } });
+  });
+
+  it("refuses a chat prompt that leaves fewer than two tokens free, which LlamaChat would have cut at its start", async () => {
+    const chat = (words: number) => collect(fx.engine.chat({ ...greedy("x ".repeat(words)), maxTokens: 1 }));
+    const refusals = new Map<number, string>();
+    let accepted: number | undefined;
+    for (let words = 1024; accepted === undefined; words--) {
+      const result = await chat(words).catch((err: unknown) => err as Error);
+      if (result instanceof Error) {
+        const reason = await reasonOf(Promise.reject(result));
+        refusals.set(Number(reason.metadata.prompt_tokens ?? Infinity), reason.message);
+      } else accepted = result.end.usage.promptTokens;
+    }
+    // Before, 1023 tokens were taken, and LlamaChat dropped the start of the conversation to make room.
+    expect(accepted).toBe(1022);
+    expect(refusals.get(1023)).toMatch(/^messages: the prompt has 1023 tokens and at most 1022 fit \(the model's context is 1024 tokens per request, two kept for the answer\)/);
   });
 
   it("refuses a prompt far beyond the context before rendering or tokenizing it whole", async () => {
     const chat = await reasonOf(collect(fx.engine.chat({ ...greedy("hello world ".repeat(80_000)) })));
     expect(chat).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "messages" } });
     expect(chat.message).toBe(
-      "messages: the prompt has more than 1024 tokens and at most 1023 fit (the model's context is 1024 tokens per request, one kept for the answer); shorten it, or give the model a larger context_length / LLMLB_CONTEXT_SIZE",
+      "messages: the prompt has more than 1023 tokens and at most 1022 fit (the model's context is 1024 tokens per request, two kept for the answer); shorten it, or give the model a larger context_length / LLMLB_CONTEXT_SIZE",
     );
     const completion = await reasonOf(collect(fx.engine.complete({ modelId: "tiny", prompt: "x".repeat(900_000), maxTokens: 4 })));
     expect(completion).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "prompt" } });

@@ -9,12 +9,31 @@ const BOUNDARY_SLACK = 2;
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
- * Refuses texts that cannot fit in `limit` tokens without ever holding the event loop for one big
- * tokenizer call: the texts are tokenized in slices (cut at a space where possible), yielding
- * between slices, and counting stops as soon as the limit is clearly passed. The exact
- * tokenization of a text that fits then costs at most a context's worth of tokens.
+ * The refusal of a prompt that does not fit: `has` tokens ("more than N" when counting stopped
+ * early), the most that fit in a context of `contextSize` with `kept` tokens kept for the answer.
  */
-export async function refuseBeyondContext(model: LlamaModel, texts: readonly string[], limit: number, field: string, signal?: AbortSignal): Promise<void> {
+export function promptTooLong(field: string, has: string, contextSize: number, kept: 1 | 2): LlmlbError {
+  return new LlmlbError(
+    "INVALID_ARGUMENT",
+    `${field}: the prompt has ${has} tokens and at most ${contextSize - kept} fit (the model's context is ${contextSize} tokens per request, ${kept === 1 ? "one" : "two"} kept for the answer); shorten it, or give the model a larger context_length / LLMLB_CONTEXT_SIZE`,
+    { field, ...(/^\d+$/.test(has) ? { prompt_tokens: has } : {}), context_length: String(contextSize) },
+  );
+}
+
+/**
+ * Refuses texts that cannot fit in a context of `contextSize` tokens with `kept` kept for the
+ * answer, without ever holding the event loop for one big tokenizer call: the texts are tokenized
+ * in slices (cut at a space where possible), yielding between slices, and counting stops as soon
+ * as the limit is clearly passed. The exact tokenization of a text that fits then costs at most a
+ * context's worth of tokens.
+ */
+export async function refuseBeyondContext(
+  model: LlamaModel,
+  texts: readonly string[],
+  { contextSize, kept, field }: { contextSize: number; kept: 1 | 2; field: string },
+  signal?: AbortSignal,
+): Promise<void> {
+  const limit = contextSize - kept + 1;
   if (surelyFits(texts, limit)) return;
   let tokens = 0;
   let slices = 0;
@@ -26,13 +45,7 @@ export async function refuseBeyondContext(model: LlamaModel, texts: readonly str
         if (space > start) end = space;
       }
       tokens += model.tokenize(text.slice(start, end)).length;
-      if (tokens > limit + slices * BOUNDARY_SLACK) {
-        throw new LlmlbError(
-          "INVALID_ARGUMENT",
-          `${field}: the prompt has more than ${limit} tokens and at most ${limit - 1} fit (the model's context is ${limit} tokens per request, one kept for the answer); shorten it, or give the model a larger context_length / LLMLB_CONTEXT_SIZE`,
-          { field },
-        );
-      }
+      if (tokens > limit + slices * BOUNDARY_SLACK) throw promptTooLong(field, `more than ${limit}`, contextSize, kept);
       start = end;
       if (end < text.length || texts.length > 1) {
         await nextTurn();

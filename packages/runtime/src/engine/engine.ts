@@ -198,7 +198,7 @@ export class InferenceEngine {
       const embeddings: number[][] = [];
       for (const [i, text] of checked.inputs.entries()) {
         signal.throwIfAborted();
-        await refuseBeyondContext(model.model, [text], model.contextSize, `inputs[${i}]`, signal);
+        await refuseBeyondContext(model.model, [text], { contextSize: model.contextSize, kept: 1, field: `inputs[${i}]` }, signal);
         embeddings.push([...(await context.getEmbeddingFor(text)).vector]);
       }
       const promptTokens = countTokens(model.model, checked.inputs);

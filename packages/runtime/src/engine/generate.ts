@@ -17,7 +17,7 @@ import { chatHistory } from "./chat-history.js";
 import { CompletionOutput } from "./completion-output.js";
 import { valueAt } from "./gguf-check.js";
 import { grammarCache } from "./grammar-cache.js";
-import { refuseBeyondContext } from "./bounded-tokens.js";
+import { promptTooLong, refuseBeyondContext } from "./bounded-tokens.js";
 import { promptTexts } from "./request-validation.js";
 import { renderPromptOnce } from "./rendered-prompt.js";
 import { samplingOptions } from "./sampling.js";
@@ -51,6 +51,12 @@ export interface GenerationTarget {
 }
 
 /**
+ * Tokens a chat prompt leaves free: LlamaChat keeps a rendered history whole only while one token
+ * stays free after it, and otherwise silently drops the start of the conversation to make room.
+ */
+const CHAT_KEPT_TOKENS = 2;
+
+/**
  * A chat turn on one sequence. The history is exactly the request's messages (no default system
  * prompt), rendered by the model's chat wrapper; a new assistant turn is generated. Tools are the
  * wrapper's function calling; a response format and forced calls are grammars.
@@ -61,7 +67,7 @@ export async function generateChat(
 ): Promise<GenerationOutcome> {
   const { sink, signal, modelId } = target;
   // Rendering and tokenizing the whole chat is one synchronous call: only for text that can fit.
-  await refuseBeyondContext(target.model, promptTexts(input.messages), target.contextSize, "messages", signal);
+  await refuseBeyondContext(target.model, promptTexts(input.messages), { contextSize: target.contextSize, kept: CHAT_KEPT_TOKENS, field: "messages" }, signal);
   const history = chatHistory(input.messages);
   // Thinking off: the answer starts after an empty, closed thought (the budget alone would let
   // the first thought token through before closing the segment).
@@ -77,7 +83,7 @@ export async function generateChat(
   const rendered = renderPromptOnce(chatWrapper, target.model, { chatHistory: history, availableFunctions: functions, documentFunctionParams: true });
   const prompt = rendered.tokens;
   const promptTokens = prompt.length;
-  const maxTokens = generationBudget(target.contextSize, promptTokens, input, "messages");
+  const maxTokens = generationBudget(target.contextSize, promptTokens, input, "messages", CHAT_KEPT_TOKENS);
   const taken = target.sequenceFor(prompt);
   const logprobs = input.logprobs ? new TokenLogprobs(taken.sequence, input.topLogprobs ?? 0) : undefined;
   const sequence = logprobs?.sequence ?? taken.sequence;
@@ -120,11 +126,23 @@ export async function generateChat(
     return outcome(result.metadata.stopReason, promptTokens, completionTokens, taken.cachedTokens);
   } catch (err) {
     if (err instanceof llamaCpp().LlamaJsonSchemaValidationError) throw invalidModelOutput(err.message);
+    if (signal.aborted) throw err;
+    const spent = sequence.tokenMeter.diff(before);
     // The budget counts sampled tokens only: a tool call's syntax, which LlamaChat writes itself, can
     // fill the context first. LlamaChat then tries to shift the context, which a prompt that was
     // kept whole cannot survive: the answer was cut off by the context, as max_tokens cuts one off.
-    if (sequence.nextTokenIndex >= target.contextSize - 1 && !signal.aborted) {
-      return outcome("maxTokens", promptTokens, sequence.tokenMeter.diff(before).usedOutputTokens, taken.cachedTokens);
+    // (The sequence's length alone does not say so: it may still hold an earlier request's tokens.)
+    if (spent.usedInputTokens + spent.usedOutputTokens > 0 && sequence.nextTokenIndex >= target.contextSize - 1) {
+      return outcome("maxTokens", promptTokens, spent.usedOutputTokens, taken.cachedTokens);
+    }
+    // Before evaluating anything: the prompt with the opening LlamaChat writes ahead of the answer
+    // (a forced tool call's syntax) does not fit.
+    if (spent.usedInputTokens === 0 && /fits? the context size/.test(String((err as Error).message))) {
+      throw new LlmlbError(
+        "INVALID_ARGUMENT",
+        `messages: the prompt has ${promptTokens} tokens, and with the opening of ${functions ? "the tool call the model must make" : "the answer"} they do not fit the model's context of ${target.contextSize} tokens per request; shorten it, or give the model a larger context_length / LLMLB_CONTEXT_SIZE`,
+        { field: "messages", prompt_tokens: String(promptTokens), context_length: String(target.contextSize) },
+      );
     }
     throw err;
   } finally {
@@ -136,13 +154,13 @@ export async function generateChat(
 export async function generateCompletion(target: GenerationTarget, input: CompletionInput): Promise<GenerationOutcome> {
   const { sink, signal } = target;
   const model = target.model;
-  await refuseBeyondContext(model, [input.prompt], target.contextSize, "prompt", signal);
+  await refuseBeyondContext(model, [input.prompt], { contextSize: target.contextSize, kept: 1, field: "prompt" }, signal);
   const bos = model.tokens.shouldPrependBosToken ? model.tokens.bos : null;
   // Tokenized here (as LlamaCompletion would) so usage is exact and a too-long prompt is refused,
   // not silently cut; LlamaCompletion prepends the BOS token itself.
   const tokens = model.tokenize(input.prompt, false, bos !== null ? "trimLeadingSpace" : undefined);
   const promptTokens = tokens.length + (bos !== null ? 1 : 0);
-  const maxTokens = generationBudget(target.contextSize, promptTokens, input, "prompt");
+  const maxTokens = generationBudget(target.contextSize, promptTokens, input, "prompt", 1);
   const taken = target.sequenceFor(bos !== null ? [bos, ...tokens] : tokens);
   const logprobs = input.logprobs ? new TokenLogprobs(taken.sequence, input.topLogprobs ?? 0) : undefined;
   const sequence = logprobs?.sequence ?? taken.sequence;
@@ -227,16 +245,13 @@ function thoughtBudget(reasoning: ReasoningOptions, maxTokens: number): number |
   }
 }
 
-/** Tokens left for the answer: max_tokens, capped by what the context holds after the prompt. */
-function generationBudget(contextSize: number, promptTokens: number, params: SamplingParams, field: string): number {
+/**
+ * Tokens left for the answer: max_tokens, capped by what the context holds after the prompt. The
+ * prompt must leave `kept` tokens free.
+ */
+function generationBudget(contextSize: number, promptTokens: number, params: SamplingParams, field: string, kept: 1 | 2): number {
   const room = contextSize - promptTokens;
-  if (room < 1) {
-    throw new LlmlbError(
-      "INVALID_ARGUMENT",
-      `${field}: the prompt has ${promptTokens} tokens and at most ${contextSize - 1} fit (the model's context is ${contextSize} tokens per request, one kept for the answer); shorten it, or give the model a larger context_length / LLMLB_CONTEXT_SIZE`,
-      { field, prompt_tokens: String(promptTokens), context_length: String(contextSize) },
-    );
-  }
+  if (room < kept) throw promptTooLong(field, String(promptTokens), contextSize, kept);
   return Math.min(params.maxTokens ?? room, room);
 }
 
