@@ -143,3 +143,26 @@ describe("a client in another language", () => {
     expect(result.several[3]).toBe("llmlb.node.v1.ChatRequest");
   });
 });
+
+describe("a connection Node stops reading", () => {
+  let node: TestNode;
+  beforeAll(async () => {
+    node = await startTestNode({ LLMLB_PING_TIMEOUT: "1", LLMLB_MAX_STREAMS_PER_CLIENT: "1" });
+  });
+  afterAll(async () => {
+    await node?.stop();
+  });
+
+  it("is closed once it no longer answers pings: its calls end and its stream slots are freed", async () => {
+    const address = node.grpcUrl.replace("http://", "");
+    const { stdout } = await promisify(execFile)(PYTHON, [path.join(import.meta.dirname, "fixtures/python_big_metadata.py"), address, "10"], { timeout: 60_000 });
+    const result = JSON.parse(stdout) as { watch: string; watch_seconds: number; big: string; next_watch: string };
+    // A metadata value over 64 KiB makes Node's HTTP/2 send GOAWAY and stop reading the connection,
+    // with no event to say so. Before, the watch sharing it hung until its deadline (10 s), and its
+    // slot stayed taken for ever: the next watch was RESOURCE_EXHAUSTED.
+    expect(result.big).not.toBe("OK");
+    expect(result.watch).toBe("UNAVAILABLE");
+    expect(result.watch_seconds).toBeLessThan(8);
+    expect(result.next_watch).toBe("OK");
+  });
+});

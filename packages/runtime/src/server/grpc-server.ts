@@ -104,6 +104,7 @@ export async function startGrpcServer(options: {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
     closeWhenIdle(session, guard.limits.idleTimeoutMs);
+    destroyWhenUnresponsive(session, guard.limits.pingTimeoutMs);
   });
   const port = await listenOrExplain(server, options.host, options.port, { env: "LLMLB_GRPC_PORT", flag: "--grpc-port" });
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
@@ -140,4 +141,28 @@ function closeWhenIdle(session: http2.Http2Session, idleMs: number): void {
   });
   session.once("close", () => clearTimeout(timer));
   arm();
+}
+
+/**
+ * Pings the peer every `timeoutMs` and destroys the connection when a ping stays unanswered as long:
+ * a peer gone without closing, or a connection Node stopped reading (a header block over its limit
+ * ends in a GOAWAY that no event reports), would otherwise keep its calls and stream slots for ever.
+ */
+function destroyWhenUnresponsive(session: http2.Http2Session, timeoutMs: number): void {
+  let unanswered: NodeJS.Timeout | undefined;
+  const answered = () => {
+    clearTimeout(unanswered);
+    unanswered = undefined;
+  };
+  const interval = setInterval(() => {
+    if (unanswered || session.destroyed || session.closed) return;
+    unanswered = setTimeout(() => session.destroy(), timeoutMs);
+    unanswered.unref();
+    if (!session.ping(answered)) answered();
+  }, timeoutMs);
+  interval.unref();
+  session.once("close", () => {
+    clearInterval(interval);
+    answered();
+  });
 }
