@@ -121,8 +121,11 @@ describe("a client in another language", () => {
     );
     const result = JSON.parse(stdout) as {
       unauthenticated: string | null; services: string[]; first_names: string[]; fetched_by_name: string[]; text: string; finish_reason: string;
-      several: [string[], string[], { code: number; message: string }, string]; original_requests: string[];
+      several: [string[], string[], { code: number; message: string }, string]; original_requests: string[]; unknown_method: [string, string];
     };
+    // Before, a bare HTTP 404 that grpcio reported as "Received http2 header with status: 404".
+    expect(result.unknown_method[0]).toBe("UNIMPLEMENTED");
+    expect(result.unknown_method[1]).toContain("/llmlb.node.v1.InferenceService/NoSuchMethod is not a method of this node; list its services with gRPC reflection");
     expect(result.unauthenticated).toBe("UNAUTHENTICATED"); // a read key is needed, as for ListModels
     expect(result.services).toEqual(expect.arrayContaining([
       "llmlb.node.v1.ModelCatalogService", "llmlb.node.v1.ResolverService", "llmlb.node.v1.InferenceService",

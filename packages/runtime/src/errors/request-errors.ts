@@ -5,6 +5,15 @@ export function invalidField(field: string, problem: string): LlmlbError {
   return new LlmlbError("INVALID_ARGUMENT", `${field} ${problem}`, { field });
 }
 
+/** UNIMPLEMENTED for an RPC path that names no method of the node, saying where its methods are listed. */
+export function unknownMethod(path: string): LlmlbError {
+  return new LlmlbError(
+    "UNIMPLEMENTED",
+    `${path} is not a method of this node; list its services with gRPC reflection (grpcurl -plaintext <host:port> list) or read proto/ in the node's repository`,
+    { path },
+  );
+}
+
 /**
  * How deep objects and arrays may nest in a request's JSON. Deeper data overflows the stack where it
  * is later serialized or copied (V8's serializer on the inference runner's channel recurses and gives

@@ -1,6 +1,7 @@
 import http2 from "node:http2";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { unknownMethod } from "../errors/index.js";
 import type { ListenerGuard } from "../security/listener-guard.js";
 import { rpcRejection } from "../security/rpc-rejection.js";
 import { LISTENER_CLOSE_GRACE_MS, listenOrExplain } from "./listen.js";
@@ -87,6 +88,7 @@ export async function startGrpcServer(options: {
     // compressing every catalog page cost more CPU (~1 ms a call) than the bytes it saved.
     compressMinBytes: 256 * 1024,
     jsonOptions: CONNECT_JSON_OPTIONS,
+    fallback: answerUnknownMethod,
   }));
   const settings: http2.Settings = { maxConcurrentStreams: guard.limits.maxConcurrentStreams };
   const serverOptions = { settings, maxSessionInvalidFrames: 100, maxSessionRejectedStreams: 100 };
@@ -123,6 +125,23 @@ export async function startGrpcServer(options: {
     },
   };
 }
+
+/**
+ * A path no route matched: for gRPC and gRPC-Web callers, UNIMPLEMENTED in their protocol (a bare
+ * 404 reached them as "Received http2 header with status: 404"); others get Connect's plain 404.
+ */
+const answerUnknownMethod: NonNullable<Parameters<typeof connectNodeAdapter>[0]["fallback"]> = (req, res) => {
+  const contentType = req.headers["content-type"];
+  if (!/^application\/grpc/i.test(contentType ?? "")) {
+    res.writeHead(404);
+    res.end();
+    return;
+  }
+  // A gRPC answer without a message is "trailers-only": one HEADERS frame that ends the stream.
+  const answer = rpcRejection(contentType, unknownMethod(req.url ?? ""));
+  const { stream } = res as http2.Http2ServerResponse;
+  stream.respond({ ":status": answer.status, ...answer.headers }, { endStream: true });
+};
 
 /** Closes a connection that has had no open stream for idleMs; one with a call in progress stays. */
 function closeWhenIdle(session: http2.Http2Session, idleMs: number): void {
