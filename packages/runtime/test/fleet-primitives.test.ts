@@ -80,33 +80,6 @@ for (const engine of engines) {
       await observer.close();
     });
 
-    it.skipIf(engine.name !== "PostgreSQL")("deletes the rows of nodes that left for good (Redis expires its keys itself)", async () => {
-      const kv = state.remoteNamespace<NodeRecord>("nodes")!;
-      await kv.set("http://left", { url: "http://left", ready: [], heartbeatAt: 0 }, 200);
-      await sleep(400);
-      const pg = await import("pg");
-      const rows = async () => {
-        const client = new pg.default.Client({ connectionString: server.url });
-        await client.connect();
-        try {
-          return (await client.query("SELECT key FROM llmlb_state WHERE key = 'nodes:http://left'")).rows.length;
-        } finally {
-          await client.end();
-        }
-      };
-      expect(await rows()).toBe(1); // expired, so never read, but still there
-      // The next node to write deletes it (each node at most once a minute).
-      const other = await openStateStore({ home, stateUrl: server.url }, silentLogger());
-      try {
-        await other.remoteNamespace<NodeRecord>("nodes")!.set("http://new", { url: "http://new", ready: [], heartbeatAt: 0 }, 60_000);
-        const deadline = Date.now() + 5_000;
-        while ((await rows()) > 0 && Date.now() < deadline) await sleep(50);
-        expect(await rows()).toBe(0);
-      } finally {
-        await other.close();
-      }
-    });
-
     it("a node whose clock is off by more than the TTL still sees its peers, and is seen", async () => {
       const kv = state.remoteNamespace<NodeRecord>("nodes")!;
       const directory = (self: string, ready: string[]) => new NodeDirectory({ kv, self, readyModels: async () => ready, ttlMs: 15_000, heartbeatMs: 60_000, logger: silentLogger() });
@@ -179,6 +152,38 @@ describe.skipIf(postgresMissing() !== undefined)("a PostgreSQL user granted only
         await leases.close();
       }
     } finally {
+      await owner.end();
+      await server.close();
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
+
+describe.skipIf(postgresMissing() !== undefined)("expired rows in PostgreSQL (Redis expires its keys itself)", () => {
+  it("are deleted by the next node to write: a node that left for good leaves no row behind", async () => {
+    const server = await startPostgres();
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "llmlb-fleet-sweep-"));
+    const pg = await import("pg");
+    const owner = new pg.default.Client({ connectionString: server.url });
+    await owner.connect();
+    const rows = async () => (await owner.query("SELECT key FROM llmlb_state WHERE key = 'nodes:http://left'")).rows.length;
+    const state = await openStateStore({ home, stateUrl: server.url }, silentLogger());
+    try {
+      await state.remoteNamespace<NodeRecord>("nodes")!.set("http://left", { url: "http://left", ready: [], heartbeatAt: 0 }, 200);
+      await sleep(400);
+      expect(await rows()).toBe(1); // expired, so never read, but still there
+      // The next node to write deletes it (each node at most once a minute).
+      const other = await openStateStore({ home, stateUrl: server.url }, silentLogger());
+      try {
+        await other.remoteNamespace<NodeRecord>("nodes")!.set("http://new", { url: "http://new", ready: [], heartbeatAt: 0 }, 60_000);
+        const deadline = Date.now() + 5_000;
+        while ((await rows()) > 0 && Date.now() < deadline) await sleep(50);
+        expect(await rows()).toBe(0);
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await state.close();
       await owner.end();
       await server.close();
       fs.rmSync(home, { recursive: true, force: true });
