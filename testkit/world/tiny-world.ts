@@ -14,6 +14,8 @@ export const TINY_LORA_FILE = "tiny-lora.gguf";
 export const tinyChat = tinyModelBytes();
 export const tinyEmbed = tinyModelBytes({ embedding: true });
 export const tinyLora = tinyLoraBytes();
+/** The files of TINY_REPO: two models and a LoRA adapter. */
+export const TINY_REPO_FILES = { [TINY_CHAT_FILE]: tinyChat, [TINY_EMBED_FILE]: tinyEmbed, [TINY_LORA_FILE]: tinyLora };
 
 /** A supported_models.json entry for a file of the tiny repo. */
 export function tinyEntry(id: string, file: string, bytes: Uint8Array, capabilities: string[], extra: Record<string, unknown> = {}) {
@@ -49,7 +51,7 @@ export interface TinyWorld {
 export async function startTinyWorld(options: { extraModels?: Array<Record<string, unknown>> } = {}): Promise<TinyWorld> {
   const hf = await startHfStandin();
   await hf.addRepo(TINY_REPO, {
-    files: { [TINY_CHAT_FILE]: tinyChat, [TINY_EMBED_FILE]: tinyEmbed, [TINY_LORA_FILE]: tinyLora },
+    files: TINY_REPO_FILES,
     downloads: 4242,
     likes: 42,
   });

@@ -42,6 +42,17 @@ describe("GGUF file names", () => {
     expect(pickDefault(groupGgufFiles([{ path: "x-Q4_K_M-00001-of-00003.gguf", size: 1 }]))).toBeUndefined();
   });
 
+  it("never picks a LoRA adapter (a \"lora\" word part in its name)", () => {
+    const listing = [
+      { path: "m-F16-LoRA.gguf", size: 1 },
+      { path: "lora_m-Q4_K_M.gguf", size: 2 },
+      { path: "sub/m-lora-Q8_0.gguf", size: 3 },
+      { path: "Flora-Q2_K.gguf", size: 400 },
+    ];
+    expect(pickDefault(groupGgufFiles(listing))?.files).toEqual(["Flora-Q2_K.gguf"]);
+    expect(pickDefault(groupGgufFiles(listing.slice(0, 3)))).toBeUndefined();
+  });
+
   it("derives ids from file names", () => {
     expect(deriveModelId("Qwen2.5-0.5B-Instruct-Q4_K_M.gguf")).toBe("qwen2.5-0.5b-instruct-q4_k_m");
     expect(deriveModelId("sub/dir/qwen2.5-7b-instruct-q4_k_m-00001-of-00002.gguf")).toBe("qwen2.5-7b-instruct-q4_k_m");

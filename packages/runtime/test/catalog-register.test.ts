@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { errorInfoOf } from "../src/errors/index.js";
 import { ModelOrigin, ModelState } from "../src/gen/llmlb/node/v1/model_pb.js";
 import {
@@ -15,6 +15,7 @@ import {
   tinySupported,
   useCatalogWorld,
 } from "./catalog-world.js";
+import { TINY_CHAT_FILE, TINY_LORA_FILE, TINY_REPO, TINY_REPO_FILES, tinyLora } from "../../../testkit/world/tiny-world.js";
 
 /** The code and reason a call failed with. */
 async function failure(call: Promise<unknown>): Promise<{ code: Code; reason: string; message: string }> {
@@ -31,6 +32,7 @@ const register = (fields: { repo: string; filename?: string; id?: string; displa
 
 describe("RegisterModel against the Hugging Face stand-in", () => {
   const world = useCatalogWorld([tinySupported()]);
+  beforeAll(() => world.hf.addRepo(TINY_REPO, { files: TINY_REPO_FILES }));
   afterEach(async () => {
     await world.hf.up();
     world.hf.clearFaults();
@@ -125,14 +127,44 @@ describe("RegisterModel against the Hugging Face stand-in", () => {
     }
   });
 
-  it("refuses an id the catalog already has with ALREADY_EXISTS", async () => {
+  it("refuses an id the catalog already has with ALREADY_EXISTS, saying to choose another id or to pass one", async () => {
     await world.node.catalog.registerModel(register({ repo: CHAT_REPO, id: "taken" }));
     for (const id of ["taken", "tiny-chat-q4_k_m"]) {
-      expect(await failure(world.node.catalog.registerModel(register({ repo: CHAT_REPO, id })))).toMatchObject({
-        code: Code.AlreadyExists,
-        reason: "MODEL_ALREADY_EXISTS",
-      });
+      const given = await failure(world.node.catalog.registerModel(register({ repo: CHAT_REPO, id })));
+      expect(given).toMatchObject({ code: Code.AlreadyExists, reason: "MODEL_ALREADY_EXISTS", message: expect.stringContaining(`model ${id} already exists`) });
+      // The id was passed: telling the caller to pass one would not help.
+      expect(given.message).not.toContain("pass id");
+      expect(given.message).toContain("choose another id");
     }
+    // Derived from the file name (tiny-chat-Q4_K_M.gguf is the supported model's file).
+    const derived = await failure(world.node.catalog.registerModel(register({ repo: CHAT_REPO })));
+    expect(derived).toMatchObject({ code: Code.AlreadyExists, reason: "MODEL_ALREADY_EXISTS" });
+    expect(derived.message).toMatch(/tiny-chat-q4_k_m .*derived from tiny-chat-Q4_K_M\.gguf.*pass id/);
+  });
+
+  it("never picks a LoRA adapter when no filename is given, and says so when a repo holds only adapters", async () => {
+    const res = await world.node.catalog.registerModel(register({ repo: TINY_REPO, id: "tiny-repo-default" }));
+    expect(res.model).toMatchObject({ filename: TINY_CHAT_FILE, files: [TINY_CHAT_FILE] });
+    expect(res.warnings.join("\n")).toContain(`no filename given: chose F32 (${TINY_CHAT_FILE})`);
+
+    const adaptersOnly = "llmlb-test/tiny-adapters-GGUF";
+    await world.hf.addRepo(adaptersOnly, { files: { "tiny-F16-LoRA.gguf": tinyLora, "lora_style.gguf": tinyLora } });
+    const refused = await failure(world.node.catalog.registerModel(register({ repo: adaptersOnly })));
+    expect(refused).toMatchObject({ code: Code.FailedPrecondition, reason: "NO_GGUF_FILES" });
+    expect(refused.message).toContain(`${adaptersOnly} holds LoRA adapters (lora_style.gguf, tiny-F16-LoRA.gguf), not a model to register`);
+    expect(refused.message).toContain(`llmlb-node pull --adapter hf:${adaptersOnly}/lora_style.gguf`);
+  });
+
+  it("refuses a LoRA adapter registered by name as a model when it is fetched, saying it is an adapter and how to use one", async () => {
+    await world.node.catalog.registerModel(register({ repo: TINY_REPO, filename: TINY_LORA_FILE, id: "lora-as-model" }));
+    const resolving = (async () => {
+      for await (const event of world.node.clients.resolver.resolve({ target: { case: "modelId", value: "lora-as-model" } })) void event;
+    })();
+    const refused = await failure(resolving);
+    expect(refused).toMatchObject({ code: Code.FailedPrecondition, reason: "INVALID_MODEL_FILE", metadata: { field: "general.type", value: "adapter" } });
+    expect(refused.message).toMatch(/^tiny-lora\.gguf is a LoRA adapter \(general\.type = "adapter"\), not a model/);
+    expect(refused.message).toContain("llmlb-node pull --adapter hf:<org>/<repo>/tiny-lora.gguf");
+    expect(refused.message).not.toMatch(/download it again|\.partial/);
   });
 
   it("registers with warnings when the Hub does not answer, but asks for a filename when it needs the listing", async () => {

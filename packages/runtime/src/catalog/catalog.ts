@@ -8,6 +8,7 @@ import type { Model } from "../gen/llmlb/node/v1/model_pb.js";
 import type { Logger } from "../logging/index.js";
 import { validateModelId } from "../store/model-id.js";
 import { ChangeThrottle } from "./change-throttle.js";
+import { baseName } from "./gguf-files.js";
 import type { HubClient } from "./hub-client.js";
 import type { HubInfoCache } from "./hub-info-cache.js";
 import { encodePageToken, matchesQuery, searchText, staleTokenError, type ListQuery } from "./list-query.js";
@@ -272,7 +273,7 @@ export class Catalog {
     await this.assertUsableTemplate(input.chatTemplate);
     const plan = await planRegistration(input, this.options.hub, signal);
     const { entry } = plan;
-    this.assertFreeId(entry.id);
+    this.assertFreeId(entry.id, explicit ? undefined : entry.files[0]);
     this.pendingIds.add(entry.id);
     try {
       await this.options.registrations.add({ entry, registeredAt: Date.now() });
@@ -381,11 +382,15 @@ export class Catalog {
     this.states.forget(id);
   }
 
-  private assertFreeId(id: string): void {
+  /** `derivedFrom`: the file the id was derived from, when the request gave none. */
+  private assertFreeId(id: string, derivedFrom?: string): void {
     const existing = this.items.get(id);
     if (existing || this.pendingIds.has(id)) {
       const what = existing?.entry.origin === "supported" ? "a supported model" : `registered from ${existing?.entry.repo ?? "another request"}`;
-      throw new LlmlbError("MODEL_ALREADY_EXISTS", `model ${id} already exists (${what}); pass id to register under another name`, { model_id: id });
+      const todo = derivedFrom
+        ? `it is the id derived from ${baseName(derivedFrom)}; pass id (llmlb-node register --id) to register it under another name`
+        : "choose another id";
+      throw new LlmlbError("MODEL_ALREADY_EXISTS", `model ${id} already exists (${what}); ${todo}`, { model_id: id });
     }
   }
 

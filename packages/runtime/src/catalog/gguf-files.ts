@@ -29,6 +29,13 @@ const QUANT =
 /** Preferred quantizations when none is named, best first. */
 export const DEFAULT_QUANTIZATIONS = ["Q4_K_M", "Q4_K_S", "Q5_K_M", "Q8_0"] as const;
 const NOT_A_MODEL = /mmproj|imatrix/i;
+/** "lora" as a word part, as LoRA adapter GGUFs are named ("x-lora-f16.gguf", "x-F16-LoRA.gguf", "lora_x.gguf"). */
+const LORA_NAME = /(?:^|[-._ ])lora(?=[-._ ]|$)/i;
+
+/** Whether a file's name says it is a LoRA adapter rather than a model. */
+export function isLoraAdapterName(file: string): boolean {
+  return LORA_NAME.test(baseName(file));
+}
 
 /** The shard numbering of a file name, e.g. "x-00001-of-00003.gguf" → { base: "x", index: 1, count: 3 }. */
 export function shardParts(file: string): { base: string; index: number; count: number } | undefined {
@@ -112,10 +119,10 @@ export function groupOf(groups: readonly GgufModelFiles[], file: string): GgufMo
 
 /**
  * The model to register when no file was named: Q4_K_M, then Q4_K_S, Q5_K_M, Q8_0, else the
- * smallest. Vision projectors and importance matrices are never picked.
+ * smallest. Vision projectors, importance matrices and LoRA adapters are never picked.
  */
 export function pickDefault(groups: readonly GgufModelFiles[]): GgufModelFiles | undefined {
-  const candidates = groups.filter((g) => g.complete && !NOT_A_MODEL.test(baseName(g.files[0]!)));
+  const candidates = groups.filter((g) => g.complete && !NOT_A_MODEL.test(baseName(g.files[0]!)) && !isLoraAdapterName(g.files[0]!));
   for (const quantization of DEFAULT_QUANTIZATIONS) {
     const match = candidates.find((g) => g.quantization === quantization);
     if (match) return match;

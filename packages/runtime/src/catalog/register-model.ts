@@ -2,7 +2,7 @@ import { MAX_CONTEXT_LENGTH, MIN_CONTEXT_LENGTH } from "../config/parse.js";
 import { LlmlbError } from "../errors/index.js";
 import type { RegisterModelRequest } from "../gen/llmlb/node/v1/catalog_pb.js";
 import { MAX_ID_LENGTH, validateModelId } from "../store/model-id.js";
-import { baseName, groupGgufFiles, groupOf, isGguf, pickDefault, quantizationOf, shardParts, shardSequenceProblem, type GgufModelFiles } from "./gguf-files.js";
+import { baseName, groupGgufFiles, groupOf, isGguf, isLoraAdapterName, pickDefault, quantizationOf, shardParts, shardSequenceProblem, type GgufModelFiles } from "./gguf-files.js";
 import type { HubClient, HubModelInfo } from "./hub-client.js";
 import type { ModelEntry } from "./model-entry.js";
 import { isRepoFilePath, parseRepoRef } from "./repo-ref.js";
@@ -136,11 +136,27 @@ function namedGroup(groups: GgufModelFiles[], filename: string, repo: string, av
 
 function defaultGroup(groups: GgufModelFiles[], repo: string, warnings: string[]): GgufModelFiles {
   const chosen = pickDefault(groups);
-  if (!chosen) throw new LlmlbError("NO_GGUF_FILES", `${repo} has no complete GGUF model file to register`, { repo });
+  if (!chosen) {
+    const adapters = groups.map((g) => g.files[0]!).filter(isLoraAdapterName);
+    if (adapters.length > 0) throw onlyLoraAdapters(repo, adapters);
+    throw new LlmlbError("NO_GGUF_FILES", `${repo} has no complete GGUF model file to register`, { repo });
+  }
   const what = chosen.quantization ? `${chosen.quantization} (${chosen.files[0]})` : chosen.files[0];
   const parts = chosen.files.length > 1 ? ` with its ${chosen.files.length} parts` : "";
   warnings.push(`no filename given: chose ${what}${parts} of the ${groups.length} GGUF models in ${repo}; pass filename to pick another`);
   return chosen;
+}
+
+/** A repo whose only GGUF files are LoRA adapters: they are pulled and applied to a model, not registered. */
+function onlyLoraAdapters(repo: string, adapters: string[]): LlmlbError {
+  const list = adapters.length > 5 ? `${adapters.slice(0, 5).join(", ")}, … (${adapters.length} in all)` : adapters.join(", ");
+  return new LlmlbError(
+    "NO_GGUF_FILES",
+    `${repo} holds LoRA adapters (${list}), not a model to register. An adapter is applied to a model of its architecture: ` +
+      `fetch it with llmlb-node pull --adapter hf:${repo}/${adapters[0]} (Resolve with adapter_ref) and name it in adapter_ids ("adapters" over HTTP); ` +
+      `see "LoRA adapters" in the README. If one of these files is a whole model, pass it as filename`,
+    { repo },
+  );
 }
 
 /** Without the Hub: a single file, or every part when the name says it is a shard. */

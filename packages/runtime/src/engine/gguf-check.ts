@@ -1,7 +1,7 @@
 import path from "node:path";
 import type { GgufFileInfo } from "node-llama-cpp";
 import { importLlamaCpp } from "./llama-cpp.js";
-import { LlmlbError } from "../errors/index.js";
+import { LlmlbError, loraAdapterNotModel } from "../errors/index.js";
 import type { ArtifactKind } from "../store/artifact-kind.js";
 import { checkAdapterHeader, checkModelHyperparameters } from "./gguf-limits.js";
 import { GgufFormatError, readGgufStructure, type GgufStructure } from "./gguf-structure.js";
@@ -37,7 +37,10 @@ export async function validateGgufFiles(files: readonly string[], kind: Artifact
     try {
       structure = await readGgufStructure(file);
       if (i === 0) {
-        if (kind === "model") checkModelHyperparameters(structure.metadata);
+        if (kind === "model") {
+          refuseAdapter(structure, file);
+          checkModelHyperparameters(structure.metadata);
+        }
         else checkAdapterHeader(structure.metadata);
       }
     } catch (err) {
@@ -47,6 +50,14 @@ export async function validateGgufFiles(files: readonly string[], kind: Artifact
     }
     if (i === 0 && extra) await extra(structure, file);
   }
+}
+
+/** A LoRA adapter given as a model would fail the hyperparameter checks with advice to download it again, which cannot help. */
+function refuseAdapter(structure: GgufStructure, file: string): void {
+  const type = structure.metadata.get("general.type");
+  if (type?.kind !== "scalar" || type.value !== "adapter") return;
+  const arch = structure.metadata.get("general.architecture");
+  throw loraAdapterNotModel(file, arch?.kind === "scalar" && typeof arch.value === "string" ? arch.value : undefined);
 }
 
 /** Validates a file (and its other parts) and returns node-llama-cpp's reading of it, which is safe only after validation. */

@@ -1,3 +1,4 @@
+import path from "node:path";
 import { LlmlbError } from "./llmlb-error.js";
 
 /** An id that is neither in supported_models.json nor registered. */
@@ -6,6 +7,20 @@ export function noRankingHead(id: string): LlmlbError {
     "INVALID_MODEL_FILE",
     `model "${id}" is listed with the rerank capability, but its GGUF has no ranking head (a cls.weight or cls.output.weight tensor, as llama.cpp's reranker converters write it); use a reranker GGUF such as bge-reranker-v2-m3, jina-reranker-v1-tiny-en or Qwen3-Reranker, or take "rerank" out of the entry's capabilities`,
     { model_id: id },
+  );
+}
+
+/** A file given as a model whose GGUF header says it is a LoRA adapter (general.type "adapter"). */
+export function loraAdapterNotModel(file: string, architecture: string | undefined): LlmlbError {
+  // A download is validated as <name>.part in .partial/, before it is installed under its name.
+  const name = path.basename(file).replace(/\.gguf\.part$/i, ".gguf");
+  const base = architecture ? `a ${architecture} model` : "the model it was trained for";
+  return new LlmlbError(
+    "INVALID_MODEL_FILE",
+    `${name} is a LoRA adapter (general.type = "adapter"), not a model, so it cannot be loaded on its own. Use it as an adapter of ${base}: ` +
+      `fetch it with llmlb-node pull --adapter hf:<org>/<repo>/${name} (Resolve with adapter_ref) and name it in adapter_ids ("adapters" over HTTP); ` +
+      `see "LoRA adapters" in the README. To serve a model from the same repository, register it with the model file as filename`,
+    { path: file, field: "general.type", value: "adapter" },
   );
 }
 
