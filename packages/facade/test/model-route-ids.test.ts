@@ -46,6 +46,19 @@ describe("/v0 model routes for ids that end like an action", () => {
     expect((await call("GET", "/v0/models/nothing/events")).status).toBe(404);
   });
 
+  it("POST …/unload is a 404 for a model outside the catalog, as …/load is, and a 400 for an invalid id; unloaded false for one not loaded", async () => {
+    for (const action of ["unload", "load"]) {
+      const unknown = await call("POST", `/v0/models/nothing/${action}`, {});
+      expect(unknown.status, action).toBe(404);
+      expect(unknown.json, action).toMatchObject({ error: { code: "model_not_found", message: expect.stringContaining("model nothing is neither in supported_models.json nor registered") } });
+    }
+    const invalid = await call("POST", "/v0/models/no%20spaces/unload", {});
+    expect(invalid.status).toBe(400);
+    expect(invalid.json).toMatchObject({ error: { message: expect.stringMatching(/^model_id: invalid model id "no spaces"/) } });
+    expect(await call("POST", "/v0/models/plain/unload", {})).toEqual({ status: 200, json: { model_id: "plain", unloaded: false } });
+    expect(await call("POST", "/v0/models/ns/events/unload", {})).toEqual({ status: 200, json: { model_id: "ns/events", unloaded: false } });
+  });
+
   it("DELETE removes the model whose id is the whole path instead of cancelling another's pull", async () => {
     const res = await call("DELETE", "/v0/models/ns/pull?remove_registration=true");
     expect(res.status).toBe(200);

@@ -202,6 +202,21 @@ describe("InferenceService over gRPC", () => {
     expect(mode).toMatchObject({ code: 3, details: expect.stringMatching(/^tool_choice\.mode/) });
   });
 
+  it("refuses UnloadModel for an empty, invalid or unknown model_id as LoadModel does; a catalog model that is not loaded is unloaded=false", async () => {
+    const refusal = async (call: Promise<unknown>) => errorInfoOf(await call.then(() => expect.fail("expected the call to fail"), (e: unknown) => e));
+    const empty = await refusal(node.clients.inference.unloadModel({ modelId: "" }));
+    expect(empty).toMatchObject({ code: 3, reason: "INVALID_ARGUMENT", metadata: { field: "model_id" }, message: "model_id is required" });
+    expect(await refusal(node.clients.inference.loadModel({ modelId: "" }))).toMatchObject({ code: 3, metadata: { field: "model_id" } });
+    for (const modelId of ["../etc", "a b", "x".repeat(300)]) {
+      const invalid = await refusal(node.clients.inference.unloadModel({ modelId }));
+      expect(invalid, modelId).toMatchObject({ code: 3, reason: "INVALID_MODEL_ID", metadata: { field: "model_id" }, message: expect.stringMatching(/^model_id: invalid model id /) });
+    }
+    const unknown = await refusal(node.clients.inference.unloadModel({ modelId: "nope" }));
+    expect(unknown).toEqual(await refusal(node.clients.inference.loadModel({ modelId: "nope" })));
+    expect(unknown).toMatchObject({ code: 5, reason: "MODEL_NOT_SUPPORTED", message: expect.stringContaining("model nope is neither in supported_models.json nor registered") });
+    expect(await node.clients.inference.unloadModel({ modelId: "tiny-broken" })).toMatchObject({ unloaded: false });
+  });
+
   it("loads with an adapter set, lists and unloads models", async () => {
     writeTinyLora(path.join(node.home, "adapters", "style-a", "style-a.gguf"));
     const loaded = await client.unary<{ model: LoadedModel }>("loadModel", { modelId: "tiny-chat", adapterIds: ["style-a"] });

@@ -126,7 +126,7 @@ export async function composeNode(options: ComposeOptions): Promise<NodeComponen
     const services: NodeServices = {
       catalog: createCatalogService(catalog, draining),
       resolver: createResolverService(stack.resolver, stack.sources),
-      inference: createInferenceService(engine, new HostLoad(), logger.child({ component: "engine" })),
+      inference: createInferenceService(engine, catalog.directory, new HostLoad(), logger.child({ component: "engine" })),
       health: createHealthService(health, draining),
     };
     return { events, health, store, catalog, sources: stack.sources, resolver: stack.resolver, downloads: stack.transfer.live, engine, metrics, services, state, fleet, close: closeAll };

@@ -5,7 +5,9 @@ import type { Engine } from "../engine/runner/protocol.js";
 import { HostLoad } from "../host/host-load.js";
 import { silentLogger, type Logger } from "../logging/index.js";
 import { parseDuration } from "../config/parse.js";
-import { LlmlbError, invalidField, parseJsonField } from "../errors/index.js";
+import { LlmlbError, invalidField, isLlmlbError, modelNotSupported, parseJsonField } from "../errors/index.js";
+import type { ModelDirectory } from "../catalog/model-entry.js";
+import { validateModelId } from "../store/model-id.js";
 import type {
   FinishReason,
   GenerationEvent,
@@ -35,11 +37,14 @@ type StreamedMessage =
 
 /**
  * InferenceService over the engine. The engine validates every request (INVALID_ARGUMENT naming
- * the proto field) and does the work; this only maps messages. The handler's signal fires when
- * the client cancels or its deadline passes, which stops generation.
+ * the proto field) and does the work; this maps messages, and checks UnloadModel's id against the
+ * catalog (the engine only knows what it has loaded). The handler's signal fires when the client
+ * cancels or its deadline passes, which stops generation.
  */
 export function createInferenceService(
   engine: Engine & { readonly memoryBudget: number },
+  /** The catalog: UnloadModel answers NOT_FOUND for an id outside it, as LoadModel does. */
+  models: ModelDirectory,
   host = new HostLoad(),
   logger: Logger = silentLogger(),
 ): ServiceImpl<typeof InferenceService> {
@@ -95,7 +100,11 @@ export function createInferenceService(
     },
 
     async unloadModel(req) {
-      return { unloaded: await engine.unload(req.modelId) };
+      const id = unloadTarget(req.modelId);
+      if (await engine.unload(id)) return { unloaded: true };
+      // Asked after the engine: a model the catalog dropped while it was loaded can still be unloaded.
+      if (!(await models.get(id))) throw modelNotSupported(id);
+      return { unloaded: false };
     },
 
     async listLoadedModels() {
@@ -150,6 +159,17 @@ export function createInferenceService(
       };
     },
   };
+}
+
+/** UnloadModel's model_id: required, and a valid model id (INVALID_ARGUMENT naming the field otherwise). */
+function unloadTarget(id: string): string {
+  if (!id) throw invalidField("model_id", "is required");
+  try {
+    return validateModelId(id);
+  } catch (err) {
+    if (!isLlmlbError(err, "INVALID_MODEL_ID")) throw err;
+    throw new LlmlbError("INVALID_MODEL_ID", `model_id: ${err.message}`, { ...err.metadata, field: "model_id" });
+  }
 }
 
 /** ChatRequest and CompleteRequest share their sampling fields (same names, same numbers). */

@@ -50,8 +50,6 @@ export function registerLoadedCommands(program: Command): void {
     .action(async (id: string, _opts: unknown, command: Command) => {
       await withRunningNode(command, async ({ clients }) => {
         const { unloaded } = await clients.inference.unloadModel({ modelId: id });
-        // A mistyped id is not "not loaded": the catalog's NOT_FOUND names it and says where to look.
-        if (!unloaded) await clients.catalog.getModel({ modelId: id });
         if (wantsJson(command)) return printJson({ id, unloaded });
         process.stdout.write(unloaded ? `unloaded ${id}\n` : `${id} was not loaded\n`);
       });

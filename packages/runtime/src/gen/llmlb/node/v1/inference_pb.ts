@@ -827,6 +827,9 @@ export const LoadModelResponseSchema: GenMessage<LoadModelResponse> = /*@__PURE_
  */
 export type UnloadModelRequest = Message<"llmlb.node.v1.UnloadModelRequest"> & {
   /**
+   * A catalog model: an empty or invalid id is INVALID_ARGUMENT naming model_id, an id outside the
+   * catalog NOT_FOUND (MODEL_NOT_SUPPORTED, as for LoadModel).
+   *
    * @generated from field: string model_id = 1;
    */
   modelId: string;
@@ -844,7 +847,7 @@ export const UnloadModelRequestSchema: GenMessage<UnloadModelRequest> = /*@__PUR
  */
 export type UnloadModelResponse = Message<"llmlb.node.v1.UnloadModelResponse"> & {
   /**
-   * False when the model was not loaded.
+   * False when the model (in the catalog) was not loaded.
    *
    * @generated from field: bool unloaded = 1;
    */
