@@ -115,6 +115,18 @@ describe("limits before work, timeouts, and SIGHUP reload (a node in its own pro
     });
     expect(malformed).toMatchObject({ grpcStatus: grpc.status.INVALID_ARGUMENT, reason: "INVALID_ARGUMENT" });
     expect(malformed.message).toMatch(/^parse binary: .*utf-8/);
+    // What connect-es refuses itself gets the same ErrorInfo; a compressed message that names no
+    // encoding is the client's fault too (it was INTERNAL, with no ErrorInfo, like the others).
+    const protocolErrors = await Promise.all([
+      rawGrpc(node.grpcUrl, "/llmlb.node.v1.ModelCatalogService/ListModels", { headers: { authorization: `Bearer ${KEY}` }, body: grpcFrame(new Uint8Array(), true) }),
+      rawGrpc(node.grpcUrl, "/llmlb.node.v1.ModelCatalogService/ListModels", { headers: { authorization: `Bearer ${KEY}`, "grpc-encoding": "deflate" }, body: grpcFrame(new Uint8Array(), true) }),
+      rawGrpc(node.grpcUrl, "/llmlb.node.v1.ModelCatalogService/ListModels", { headers: { authorization: `Bearer ${KEY}` }, body: Uint8Array.from([0, 0, 0, 0, 9, 1]) }),
+    ]);
+    expect(protocolErrors.map(({ grpcStatus, reason }) => [grpcStatus, reason])).toEqual([
+      [grpc.status.INVALID_ARGUMENT, "INVALID_ARGUMENT"],
+      [grpc.status.UNIMPLEMENTED, "UNIMPLEMENTED"],
+      [grpc.status.INVALID_ARGUMENT, "INVALID_ARGUMENT"],
+    ]);
     const keyed = grpcJsClient(InferenceService, node.grpcUrl, { authorization: `Bearer ${KEY}` });
     try {
       await expect(keyed.unary("embed", huge)).rejects.toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED, details: expect.stringContaining("4194304") });

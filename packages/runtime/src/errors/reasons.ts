@@ -45,6 +45,8 @@ export const REASONS = {
   REQUEST_TOO_LARGE: Code.ResourceExhausted,
   TOO_MANY_STREAMS: Code.ResourceExhausted,
   LOCK_WAIT_TIMEOUT: Code.DeadlineExceeded,
+  /** The call's own deadline (grpc-timeout) passed before it was answered. */
+  DEADLINE_EXCEEDED: Code.DeadlineExceeded,
   /** Another node of the fleet holds the lease on downloading this model from the hub (the resolver then follows it). */
   DOWNLOADING_ON_PEER: Code.Unavailable,
   GATED_REPO: Code.PermissionDenied,

@@ -1,7 +1,7 @@
 import type { Http2ServerRequest, Http2ServerResponse, OutgoingHttpHeaders } from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
-import { ERROR_DOMAIN } from "../errors/reasons.js";
+import { ERROR_DOMAIN, type Reason } from "../errors/reasons.js";
 import { requestTooLarge } from "../errors/index.js";
 import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
@@ -10,6 +10,17 @@ import { encodeGrpcMessage, respecGrpcMessage } from "./grpc-message.js";
 const INTERNAL = "13";
 const INVALID_ARGUMENT = "3";
 const RESOURCE_EXHAUSTED = "8";
+
+/** The ErrorInfo reason of a status connect-es wrote itself, by its gRPC code. */
+const REASON_OF_CODE: Record<string, Reason> = {
+  "1": "CANCELLED",
+  [INVALID_ARGUMENT]: "INVALID_ARGUMENT",
+  "4": "DEADLINE_EXCEEDED",
+  "12": "UNIMPLEMENTED",
+  [INTERNAL]: "INTERNAL",
+};
+/** connect-es's INTERNAL statuses that are the client's doing (a malformed request), not the server's. */
+const CLIENT_FAULT = /^(parse binary:|received compressed envelope, but do not know how to decompress)/;
 
 /** Sets the status with a google.rpc.Status carrying one ErrorInfo, as every error of this node does. */
 function setStatus(headers: OutgoingHttpHeaders, code: string, message: string, reason: string, metadata: Record<string, string> = {}): void {
@@ -32,25 +43,31 @@ function fixStatus(headers: OutgoingHttpHeaders | undefined): void {
     return;
   }
   const message = decodeURIComponent(raw);
-  if (headers["grpc-status"] === INTERNAL && message.startsWith("parse binary:")) {
+  const code = String(headers["grpc-status"]);
+  if (code === INTERNAL && CLIENT_FAULT.test(message)) {
     setStatus(headers, INVALID_ARGUMENT, message, "INVALID_ARGUMENT");
     return;
   }
   const tooLarge = /larger than configured readMaxBytes (\d+)/.exec(message);
-  if (headers["grpc-status"] === RESOURCE_EXHAUSTED && tooLarge) {
+  if (code === RESOURCE_EXHAUSTED && tooLarge) {
     const refusal = requestTooLarge(Number(tooLarge[1]), message.includes("decompress"));
     setStatus(headers, RESOURCE_EXHAUSTED, refusal.message, refusal.reason, refusal.metadata);
     return;
   }
-  headers["grpc-message"] = encodeGrpcMessage(message);
+  const reason = REASON_OF_CODE[code];
+  if (reason) setStatus(headers, code, message, reason);
+  else headers["grpc-message"] = encodeGrpcMessage(message);
 }
 
 /**
  * connect-es (2.1) answers a request it cannot read with its own status and no ErrorInfo: a body it
- * cannot decode as INTERNAL "parse binary: …", one over the size limit as RESOURCE_EXHAUSTED
- * "message size … readMaxBytes …". The first is the client's fault and goes out as
- * INVALID_ARGUMENT (clients and alerts must never read it as a server failure); both get the
- * ErrorInfo every error of this node carries (the size limit as REQUEST_TOO_LARGE, worded as on HTTP).
+ * cannot decode as INTERNAL "parse binary: …", a compressed message without grpc-encoding as
+ * INTERNAL, one over the size limit as RESOURCE_EXHAUSTED "message size … readMaxBytes …", an
+ * unknown compression or a missing message as UNIMPLEMENTED, a bad grpc-timeout or a cut envelope
+ * as INVALID_ARGUMENT, a deadline as DEADLINE_EXCEEDED. The INTERNAL ones are the client's fault
+ * and go out as INVALID_ARGUMENT (clients and alerts must never read them as a server failure);
+ * all get the ErrorInfo every error of this node carries (the size limit as REQUEST_TOO_LARGE,
+ * worded as on HTTP, the others with their code's name as reason).
  */
 export function malformedRequestsAsInvalidArgument(
   handler: (req: Http2ServerRequest, res: Http2ServerResponse) => void,
