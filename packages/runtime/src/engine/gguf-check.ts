@@ -88,12 +88,14 @@ export function embeddedTemplateCheck(sandbox: TemplateSandbox): MetadataCheck {
 }
 
 export function invalidModelFile(file: string, problem: string, fields: Record<string, string> = {}, cause?: unknown): LlmlbError {
-  return new LlmlbError(
-    "INVALID_MODEL_FILE",
-    `${file} is not a usable GGUF file: ${problem}. It was not loaded; replace the file (delete it and download it again).`,
-    { path: file, ...fields },
-    { cause },
-  );
+  // A download is validated as <name>.part in .partial/ before it is installed: fetching the same
+  // file again gives the same bytes (they matched the source's size and sha256).
+  const downloaded = /\.part$/.test(file);
+  const message = downloaded
+    ? `${path.basename(file, ".part")}, as its source serves it, is not a usable GGUF file: ${problem}. The download was discarded; ` +
+      "fetching it again gives the same file: choose another file of the repository (filename) or another source"
+    : `${file} is not a usable GGUF file: ${problem}. It was not loaded; replace the file (delete it and download it again).`;
+  return new LlmlbError("INVALID_MODEL_FILE", message, { path: file, ...fields }, { cause });
 }
 
 /** A dotted key ("llama.attention.head_count") in node-llama-cpp's nested metadata object. */
