@@ -210,6 +210,7 @@ describe("InferenceService over gRPC", () => {
     for (const modelId of ["../etc", "a b", "x".repeat(300)]) {
       const invalid = await refusal(node.clients.inference.unloadModel({ modelId }));
       expect(invalid, modelId).toMatchObject({ code: 3, reason: "INVALID_MODEL_ID", metadata: { field: "model_id" }, message: expect.stringMatching(/^model_id: invalid model id /) });
+      expect(await refusal(node.clients.inference.loadModel({ modelId })), modelId).toEqual(invalid);
     }
     const unknown = await refusal(node.clients.inference.unloadModel({ modelId: "nope" }));
     expect(unknown).toEqual(await refusal(node.clients.inference.loadModel({ modelId: "nope" })));

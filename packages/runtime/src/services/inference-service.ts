@@ -95,12 +95,12 @@ export function createInferenceService(
     },
 
     async loadModel(req, ctx) {
-      const info = await engine.load({ modelId: req.modelId, adapterIds: req.adapterIds, ...keepAlive(req.keepAlive) }, { signal: ctx.signal });
+      const info = await engine.load({ modelId: checkedModelId(req.modelId), adapterIds: req.adapterIds, ...keepAlive(req.keepAlive) }, { signal: ctx.signal });
       return { model: loadedModelMessage(info) };
     },
 
     async unloadModel(req) {
-      const id = unloadTarget(req.modelId);
+      const id = checkedModelId(req.modelId);
       if (await engine.unload(id)) return { unloaded: true };
       // Asked after the engine: a model the catalog dropped while it was loaded can still be unloaded.
       if (!(await models.get(id))) throw modelNotSupported(id);
@@ -161,8 +161,8 @@ export function createInferenceService(
   };
 }
 
-/** UnloadModel's model_id: required, and a valid model id (INVALID_ARGUMENT naming the field otherwise). */
-function unloadTarget(id: string): string {
+/** The model_id of LoadModel and UnloadModel: required and a valid id (INVALID_ARGUMENT naming the field otherwise). */
+function checkedModelId(id: string): string {
   if (!id) throw invalidField("model_id", "is required");
   try {
     return validateModelId(id);
