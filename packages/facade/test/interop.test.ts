@@ -1,10 +1,12 @@
 import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { InferenceService } from "@llmlb/runtime/gen/llmlb/node/v1/inference_pb";
 import { ResolverService } from "@llmlb/runtime/gen/llmlb/node/v1/resolver_pb";
 import { startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
 import { startTinyWorld, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
@@ -147,13 +149,47 @@ describe("a client in another language", () => {
   });
 });
 
-describe("a connection Node stops reading", () => {
+describe("the node's HTTP/2 ping (LLMLB_PING_TIMEOUT)", () => {
+  let world: TinyWorld;
   let node: TestNode;
   beforeAll(async () => {
-    node = await startTestNode({ LLMLB_PING_TIMEOUT: "1", LLMLB_MAX_STREAMS_PER_CLIENT: "1" });
+    world = await startTinyWorld();
+    node = await startTestNode({ ...world.env, LLMLB_PING_TIMEOUT: "2", LLMLB_MAX_STREAMS_PER_CLIENT: "1" });
   });
   afterAll(async () => {
     await node?.stop();
+    await world?.close();
+  });
+
+  it("keeps a connection whose answer drains slowly: its bytes still leaving are life", async () => {
+    // A link of 20 KB/s from the node to the client, with backpressure, as a slow network gives it.
+    const upstream = new URL(node.grpcUrl);
+    const link = net.createServer((client) => {
+      const server = net.connect(Number(upstream.port), upstream.hostname);
+      client.pipe(server);
+      server.on("data", (chunk: Buffer) => {
+        server.pause();
+        client.write(chunk);
+        setTimeout(() => server.resume(), (chunk.length / 20_000) * 1000);
+      });
+      server.on("end", () => client.end());
+      client.on("close", () => server.destroy());
+      server.on("close", () => client.destroy());
+      for (const socket of [client, server]) socket.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => link.listen(0, "127.0.0.1", resolve));
+    try {
+      const inference = createClient(InferenceService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${(link.address() as net.AddressInfo).port}`, readMaxBytes: 64 << 20 }));
+      const content = Array.from({ length: 40_000 }, (_, i) => `w${(i * 7919).toString(36)}`).join(" ");
+      const started = performance.now();
+      const answer = await inference.tokenize({ modelId: TINY_CHAT_ID, content }, { timeoutMs: 60_000 });
+      // Before, the ping waited behind the answer and the node cut the call (CANCEL) after about four
+      // seconds; the whole answer takes longer to drain at this rate.
+      expect(answer.tokens.length).toBeGreaterThan(80_000);
+      expect(performance.now() - started).toBeGreaterThan(5_000);
+    } finally {
+      link.close();
+    }
   });
 
   it("is closed once it no longer answers pings: its calls end and its stream slots are freed", async () => {

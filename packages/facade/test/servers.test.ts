@@ -190,6 +190,7 @@ describe("errors on the wire", () => {
       guard: new ListenerGuard(loadConfig({ env: isolatedEnv(dir) }), silentLogger()),
       host: "127.0.0.1",
       port: 0,
+      logger: silentLogger(),
     });
     const client = grpcJsClient(ModelCatalogService, server.url);
     try {

@@ -120,7 +120,7 @@ export class NodeRuntime {
   }
 
   async listenGrpc(host = this.config.host, port = this.config.grpcPort): Promise<GrpcServer> {
-    const server = await startGrpcServer({ routes: this.routes, interceptors: this.interceptors(), guard: this.guard, host, port });
+    const server = await startGrpcServer({ routes: this.routes, interceptors: this.interceptors(), guard: this.guard, host, port, logger: this.logger });
     this.logger.info({ url: server.url }, this.guard.tls ? "gRPC listening (TLS)" : "gRPC listening (h2c)");
     return server;
   }

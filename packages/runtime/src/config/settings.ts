@@ -86,7 +86,7 @@ export const SETTINGS = {
   idleTimeoutSeconds: setting({ env: ["LLMLB_IDLE_TIMEOUT"], parse: parseInteger(1, 86400), default: 300,
     description: "Seconds an HTTP/2 (gRPC) connection without open streams stays open." }),
   pingTimeoutSeconds: setting({ env: ["LLMLB_PING_TIMEOUT"], parse: parseInteger(1, 3600), default: 20,
-    description: "Seconds an HTTP/2 (gRPC) connection has to answer the node's ping, sent as often; one that does not is closed with its calls." }),
+    description: "Seconds of no traffic after which an HTTP/2 (gRPC) connection is pinged; one that then moves nothing and leaves the ping unanswered as long is closed with its calls." }),
   maxConcurrentStreams: setting({ env: ["LLMLB_MAX_CONCURRENT_STREAMS"], parse: parseInteger(1, 10000), default: 128,
     description: "Concurrent HTTP/2 streams (calls) per gRPC connection." }),
   maxStreamsPerClient: setting({ env: ["LLMLB_MAX_STREAMS_PER_CLIENT"], parse: parseInteger(1, 100000), default: 32,

@@ -2,6 +2,7 @@ import http2 from "node:http2";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { unknownMethod } from "../errors/index.js";
+import type { Logger } from "../logging/index.js";
 import type { ListenerGuard } from "../security/listener-guard.js";
 import { rpcRejection } from "../security/rpc-rejection.js";
 import { LISTENER_CLOSE_GRACE_MS, listenOrExplain } from "./listen.js";
@@ -77,6 +78,7 @@ export async function startGrpcServer(options: {
   guard: ListenerGuard;
   host: string;
   port: number;
+  logger: Logger;
 }): Promise<GrpcServer> {
   const { guard } = options;
   const handler = malformedRequestsAsInvalidArgument(connectNodeAdapter({
@@ -106,7 +108,7 @@ export async function startGrpcServer(options: {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
     closeWhenIdle(session, guard.limits.idleTimeoutMs);
-    destroyWhenUnresponsive(session, guard.limits.pingTimeoutMs);
+    destroyWhenUnresponsive(session, guard.limits.pingTimeoutMs, options.logger);
   });
   const port = await listenOrExplain(server, options.host, options.port, { env: "LLMLB_GRPC_PORT", flag: "--grpc-port" });
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
@@ -162,26 +164,37 @@ function closeWhenIdle(session: http2.Http2Session, idleMs: number): void {
   arm();
 }
 
+/** A PING frame: a 9-byte header and 8 bytes of payload. */
+const PING_FRAME_BYTES = 17;
+
 /**
- * Pings the peer every `timeoutMs` and destroys the connection when a ping stays unanswered as long:
- * a peer gone without closing, or a connection Node stopped reading (a header block over its limit
- * ends in a GOAWAY that no event reports), would otherwise keep its calls and stream slots for ever.
+ * Destroys a connection on which nothing has moved for two intervals of `timeoutMs`: no byte read
+ * from the peer, none of ours taken by it, and no answer to the ping sent after the first. A peer
+ * gone without closing, or a connection Node stopped reading (a header block over its limit ends in
+ * a GOAWAY that no event reports), would otherwise keep its calls and stream slots for ever. Bytes
+ * still leaving count as life: a ping waits behind the answers already on their way, so a slow link
+ * draining a large answer would otherwise look dead.
  */
-function destroyWhenUnresponsive(session: http2.Http2Session, timeoutMs: number): void {
-  let unanswered: NodeJS.Timeout | undefined;
-  const answered = () => {
-    clearTimeout(unanswered);
-    unanswered = undefined;
-  };
+function destroyWhenUnresponsive(session: http2.Http2Session, timeoutMs: number, logger: Logger): void {
+  const traffic = () => (session.destroyed ? { read: 0, written: 0 } : { read: session.socket.bytesRead, written: session.socket.bytesWritten });
+  let last = traffic();
+  let pinged = false;
   const interval = setInterval(() => {
-    if (unanswered || session.destroyed || session.closed) return;
-    unanswered = setTimeout(() => session.destroy(), timeoutMs);
-    unanswered.unref();
-    if (!session.ping(answered)) answered();
+    if (session.destroyed || session.closed) return;
+    const now = traffic();
+    const alive = now.read > last.read || now.written - last.written > (pinged ? PING_FRAME_BYTES : 0);
+    last = now;
+    if (alive) {
+      pinged = false;
+      return;
+    }
+    if (!pinged) {
+      pinged = session.ping(() => (pinged = false));
+      return;
+    }
+    logger.warn({ address: session.socket.remoteAddress, timeout_s: timeoutMs / 1000 }, "closed an HTTP/2 connection on which nothing moved and no ping was answered (LLMLB_PING_TIMEOUT)");
+    session.destroy();
   }, timeoutMs);
   interval.unref();
-  session.once("close", () => {
-    clearInterval(interval);
-    answered();
-  });
+  session.once("close", () => clearInterval(interval));
 }
