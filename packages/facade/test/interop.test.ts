@@ -123,8 +123,15 @@ describe("a client in another language", () => {
     );
     const result = JSON.parse(stdout) as {
       unauthenticated: string | null; services: string[]; first_names: string[]; fetched_by_name: string[]; text: string; finish_reason: string;
-      several: [string[], string[], { code: number; message: string }, string]; original_requests: string[]; unknown_method: [string, string];
+      several: [string[], string[], { code: number; message: string }, string]; original_requests: string[]; unknown_method: [string, string]; symbols: Record<string, string | number>;
     };
+    expect(result.symbols).toEqual({
+      "llmlb.node.v1.ChatRequest.model_id": "llmlb/node/v1/inference.proto",
+      "llmlb.node.v1.MODEL_STATE_AVAILABLE": "llmlb/node/v1/model.proto",
+      "llmlb.node.v1.ChatRequest.LogitBiasEntry": "llmlb/node/v1/inference.proto",
+      "google.rpc.ErrorInfo": "google/rpc/error_details.proto",
+      "google.rpc.Status": "google/rpc/status.proto",
+    });
     // Before, a bare HTTP 404 that grpcio reported as "Received http2 header with status: 404".
     expect(result.unknown_method[0]).toBe("UNIMPLEMENTED");
     expect(result.unknown_method[1]).toContain("/llmlb.node.v1.InferenceService/NoSuchMethod is not a method of this node; list its services with gRPC reflection");

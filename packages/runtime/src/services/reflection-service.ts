@@ -1,6 +1,8 @@
-import { toBinary, type DescFile, type DescMessage, type DescService, type MessageInitShape } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { toBinary, type DescFile, type DescService, type MessageInitShape } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, type DescriptorProto, type EnumDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { Code, type ConnectRouter } from "@connectrpc/connect";
+import { file_google_rpc_error_details } from "../gen/google/rpc/error_details_pb.js";
+import { file_google_rpc_status } from "../gen/google/rpc/status_pb.js";
 import * as v1 from "../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 
@@ -11,18 +13,21 @@ type Request = v1.ServerReflectionRequest | v1alpha.ServerReflectionRequest;
 type Response = MessageInitShape<typeof v1.ServerReflectionResponseSchema>;
 
 /**
- * The files that declare the services, with everything they import, found by file name and by
- * fully-qualified symbol: what a reflection client needs to build requests without .proto files.
+ * The files that declare the services, with everything they import, and the files of the error
+ * details every error carries; found by file name and by fully-qualified symbol (services, methods,
+ * messages with their fields, oneofs and map entries, enums with their values, extensions): what a
+ * reflection client needs to build requests and read errors without .proto files.
  */
 class DescriptorIndex {
   readonly services: string[];
   private readonly files = new Map<string, DescFile>();
   private readonly symbols = new Map<string, DescFile>();
-  private readonly messages = new Map<string, DescMessage>();
+  private readonly messages = new Set<string>();
 
-  constructor(services: readonly DescService[]) {
+  constructor(services: readonly DescService[], extraFiles: readonly DescFile[]) {
     this.services = services.map((s) => s.typeName);
     for (const service of services) this.add(service.file);
+    for (const file of extraFiles) this.add(file);
   }
 
   file(name: string): DescFile | undefined {
@@ -33,29 +38,38 @@ class DescriptorIndex {
     return this.symbols.get(symbol);
   }
 
-  message(typeName: string): DescMessage | undefined {
-    return this.messages.get(typeName);
+  isMessage(typeName: string): boolean {
+    return this.messages.has(typeName);
   }
 
   private add(file: DescFile): void {
-    const name = file.proto.name;
-    if (this.files.has(name)) return;
-    this.files.set(name, file);
+    const { proto } = file;
+    if (this.files.has(proto.name)) return;
+    this.files.set(proto.name, file);
     for (const dependency of file.dependencies) this.add(dependency);
-    const declare = (typeName: string) => this.symbols.set(typeName, file);
-    const addMessage = (message: DescMessage) => {
-      declare(message.typeName);
-      this.messages.set(message.typeName, message);
-      message.nestedMessages.forEach(addMessage);
-      message.nestedEnums.forEach((e) => declare(e.typeName));
-      message.nestedExtensions.forEach((e) => declare(e.typeName));
+    const declare = (scope: string, name: string) => {
+      const full = scope ? `${scope}.${name}` : name;
+      this.symbols.set(full, file);
+      return full;
     };
-    file.messages.forEach(addMessage);
-    file.enums.forEach((e) => declare(e.typeName));
-    file.extensions.forEach((e) => declare(e.typeName));
-    for (const service of file.services) {
-      declare(service.typeName);
-      for (const method of service.methods) declare(`${service.typeName}.${method.name}`);
+    // An enum's values are named in the scope that holds the enum, as protobuf scopes them.
+    const addEnum = (scope: string, e: EnumDescriptorProto) => {
+      declare(scope, e.name);
+      for (const value of e.value) declare(scope, value.name);
+    };
+    const addMessage = (scope: string, message: DescriptorProto) => {
+      const full = declare(scope, message.name);
+      this.messages.add(full);
+      for (const member of [...message.field, ...message.oneofDecl, ...message.extension]) declare(full, member.name);
+      for (const nested of message.nestedType) addMessage(full, nested);
+      for (const e of message.enumType) addEnum(full, e);
+    };
+    for (const message of proto.messageType) addMessage(proto.package, message);
+    for (const e of proto.enumType) addEnum(proto.package, e);
+    for (const extension of proto.extension) declare(proto.package, extension.name);
+    for (const service of proto.service) {
+      const full = declare(proto.package, service.name);
+      for (const method of service.method) declare(full, method.name);
     }
   }
 }
@@ -65,7 +79,8 @@ class DescriptorIndex {
  * Evans list and call them without the .proto files.
  */
 export function reflectionRoutes(services: readonly DescService[]): (router: ConnectRouter) => void {
-  const index = new DescriptorIndex([...services, ...REFLECTION_SERVICES]);
+  // The error details every error of the node carries (grpc-status-details-bin), for tools that decode them.
+  const index = new DescriptorIndex([...services, ...REFLECTION_SERVICES], [file_google_rpc_status, file_google_rpc_error_details]);
   const serverReflectionInfo = async function* (requests: AsyncIterable<Request>): AsyncGenerator<Response> {
     // Files already sent on this stream are not sent again as dependencies (the client has them).
     const sent = new Set<string>();
@@ -90,12 +105,12 @@ function answer(index: DescriptorIndex, request: Request, sent: Set<string>): Re
     }
     case "fileContainingSymbol": {
       const file = index.fileDeclaring(asked.value);
-      return file ? filesFrom(file, sent) : notFound(`no service, method, message or enum named ${asked.value} (fully-qualified, e.g. llmlb.node.v1.InferenceService)`);
+      return file ? filesFrom(file, sent) : notFound(`no service, method, message, field or enum named ${asked.value} (fully-qualified, e.g. llmlb.node.v1.InferenceService)`);
     }
     case "fileContainingExtension":
       return notFound(`no extension ${asked.value.extensionNumber} of ${asked.value.containingType} is declared here`);
     case "allExtensionNumbersOfType":
-      return index.message(asked.value)
+      return index.isMessage(asked.value)
         ? { case: "allExtensionNumbersResponse", value: { baseTypeName: asked.value, extensionNumber: [] } }
         : notFound(`no message named ${asked.value}`);
     default:
