@@ -121,10 +121,15 @@ describe("limits before work, timeouts, and SIGHUP reload (a node in its own pro
       rawGrpc(node.grpcUrl, "/llmlb.node.v1.ModelCatalogService/ListModels", { headers: { authorization: `Bearer ${KEY}` }, body: grpcFrame(new Uint8Array(), true) }),
       rawGrpc(node.grpcUrl, "/llmlb.node.v1.ModelCatalogService/ListModels", { headers: { authorization: `Bearer ${KEY}`, "grpc-encoding": "deflate" }, body: grpcFrame(new Uint8Array(), true) }),
       rawGrpc(node.grpcUrl, "/llmlb.node.v1.ModelCatalogService/ListModels", { headers: { authorization: `Bearer ${KEY}` }, body: Uint8Array.from([0, 0, 0, 0, 9, 1]) }),
+      // A unary call with no message, or two: malformed, not a missing method (it was UNIMPLEMENTED).
+      rawGrpc(node.grpcUrl, "/llmlb.node.v1.ModelCatalogService/ListModels", { headers: { authorization: `Bearer ${KEY}` } }),
+      rawGrpc(node.grpcUrl, "/llmlb.node.v1.ModelCatalogService/ListModels", { headers: { authorization: `Bearer ${KEY}` }, body: Uint8Array.from([...grpcFrame(new Uint8Array()), ...grpcFrame(new Uint8Array())]) }),
     ]);
     expect(protocolErrors.map(({ grpcStatus, reason }) => [grpcStatus, reason])).toEqual([
       [grpc.status.INVALID_ARGUMENT, "INVALID_ARGUMENT"],
       [grpc.status.UNIMPLEMENTED, "UNIMPLEMENTED"],
+      [grpc.status.INVALID_ARGUMENT, "INVALID_ARGUMENT"],
+      [grpc.status.INVALID_ARGUMENT, "INVALID_ARGUMENT"],
       [grpc.status.INVALID_ARGUMENT, "INVALID_ARGUMENT"],
     ]);
     const keyed = grpcJsClient(InferenceService, node.grpcUrl, { authorization: `Bearer ${KEY}` });

@@ -19,8 +19,12 @@ const REASON_OF_CODE: Record<string, Reason> = {
   "12": "UNIMPLEMENTED",
   [INTERNAL]: "INTERNAL",
 };
-/** connect-es's INTERNAL statuses that are the client's doing (a malformed request), not the server's. */
-const CLIENT_FAULT = /^(parse binary:|received compressed envelope, but do not know how to decompress)/;
+/**
+ * connect-es's statuses for a malformed request, which are the client's doing: INTERNAL (a server
+ * failure to clients and alerts) for an undecodable body or a compressed message without
+ * grpc-encoding, UNIMPLEMENTED (read as "no such method") for a unary call with no or two messages.
+ */
+const CLIENT_FAULT = /^(parse binary:|received compressed envelope, but do not know how to decompress|protocol error: (missing|received extra) input message)/;
 
 /** Sets the status with a google.rpc.Status carrying one ErrorInfo, as every error of this node does. */
 function setStatus(headers: OutgoingHttpHeaders, code: string, message: string, reason: string, metadata: Record<string, string> = {}): void {
@@ -44,7 +48,7 @@ function fixStatus(headers: OutgoingHttpHeaders | undefined): void {
   }
   const message = decodeURIComponent(raw);
   const code = String(headers["grpc-status"]);
-  if (code === INTERNAL && CLIENT_FAULT.test(message)) {
+  if (CLIENT_FAULT.test(message)) {
     setStatus(headers, INVALID_ARGUMENT, message, "INVALID_ARGUMENT");
     return;
   }
@@ -64,8 +68,8 @@ function fixStatus(headers: OutgoingHttpHeaders | undefined): void {
  * cannot decode as INTERNAL "parse binary: …", a compressed message without grpc-encoding as
  * INTERNAL, one over the size limit as RESOURCE_EXHAUSTED "message size … readMaxBytes …", an
  * unknown compression or a missing message as UNIMPLEMENTED, a bad grpc-timeout or a cut envelope
- * as INVALID_ARGUMENT, a deadline as DEADLINE_EXCEEDED. The INTERNAL ones are the client's fault
- * and go out as INVALID_ARGUMENT (clients and alerts must never read them as a server failure);
+ * as INVALID_ARGUMENT, a deadline as DEADLINE_EXCEEDED. Malformed requests (CLIENT_FAULT) are the
+ * client's fault and go out as INVALID_ARGUMENT (never read as a server failure or a missing method);
  * all get the ErrorInfo every error of this node carries (the size limit as REQUEST_TOO_LARGE,
  * worded as on HTTP, the others with their code's name as reason).
  */
