@@ -145,7 +145,8 @@ describe("RegisterModel against the Hugging Face stand-in", () => {
   it("never picks a LoRA adapter when no filename is given, and says so when a repo holds only adapters", async () => {
     const res = await world.node.catalog.registerModel(register({ repo: TINY_REPO, id: "tiny-repo-default" }));
     expect(res.model).toMatchObject({ filename: TINY_CHAT_FILE, files: [TINY_CHAT_FILE] });
-    expect(res.warnings.join("\n")).toContain(`no filename given: chose F32 (${TINY_CHAT_FILE})`);
+    // The chat and the embedding model: the adapter is not counted among the models.
+    expect(res.warnings.join("\n")).toContain(`no filename given: chose F32 (${TINY_CHAT_FILE}) of the 2 GGUF models in ${TINY_REPO}`);
 
     const adaptersOnly = "llmlb-test/tiny-adapters-GGUF";
     await world.hf.addRepo(adaptersOnly, { files: { "tiny-F16-LoRA.gguf": tinyLora, "lora_style.gguf": tinyLora } });
@@ -156,7 +157,8 @@ describe("RegisterModel against the Hugging Face stand-in", () => {
   });
 
   it("refuses a LoRA adapter registered by name as a model when it is fetched, saying it is an adapter and how to use one", async () => {
-    await world.node.catalog.registerModel(register({ repo: TINY_REPO, filename: TINY_LORA_FILE, id: "lora-as-model" }));
+    const registered = await world.node.catalog.registerModel(register({ repo: TINY_REPO, filename: TINY_LORA_FILE, id: "lora-as-model" }));
+    expect(registered.warnings.join("\n")).toContain(`tiny-lora.gguf's name says it is a LoRA adapter: if it is one, it will be refused when fetched; pull it with llmlb-node pull --adapter hf:${TINY_REPO}/tiny-lora.gguf`);
     const resolving = (async () => {
       for await (const event of world.node.clients.resolver.resolve({ target: { case: "modelId", value: "lora-as-model" } })) void event;
     })();

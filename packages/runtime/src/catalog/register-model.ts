@@ -59,6 +59,9 @@ export async function planRegistration(input: RegisterInput, hub: HubClient, sig
       throw new LlmlbError("NO_GGUF_FILES", `${ref.repo} has no GGUF file to register (it may hold safetensors only; look for a -GGUF repository)`, { repo: ref.repo });
     }
     chosen = filename ? namedGroup(groups, filename, ref.repo, availableFiles) : defaultGroup(groups, ref.repo, warnings);
+    if (filename && isLoraAdapterName(filename)) {
+      warnings.push(`${filename}'s name says it is a LoRA adapter: if it is one, it will be refused when fetched; pull it with llmlb-node pull --adapter hf:${ref.repo}/${filename} and name it in adapter_ids instead`);
+    }
     if (info.gated) {
       warnings.push(`${ref.repo} is gated: request access on ${hub.endpointUrl}/${ref.repo}, then set HF_TOKEN before downloading`);
     }
@@ -143,7 +146,8 @@ function defaultGroup(groups: GgufModelFiles[], repo: string, warnings: string[]
   }
   const what = chosen.quantization ? `${chosen.quantization} (${chosen.files[0]})` : chosen.files[0];
   const parts = chosen.files.length > 1 ? ` with its ${chosen.files.length} parts` : "";
-  warnings.push(`no filename given: chose ${what}${parts} of the ${groups.length} GGUF models in ${repo}; pass filename to pick another`);
+  const models = groups.filter((g) => !isLoraAdapterName(g.files[0]!)).length;
+  warnings.push(`no filename given: chose ${what}${parts} of the ${models} GGUF models in ${repo}; pass filename to pick another`);
   return chosen;
 }
 
