@@ -182,6 +182,20 @@ describe.skipIf(postgresMissing() !== undefined)("expired rows in PostgreSQL (Re
       } finally {
         await other.close();
       }
+      // A user that may not delete them is told once.
+      await owner.query("CREATE ROLE keeper LOGIN");
+      await owner.query("GRANT SELECT, INSERT, UPDATE ON llmlb_state TO keeper");
+      const { logger, lines } = captureLogger();
+      const keeper = await openStateStore({ home, stateUrl: server.url.replace("llmlb@", "keeper@") }, logger);
+      try {
+        await keeper.remoteNamespace<NodeRecord>("nodes")!.set("http://keeper", { url: "http://keeper", ready: [], heartbeatAt: 0 }, 60_000);
+        const deadline = Date.now() + 5_000;
+        const refused = () => lines.some((l) => String(l.msg).includes("may not DELETE from public.llmlb_state"));
+        while (!refused() && Date.now() < deadline) await sleep(50);
+        expect(refused()).toBe(true);
+      } finally {
+        await keeper.close();
+      }
     } finally {
       await state.close();
       await owner.end();

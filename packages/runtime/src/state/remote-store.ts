@@ -2,6 +2,7 @@ import KeyvPostgres from "@keyv/postgres";
 import KeyvRedis from "@keyv/redis";
 import { Keyv, type KeyvStoreAdapter } from "keyv";
 import pg from "pg";
+import type { Logger } from "../logging/index.js";
 import { tableOnce } from "./postgres-table.js";
 
 /** Table of the shared state in PostgreSQL. */
@@ -68,6 +69,14 @@ const EXPIRED_ROWS_SWEEP_MS = 60_000;
 class PooledPostgres extends KeyvPostgres {
   declare private pgPool: pg.Pool;
   private lastSweep = -Infinity;
+  private sweepRefusalLogged = false;
+
+  constructor(
+    options: ConstructorParameters<typeof KeyvPostgres>[0],
+    private readonly logger: Logger,
+  ) {
+    super(options);
+  }
 
   override async connect(): Promise<(sql: string, values?: unknown) => Promise<unknown[]>> {
     this.pgPool = new pg.Pool({ connectionString: this.opts.uri, max: 4, connectionTimeoutMillis: 3_000, idleTimeoutMillis: 10_000 });
@@ -124,13 +133,18 @@ class PooledPostgres extends KeyvPostgres {
   /**
    * Expired rows are never read, but nothing rewrites the key of a node that left for good (a
    * container's address changes at every restart): without this the table kept one row per
-   * departure, scanned by every listing. Any node may delete them; failures wait for the next sweep.
+   * departure, scanned by every listing. Any node may delete them; a failure waits for the next
+   * sweep, and a refusal (a user without DELETE) is logged once.
    */
   private sweepExpired(): void {
     const now = performance.now();
     if (now - this.lastSweep < EXPIRED_ROWS_SWEEP_MS) return;
     this.lastSweep = now;
-    this.query(`DELETE FROM ${this.tableName} WHERE expires_at <= now()`).catch(() => undefined);
+    this.query(`DELETE FROM ${this.tableName} WHERE expires_at <= now()`).catch((err: unknown) => {
+      if ((err as { code?: string }).code !== "42501" || this.sweepRefusalLogged) return;
+      this.sweepRefusalLogged = true;
+      this.logger.warn({ err, table: this.tableName }, `this PostgreSQL user may not DELETE from ${this.tableName}: rows of nodes that left stay in it; grant it DELETE`);
+    });
   }
 
   override async setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
@@ -193,7 +207,7 @@ async function* sharedEntries<V>(kv: Keyv<V>): AsyncGenerator<[string, V]> {
 }
 
 /** A keyv namespace in the shared store; operations throw when the store cannot be reached. */
-export function openRemoteKv<T>(url: string, namespace: string): Keyv<T> {
+export function openRemoteKv<T>(url: string, namespace: string, logger: Logger): Keyv<T> {
   const store: KeyvStoreAdapter =
     remoteKindOf(url) === "redis"
       ? new ServerClockRedis(
@@ -205,7 +219,7 @@ export function openRemoteKv<T>(url: string, namespace: string): Keyv<T> {
           },
           { throwOnConnectError: true, throwOnErrors: true },
         )
-      : new PooledPostgres({ uri: url, table: POSTGRES_TABLE });
+      : new PooledPostgres({ uri: url, table: POSTGRES_TABLE }, logger);
   const kv = new Keyv<T>({ store, namespace, throwOnErrors: true });
   kv.on("error", () => {}); // surfaced to the caller as a rejection (throwOnErrors); the link logs it once
   return kv;

@@ -53,7 +53,7 @@ export async function openStateStore(
   // store that is new, or came back without its data, has another (or none): publish everything.
   let publishAll = false;
   if (url) {
-    const markerKv = track(openRemoteKv<string>(url, "fleet"));
+    const markerKv = track(openRemoteKv<string>(url, "fleet", logger));
     const knownKv = local<string>("fleet-incarnation");
     let known = await knownKv.get("published-into");
     link = new StateLink({
@@ -77,7 +77,7 @@ export async function openStateStore(
     });
     publishAll = (await link.connect(t.connectTimeoutMs)) === false;
   }
-  const remote = <T>(ns: string) => (url ? track(openRemoteKv<T>(url, ns)) : undefined);
+  const remote = <T>(ns: string) => (url ? track(openRemoteKv<T>(url, ns, logger)) : undefined);
   return {
     shared: Boolean(url),
     link,
