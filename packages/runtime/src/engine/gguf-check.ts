@@ -1,7 +1,7 @@
 import path from "node:path";
 import type { GgufFileInfo } from "node-llama-cpp";
 import { importLlamaCpp } from "./llama-cpp.js";
-import { LlmlbError, loraAdapterNotModel } from "../errors/index.js";
+import { LlmlbError, loraAdapterNotModel, repositoryFileName } from "../errors/index.js";
 import type { ArtifactKind } from "../store/artifact-kind.js";
 import { checkAdapterHeader, checkModelHyperparameters } from "./gguf-limits.js";
 import { GgufFormatError, readGgufStructure, type GgufStructure } from "./gguf-structure.js";
@@ -88,11 +88,11 @@ export function embeddedTemplateCheck(sandbox: TemplateSandbox): MetadataCheck {
 }
 
 export function invalidModelFile(file: string, problem: string, fields: Record<string, string> = {}, cause?: unknown): LlmlbError {
-  // A download is validated as <name>.part in .partial/ before it is installed: fetching the same
-  // file again gives the same bytes (they matched the source's size and sha256).
+  // A download (validated as <name>.part): fetching the same file again gives the same bytes (they
+  // matched the source's size and sha256).
   const downloaded = /\.part$/.test(file);
   const message = downloaded
-    ? `${path.basename(file, ".part")}, as its source serves it, is not a usable GGUF file: ${problem}. The download was discarded; ` +
+    ? `${repositoryFileName(file)}, as its source serves it, is not a usable GGUF file: ${problem}. The download was discarded; ` +
       "fetching it again gives the same file: choose another file of the repository (filename) or another source"
     : `${file} is not a usable GGUF file: ${problem}. It was not loaded; replace the file (delete it and download it again).`;
   return new LlmlbError("INVALID_MODEL_FILE", message, { path: file, ...fields }, { cause });

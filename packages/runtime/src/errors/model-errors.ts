@@ -1,7 +1,7 @@
 import path from "node:path";
 import { LlmlbError } from "./llmlb-error.js";
 
-/** An id that is neither in supported_models.json nor registered. */
+/** A model listed with the rerank capability whose GGUF has no ranking head. */
 export function noRankingHead(id: string): LlmlbError {
   return new LlmlbError(
     "INVALID_MODEL_FILE",
@@ -10,10 +10,14 @@ export function noRankingHead(id: string): LlmlbError {
   );
 }
 
+/** A file's name as its repository names it: a download is validated as <name>.part in .partial/, before it is installed under its name. */
+export function repositoryFileName(file: string): string {
+  return path.basename(file).replace(/\.part$/, "");
+}
+
 /** A file given as a model whose GGUF header says it is a LoRA adapter (general.type "adapter"). */
 export function loraAdapterNotModel(file: string, architecture: string | undefined): LlmlbError {
-  // A download is validated as <name>.part in .partial/, before it is installed under its name.
-  const name = path.basename(file).replace(/\.gguf\.part$/i, ".gguf");
+  const name = repositoryFileName(file);
   const base = architecture ? `a ${architecture} model` : "the model it was trained for";
   return new LlmlbError(
     "INVALID_MODEL_FILE",
@@ -32,6 +36,7 @@ export function readOnlyCopy(id: string, path: string): LlmlbError {
   );
 }
 
+/** An id that is neither in supported_models.json nor registered. */
 export function modelNotSupported(id: string): LlmlbError {
   return new LlmlbError(
     "MODEL_NOT_SUPPORTED",
