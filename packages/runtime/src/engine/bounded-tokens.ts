@@ -20,6 +20,15 @@ export function promptTooLong(field: string, has: string, contextSize: number, k
   );
 }
 
+/** The refusal of a chat prompt that fits, but not with the opening LlamaChat writes after it (`what` that opening starts). */
+export function openingDoesNotFit(promptTokens: number, contextSize: number, what: string): LlmlbError {
+  return new LlmlbError(
+    "INVALID_ARGUMENT",
+    `messages: the prompt has ${promptTokens} tokens, and with the opening of ${what} they do not fit the model's context of ${contextSize} tokens per request; shorten it, or give the model a larger context_length / LLMLB_CONTEXT_SIZE`,
+    { field: "messages", prompt_tokens: String(promptTokens), context_length: String(contextSize) },
+  );
+}
+
 /**
  * Refuses texts that cannot fit in a context of `contextSize` tokens with `kept` kept for the
  * answer, without ever holding the event loop for one big tokenizer call: the texts are tokenized

@@ -17,7 +17,7 @@ import { chatHistory } from "./chat-history.js";
 import { CompletionOutput } from "./completion-output.js";
 import { valueAt } from "./gguf-check.js";
 import { grammarCache } from "./grammar-cache.js";
-import { promptTooLong, refuseBeyondContext } from "./bounded-tokens.js";
+import { openingDoesNotFit, promptTooLong, refuseBeyondContext } from "./bounded-tokens.js";
 import { promptTexts } from "./request-validation.js";
 import { renderPromptOnce } from "./rendered-prompt.js";
 import { samplingOptions } from "./sampling.js";
@@ -138,11 +138,7 @@ export async function generateChat(
     // Before evaluating anything: the prompt with the opening LlamaChat writes ahead of the answer
     // (a forced tool call's syntax) does not fit.
     if (spent.usedInputTokens === 0 && /fits? the context size/.test(String((err as Error).message))) {
-      throw new LlmlbError(
-        "INVALID_ARGUMENT",
-        `messages: the prompt has ${promptTokens} tokens, and with the opening of ${functions ? "the tool call the model must make" : "the answer"} they do not fit the model's context of ${target.contextSize} tokens per request; shorten it, or give the model a larger context_length / LLMLB_CONTEXT_SIZE`,
-        { field: "messages", prompt_tokens: String(promptTokens), context_length: String(target.contextSize) },
-      );
+      throw openingDoesNotFit(promptTokens, target.contextSize, functions ? "the tool call the model must make" : "the answer");
     }
     throw err;
   } finally {
