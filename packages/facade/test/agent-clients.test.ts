@@ -491,6 +491,17 @@ describe("logprobs, n, completions, embeddings, strict fields", () => {
     expect(order.indexOf("text 4")).toBeLessThan(lastLongEnd);
   });
 
+  it("/v1/completions names the prompt an error is about as sent (prompt[i]), whole and streamed", async () => {
+    const tooLong = "x ".repeat(1100);
+    const whole = await post("/v1/completions", { model: TINY_CHAT_ID, prompt: ["Once upon", tooLong, "The sky"], max_tokens: 2, temperature: 0 });
+    expect(whole.status).toBe(400);
+    expect((whole.json as { error: { param: string; message: string } }).error).toMatchObject({ param: "prompt[1]", message: expect.stringMatching(/^prompt\[1\]: the prompt has/) });
+    // The sixth prompt starts once the stream is open: its error is the stream's last event.
+    const streamed = await post("/v1/completions", { model: TINY_CHAT_ID, prompt: ["a", "b", "c", "d", "e", tooLong], max_tokens: 2, temperature: 0, stream: true });
+    const last = JSON.parse(streamed.text.trim().split("\n").filter((l) => l.startsWith("data: ")).at(-1)!.slice(6)) as { error?: { param: string } };
+    expect(last.error).toMatchObject({ param: "prompt[5]" });
+  });
+
   it("embeddings dimensions halves the vector with unit norm; more than the model's is a 400", async () => {
     const full = await openai.embeddings.create({ model: TINY_EMBED_ID, input: "hello", encoding_format: "float" });
     const size = full.data[0]!.embedding.length;

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from "fastify";
 import { ModelState, type Model } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import type { NodeClients } from "../../clients.js";
 import { chatRequest } from "./chat-request.js";
-import { withFieldAsSent } from "./field-as-sent.js";
+import { streamWithFieldsAsSent, withFieldAsSent } from "./field-as-sent.js";
 import { answerCompletion, clientLeftSignal, openAiLogprob, type ChoiceCall, type CompletionShape, type Delta, type StreamedLogprob } from "./completion-stream.js";
 import { choiceSampling, keepAliveField, samplingFields } from "./sampling.js";
 import { modelFacts } from "../../router/node-facts.js";
@@ -161,7 +161,11 @@ export function registerOpenAiRoutes(app: FastifyInstance, clients: NodeClients)
     const calls: ChoiceCall[] = prompts.flatMap((prompt, p) =>
       Array.from({ length: n }, (_, i) => ({
         countsPrompt: i === 0,
-        run: (signal: AbortSignal) => clients.inference.complete({ ...choiceSampling(fields, p * n + i), prompt }, { signal }),
+        run: (signal: AbortSignal) => {
+          const stream = clients.inference.complete({ ...choiceSampling(fields, p * n + i), prompt }, { signal });
+          // An error about one of several prompts names it as sent.
+          return prompts.length > 1 ? streamWithFieldsAsSent(stream, (field) => (field === "prompt" ? `prompt[${p}]` : undefined)) : stream;
+        },
       })),
     );
     const echoed = (index: number) => (body.echo ? prompts[Math.floor(index / n)]! : "");
