@@ -156,12 +156,12 @@ describe("a client in another language", () => {
   });
 });
 
-describe("the node's HTTP/2 ping (LLMLB_PING_TIMEOUT)", () => {
+describe("the node's HTTP/2 ping (LLMLB_PING_INTERVAL, LLMLB_PING_TIMEOUT; seconds here, minutes by default)", () => {
   let world: TinyWorld;
   let node: TestNode;
   beforeAll(async () => {
     world = await startTinyWorld();
-    node = await startTestNode({ ...world.env, LLMLB_PING_TIMEOUT: "2", LLMLB_MAX_STREAMS_PER_CLIENT: "1" });
+    node = await startTestNode({ ...world.env, LLMLB_PING_INTERVAL: "2", LLMLB_PING_TIMEOUT: "2", LLMLB_MAX_STREAMS_PER_CLIENT: "1" });
   });
   afterAll(async () => {
     await node?.stop();

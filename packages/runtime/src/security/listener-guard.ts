@@ -41,6 +41,7 @@ export interface ListenerLimits {
   bodyTimeoutMs: number;
   keepAliveTimeoutMs: number;
   idleTimeoutMs: number;
+  pingIntervalMs: number;
   pingTimeoutMs: number;
   maxConcurrentStreams: number;
 }
@@ -75,6 +76,7 @@ export class ListenerGuard {
       bodyTimeoutMs: config.bodyTimeoutSeconds * 1000,
       keepAliveTimeoutMs: config.keepAliveTimeoutSeconds * 1000,
       idleTimeoutMs: config.idleTimeoutSeconds * 1000,
+      pingIntervalMs: config.pingIntervalSeconds * 1000,
       pingTimeoutMs: config.pingTimeoutSeconds * 1000,
       maxConcurrentStreams: config.maxConcurrentStreams,
     };

@@ -108,7 +108,7 @@ export async function startGrpcServer(options: {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
     closeWhenIdle(session, guard.limits.idleTimeoutMs);
-    destroyWhenUnresponsive(session, guard.limits.pingTimeoutMs, options.logger);
+    destroyWhenUnresponsive(session, guard.limits, options.logger);
   });
   const port = await listenOrExplain(server, options.host, options.port, { env: "LLMLB_GRPC_PORT", flag: "--grpc-port" });
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
@@ -168,33 +168,40 @@ function closeWhenIdle(session: http2.Http2Session, idleMs: number): void {
 const PING_FRAME_BYTES = 17;
 
 /**
- * Destroys a connection on which nothing has moved for two intervals of `timeoutMs`: no byte read
- * from the peer, none of ours taken by it, and no answer to the ping sent after the first. A peer
- * gone without closing, or a connection Node stopped reading (a header block over its limit ends in
- * a GOAWAY that no event reports), would otherwise keep its calls and stream slots for ever. Bytes
- * still leaving count as life: a ping waits behind the answers already on their way, so a slow link
- * draining a large answer would otherwise look dead.
+ * Pings a connection on which no byte has moved either way for `pingIntervalMs`, and destroys it if,
+ * `pingTimeoutMs` later, the ping is unanswered and still nothing has moved: a peer gone without
+ * closing, or a connection Node stopped reading (a header block over its limit ends in a GOAWAY
+ * that no event reports), would otherwise keep its calls and stream slots for ever. The interval is
+ * long (as grpc-go's keepalive time): a ping waits behind the answers already queued for the peer,
+ * so on a slow link the tail of a large answer, sitting in the kernel's buffers, must not look dead.
  */
-function destroyWhenUnresponsive(session: http2.Http2Session, timeoutMs: number, logger: Logger): void {
-  const traffic = () => (session.destroyed ? { read: 0, written: 0 } : { read: session.socket.bytesRead, written: session.socket.bytesWritten });
-  let last = traffic();
-  let pinged = false;
-  const interval = setInterval(() => {
-    if (session.destroyed || session.closed) return;
-    const now = traffic();
-    const alive = now.read > last.read || now.written - last.written > (pinged ? PING_FRAME_BYTES : 0);
+function destroyWhenUnresponsive(session: http2.Http2Session, limits: { pingIntervalMs: number; pingTimeoutMs: number }, logger: Logger): void {
+  let last = 0;
+  /** Bytes read or written since the last call. */
+  const traffic = () => {
+    const now = session.destroyed ? last : session.socket.bytesRead + session.socket.bytesWritten;
+    const delta = now - last;
     last = now;
-    if (alive) {
-      pinged = false;
-      return;
-    }
-    if (!pinged) {
-      pinged = session.ping(() => (pinged = false));
-      return;
-    }
-    logger.warn({ address: session.socket.remoteAddress, timeout_s: timeoutMs / 1000 }, "closed an HTTP/2 connection on which nothing moved and no ping was answered (LLMLB_PING_TIMEOUT)");
-    session.destroy();
-  }, timeoutMs);
-  interval.unref();
-  session.once("close", () => clearInterval(interval));
+    return delta;
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const watchQuiet = () => {
+    timer = setTimeout(() => (traffic() > 0 ? watchQuiet() : ping()), limits.pingIntervalMs);
+    timer.unref();
+  };
+  const ping = () => {
+    if (session.destroyed || session.closed) return;
+    let answered = false;
+    if (!session.ping(() => (answered = true))) return watchQuiet();
+    timer = setTimeout(() => {
+      // More than the ping's own frame has moved: the peer is there.
+      if (answered || traffic() > PING_FRAME_BYTES) return watchQuiet();
+      logger.warn({ address: session.socket.remoteAddress, timeout_s: limits.pingTimeoutMs / 1000 }, "closed an HTTP/2 connection that answered no ping and moved no byte (LLMLB_PING_INTERVAL, LLMLB_PING_TIMEOUT)");
+      session.destroy();
+    }, limits.pingTimeoutMs);
+    timer.unref();
+  };
+  traffic();
+  watchQuiet();
+  session.once("close", () => clearTimeout(timer));
 }
