@@ -15,7 +15,7 @@ import {
   tinySupported,
   useCatalogWorld,
 } from "./catalog-world.js";
-import { TINY_CHAT_FILE, TINY_LORA_FILE, TINY_REPO, TINY_REPO_FILES, tinyLora } from "../../../testkit/world/tiny-world.js";
+import { TINY_CHAT_FILE, TINY_LORA_FILE, TINY_REPO, TINY_REPO_FILES, tinyChat, tinyLora } from "../../../testkit/world/tiny-world.js";
 
 /** The code and reason a call failed with. */
 async function failure(call: Promise<unknown>): Promise<{ code: Code; reason: string; message: string }> {
@@ -148,6 +148,11 @@ describe("RegisterModel against the Hugging Face stand-in", () => {
     // The chat and the embedding model: the adapter is not counted among the models.
     expect(res.warnings.join("\n")).toContain(`no filename given: chose F32 (${TINY_CHAT_FILE}) of the 2 GGUF models in ${TINY_REPO}`);
 
+    // Projectors, importance matrices and adapters are not models: one model is "the only" one.
+    const oneModel = "llmlb-test/one-model-GGUF";
+    await world.hf.addRepo(oneModel, { files: { "m-Q4_K_M.gguf": tinyChat, "mmproj-m-f16.gguf": tinyLora, "m.imatrix.gguf": tinyLora, "m-lora-f16.gguf": tinyLora } });
+    const only = await world.node.catalog.registerModel(register({ repo: oneModel, id: "one-model" }));
+    expect(only.warnings.join("\n")).toContain(`no filename given: chose Q4_K_M (m-Q4_K_M.gguf), the only GGUF model in ${oneModel}`);
     const adaptersOnly = "llmlb-test/tiny-adapters-GGUF";
     await world.hf.addRepo(adaptersOnly, { files: { "tiny-F16-LoRA.gguf": tinyLora, "lora_style.gguf": tinyLora } });
     const refused = await failure(world.node.catalog.registerModel(register({ repo: adaptersOnly })));

@@ -117,12 +117,18 @@ export function groupOf(groups: readonly GgufModelFiles[], file: string): GgufMo
   return groups.find((g) => g.files.includes(file));
 }
 
+/** A complete model a node can serve on its own: not a vision projector, importance matrix or LoRA adapter. */
+export function isServableModel(group: GgufModelFiles): boolean {
+  const first = group.files[0]!;
+  return group.complete && !NOT_A_MODEL.test(baseName(first)) && !isLoraAdapterName(first);
+}
+
 /**
  * The model to register when no file was named: Q4_K_M, then Q4_K_S, Q5_K_M, Q8_0, else the
  * smallest. Vision projectors, importance matrices and LoRA adapters are never picked.
  */
 export function pickDefault(groups: readonly GgufModelFiles[]): GgufModelFiles | undefined {
-  const candidates = groups.filter((g) => g.complete && !NOT_A_MODEL.test(baseName(g.files[0]!)) && !isLoraAdapterName(g.files[0]!));
+  const candidates = groups.filter(isServableModel);
   for (const quantization of DEFAULT_QUANTIZATIONS) {
     const match = candidates.find((g) => g.quantization === quantization);
     if (match) return match;

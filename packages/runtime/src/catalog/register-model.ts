@@ -2,7 +2,7 @@ import { MAX_CONTEXT_LENGTH, MIN_CONTEXT_LENGTH } from "../config/parse.js";
 import { LlmlbError } from "../errors/index.js";
 import type { RegisterModelRequest } from "../gen/llmlb/node/v1/catalog_pb.js";
 import { MAX_ID_LENGTH, validateModelId } from "../store/model-id.js";
-import { baseName, groupGgufFiles, groupOf, isGguf, isLoraAdapterName, pickDefault, quantizationOf, shardParts, shardSequenceProblem, type GgufModelFiles } from "./gguf-files.js";
+import { baseName, groupGgufFiles, groupOf, isGguf, isLoraAdapterName, isServableModel, pickDefault, quantizationOf, shardParts, shardSequenceProblem, type GgufModelFiles } from "./gguf-files.js";
 import type { HubClient, HubModelInfo } from "./hub-client.js";
 import type { ModelEntry } from "./model-entry.js";
 import { isRepoFilePath, parseRepoRef } from "./repo-ref.js";
@@ -146,8 +146,12 @@ function defaultGroup(groups: GgufModelFiles[], repo: string, warnings: string[]
   }
   const what = chosen.quantization ? `${chosen.quantization} (${chosen.files[0]})` : chosen.files[0];
   const parts = chosen.files.length > 1 ? ` with its ${chosen.files.length} parts` : "";
-  const models = groups.filter((g) => !isLoraAdapterName(g.files[0]!)).length;
-  warnings.push(`no filename given: chose ${what}${parts} of the ${models} GGUF models in ${repo}; pass filename to pick another`);
+  const models = groups.filter(isServableModel).length;
+  warnings.push(
+    models > 1
+      ? `no filename given: chose ${what}${parts} of the ${models} GGUF models in ${repo}; pass filename to pick another`
+      : `no filename given: chose ${what}${parts}, the only GGUF model in ${repo}`,
+  );
   return chosen;
 }
 

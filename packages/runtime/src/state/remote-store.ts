@@ -69,11 +69,12 @@ const EXPIRED_ROWS_SWEEP_MS = 60_000;
 class PooledPostgres extends KeyvPostgres {
   declare private pgPool: pg.Pool;
   private lastSweep = -Infinity;
-  private sweepRefusalLogged = false;
 
   constructor(
     options: ConstructorParameters<typeof KeyvPostgres>[0],
     private readonly logger: Logger,
+    /** Shared by a node's namespaces, which each have an adapter: the refusal is logged once. */
+    private readonly sweepRefusal: { logged: boolean },
   ) {
     super(options);
   }
@@ -141,8 +142,8 @@ class PooledPostgres extends KeyvPostgres {
     if (now - this.lastSweep < EXPIRED_ROWS_SWEEP_MS) return;
     this.lastSweep = now;
     this.query(`DELETE FROM ${this.tableName} WHERE expires_at <= now()`).catch((err: unknown) => {
-      if ((err as { code?: string }).code !== "42501" || this.sweepRefusalLogged) return;
-      this.sweepRefusalLogged = true;
+      if ((err as { code?: string }).code !== "42501" || this.sweepRefusal.logged) return;
+      this.sweepRefusal.logged = true;
       this.logger.warn({ err, table: this.tableName }, `this PostgreSQL user may not DELETE from ${this.tableName}: rows of nodes that left stay in it; grant it DELETE`);
     });
   }
@@ -207,7 +208,7 @@ async function* sharedEntries<V>(kv: Keyv<V>): AsyncGenerator<[string, V]> {
 }
 
 /** A keyv namespace in the shared store; operations throw when the store cannot be reached. */
-export function openRemoteKv<T>(url: string, namespace: string, logger: Logger): Keyv<T> {
+export function openRemoteKv<T>(url: string, namespace: string, logger: Logger, sweepRefusal: { logged: boolean }): Keyv<T> {
   const store: KeyvStoreAdapter =
     remoteKindOf(url) === "redis"
       ? new ServerClockRedis(
@@ -219,7 +220,7 @@ export function openRemoteKv<T>(url: string, namespace: string, logger: Logger):
           },
           { throwOnConnectError: true, throwOnErrors: true },
         )
-      : new PooledPostgres({ uri: url, table: POSTGRES_TABLE }, logger);
+      : new PooledPostgres({ uri: url, table: POSTGRES_TABLE }, logger, sweepRefusal);
   const kv = new Keyv<T>({ store, namespace, throwOnErrors: true });
   kv.on("error", () => {}); // surfaced to the caller as a rejection (throwOnErrors); the link logs it once
   return kv;

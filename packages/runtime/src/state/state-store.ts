@@ -49,11 +49,13 @@ export async function openStateStore(
   const url = options.stateUrl;
   const name = url ? redactUrl(url) : "node.db";
   let link: StateLink | undefined;
+  // One warning per node when its database user may not delete expired rows (each namespace sweeps).
+  const sweepRefusal = { logged: false };
   // Each node remembers which incarnation of the shared store it has published its state into; a
   // store that is new, or came back without its data, has another (or none): publish everything.
   let publishAll = false;
   if (url) {
-    const markerKv = track(openRemoteKv<string>(url, "fleet", logger));
+    const markerKv = track(openRemoteKv<string>(url, "fleet", logger, sweepRefusal));
     const knownKv = local<string>("fleet-incarnation");
     let known = await knownKv.get("published-into");
     link = new StateLink({
@@ -77,7 +79,7 @@ export async function openStateStore(
     });
     publishAll = (await link.connect(t.connectTimeoutMs)) === false;
   }
-  const remote = <T>(ns: string) => (url ? track(openRemoteKv<T>(url, ns, logger)) : undefined);
+  const remote = <T>(ns: string) => (url ? track(openRemoteKv<T>(url, ns, logger, sweepRefusal)) : undefined);
   return {
     shared: Boolean(url),
     link,
