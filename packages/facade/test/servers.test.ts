@@ -57,6 +57,15 @@ describe("gRPC (h2c) and HTTP/1.1 listeners", () => {
     expect(await res.json()).toMatchObject({ status: "SERVING", gpu: { device_count: 0, capability_score: 0 }, load: { active_requests: 0 } });
   });
 
+  it("answers a health check of a service it does not serve with NOT_FOUND and its ErrorInfo, naming those it serves", async () => {
+    const health = createClient(Health, createGrpcTransport({ baseUrl: node.grpcUrl }));
+    const err = ConnectError.from(await health.check({ service: "no.such.Service" }).catch((e: unknown) => e));
+    expect(err.code).toBe(Code.NotFound);
+    expect(err.rawMessage).toContain('unknown service "no.such.Service"; this node reports the health of ""');
+    // Every error of the node carries one (this one had none).
+    expect(err.findDetails(ErrorInfoSchema)).toMatchObject([{ reason: "SERVICE_NOT_FOUND", metadata: { service: "no.such.Service" } }]);
+  });
+
   it("streams health Watch over gRPC until the client cancels", async () => {
     const health = createClient(Health, createGrpcTransport({ baseUrl: node.grpcUrl }));
     const abort = new AbortController();

@@ -20,6 +20,6 @@ export {
   originNotAllowed,
 } from "./security-errors.js";
 export { describeExit, engineCrashed, loadCrashBackoff, loadCrashedTwice, runnerStartFailed, type RunnerExit } from "./runner-errors.js";
-export { MAX_JSON_DEPTH, bodyTooDeep, invalidField, nestsDeeperThan, parseJsonField, unknownMethod } from "./request-errors.js";
+export { MAX_JSON_DEPTH, bodyTooDeep, invalidField, nestsDeeperThan, parseJsonField, serviceNotFound, unknownMethod } from "./request-errors.js";
 export { diskFilledUp, reservationsLockTimeout } from "./disk-errors.js";
 export { homeNotWritable, nodeDbNotWritable } from "./home-errors.js";

@@ -21,6 +21,8 @@ export const REASONS = {
   FILE_NOT_FOUND: Code.NotFound,
   ADAPTER_NOT_FOUND: Code.NotFound,
   REPO_NOT_FOUND: Code.NotFound,
+  /** grpc.health.v1.Health/Check for a service the node does not serve. */
+  SERVICE_NOT_FOUND: Code.NotFound,
   REVISION_NOT_FOUND: Code.NotFound,
   MODEL_ALREADY_EXISTS: Code.AlreadyExists,
   MODEL_IN_USE: Code.FailedPrecondition,

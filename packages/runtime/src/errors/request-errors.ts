@@ -5,6 +5,11 @@ export function invalidField(field: string, problem: string): LlmlbError {
   return new LlmlbError("INVALID_ARGUMENT", `${field} ${problem}`, { field });
 }
 
+/** NOT_FOUND for a health check of a service the node does not serve (as grpc.health.v1 says), naming those it serves. */
+export function serviceNotFound(service: string, served: readonly string[]): LlmlbError {
+  return new LlmlbError("SERVICE_NOT_FOUND", `unknown service "${service}"; this node reports the health of ${served.map((s) => `"${s}"`).join(", ")}`, { service });
+}
+
 /** UNIMPLEMENTED for an RPC path that names no method of the node, saying where its methods are listed. */
 export function unknownMethod(path: string): LlmlbError {
   return new LlmlbError(

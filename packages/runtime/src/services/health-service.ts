@@ -1,6 +1,6 @@
 import { AsyncQueue } from "../events/async-queue.js";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { serviceNotFound } from "../errors/index.js";
 import {
   HealthCheckResponse_ServingStatus as ServingStatus,
   Health,
@@ -42,7 +42,7 @@ export function createHealthService(state: HealthState, endStreams: AbortSignal)
   return {
     check(req) {
       const status = state.statusOf(req.service);
-      if (status === undefined) throw new ConnectError(`unknown service "${req.service}"`, Code.NotFound);
+      if (status === undefined) throw serviceNotFound(req.service, state.services);
       return { status };
     },
     list() {
