@@ -51,8 +51,10 @@ export async function startPostgres(options: { port?: number } = {}): Promise<Po
     { stdio: "ignore", ...(user ?? {}) },
   );
   await waitForPort(port, 20_000);
+  const url = `postgres://llmlb@127.0.0.1:${port}/postgres`;
+  await waitForQueries(url, 20_000);
   return {
-    url: `postgres://llmlb@127.0.0.1:${port}/postgres`,
+    url,
     async close() {
       if (child.exitCode === null) {
         await new Promise<void>((resolve) => {
@@ -63,4 +65,27 @@ export async function startPostgres(options: { port?: number } = {}): Promise<Po
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * PostgreSQL listens before it takes queries: until its start-up ends it refuses connections with
+ * "the database system is starting up" (57P03). A test's first query must not meet that.
+ */
+async function waitForQueries(url: string, timeoutMs: number): Promise<void> {
+  const pg = (await import("pg")).default;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const client = new pg.Client({ connectionString: url });
+    client.on("error", () => {});
+    try {
+      await client.connect();
+      await client.query("SELECT 1");
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
 }
