@@ -38,13 +38,7 @@ function guarded(guard: ListenerGuard, next: Handler): Handler {
         address: req.socket?.remoteAddress ?? "",
       }));
     } catch (err) {
-      const answer = rpcRejection(req.headers["content-type"], err);
-      if (!req.stream.destroyed) {
-        req.stream.respond({ ":status": answer.status, ...answer.headers }, { endStream: answer.body.length === 0 });
-        if (answer.body.length) req.stream.end(answer.body);
-        // The client may still be sending; the body is refused unread.
-        req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
-      }
+      refuseUnread(req.stream, req.headers["content-type"], err);
       return;
     }
     dropUnwaitableDeadline(req.headers);
@@ -139,11 +133,20 @@ const answerUnknownMethod: NonNullable<Parameters<typeof connectNodeAdapter>[0][
     res.end();
     return;
   }
-  // A gRPC answer without a message is "trailers-only": one HEADERS frame that ends the stream.
-  const answer = rpcRejection(contentType, unknownMethod(req.url ?? ""));
-  const { stream } = res as http2.Http2ServerResponse;
-  stream.respond({ ":status": answer.status, ...answer.headers }, { endStream: true });
+  refuseUnread((res as http2.Http2ServerResponse).stream, contentType, unknownMethod(req.url ?? ""));
 };
+
+/**
+ * Answers a call with `err` in the protocol the client speaks (a gRPC refusal is "trailers-only":
+ * one HEADERS frame that ends the stream), its request body unread: the client may still be sending.
+ */
+function refuseUnread(stream: http2.ServerHttp2Stream, contentType: string | undefined, err: unknown): void {
+  if (stream.destroyed) return;
+  const answer = rpcRejection(contentType, err);
+  stream.respond({ ":status": answer.status, ...answer.headers }, { endStream: answer.body.length === 0 });
+  if (answer.body.length) stream.end(answer.body);
+  stream.close(http2.constants.NGHTTP2_NO_ERROR);
+}
 
 /** Closes a connection that has had no open stream for idleMs; one with a call in progress stays. */
 function closeWhenIdle(session: http2.Http2Session, idleMs: number): void {

@@ -59,6 +59,31 @@ const LIVE = "(expires_at IS NULL OR expires_at > now())";
 const EXPIRED_ROWS_SWEEP_MS = 60_000;
 
 /**
+ * A node's deletion of the shared table's expired rows. Expired rows are never read, but nothing
+ * rewrites the key of a node that left for good (a container's address changes at every restart):
+ * without it the table kept one row per departure, scanned by every listing. One per node, shared
+ * by its namespaces (each has an adapter on the same table): at most one DELETE a minute, and a
+ * refusal (a user without DELETE) logged once. A failure waits for the next sweep.
+ */
+export class ExpiredRowsSweep {
+  private last = -Infinity;
+  private refusalLogged = false;
+
+  constructor(private readonly logger: Logger) {}
+
+  run(query: (sql: string) => Promise<unknown>, table: string): void {
+    const now = performance.now();
+    if (now - this.last < EXPIRED_ROWS_SWEEP_MS) return;
+    this.last = now;
+    query(`DELETE FROM ${table} WHERE expires_at <= now()`).catch((err: unknown) => {
+      if ((err as { code?: string }).code !== "42501" || this.refusalLogged) return;
+      this.refusalLogged = true;
+      this.logger.warn({ err, table }, `this PostgreSQL user may not DELETE from ${table}: rows of nodes that left stay in it; grant it DELETE`);
+    });
+  }
+}
+
+/**
  * @keyv/postgres on a pool of its own: the adapter's built-in pool is one per process and URI
  * (closing one node's store would close every in-process node's), has no connect timeout, and
  * an idle connection dropped by a restarting server would raise an unhandled 'error'. Its
@@ -68,13 +93,9 @@ const EXPIRED_ROWS_SWEEP_MS = 60_000;
  */
 class PooledPostgres extends KeyvPostgres {
   declare private pgPool: pg.Pool;
-  private lastSweep = -Infinity;
-
   constructor(
     options: ConstructorParameters<typeof KeyvPostgres>[0],
-    private readonly logger: Logger,
-    /** Shared by a node's namespaces, which each have an adapter: the refusal is logged once. */
-    private readonly sweepRefusal: { logged: boolean },
+    private readonly sweep: ExpiredRowsSweep,
   ) {
     super(options);
   }
@@ -128,24 +149,7 @@ class PooledPostgres extends KeyvPostgres {
        ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
       [key, withoutWriterClock(value), typeof ttl === "number" && ttl > 0 ? ttl : null],
     );
-    this.sweepExpired();
-  }
-
-  /**
-   * Expired rows are never read, but nothing rewrites the key of a node that left for good (a
-   * container's address changes at every restart): without this the table kept one row per
-   * departure, scanned by every listing. Any node may delete them; a failure waits for the next
-   * sweep, and a refusal (a user without DELETE) is logged once.
-   */
-  private sweepExpired(): void {
-    const now = performance.now();
-    if (now - this.lastSweep < EXPIRED_ROWS_SWEEP_MS) return;
-    this.lastSweep = now;
-    this.query(`DELETE FROM ${this.tableName} WHERE expires_at <= now()`).catch((err: unknown) => {
-      if ((err as { code?: string }).code !== "42501" || this.sweepRefusal.logged) return;
-      this.sweepRefusal.logged = true;
-      this.logger.warn({ err, table: this.tableName }, `this PostgreSQL user may not DELETE from ${this.tableName}: rows of nodes that left stay in it; grant it DELETE`);
-    });
+    this.sweep.run((sql) => this.query(sql), this.tableName);
   }
 
   override async setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
@@ -208,7 +212,7 @@ async function* sharedEntries<V>(kv: Keyv<V>): AsyncGenerator<[string, V]> {
 }
 
 /** A keyv namespace in the shared store; operations throw when the store cannot be reached. */
-export function openRemoteKv<T>(url: string, namespace: string, logger: Logger, sweepRefusal: { logged: boolean }): Keyv<T> {
+export function openRemoteKv<T>(url: string, namespace: string, sweep: ExpiredRowsSweep): Keyv<T> {
   const store: KeyvStoreAdapter =
     remoteKindOf(url) === "redis"
       ? new ServerClockRedis(
@@ -220,7 +224,7 @@ export function openRemoteKv<T>(url: string, namespace: string, logger: Logger, 
           },
           { throwOnConnectError: true, throwOnErrors: true },
         )
-      : new PooledPostgres({ uri: url, table: POSTGRES_TABLE }, logger, sweepRefusal);
+      : new PooledPostgres({ uri: url, table: POSTGRES_TABLE }, sweep);
   const kv = new Keyv<T>({ store, namespace, throwOnErrors: true });
   kv.on("error", () => {}); // surfaced to the caller as a rejection (throwOnErrors); the link logs it once
   return kv;

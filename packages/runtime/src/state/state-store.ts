@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Keyv } from "keyv";
 import { openNodeDb } from "../db/node-db.js";
 import type { Logger } from "../logging/index.js";
-import { allEntries, openRemoteKv, redactUrl } from "./remote-store.js";
+import { ExpiredRowsSweep, allEntries, openRemoteKv, redactUrl } from "./remote-store.js";
 import { SharedKv, type KvNamespace } from "./shared-kv.js";
 import { StateLink } from "./state-link.js";
 
@@ -49,13 +49,12 @@ export async function openStateStore(
   const url = options.stateUrl;
   const name = url ? redactUrl(url) : "node.db";
   let link: StateLink | undefined;
-  // One warning per node when its database user may not delete expired rows (each namespace sweeps).
-  const sweepRefusal = { logged: false };
+  const sweep = new ExpiredRowsSweep(logger);
   // Each node remembers which incarnation of the shared store it has published its state into; a
   // store that is new, or came back without its data, has another (or none): publish everything.
   let publishAll = false;
   if (url) {
-    const markerKv = track(openRemoteKv<string>(url, "fleet", logger, sweepRefusal));
+    const markerKv = track(openRemoteKv<string>(url, "fleet", sweep));
     const knownKv = local<string>("fleet-incarnation");
     let known = await knownKv.get("published-into");
     link = new StateLink({
@@ -79,7 +78,7 @@ export async function openStateStore(
     });
     publishAll = (await link.connect(t.connectTimeoutMs)) === false;
   }
-  const remote = <T>(ns: string) => (url ? track(openRemoteKv<T>(url, ns, logger, sweepRefusal)) : undefined);
+  const remote = <T>(ns: string) => (url ? track(openRemoteKv<T>(url, ns, sweep)) : undefined);
   return {
     shared: Boolean(url),
     link,
