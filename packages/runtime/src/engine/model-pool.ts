@@ -31,7 +31,7 @@ interface PendingLoad {
 
 /**
  * How long a model released with keep_alive 0 stays before it is unloaded: a moment, so the calls of
- * one request that run one after another (the waves of a multi-prompt completion) and a client's
+ * one request that start one after another (a multi-prompt completion's further prompts) and a client's
  * back-to-back requests do not unload and load it again in between.
  */
 const KEEP_ALIVE_ZERO_GRACE_MS = 1_000;
