@@ -193,6 +193,48 @@ describe("InferenceService over gRPC", () => {
     expect(after.has("Unknown")).toBe(false);
   });
 
+  it("counts in llmlb_inference_tokens_total the tokens of every request once: answered over gRPC or in-process, cancelled, embedded", async () => {
+    const counted = async (model: string) => {
+      const samples = parsePrometheusText(await node.runtime.metrics.render()).get("llmlb_inference_tokens_total")?.samples ?? [];
+      const kind = (k: string) => samples.find((s) => s.labels.model === model && s.labels.kind === k)?.value ?? 0;
+      return { prompt: kind("prompt"), completion: kind("completion") };
+    };
+    /** The counts once they moved from `before` (the runner reports them as the request ends), bounded. */
+    const countedAfter = async (model: string, before: { prompt: number; completion: number }) => {
+      const deadline = Date.now() + 5_000;
+      for (;;) {
+        const now = await counted(model);
+        if (now.completion !== before.completion || now.prompt !== before.prompt || Date.now() > deadline) return { prompt: now.prompt - before.prompt, completion: now.completion - before.completion };
+        await delay(20);
+      }
+    };
+
+    let before = await counted("tiny-chat");
+    const answered = await chat(greedy("tiny-chat", "Count these tokens", 7));
+    expect(await countedAfter("tiny-chat", before)).toEqual({ prompt: answered.last.usage!.promptTokens, completion: 7 });
+
+    before = await counted("tiny-chat");
+    let usage: ChatResponse["usage"];
+    for await (const m of node.clients.inference.chat(greedy("tiny-chat", "And these, in-process", 5))) usage ??= m.usage;
+    expect(await countedAfter("tiny-chat", before)).toEqual({ prompt: usage!.promptTokens, completion: 5 });
+
+    // A stream its client cancelled: the tokens the model generated before it stopped still count.
+    before = await counted("tiny-chat");
+    const call = client.stream<ChatResponse>("chat", greedy("tiny-chat", "Go on and on", 100_000));
+    call.on("error", () => undefined);
+    let received = "";
+    await new Promise<void>((resolve) => call.on("data", (m: ChatResponse) => ((received += m.delta), received.length > 0 && resolve())));
+    call.cancel();
+    await untilIdle("tiny-chat");
+    const cancelled = await countedAfter("tiny-chat", before);
+    expect(cancelled.prompt).toBeGreaterThan(0);
+    expect(cancelled.completion).toBeGreaterThanOrEqual(1);
+
+    before = await counted("tiny-embed");
+    const embedded = await node.clients.inference.embed({ modelId: "tiny-embed", inputs: ["one", "two three"] });
+    expect(await countedAfter("tiny-embed", before)).toEqual({ prompt: embedded.usage!.promptTokens, completion: 0 });
+  });
+
   it("names a tool's parameters_json and a schema_json that are not JSON", async () => {
     const tool = await chat({ ...greedy("tiny-chat", "x", 4), tools: [{ name: "f", parametersJson: "{not json" }] }).catch((e: { code: number; details: string }) => e);
     expect(tool).toMatchObject({ code: 3, details: expect.stringMatching(/^tools\[0\]\.parameters_json is not valid JSON/) });

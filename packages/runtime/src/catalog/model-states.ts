@@ -63,6 +63,7 @@ export class ModelStates {
   }
 
   apply(event: ModelEvent): void {
+    if (event.type === "tokens-processed") return;
     const id = event.modelId;
     const current = this.get(id);
     switch (event.type) {

@@ -1,5 +1,5 @@
 import { setTimeout as delay } from "node:timers/promises";
-import type { Llama, Token } from "node-llama-cpp";
+import type { Llama, LlamaContextSequence, Token, TokenMeterState } from "node-llama-cpp";
 import type { ModelEntry } from "../catalog/model-entry.js";
 import { LlmlbError } from "../errors/index.js";
 import { ModelEvents } from "../events/model-events.js";
@@ -49,6 +49,7 @@ import type {
   RerankInput,
   RerankResult,
   TokenizeInput,
+  TokenUsage,
 } from "./types.js";
 
 export interface AcceleratorInfo {
@@ -85,6 +86,7 @@ const CLOSE_GRACE_MS = 5_000;
 export class InferenceEngine {
   readonly memoryBudget: number;
   private readonly pool: ModelPool;
+  private readonly events: ModelEvents;
   private readonly shutdown = new AbortController();
   private llamaPromise?: Promise<Llama>;
   private readonly checkedAdapters = new Map<string, Promise<void>>();
@@ -94,6 +96,7 @@ export class InferenceEngine {
   constructor(private readonly options: InferenceEngineOptions) {
     const { settings } = options;
     this.memoryBudget = resolveMemoryBudget(settings.memoryBudget);
+    this.events = options.events ?? new ModelEvents();
     this.pool = new ModelPool({
       llama: () => this.llama(),
       budget: this.memoryBudget,
@@ -102,7 +105,7 @@ export class InferenceEngine {
       threads: resolveThreads(settings.threads),
       contextSize: settings.contextSize,
       keepAliveMs: settings.keepAliveMs,
-      events: options.events ?? new ModelEvents(),
+      events: this.events,
       logger: this.logger,
     });
   }
@@ -202,6 +205,7 @@ export class InferenceEngine {
         embeddings.push([...(await context.getEmbeddingFor(text)).vector]);
       }
       const promptTokens = countTokens(model.model, checked.inputs);
+      this.tokensProcessed(model.id, { promptTokens, completionTokens: 0 });
       const shortened = checked.dimensions === undefined ? embeddings : embeddings.map((v) => shortenEmbedding(v, checked.dimensions!));
       return {
         embeddings: shortened,
@@ -233,6 +237,7 @@ export class InferenceEngine {
         .sort((a, b) => b.relevanceScore - a.relevanceScore)
         .slice(0, checked.topN ?? scores.length);
       const promptTokens = countTokens(model.model, [checked.query, ...checked.documents]);
+      this.tokensProcessed(model.id, { promptTokens, completionTokens: 0 });
       return { results, usage: { promptTokens, completionTokens: 0, totalTokens: promptTokens } };
     } finally {
       held.release();
@@ -353,19 +358,45 @@ export class InferenceEngine {
       const claim = model.claimSequencePool(adapters);
       held.add(claim.release);
       const pool = await raceAbort(claim.pool, signal);
+      let taken: { sequence: LlamaContextSequence; prompt: number; before: TokenMeterState } | undefined;
       const sequenceFor = (prompt: readonly Token[]) => {
-        const taken = pool.take(prompt);
-        held.add(() => pool.give(taken.sequence));
-        return taken;
+        const chosen = pool.take(prompt);
+        held.add(() => pool.give(chosen.sequence));
+        taken = { sequence: chosen.sequence, prompt: prompt.length, before: chosen.sequence.tokenMeter.getState() };
+        return chosen;
       };
-      yield* deltaStream((emit, generationSignal) => {
-        const counted: GenerationSink = { emit, tokens: (n) => (model.generatedTokens += n) };
-        const on: GenerationTarget = { model: model.model, contextSize: model.contextSize, sequenceFor, sink: counted, signal: generationSignal, modelId: model.id };
-        return run(model, on, target).finally(held.release);
-      }, signal, this.options.settings.streamIntervalMs);
+      let processed: Pick<TokenUsage, "promptTokens" | "completionTokens"> | undefined;
+      // Read before the sequence is given back: a cancelled or failed generation counts what it did.
+      const partly = () => {
+        if (!taken) return undefined;
+        const spent = taken.sequence.tokenMeter.diff(taken.before);
+        return spent.usedInputTokens + spent.usedOutputTokens > 0 ? { promptTokens: taken.prompt, completionTokens: spent.usedOutputTokens } : undefined;
+      };
+      try {
+        yield* deltaStream((emit, generationSignal) => {
+          const counted: GenerationSink = { emit, tokens: (n) => (model.generatedTokens += n) };
+          const on: GenerationTarget = { model: model.model, contextSize: model.contextSize, sequenceFor, sink: counted, signal: generationSignal, modelId: model.id };
+          return run(model, on, target)
+            .then(
+              (outcome) => ((processed = outcome.usage), outcome),
+              (err: unknown) => {
+                processed = partly();
+                throw err;
+              },
+            )
+            .finally(held.release);
+        }, signal, this.options.settings.streamIntervalMs);
+      } finally {
+        // Told once the reader has taken the end (so the runner sends it with the end, not on its own).
+        if (processed) this.tokensProcessed(model.id, processed);
+      }
     } finally {
       held.release();
     }
+  }
+
+  private tokensProcessed(modelId: string, usage: Pick<TokenUsage, "promptTokens" | "completionTokens">): void {
+    this.events.emit({ type: "tokens-processed", modelId, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens });
   }
 
   /** What one request holds (counted for close), given back once, last taken first. */

@@ -25,8 +25,8 @@ export function withFraction(progress: Omit<TransferProgress, "fraction">): Tran
 
 /**
  * What happens to models on this node. The resolver, store and engine publish; the catalog derives
- * states from it and WatchModels streams it. `external` marks a transfer run by another process
- * (seen through its lock file).
+ * states from it and WatchModels streams it, the metrics count from it. `external` marks a transfer
+ * run by another process (seen through its lock file).
  */
 export type ModelEvent =
   | { type: "transfer-started"; modelId: string; source: string; external?: boolean }
@@ -42,7 +42,12 @@ export type ModelEvent =
   | { type: "load-started"; modelId: string; path: string }
   | { type: "loaded"; modelId: string }
   | { type: "unloaded"; modelId: string }
-  | { type: "load-failed"; modelId: string; reason: string; code: string };
+  | { type: "load-failed"; modelId: string; reason: string; code: string }
+  /**
+   * A request to the model ended, however it ended (answered, cancelled, failed): the tokens it had
+   * the model process (prompt tokens, cached ones included; tokens generated).
+   */
+  | { type: "tokens-processed"; modelId: string; promptTokens: number; completionTokens: number };
 
 export type ModelEventListener = (event: ModelEvent) => void;
 

@@ -90,6 +90,10 @@ export class NodeMetrics {
         case "transfer-cancelled":
           this.transfers.delete(event.modelId);
           break;
+        case "tokens-processed":
+          this.tokens.inc({ model: event.modelId, kind: "prompt" }, event.promptTokens);
+          this.tokens.inc({ model: event.modelId, kind: "completion" }, event.completionTokens);
+          break;
         default:
           break;
       }
@@ -106,7 +110,7 @@ export class NodeMetrics {
     this.apiRequests.inc({ key: key || "none", outcome });
   }
 
-  /** Times every call and counts the tokens of finished Chat/Complete streams. */
+  /** Times every call and measures the generation speed of finished Chat/Complete streams (their tokens are counted from the engine's events). */
   interceptor(): Interceptor {
     return (next) => async (req) => {
       const started = performance.now();
@@ -139,8 +143,6 @@ export class NodeMetrics {
         }
         const recordUsage = (usage: UsageLike | undefined, firstToken: number | undefined) => {
           if (!usage || !modelId) return;
-          this.tokens.inc({ model: modelId, kind: "prompt" }, usage.promptTokens);
-          this.tokens.inc({ model: modelId, kind: "completion" }, usage.completionTokens);
           const seconds = (performance.now() - (firstToken ?? started)) / 1000;
           if (usage.completionTokens > 0 && seconds > 0) this.tokensPerSecond.observe({ model: modelId }, usage.completionTokens / seconds);
         };
