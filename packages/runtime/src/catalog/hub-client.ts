@@ -1,4 +1,5 @@
 import { LlmlbError, isAbortError } from "../errors/index.js";
+import { linkedSignal } from "../events/linked-signal.js";
 import type { RepoFile } from "./gguf-files.js";
 
 /** The parts of GET /api/models/{repo} the catalog uses. */
@@ -50,7 +51,16 @@ export class HubClient {
     const url = new URL(`api/models/${repo}${revisionPath}`, this.endpoint);
     if (opts.blobs) url.searchParams.set("blobs", "true");
     const timeout = AbortSignal.timeout(this.options.timeoutMs);
-    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+    // The caller's signal may live long (the hub-info cache's): linked only for this lookup.
+    const linked = opts.signal ? linkedSignal(opts.signal, timeout) : undefined;
+    try {
+      return await this.lookup(url, repo, opts, linked?.signal ?? timeout, timeout);
+    } finally {
+      linked?.dispose();
+    }
+  }
+
+  private async lookup(url: URL, repo: string, opts: { revision?: string; signal?: AbortSignal }, signal: AbortSignal, timeout: AbortSignal): Promise<HubLookup> {
     let response: Response;
     try {
       response = await this.fetchImpl(url, { headers: this.headersFor(url), signal });

@@ -2,6 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { Llama, LlamaContextSequence, Token, TokenMeterState } from "node-llama-cpp";
 import type { ModelEntry } from "../catalog/model-entry.js";
 import { LlmlbError } from "../errors/index.js";
+import { linkedSignal } from "../events/linked-signal.js";
 import { ModelEvents } from "../events/model-events.js";
 import { silentLogger, type Logger } from "../logging/index.js";
 import { NO_ADAPTERS, adapterSetKey, type AdapterSet } from "./adapter-set.js";
@@ -74,6 +75,11 @@ export interface InferenceEngineOptions {
 }
 
 type Capability = ModelEntry["capabilities"][number];
+
+interface Holdings {
+  add(release: () => void): void;
+  release(): void;
+}
 
 const CLOSE_GRACE_MS = 5_000;
 
@@ -192,7 +198,7 @@ export class InferenceEngine {
     const checked = validateEmbedInput(input);
     const held = this.holdings();
     try {
-      const signal = this.requestSignal(options);
+      const signal = this.requestSignal(options, held);
       const model = await this.leaseModel(checked, signal, "embeddings");
       held.add(() => this.pool.release(model, checked.keepAliveMs));
       held.add(await model.admission.enter(signal));
@@ -222,7 +228,7 @@ export class InferenceEngine {
     const checked = validateRerankInput(input);
     const held = this.holdings();
     try {
-      const signal = this.requestSignal(options);
+      const signal = this.requestSignal(options, held);
       const model = await this.leaseModel(checked, signal, "rerank");
       held.add(() => this.pool.release(model, checked.keepAliveMs));
       held.add(await model.admission.enter(signal));
@@ -275,7 +281,7 @@ export class InferenceEngine {
     const held = this.holdings();
     let model: LoadedModel;
     try {
-      const signal = this.requestSignal(options);
+      const signal = this.requestSignal(options, held);
       model = await this.leaseModel(target, signal);
       const leased = model;
       let served = false;
@@ -313,7 +319,7 @@ export class InferenceEngine {
   private async withModel<T>(target: ModelTarget, options: RequestOptions, work: (model: LoadedModel) => T): Promise<T> {
     const held = this.holdings();
     try {
-      const model = await this.leaseModel(target, this.requestSignal(options));
+      const model = await this.leaseModel(target, this.requestSignal(options, held));
       held.add(() => this.pool.release(model, target.keepAliveMs));
       return work(model);
     } finally {
@@ -346,7 +352,7 @@ export class InferenceEngine {
     const target = validate();
     const held = this.holdings();
     try {
-      const signal = this.requestSignal(options);
+      const signal = this.requestSignal(options, held);
       const model = await this.leaseModel(target, signal, "text-generation");
       let served = false;
       // A request refused here (an unknown adapter, a full queue) leaves the model's keep-alive as it was:
@@ -400,7 +406,7 @@ export class InferenceEngine {
   }
 
   /** What one request holds (counted for close), given back once, last taken first. */
-  private holdings(): { add: (release: () => void) => void; release: () => void } {
+  private holdings(): Holdings {
     this.running++;
     const releases: Array<() => void> = [];
     let released = false;
@@ -420,10 +426,16 @@ export class InferenceEngine {
     if (this.running === 0) this.drained?.();
   }
 
-  private requestSignal(options: RequestOptions): AbortSignal {
-    const signal = options.signal ? AbortSignal.any([options.signal, this.shutdown.signal]) : this.shutdown.signal;
-    signal.throwIfAborted();
-    return signal;
+  /** The request's signal, also aborted when the engine shuts down; linked only as long as `held` is held. */
+  private requestSignal(options: RequestOptions, held: Holdings): AbortSignal {
+    if (!options.signal) {
+      this.shutdown.signal.throwIfAborted();
+      return this.shutdown.signal;
+    }
+    const linked = linkedSignal(options.signal, this.shutdown.signal);
+    held.add(linked.dispose);
+    linked.signal.throwIfAborted();
+    return linked.signal;
   }
 
   /** The model with a lease taken: from the pool, or located (resolved if needed) and loaded. */

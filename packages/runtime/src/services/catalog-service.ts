@@ -4,6 +4,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { Catalog } from "../catalog/catalog.js";
 import { isBinaryCodec, preEncodedListResponse } from "../catalog/encoded-page.js";
 import { parseListRequest } from "../catalog/list-query.js";
+import { linkedSignal } from "../events/linked-signal.js";
 import {
   DeleteAdapterResponseSchema,
   DeleteModelResponseSchema,
@@ -44,9 +45,13 @@ export function createCatalogService(catalog: Catalog, endStreams: AbortSignal):
     },
 
     async *watchModels(req, ctx) {
-      const signal = AbortSignal.any([ctx.signal, endStreams]);
-      for await (const item of catalog.watch(req.modelIds, req.includeInitial, signal)) {
-        yield create(WatchModelsResponseSchema, { model: item.model, removed: item.removed });
+      const { signal, dispose } = linkedSignal(ctx.signal, endStreams);
+      try {
+        for await (const item of catalog.watch(req.modelIds, req.includeInitial, signal)) {
+          yield create(WatchModelsResponseSchema, { model: item.model, removed: item.removed });
+        }
+      } finally {
+        dispose();
       }
     },
 

@@ -1,4 +1,5 @@
 import { AsyncQueue } from "../events/async-queue.js";
+import { linkedSignal } from "../events/linked-signal.js";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { serviceNotFound } from "../errors/index.js";
 import {
@@ -50,7 +51,8 @@ export function createHealthService(state: HealthState, endStreams: AbortSignal)
     },
     async *watch(req, ctx) {
       // As WatchModels: the queue stops at the client's cancel or the drain, whichever comes first.
-      const changes = new AsyncQueue<true>(AbortSignal.any([ctx.signal, endStreams]));
+      const stop = linkedSignal(ctx.signal, endStreams);
+      const changes = new AsyncQueue<true>(stop.signal);
       const unsubscribe = state.onChange(() => changes.replaceLast(true));
       const statusNow = () => state.statusOf(req.service) ?? ServingStatus.SERVICE_UNKNOWN;
       try {
@@ -64,6 +66,7 @@ export function createHealthService(state: HealthState, endStreams: AbortSignal)
       } finally {
         unsubscribe();
         changes.end();
+        stop.dispose();
       }
     },
   };

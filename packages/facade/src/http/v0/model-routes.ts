@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import rangeParser from "range-parser";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { isValidModelId, MAX_CONTEXT_LENGTH, NOTICE_HEADER } from "@llmlb/runtime";
+import { isValidModelId, linkedSignal, MAX_CONTEXT_LENGTH, NOTICE_HEADER } from "@llmlb/runtime";
 import { ModelState, type Model } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import type { NodeClients } from "../../clients.js";
 import { httpErrorOf } from "../error-mapping.js";
@@ -201,7 +201,7 @@ export function registerModelRoutes(
 async function streamModelEvents(request: FastifyRequest, reply: FastifyReply, clients: NodeClients, id: string, closing: AbortSignal): Promise<void> {
   await clients.catalog.getModel({ modelId: id }); // unknown id → 404 before the stream opens
   const sse = openSse(reply);
-  const signal = AbortSignal.any([sse.signal, closing]);
+  const { signal, dispose } = linkedSignal(sse.signal, closing);
   try {
     for await (const change of clients.catalog.watchModels({ modelIds: [id], includeInitial: true }, { signal })) {
       const model = change.model;
@@ -225,6 +225,7 @@ async function streamModelEvents(request: FastifyRequest, reply: FastifyReply, c
   } catch (err) {
     if (!signal.aborted) await sse.send({ error: httpErrorOf(err).body }, "error");
   } finally {
+    dispose();
     sse.end();
   }
 }
@@ -237,7 +238,7 @@ async function streamModelEvents(request: FastifyRequest, reply: FastifyReply, c
  */
 async function streamAllModelEvents(request: FastifyRequest, reply: FastifyReply, clients: NodeClients, closing: AbortSignal): Promise<void> {
   const sse = openSse(reply);
-  const signal = AbortSignal.any([sse.signal, closing]);
+  const { signal, dispose } = linkedSignal(sse.signal, closing);
   try {
     for await (const change of clients.catalog.watchModels({ modelIds: [], includeInitial: false }, { signal })) {
       const model = change.model;
@@ -248,6 +249,7 @@ async function streamAllModelEvents(request: FastifyRequest, reply: FastifyReply
   } catch (err) {
     if (!signal.aborted) await sse.send({ error: httpErrorOf(err).body }, "error");
   } finally {
+    dispose();
     sse.end();
   }
 }

@@ -1,4 +1,4 @@
-import { LlmlbError, type Logger } from "@llmlb/runtime";
+import { LlmlbError, linkedSignal, type Logger } from "@llmlb/runtime";
 import { ModelState, type Model } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import type { NodeClients } from "../../clients.js";
 
@@ -20,7 +20,7 @@ export class PullRegistry {
     const running = this.running.get(modelId);
     if (running) return { started: false, done: running.done };
     const controller = new AbortController();
-    const signal = AbortSignal.any([this.controller.signal, controller.signal]);
+    const { signal, dispose } = linkedSignal(this.controller.signal, controller.signal);
     const run = (async () => {
       try {
         for await (const _event of this.clients.resolver.resolve({ target: { case: "modelId", value: modelId } }, { signal })) {
@@ -33,6 +33,7 @@ export class PullRegistry {
         else if (!signal.aborted) this.logger.warn({ modelId, err }, "pull failed");
         return false;
       } finally {
+        dispose();
         this.running.delete(modelId);
       }
     })();
