@@ -9,7 +9,7 @@ import { Agent, fetch as undiciFetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health } from "@llmlb/runtime/gen/grpc/health/v1/health_pb";
 import { ModelCatalogService } from "@llmlb/runtime/gen/llmlb/node/v1/catalog_pb";
-import { grpcJsClient, startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
+import { grpcJsClient, isolatedEnv, runCli, startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
 import { makeTestCerts, signLeaf, type CertFiles } from "./helpers/test-certs.js";
 
 const PYTHON = "/usr/bin/python3";
@@ -115,5 +115,38 @@ describe("TLS and mutual TLS on both ports", () => {
     } finally {
       health.close();
     }
+  });
+});
+
+describe("the CLI against a TLS node", () => {
+  let node: TestNode;
+  let certs: CertFiles;
+  let cleanup: () => void;
+  let cliHome: ReturnType<typeof tempDir>;
+  beforeAll(async () => {
+    let dir: string;
+    ({ dir, cleanup } = tempDir("llmlb-tls-cli-"));
+    certs = makeTestCerts(dir);
+    node = await startTestNode({ LLMLB_TLS_CERT: certs.serverCert, LLMLB_TLS_KEY: certs.serverKey });
+    cliHome = tempDir("llmlb-tls-cli-home-");
+  });
+  afterAll(async () => {
+    await node?.stop();
+    cleanup?.();
+    cliHome?.cleanup();
+  });
+
+  it("says the node's certificate is not trusted (not that no node runs, nor falls back to the store), and works once given the CA", async () => {
+    const env = {
+      ...isolatedEnv(cliHome.dir),
+      LLMLB_GRPC_PORT: new URL(node.grpcUrl).port,
+      LLMLB_TLS_CERT: certs.serverCert,
+      LLMLB_TLS_KEY: certs.serverKey,
+    };
+    const untrusted = await runCli(["ls"], env);
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.stderr).toMatch(new RegExp(`^llmlb-node: the node at ${node.grpcUrl.replace(/\./g, "\\.")} answers with a certificate this machine does not trust \\(.+\\); give its certificate or CA to the CLI with NODE_EXTRA_CA_CERTS=<file\\.pem> \\(NODE_CERTIFICATE_UNTRUSTED\\)\n$`));
+    const trusted = await runCli(["ps"], { ...env, NODE_EXTRA_CA_CERTS: certs.ca });
+    expect(trusted).toMatchObject({ code: 0 });
   });
 });

@@ -29,10 +29,12 @@ export async function connectToNode(
   try {
     await remote.health.check({ service: "" }, { timeoutMs: options.probeTimeoutMs ?? 1500 });
     return { clients: remote, mode: "remote", close: async () => {} };
-  } catch {
-    if (options.localFallback === false) {
-      throw nodeNotRunning(config.runtimeUrl || grpcUrlOf(config));
-    }
+  } catch (err) {
+    const url = config.runtimeUrl || grpcUrlOf(config);
+    // A node answered, with a certificate this process refuses: not a node that is absent.
+    const refused = certificateRefusal(err);
+    if (refused) throw untrustedCertificate(url, refused);
+    if (options.localFallback === false) throw nodeNotRunning(url);
     const runtime = await NodeRuntime.create(config, silentLogger(), { sourceDefaults: builtinSourceDefaults(config) });
     return {
       clients: createNodeClients(runtime.inProcessTransport()),
@@ -40,6 +42,26 @@ export async function connectToNode(
       close: () => runtime.close(),
     };
   }
+}
+
+/** OpenSSL's and Node's names for a server certificate that failed verification. */
+const CERTIFICATE_REFUSED =
+  /^(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_(HAS_EXPIRED|NOT_YET_VALID|UNTRUSTED|REJECTED|REVOKED|SIGNATURE_FAILURE)|HOSTNAME_MISMATCH|ERR_TLS_CERT_ALTNAME_INVALID)$/;
+
+/** The verification error somewhere in `err`'s causes, if the node's certificate was refused. */
+function certificateRefusal(err: unknown): Error | undefined {
+  for (let cause = err; cause instanceof Error; cause = cause.cause) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === "string" && CERTIFICATE_REFUSED.test(code)) return cause;
+  }
+  return undefined;
+}
+
+function untrustedCertificate(url: string, cause: Error): LlmlbError {
+  return new LlmlbError(
+    "NODE_CERTIFICATE_UNTRUSTED",
+    `the node at ${url} answers with a certificate this machine does not trust (${cause.message}); give its certificate or CA to the CLI with NODE_EXTRA_CA_CERTS=<file.pem>`,
+  );
 }
 
 function nodeNotRunning(url: string): LlmlbError {

@@ -38,6 +38,8 @@ export const REASONS = {
   SOURCE_UNAVAILABLE: Code.Unavailable,
   ENGINE_CRASHED: Code.Unavailable,
   NODE_NOT_RUNNING: Code.Unavailable,
+  /** The CLI reached a node over TLS whose certificate this machine does not trust. */
+  NODE_CERTIFICATE_UNTRUSTED: Code.Unavailable,
   CHECKSUM_MISMATCH: Code.DataLoss,
   SIZE_MISMATCH: Code.DataLoss,
   INSUFFICIENT_DISK: Code.ResourceExhausted,
