@@ -170,11 +170,14 @@ describe("limits before work, timeouts, and SIGHUP reload (a node in its own pro
     expect(rpc.grpcStatus).not.toBe(grpc.status.OK);
   });
 
-  it("reloads the keys file on SIGHUP, and keeps the old keys when the new file is broken", async () => {
+  it("reloads the keys file on SIGHUP to the pid its start-up log names, and keeps the old keys when the new file is broken", async () => {
     const list = () => fetch(`${node.httpUrl}/v1/models`, { headers: { authorization: `Bearer ${LATE_KEY}` } }).then((r) => r.status);
     expect(await list()).toBe(401);
+    const serving = () => node.logs.find((l) => typeof l.msg === "string" && l.msg.startsWith("serving:"));
+    await expect.poll(serving, { timeout: 10_000 }).toBeDefined();
+    expect(serving()!.pid).toBe(node.process.pid);
     fs.writeFileSync(keysFile, JSON.stringify([{ label: "ops", key: KEY, scope: "admin" }, { label: "late", key: LATE_KEY, scope: "inference" }]));
-    node.process.kill("SIGHUP");
+    process.kill(Number(serving()!.pid), "SIGHUP");
     await expect.poll(list, { timeout: 10_000 }).toBe(200);
 
     fs.writeFileSync(keysFile, "[{ not json");

@@ -44,5 +44,6 @@ export function registerServeCommand(program: Command): void {
       process.on("SIGINT", () => stop("SIGINT"));
       process.on("SIGTERM", () => stop("SIGTERM"));
       process.on("SIGHUP", () => node.reload());
+      logger.info({ pid: process.pid }, "serving: SIGTERM or SIGINT to this pid drains and stops the node, SIGHUP re-reads the API keys and TLS files");
     });
 }
