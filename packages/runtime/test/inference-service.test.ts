@@ -72,6 +72,13 @@ describe("InferenceService over gRPC", () => {
     expect(errorInfoOf(failure)).toMatchObject({ reason: "MODEL_NOT_READY" });
   });
 
+  it("refuses embeddings from a chat model that is not on disk with CAPABILITY_MISSING, without downloading it", async () => {
+    const refused = await node.clients.inference.embed({ modelId: "tiny-chat", inputs: ["x"] }).catch((e: unknown) => e);
+    expect(errorInfoOf(refused)).toMatchObject({ reason: "CAPABILITY_MISSING", metadata: { model_id: "tiny-chat", capability: "embeddings" } });
+    expect(world.hf.requests.some((r) => r.path.includes(TINY_CHAT_FILE))).toBe(false);
+    expect((await node.clients.catalog.getModel({ modelId: "tiny-chat" })).model?.local).toBeUndefined();
+  });
+
   it("resolves a catalog model that is not on disk from the hub, then streams the answer", async () => {
     const result = await chat(greedy("tiny-chat", "Hello world", 24));
     expect(world.hf.requests.some((r) => r.path.includes(TINY_CHAT_FILE))).toBe(true);

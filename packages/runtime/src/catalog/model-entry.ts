@@ -1,3 +1,5 @@
+import { capabilityMissing } from "../errors/index.js";
+
 /** What the catalog knows about one model (from supported_models.json or a registration). */
 export interface ModelEntry {
   id: string;
@@ -38,6 +40,11 @@ export interface ModelEntry {
 }
 
 /** Looks up catalog entries by id. The resolver and engine depend on this, not on the catalog's storage. */
+/** Refuses (CAPABILITY_MISSING) a request for `capability` to a model whose entry does not list it. */
+export function requireCapability(entry: ModelEntry, capability: ModelEntry["capabilities"][number] | undefined): void {
+  if (capability && !entry.capabilities.includes(capability)) throw capabilityMissing(entry.id, capability, entry.capabilities);
+}
+
 export interface ModelDirectory {
   get(id: string): Promise<ModelEntry | undefined>;
 }

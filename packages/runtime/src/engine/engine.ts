@@ -1,6 +1,6 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { Llama, LlamaContextSequence, Token, TokenMeterState } from "node-llama-cpp";
-import type { ModelEntry } from "../catalog/model-entry.js";
+import { requireCapability, type ModelEntry } from "../catalog/model-entry.js";
 import { LlmlbError } from "../errors/index.js";
 import { linkedSignal } from "../events/linked-signal.js";
 import { ModelEvents } from "../events/model-events.js";
@@ -450,8 +450,7 @@ export class InferenceEngine {
       }
       return loaded;
     }
-    const located = await this.options.models.locate(target.modelId, { signal, localOnly: target.noWait ?? false });
-    requireCapability(located.entry, capability);
+    const located = await this.options.models.locate(target.modelId, { signal, localOnly: target.noWait ?? false, ...(capability ? { capability } : {}) });
     return this.pool.lease({ id: target.modelId, ...located }, signal);
   }
 
@@ -522,11 +521,3 @@ function shortenEmbedding(vector: number[], dimensions: number): number[] {
   return norm > 0 ? head.map((x) => x / norm) : head;
 }
 
-function requireCapability(entry: ModelEntry, capability: Capability | undefined): void {
-  if (!capability || entry.capabilities.includes(capability)) return;
-  throw new LlmlbError(
-    "CAPABILITY_MISSING",
-    `model "${entry.id}" does not support ${capability} (its capabilities: ${entry.capabilities.join(", ") || "none"})`,
-    { model_id: entry.id, capability },
-  );
-}

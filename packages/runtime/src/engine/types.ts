@@ -24,10 +24,11 @@ export interface EngineSettings {
 /** Where a model's file is, resolving (downloading) it first when the node does not have it. */
 export interface ModelLocator {
   /**
-   * Throws NOT_FOUND / MODEL_NOT_SUPPORTED for an id the catalog does not know, and with
-   * `localOnly` UNAVAILABLE / MODEL_NOT_READY when the file is not on disk yet.
+   * Throws NOT_FOUND / MODEL_NOT_SUPPORTED for an id the catalog does not know, CAPABILITY_MISSING
+   * for a model without `capability` (before downloading it), and with `localOnly` UNAVAILABLE /
+   * MODEL_NOT_READY when the file is not on disk yet.
    */
-  locate(modelId: string, options: { signal: AbortSignal; localOnly: boolean }): Promise<LocatedModel>;
+  locate(modelId: string, options: { signal: AbortSignal; localOnly: boolean; capability?: ModelEntry["capabilities"][number] }): Promise<LocatedModel>;
 }
 
 export interface LocatedModel {

@@ -8,7 +8,7 @@ export {
   errorInfoOf,
   type ErrorMetadata,
 } from "./llmlb-error.js";
-export { modelNotSupported, modelNotReady, modelUnsupported, adapterNotFound, toolsUnsupported, invalidModelOutput, noRankingHead, readOnlyCopy, loraAdapterNotModel, repositoryFileName } from "./model-errors.js";
+export { capabilityMissing, modelNotSupported, modelNotReady, modelUnsupported, adapterNotFound, toolsUnsupported, invalidModelOutput, noRankingHead, readOnlyCopy, loraAdapterNotModel, repositoryFileName } from "./model-errors.js";
 export {
   AUTH_HELP,
   authRequired,

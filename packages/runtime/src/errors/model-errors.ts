@@ -50,6 +50,11 @@ export function modelUnsupported(id: string, reason: string): LlmlbError {
   return new LlmlbError("MODEL_UNSUPPORTED", `model ${id} is listed but this node cannot run it: ${reason}`, { model_id: id });
 }
 
+/** A request the model cannot serve (embeddings of a chat model, rerank of an embedder). */
+export function capabilityMissing(id: string, capability: string, capabilities: readonly string[]): LlmlbError {
+  return new LlmlbError("CAPABILITY_MISSING", `model "${id}" does not support ${capability} (its capabilities: ${capabilities.join(", ") || "none"})`, { model_id: id, capability });
+}
+
 /** A catalog model whose files are not on this node, asked for without waiting for a download. */
 export function modelNotReady(id: string, why: "no-wait" | "no-resolver"): LlmlbError {
   return new LlmlbError(
