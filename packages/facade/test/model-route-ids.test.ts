@@ -29,6 +29,14 @@ describe("/v0 model routes for ids that end like an action", () => {
     await world?.close();
   });
 
+  it("POST /v0/models/register takes the model's capabilities, and names a capability it does not know", async () => {
+    const told = await call("POST", "/v0/models/register", { repo: TINY_REPO, filename: TINY_CHAT_FILE, id: "told-embedder", capabilities: ["embeddings"] });
+    expect(told).toMatchObject({ status: 201, json: { model: { id: "told-embedder", capabilities: ["embeddings"] } } });
+    const unknown = await call("POST", "/v0/models/register", { repo: TINY_REPO, filename: TINY_CHAT_FILE, id: "told-vision", capabilities: ["vision"] });
+    expect(unknown.status).toBe(400);
+    expect(JSON.stringify(unknown.json)).toMatch(/capabilities/);
+  });
+
   it("GET answers the model whose id is the whole path", async () => {
     for (const id of ["ns/events", "ns/pull", "blob/model", "blob/events"]) {
       const res = await call("GET", `/v0/models/${id}`);

@@ -91,6 +91,22 @@ describe("RegisterModel against the Hugging Face stand-in", () => {
     });
   });
 
+  it("takes a registration's capabilities, else a reranker's from its text-ranking pipeline tag, and refuses an unspecified one", async () => {
+    await world.hf.addRepo("llmlb-test/tiny-ranker-GGUF", { files: { "ranker-Q8_0.gguf": tinyChat }, pipeline_tag: "text-ranking" });
+    await world.hf.addRepo("llmlb-test/untagged-embed-GGUF", { files: { "embed-Q8_0.gguf": tinyChat }, pipeline_tag: "" });
+    const ranker = await world.node.catalog.registerModel(register({ repo: "llmlb-test/tiny-ranker-GGUF" }));
+    expect(ranker.model?.capabilities).toEqual([15]); // CAPABILITY_RERANK
+    const untagged = await world.node.catalog.registerModel(register({ repo: "llmlb-test/untagged-embed-GGUF", id: "untagged-default" }));
+    expect(untagged.model?.capabilities).toEqual([1]); // CAPABILITY_TEXT_GENERATION
+    const told = await world.node.catalog.registerModel({ ...register({ repo: "llmlb-test/untagged-embed-GGUF", id: "untagged-embed" }), capabilities: [2, 2] });
+    expect(told.model?.capabilities).toEqual([2]); // CAPABILITY_EMBEDDINGS, once
+    expect((await world.node.catalog.getModel({ modelId: "untagged-embed" })).model?.capabilities).toEqual([2]);
+    expect(await failure(world.node.catalog.registerModel({ ...register({ repo: "llmlb-test/untagged-embed-GGUF", id: "untagged-none" }), capabilities: [0] }))).toMatchObject({
+      code: Code.InvalidArgument,
+      message: "capabilities[0] is not a capability this node serves; give text-generation, embeddings or rerank",
+    });
+  });
+
   it("marks embedding repos and warns about gated ones", async () => {
     const embed = await world.node.catalog.registerModel(register({ repo: EMBED_REPO }));
     expect(embed.model?.capabilities).toEqual([2]); // CAPABILITY_EMBEDDINGS

@@ -29,6 +29,11 @@ const CAPABILITY_TO_PROTO: Record<ModelEntry["capabilities"][number], Capability
   rerank: Capability.RERANK,
 };
 
+/** A capability as sent on the wire, in the catalog's words (undefined for UNSPECIFIED or a value this node does not know). */
+export function capabilityFromProto(capability: Capability): ModelEntry["capabilities"][number] | undefined {
+  return (Object.keys(CAPABILITY_TO_PROTO) as Array<ModelEntry["capabilities"][number]>).find((name) => CAPABILITY_TO_PROTO[name] === capability);
+}
+
 const big = (n: number | undefined): bigint => (n === undefined ? 0n : BigInt(Math.max(0, Math.round(n))));
 
 /** The wire form of a catalog entry in its current state. */

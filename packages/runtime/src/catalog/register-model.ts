@@ -5,10 +5,11 @@ import { MAX_ID_LENGTH, validateModelId } from "../store/model-id.js";
 import { baseName, groupGgufFiles, groupOf, isGguf, isLoraAdapterName, isServableModel, pickDefault, quantizationOf, shardParts, shardSequenceProblem, type GgufModelFiles } from "./gguf-files.js";
 import type { HubClient, HubModelInfo } from "./hub-client.js";
 import type { ModelEntry } from "./model-entry.js";
+import { capabilityFromProto } from "./model-proto.js";
 import { isRepoFilePath, parseRepoRef } from "./repo-ref.js";
 
 /** The fields of a RegisterModel request the catalog reads. */
-export type RegisterInput = Pick<RegisterModelRequest, "repo" | "filename" | "displayName" | "id" | "chatTemplate" | "description" | "tags" | "revision" | "contextLength">;
+export type RegisterInput = Pick<RegisterModelRequest, "repo" | "filename" | "displayName" | "id" | "chatTemplate" | "description" | "tags" | "revision" | "contextLength" | "capabilities">;
 
 /** What a registration will store, with what the caller should know. */
 export interface RegistrationPlan {
@@ -18,7 +19,12 @@ export interface RegistrationPlan {
   availableFiles: string[];
 }
 
-const EMBEDDING_PIPELINES = new Set(["feature-extraction", "sentence-similarity"]);
+/** What a model does, by its repo's Hub pipeline_tag, when the registration does not say. */
+const CAPABILITY_OF_PIPELINE = new Map<string, ModelEntry["capabilities"][number]>([
+  ["feature-extraction", "embeddings"],
+  ["sentence-similarity", "embeddings"],
+  ["text-ranking", "rerank"],
+]);
 
 /**
  * Turns a RegisterModel request into a catalog entry. Metadata only: asks the Hub's model API
@@ -45,6 +51,11 @@ export async function planRegistration(input: RegisterInput, hub: HubClient, sig
   }
   const explicitId = input.id.trim();
   if (explicitId) validateModelId(explicitId);
+  const capabilities = input.capabilities.map((capability, i) => {
+    const name = capabilityFromProto(capability);
+    if (!name) throw new LlmlbError("INVALID_ARGUMENT", `capabilities[${i}] is not a capability this node serves; give text-generation, embeddings or rerank`, { field: `capabilities[${i}]` });
+    return name;
+  });
 
   const lookup = await hub.modelInfo(ref.repo, { blobs: true, ...(revision ? { revision } : {}), ...(signal ? { signal } : {}) });
   const warnings: string[] = [];
@@ -92,7 +103,7 @@ export async function planRegistration(input: RegisterInput, hub: HubClient, sig
     ...fileDigests(chosen.files, info),
     ...(chosen.sizeBytes !== undefined ? { sizeBytes: chosen.sizeBytes } : {}),
     tags: [...new Set(input.tags.map((t) => t.trim().toLowerCase()).filter((t) => t !== ""))],
-    capabilities: info?.pipelineTag && EMBEDDING_PIPELINES.has(info.pipelineTag) ? ["embeddings"] : ["text-generation"],
+    capabilities: capabilities.length > 0 ? [...new Set(capabilities)] : [CAPABILITY_OF_PIPELINE.get(info?.pipelineTag ?? "") ?? "text-generation"],
     ...(quantization ? { quantization } : {}),
     ...(parameterCount ? { parameterCount } : {}),
     format: "gguf",

@@ -1,6 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { ModelState, type Model } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
-import { STATE_NAMES, modelJson, stateFromName } from "../../http/v0/model-json.js";
+import { CAPABILITY_BY_NAME, CAPABILITY_NAMES, STATE_NAMES, modelJson, stateFromName } from "../../http/v0/model-json.js";
 import { withNode, wantsJson } from "../command-context.js";
 import { contextLengthFlag } from "../flag-values.js";
 import { bytes, printJson, printTable } from "../output.js";
@@ -89,12 +89,14 @@ export function registerModelCommands(program: Command): void {
     .option("--name <display name>", "display name")
     .option("--id <id>", "id to register under")
     .option("--context-length <tokens>", "tokens per request for this model (default: the node's LLMLB_CONTEXT_SIZE)", contextLengthFlag)
+    .addOption(new Option("--capability <name...>", "what the model does (default: from the repo's pipeline_tag on the Hub, else text-generation)").choices(CAPABILITY_NAMES))
     .option("--json", "print JSON")
-    .addHelpText("after", "\nExamples:\n  llmlb-node register Qwen/Qwen2.5-0.5B-Instruct-GGUF\n  llmlb-node register https://huggingface.co/org/repo/blob/main/model-Q4_K_M.gguf\n")
-    .action(async (repo: string, opts: { file?: string; name?: string; id?: string; contextLength?: number }, command: Command) => {
+    .addHelpText("after", "\nExamples:\n  llmlb-node register Qwen/Qwen2.5-0.5B-Instruct-GGUF\n  llmlb-node register https://huggingface.co/org/repo/blob/main/model-Q4_K_M.gguf\n  llmlb-node register org/bge-reranker-v2-m3-GGUF --capability rerank\n")
+    .action(async (repo: string, opts: { file?: string; name?: string; id?: string; contextLength?: number; capability?: Array<keyof typeof CAPABILITY_BY_NAME> }, command: Command) => {
       const contextLength = opts.contextLength ?? 0;
+      const capabilities = (opts.capability ?? []).map((name) => CAPABILITY_BY_NAME[name]);
       await withNode(command, async ({ clients }) => {
-        const res = await clients.catalog.registerModel({ repo, filename: opts.file ?? "", displayName: opts.name ?? "", id: opts.id ?? "", contextLength });
+        const res = await clients.catalog.registerModel({ repo, filename: opts.file ?? "", displayName: opts.name ?? "", id: opts.id ?? "", contextLength, capabilities });
         if (wantsJson(command)) return printJson({ model: res.model ? modelJson(res.model) : null, warnings: res.warnings });
         process.stdout.write(`registered ${res.model?.id ?? repo}\n`);
         for (const warning of res.warnings) process.stderr.write(`warning: ${warning}\n`);

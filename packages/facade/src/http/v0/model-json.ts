@@ -77,6 +77,15 @@ export const STATE_NAMES = Object.keys(STATE_BY_NAME);
 
 export const stateFromName = (name: string): ModelState | undefined => STATE_BY_NAME[name.toLowerCase()];
 
+/** Capabilities by the names the REST shape gives them (as in a model's `capabilities`). */
+export const CAPABILITY_BY_NAME = {
+  "text-generation": Capability.TEXT_GENERATION,
+  embeddings: Capability.EMBEDDINGS,
+  rerank: Capability.RERANK,
+} as const;
+
+export const CAPABILITY_NAMES = Object.keys(CAPABILITY_BY_NAME) as Array<keyof typeof CAPABILITY_BY_NAME>;
+
 /** The REST shape of a loaded model (ListLoadedModels / LoadModel). */
 export function loadedModelJson(m: LoadedModel) {
   return {

@@ -8,7 +8,7 @@ import { httpErrorOf } from "../error-mapping.js";
 import { sendOpenAiError } from "../openai-error.js";
 import { openSse } from "../sse.js";
 import type { BlobSource } from "./blob-source.js";
-import { loadedModelJson, modelJson, progressJson, stateFromName, STATE_NAMES, stateName } from "./model-json.js";
+import { CAPABILITY_BY_NAME, CAPABILITY_NAMES, loadedModelJson, modelJson, progressJson, stateFromName, STATE_NAMES, stateName } from "./model-json.js";
 import { assertPullable, type PullRegistry } from "./pull-registry.js";
 
 interface ListQuery { state?: string; q?: string; tag?: string; page_size?: string; page_token?: string }
@@ -28,6 +28,7 @@ const listQuerySchema = {
 interface RegisterBody {
   repo: string; filename?: string; display_name?: string; id?: string; chat_template?: string;
   description?: string; tags?: string[]; revision?: string; context_length?: number;
+  capabilities?: Array<keyof typeof CAPABILITY_BY_NAME>;
 }
 
 const registerBodySchema = {
@@ -43,6 +44,7 @@ const registerBodySchema = {
     tags: { type: "array", items: { type: "string", maxLength: 100 }, maxItems: 50 },
     revision: { type: "string", maxLength: 200 },
     context_length: { type: "integer", minimum: 0, maximum: MAX_CONTEXT_LENGTH },
+    capabilities: { type: "array", items: { type: "string", enum: CAPABILITY_NAMES }, maxItems: CAPABILITY_NAMES.length },
   },
   additionalProperties: false,
 } as const;
@@ -117,7 +119,7 @@ export function registerModelRoutes(
     const res = await clients.catalog.registerModel({
       repo: b.repo, filename: b.filename ?? "", displayName: b.display_name ?? "", id: b.id ?? "",
       chatTemplate: b.chat_template ?? "", description: b.description ?? "", tags: b.tags ?? [], revision: b.revision ?? "",
-      contextLength: b.context_length ?? 0,
+      contextLength: b.context_length ?? 0, capabilities: (b.capabilities ?? []).map((name) => CAPABILITY_BY_NAME[name]),
     });
     return reply.code(201).send({
       model: res.model ? modelJson(res.model) : null,
