@@ -1,5 +1,5 @@
 import { setTimeout as delay } from "node:timers/promises";
-import type { Llama, LlamaContextSequence, Token, TokenMeterState } from "node-llama-cpp";
+import type { Llama, Token } from "node-llama-cpp";
 import { requireCapability, type ModelEntry } from "../catalog/model-entry.js";
 import { LlmlbError } from "../errors/index.js";
 import { linkedSignal } from "../events/linked-signal.js";
@@ -21,6 +21,7 @@ import { backendOf, loadLlama, resolveThreads, type GpuBackend } from "./llama-b
 import type { LoadedModel } from "./loaded-model.js";
 import { resolveMemoryBudget } from "./memory-budget.js";
 import { ModelPool, raceAbort } from "./model-pool.js";
+import { ProcessedTokens } from "./processed-tokens.js";
 import {
   validateChatInput,
   validateCompletionInput,
@@ -364,19 +365,12 @@ export class InferenceEngine {
       const claim = model.claimSequencePool(adapters);
       held.add(claim.release);
       const pool = await raceAbort(claim.pool, signal);
-      let taken: { sequence: LlamaContextSequence; prompt: number; before: TokenMeterState } | undefined;
+      const processed = new ProcessedTokens();
       const sequenceFor = (prompt: readonly Token[]) => {
-        const chosen = pool.take(prompt);
-        held.add(() => pool.give(chosen.sequence));
-        taken = { sequence: chosen.sequence, prompt: prompt.length, before: chosen.sequence.tokenMeter.getState() };
-        return chosen;
-      };
-      let processed: Pick<TokenUsage, "promptTokens" | "completionTokens"> | undefined;
-      // Read before the sequence is given back: a cancelled or failed generation counts what it did.
-      const partly = () => {
-        if (!taken) return undefined;
-        const spent = taken.sequence.tokenMeter.diff(taken.before);
-        return spent.usedInputTokens + spent.usedOutputTokens > 0 ? { promptTokens: taken.prompt, completionTokens: spent.usedOutputTokens } : undefined;
+        const taken = pool.take(prompt);
+        held.add(() => pool.give(taken.sequence));
+        processed.took(taken.sequence, prompt.length);
+        return taken;
       };
       try {
         yield* deltaStream((emit, generationSignal) => {
@@ -384,9 +378,9 @@ export class InferenceEngine {
           const on: GenerationTarget = { model: model.model, contextSize: model.contextSize, sequenceFor, sink: counted, signal: generationSignal, modelId: model.id };
           return run(model, on, target)
             .then(
-              (outcome) => ((processed = outcome.usage), outcome),
+              (outcome) => (processed.answered(outcome.usage), outcome),
               (err: unknown) => {
-                processed = partly();
+                processed.stopped();
                 throw err;
               },
             )
@@ -394,7 +388,7 @@ export class InferenceEngine {
         }, signal, this.options.settings.streamIntervalMs);
       } finally {
         // Told once the reader has taken the end (so the runner sends it with the end, not on its own).
-        if (processed) this.tokensProcessed(model.id, processed);
+        if (processed.value) this.tokensProcessed(model.id, processed.value);
       }
     } finally {
       held.release();
