@@ -149,4 +149,32 @@ describe("the CLI against a TLS node", () => {
     const trusted = await runCli(["ps"], { ...env, NODE_EXTRA_CA_CERTS: certs.ca });
     expect(trusted).toMatchObject({ code: 0 });
   });
+
+  it("says so too for a trusted CA's certificate that is not for servers (a client certificate served by mistake)", async () => {
+    const { dir, cleanup: remove } = tempDir("llmlb-tls-cli-purpose-");
+    const wrong = await startTestNode({ LLMLB_TLS_CERT: certs.clientCert, LLMLB_TLS_KEY: certs.clientKey });
+    try {
+      const env = { ...isolatedEnv(dir), LLMLB_GRPC_PORT: new URL(wrong.grpcUrl).port, LLMLB_TLS_CERT: certs.clientCert, LLMLB_TLS_KEY: certs.clientKey, NODE_EXTRA_CA_CERTS: certs.ca };
+      const run = await runCli(["ls"], env);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toBe(`llmlb-node: the node at ${wrong.grpcUrl} answers with a certificate this machine does not trust (unsuitable certificate purpose); the node's certificate (LLMLB_TLS_CERT) must be valid now, name the host the CLI connects to and be meant for servers (NODE_CERTIFICATE_UNTRUSTED)\n`);
+    } finally {
+      await wrong.stop();
+      remove();
+    }
+  });
+
+  it("does not ask a node that requires client certificates: ls works on the store in its own process, ps says why it cannot", async () => {
+    const env = {
+      ...isolatedEnv(cliHome.dir),
+      LLMLB_GRPC_PORT: new URL(node.grpcUrl).port,
+      LLMLB_TLS_CERT: certs.serverCert,
+      LLMLB_TLS_KEY: certs.serverKey,
+      LLMLB_TLS_CLIENT_CA: certs.ca,
+    };
+    expect(await runCli(["ls"], env)).toMatchObject({ code: 0 });
+    const ps = await runCli(["ps"], env);
+    expect(ps.code).toBe(1);
+    expect(ps.stderr).toBe(`llmlb-node: the node at ${node.grpcUrl} requires client certificates (LLMLB_TLS_CLIENT_CA), which the CLI does not present; use a gRPC client with a certificate (see SECURITY.md) (CLIENT_CERTIFICATE_REQUIRED)\n`);
+  });
 });

@@ -19,34 +19,54 @@ export function grpcUrlOf(config: NodeConfig): string {
 /**
  * Talks to the running node over gRPC when one answers; otherwise runs the services in this
  * process on the same store (its locks keep both from downloading one model twice), or with
- * `localFallback: false` fails with NODE_NOT_RUNNING.
+ * `localFallback: false` fails with NODE_NOT_RUNNING. A node that requires client certificates
+ * (LLMLB_TLS_CLIENT_CA), which the CLI does not present, is not asked.
  */
 export async function connectToNode(
   config: NodeConfig,
   options: { probeTimeoutMs?: number; localFallback?: boolean } = {},
 ): Promise<NodeConnection> {
-  const remote = createNodeClients(remoteTransport(config.runtimeUrl || grpcUrlOf(config), config.apiKey));
+  const url = config.runtimeUrl || grpcUrlOf(config);
+  if (config.tlsClientCa && !config.runtimeUrl) {
+    if (options.localFallback === false) throw clientCertificateRequired(url);
+    return inThisProcess(config);
+  }
+  const remote = createNodeClients(remoteTransport(url, config.apiKey));
   try {
     await remote.health.check({ service: "" }, { timeoutMs: options.probeTimeoutMs ?? 1500 });
     return { clients: remote, mode: "remote", close: async () => {} };
   } catch (err) {
-    const url = config.runtimeUrl || grpcUrlOf(config);
     // A node answered, with a certificate this process refuses: not a node that is absent.
     const refused = certificateRefusal(err);
     if (refused) throw untrustedCertificate(url, refused);
     if (options.localFallback === false) throw nodeNotRunning(url);
-    const runtime = await NodeRuntime.create(config, silentLogger(), { sourceDefaults: builtinSourceDefaults(config) });
-    return {
-      clients: createNodeClients(runtime.inProcessTransport()),
-      mode: "local",
-      close: () => runtime.close(),
-    };
+    return inThisProcess(config);
   }
 }
 
-/** OpenSSL's and Node's names for a server certificate that failed verification. */
+async function inThisProcess(config: NodeConfig): Promise<NodeConnection> {
+  const runtime = await NodeRuntime.create(config, silentLogger(), { sourceDefaults: builtinSourceDefaults(config) });
+  return {
+    clients: createNodeClients(runtime.inProcessTransport()),
+    mode: "local",
+    close: () => runtime.close(),
+  };
+}
+
+function clientCertificateRequired(url: string): LlmlbError {
+  return new LlmlbError(
+    "CLIENT_CERTIFICATE_REQUIRED",
+    `the node at ${url} requires client certificates (LLMLB_TLS_CLIENT_CA), which the CLI does not present; use a gRPC client with a certificate (see SECURITY.md)`,
+  );
+}
+
+/**
+ * OpenSSL's names for a server certificate that failed verification (X509_V_ERR_* without the
+ * prefix, as Node reports them: expired, untrusted, self-signed, a leaf not for servers, a bad
+ * chain…) and Node's own for a name the certificate does not cover.
+ */
 const CERTIFICATE_REFUSED =
-  /^(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_(HAS_EXPIRED|NOT_YET_VALID|UNTRUSTED|REJECTED|REVOKED|SIGNATURE_FAILURE)|HOSTNAME_MISMATCH|ERR_TLS_CERT_ALTNAME_INVALID)$/;
+  /^(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_\w+|CERT_\w+|CRL_\w+|ERROR_IN_\w+|INVALID_(CA|PURPOSE|NON_CA|EXTENSION|POLICY_EXTENSION)|PATH_LENGTH_EXCEEDED|HOSTNAME_MISMATCH|IP_ADDRESS_MISMATCH|ERR_TLS_CERT_ALTNAME_INVALID)$/;
 
 /** The verification error somewhere in `err`'s causes, if the node's certificate was refused. */
 function certificateRefusal(err: unknown): Error | undefined {
@@ -57,11 +77,14 @@ function certificateRefusal(err: unknown): Error | undefined {
   return undefined;
 }
 
+/** Refusals that trusting the node's CA cures; the others (expired, another name, not for servers) the node's certificate must. */
+const NOT_TRUSTED = /^(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_UNTRUSTED)$/;
+
 function untrustedCertificate(url: string, cause: Error): LlmlbError {
-  return new LlmlbError(
-    "NODE_CERTIFICATE_UNTRUSTED",
-    `the node at ${url} answers with a certificate this machine does not trust (${cause.message}); give its certificate or CA to the CLI with NODE_EXTRA_CA_CERTS=<file.pem>`,
-  );
+  const fix = NOT_TRUSTED.test(String((cause as { code?: unknown }).code))
+    ? "give its certificate or CA to the CLI with NODE_EXTRA_CA_CERTS=<file.pem>"
+    : "the node's certificate (LLMLB_TLS_CERT) must be valid now, name the host the CLI connects to and be meant for servers";
+  return new LlmlbError("NODE_CERTIFICATE_UNTRUSTED", `the node at ${url} answers with a certificate this machine does not trust (${cause.message}); ${fix}`);
 }
 
 function nodeNotRunning(url: string): LlmlbError {

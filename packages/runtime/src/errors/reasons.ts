@@ -40,6 +40,8 @@ export const REASONS = {
   NODE_NOT_RUNNING: Code.Unavailable,
   /** The CLI reached a node over TLS whose certificate this machine does not trust. */
   NODE_CERTIFICATE_UNTRUSTED: Code.Unavailable,
+  /** The CLI cannot reach a node that requires client certificates (mutual TLS). */
+  CLIENT_CERTIFICATE_REQUIRED: Code.Unauthenticated,
   CHECKSUM_MISMATCH: Code.DataLoss,
   SIZE_MISMATCH: Code.DataLoss,
   INSUFFICIENT_DISK: Code.ResourceExhausted,
