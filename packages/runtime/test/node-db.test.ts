@@ -107,6 +107,9 @@ describe("a corrupt node.db", () => {
       copy.registrations.push(
         { ...kept, entry: { ...kept.entry, id: "../evil" } },
         { ...kept, entry: { ...kept.entry, id: "escape", files: ["../../../../tmp/escape.gguf"] } },
+        // A capability this node does not serve (a newer node's), or none: the listing must still work.
+        { ...kept, entry: { ...kept.entry, id: "vision", capabilities: ["vision"] } },
+        { ...kept, entry: { ...kept.entry, id: "nocaps", capabilities: undefined } },
       );
       fs.writeFileSync(copyFile, JSON.stringify(copy));
 

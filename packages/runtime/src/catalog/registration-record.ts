@@ -24,6 +24,12 @@ export function isRegistrationRecord(value: unknown): value is RegistrationRecor
     Array.isArray(entry.files) &&
     entry.files.length > 0 &&
     entry.files.every(isRepoFilePath) &&
+    Array.isArray(entry.capabilities) &&
+    entry.capabilities.length > 0 &&
+    entry.capabilities.every((c) => KNOWN_CAPABILITIES.has(c)) &&
     entry.origin === "registered"
   );
 }
+
+/** What this node can serve; a record naming another capability (a newer node's, a hand edit) is skipped. */
+const KNOWN_CAPABILITIES = new Set<unknown>(["text-generation", "embeddings", "rerank"] satisfies Array<ModelEntry["capabilities"][number]>);
