@@ -1,8 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { logSink, startTestNode, type TestNode } from "../../../testkit/node/index.js";
 import { startRouterStandin, type RouterStandin } from "../../../testkit/standins/index.js";
-import { describeBytes } from "../../../testkit/gguf/tiny-gguf.js";
-import { startTinyWorld, tinyEmbed, TINY_CHAT_FILE, TINY_CHAT_ID, TINY_EMBED_FILE, TINY_EMBED_ID, TINY_REPO, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+import { describeBytes, tinyModelBytes } from "../../../testkit/gguf/tiny-gguf.js";
+import { startTinyWorld, tinyEmbed, tinyEntry, TINY_CHAT_FILE, TINY_CHAT_ID, TINY_EMBED_FILE, TINY_EMBED_ID, TINY_REPO, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
 const ROUTER_KEY = "rk_router_secret_77";
 /** What an llmlb router names a model of TINY_REPO (generate_model_id: the repo, lower-cased). */
@@ -334,5 +334,36 @@ describe("LLMLB_ADVERTISE_HOST given as a host name (the router takes only an IP
     await new Promise((r) => setTimeout(r, 2000));
     expect(refused()).toHaveLength(1);
     expect(router.registrations.filter((r) => r.payload.runtime_port === unresolvable.http.port - 1)).toHaveLength(0);
+  });
+});
+
+describe("a push-era router's heartbeat with a reranker loaded", () => {
+  const RERANK_ID = "tiny-rerank";
+  const RERANK_FILE = "tiny-rerank-F32.gguf";
+  const RERANK_REPO = "llmlb-test/tiny-rerank-GGUF";
+  const reranker = tinyModelBytes({ reranker: true });
+  let world: TinyWorld;
+  let router: RouterStandin;
+  let node: TestNode;
+  beforeAll(async () => {
+    world = await startTinyWorld({ extraModels: [tinyEntry(RERANK_ID, RERANK_FILE, reranker, ["rerank"], { repo: RERANK_REPO })] });
+    await world.hf.addRepo(RERANK_REPO, { files: { [RERANK_FILE]: reranker } });
+    router = await startRouterStandin({ apiKey: ROUTER_KEY, acceptCpuNodes: true, realRouter: true });
+    node = await startTestNode(pushEnv(world, router));
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await router?.close();
+    await world?.close();
+  });
+
+  it("lists it neither as a chat model (the router would send it chats) nor as an embedding model", async () => {
+    for (const id of [TINY_CHAT_ID, RERANK_ID]) {
+      const load = await fetch(`${node.httpUrl}/v0/models/${id}/load`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+      expect(load.status, id).toBe(200);
+    }
+    const lastBeat = () => router.heartbeats.filter((h) => h.status === 200).at(-1)?.payload;
+    await expect.poll(() => lastBeat()?.loaded_models, { timeout: 15_000 }).toEqual([TINY_CHAT_ID]);
+    expect(lastBeat()?.loaded_embedding_models).toEqual([]);
   });
 });

@@ -49,9 +49,10 @@ export async function modelFacts(clients: NodeClients): Promise<ModelFacts> {
   const ready = runnable.filter((m) => m.state === ModelState.READY || m.state === ModelState.LOADED).length;
   const loadedIds = loaded.models.map((m) => m.modelId);
   const isEmbedding = (id: string) => byId.get(id)?.capabilities.includes(Capability.EMBEDDINGS) === true;
+  const isChat = (id: string) => byId.get(id)?.capabilities.includes(Capability.TEXT_GENERATION) === true;
   return {
     readyModels: [Math.min(ready, U8_MAX), Math.min(ready + downloading.length, U8_MAX)],
-    loadedChat: loadedIds.filter((id) => !isEmbedding(id)),
+    loadedChat: loadedIds.filter(isChat),
     loadedEmbedding: loadedIds.filter(isEmbedding),
     downloading,
     initializing: downloading.length > 0,
