@@ -240,6 +240,13 @@ describe("InferenceService over gRPC", () => {
     before = await counted("tiny-embed");
     const embedded = await node.clients.inference.embed({ modelId: "tiny-embed", inputs: ["one", "two three"] });
     expect(await countedAfter("tiny-embed", before)).toEqual({ prompt: embedded.usage!.promptTokens, completion: 0 });
+
+    // Embeddings refused part-way (the second input does not fit): the first input was processed.
+    before = await counted("tiny-embed");
+    const refused = await node.clients.inference.embed({ modelId: "tiny-embed", inputs: ["one", "word ".repeat(20_000)] }).catch((e: unknown) => e);
+    expect(errorInfoOf(refused)).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "inputs[1]" } });
+    const { tokens } = await node.clients.inference.tokenize({ modelId: "tiny-embed", content: "one" });
+    expect(await countedAfter("tiny-embed", before)).toEqual({ prompt: tokens.length, completion: 0 });
   });
 
   it("names a tool's parameters_json and a schema_json that are not JSON", async () => {

@@ -206,13 +206,17 @@ export class InferenceEngine {
       if (checked.dimensions !== undefined) requireDimensions(checked.dimensions, model.model.embeddingVectorSize);
       const context = await raceAbort(model.embeddingContext(), signal);
       const embeddings: number[][] = [];
-      for (const [i, text] of checked.inputs.entries()) {
-        signal.throwIfAborted();
-        await refuseBeyondContext(model.model, [text], { contextSize: model.contextSize, kept: 1, field: `inputs[${i}]` }, signal);
-        embeddings.push([...(await context.getEmbeddingFor(text)).vector]);
+      let promptTokens = 0;
+      try {
+        for (const [i, text] of checked.inputs.entries()) {
+          signal.throwIfAborted();
+          await refuseBeyondContext(model.model, [text], { contextSize: model.contextSize, kept: 1, field: `inputs[${i}]` }, signal);
+          embeddings.push([...(await context.getEmbeddingFor(text)).vector]);
+        }
+      } finally {
+        // Also when it stops part-way (an input too long, a cancel): the inputs embedded so far were processed.
+        promptTokens = this.inputsProcessed(model, checked.inputs.slice(0, embeddings.length));
       }
-      const promptTokens = countTokens(model.model, checked.inputs);
-      this.tokensProcessed(model.id, { promptTokens, completionTokens: 0 });
       const shortened = checked.dimensions === undefined ? embeddings : embeddings.map((v) => shortenEmbedding(v, checked.dimensions!));
       return {
         embeddings: shortened,
@@ -235,16 +239,20 @@ export class InferenceEngine {
       held.add(await model.admission.enter(signal));
       const context = await raceAbort(model.rankingContext(), signal);
       const scores: number[] = [];
-      for (const document of checked.documents) {
-        signal.throwIfAborted();
-        scores.push(await context.rank(checked.query, document, { onOverflow: "maxChunk" }));
+      let promptTokens = 0;
+      try {
+        for (const document of checked.documents) {
+          signal.throwIfAborted();
+          scores.push(await context.rank(checked.query, document, { onOverflow: "maxChunk" }));
+        }
+      } finally {
+        // As usage counts them: the query once, and the documents scored so far.
+        promptTokens = this.inputsProcessed(model, scores.length > 0 ? [checked.query, ...checked.documents.slice(0, scores.length)] : []);
       }
       const results = scores
         .map((relevanceScore, index) => ({ index, relevanceScore }))
         .sort((a, b) => b.relevanceScore - a.relevanceScore)
         .slice(0, checked.topN ?? scores.length);
-      const promptTokens = countTokens(model.model, [checked.query, ...checked.documents]);
-      this.tokensProcessed(model.id, { promptTokens, completionTokens: 0 });
       return { results, usage: { promptTokens, completionTokens: 0, totalTokens: promptTokens } };
     } finally {
       held.release();
@@ -393,6 +401,13 @@ export class InferenceEngine {
     } finally {
       held.release();
     }
+  }
+
+  /** Reports the tokens of `texts` a request had the model read (embeddings, rerank); returns their count. */
+  private inputsProcessed(model: LoadedModel, texts: readonly string[]): number {
+    const promptTokens = countTokens(model.model, texts);
+    if (promptTokens > 0) this.tokensProcessed(model.id, { promptTokens, completionTokens: 0 });
+    return promptTokens;
   }
 
   private tokensProcessed(modelId: string, usage: Pick<TokenUsage, "promptTokens" | "completionTokens">): void {
