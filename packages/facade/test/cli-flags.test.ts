@@ -18,7 +18,7 @@ describe("a bad flag value", () => {
     [["chat", "tiny-chat", "--temperature", "hot"], "option '--temperature <t>' argument 'hot' is invalid. expected a number from 0 to 2"],
     [["chat", "tiny-chat", "--seed", "-1"], "option '--seed <n>' argument '-1' is invalid. expected a whole number from 0 to 4294967295"],
     [["register", "org/repo-GGUF", "--context-length", "lots"], "option '--context-length <tokens>' argument 'lots' is invalid. expected a number of tokens from 256 to 16777216 (0: the node's LLMLB_CONTEXT_SIZE)"],
-    [["register", "org/repo-GGUF", "--capability", "vision"], "option '--capability <name...>' argument 'vision' is invalid. Allowed choices are text-generation, embeddings, rerank."],
+    [["register", "--capability", "vision", "org/repo-GGUF"], "option '--capability <name>' argument 'vision' is invalid. expected one of text-generation, embeddings, rerank"],
     // Setting flags are checked by the setting's own parser; load --keep-alive is one.
     [["load", "tiny-chat", "--keep-alive", "5x"], 'option \'--keep-alive <value>\' argument \'5x\' is invalid. expected a duration such as "5m", "30s", "1h" or seconds (0 = at once, -1 = forever)'],
     [["pull", "tiny-chat", "--grpc-port", "http"], "option '--grpc-port <value>' argument 'http' is invalid. expected a whole number from 0 to 65535"],

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI_ARGS as CLI, runCli as cli, startTestNode, tempDir, type CliRun as Run, type TestNode } from "../../../testkit/node/index.js";
 import { createProgram } from "../src/index.js";
 import { parsePrometheusText } from "../../../testkit/metrics/prometheus-text.js";
-import { startTinyWorld, tinyChat, tinyEntry, TINY_CHAT_ID, type TinyWorld } from "../../../testkit/world/tiny-world.js";
+import { startTinyWorld, tinyChat, tinyEntry, TINY_CHAT_FILE, TINY_CHAT_ID, TINY_REPO, type TinyWorld } from "../../../testkit/world/tiny-world.js";
 
 
 /** 8 MiB of bytes (downloaded, never loaded): slow enough under a throttle to interrupt. */
@@ -54,6 +54,12 @@ describe("llmlb-node CLI", () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toContain("unknown command 'frobnicate'");
     expect(run.stderr).toContain("Usage: llmlb-node");
+  });
+
+  it("registers with --capability, repeatable, before or after the repo", async () => {
+    const run = await cli(["register", "--capability", "embeddings", TINY_REPO, "--file", TINY_CHAT_FILE, "--id", "cli-told", "--capability", "rerank", "--json"], env);
+    expect(run.code, run.stderr).toBe(0);
+    expect((JSON.parse(run.stdout) as { model: { capabilities: string[] } }).model.capabilities).toEqual(["embeddings", "rerank"]);
   });
 
   it("takes a flag over the environment over the config file", async () => {

@@ -89,7 +89,7 @@ export function registerModelCommands(program: Command): void {
     .option("--name <display name>", "display name")
     .option("--id <id>", "id to register under")
     .option("--context-length <tokens>", "tokens per request for this model (default: the node's LLMLB_CONTEXT_SIZE)", contextLengthFlag)
-    .addOption(new Option("--capability <name...>", "what the model does (default: from the repo's pipeline_tag on the Hub, else text-generation)").choices(CAPABILITY_NAMES))
+    .option("--capability <name>", `what the model does, repeatable: ${CAPABILITY_NAMES.join(", ")} (default: from the repo's pipeline_tag on the Hub, else text-generation)`, capabilityFlag)
     .option("--json", "print JSON")
     .addHelpText("after", "\nExamples:\n  llmlb-node register Qwen/Qwen2.5-0.5B-Instruct-GGUF\n  llmlb-node register https://huggingface.co/org/repo/blob/main/model-Q4_K_M.gguf\n  llmlb-node register org/bge-reranker-v2-m3-GGUF --capability rerank\n")
     .action(async (repo: string, opts: { file?: string; name?: string; id?: string; contextLength?: number; capability?: Array<keyof typeof CAPABILITY_BY_NAME> }, command: Command) => {
@@ -102,6 +102,13 @@ export function registerModelCommands(program: Command): void {
         for (const warning of res.warnings) process.stderr.write(`warning: ${warning}\n`);
       });
     });
+}
+
+/** One more --capability value; anything but a capability this node serves is a usage error naming them. */
+function capabilityFlag(value: string, previous: Array<keyof typeof CAPABILITY_BY_NAME> = []): Array<keyof typeof CAPABILITY_BY_NAME> {
+  const name = value.toLowerCase();
+  if (!(CAPABILITY_NAMES as string[]).includes(name)) throw new InvalidArgumentError(`expected one of ${CAPABILITY_NAMES.join(", ")}`);
+  return [...previous, name as keyof typeof CAPABILITY_BY_NAME];
 }
 
 /** A --state value, in any case; anything else is a usage error listing the states. */
