@@ -135,14 +135,17 @@ describe("the CLI against a TLS node", () => {
     cleanup?.();
     cliHome?.cleanup();
   });
+  /** The CLI's environment for a node on `grpcUrl` serving `cert`, as the operator's configuration says. */
+  const cliEnv = (grpcUrl: string, cert: { cert: string; key: string }, extra: Record<string, string> = {}) => ({
+    ...isolatedEnv(cliHome.dir),
+    LLMLB_GRPC_PORT: new URL(grpcUrl).port,
+    LLMLB_TLS_CERT: cert.cert,
+    LLMLB_TLS_KEY: cert.key,
+    ...extra,
+  });
 
   it("says the node's certificate is not trusted (not that no node runs, nor falls back to the store), and works once given the CA", async () => {
-    const env = {
-      ...isolatedEnv(cliHome.dir),
-      LLMLB_GRPC_PORT: new URL(node.grpcUrl).port,
-      LLMLB_TLS_CERT: certs.serverCert,
-      LLMLB_TLS_KEY: certs.serverKey,
-    };
+    const env = cliEnv(node.grpcUrl, { cert: certs.serverCert, key: certs.serverKey });
     const untrusted = await runCli(["ls"], env);
     expect(untrusted.code).toBe(1);
     expect(untrusted.stderr).toMatch(new RegExp(`^llmlb-node: the node at ${node.grpcUrl.replace(/\./g, "\\.")} answers with a certificate this machine does not trust \\(.+\\); give its certificate or CA to the CLI with NODE_EXTRA_CA_CERTS=<file\\.pem> \\(NODE_CERTIFICATE_UNTRUSTED\\)\n$`));
@@ -151,27 +154,18 @@ describe("the CLI against a TLS node", () => {
   });
 
   it("says so too for a trusted CA's certificate that is not for servers (a client certificate served by mistake)", async () => {
-    const { dir, cleanup: remove } = tempDir("llmlb-tls-cli-purpose-");
     const wrong = await startTestNode({ LLMLB_TLS_CERT: certs.clientCert, LLMLB_TLS_KEY: certs.clientKey });
     try {
-      const env = { ...isolatedEnv(dir), LLMLB_GRPC_PORT: new URL(wrong.grpcUrl).port, LLMLB_TLS_CERT: certs.clientCert, LLMLB_TLS_KEY: certs.clientKey, NODE_EXTRA_CA_CERTS: certs.ca };
-      const run = await runCli(["ls"], env);
+      const run = await runCli(["ls"], cliEnv(wrong.grpcUrl, { cert: certs.clientCert, key: certs.clientKey }, { NODE_EXTRA_CA_CERTS: certs.ca }));
       expect(run.code).toBe(1);
       expect(run.stderr).toBe(`llmlb-node: the node at ${wrong.grpcUrl} answers with a certificate this machine does not trust (unsuitable certificate purpose); the node's certificate (LLMLB_TLS_CERT) must be valid now, name the host the CLI connects to and be meant for servers (NODE_CERTIFICATE_UNTRUSTED)\n`);
     } finally {
       await wrong.stop();
-      remove();
     }
   });
 
   it("does not ask a node that requires client certificates: ls works on the store in its own process, ps says why it cannot", async () => {
-    const env = {
-      ...isolatedEnv(cliHome.dir),
-      LLMLB_GRPC_PORT: new URL(node.grpcUrl).port,
-      LLMLB_TLS_CERT: certs.serverCert,
-      LLMLB_TLS_KEY: certs.serverKey,
-      LLMLB_TLS_CLIENT_CA: certs.ca,
-    };
+    const env = cliEnv(node.grpcUrl, { cert: certs.serverCert, key: certs.serverKey }, { LLMLB_TLS_CLIENT_CA: certs.ca });
     expect(await runCli(["ls"], env)).toMatchObject({ code: 0 });
     const ps = await runCli(["ps"], env);
     expect(ps.code).toBe(1);
