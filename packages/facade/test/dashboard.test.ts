@@ -230,12 +230,16 @@ describe("dashboard in Chromium against a running node", () => {
     await repo.fill(`https://huggingface.co/${EXTRA_REPO}`);
     await filename.fill(EXTRA_FILE);
     await dialog.getByLabel(/Display name/).fill("My extra tiny");
+    await dialog.getByLabel("What it does").selectOption({ label: "Embeddings" });
     await dialog.getByRole("button", { name: "Register" }).click();
     await dialog.waitFor({ state: "hidden" });
     const extra = page.locator("#hub-grid .card", { hasText: "My extra tiny" });
     await extra.waitFor();
     expect(await extra.locator(".badge").textContent()).toBe("available");
     expect(await visibleCards(page).count()).toBe(SUPPORTED_MODELS.length + 1);
+    // Registered as an embedding model, as chosen (the stand-in tags the repo text-generation).
+    const listed = (await (await fetch(`${world.node.httpUrl}/v0/models`, { headers: { authorization: `Bearer ${API_KEY}` } })).json()) as { models: Array<{ display_name: string; capabilities: string[] }> };
+    expect(listed.models.find((m) => m.display_name === "My extra tiny")?.capabilities).toEqual(["embeddings"]);
   });
 
   it("shows a failed pull with its reason and lets the user retry", async () => {

@@ -69,6 +69,7 @@ export interface RegisterRequestJson {
   repo: string;
   filename?: string;
   display_name?: string;
+  capabilities?: string[];
 }
 
 export interface RegisterResponseJson {

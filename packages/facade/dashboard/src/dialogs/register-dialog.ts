@@ -25,7 +25,8 @@ function fieldOf(err: ApiError): Field | null {
 }
 
 /**
- * "Register a model": a Hugging Face repo id or URL, optional file and display name. The API's 4xx
+ * "Register a model": a Hugging Face repo id or URL, optional file, display name and what the
+ * model does (for embedding models and rerankers whose repo carries no tag). The API's 4xx
  * message is shown under the field it is about (its `param`, else the field its code implies).
  */
 export class RegisterDialog {
@@ -36,6 +37,8 @@ export class RegisterDialog {
     filename: byId("reg-filename", HTMLInputElement),
     display_name: byId("reg-display-name", HTMLInputElement),
   };
+  /** Empty: as the repo's Hub tag says. */
+  private readonly capability = byId("reg-capability", HTMLSelectElement);
   private readonly formError = byId("register-form-error", HTMLElement);
   private readonly submitButton = byId("register-submit", HTMLButtonElement);
   private busy = false;
@@ -79,7 +82,13 @@ export class RegisterDialog {
     }
     this.setBusy(true);
     try {
-      const res = await this.api.register({ repo, ...(filename ? { filename } : {}), ...(displayName ? { display_name: displayName } : {}) });
+      const capability = this.capability.value;
+      const res = await this.api.register({
+        repo,
+        ...(filename ? { filename } : {}),
+        ...(displayName ? { display_name: displayName } : {}),
+        ...(capability ? { capabilities: [capability] } : {}),
+      });
       this.dialog.close();
       this.done(res);
     } catch (err) {
