@@ -50,7 +50,7 @@ describe("dashboard Chat and Loaded tabs in Chromium", () => {
 
   it("streams a chat answer with its tokens/s, using the system prompt and temperature", async () => {
     await page.goto(`${node.httpUrl}/#chat`);
-    const model = page.getByLabel("Model");
+    const model = page.getByLabel("Model", { exact: true });
     await expect.poll(() => model.locator("option").allTextContents()).toEqual([`Tiny ${TINY_CHAT_ID} (${TINY_CHAT_ID})`]);
     await page.getByLabel("System prompt").fill("You answer in one short line.");
     await page.getByLabel("Temperature").fill("0");
@@ -82,7 +82,7 @@ describe("dashboard Chat and Loaded tabs in Chromium", () => {
 
   it("keeps an answer with no text in the conversation and says so; a failed one marks its question unsent", async () => {
     await page.goto(`${node.httpUrl}/#chat`);
-    await expect.poll(() => page.getByLabel("Model").locator("option").count()).toBe(1);
+    await expect.poll(() => page.getByLabel("Model", { exact: true }).locator("option").count()).toBe(1);
     // The page keeps its conversation across a reload: this test starts a new one.
     await page.getByRole("button", { name: "New chat" }).click();
     // The answer the tiny model gives greedily is never empty: this one comes from the network edge,
