@@ -13,6 +13,7 @@ export * from "./plugin/index.js";
 export { staticModelDirectory, type ModelEntry, type ModelDirectory } from "./catalog/model-entry.js";
 export { ModelEvents, type ModelEvent, type ModelEventListener, type TransferProgress } from "./events/model-events.js";
 export { linkedSignal } from "./events/linked-signal.js";
+export { CAPABILITY_TO_PROTO } from "./catalog/model-proto.js";
 export { NodeMetrics, type LoadedModelsProbe } from "./metrics/node-metrics.js";
 export * from "./engine/index.js";
 export { createInferenceService } from "./services/inference-service.js";

@@ -23,7 +23,8 @@ export const STATE_TO_PROTO: Record<ModelStateName, ModelState> = {
   unsupported: ModelState.UNSUPPORTED,
 };
 
-const CAPABILITY_TO_PROTO: Record<ModelEntry["capabilities"][number], Capability> = {
+/** A catalog capability (as the REST shapes and the CLI also name it) on the wire. */
+export const CAPABILITY_TO_PROTO: Readonly<Record<ModelEntry["capabilities"][number], Capability>> = {
   "text-generation": Capability.TEXT_GENERATION,
   embeddings: Capability.EMBEDDINGS,
   rerank: Capability.RERANK,

@@ -1,3 +1,4 @@
+import { CAPABILITY_TO_PROTO } from "@llmlb/runtime";
 import { Capability, ModelOrigin, ModelState, type Model, type Progress } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { LoadedModel } from "@llmlb/runtime/gen/llmlb/node/v1/inference_pb";
@@ -78,11 +79,7 @@ export const STATE_NAMES = Object.keys(STATE_BY_NAME);
 export const stateFromName = (name: string): ModelState | undefined => STATE_BY_NAME[name.toLowerCase()];
 
 /** Capabilities by the names the REST shape gives them (as in a model's `capabilities`). */
-export const CAPABILITY_BY_NAME = {
-  "text-generation": Capability.TEXT_GENERATION,
-  embeddings: Capability.EMBEDDINGS,
-  rerank: Capability.RERANK,
-} as const;
+export const CAPABILITY_BY_NAME = CAPABILITY_TO_PROTO;
 
 export const CAPABILITY_NAMES = Object.keys(CAPABILITY_BY_NAME) as Array<keyof typeof CAPABILITY_BY_NAME>;
 
