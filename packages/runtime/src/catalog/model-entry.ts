@@ -39,12 +39,12 @@ export interface ModelEntry {
   contextLength?: number;
 }
 
-/** Looks up catalog entries by id. The resolver and engine depend on this, not on the catalog's storage. */
 /** Refuses (CAPABILITY_MISSING) a request for `capability` to a model whose entry does not list it. */
 export function requireCapability(entry: ModelEntry, capability: ModelEntry["capabilities"][number] | undefined): void {
   if (capability && !entry.capabilities.includes(capability)) throw capabilityMissing(entry.id, capability, entry.capabilities);
 }
 
+/** Looks up catalog entries by id. The resolver and engine depend on this, not on the catalog's storage. */
 export interface ModelDirectory {
   get(id: string): Promise<ModelEntry | undefined>;
 }

@@ -1,5 +1,6 @@
 import { isValidModelId } from "../store/model-id.js";
 import type { ModelEntry } from "./model-entry.js";
+import { CAPABILITY_TO_PROTO } from "./model-proto.js";
 import { isRepoFilePath, isRepoId } from "./repo-ref.js";
 
 /** A registered model as persisted. */
@@ -26,10 +27,9 @@ export function isRegistrationRecord(value: unknown): value is RegistrationRecor
     entry.files.every(isRepoFilePath) &&
     Array.isArray(entry.capabilities) &&
     entry.capabilities.length > 0 &&
-    entry.capabilities.every((c) => KNOWN_CAPABILITIES.has(c)) &&
+    // A capability this node does not serve (a newer node's, a hand edit): the record is skipped.
+    entry.capabilities.every((c: unknown) => typeof c === "string" && Object.hasOwn(CAPABILITY_TO_PROTO, c)) &&
     entry.origin === "registered"
   );
 }
 
-/** What this node can serve; a record naming another capability (a newer node's, a hand edit) is skipped. */
-const KNOWN_CAPABILITIES = new Set<unknown>(["text-generation", "embeddings", "rerank"] satisfies Array<ModelEntry["capabilities"][number]>);

@@ -29,8 +29,8 @@ export interface ModelFileDeps {
 
 /**
  * The one path from a model id to its file: the catalog (an unknown id is MODEL_NOT_SUPPORTED, a
- * model without the capability asked for CAPABILITY_MISSING), then the installed copy, then — unless `localOnly` — the source chain, whose download shows
- * through Resolve and WatchModels.
+ * model without the capability asked for CAPABILITY_MISSING), then the installed copy, then —
+ * unless `localOnly` — the source chain, whose download shows through Resolve and WatchModels.
  */
 export async function modelFile(deps: ModelFileDeps, modelId: string, options: ModelFileOptions = {}): Promise<ModelFile> {
   const entry = await deps.directory.get(modelId);
