@@ -15,10 +15,13 @@ function writeLock(home: string, id: string, fields: { pid: number; heartbeatAt?
   const file = path.join(home, ".locks", `${id.replace("/", "%2F")}.lock`);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const now = new Date().toISOString();
-  fs.writeFileSync(file, JSON.stringify({
+  // Written whole and renamed into place, as a real holder writes it: a reader never sees it half-written.
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify({
     id, kind: "model", pid: fields.pid, host: os.hostname(), startedAt: now, heartbeatAt: fields.heartbeatAt ?? now, token: "someone-else",
     progress: { completedBytes: fields.completedBytes ?? 0, totalBytes: SIZE, currentFile: FILE, bytesPerSecond: 1000 },
   }));
+  fs.renameSync(tmp, file);
   return file;
 }
 
