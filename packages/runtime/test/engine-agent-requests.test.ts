@@ -3,7 +3,7 @@ import path from "node:path";
 import { Ajv } from "ajv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CHATML_TEMPLATE, THINKING_TEMPLATE, TOOLS_TEMPLATE, writeTinyModel } from "../../../testkit/gguf/tiny-gguf.js";
-import type { ChatInput, GenerationEvent, TokenLogprob, ToolCallDelta } from "../src/index.js";
+import type { ChatInput, GenerationEvent, JsonSchema, TokenLogprob, ToolCallDelta } from "../src/index.js";
 import { engineFixture, reasonOf, user, type EngineFixture } from "./fixtures/engine-fixtures.js";
 
 /** Everything a stream produced, with tool-call pieces joined by index as OpenAI clients do. */
@@ -250,6 +250,66 @@ describe("structured output", () => {
     const refused = await reasonOf(chat({ responseFormat: { type: "json_schema", schema: { type: "integer", minimum: 3 } } }));
     expect(refused).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "response_format.json_schema.schema" } });
     expect(refused.message).toContain('"minimum"');
+  });
+
+  /** Answers to `schema` for `prompts` different prompts (with seeds 1…), every one parsed and checked against it. */
+  async function sampledValid(schema: JsonSchema, prompts: number, temperature = 0): Promise<unknown[]> {
+    const validate = ajv.compile(schema);
+    const values: unknown[] = [];
+    for (let i = 1; i <= prompts; i++) {
+      const got = await chat({ messages: user(`Describe thing number ${i}`), responseFormat: { type: "json_schema", schema }, maxTokens: 400, temperature, seed: i });
+      expect(got.end.finishReason, got.text).toBe("stop");
+      const value: unknown = JSON.parse(got.text);
+      expect(validate(value), `prompt ${i}: ${got.text}`).toBe(true);
+      values.push(value);
+    }
+    return values;
+  }
+
+  it("a type list keeps each type's keywords, and may give an object or an array", async () => {
+    // node-llama-cpp drops every keyword of a `type` list and never writes an object or an array for one.
+    const schema = {
+      type: "object",
+      properties: {
+        name: { type: ["string", "null"], maxLength: 4 },
+        shape: { type: ["object", "array"], properties: { k: { type: "boolean" } }, required: ["k"], additionalProperties: false, items: { type: "integer" }, maxItems: 2 },
+        anything: { maxLength: 3 },
+      },
+      required: ["name", "shape", "anything"],
+      additionalProperties: false,
+    };
+    await sampledValid(schema, 6);
+  });
+
+  it("takes zod's integer bounds, and an integer is never written with an exponent or beyond them", async () => {
+    // z.number().int() bounds every integer by ±(2^53 − 1); exponents once overflowed to Infinity (1E388364010).
+    const SAFE = { type: "integer", minimum: -9007199254740991, maximum: 9007199254740991 };
+    const schema = { type: "object", properties: { xs: { type: "array", items: SAFE, minItems: 12, maxItems: 12 }, ys: { type: "array", items: { type: "number" }, minItems: 12, maxItems: 12 } }, required: ["xs", "ys"], additionalProperties: false };
+    // Sampled at temperature 1, where every answer once had exponents.
+    const values = (await sampledValid(schema, 4, 1)) as Array<{ xs: number[]; ys: number[] }>;
+    for (const { xs, ys } of values) {
+      expect(xs.every(Number.isSafeInteger), JSON.stringify(xs)).toBe(true);
+      expect(ys.every(Number.isFinite), JSON.stringify(ys)).toBe(true);
+    }
+    const refused = await reasonOf(chat({ responseFormat: { type: "json_schema", schema: { type: "number", minimum: -9007199254740991 } } }));
+    expect(refused.message).toContain('"minimum"');
+  });
+
+  it("keywords beside anyOf hold in every alternative; contradicting ones are refused", async () => {
+    const schema = {
+      type: "object",
+      properties: { a: { type: "string", maxLength: 3 }, b: { enum: [1, 2] } },
+      additionalProperties: false,
+      anyOf: [{ required: ["a"] }, { properties: { b: { enum: [1, 2] } }, required: ["b"] }],
+    };
+    await sampledValid(schema, 4);
+    // additionalProperties beside the list forbids the property only an alternative describes: no output could hold.
+    const split = { type: "object", properties: { a: { type: "string" } }, additionalProperties: false, anyOf: [{ properties: { b: { type: "string" } }, required: ["b"] }] };
+    for (const contradiction of [{ type: "object", anyOf: [{ type: "string" }] }, split]) {
+      const refused = await reasonOf(chat({ responseFormat: { type: "json_schema", schema: contradiction } }));
+      expect(refused).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "response_format.json_schema.schema" } });
+      expect(refused.message).toContain("/anyOf/0");
+    }
   });
 
   it("refuses a recursive $ref instead of building an endless grammar; a bounded $ref works", async () => {

@@ -9,21 +9,51 @@ const ENFORCED = new Set([
   "properties", "additionalProperties", "minProperties", "maxProperties", "required",
   "items", "prefixItems", "minItems", "maxItems",
 ]);
-/** Keywords that constrain nothing: dropped before the grammar is built. */
-const ANNOTATIONS = new Set(["title", "description", "$schema", "$id", "$comment", "examples", "default", "deprecated", "readOnly", "writeOnly", "strict"]);
+/**
+ * Keywords that constrain nothing: dropped before the grammar is built. `discriminator` (OpenAPI,
+ * pydantic's tagged unions) only names the property whose `const` in each alternative tells them apart.
+ */
+const ANNOTATIONS = new Set(["title", "description", "$schema", "$id", "$comment", "examples", "default", "deprecated", "readOnly", "writeOnly", "strict", "discriminator"]);
 const FORMATS = new Set(["date-time", "date", "time"]);
 const TYPES = new Set(["string", "number", "integer", "boolean", "null", "object", "array"]);
+/** What a schema without `type` (or `true`) allows: every JSON value (integers are numbers). */
+const ANY_TYPE = ["string", "number", "boolean", "null", "object", "array"];
 /** Bounds that must be whole numbers of at least 0, with the lower one of each pair not above the upper. */
 const BOUNDS: ReadonlyArray<readonly [string, string]> = [["minLength", "maxLength"], ["minItems", "maxItems"], ["minProperties", "maxProperties"]];
-const ANY_JSON = { type: ["string", "number", "boolean", "null", "object", "array"] } as const;
+/** The keywords that apply to one type: what each alternative of a `type` list keeps. */
+const KEYWORDS_OF_TYPE: Readonly<Record<string, readonly string[]>> = {
+  string: ["minLength", "maxLength", "format"],
+  object: ["properties", "additionalProperties", "minProperties", "maxProperties", "required"],
+  array: ["items", "prefixItems", "minItems", "maxItems"],
+};
+/**
+ * The largest integer the grammar writes: 15 digits, no exponent (patches/node-llama-cpp+*.patch).
+ * A `minimum` or `maximum` beyond it holds for every integer sampled, so it is taken: zod writes
+ * ±(2^53 − 1) for every `.int()`. Any other numeric bound cannot be enforced.
+ */
+const LARGEST_GRAMMAR_INTEGER = 999_999_999_999_999;
+const NUMERIC_BOUNDS: Readonly<Record<string, (bound: number) => boolean>> = {
+  minimum: (bound) => bound <= -LARGEST_GRAMMAR_INTEGER,
+  exclusiveMinimum: (bound) => bound < -LARGEST_GRAMMAR_INTEGER,
+  maximum: (bound) => bound >= LARGEST_GRAMMAR_INTEGER,
+  exclusiveMaximum: (bound) => bound > LARGEST_GRAMMAR_INTEGER,
+};
+
+type Schema = Record<string, unknown>;
 
 /**
  * The schema as node-llama-cpp's grammar takes it, or INVALID_ARGUMENT naming the first keyword a
  * grammar cannot enforce (so output that claims to follow a schema always does). `field` is the
  * request field holding the schema.
+ *
+ * node-llama-cpp follows one kind of schema per node (a `$ref`, else `oneOf`, else `const`, else
+ * `enum`, else a single `type` with its keywords) and drops the rest: a `type` list keeps no
+ * keyword and never writes an object or an array. So a `type` list (and a schema without `type`)
+ * becomes one alternative per type, each with the keywords of its type, and the keywords beside
+ * `anyOf`/`oneOf` go into each alternative.
  */
 export function grammarSchema(schema: JsonSchema, field: string): GbnfJsonSchema {
-  const converted = convert(schema, field, "", 0);
+  const converted = forGrammar(convert(schema, field, "", 0), field, "");
   refuseRecursion(converted, field);
   return converted as unknown as GbnfJsonSchema;
 }
@@ -31,16 +61,22 @@ export function grammarSchema(schema: JsonSchema, field: string): GbnfJsonSchema
 /** Deeper schemas are refused: a grammar for them would be huge, and nobody writes them. */
 const MAX_DEPTH = 32;
 
-function convert(schema: unknown, field: string, path: string, depth: number): Record<string, unknown> {
+/** The schema checked keyword by keyword, annotations dropped; not yet in the grammar's form. */
+function convert(schema: unknown, field: string, path: string, depth: number): Schema {
   if (depth > MAX_DEPTH) throw unsupported(field, path, `the schema nests deeper than ${MAX_DEPTH} levels`);
   const next = (sub: unknown, at: string) => convert(sub, field, at, depth + 1);
-  if (schema === true) return { ...ANY_JSON };
+  if (schema === true) return {};
   if (typeof schema !== "object" || schema === null || Array.isArray(schema)) {
     throw unsupported(field, path, `a schema must be an object (got ${JSON.stringify(schema)})`);
   }
-  const out: Record<string, unknown> = {};
+  const out: Schema = {};
+  const numericBounds: Array<[string, unknown]> = [];
   for (const [keyword, value] of Object.entries(schema)) {
     if (ANNOTATIONS.has(keyword)) continue;
+    if (keyword in NUMERIC_BOUNDS) {
+      numericBounds.push([keyword, value]);
+      continue;
+    }
     if (!ENFORCED.has(keyword)) {
       throw unsupported(field, path, `the keyword "${keyword}" cannot be enforced by a grammar; remove it or check it in your code`);
     }
@@ -59,7 +95,7 @@ function convert(schema: unknown, field: string, path: string, depth: number): R
       case "prefixItems":
         if (!Array.isArray(value)) throw unsupported(field, at, "must be an array of schemas");
         if (value.length === 0 && keyword !== "prefixItems") throw unsupported(field, at, "is empty, so no value could match; list at least one schema");
-        out[keyword === "anyOf" ? "oneOf" : keyword] = value.map((item, i) => next(item, `${at}/${i}`));
+        out[keyword] = value.map((item, i) => next(item, `${at}/${i}`));
         break;
       case "format":
         if (!FORMATS.has(String(value))) throw unsupported(field, at, `the format "${String(value)}" cannot be enforced by a grammar (only date-time, date and time)`);
@@ -87,10 +123,85 @@ function convert(schema: unknown, field: string, path: string, depth: number): R
     }
   }
   checkBounds(out, field, path);
-  if (!("type" in out || "const" in out || "enum" in out || "oneOf" in out || "$ref" in out)) {
-    return "properties" in out ? { ...out, type: "object" } : { ...ANY_JSON, ...out };
+  for (const [keyword, bound] of numericBounds) {
+    const numeric = typesOf(out).filter((type) => type === "number" || type === "integer");
+    const heldByEveryInteger = numeric.every((type) => type === "integer") && typeof bound === "number" && NUMERIC_BOUNDS[keyword]!(bound);
+    if (!heldByEveryInteger) throw unsupported(field, `${path}/${keyword}`, `the keyword "${keyword}" cannot be enforced by a grammar; remove it or check it in your code`);
   }
   return out;
+}
+
+/** The types a checked schema allows by its `type` (every type without one, an object's with only `properties`). */
+function typesOf(schema: Schema): string[] {
+  if ("type" in schema) return [schema.type as string | string[]].flat();
+  return "properties" in schema ? ["object"] : ANY_TYPE;
+}
+
+/** A checked schema in the form node-llama-cpp follows whole (see grammarSchema), its subschemas too. */
+function forGrammar(schema: Schema, field: string, path: string): Schema {
+  const sub = (value: Schema, at: string) => forGrammar(value, field, at);
+  const { $defs, ...constraints } = schema;
+  const withDefs = (shaped: Schema): Schema => ($defs ? { $defs: mapSchemas($defs as Record<string, Schema>, (def, key) => sub(def, `${path}/$defs/${key}`)), ...shaped } : shaped);
+  const list = "anyOf" in constraints ? "anyOf" : "oneOf" in constraints ? "oneOf" : undefined;
+  if (list) {
+    const { [list]: alternatives, ...beside } = constraints;
+    if ("oneOf" in beside) throw unsupported(field, path, `has both "anyOf" and "oneOf"; a grammar samples one list of alternatives: merge them into one`);
+    return withDefs({ oneOf: (alternatives as Schema[]).map((alternative, i) => sub(besideInAlternative(beside, alternative, field, `${path}/${list}/${i}`), `${path}/${list}/${i}`)) });
+  }
+  if ("$ref" in constraints) {
+    const beside = Object.keys(constraints).filter((keyword) => keyword !== "$ref");
+    if (beside.length > 0) throw unsupported(field, path, `"$ref" has ${beside.map((k) => `"${k}"`).join(", ")} beside it, which a grammar does not follow with a reference; move them into the definition`);
+    return withDefs(constraints);
+  }
+  const shaped: Schema = { ...constraints };
+  if (shaped.properties) shaped.properties = mapSchemas(shaped.properties as Record<string, Schema>, (value, key) => sub(value, `${path}/properties/${key}`));
+  for (const keyword of ["items", "additionalProperties"]) {
+    if (typeof shaped[keyword] === "object") shaped[keyword] = sub(shaped[keyword] as Schema, `${path}/${keyword}`);
+  }
+  if (shaped.prefixItems) shaped.prefixItems = (shaped.prefixItems as Schema[]).map((item, i) => sub(item, `${path}/prefixItems/${i}`));
+  if ("const" in shaped || "enum" in shaped) return withDefs(shaped);
+  const types = typesOf(shaped);
+  if (types.length === 1) return withDefs({ ...shaped, type: types[0] });
+  return withDefs({ oneOf: types.map((type) => ({ type, ...pick(shaped, KEYWORDS_OF_TYPE[type] ?? []) })) });
+}
+
+function mapSchemas(schemas: Record<string, Schema>, map: (schema: Schema, key: string) => Schema): Record<string, Schema> {
+  return Object.fromEntries(Object.entries(schemas).map(([key, value]) => [key, map(value, key)]));
+}
+
+/**
+ * An alternative of `anyOf`/`oneOf` with the keywords beside the list added (both must hold):
+ * `required` names and `properties` joined, any other keyword taken as it is. A keyword both give
+ * differently (a property both describe differently), or `additionalProperties` on one side with a
+ * property only the other side describes, is refused: the grammar could not enforce both.
+ */
+function besideInAlternative(beside: Schema, alternative: Schema, field: string, path: string): Schema {
+  const merged: Schema = { ...alternative };
+  for (const [keyword, value] of Object.entries(beside)) {
+    if (keyword === "required" && Array.isArray(alternative.required)) {
+      merged.required = [...new Set([...(alternative.required as string[]), ...(value as string[])])];
+      continue;
+    }
+    if (keyword === "properties" && alternative.properties) {
+      merged.properties = besideInAlternative(value as Schema, alternative.properties as Schema, field, `${path}/properties`);
+      continue;
+    }
+    if (keyword in alternative && JSON.stringify(alternative[keyword]) !== JSON.stringify(value)) {
+      throw unsupported(field, path, `"${keyword}" is given both beside "anyOf"/"oneOf" and in this alternative, differently; a grammar samples one alternative: write it once, in each alternative`);
+    }
+    merged[keyword] = value;
+  }
+  // additionalProperties limits every property its own schema does not describe, even one the other side does.
+  const describes = (schema: Schema) => Object.keys((schema.properties as Schema | undefined) ?? {});
+  const limited = (limiting: Schema, other: Schema) => "additionalProperties" in limiting && describes(other).some((name) => !describes(limiting).includes(name));
+  if (limited(beside, alternative) || limited(alternative, beside)) {
+    throw unsupported(field, path, `"additionalProperties" on one side of "anyOf"/"oneOf" limits the properties only the other side describes; describe every property and "additionalProperties" on the same side`);
+  }
+  return merged;
+}
+
+function pick(schema: Schema, keywords: readonly string[]): Schema {
+  return Object.fromEntries(keywords.filter((keyword) => keyword in schema).map((keyword) => [keyword, schema[keyword]]));
 }
 
 function checkType(value: unknown, field: string, path: string): void {
