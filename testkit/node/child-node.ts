@@ -31,9 +31,15 @@ export interface ChildNode {
  * `llmlb-node serve` in a child process (its memory and its signals are its own) on random loopback
  * ports with a temporary home, info-level JSON logs on stderr.
  */
-export async function spawnChildNode(env: Record<string, string>, timeoutMs = 30_000): Promise<ChildNode> {
+export async function spawnChildNode(
+  env: Record<string, string>,
+  timeoutMs = 30_000,
+  /** Wraps the node's command line (e.g. a small disk of its own mounted over `home`: testkit/node/small-disk.ts). */
+  launcher: (argv: string[], home: string) => string[] = (argv) => argv,
+): Promise<ChildNode> {
   const { dir, cleanup } = tempDir("llmlb-child-");
-  const child = spawn(process.execPath, CLI, {
+  const [command, ...args] = launcher([process.execPath, ...CLI], dir);
+  const child = spawn(command!, args, {
     cwd: root,
     env: { ...process.env, ...isolatedEnv(dir, { LLMLB_LOG_LEVEL: "info", ...env }), LLMLB_LOG_FORMAT: "json" },
     stdio: ["ignore", "ignore", "pipe"],

@@ -6,6 +6,20 @@ import { logSink, resolveModel, sha256OfFile, startTestNode, type TestNode } fro
 import { redisMissing } from "../../../testkit/services/index.js";
 import { startRouterStandin } from "../../../testkit/standins/index.js";
 import { FLEET_MODEL_ID, FLEET_SHARDED_ID, FLEET_UNDIGESTED_ID, startFleetWorld, type FleetWorld } from "../../../testkit/world/fleet-world.js";
+import { INSTALLED_SHA256 } from "../../runtime/src/store/store.js";
+
+/**
+ * One byte of an installed file flipped where the node cannot see it (bit rot: its record of the
+ * file is made to match the new inode, size and times), so its blob route still offers the file:
+ * a node changing a file behind its back is caught by the node itself, this only by the peer.
+ */
+async function rotInPlace(node: TestNode, file: string, installedSha256: string, offset: number): Promise<void> {
+  fs.chmodSync(file, 0o644);
+  const handle = fs.openSync(file, "r+");
+  fs.writeSync(handle, Buffer.from([0x5a ^ fs.readFileSync(file)[offset]!]), 0, 1, offset);
+  fs.closeSync(handle);
+  await node.runtime.store.remember(INSTALLED_SHA256, file, fs.statSync(file), installedSha256);
+}
 
 const MiB = 1 << 20;
 const SIZE = 16 * MiB;
@@ -63,11 +77,8 @@ describe.skipIf(noRedis !== undefined)(`one hub download per fleet (${NODES} in-
     // Only nodes[0] keeps the model, and its copy is damaged on disk behind the store's back.
     for (const node of nodes.slice(1)) expect((await fetch(`${node.httpUrl}/v0/models/${FLEET_MODEL_ID}`, { method: "DELETE" })).status).toBe(200);
     const bad = nodes[0]!;
-    const file = (await bad.runtime.store.getModel(FLEET_MODEL_ID))!.path;
-    fs.chmodSync(file, 0o644);
-    const handle = fs.openSync(file, "r+");
-    fs.writeSync(handle, Buffer.from([0x5a ^ fs.readFileSync(file)[SIZE / 2]!]), 0, 1, SIZE / 2);
-    fs.closeSync(handle);
+    const installed = (await bad.runtime.store.getModel(FLEET_MODEL_ID))!;
+    await rotInPlace(bad, installed.path, installed.files[0]!.sha256, SIZE / 2);
 
     const hubBefore = world.hubBytes();
     const fresh = await resolveModel(nodes[1]!, FLEET_MODEL_ID);
@@ -92,11 +103,8 @@ describe.skipIf(noRedis !== undefined)(`one hub download per fleet (${NODES} in-
     expect(first.source).toBe("huggingface");
     expect(await localCopy(holder, FLEET_SHARDED_ID)).toEqual({ sha256s: world.shards.map((s) => s.sha256), verified: true });
 
-    const part2 = (await holder.runtime.store.getModel(FLEET_SHARDED_ID))!.files[1]!.path;
-    fs.chmodSync(part2, 0o644);
-    const handle = fs.openSync(part2, "r+");
-    fs.writeSync(handle, Buffer.from([0x5a ^ world.shards[1]!.bytes[MiB]!]), 0, 1, MiB);
-    fs.closeSync(handle);
+    const part2 = (await holder.runtime.store.getModel(FLEET_SHARDED_ID))!.files[1]!;
+    await rotInPlace(holder, part2.path, part2.sha256, MiB);
 
     const hubBefore = world.hf.bytesServed("llmlb-test/fleet-GGUF", world.shards[1]!.name);
     const res = await resolveModel(fresh, FLEET_SHARDED_ID);

@@ -77,6 +77,16 @@ describe("two nodes: B pulls through A's /v0/models/blob/:id", () => {
     expect((await fetch(`${a.httpUrl}/v0/models/blob/tiny-embed`)).status).toBe(404);
     expect((await fetch(`${a.httpUrl}/v0/models/blob/..%2F..%2Fetc%2Fpasswd`)).status).toBe(404);
   });
+
+  it("A's blob endpoint never offers bytes changed on disk under the digest they no longer have", async () => {
+    const { path: file } = (await a.runtime.store.getModel(TINY_CHAT_ID))!;
+    const fd = fs.openSync(file, "r+");
+    fs.writeSync(fd, Buffer.alloc(4096, 0), 0, 4096, 8192);
+    fs.closeSync(fd);
+    // The copy is no longer the one installed: removed (to be fetched again), not served as verified.
+    expect((await fetch(`${a.httpUrl}/v0/models/blob/${TINY_CHAT_ID}`, { method: "HEAD" })).status).toBe(404);
+    expect(fs.existsSync(file)).toBe(false);
+  });
 });
 
 describe("a client in another language", () => {

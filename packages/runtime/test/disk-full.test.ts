@@ -47,11 +47,11 @@ describe.skipIf(!fs.existsSync(DEV_FULL))("a disk that fills up mid-transfer", (
     const chatting = chatOutcome("tiny-chat", 32);
     const failed = await node.runtime.resolver.resolve({ modelId: TINY_EMBED_ID }).catch((e: unknown) => e);
     expect(failed).toMatchObject({ reason: "INSUFFICIENT_DISK" });
-    expect((failed as Error).message).toMatch(/the disk filled up while downloading: ENOSPC: no space left on device, write/);
+    expect((failed as Error).message).toMatch(/^the disk is full \(ENOSPC: no space left on device, write\): free space on it .* or lower LLMLB_DISK_RESERVE, then try again$/);
 
     const shown = await model(TINY_EMBED_ID);
     expect(shown.state).toBe("failed");
-    expect(shown.failure_reason).toContain("the disk filled up");
+    expect(shown.failure_reason).toContain("the disk is full");
     expect(shown.local).toBeNull();
     // Nothing half-written stays: no partial file or record, nothing installed for the model.
     expect(fs.existsSync(part) || fs.existsSync(`${part}.json`)).toBe(false);

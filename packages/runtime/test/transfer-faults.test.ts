@@ -5,6 +5,7 @@ import { Code } from "@connectrpc/connect";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { captureLogger, entry, failure, listTree, openStack, payload, recorder, sha256, hfWorld } from "./resolver-world.js";
+import { Intervals } from "../src/transfer/intervals.js";
 
 const SIZE = 4 << 20;
 const DATA = payload(SIZE, 42);
@@ -161,7 +162,7 @@ describe("the transfer engine against a misbehaving CDN", () => {
     try {
       const err = await failure(stack.resolver.resolve({ modelId: "m" }));
       expect(err).toMatchObject({ code: Code.ResourceExhausted, reason: "INSUFFICIENT_DISK" });
-      expect(err.message).toMatch(/needs 4\.0 MiB and .* must stay free .* but only .* is free/);
+      expect(err.message).toMatch(/needs 4\.0 MiB \(and 1\.0 MiB for its records\) and .* must stay free .* but only .* is free on the disk of .*: free .* more \(llmlb-node ls lists the models, llmlb-node rm <id> deletes one\) or lower LLMLB_DISK_RESERVE$/);
       expect(Number(err.metadata.needed_bytes)).toBe(SIZE);
       expect(Number(err.metadata.free_bytes)).toBeGreaterThan(0);
       expect(cdnGets(repo)).toEqual([]);
@@ -281,6 +282,37 @@ describe("the transfer engine against a misbehaving CDN", () => {
       expect(dropped).toHaveLength(1);
       expect(dropped[0]).toMatchObject({ level: 40, file: FILE, part: part, part_bytes: cut, recorded_bytes: recordedEnd, dropped_bytes: recordedEnd - cut });
       expect(lines.some((l) => l.reason === "CHECKSUM_MISMATCH" || /CHECKSUM_MISMATCH/.test(String(l.msg)))).toBe(false);
+    } finally {
+      await stack.dispose();
+    }
+  });
+
+  it("says so when a partial file is gone but its record is not, and downloads from the first byte", async () => {
+    const repo = await world.newRepo();
+    world.hf.throttle(4 << 20, { host: "cdn" });
+    const { logger, lines } = captureLogger();
+    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_DOWNLOAD_CONNECTIONS: "1" }, models: [entry("m", repo, FILE)], logger });
+    try {
+      const controller = new AbortController();
+      const cancelled = stack.resolver.resolve({ modelId: "m" }, {
+        signal: controller.signal,
+        onEvent: (e) => {
+          if (e.type === "progress" && e.progress.completedBytes >= SIZE / 2) controller.abort();
+        },
+      });
+      await failure(cancelled);
+      await expect.poll(() => stack.resolver.inFlight()).toEqual([]);
+      const part = path.join(stack.store.models.partialDir("m"), `${FILE}.part`);
+      const recorded = new Intervals((JSON.parse(fs.readFileSync(`${part}.json`, "utf8")) as { done: Array<[number, number]> }).done).total;
+      fs.rmSync(part);
+      world.hf.throttle(null);
+      const gets = cdnGets(repo).length;
+
+      expect(await stack.resolver.resolve({ modelId: "m" })).toMatchObject({ sha256: SHA, sizeBytes: SIZE });
+      expect(cdnGets(repo).slice(gets).map((r) => r.rangeStart ?? 0)).toEqual([0]);
+      const gone = lines.filter((l) => l.msg?.toString().includes("is gone, though its record has"));
+      expect(gone).toHaveLength(1);
+      expect(gone[0]).toMatchObject({ level: 40, file: FILE, part, recorded_bytes: recorded });
     } finally {
       await stack.dispose();
     }

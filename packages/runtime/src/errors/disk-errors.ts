@@ -10,7 +10,54 @@ export function reservationsLockTimeout(mutex: string, holder: { pid: number; ho
   );
 }
 
-/** A write of a download failed with ENOSPC or EDQUOT: the disk filled up after the free-space check. */
-export function diskFilledUp(err: Error): LlmlbError {
-  return new LlmlbError("INSUFFICIENT_DISK", `the disk filled up while downloading: ${err.message}`);
+const DISK_FULL_CODES = new Set(["ENOSPC", "EDQUOT", "SQLITE_FULL"]);
+const NOT_WRITABLE_CODES = new Set(["EROFS", "EACCES", "EPERM", "SQLITE_READONLY", "SQLITE_CANTOPEN"]);
+
+type FsError = Error & { code?: unknown; path?: unknown; syscall?: unknown };
+
+/**
+ * A failure of the node's own disk (its models directory, its records, node.db) as the error a
+ * client gets: the disk is full (INSUFFICIENT_DISK) or a file cannot be written (NOT_WRITABLE);
+ * undefined for any other error. Never the fault of a source: trying another cannot help.
+ */
+export function localDiskError(err: unknown): LlmlbError | undefined {
+  if (err instanceof LlmlbError || !(err instanceof Error)) return undefined;
+  const { code, syscall } = err as FsError;
+  if (typeof code !== "string") return undefined;
+  if (DISK_FULL_CODES.has(code)) return diskFull(err);
+  // Node's recursive mkdir reports ENOENT when a directory it must create is on a read-only file system.
+  if (NOT_WRITABLE_CODES.has(code) || (code === "ENOENT" && syscall === "mkdir")) return notWritable(err);
+  return undefined;
+}
+
+/** A write of the node's own failed with ENOSPC or EDQUOT (or SQLite's "database or disk is full"). */
+export function diskFull(err: Error): LlmlbError {
+  const { path } = err as FsError;
+  const where = typeof path === "string" ? ` writing ${path}` : "";
+  return new LlmlbError(
+    "INSUFFICIENT_DISK",
+    `the disk is full (${errnoText(err)}${where}): free space on it (llmlb-node ls lists the models, llmlb-node rm <id> deletes one) ` +
+      "or lower LLMLB_DISK_RESERVE, then try again",
+    { errno: String((err as FsError).code), ...(typeof path === "string" ? { path } : {}) },
+    { cause: err },
+  );
+}
+
+/** A file or directory of the node's own cannot be written: a read-only file system, or permissions. */
+export function notWritable(err: Error): LlmlbError {
+  const { path } = err as FsError;
+  const what = typeof path === "string" ? path : "the node's database (node.db in its home)";
+  return new LlmlbError(
+    "NOT_WRITABLE",
+    `${what} cannot be written (${errnoText(err)}): make the node's home (LLMLB_HOME) and everything in it ` +
+      "writable by the user running the node, or point LLMLB_HOME at a writable directory, then try again",
+    { errno: String((err as FsError).code), ...(typeof path === "string" ? { path } : {}) },
+    { cause: err },
+  );
+}
+
+function errnoText(err: Error): string {
+  const code = String((err as FsError).code);
+  const message = err.message.trim();
+  return message.startsWith(code) ? message : `${code}: ${message}`;
 }

@@ -21,5 +21,5 @@ export {
 } from "./security-errors.js";
 export { describeExit, engineCrashed, loadCrashBackoff, loadCrashedTwice, runnerStartFailed, type RunnerExit } from "./runner-errors.js";
 export { MAX_JSON_DEPTH, bodyTooDeep, invalidField, nestsDeeperThan, parseJsonField, serviceNotFound, unknownMethod } from "./request-errors.js";
-export { diskFilledUp, reservationsLockTimeout } from "./disk-errors.js";
+export { diskFull, localDiskError, notWritable, reservationsLockTimeout } from "./disk-errors.js";
 export { homeNotWritable, nodeDbNotWritable } from "./home-errors.js";

@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+import { localDiskError } from "./disk-errors.js";
 import { ERROR_DOMAIN, REASONS, type Reason } from "./reasons.js";
 
 export type ErrorMetadata = Record<string, string>;
@@ -36,6 +37,8 @@ export function toConnectError(err: unknown): ConnectError {
     return new ConnectError(err.message, err.code, undefined, [{ desc: ErrorInfoSchema, value: info }], err);
   }
   if (isAbortError(err)) return new ConnectError("the request was cancelled", Code.Canceled, undefined, undefined, err);
+  const disk = localDiskError(err);
+  if (disk) return toConnectError(disk);
   return ConnectError.from(err, Code.Internal);
 }
 

@@ -27,6 +27,8 @@ export const REASONS = {
   MODEL_ALREADY_EXISTS: Code.AlreadyExists,
   MODEL_IN_USE: Code.FailedPrecondition,
   READ_ONLY_COPY: Code.FailedPrecondition,
+  /** A file or directory of the node's own (home, models, node.db) cannot be written: read-only or permissions. */
+  NOT_WRITABLE: Code.FailedPrecondition,
   NO_GGUF_FILES: Code.FailedPrecondition,
   CAPABILITY_MISSING: Code.FailedPrecondition,
   MODEL_UNSUPPORTED: Code.FailedPrecondition,

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { LlmlbError, isAbortError, isLlmlbError, modelNotSupported, modelUnsupported } from "../errors/index.js";
+import { LlmlbError, isAbortError, isLlmlbError, localDiskError, modelNotSupported, modelUnsupported } from "../errors/index.js";
 import type { ModelEntry, ModelDirectory } from "../catalog/model-entry.js";
 import type { ModelEvents } from "../events/model-events.js";
 import type { Logger } from "../logging/index.js";
@@ -75,8 +75,9 @@ function expectedSha256(entry: ModelEntry | undefined, i: number): string | unde
 /** Errors after which no other source is worth asking. */
 function endsTheChain(err: unknown): boolean {
   if (isAbortError(err)) return true;
-  if (err instanceof LlmlbError) return ["CANCELLED", "INSUFFICIENT_DISK", "LOCK_WAIT_TIMEOUT"].includes(err.reason);
-  return err instanceof DiskWriteError;
+  if (err instanceof LlmlbError) return ["CANCELLED", "INSUFFICIENT_DISK", "NOT_WRITABLE", "LOCK_WAIT_TIMEOUT"].includes(err.reason);
+  // The node's own disk failing (its lock, its records, the install) is no source's fault.
+  return err instanceof DiskWriteError || localDiskError(err) !== undefined;
 }
 
 /**
@@ -204,6 +205,9 @@ export class Resolver {
         if (failed.reason === "CANCELLED") this.deps.events.emit({ type: "transfer-cancelled", modelId: job.id });
         else this.deps.events.emit({ type: "transfer-failed", modelId: job.id, reason: failed.message, code: failed.reason });
       }
+      if (!isAbortError(err) && !isLlmlbError(err, "CANCELLED")) {
+        this.deps.logger.warn({ id: job.id, kind: job.kind, err }, `${job.kind} ${job.id} could not be fetched: ${(err as Error).message}`);
+      }
       throw err;
     }
   }
@@ -266,7 +270,7 @@ export class Resolver {
         const files = this.expectedFiles(located.files, entry);
         return await this.download(job, shared, entry, source.name, files, located.revision);
       } catch (err) {
-        if (endsTheChain(err) || shared.signal.aborted) throw err;
+        if (endsTheChain(err) || shared.signal.aborted) throw localDiskError(err) ?? err;
         fail(failureOf(source.name, err));
         if (source.name === PEER_SOURCE && located.type === "remote" && this.deps.fleet) {
           // The next pass asks the other peers (or takes the lease) instead of going to the hub now.
@@ -438,10 +442,11 @@ export class Resolver {
 
   /**
    * An explicit resolution (a pull) checks the installed files again, not from memory: a copy
-   * damaged in place (same size, even the same mtime) is moved out and fetched again, instead of
-   * being reported ready while every load of it fails.
+   * whose bytes changed since the install (see changedSinceInstall), or damaged in place so that it
+   * no longer validates, is moved out and fetched again, instead of being reported ready and verified.
    */
   private async stillUsable(job: Job, area: ArtifactArea, installed: InstalledArtifact): Promise<boolean> {
+    if (job.kind === "model" && !(await this.intactInstalledModel(job.id))) return false;
     try {
       await this.deps.checks.validate(installed.paths, job.kind);
       return true;
@@ -454,9 +459,10 @@ export class Resolver {
 
   /**
    * An installed model whose files still hold the bytes installed (see changedSinceInstall); a
-   * copy changed on disk since is removed, so the caller fetches it again.
+   * copy changed on disk since is removed, so the caller fetches it again (and a peer is never
+   * served bytes under a digest they no longer have).
    */
-  private async intactInstalledModel(id: string): Promise<CachedModel | undefined> {
+  async intactInstalledModel(id: string): Promise<CachedModel | undefined> {
     const installed = await this.deps.store.getModel(id);
     const changed = installed && (await changedSinceInstall(this.deps.store, installed));
     if (!changed) return installed;

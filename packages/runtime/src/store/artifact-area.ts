@@ -87,8 +87,12 @@ export class ArtifactArea {
     const stagingRoot = path.join(this.root, ".staging");
     const staging = path.join(stagingRoot, `${idToFileName(id)}-${randomSuffix()}`);
     await fs.mkdir(staging, { recursive: true });
+    const moved: FileToInstall[] = [];
     try {
-      for (const f of files) await fs.rename(f.from, path.join(staging, f.name));
+      for (const f of files) {
+        await fs.rename(f.from, path.join(staging, f.name));
+        moved.push(f);
+      }
       const full: ArtifactMetadata = {
         schema: 1,
         id,
@@ -107,6 +111,9 @@ export class ArtifactArea {
       await this.index.put(this.indexKey(id), full);
       return { metadata: full, dir: target, paths: files.map((f) => path.join(target, f.name)) };
     } catch (err) {
+      // The verified files go back where they were (a rename needs no free space), so a retry
+      // once the disk has room, or is writable again, installs them without downloading again.
+      for (const f of moved) await fs.rename(path.join(staging, f.name), f.from).catch(() => undefined);
       await fs.rm(staging, { recursive: true, force: true });
       throw err;
     }

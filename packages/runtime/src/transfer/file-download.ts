@@ -86,6 +86,13 @@ export async function prepareFile(file: RemoteFile, partialDir: string, revision
   };
   const onDisk = saved && samePartial(saved, file) ? await fsp.stat(partPath).catch(() => undefined) : undefined;
   const usable = saved && onDisk?.isFile();
+  const recordedWithoutFile = saved && samePartial(saved, file) && !onDisk ? new Intervals(saved.done).total : 0;
+  if (recordedWithoutFile > 0) {
+    logger?.warn(
+      { part: partPath, recorded_bytes: recordedWithoutFile },
+      `the partial file ${partPath} is gone, though its record has ${recordedWithoutFile} bytes; the download starts again from the first byte`,
+    );
+  }
   const state = usable ? { ...saved, url: file.url, done: coveredBy(saved.done, onDisk!.size) } : fresh;
   if (usable) {
     // The record is saved after its bytes are synced, but a file cut short afterwards (truncated by

@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import { diskFilledUp } from "../errors/index.js";
+import { localDiskError } from "../errors/index.js";
 
 const BATCH_BYTES = 512 << 10;
 const MAX_IN_FLIGHT = 4;
@@ -99,10 +99,7 @@ export class PositionalWriter {
     const write = writevAll(this.fd, buffers, position, length).then(
       () => this.onWritten(position, position + length),
       (err: NodeJS.ErrnoException) => {
-        this.failure ??=
-          err.code === "ENOSPC" || err.code === "EDQUOT"
-            ? diskFilledUp(err)
-            : new DiskWriteError(`cannot write the download: ${err.message}`, { cause: err });
+        this.failure ??= localDiskError(err) ?? new DiskWriteError(`cannot write the download: ${err.message}`, { cause: err });
       },
     );
     const tracked = write.finally(() => this.inFlight.delete(tracked));

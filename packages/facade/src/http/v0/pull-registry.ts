@@ -30,7 +30,8 @@ export class PullRegistry {
         return true;
       } catch (err) {
         if (controller.signal.aborted) this.logger.info({ modelId }, "pull cancelled; the partial download is kept for the next pull");
-        else if (!signal.aborted) this.logger.warn({ modelId, err }, "pull failed");
+        // The node logs why (the resolver warns of every failed fetch, whoever asked for it).
+        else if (!signal.aborted) this.logger.debug({ modelId, err }, "pull failed");
         return false;
       } finally {
         dispose();

@@ -18,7 +18,7 @@ export function blobSourceOf(runtime: NodeRuntime): BlobSource {
   return {
     async stat(modelId, file) {
       try {
-        const model = await runtime.store.getModel(modelId);
+        const model = await runtime.resolver.intactInstalledModel(modelId);
         const stored = file === undefined ? model?.files[0] : model?.files.find((f) => f.name === file);
         return stored && model ? { size: stored.size, etag: stored.sha256, modified: model.downloadedAt, verified: model.verified } : undefined;
       } catch (err) {
