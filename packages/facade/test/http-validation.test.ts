@@ -82,7 +82,7 @@ describe("malformed HTTP requests get a 4xx that names the problem", () => {
     expect(await responses([{ role: "user", content: [5] }])).toEqual(["input[0].content[0]", 'invalid field "input[0].content[0]": must be an object']);
     expect(await responses([{ role: "user", content: [{ type: "input_text", text: 5 }] }])).toEqual(["input[0].content[0].text", 'invalid field "input[0].content[0].text": must be a string']);
     // A fixed value or an object: both named, and an object missing its part is told what it misses.
-    expect(await problem({ tool_choice: 5 })).toEqual(["tool_choice", 'invalid field "tool_choice": must be "none", "auto", "required" or an object']);
+    expect(await problem({ tool_choice: 5 })).toEqual(["tool_choice", 'invalid field "tool_choice": must be "none", "auto", "required", an object or null']);
     expect(await problem({ tool_choice: { type: "function" } })).toEqual(["tool_choice.function", 'missing required field "tool_choice.function"']);
   });
 
@@ -106,6 +106,20 @@ describe("malformed HTTP requests get a 4xx that names the problem", () => {
     const res = await post("/v1/completions", JSON.stringify({ model: "m", prompt: "x", temperature: 7 }));
     expect(res.status).toBe(400);
     expect(((await res.json()) as ErrorBody).error.param).toBe("temperature");
+  });
+
+  it("null for an optional field is the field left out, as clients that serialise unset options send it", async () => {
+    const chat = { model: "m", messages: [{ role: "user", content: "hi" }] };
+    const bodies: Array<[string, object]> = [
+      ["/v1/chat/completions", { ...chat, tool_choice: null, response_format: null, user: null, tools: [{ type: "function", function: { name: "f", description: null, parameters: null } }] }],
+      ["/v1/embeddings", { model: "m", input: "x", encoding_format: null, user: null }],
+    ];
+    for (const [route, body] of bodies) {
+      const res = await post(route, JSON.stringify(body));
+      // Past validation: the model is the only thing wrong (this node has none).
+      expect(((await res.json()) as ErrorBody).error.code, route).toBe("model_not_found");
+      expect(res.status).toBe(404);
+    }
   });
 
   it("an embeddings request with an unknown encoding is refused", async () => {

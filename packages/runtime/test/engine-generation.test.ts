@@ -212,14 +212,14 @@ describe("request checks", () => {
     }
     // Before, 1023 tokens were taken, and LlamaChat dropped the start of the conversation to make room.
     expect(accepted).toBe(1022);
-    expect(refusals.get(1023)).toMatch(/^messages: the prompt has 1023 tokens and at most 1022 fit \(the model's context is 1024 tokens per request, two kept for the answer\)/);
+    expect(refusals.get(1023)).toMatch(/^messages: the prompt has 1023 tokens and at most 1022 fit \(the model's context is 1024 tokens per request, two kept free\)/);
   });
 
   it("refuses a prompt far beyond the context before rendering or tokenizing it whole", async () => {
     const chat = await reasonOf(collect(fx.engine.chat({ ...greedy("hello world ".repeat(80_000)) })));
     expect(chat).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "messages" } });
     expect(chat.message).toBe(
-      "messages: the prompt has more than 1023 tokens and at most 1022 fit (the model's context is 1024 tokens per request, two kept for the answer); shorten it, or give the model a larger context_length / LLMLB_CONTEXT_SIZE",
+      "messages: the prompt has more than 1023 tokens and at most 1022 fit (the model's context is 1024 tokens per request, two kept free); shorten it, or give the model a larger context_length / LLMLB_CONTEXT_SIZE",
     );
     const completion = await reasonOf(collect(fx.engine.complete({ modelId: "tiny", prompt: "x".repeat(900_000), maxTokens: 4 })));
     expect(completion).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "prompt" } });

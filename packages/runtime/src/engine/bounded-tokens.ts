@@ -10,12 +10,12 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * The refusal of a prompt that does not fit: `has` tokens ("more than N" when counting stopped
- * early), the most that fit in a context of `contextSize` with `kept` tokens kept for the answer.
+ * early), the most that fit in a context of `contextSize` with `kept` tokens kept free (for the answer, or the end of an embedded text).
  */
 export function promptTooLong(field: string, has: string, contextSize: number, kept: 1 | 2): LlmlbError {
   return new LlmlbError(
     "INVALID_ARGUMENT",
-    `${field}: the prompt has ${has} tokens and at most ${contextSize - kept} fit (the model's context is ${contextSize} tokens per request, ${kept === 1 ? "one" : "two"} kept for the answer); shorten it, or give the model a larger context_length / LLMLB_CONTEXT_SIZE`,
+    `${field}: the prompt has ${has} tokens and at most ${contextSize - kept} fit (the model's context is ${contextSize} tokens per request, ${kept === 1 ? "one" : "two"} kept free); shorten it, or give the model a larger context_length / LLMLB_CONTEXT_SIZE`,
     { field, ...(/^\d+$/.test(has) ? { prompt_tokens: has } : {}), context_length: String(contextSize) },
   );
 }

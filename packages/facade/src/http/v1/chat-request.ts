@@ -12,7 +12,7 @@ export function chatRequest(body: ChatCompletionBody): ChatRequestInit {
     ...samplingFields(body),
     messages: body.messages.map(chatMessage),
     tools: (body.tools ?? []).map((t) => toolDefinition(t.function)),
-    ...(body.tool_choice !== undefined ? { toolChoice: toolChoice(typeof body.tool_choice === "string" ? body.tool_choice : body.tool_choice.function) } : {}),
+    ...(body.tool_choice != null ? { toolChoice: toolChoice(typeof body.tool_choice === "string" ? body.tool_choice : body.tool_choice.function) } : {}),
     ...(body.parallel_tool_calls != null ? { parallelToolCalls: body.parallel_tool_calls } : {}),
     ...(body.response_format ? { responseFormat: responseFormat(body.response_format) } : {}),
     ...reasoningFor(body.reasoning_effort, enableThinking),

@@ -45,7 +45,7 @@ export const samplingProperties = {
     additionalProperties: { type: "number", minimum: -100, maximum: 100 },
     maxProperties: 1024,
   },
-  user: { type: "string" },
+  user: { type: ["string", "null"] },
   /** Extension: LoRA adapter ids on this node. */
   adapters: { type: "array", items: { type: "string", minLength: 1 } },
   /** Extension: fail with 503 instead of downloading a model that is not on disk yet. */
@@ -129,8 +129,8 @@ const tool = {
       required: ["name"],
       properties: {
         name: { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" },
-        description: { type: "string" },
-        parameters: { type: "object" },
+        description: { type: ["string", "null"] },
+        parameters: { type: ["object", "null"] },
         /** Always honoured: the arguments are sampled from a grammar built from `parameters`. */
         strict: { type: ["boolean", "null"] },
       },
@@ -152,6 +152,7 @@ const toolChoice = {
       },
       additionalProperties: false,
     },
+    { type: "null" },
   ],
 } as const;
 
@@ -166,7 +167,7 @@ export const jsonSchemaFormatProperties = {
 
 /** One object with `type` first, so a wrong type is answered with the three that exist. */
 const responseFormat = {
-  type: "object",
+  type: ["object", "null"],
   required: ["type"],
   properties: {
     type: { enum: ["text", "json_object", "json_schema"] },
@@ -239,9 +240,9 @@ export const embeddingBody = {
         { type: "array", items: { type: "string" }, minItems: 1 },
       ],
     },
-    encoding_format: { enum: ["float", "base64"] },
+    encoding_format: { enum: ["float", "base64", null] },
     dimensions: { type: "integer", minimum: 1 },
-    user: { type: "string" },
+    user: { type: ["string", "null"] },
     wait_for_model: { type: "boolean" },
     keep_alive: keepAliveSchema(),
   },
@@ -287,10 +288,10 @@ export interface ChatMessageBody {
 
 export interface ChatCompletionBody extends SamplingBody {
   messages: ChatMessageBody[];
-  tools?: Array<{ type: "function"; function: { name: string; description?: string; parameters?: Record<string, unknown> } }> | null;
-  tool_choice?: "none" | "auto" | "required" | { type: "function"; function: { name: string } };
+  tools?: Array<{ type: "function"; function: { name: string; description?: string | null; parameters?: Record<string, unknown> | null } }> | null;
+  tool_choice?: "none" | "auto" | "required" | { type: "function"; function: { name: string } } | null;
   parallel_tool_calls?: boolean | null;
-  response_format?: { type: "text" | "json_object" } | { type: "json_schema"; json_schema: { name: string; schema?: Record<string, unknown> } };
+  response_format?: { type: "text" | "json_object" } | { type: "json_schema"; json_schema: { name: string; schema?: Record<string, unknown> } } | null;
   reasoning_effort?: "none" | "minimal" | "low" | "medium" | "high" | null;
   chat_template_kwargs?: { enable_thinking?: boolean };
   logprobs?: boolean | null;
@@ -306,7 +307,7 @@ export interface CompletionBody extends SamplingBody {
 export interface EmbeddingBody {
   model: string;
   input: string | string[];
-  encoding_format?: "float" | "base64";
+  encoding_format?: "float" | "base64" | null;
   dimensions?: number;
   wait_for_model?: boolean;
   keep_alive?: string | number;
