@@ -306,7 +306,10 @@ export const SourceSchema: GenMessage<Source> = /*@__PURE__*/
  * - FAILED_PRECONDITION / UNVERIFIABLE_FILE: a source offered a file with neither a sha256 nor a size.
  * - FAILED_PRECONDITION / FILE_TOO_LARGE: a file of unannounced size outgrew the catalog size or LLMLB_MAX_DOWNLOAD_SIZE.
  * - PERMISSION_DENIED / REDIRECT_REFUSED: a source redirected to a non-http(s) URL or a more private network.
- * - RESOURCE_EXHAUSTED / INSUFFICIENT_DISK: not enough free space; metadata "needed_bytes", "free_bytes".
+ * - RESOURCE_EXHAUSTED / INSUFFICIENT_DISK: not enough free space; metadata "needed_bytes", "free_bytes"
+ *   (before the download), or "errno", "path" (the disk filled up while writing).
+ * - FAILED_PRECONDITION / NOT_WRITABLE: the node cannot write its own files (a read-only file system,
+ *   permissions); metadata "errno", "path".
  * - DEADLINE_EXCEEDED / LOCK_WAIT_TIMEOUT: another process held the download too long.
  * - PERMISSION_DENIED / GATED_REPO: gated Hugging Face repo; request access on the model page, then set HF_TOKEN.
  * - UNAUTHENTICATED / AUTH_REQUIRED: the source needs a token (HF_TOKEN, GITHUB_TOKEN, LLMLB_ROUTER_API_KEY).
