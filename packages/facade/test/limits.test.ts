@@ -163,7 +163,16 @@ describe("limits before work, timeouts, and SIGHUP reload (a node in its own pro
       clearInterval(drip);
       socket.destroy();
     }
-    expect(answer).not.toMatch(/^HTTP\/1\.1 200/);
+    // Answered as every other error is, so an SDK shows why (not Fastify's {"error":"Request Timeout"}).
+    expect(answer).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+    const body = JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)) as { error: { message: string; code: string } };
+    expect(body.error).toMatchObject({ type: "invalid_request_error", code: "request_timeout" });
+    expect(body.error.message).toMatch(/within 1 s \(LLMLB_HEADERS_TIMEOUT\) and all of it within 2 s \(LLMLB_BODY_TIMEOUT\)/);
+
+    // Broken framing: a 400 in the same shape.
+    const broken = await rawHttp(port, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n");
+    expect(broken).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(JSON.parse(broken.slice(broken.indexOf("\r\n\r\n") + 4))).toMatchObject({ error: { type: "invalid_request_error", code: "malformed_http" } });
 
     // The same on gRPC: a call whose body never ends is cancelled.
     const rpc = await rawGrpc(node.grpcUrl, "/llmlb.node.v1.InferenceService/Chat", { headers: { authorization: `Bearer ${KEY}` }, body: new Uint8Array([0, 0, 0, 0, 10]), endStream: false });
@@ -195,3 +204,14 @@ describe("limits before work, timeouts, and SIGHUP reload (a node in its own pro
     expect(node.stderr()).not.toContain(KEY);
   });
 });
+
+/** Writes `request` on a new connection and returns everything the node sent until it closed it. */
+function rawHttp(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, "127.0.0.1", () => socket.write(request));
+    let answer = "";
+    socket.on("data", (d: Buffer) => (answer += d.toString()));
+    socket.on("error", reject);
+    socket.on("close", () => resolve(answer));
+  });
+}

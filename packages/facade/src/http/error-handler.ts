@@ -1,3 +1,5 @@
+import { STATUS_CODES } from "node:http";
+import type { Duplex } from "node:stream";
 import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
 import { LlmlbError, fromConnectError, requestTooLarge } from "@llmlb/runtime";
 import { httpErrorOf } from "./error-mapping.js";
@@ -213,4 +215,27 @@ export function fieldName(instancePath: string, missing?: string): string {
   const parts = instancePath.split("/").filter(Boolean);
   if (missing) parts.push(missing);
   return parts.reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), "");
+}
+
+/**
+ * What Node's HTTP parser refuses before Fastify sees a request (a body that does not arrive in
+ * time, broken framing, headers too large), answered in OpenAI's shape as every other error, then
+ * the connection closed (the parser cannot go on with it). Fastify's own answer was
+ * `{"error":"Request Timeout","message":"Client Timeout"}`, which no SDK reads.
+ */
+export function clientErrorHandler(limits: { headersTimeoutMs: number; bodyTimeoutMs: number }) {
+  return (err: NodeJS.ErrnoException, socket: Duplex): void => {
+    if (err.code === "ECONNRESET" || socket.destroyed) return;
+    const [status, message, code] =
+      err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? [408, `the request did not arrive whole in time: its headers within ${limits.headersTimeoutMs / 1000} s (LLMLB_HEADERS_TIMEOUT) and all of it within ${limits.bodyTimeoutMs / 1000} s (LLMLB_BODY_TIMEOUT); send the Content-Length it announces, or raise the setting`, "request_timeout"]
+        : err.code === "HPE_HEADER_OVERFLOW"
+          ? [431, "the request's headers are too large (16 KiB at most)", "headers_too_large"]
+          : [400, `the request is not valid HTTP/1.1 (${err.code ?? "parse error"}): check how the client frames it`, "malformed_http"];
+    const body = JSON.stringify({ error: { message, type: "invalid_request_error", param: null, code } });
+    if (socket.writable) {
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    }
+    socket.destroy(err);
+  };
 }

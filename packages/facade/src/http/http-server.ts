@@ -7,7 +7,7 @@ import { CONNECT_JSON_OPTIONS, LISTENER_CLOSE_GRACE_MS, MAX_JSON_DEPTH, bodyTooD
 import type { NodeClients } from "../clients.js";
 import { guardHook } from "./guard-hook.js";
 import { registerHealthRoutes } from "./health-routes.js";
-import { installErrorHandlers } from "./error-handler.js";
+import { clientErrorHandler, installErrorHandlers } from "./error-handler.js";
 import { sendOpenAiError } from "./openai-error.js";
 
 export interface HttpServerOptions {
@@ -54,6 +54,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     ...(tls ? { https: { ...tls.options, ...serverTimeouts } } : { http: serverTimeouts }),
     forceCloseConnections: "idle",
+    clientErrorHandler: clientErrorHandler(limits),
     return503OnClosing: true,
     // Wrong types are errors, not something to coerce: "5" is not a max_tokens. A schema Ajv finds
     // ambiguous fails the node's start (and every test) instead of printing a warning on each start;
