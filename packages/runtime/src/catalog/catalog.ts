@@ -14,7 +14,7 @@ import type { HubInfoCache } from "./hub-info-cache.js";
 import { encodePageToken, matchesQuery, searchText, staleTokenError, type ListQuery } from "./list-query.js";
 import type { ActiveDownload } from "./lock-poller.js";
 import { LockPoller, type ActiveDownloadsReader } from "./lock-poller.js";
-import type { ModelDirectory, ModelEntry } from "./model-entry.js";
+import { sameEntry, type ModelDirectory, type ModelEntry } from "./model-entry.js";
 import { toModelProto } from "./model-proto.js";
 import { ModelStates, type ModelStatus } from "./model-states.js";
 import { planRegistration, type RegisterInput } from "./register-model.js";
@@ -269,10 +269,15 @@ export class Catalog {
 
   async register(input: RegisterInput, signal?: AbortSignal): Promise<{ model: Model; warnings: string[]; availableFiles: string[] }> {
     const explicit = input.id.trim();
-    if (explicit) this.assertFreeId(explicit);
+    // A registration already there may be this one sent again (a client retrying after its connection dropped): compared once planned.
+    if (explicit && this.items.get(explicit)?.entry.origin !== "registered") this.assertFreeId(explicit);
     await this.assertUsableTemplate(input.chatTemplate);
     const plan = await planRegistration(input, this.options.hub, signal);
     const { entry } = plan;
+    const existing = this.items.get(entry.id);
+    if (existing?.entry.origin === "registered" && sameEntry(existing.entry, entry)) {
+      return { model: this.protoOf(entry.id, false), warnings: plan.warnings, availableFiles: plan.availableFiles };
+    }
     this.assertFreeId(entry.id, explicit ? undefined : entry.files[0]);
     this.pendingIds.add(entry.id);
     try {

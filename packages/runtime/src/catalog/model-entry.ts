@@ -39,6 +39,16 @@ export interface ModelEntry {
   contextLength?: number;
 }
 
+/** Whether two entries say the same, whatever the order of their fields (a stored one and one planned again). */
+export function sameEntry(a: ModelEntry, b: ModelEntry): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+const canonicalJson = (value: unknown): string =>
+  JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) : v,
+  );
+
 /** Refuses (CAPABILITY_MISSING) a request for `capability` to a model whose entry does not list it. */
 export function requireCapability(entry: ModelEntry, capability: ModelEntry["capabilities"][number] | undefined): void {
   if (capability && !entry.capabilities.includes(capability)) throw capabilityMissing(entry.id, capability, entry.capabilities);

@@ -411,7 +411,8 @@ export const DeleteAdapterResponseSchema: GenMessage<DeleteAdapterResponse> = /*
  * - NOT_FOUND / MODEL_NOT_SUPPORTED: the id is neither in supported_models.json nor registered.
  * - NOT_FOUND / FILE_NOT_FOUND: RegisterModel named a file the repo does not have.
  * - NOT_FOUND / ADAPTER_NOT_FOUND: no adapter with that id on disk.
- * - ALREADY_EXISTS / MODEL_ALREADY_EXISTS: RegisterModel for an id the catalog already has.
+ * - ALREADY_EXISTS / MODEL_ALREADY_EXISTS: RegisterModel for an id the catalog already has (the same
+ *   registration sent again, every field the same, is answered as the first was).
  * - FAILED_PRECONDITION / MODEL_IN_USE: DeleteModel of a model that is loaded or downloading.
  * - FAILED_PRECONDITION / READ_ONLY_COPY: DeleteModel of a model whose only copy is a file in an
  *   extra model directory (LLMLB_EXTRA_MODEL_DIRS), which the node uses in place and never deletes.
