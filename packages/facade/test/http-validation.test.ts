@@ -19,7 +19,19 @@ describe("malformed HTTP requests get a 4xx that names the problem", () => {
     expect(res.status).toBe(400);
     const body = (await res.json()) as ErrorBody;
     expect(body.error).toMatchObject({ type: "invalid_request_error", code: "invalid_json" });
-    expect(body.error.message).toMatch(/malformed JSON/);
+    // What JSON.parse found wrong, not only that something was.
+    expect(body.error.message).toMatch(/^malformed JSON body: .* at position 1$/);
+    const cut = (await (await post("/v1/chat/completions", '{"model": "m", "messages": [')).json()) as ErrorBody;
+    expect(cut.error.message).toMatch(/^malformed JSON body: .*(end of JSON input|position 28)/);
+    // A prototype key is refused as such, not as malformed JSON.
+    for (const poisoned of ['{"model":"m","messages":[],"__proto__":{"x":1}}', '{"model":"m","constructor":{"prototype":{"x":1}}}']) {
+      const refused = (await (await post("/v1/chat/completions", poisoned)).json()) as ErrorBody;
+      expect(refused.error).toMatchObject({ code: "invalid_json", message: 'the body has a "__proto__" key, or a "constructor" key holding "prototype", which is refused; remove it' });
+    }
+    const withCharset = await post("/v1/chat/completions", '{"model":"m","messages":[{"role":"user","content":"hi"}]}', "application/json; charset=utf-8");
+    expect(((await withCharset.json()) as ErrorBody).error.code).toBe("model_not_found");
+    const empty = (await (await post("/v1/chat/completions", "")).json()) as ErrorBody;
+    expect(empty.error).toMatchObject({ code: "invalid_json", message: "the request body is empty; send a JSON object" });
   });
 
   it("a missing field is named in message and param", async () => {

@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
 import { LlmlbError, fromConnectError, requestTooLarge } from "@llmlb/runtime";
 import { httpErrorOf } from "./error-mapping.js";
+import { JsonBodyError } from "./json-body.js";
 import { sendOpenAiError } from "./openai-error.js";
 
 /** Turns request-shape problems and service errors into OpenAI-shaped 4xx/5xx answers. */
@@ -28,11 +29,8 @@ export function installErrorHandlers(app: FastifyInstance): void {
         params?.missingProperty !== undefined ? `missing required field "${field}"` : field ? `invalid field "${field}": ${problem}` : `invalid request body: ${problem}`;
       return sendOpenAiError(reply, 400, { message, type: "invalid_request_error", param: field || null, code: "invalid_request" }, { "x-should-retry": "false" });
     }
-    if (error.code === "FST_ERR_CTP_INVALID_JSON_BODY" || error instanceof SyntaxError) {
-      return sendOpenAiError(reply, 400, { message: `malformed JSON body: ${error.message}`, type: "invalid_request_error", code: "invalid_json" });
-    }
-    if (error.code === "FST_ERR_CTP_EMPTY_JSON_BODY") {
-      return sendOpenAiError(reply, 400, { message: "the request body is empty; send a JSON object", type: "invalid_request_error", code: "invalid_json" });
+    if ((error as Error) instanceof JsonBodyError) {
+      return sendOpenAiError(reply, 400, { message: error.message, type: "invalid_request_error", code: "invalid_json" });
     }
     if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
       const mapped = httpErrorOf(requestTooLarge(app.initialConfig.bodyLimit ?? 0, false));

@@ -8,6 +8,7 @@ import type { NodeClients } from "../clients.js";
 import { guardHook } from "./guard-hook.js";
 import { registerHealthRoutes } from "./health-routes.js";
 import { clientErrorHandler, installErrorHandlers } from "./error-handler.js";
+import { parseJsonBodies } from "./json-body.js";
 import { sendOpenAiError } from "./openai-error.js";
 
 export interface HttpServerOptions {
@@ -98,6 +99,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       jsonOptions: CONNECT_JSON_OPTIONS,
     });
   }
+  // After Connect's plugin, which takes application/json itself in its own scope (made when it was registered).
+  parseJsonBodies(app);
   registerHealthRoutes(app, options.clients);
   for (const register of options.register ?? []) await register(app, options.clients);
   await app.ready();
