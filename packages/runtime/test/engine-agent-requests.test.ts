@@ -312,6 +312,26 @@ describe("structured output", () => {
     }
   });
 
+  it("an object's required property the schema does not describe is written anyway; a type beside anyOf narrows its alternatives", async () => {
+    // node-llama-cpp writes only the properties described: {} came back for these.
+    await sampledValid({ type: "object", required: ["a"] }, 3);
+    await sampledValid({ type: ["object", "null"], required: ["a"], additionalProperties: false }, 2);
+    // The alternative's "object" is one of the types beside the list: taken, not refused as a contradiction.
+    await sampledValid({ type: ["object", "null"], anyOf: [{ type: "object", properties: { a: { type: "string", maxLength: 3 } }, required: ["a"] }, { type: "null" }] }, 3);
+  });
+
+  it("refuses a schema whose alternatives multiply into more subschemas than a grammar can be built from in time", async () => {
+    // "At least one of these properties", nested: a 3 KB schema became 47 MB and stalled the runner for 18 s.
+    const level = (depth: number): JsonSchema => ({
+      type: "object",
+      properties: Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`p${i}`, depth > 1 && i === 0 ? level(depth - 1) : { type: "string" }])),
+      anyOf: Array.from({ length: 10 }, (_, i) => ({ required: [`p${i}`] })),
+    });
+    const refused = await reasonOf(chat({ responseFormat: { type: "json_schema", schema: level(5) } }));
+    expect(refused).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { field: "response_format.json_schema.schema" } });
+    expect(refused.message).toMatch(/needs more than 2000 subschemas .*simplify it/);
+  });
+
   it("refuses a recursive $ref instead of building an endless grammar; a bounded $ref works", async () => {
     const tree = { $defs: { node: { type: "object", properties: { children: { type: "array", items: { $ref: "#/$defs/node" } } } } }, $ref: "#/$defs/node" };
     const refused = await reasonOf(chat({ responseFormat: { type: "json_schema", schema: tree } }));

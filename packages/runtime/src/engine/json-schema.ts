@@ -53,7 +53,7 @@ type Schema = Record<string, unknown>;
  * `anyOf`/`oneOf` go into each alternative.
  */
 export function grammarSchema(schema: JsonSchema, field: string): GbnfJsonSchema {
-  const converted = forGrammar(convert(schema, field, "", 0), field, "");
+  const converted = forGrammar(convert(schema, field, "", 0), { field, left: MAX_SUBSCHEMAS }, "");
   refuseRecursion(converted, field);
   return converted as unknown as GbnfJsonSchema;
 }
@@ -137,9 +137,26 @@ function typesOf(schema: Schema): string[] {
   return "properties" in schema ? ["object"] : ANY_TYPE;
 }
 
+/**
+ * Subschemas a converted schema may hold. Alternatives multiply the keywords beside them (a
+ * schema of a few KB nesting "at least one of" lists grew to millions), and node-llama-cpp builds
+ * the grammar on the inference runner's thread: past this it would stall every request there.
+ */
+const MAX_SUBSCHEMAS = 2_000;
+
+interface Conversion {
+  field: string;
+  /** Subschemas still allowed (MAX_SUBSCHEMAS). */
+  left: number;
+}
+
 /** A checked schema in the form node-llama-cpp follows whole (see grammarSchema), its subschemas too. */
-function forGrammar(schema: Schema, field: string, path: string): Schema {
-  const sub = (value: Schema, at: string) => forGrammar(value, field, at);
+function forGrammar(schema: Schema, conversion: Conversion, path: string): Schema {
+  const { field } = conversion;
+  if (--conversion.left < 0) {
+    throw unsupported(field, "", `the schema needs more than ${MAX_SUBSCHEMAS} subschemas once its alternatives carry the keywords beside them; simplify it (fewer or flatter anyOf/oneOf and type lists)`);
+  }
+  const sub = (value: Schema, at: string) => forGrammar(value, conversion, at);
   const { $defs, ...constraints } = schema;
   const withDefs = (shaped: Schema): Schema => ($defs ? { $defs: mapSchemas($defs as Record<string, Schema>, (def, key) => sub(def, `${path}/$defs/${key}`)), ...shaped } : shaped);
   const list = "anyOf" in constraints ? "anyOf" : "oneOf" in constraints ? "oneOf" : undefined;
@@ -153,16 +170,47 @@ function forGrammar(schema: Schema, field: string, path: string): Schema {
     if (beside.length > 0) throw unsupported(field, path, `"$ref" has ${beside.map((k) => `"${k}"`).join(", ")} beside it, which a grammar does not follow with a reference; move them into the definition`);
     return withDefs(constraints);
   }
-  const shaped: Schema = { ...constraints };
+  if ("const" in constraints || "enum" in constraints) return withDefs(constraints);
+  const typed: Schema[] = typesOf(constraints).map((type) => ({ ...pick(constraints, KEYWORDS_OF_TYPE[type] ?? []), type }));
+  // An object alternative no object can match is left out while another type remains.
+  const matchable = typed.flatMap((own): Schema[] => {
+    if (own.type !== "object") return [own];
+    const described = withRequiredDescribed(own, typed.length === 1 ? field : undefined, path);
+    return described ? [described] : [];
+  });
+  const alternatives = matchable.map((own) => shapeSubschemas(own, sub, path));
+  return withDefs(alternatives.length === 1 ? alternatives[0]! : { oneOf: alternatives });
+}
+
+/** The subschemas of one typed schema (properties, items, additionalProperties, prefixItems) in the grammar's form. */
+function shapeSubschemas(schema: Schema, sub: (value: Schema, at: string) => Schema, path: string): Schema {
+  const shaped: Schema = { ...schema };
   if (shaped.properties) shaped.properties = mapSchemas(shaped.properties as Record<string, Schema>, (value, key) => sub(value, `${path}/properties/${key}`));
   for (const keyword of ["items", "additionalProperties"]) {
     if (typeof shaped[keyword] === "object") shaped[keyword] = sub(shaped[keyword] as Schema, `${path}/${keyword}`);
   }
   if (shaped.prefixItems) shaped.prefixItems = (shaped.prefixItems as Schema[]).map((item, i) => sub(item, `${path}/prefixItems/${i}`));
-  if ("const" in shaped || "enum" in shaped) return withDefs(shaped);
-  const types = typesOf(shaped);
-  if (types.length === 1) return withDefs({ ...shaped, type: types[0] });
-  return withDefs({ oneOf: types.map((type) => ({ type, ...pick(shaped, KEYWORDS_OF_TYPE[type] ?? []) })) });
+  return shaped;
+}
+
+/**
+ * An object schema whose `required` names only properties it describes: node-llama-cpp writes the
+ * described properties (all of them) and no others, so a required name it does not describe is
+ * described as `additionalProperties` allows it (any value, or that schema). When
+ * `additionalProperties: false` forbids it no object can match: undefined, or refused naming
+ * `field` when given (the object is the schema's only type).
+ */
+function withRequiredDescribed(schema: Schema, field: string | undefined, path: string): Schema | undefined {
+  const properties = (schema.properties as Record<string, Schema> | undefined) ?? {};
+  const missing = ((schema.required as string[] | undefined) ?? []).filter((name) => !Object.hasOwn(properties, name));
+  if (missing.length === 0) return schema;
+  const extra = schema.additionalProperties;
+  if (extra === false) {
+    if (field === undefined) return undefined;
+    throw unsupported(field, path, `"required" names ${missing.map((name) => `"${name}"`).join(", ")}, which "properties" does not describe and "additionalProperties": false forbids, so no object could match`);
+  }
+  const described = typeof extra === "object" && extra !== null ? (extra as Schema) : {};
+  return { ...schema, properties: { ...properties, ...Object.fromEntries(missing.map((name) => [name, described])) } };
 }
 
 function mapSchemas(schemas: Record<string, Schema>, map: (schema: Schema, key: string) => Schema): Record<string, Schema> {
@@ -171,25 +219,33 @@ function mapSchemas(schemas: Record<string, Schema>, map: (schema: Schema, key: 
 
 /**
  * An alternative of `anyOf`/`oneOf` with the keywords beside the list added (both must hold):
- * `required` names and `properties` joined, any other keyword taken as it is. A keyword both give
- * differently (a property both describe differently), or `additionalProperties` on one side with a
- * property only the other side describes, is refused: the grammar could not enforce both.
+ * `required` names and `properties` joined, `type` narrowed to the types both allow, any other
+ * keyword taken as it is. A keyword both give differently (a property both describe differently,
+ * types in common none), or `additionalProperties` on one side with a property only the other side
+ * describes, is refused: the grammar could not enforce both.
  */
 function besideInAlternative(beside: Schema, alternative: Schema, field: string, path: string): Schema {
   const merged: Schema = { ...alternative };
+  const differently = (keyword: string) =>
+    unsupported(field, path, `"${keyword}" is given both beside "anyOf"/"oneOf" and in this alternative, differently; a grammar samples one alternative: write it once, in each alternative`);
   for (const [keyword, value] of Object.entries(beside)) {
-    if (keyword === "required" && Array.isArray(alternative.required)) {
+    if (!(keyword in alternative)) {
+      merged[keyword] = value;
+    } else if (keyword === "required") {
       merged.required = [...new Set([...(alternative.required as string[]), ...(value as string[])])];
-      continue;
+    } else if (keyword === "properties") {
+      const theirs = alternative.properties as Schema;
+      for (const [name, property] of Object.entries(value as Schema)) {
+        if (Object.hasOwn(theirs, name) && JSON.stringify(theirs[name]) !== JSON.stringify(property)) throw differently(`properties/${name}`);
+      }
+      merged.properties = { ...(value as Schema), ...theirs };
+    } else if (keyword === "type") {
+      const common = commonTypes(typesOf(beside), typesOf(alternative));
+      if (common.length === 0) throw unsupported(field, path, `"type" beside "anyOf"/"oneOf" and this alternative's "type" have no type in common, so no value could match it; remove the alternative or correct the types`);
+      merged.type = common;
+    } else if (JSON.stringify(alternative[keyword]) !== JSON.stringify(value)) {
+      throw differently(keyword);
     }
-    if (keyword === "properties" && alternative.properties) {
-      merged.properties = besideInAlternative(value as Schema, alternative.properties as Schema, field, `${path}/properties`);
-      continue;
-    }
-    if (keyword in alternative && JSON.stringify(alternative[keyword]) !== JSON.stringify(value)) {
-      throw unsupported(field, path, `"${keyword}" is given both beside "anyOf"/"oneOf" and in this alternative, differently; a grammar samples one alternative: write it once, in each alternative`);
-    }
-    merged[keyword] = value;
   }
   // additionalProperties limits every property its own schema does not describe, even one the other side does.
   const describes = (schema: Schema) => Object.keys((schema.properties as Schema | undefined) ?? {});
@@ -198,6 +254,16 @@ function besideInAlternative(beside: Schema, alternative: Schema, field: string,
     throw unsupported(field, path, `"additionalProperties" on one side of "anyOf"/"oneOf" limits the properties only the other side describes; describe every property and "additionalProperties" on the same side`);
   }
   return merged;
+}
+
+/** The types two `type` keywords both allow (integers are numbers). */
+function commonTypes(a: readonly string[], b: readonly string[]): string[] {
+  const common = new Set<string>();
+  for (const type of a) {
+    if (b.includes(type)) common.add(type);
+    else if ((type === "integer" && b.includes("number")) || (type === "number" && b.includes("integer"))) common.add("integer");
+  }
+  return [...common];
 }
 
 function pick(schema: Schema, keywords: readonly string[]): Schema {
