@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CLI_ARGS, fillDisk, smallDisk, smallDisksWork, spawnChildNode, tempDir, type ChildNode } from "../../../testkit/node/index.js";
@@ -94,4 +95,50 @@ describe.skipIf(!smallDisksWork())("a node on a small disk", () => {
       cleanup();
     }
   }, 60_000);
+});
+
+/** Root can read any file; an unprivileged node cannot read a file of mode 000. */
+const NOBODY = 65534;
+const canDropToNobody = () => process.getuid?.() === 0 && fs.existsSync("/usr/bin/setpriv");
+
+describe.skipIf(!canDropToNobody())("a node run by an unprivileged user", () => {
+  let world: TinyWorld;
+  let node: ChildNode | undefined;
+  let extra: { dir: string; cleanup: () => void };
+  let readable: { dir: string; cleanup: () => void };
+
+  beforeAll(async () => {
+    world = await startTinyWorld();
+    extra = tempDir("llmlb-unreadable-");
+    readable = tempDir("llmlb-readable-");
+    for (const { dir } of [extra, readable]) fs.chmodSync(dir, 0o755);
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await world?.close();
+    extra?.cleanup();
+    readable?.cleanup();
+  });
+
+  it("a file it may not read in an extra model directory is that source's failure: the next source serves the model", async () => {
+    const unreadable = path.join(extra.dir, TINY_CHAT_FILE);
+    fs.writeFileSync(unreadable, "not readable by the node");
+    fs.chmodSync(unreadable, 0o000);
+    const asNobody = (argv: string[], home: string) => {
+      fs.chownSync(home, NOBODY, NOBODY);
+      return ["setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", ...argv];
+    };
+    // The world's catalog file sits in a directory only root may enter.
+    const supported = path.join(readable.dir, "supported_models.json");
+    fs.copyFileSync(world.env.LLMLB_SUPPORTED_MODELS!, supported);
+    fs.chmodSync(supported, 0o644);
+    node = await spawnChildNode({ ...world.env, LLMLB_SUPPORTED_MODELS: supported, LLMLB_DISK_RESERVE: "0", LLMLB_EXTRA_MODEL_DIRS: extra.dir }, 30_000, asNobody);
+    const res = await fetch(`${node.httpUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: TINY_CHAT_ID, messages: [{ role: "user", content: "hi" }], max_tokens: 4 }),
+    });
+    // Before, EACCES anywhere was taken for the node's own disk: 500 not_writable, the hub never tried.
+    expect(res.status, await res.clone().text()).toBe(200);
+  }, 120_000);
 });

@@ -11,23 +11,32 @@ export function reservationsLockTimeout(mutex: string, holder: { pid: number; ho
 }
 
 const DISK_FULL_CODES = new Set(["ENOSPC", "EDQUOT", "SQLITE_FULL"]);
-const NOT_WRITABLE_CODES = new Set(["EROFS", "EACCES", "EPERM", "SQLITE_READONLY", "SQLITE_CANTOPEN"]);
+/** Only a write gets these (EROFS), or only the node's own database (SQLite's). */
+const NOT_WRITABLE_CODES = new Set(["EROFS", "SQLITE_READONLY", "SQLITE_CANTOPEN"]);
+/** Permission errors that mean "cannot be written" only from calls that change the file system. */
+const PERMISSION_CODES = new Set(["EACCES", "EPERM"]);
+const WRITING_CALLS = new Set(["mkdir", "rename", "unlink", "rmdir", "link", "symlink", "write", "writev", "ftruncate", "chmod", "chown", "utime", "copyfile", "fsync", "fdatasync"]);
 
 type FsError = Error & { code?: unknown; path?: unknown; syscall?: unknown };
 
 /**
  * A failure of the node's own disk (its models directory, its records, node.db) as the error a
  * client gets: the disk is full (INSUFFICIENT_DISK) or a file cannot be written (NOT_WRITABLE);
- * undefined for any other error. Never the fault of a source: trying another cannot help.
+ * undefined for any other error. Never the fault of a source: trying another cannot help. A
+ * permission error of an `open` (reading or writing) counts only for a path inside `ownDirs`
+ * (the node's home): the same error reading a file of an extra model directory is that source's.
  */
-export function localDiskError(err: unknown): LlmlbError | undefined {
+export function localDiskError(err: unknown, ownDirs: readonly string[] = []): LlmlbError | undefined {
   if (err instanceof LlmlbError || !(err instanceof Error)) return undefined;
-  const { code, syscall } = err as FsError;
+  const { code, syscall, path } = err as FsError;
   if (typeof code !== "string") return undefined;
   if (DISK_FULL_CODES.has(code)) return diskFull(err);
+  if (NOT_WRITABLE_CODES.has(code)) return notWritable(err);
   // Node's recursive mkdir reports ENOENT when a directory it must create is on a read-only file system.
-  if (NOT_WRITABLE_CODES.has(code) || (code === "ENOENT" && syscall === "mkdir")) return notWritable(err);
-  return undefined;
+  if (code === "ENOENT" && syscall === "mkdir") return notWritable(err);
+  if (!PERMISSION_CODES.has(code) || typeof syscall !== "string") return undefined;
+  const own = typeof path === "string" && ownDirs.some((dir) => path.startsWith(dir.endsWith("/") ? dir : `${dir}/`));
+  return WRITING_CALLS.has(syscall) || (syscall === "open" && own) ? notWritable(err) : undefined;
 }
 
 /** A write of the node's own failed with ENOSPC or EDQUOT (or SQLite's "database or disk is full"). */
