@@ -173,6 +173,10 @@ describe("limits before work, timeouts, and SIGHUP reload (a node in its own pro
     const broken = await rawHttp(port, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n");
     expect(broken).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
     expect(JSON.parse(broken.slice(broken.indexOf("\r\n\r\n") + 4))).toMatchObject({ error: { type: "invalid_request_error", code: "malformed_http" } });
+    // Garbage pipelined behind a response still being sent (an event stream) closes the connection without writing into that response.
+    const pipelined = await rawHttp(port, `GET /v0/events HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${KEY}\r\n\r\n`, "NOT HTTP\r\n\r\n");
+    expect(pipelined).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(pipelined).not.toContain("HTTP/1.1 400");
 
     // The same on gRPC: a call whose body never ends is cancelled.
     const rpc = await rawGrpc(node.grpcUrl, "/llmlb.node.v1.InferenceService/Chat", { headers: { authorization: `Bearer ${KEY}` }, body: new Uint8Array([0, 0, 0, 0, 10]), endStream: false });
@@ -205,12 +209,18 @@ describe("limits before work, timeouts, and SIGHUP reload (a node in its own pro
   });
 });
 
-/** Writes `request` on a new connection and returns everything the node sent until it closed it. */
-function rawHttp(port: number, request: string): Promise<string> {
+/** Writes `request` on a new connection (then `after`, once the answer has begun) and returns everything the node sent until it closed it. */
+function rawHttp(port: number, request: string, after?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, "127.0.0.1", () => socket.write(request));
     let answer = "";
-    socket.on("data", (d: Buffer) => (answer += d.toString()));
+    socket.on("data", (d: Buffer) => {
+      answer += d.toString();
+      if (after !== undefined && answer.includes("\r\n\r\n")) {
+        socket.write(after);
+        after = undefined;
+      }
+    });
     socket.on("error", reject);
     socket.on("close", () => resolve(answer));
   });

@@ -218,12 +218,19 @@ export function fieldName(instancePath: string, missing?: string): string {
 /**
  * What Node's HTTP parser refuses before Fastify sees a request (a body that does not arrive in
  * time, broken framing, headers too large), answered in OpenAI's shape as every other error, then
- * the connection closed (the parser cannot go on with it). Fastify's own answer was
+ * the connection closed (the parser cannot go on with it); while a response is under way on the
+ * connection it is only closed. Fastify's own answer was
  * `{"error":"Request Timeout","message":"Client Timeout"}`, which no SDK reads.
  */
 export function clientErrorHandler(limits: { headersTimeoutMs: number; bodyTimeoutMs: number }) {
   return (err: NodeJS.ErrnoException, socket: Duplex): void => {
     if (err.code === "ECONNRESET" || socket.destroyed) return;
+    // A response already under way on this connection (bytes pipelined behind a request): an
+    // answer written now would land inside it. As Node's own handler, only close.
+    if ((socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
+      socket.destroy(err);
+      return;
+    }
     const [status, message, code] =
       err.code === "ERR_HTTP_REQUEST_TIMEOUT"
         ? [408, `the request did not arrive whole in time: its headers within ${limits.headersTimeoutMs / 1000} s (LLMLB_HEADERS_TIMEOUT) and all of it within ${limits.bodyTimeoutMs / 1000} s (LLMLB_BODY_TIMEOUT); send the Content-Length it announces, or raise the setting`, "request_timeout"]
