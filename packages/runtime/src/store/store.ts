@@ -19,8 +19,6 @@ export interface FileIdentity {
   ino: number;
   size: number;
   mtimeMs: number;
-  /** Changed by any write or metadata change, and, unlike mtime, not settable (utimes cannot put it back). */
-  ctimeMs: number;
 }
 
 /** The fact (see Store.remember) of an installed file's sha256, remembered with the file's identity at install. */
@@ -292,7 +290,7 @@ export class Store {
     return toCachedAdapter(await this.adapters.install(id, files, metadata));
   }
 
-  /** A remembered fact about a file (e.g. "passed validation"), valid while its inode, size, mtime and ctime stay the same. */
+  /** A remembered fact about a file (e.g. "passed validation"), valid while its inode, size and mtime stay the same. */
   async recalled<T>(kind: string, file: string, stat: FileIdentity): Promise<T | undefined> {
     const hit = await this.recall<T>(kind, file, stat);
     return hit?.same ? hit.value : undefined;
@@ -300,14 +298,12 @@ export class Store {
 
   /** The fact remembered about a file, and whether the file is still as it was then (`same`); undefined when none was. */
   async recall<T>(kind: string, file: string, stat: FileIdentity): Promise<{ value: T; same: boolean } | undefined> {
-    const hit = await this.index.get<Omit<FileIdentity, "ctimeMs"> & { ctimeMs?: number; value: T }>(`${kind}:${file}`);
-    // Facts remembered before ctime was part of the identity hold while the rest is the same (no re-hash of every model after an upgrade).
-    const sameCtime = hit?.ctimeMs === undefined || hit.ctimeMs === stat.ctimeMs;
-    return hit && { value: hit.value, same: hit.ino === stat.ino && hit.size === stat.size && hit.mtimeMs === stat.mtimeMs && sameCtime };
+    const hit = await this.index.get<FileIdentity & { value: T }>(`${kind}:${file}`);
+    return hit && { value: hit.value, same: hit.ino === stat.ino && hit.size === stat.size && hit.mtimeMs === stat.mtimeMs };
   }
 
   async remember(kind: string, file: string, stat: FileIdentity, value: unknown): Promise<void> {
-    await this.index.put(`${kind}:${file}`, { ino: stat.ino, size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, value });
+    await this.index.put(`${kind}:${file}`, { ino: stat.ino, size: stat.size, mtimeMs: stat.mtimeMs, value });
   }
 
   async close(): Promise<void> {
