@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestNode, tempDir, type TestNode } from "../../../testkit/node/index.js";
+import { spawnChildNode, startTestNode, tempDir, type ChildNode, type TestNode } from "../../../testkit/node/index.js";
 import { pollNode } from "../../../testkit/standins/index.js";
 import { describeBytes } from "../../../testkit/gguf/tiny-gguf.js";
 import { startTinyWorld, tinyChat, tinyEmbed, TINY_CHAT_FILE, TINY_CHAT_ID, TINY_EMBED_FILE, TINY_REPO, type TinyWorld } from "../../../testkit/world/tiny-world.js";
@@ -166,4 +166,23 @@ describe("a pull-era router polling the node (router-format catalog, API key set
       node.runtime.health.setServing(true);
     }
   });
+});
+
+describe("a node whose inference runner is slow to start (as llama.cpp's CUDA initialisation can be)", () => {
+  let node: ChildNode | undefined;
+  afterAll(async () => {
+    await node?.stop();
+  });
+
+  it("is still detected by /api/system within llmlb's 5 s, with the GPU not probed yet; a later answer has it", async () => {
+    // Every process of the node reads NODE_OPTIONS; only the inference runner sleeps 8 s before it starts.
+    const slowRunner = `if (process.argv[1]?.includes("runner-main")) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 8000);`;
+    node = await spawnChildNode({ NODE_OPTIONS: `--import=data:text/javascript,${encodeURIComponent(slowRunner)}` });
+    const started = performance.now();
+    const first = await pollNode(node.httpUrl);
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(first.detected).toBe(true);
+    expect(first.system).toMatchObject({ xllm_version: "0.1.0", device: { gpu_probed: false } });
+    await expect.poll(async () => ((await pollNode(node!.httpUrl)).system.device as { gpu_probed: boolean }).gpu_probed, { timeout: 30_000, interval: 1_000 }).toBe(true);
+  }, 60_000);
 });

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { LogRing } from "@llmlb/runtime";
 import { ModelState } from "@llmlb/runtime/gen/llmlb/node/v1/model_pb";
@@ -27,9 +28,31 @@ const logsQuery = {
   additionalProperties: false,
 } as const;
 
+/**
+ * How long /api/system waits for the first GPU probe (starting the inference runner, loading
+ * llama.cpp and its GPU backend, seconds on a busy or CUDA machine): llmlb gives its detection
+ * request 5 s, and a node answering later is taken for another kind of server (an OpenAI-compatible
+ * one, by its /v1/models) for good.
+ */
+const SYSTEM_PROBE_WAIT_MS = 3_000;
+
+/** The host as probed, or, when the first probe takes longer than SYSTEM_PROBE_WAIT_MS, as known without it (the probe goes on). */
+async function hostWithinDetection(clients: NodeClients) {
+  const probe = hostStatus(clients, { probeGpu: true });
+  probe.catch(() => undefined); // still running when the answer goes without it
+  const waited = new AbortController();
+  const late = sleep(SYSTEM_PROBE_WAIT_MS, undefined, { signal: waited.signal }).then(() => hostStatus(clients, { probeGpu: false }));
+  late.catch(() => undefined);
+  try {
+    return await Promise.race([probe, late]);
+  } finally {
+    waited.abort();
+  }
+}
+
 /** The answer of GET /api/system and /v0/system: the version key llmlb detects, and the devices. */
 async function systemBody(clients: NodeClients, version: string) {
-  const host = await hostStatus(clients, { probeGpu: true });
+  const host = await hostWithinDetection(clients);
   return {
     // llmlb ≥ 3.0 recognises a node of this family by this key.
     xllm_version: version,
@@ -40,6 +63,8 @@ async function systemBody(clients: NodeClients, version: string) {
       gpu_backend: host.gpuBackend || null,
       gpu_devices: host.gpuDevices.map((d) => ({ name: d.name, total_memory_bytes: Number(d.totalMemoryBytes), used_memory_bytes: Number(d.usedMemoryBytes) })),
       memory_total_bytes: Number(host.memoryTotalBytes),
+      // false: the first GPU probe is still running (as in /api/health's gpu.probed); the next answer has it.
+      gpu_probed: host.gpuProbed,
     },
   };
 }

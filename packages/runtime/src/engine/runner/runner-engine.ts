@@ -115,7 +115,9 @@ class RunnerSupervisor {
       const modelId = modelIdOf(input);
       if (modelId) this.guard.forget(modelId);
     }
-    if (!this.runner && method in ANSWERS_WITHOUT_RUNNER) return ANSWERS_WITHOUT_RUNNER[method];
+    // Also while a runner starts (seconds on a busy or CUDA machine): a new runner holds nothing yet,
+    // and a health check or a model list must not wait for it.
+    if (!this.live && method in ANSWERS_WITHOUT_RUNNER) return ANSWERS_WITHOUT_RUNNER[method];
     if (method !== "unload") await this.refuseCrashedModel(input);
     const { signal, ...rest } = requestOptions;
     const runner = await this.start(signal);
