@@ -17,6 +17,7 @@ import { chatHistory } from "./chat-history.js";
 import { CompletionOutput } from "./completion-output.js";
 import { valueAt } from "./gguf-check.js";
 import { grammarCache } from "./grammar-cache.js";
+import { mentionsMaxLength } from "./json-schema.js";
 import { openingDoesNotFit, promptTooLong, refuseBeyondContext } from "./bounded-tokens.js";
 import { promptTexts } from "./request-validation.js";
 import { renderPromptOnce } from "./rendered-prompt.js";
@@ -88,9 +89,7 @@ export async function generateChat(
   const logprobs = input.logprobs ? new TokenLogprobs(taken.sequence, input.topLogprobs ?? 0) : undefined;
   const sequence = logprobs?.sequence ?? taken.sequence;
   const pieces = new ToolCallPieces((piece) => sink.emit({ toolCalls: [piece] }));
-  // node-llama-cpp rejects a finished call whose string counts more UTF-16 units than its maxLength:
-  // with a length bound, arguments are written in whole characters of the BMP only.
-  const banned = functions && boundsStringLength(functions) ? partialCharacterTokens(target.model) : [];
+  const banned = bannedTokens(target.model, input, functions);
   const options = {
     ...samplingOptions(input, maxTokens),
     ...outputOptions(sequence.model, input, banned),
@@ -170,7 +169,7 @@ export async function generateCompletion(target: GenerationTarget, input: Comple
   try {
     const result = await completion.generateCompletionWithMeta(tokens, {
       ...samplingOptions({ ...input, stop: [] }, maxTokens),
-      ...outputOptions(model, input),
+      ...outputOptions(model, input, bannedTokens(model, input)),
       ...(grammar ? { grammar } : {}),
       signal: AbortSignal.any([signal, stopped.signal]),
       stopOnAbortSignal: true,
@@ -194,11 +193,24 @@ export async function generateCompletion(target: GenerationTarget, input: Comple
   }
 }
 
+/**
+ * Tokens never sampled: with a string length bound (a tool's arguments, a response schema), the
+ * text is written in whole characters of the BMP only. node-llama-cpp rejects a finished call
+ * whose string counts more UTF-16 units than its maxLength, and llama.cpp's grammar counts bytes
+ * that form no character (four U+FFFD once decoded) as one.
+ */
+function bannedTokens(model: LlamaModel, params: OutputParams, functions?: ChatModelFunctions): readonly Token[] {
+  const format = params.responseFormat;
+  const bounded = (functions && boundsStringLength(functions)) || (format?.type === "json_schema" && mentionsMaxLength(format.schema));
+  return bounded ? partialCharacterTokens(model) : [];
+}
+
 /** The grammar of a response format: any JSON object, or JSON valid against a schema. */
 async function responseGrammar(model: LlamaModel, params: OutputParams): Promise<LlamaGrammar | undefined> {
   const format = params.responseFormat;
   if (!format || format.type === "text") return undefined;
-  if (format.type === "json_object") return model.llama.getGrammarFor("json");
+  // Any object, from the same JSON grammar as a schema's (llama.cpp's json.gbnf lets numbers overflow to Infinity: 1e999).
+  if (format.type === "json_object") return grammarCache(model.llama).forSchema({ type: "object", additionalProperties: true }, "response_format");
   return grammarCache(model.llama).forSchema(format.schema, "response_format.json_schema.schema");
 }
 

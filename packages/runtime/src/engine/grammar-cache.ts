@@ -1,4 +1,5 @@
 import type { Llama, LlamaGrammar } from "node-llama-cpp";
+import { LlmlbError } from "../errors/index.js";
 import { grammarSchema } from "./json-schema.js";
 import type { JsonSchema } from "./types.js";
 
@@ -23,7 +24,10 @@ export class GrammarCache {
       this.grammars.delete(key);
     } else {
       const converted = grammarSchema(schema, field);
-      grammar = this.llama.createGrammarForJsonSchema(converted as SchemaParam);
+      // What llama.cpp itself cannot take (a bound so large its grammar does not parse) is the schema's fault, said as such.
+      grammar = this.llama.createGrammarForJsonSchema(converted as SchemaParam).catch((err: unknown) => {
+        throw new LlmlbError("INVALID_ARGUMENT", `${field}: llama.cpp could not build a grammar from this schema (${(err as Error).message}); simplify it (smaller minLength or minItems, fewer alternatives)`, { field });
+      });
       grammar.catch(() => this.grammars.delete(key));
     }
     this.grammars.set(key, grammar);

@@ -4,10 +4,10 @@ import type { JsonSchema } from "./types.js";
 
 /** Keywords node-llama-cpp's JSON-schema grammar enforces (anyOf is sampled as oneOf). */
 const ENFORCED = new Set([
-  "type", "const", "enum", "oneOf", "anyOf", "$defs", "$ref",
+  "type", "const", "enum", "oneOf", "anyOf", "allOf", "$defs", "definitions", "$ref",
   "minLength", "maxLength", "format",
   "properties", "additionalProperties", "minProperties", "maxProperties", "required",
-  "items", "prefixItems", "minItems", "maxItems",
+  "items", "prefixItems", "additionalItems", "minItems", "maxItems", "propertyNames",
 ]);
 /**
  * Keywords that constrain nothing: dropped before the grammar is built. `discriminator` (OpenAPI,
@@ -53,9 +53,25 @@ type Schema = Record<string, unknown>;
  * `anyOf`/`oneOf` go into each alternative.
  */
 export function grammarSchema(schema: JsonSchema, field: string): GbnfJsonSchema {
-  const converted = forGrammar(convert(schema, field, "", 0), { field, left: MAX_SUBSCHEMAS }, "");
-  refuseRecursion(converted, field);
-  return converted as unknown as GbnfJsonSchema;
+  const checked = convert(schema, field, "", 0);
+  const defs = refuseRecursion(checked, field);
+  return forGrammar(checked, { field, left: MAX_SUBSCHEMAS, defs }, "") as unknown as GbnfJsonSchema;
+}
+
+/** Control characters, which node-llama-cpp writes unescaped into property names and string values (invalid JSON). */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL = /[\u0000-\u001f]/;
+
+/** The JSON Schema type of a value (`const`, `enum`): integers are "integer". */
+function typeOfValue(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "number") return Number.isInteger(value) ? "integer" : "number";
+  return typeof value;
+}
+
+/** Whether a schema bounds a string's length anywhere (a property named maxLength counts too: the answer errs toward yes). */
+export function mentionsMaxLength(schema: unknown): boolean {
+  return typeof schema === "object" && schema !== null && Object.entries(schema).some(([key, value]) => key === "maxLength" || mentionsMaxLength(value));
 }
 
 /** Deeper schemas are refused: a grammar for them would be huge, and nobody writes them. */
@@ -71,6 +87,8 @@ function convert(schema: unknown, field: string, path: string, depth: number): S
   }
   const out: Schema = {};
   const numericBounds: Array<[string, unknown]> = [];
+  let format: unknown;
+  let noMoreItems = false;
   for (const [keyword, value] of Object.entries(schema)) {
     if (ANNOTATIONS.has(keyword)) continue;
     if (keyword in NUMERIC_BOUNDS) {
@@ -82,32 +100,62 @@ function convert(schema: unknown, field: string, path: string, depth: number): S
     }
     const at = `${path}/${keyword}`;
     switch (keyword) {
-      case "properties":
-      case "$defs":
+      case "properties": {
+        const named = Object.keys(typeof value === "object" && value !== null ? value : {}).find((name) => CONTROL.test(name));
+        if (named !== undefined) throw unsupported(field, at, `the property name ${JSON.stringify(named)} holds a control character, which the grammar would write unescaped (invalid JSON); rename it`);
         out[keyword] = mapValues(value, field, at, next);
         break;
-      case "items":
-      case "additionalProperties":
-        out[keyword] = typeof value === "boolean" && keyword === "additionalProperties" ? value : next(value, at);
+      }
+      case "$defs":
+      case "definitions":
+        // draft-07's "definitions" (zod-to-json-schema, pydantic v1) are the same definitions.
+        out.$defs = { ...(out.$defs as Schema | undefined), ...mapValues(value, field, at, next) };
         break;
+      case "items":
+        // draft-07: an array of schemas is prefixItems; false (zod's tuples) allows nothing after them.
+        if (Array.isArray(value)) out.prefixItems = value.map((item, i) => next(item, `${at}/${i}`));
+        else if (value === false) noMoreItems = true;
+        else out.items = next(value, at);
+        break;
+      case "additionalItems":
+        if (value === false) noMoreItems = true;
+        else if (value !== true) out.items = next(value, at);
+        break;
+      case "additionalProperties":
+        out[keyword] = typeof value === "boolean" ? value : next(value, at);
+        break;
+      case "propertyNames": {
+        // Every property name is a string: only a constraint that says no more than that is taken.
+        const saysNothing = value === true || JSON.stringify(value) === "{}" || JSON.stringify(value) === '{"type":"string"}';
+        if (!saysNothing) throw unsupported(field, at, 'a grammar cannot constrain property names beyond being strings; remove "propertyNames" or check them in your code');
+        break;
+      }
       case "oneOf":
       case "anyOf":
+      case "allOf":
       case "prefixItems":
         if (!Array.isArray(value)) throw unsupported(field, at, "must be an array of schemas");
         if (value.length === 0 && keyword !== "prefixItems") throw unsupported(field, at, "is empty, so no value could match; list at least one schema");
         out[keyword] = value.map((item, i) => next(item, `${at}/${i}`));
         break;
       case "format":
-        if (!FORMATS.has(String(value))) throw unsupported(field, at, `the format "${String(value)}" cannot be enforced by a grammar (only date-time, date and time)`);
-        out[keyword] = value;
+        format = value;
         break;
-      case "$ref":
-        if (typeof value !== "string" || !value.startsWith("#/$defs/")) throw unsupported(field, at, `only references into "#/$defs/" are supported (got ${JSON.stringify(value)})`);
+      case "$ref": {
+        const name = typeof value === "string" ? /^#\/(?:\$defs|definitions)\/(.+)$/.exec(value)?.[1] : undefined;
+        if (name === undefined) throw unsupported(field, at, `only references into "#/$defs/" (or "#/definitions/") are supported (got ${JSON.stringify(value)})`);
+        out[keyword] = `#/$defs/${name}`;
+        break;
+      }
+      case "const":
+        if (value !== null && typeof value === "object") throw unsupported(field, at, "must be a string, number, boolean or null: a grammar cannot write an object or array constant; describe it with properties or items");
+        if (typeof value === "string" && CONTROL.test(value)) throw unsupported(field, at, "holds a control character, which the grammar would write unescaped (invalid JSON)");
         out[keyword] = value;
         break;
       case "enum":
         if (!Array.isArray(value) || value.some((v) => v !== null && typeof v === "object")) throw unsupported(field, at, "must list strings, numbers, booleans or null");
         if (value.length === 0) throw unsupported(field, at, "is empty, so no value could match; list at least one value");
+        if (value.some((v) => typeof v === "string" && CONTROL.test(v))) throw unsupported(field, at, "lists a string with a control character, which the grammar would write unescaped (invalid JSON)");
         out[keyword] = value;
         break;
       case "type":
@@ -122,13 +170,36 @@ function convert(schema: unknown, field: string, path: string, depth: number): S
         out[keyword] = value;
     }
   }
+  if (noMoreItems) out.maxItems = Math.min((out.maxItems as number | undefined) ?? Infinity, (out.prefixItems as unknown[] | undefined)?.length ?? 0);
+  // "format" constrains strings only: beside a type without "string" (OpenAPI's int64, double) it says nothing.
+  if (format !== undefined && typesOf(out).includes("string")) {
+    if (!FORMATS.has(String(format))) throw unsupported(field, `${path}/format`, `the format "${String(format)}" cannot be enforced by a grammar (only date-time, date and time)`);
+    if ("minLength" in out || "maxLength" in out) throw unsupported(field, `${path}/format`, `a grammar writes a ${String(format)} whole: it cannot also bound its length; drop minLength/maxLength`);
+    out.format = format;
+  }
   checkBounds(out, field, path);
+  checkWhatIsWrittenWhole(out, field, path);
   for (const [keyword, bound] of numericBounds) {
     const numeric = typesOf(out).filter((type) => type === "number" || type === "integer");
     const heldByEveryInteger = numeric.every((type) => type === "integer") && typeof bound === "number" && NUMERIC_BOUNDS[keyword]!(bound);
     if (!heldByEveryInteger) throw unsupported(field, `${path}/${keyword}`, `the keyword "${keyword}" cannot be enforced by a grammar; remove it or check it in your code`);
   }
   return out;
+}
+
+/**
+ * node-llama-cpp writes every property an object describes and every prefixItems entry of an
+ * array: a maxProperties or maxItems below those counts could never hold.
+ */
+function checkWhatIsWrittenWhole(schema: Schema, field: string, path: string): void {
+  const described = Object.keys((schema.properties as Schema | undefined) ?? {}).length;
+  if (typeof schema.maxProperties === "number" && schema.maxProperties < described) {
+    throw unsupported(field, `${path}/maxProperties`, `is ${schema.maxProperties}, but a grammar writes all ${described} properties described; raise it or describe fewer`);
+  }
+  const prefix = (schema.prefixItems as unknown[] | undefined)?.length ?? 0;
+  if (typeof schema.maxItems === "number" && schema.maxItems < prefix) {
+    throw unsupported(field, `${path}/maxItems`, `is ${schema.maxItems}, but a grammar writes all ${prefix} prefixItems; raise it or list fewer`);
+  }
 }
 
 /** The types a checked schema allows by its `type` (every type without one, an object's with only `properties`). */
@@ -148,6 +219,8 @@ interface Conversion {
   field: string;
   /** Subschemas still allowed (MAX_SUBSCHEMAS). */
   left: number;
+  /** Every definition, by name (see refuseRecursion). */
+  defs: ReadonlyMap<string, Schema>;
 }
 
 /** A checked schema in the form node-llama-cpp follows whole (see grammarSchema), its subschemas too. */
@@ -159,18 +232,28 @@ function forGrammar(schema: Schema, conversion: Conversion, path: string): Schem
   const sub = (value: Schema, at: string) => forGrammar(value, conversion, at);
   const { $defs, ...constraints } = schema;
   const withDefs = (shaped: Schema): Schema => ($defs ? { $defs: mapSchemas($defs as Record<string, Schema>, (def, key) => sub(def, `${path}/$defs/${key}`)), ...shaped } : shaped);
+  if ("allOf" in constraints) {
+    // Every part holds: each is merged in as keywords beside the rest are (see besideInAlternative).
+    const { allOf, ...rest } = constraints;
+    const merged = (allOf as Schema[]).reduce((whole, part, i) => besideInAlternative(part, whole, field, `${path}/allOf/${i}`), rest);
+    return withDefs(forGrammar(merged, conversion, path));
+  }
   const list = "anyOf" in constraints ? "anyOf" : "oneOf" in constraints ? "oneOf" : undefined;
   if (list) {
-    const { [list]: alternatives, ...beside } = constraints;
+    const { [list]: listed, ...beside } = constraints;
     if ("oneOf" in beside) throw unsupported(field, path, `has both "anyOf" and "oneOf"; a grammar samples one list of alternatives: merge them into one`);
-    return withDefs({ oneOf: (alternatives as Schema[]).map((alternative, i) => sub(besideInAlternative(beside, alternative, field, `${path}/${list}/${i}`), `${path}/${list}/${i}`)) });
+    const alternatives = (listed as Schema[]).map((alternative, i) => besideInAlternative(beside, alternative, field, `${path}/${list}/${i}`));
+    if (list === "oneOf") refuseOverlap(alternatives, conversion, path);
+    return withDefs({ oneOf: alternatives.map((alternative, i) => sub(alternative, `${path}/${list}/${i}`)) });
   }
   if ("$ref" in constraints) {
-    const beside = Object.keys(constraints).filter((keyword) => keyword !== "$ref");
-    if (beside.length > 0) throw unsupported(field, path, `"$ref" has ${beside.map((k) => `"${k}"`).join(", ")} beside it, which a grammar does not follow with a reference; move them into the definition`);
-    return withDefs(constraints);
+    const { $ref, ...beside } = constraints;
+    if (Object.keys(beside).length === 0) return withDefs(constraints);
+    // Keywords beside a reference hold too: the definition is written out here with them.
+    const def = conversion.defs.get(String($ref).slice("#/$defs/".length))!;
+    return withDefs(forGrammar(besideInAlternative(beside, def, field, path), conversion, path));
   }
-  if ("const" in constraints || "enum" in constraints) return withDefs(constraints);
+  if ("const" in constraints || "enum" in constraints) return withDefs(valuesOfItsType(constraints, field, path));
   const typed: Schema[] = typesOf(constraints).map((type) => ({ ...pick(constraints, KEYWORDS_OF_TYPE[type] ?? []), type }));
   // An object alternative no object can match is left out while another type remains.
   const matchable = typed.flatMap((own): Schema[] => {
@@ -211,6 +294,56 @@ function withRequiredDescribed(schema: Schema, field: string | undefined, path: 
   }
   const described = typeof extra === "object" && extra !== null ? (extra as Schema) : {};
   return { ...schema, properties: { ...properties, ...Object.fromEntries(missing.map((name) => [name, described])) } };
+}
+
+/**
+ * A `const` or `enum` beside a `type`: node-llama-cpp writes the values whatever the type, so the
+ * values of another type are left out (refused when none is left).
+ */
+function valuesOfItsType(schema: Schema, field: string, path: string): Schema {
+  if (!("type" in schema)) return schema;
+  const types = typesOf(schema);
+  const fits = (value: unknown) => types.includes(typeOfValue(value)) || (typeOfValue(value) === "integer" && types.includes("number"));
+  if ("const" in schema) {
+    if (!fits(schema.const)) throw unsupported(field, `${path}/const`, `${JSON.stringify(schema.const)} is not of the type ${JSON.stringify(schema.type)} beside it, so no value could match`);
+    return schema;
+  }
+  const values = (schema.enum as unknown[]).filter(fits);
+  if (values.length === 0) throw unsupported(field, `${path}/enum`, `lists no value of the type ${JSON.stringify(schema.type)} beside it, so no value could match`);
+  return { ...schema, enum: values };
+}
+
+/**
+ * `oneOf` means exactly one alternative matches, and a grammar samples one without knowing the
+ * others: refused unless no value can match two of them (different types, different values, a
+ * property whose constant differs, or a property one writes that the other forbids).
+ */
+function refuseOverlap(alternatives: readonly Schema[], conversion: Conversion, path: string): void {
+  const resolved = alternatives.map((alternative) => ("$ref" in alternative ? (conversion.defs.get(String(alternative.$ref).slice("#/$defs/".length)) ?? alternative) : alternative));
+  for (let i = 0; i < resolved.length; i++) {
+    for (let j = i + 1; j < resolved.length; j++) {
+      if (!canBothMatch(resolved[i]!, resolved[j]!)) continue;
+      throw unsupported(conversion.field, `${path}/oneOf`, `alternatives ${i} and ${j} can both match one value, and a grammar cannot keep an answer to exactly one of them; use "anyOf" if either will do, or tell them apart (different types, or a property with a different "const" in each)`);
+    }
+  }
+}
+
+/** Whether one value could match both schemas, as far as node-llama-cpp writes them (every described property). */
+function canBothMatch(a: Schema, b: Schema): boolean {
+  const literals = (schema: Schema): unknown[] | undefined => ("const" in schema ? [schema.const] : (schema.enum as unknown[] | undefined));
+  const types = (schema: Schema) => literals(schema)?.map(typeOfValue) ?? typesOf(schema);
+  if (commonTypes(types(a), types(b)).length === 0) return false;
+  const [la, lb] = [literals(a), literals(b)];
+  if (la && lb) return la.some((value) => lb.some((other) => JSON.stringify(other) === JSON.stringify(value)));
+  if (la || lb || !types(a).includes("object") || !types(b).includes("object") || types(a).length > 1 || types(b).length > 1) return true;
+  const [pa, pb] = [(a.properties as Record<string, Schema> | undefined) ?? {}, (b.properties as Record<string, Schema> | undefined) ?? {}];
+  for (const name of Object.keys(pa)) {
+    const [va, vb] = [literals(pa[name]!), pb[name] ? literals(pb[name]) : undefined];
+    if (va && vb && !va.some((value) => vb.some((other) => JSON.stringify(other) === JSON.stringify(value)))) return false;
+  }
+  const forbidsOthers = (schema: Schema, other: Record<string, Schema>, own: Record<string, Schema>) =>
+    schema.additionalProperties === false && Object.keys(other).some((name) => !Object.hasOwn(own, name));
+  return !forbidsOthers(b, pa, pb) && !forbidsOthers(a, pb, pa);
 }
 
 function mapSchemas(schemas: Record<string, Schema>, map: (schema: Schema, key: string) => Schema): Record<string, Schema> {
@@ -299,13 +432,17 @@ function mapValues(value: unknown, field: string, path: string, next: (sub: unkn
   return Object.fromEntries(Object.entries(value).map(([key, sub]) => [key, next(sub, `${path}/${key}`)]));
 }
 
-/** A $ref that reaches itself (a recursive schema) has no finite grammar here: refused. */
-function refuseRecursion(schema: Record<string, unknown>, field: string): void {
-  const defs = new Map<string, unknown>();
+/**
+ * A $ref that reaches itself (a recursive schema) has no finite grammar here: refused, as a
+ * reference to nothing is. Each definition is followed once (models referring to the same ones
+ * made this take seconds). Returns every definition by name.
+ */
+function refuseRecursion(schema: Schema, field: string): Map<string, Schema> {
+  const defs = new Map<string, Schema>();
   const collectDefs = (node: unknown): void => {
     if (typeof node !== "object" || node === null) return;
     for (const [key, value] of Object.entries(node)) {
-      if (key === "$defs" && typeof value === "object" && value !== null) for (const [name, def] of Object.entries(value)) defs.set(name, def);
+      if (key === "$defs" && typeof value === "object" && value !== null) for (const [name, def] of Object.entries(value)) defs.set(name, def as Schema);
       collectDefs(value);
     }
   };
@@ -318,12 +455,16 @@ function refuseRecursion(schema: Record<string, unknown>, field: string): void {
     }
     return found;
   };
+  const bounded = new Set<string>();
   const visit = (name: string, trail: string[]): void => {
     if (trail.includes(name)) throw unsupported(field, `/$defs/${name}`, `"$ref" is recursive (${[...trail, name].join(" -> ")}); a grammar needs a bounded schema`);
+    if (bounded.has(name)) return;
     if (!defs.has(name)) throw unsupported(field, "", `"$ref" names "#/$defs/${name}", which is not defined`);
     for (const ref of refsOf(defs.get(name), new Set())) visit(ref, [...trail, name]);
+    bounded.add(name);
   };
   for (const ref of refsOf(schema, new Set())) visit(ref, []);
+  return defs;
 }
 
 function unsupported(field: string, path: string, problem: string): LlmlbError {
