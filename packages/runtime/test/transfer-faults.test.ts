@@ -252,22 +252,27 @@ describe("the transfer engine against a misbehaving CDN", () => {
       await stack.dispose();
     }
   });
-  it("resumes a partial file cut shorter than its record from where the file ends, fetches the gap, logs what it dropped, and verifies", async () => {
+  /** A download of model "m" cancelled halfway (its partial file and record kept), on a stack logging into `lines`. */
+  async function halfDownloaded() {
     const repo = await world.newRepo();
     world.hf.throttle(4 << 20, { host: "cdn" });
     const { logger, lines } = captureLogger();
     const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_DOWNLOAD_CONNECTIONS: "1" }, models: [entry("m", repo, FILE)], logger });
+    const controller = new AbortController();
+    const cancelled = stack.resolver.resolve({ modelId: "m" }, {
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.type === "progress" && e.progress.completedBytes >= SIZE / 2) controller.abort();
+      },
+    });
+    await failure(cancelled);
+    await expect.poll(() => stack.resolver.inFlight()).toEqual([]);
+    return { repo, stack, lines, part: path.join(stack.store.models.partialDir("m"), `${FILE}.part`) };
+  }
+
+  it("resumes a partial file cut shorter than its record from where the file ends, fetches the gap, logs what it dropped, and verifies", async () => {
+    const { repo, stack, lines, part } = await halfDownloaded();
     try {
-      const controller = new AbortController();
-      const cancelled = stack.resolver.resolve({ modelId: "m" }, {
-        signal: controller.signal,
-        onEvent: (e) => {
-          if (e.type === "progress" && e.progress.completedBytes >= SIZE / 2) controller.abort();
-        },
-      });
-      await failure(cancelled);
-      await expect.poll(() => stack.resolver.inFlight()).toEqual([]);
-      const part = path.join(stack.store.models.partialDir("m"), `${FILE}.part`);
       const recorded = (JSON.parse(fs.readFileSync(`${part}.json`, "utf8")) as { done: Array<[number, number]> }).done;
       const recordedEnd = recorded.at(-1)![1];
       const cut = 300_000;
@@ -288,21 +293,8 @@ describe("the transfer engine against a misbehaving CDN", () => {
   });
 
   it("says so when a partial file is gone but its record is not, and downloads from the first byte", async () => {
-    const repo = await world.newRepo();
-    world.hf.throttle(4 << 20, { host: "cdn" });
-    const { logger, lines } = captureLogger();
-    const stack = await openStack({ env: { HF_ENDPOINT: world.hf.url, LLMLB_DOWNLOAD_CONNECTIONS: "1" }, models: [entry("m", repo, FILE)], logger });
+    const { repo, stack, lines, part } = await halfDownloaded();
     try {
-      const controller = new AbortController();
-      const cancelled = stack.resolver.resolve({ modelId: "m" }, {
-        signal: controller.signal,
-        onEvent: (e) => {
-          if (e.type === "progress" && e.progress.completedBytes >= SIZE / 2) controller.abort();
-        },
-      });
-      await failure(cancelled);
-      await expect.poll(() => stack.resolver.inFlight()).toEqual([]);
-      const part = path.join(stack.store.models.partialDir("m"), `${FILE}.part`);
       const recorded = new Intervals((JSON.parse(fs.readFileSync(`${part}.json`, "utf8")) as { done: Array<[number, number]> }).done).total;
       fs.rmSync(part);
       world.hf.throttle(null);
