@@ -179,7 +179,7 @@ describe("llmlb-node CLI", () => {
     const sources = await cli(["sources", "--json"], env);
     expect((JSON.parse(sources.stdout) as Array<{ name: string }>).map((s) => s.name)).toEqual(["local", "huggingface", "github-adapter", "router-proxy"]);
     const rm = await cli(["rm", BIG_ID], env);
-    expect(rm.code).toBe(0);
+    expect(rm.code, rm.stderr).toBe(0);
     expect(rm.stdout).toContain(`deleted ${BIG_ID} (8.0 MiB freed)`);
     expect(fs.existsSync(path.join(node.home, "models", BIG_ID))).toBe(false);
   });
