@@ -1,3 +1,4 @@
+import { errorText } from "./home-errors.js";
 import { LlmlbError } from "./llmlb-error.js";
 
 /** Another live process has held the disk reservations' mutex for longer than any update takes. */
@@ -45,9 +46,9 @@ export function diskFull(err: Error): LlmlbError {
   const where = typeof path === "string" ? ` writing ${path}` : "";
   return new LlmlbError(
     "INSUFFICIENT_DISK",
-    `the disk is full (${errnoText(err)}${where}): free space on it (llmlb-node ls lists the models, llmlb-node rm <id> deletes one) ` +
+    `the disk is full (${errorText(err)}${where}): free space on it (llmlb-node ls lists the models, llmlb-node rm <id> deletes one) ` +
       "or lower LLMLB_DISK_RESERVE, then try again",
-    { errno: String((err as FsError).code), ...(typeof path === "string" ? { path } : {}) },
+    fsMetadata(err),
     { cause: err },
   );
 }
@@ -58,15 +59,14 @@ export function notWritable(err: Error): LlmlbError {
   const what = typeof path === "string" ? path : "the node's database (node.db in its home)";
   return new LlmlbError(
     "NOT_WRITABLE",
-    `${what} cannot be written (${errnoText(err)}): make the node's home (LLMLB_HOME) and everything in it ` +
+    `${what} cannot be written (${errorText(err)}): make the node's home (LLMLB_HOME) and everything in it ` +
       "writable by the user running the node, or point LLMLB_HOME at a writable directory, then try again",
-    { errno: String((err as FsError).code), ...(typeof path === "string" ? { path } : {}) },
+    fsMetadata(err),
     { cause: err },
   );
 }
 
-function errnoText(err: Error): string {
-  const code = String((err as FsError).code);
-  const message = err.message.trim();
-  return message.startsWith(code) ? message : `${code}: ${message}`;
+function fsMetadata(err: Error): Record<string, string> {
+  const { code, path } = err as FsError;
+  return { errno: String(code), ...(typeof path === "string" ? { path } : {}) };
 }

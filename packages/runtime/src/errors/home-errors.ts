@@ -23,7 +23,8 @@ export function nodeDbNotWritable(home: string, file: string, cause: Error & { c
   );
 }
 
-function errorText(err: Error & { code?: unknown }): string {
+/** An error's message with its errno code in front (once), as the node's disk errors quote it. */
+export function errorText(err: Error & { code?: unknown }): string {
   const message = err.message.trim();
   return typeof err.code === "string" && !message.startsWith(err.code) ? `${err.code}: ${message}` : message;
 }
