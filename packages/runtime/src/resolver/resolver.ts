@@ -73,11 +73,10 @@ function expectedSha256(entry: ModelEntry | undefined, i: number): string | unde
 }
 
 /** Errors after which no other source is worth asking. */
-function endsTheChain(err: unknown, home: string): boolean {
+function endsTheChain(err: unknown): boolean {
   if (isAbortError(err)) return true;
   if (err instanceof LlmlbError) return ["CANCELLED", "INSUFFICIENT_DISK", "NOT_WRITABLE", "LOCK_WAIT_TIMEOUT"].includes(err.reason);
-  // The node's own disk failing (its lock, its records, the install) is no source's fault.
-  return err instanceof DiskWriteError || localDiskError(err, [home]) !== undefined;
+  return err instanceof DiskWriteError;
 }
 
 /**
@@ -270,7 +269,10 @@ export class Resolver {
         const files = this.expectedFiles(located.files, entry);
         return await this.download(job, shared, entry, source.name, files, located.revision);
       } catch (err) {
-        if (endsTheChain(err, this.deps.store.home) || shared.signal.aborted) throw localDiskError(err, [this.deps.store.home]) ?? err;
+        // The node's own disk failing (its lock, its records, the install) is no source's fault.
+        const ownDisk = localDiskError(err, [this.deps.store.home]);
+        if (ownDisk) throw ownDisk;
+        if (endsTheChain(err) || shared.signal.aborted) throw err;
         fail(failureOf(source.name, err));
         if (source.name === PEER_SOURCE && located.type === "remote" && this.deps.fleet) {
           // The next pass asks the other peers (or takes the lease) instead of going to the hub now.
