@@ -23,7 +23,7 @@ import { promptTexts } from "./request-validation.js";
 import { renderPromptOnce } from "./rendered-prompt.js";
 import { samplingOptions } from "./sampling.js";
 import { TokenLogprobs } from "./token-logprobs.js";
-import { ToolCallPieces, boundsStringLength, chatFunctions, forcedCallWrapper, forcesCall, requireToolSupport } from "./tool-calls.js";
+import { ToolCallPieces, chatFunctions, forcedCallWrapper, forcesCall, requireToolSupport } from "./tool-calls.js";
 import type { ChatInput, CompletionInput, DeltaParts, FinishReason, OutputParams, ReasoningOptions, SamplingParams, TokenUsage } from "./types.js";
 
 /** Where a generation reports as it goes. */
@@ -201,7 +201,7 @@ export async function generateCompletion(target: GenerationTarget, input: Comple
  */
 function bannedTokens(model: LlamaModel, params: OutputParams, functions?: ChatModelFunctions): readonly Token[] {
   const format = params.responseFormat;
-  const bounded = (functions && boundsStringLength(functions)) || (format?.type === "json_schema" && mentionsMaxLength(format.schema));
+  const bounded = Object.values(functions ?? {}).some((fn) => mentionsMaxLength(fn.params)) || (format?.type === "json_schema" && mentionsMaxLength(format.schema));
   return bounded ? partialCharacterTokens(model) : [];
 }
 

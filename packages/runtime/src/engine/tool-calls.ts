@@ -8,7 +8,7 @@ import type {
 } from "node-llama-cpp";
 import { toolsUnsupported } from "../errors/index.js";
 import { llamaCpp } from "./llama-cpp.js";
-import { grammarSchema, mentionsMaxLength } from "./json-schema.js";
+import { grammarSchema } from "./json-schema.js";
 import type { ToolCallDelta, ToolChoice, ToolDefinition } from "./types.js";
 
 /** The functions the model may call for this request, or none ("none", no tools). */
@@ -28,11 +28,6 @@ export function chatFunctions(tools: readonly ToolDefinition[] | undefined, choi
       ];
     }),
   );
-}
-
-/** Whether any function's argument schema uses maxLength. */
-export function boundsStringLength(functions: ChatModelFunctions): boolean {
-  return Object.values(functions).some((fn) => mentionsMaxLength(fn.params));
 }
 
 /** "required" and a named function make the answer a call. */
