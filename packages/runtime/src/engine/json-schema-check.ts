@@ -3,7 +3,7 @@
  * INVALID_ARGUMENT naming it when a grammar cannot keep it), annotations dropped, what generators
  * write in other dialects (draft-07) said the one way json-schema.ts reads.
  */
-import { typesOf, unsupported, type Schema } from "./json-schema-common.js";
+import { mapSchemas, typesOf, unsupported, type Schema } from "./json-schema-common.js";
 
 /** Keywords node-llama-cpp's JSON-schema grammar enforces (anyOf is sampled as oneOf). */
 const ENFORCED = new Set([
@@ -192,7 +192,7 @@ function checkBounds(schema: Record<string, unknown>, field: string, path: strin
 
 function mapValues(value: unknown, field: string, path: string, next: (sub: unknown, at: string) => Record<string, unknown>): Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw unsupported(field, path, "must be an object of schemas");
-  return Object.fromEntries(Object.entries(value).map(([key, sub]) => [key, next(sub, `${path}/${key}`)]));
+  return mapSchemas(value as Record<string, unknown>, (sub, key) => next(sub, `${path}/${key}`));
 }
 
 /**

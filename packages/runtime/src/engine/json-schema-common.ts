@@ -6,6 +6,11 @@ export type Schema = Record<string, unknown>;
 /** What a schema without `type` (or `true`) allows: every JSON value (integers are numbers). */
 export const ANY_TYPE = ["string", "number", "boolean", "null", "object", "array"];
 
+/** Each schema of a map (properties, $defs) through `map`, keys kept. */
+export function mapSchemas<T>(schemas: Record<string, T>, map: (schema: T, key: string) => Schema): Record<string, Schema> {
+  return Object.fromEntries(Object.entries(schemas).map(([key, value]) => [key, map(value, key)]));
+}
+
 /** The JSON Schema type of a value (`const`, `enum`): integers are "integer". */
 export function typeOfValue(value: unknown): string {
   if (value === null) return "null";

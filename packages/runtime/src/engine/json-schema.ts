@@ -1,6 +1,6 @@
 import type { GbnfJsonSchema } from "node-llama-cpp";
 import { convert, refuseRecursion } from "./json-schema-check.js";
-import { commonTypes, typeOfValue, typesOf, unsupported, type Schema } from "./json-schema-common.js";
+import { commonTypes, mapSchemas, typeOfValue, typesOf, unsupported, type Schema } from "./json-schema-common.js";
 import type { JsonSchema } from "./types.js";
 
 /** The keywords that apply to one type: what each alternative of a `type` list keeps. */
@@ -168,10 +168,6 @@ function canBothMatch(a: Schema, b: Schema): boolean {
   const forbidsOthers = (schema: Schema, other: Record<string, Schema>, own: Record<string, Schema>) =>
     schema.additionalProperties === false && Object.keys(other).some((name) => !Object.hasOwn(own, name));
   return !forbidsOthers(b, pa, pb) && !forbidsOthers(a, pb, pa);
-}
-
-function mapSchemas(schemas: Record<string, Schema>, map: (schema: Schema, key: string) => Schema): Record<string, Schema> {
-  return Object.fromEntries(Object.entries(schemas).map(([key, value]) => [key, map(value, key)]));
 }
 
 /**
